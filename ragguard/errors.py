@@ -1,0 +1,52 @@
+"""One error hierarchy for ragguard.
+
+Every error carries an ``exit_code`` that the CLI uses (see CONTRACTS.md):
+2 for usage errors (bad input, bad config), 3 for runtime errors (a model or
+an index that cannot be loaded). Each class also inherits the builtin that
+best describes it, so callers can catch ``ValueError`` or ``RuntimeError``
+without knowing about ragguard.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RagGuardError",
+    "UsageError",
+    "ConfigError",
+    "IndexError_",
+    "IndexLoadError",
+    "ModelLoadError",
+    "GenerationError",
+]
+
+
+class RagGuardError(Exception):
+    """Base class of every error ragguard raises on purpose."""
+
+    exit_code: int = 3
+
+
+class UsageError(RagGuardError, ValueError):
+    """The caller passed something unusable (empty question, unreadable file...)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file or value is invalid."""
+
+
+class IndexError_(RagGuardError, RuntimeError):
+    """Base class for index problems (the trailing underscore avoids the builtin)."""
+
+
+class IndexLoadError(IndexError_):
+    """An index is missing, damaged, foreign or from an incompatible version."""
+
+
+class ModelLoadError(RagGuardError, RuntimeError):
+    """A generator or embedder cannot be found or loaded."""
+
+
+class GenerationError(RagGuardError, RuntimeError):
+    """Generation failed at run time."""

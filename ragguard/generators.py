@@ -1,0 +1,335 @@
+"""Generation with transformers: one batched pass, one greedy row, seeded rows.
+
+The prompt is encoded once (one prefill), its key/value cache is repeated
+for every requested answer, and each row then decodes on its own:
+
+* a row with seed ``None`` takes the arg-max token (greedy);
+* a row with an int seed samples from its own ``torch.Generator`` seeded
+  with that int, so a sample depends only on its seed, never on how many
+  other rows share the batch or in which order.
+
+Finished rows leave the batch, so a short answer stops costing compute.
+Inference always runs in eval mode under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragguard.config import GeneratorConfig, SamplingConfig
+from ragguard.errors import GenerationError, ModelLoadError
+from ragguard.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
+from ragguard.protocols import Completion
+
+__all__ = ["TransformersGenerator", "resolve_device", "resolve_dtype"]
+
+
+def resolve_device(spec: str) -> str:
+    import torch
+
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"generator.device is {spec!r} but no CUDA device is available: use 'cpu' or 'auto'")
+    return spec
+
+
+def resolve_dtype(spec: str, device: str) -> Any:
+    import torch
+
+    if spec == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, spec)
+
+
+def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
+    """Dequantize a GGUF checkpoint once and keep it as safetensors in the cache."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "models" / f"{Path(filename).stem}-{sha256[:16]}-tf{transformers.__version__}"
+    if (target / "ragguard-complete").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        import torch
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
+        # The weights are already dequantized to float32; drop the GGUF marker so
+        # transformers agrees to serialise them as ordinary safetensors.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "ragguard-complete").write_text(f"{folder / filename}\n{sha256}\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class TransformersGenerator:
+    """A :class:`~ragguard.protocols.Generator` over a transformers causal LM.
+
+    Build it with :meth:`from_config` (loads weights lazily on first use) or
+    :meth:`from_model` (wraps objects you already have, as tests do).
+    """
+
+    def __init__(self, gen_config: GeneratorConfig, sampling: SamplingConfig) -> None:
+        self.gen_config = gen_config
+        self.sampling = sampling
+        self.name = EMBEDDED_GENERATOR if gen_config.model == "embedded" else gen_config.model
+        self.adapter = gen_config.adapter
+        self.model_sha256: str | None = None
+        self.device = "unloaded"
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    @classmethod
+    def from_config(cls, gen_config: GeneratorConfig, sampling: SamplingConfig) -> TransformersGenerator:
+        return cls(gen_config, sampling)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, sampling: SamplingConfig, name: str = "custom") -> TransformersGenerator:
+        """Wrap an already loaded model and tokenizer."""
+        gen = cls(GeneratorConfig(model=name), sampling)
+        gen.name = name
+        gen._model = model.eval()
+        gen._tokenizer = tokenizer
+        gen.device = str(next(model.parameters()).device)
+        return gen
+
+    # ----------------------------------------------------------------- loading
+    def load(self) -> None:
+        """Load tokenizer and weights now (otherwise done on first generate)."""
+        if self._model is not None:
+            return
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise ModelLoadError("transformers and torch are required: run `pip install torch transformers`") from None
+        quiet_transformers()
+        cfg = self.gen_config
+        device = resolve_device(cfg.device)
+        dtype = resolve_dtype(cfg.dtype, device)
+        kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
+        try:
+            if cfg.model == "embedded" or cfg.gguf_file:
+                if cfg.model == "embedded":
+                    gguf = embedded_gguf()
+                else:
+                    gguf = Path(cfg.model) / str(cfg.gguf_file)
+                    if not gguf.is_file():
+                        raise ModelLoadError(f"GGUF file {str(gguf)!r} not found: check generator.model and generator.gguf_file")
+                self.model_sha256 = file_sha256(gguf)
+                source = str(_load_gguf_cached(gguf.parent, gguf.name, self.model_sha256))
+            else:
+                source = cfg.model
+                local = Path(source)
+                if local.is_dir():
+                    weights = sorted(local.glob("*.safetensors"))
+                    if weights:
+                        self.model_sha256 = file_sha256(weights[0])
+                if cfg.load_in_4bit:
+                    kwargs["quantization_config"] = self._bnb_config(torch)
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.trust_remote_code, **kwargs)
+        except ModelLoadError:
+            raise
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot load generator {self.name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): "
+                "check generator.model (a local folder, or a hub id with network access)"
+            ) from None
+        if not cfg.load_in_4bit:
+            model = model.to(device)
+        if cfg.adapter:
+            model = self._attach_adapter(model, cfg.adapter)
+        self._model = model.eval()
+        self._tokenizer = tokenizer
+        self.device = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+
+    def _bnb_config(self, torch: Any) -> Any:
+        try:
+            from transformers import BitsAndBytesConfig
+        except ImportError:  # pragma: no cover
+            raise ModelLoadError("4-bit loading needs bitsandbytes: run `pip install bitsandbytes`") from None
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=self.gen_config.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=getattr(torch, self.gen_config.bnb_4bit_compute_dtype),
+        )
+
+    @staticmethod
+    def _attach_adapter(model: Any, adapter: str) -> Any:
+        if not Path(adapter).is_dir():
+            raise ModelLoadError(f"adapter folder {adapter!r} does not exist: check generator.adapter")
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise ModelLoadError("loading an adapter needs peft: run `pip install peft`") from None
+        # Kept separate from the base (not merged): see the merge parity checks.
+        return PeftModel.from_pretrained(model, adapter, is_trainable=False)
+
+    @property
+    def tokenizer(self) -> Any:
+        self.load()
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        self.load()
+        return self._model
+
+    # -------------------------------------------------------------- generation
+    def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Token ids of the chat prompt, built with the model's own chat template."""
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            encoded = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=True)
+            ids = encoded["input_ids"]
+        else:  # base models without a template: plain concatenation
+            text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+            ids = tok(text)["input_ids"]
+        return [int(i) for i in ids]
+
+    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
+        """See :meth:`ragguard.protocols.Generator.generate`."""
+        prompt_ids = self.encode_prompt(messages)
+        rows = self.generate_tokens(prompt_ids, seeds)
+        tok = self.tokenizer
+        return [Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s) for r, s in zip(rows, seeds)]
+
+    def _stop_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        for special in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
+            tid = self.tokenizer.convert_tokens_to_ids(special)
+            unk = getattr(self.tokenizer, "unk_token_id", None)
+            if isinstance(tid, int) and tid >= 0 and tid != unk:
+                ids.add(tid)
+        return ids
+
+    def generate_tokens(self, prompt_ids: Sequence[int], seeds: Sequence[int | None]) -> list[list[int]]:
+        """Decode one row per seed from a shared prompt; returns new token ids per row."""
+        import torch
+
+        if not seeds:
+            return []
+        model = self.model
+        if model.training:  # a model left in train mode gives dropout-noised answers
+            model.eval()
+        s = self.sampling
+        device = next(model.parameters()).device
+        stop = self._stop_ids()
+        n = len(seeds)
+        prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
+        history = prompt.expand(n, -1).clone()
+        generators = [
+            None if seed is None else torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds
+        ]
+        outputs: list[list[int]] = [[] for _ in range(n)]
+        active = list(range(n))
+        try:
+            with torch.inference_mode():
+                out = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True)
+                cache = out.past_key_values
+                logits = out.logits[:, -1, :].float()
+                if n > 1:
+                    cache.batch_repeat_interleave(n)
+                    logits = logits.expand(n, -1)
+                for step in range(s.max_new_tokens):
+                    scores = _repetition_penalty(logits, history[active], s.repetition_penalty)
+                    chosen = self._choose(scores, [seeds[i] for i in active], [generators[i] for i in active])
+                    still: list[int] = []
+                    keep_rows: list[int] = []
+                    for row, (i, token) in enumerate(zip(active, chosen)):
+                        if token in stop:
+                            continue
+                        outputs[i].append(token)
+                        still.append(i)
+                        keep_rows.append(row)
+                    if not still or step == s.max_new_tokens - 1:
+                        break
+                    if len(keep_rows) != len(active):
+                        cache.batch_select_indices(torch.tensor(keep_rows, device=device))
+                    active = still
+                    next_ids = torch.tensor([[outputs[i][-1]] for i in active], dtype=torch.long, device=device)
+                    history = torch.cat([history, torch.zeros((n, 1), dtype=torch.long, device=device)], dim=1)
+                    for i in active:
+                        history[i, -1] = outputs[i][-1]
+                    length = prompt.shape[1] + step + 1
+                    mask = torch.ones((len(active), length), dtype=torch.long, device=device)
+                    out = model(input_ids=next_ids, attention_mask=mask, past_key_values=cache, use_cache=True)
+                    cache = out.past_key_values
+                    logits = out.logits[:, -1, :].float()
+        except RuntimeError as exc:
+            raise GenerationError(f"generation failed ({str(exc).splitlines()[0][:200]}): "
+                                  "lower sampling.samples or max_new_tokens, or use a smaller model") from None
+        return outputs
+
+    def _choose(self, scores: Any, seeds: Sequence[int | None], generators: Sequence[Any]) -> list[int]:
+        import torch
+
+        s = self.sampling
+        chosen: list[int] = []
+        warped = None
+        for row, (seed, gen) in enumerate(zip(seeds, generators)):
+            if seed is None:
+                chosen.append(int(torch.argmax(scores[row]).item()))
+                continue
+            if warped is None:
+                warped = _warp(scores, s.temperature, s.top_k, s.top_p)
+            probs = torch.softmax(warped[row], dim=-1)
+            chosen.append(int(torch.multinomial(probs, 1, generator=gen).item()))
+        return chosen
+
+
+def _repetition_penalty(logits: Any, history: Any, penalty: float) -> Any:
+    """CTRL-style penalty: divide positive, multiply negative logits of seen tokens."""
+    import torch
+
+    if penalty == 1.0:
+        return logits
+    logits = logits.clone()
+    seen = torch.gather(logits, 1, history)
+    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return logits.scatter(1, history, seen)
+
+
+def _warp(scores: Any, temperature: float, top_k: int, top_p: float) -> Any:
+    """Temperature, then top-k, then top-p (nucleus) filtering, row by row."""
+    import torch
+
+    scores = scores / temperature
+    if top_k and top_k < scores.shape[-1]:
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
+        # Drop a token when the mass before it already reaches top_p (the best token always stays).
+        drop_sorted = (cumulative - torch.softmax(sorted_scores, dim=-1)) >= top_p
+        drop = drop_sorted.scatter(1, order, drop_sorted)
+        scores = scores.masked_fill(drop, float("-inf"))
+    return scores

@@ -1,0 +1,194 @@
+"""The ragguard pipeline: retrieve, generate several answers, check, report."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from ragguard._version import __version__
+from ragguard.config import Config, load_config
+from ragguard.consistency import ConsistencyChecker, ConsistencySettings
+from ragguard.errors import IndexLoadError, UsageError
+from ragguard.prompts import build_messages
+from ragguard.protocols import Embedder, Generator, Retriever
+from ragguard.types import Fingerprint, Passage, Report, Sample
+
+__all__ = ["RagGuard", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions"]
+
+_VERSIONED = ("torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy", "peft", "bitsandbytes")
+
+
+def derive_seed(base: int, question: str, index: int) -> int:
+    """A 31-bit seed from (base seed, question, sample index).
+
+    Deriving from the question (not from a running counter) makes a sample
+    the same whether its question is asked alone or inside a batch.
+    """
+    digest = hashlib.sha256(f"{base}\0{question.strip()}\0{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def sample_seeds(base: int, question: str, n: int) -> list[int | None]:
+    """``None`` (the greedy answer) followed by ``n - 1`` derived seeds."""
+    return [None] + [derive_seed(base, question, i) for i in range(1, n)]
+
+
+def bundled_index_path() -> Path:
+    """The example index: inside the wheel, or ``indexes/handbook`` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_bundled" / "handbook", here.parent / "indexes" / "handbook"):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise IndexLoadError(
+        "the bundled example index is not installed: pass --index DIR (build one with `ragguard index build`)"
+    )
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape an answer (read without importing them)."""
+    versions = {"python": platform.python_version(), "ragguard": __version__}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class RagGuard:
+    """Answers questions from an index with a consistency verdict.
+
+    Build it with :meth:`from_config`, or pass your own generator, embedder
+    and retriever (any objects that satisfy :mod:`ragguard.protocols`).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        generator: Generator,
+        embedder: Embedder,
+        retriever: Retriever | None = None,
+        index_path: str | None = None,
+    ) -> None:
+        self.config = config
+        self.generator = generator
+        self.embedder = embedder
+        self.retriever = retriever
+        self.index_path = index_path
+
+    @classmethod
+    def from_config(cls, config: Config | str | Path | None = None, *, index: str | Path | None = None) -> RagGuard:
+        """Build the pipeline from a config (path, object, or ``None`` for the embedded default).
+
+        Models load lazily on the first question; the index is loaded and
+        verified now, so a bad index fails fast.
+        """
+        from ragguard.embedders import SentenceTransformerEmbedder
+        from ragguard.generators import TransformersGenerator
+        from ragguard.index import IndexRetriever, KnowledgeIndex
+
+        cfg = config if isinstance(config, Config) else load_config(config)
+        if index is not None:
+            cfg = cfg.replace("retrieval", index=str(index))
+        index_path = Path(cfg.retrieval.index) if cfg.retrieval.index else bundled_index_path()
+        knowledge = KnowledgeIndex.load(index_path)
+        embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+        knowledge.check_embedder(embedder)
+        generator = TransformersGenerator.from_config(cfg.generator, cfg.sampling)
+        return cls(cfg, generator, embedder, IndexRetriever(knowledge, embedder), str(index_path))
+
+    def ask(self, question: str, *, samples: int | None = None, seed: int | None = None) -> Report:
+        """Answer one question.
+
+        Args:
+            question: the user's question (must not be empty).
+            samples: answers to draw (1 greedy + samples-1 seeded); default from config.
+            seed: base seed; default from config.
+
+        Raises:
+            UsageError: on an empty question or bad overrides.
+        """
+        if not isinstance(question, str) or not question.strip():
+            raise UsageError("the question is empty: pass a question, e.g. ragguard ask \"How many leave days do I get?\"")
+        question = question.strip()
+        cfg = self.config
+        if samples is not None or seed is not None:
+            changes = {}
+            if samples is not None:
+                changes["samples"] = samples
+            if seed is not None:
+                changes["seed"] = seed
+            cfg = cfg.replace("sampling", **changes)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+
+        passages: list[Passage] = []
+        if self.retriever is not None and cfg.retrieval.top_k > 0:
+            t = time.perf_counter()
+            passages = self.retriever.search(question, cfg.retrieval.top_k)
+            timings["retrieve"] = time.perf_counter() - t
+
+        messages = build_messages(question, passages, cfg.prompt.system, cfg.prompt.max_context_chars)
+        seeds = sample_seeds(cfg.sampling.seed, question, cfg.sampling.samples)
+        t = time.perf_counter()
+        completions = self.generator.generate(messages, seeds)
+        timings["generate"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        report = self.check(question, [c.text for c in completions], seeds, cfg)
+        timings["check"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+        report.sources = passages
+        report.fingerprint = self.fingerprint(cfg, [s for s in seeds if s is not None])
+        report.timings = timings
+        return report
+
+    def check(self, question: str, texts: Sequence[str], seeds: Sequence[int | None], cfg: Config | None = None) -> Report:
+        """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one)."""
+        cfg = cfg or self.config
+        settings = ConsistencySettings(
+            similarity_threshold=cfg.consistency.similarity_threshold,
+            consistent_agreement=cfg.consistency.consistent_agreement,
+        )
+        checker = ConsistencyChecker(self.embedder, settings)
+        samples = [Sample(text=t, seed=s, greedy=s is None) for t, s in zip(texts, seeds)]
+        result = checker.check(question, samples)
+        return Report(
+            question=question,
+            answer=result.answer,
+            verdict=result.verdict,
+            agreement=result.agreement,
+            semantic_entropy=result.semantic_entropy,
+            samples=result.samples,
+            clusters=result.clusters,
+            contradictions=result.contradictions,
+        )
+
+    def fingerprint(self, cfg: Config, seeds: Sequence[int]) -> Fingerprint:
+        """Everything that produced an answer (model, adapter, embedder, config, versions, device, seeds)."""
+        return Fingerprint(
+            model=getattr(self.generator, "name", type(self.generator).__name__),
+            adapter=getattr(self.generator, "adapter", None),
+            embedder=getattr(self.embedder, "name", type(self.embedder).__name__),
+            config_hash=cfg.hash(),
+            versions=library_versions(),
+            device=str(getattr(self.generator, "device", "unknown")),
+            seeds=list(seeds),
+            model_sha256=getattr(self.generator, "model_sha256", None),
+            index=_index_id(self.index_path),
+        )
+
+
+def _index_id(path: str | None) -> str | None:
+    """The index's manifest hash: identifies its contents wherever it lives on disk."""
+    if path is None:
+        return None
+    manifest = Path(path) / "manifest.json"
+    try:
+        return "sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None

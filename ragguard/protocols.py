@@ -1,0 +1,61 @@
+"""The narrow interfaces ragguard's core talks to.
+
+The consistency checker and the pipeline receive objects that satisfy these
+protocols, never model names, so tests can hand them small fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ragguard.types import Passage
+
+__all__ = ["Embedder", "Generator", "Retriever", "Completion"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into vectors."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one float32 row per text (shape ``(len(texts), dim)``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated text and the seed that produced it (``None`` = greedy)."""
+
+    text: str
+    seed: int | None
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Produces completions for a chat prompt."""
+
+    name: str
+
+    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
+        """Generate one completion per entry of ``seeds`` in one batched pass.
+
+        A ``None`` seed asks for the greedy (deterministic) answer; an int asks
+        for a sample drawn with that seed. Each sample must depend only on its
+        own seed, not on the other entries.
+        """
+        ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """Returns the passages most relevant to a query."""
+
+    def search(self, query: str, k: int) -> list[Passage]:
+        """Return up to ``k`` passages, best first."""
+        ...

@@ -1,0 +1,142 @@
+"""Typed results shared by the library, the CLI, the audit and integrations.
+
+Every result has one ``to_dict()`` whose shape is the contract in
+``CONTRACTS.md``; nothing else builds those dictionaries by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "Verdict",
+    "Passage",
+    "Sample",
+    "Cluster",
+    "Contradiction",
+    "Fingerprint",
+    "Report",
+]
+
+Verdict = Literal["consistent", "inconsistent", "contradiction", "abstain"]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk of context with its similarity score."""
+
+    doc_id: str
+    chunk_id: str
+    text: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "chunk_id": self.chunk_id,
+            "text": self.text,
+            "score": round(float(self.score), 6),
+        }
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated answer. ``seed`` is ``None`` for the greedy answer."""
+
+    text: str
+    seed: int | None
+    greedy: bool
+    cluster: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "seed": self.seed, "greedy": self.greedy, "cluster": self.cluster}
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A group of samples that say the same thing."""
+
+    id: int
+    size: int
+    representative: str
+    members: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "size": self.size,
+            "representative": self.representative,
+            "members": list(self.members),
+        }
+
+
+@dataclass(frozen=True)
+class Contradiction:
+    """Two samples (indexes into ``Report.samples``) that disagree."""
+
+    a: int
+    b: int
+    kind: str
+    score: float
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "kind": self.kind,
+            "score": round(float(self.score), 6),
+            "explanation": self.explanation,
+        }
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Everything that produced a report, so a run can be reproduced or compared."""
+
+    model: str
+    adapter: str | None
+    embedder: str
+    config_hash: str
+    versions: dict[str, str]
+    device: str
+    seeds: list[int]
+    model_sha256: str | None = None
+    index: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    """The answer to one question with its consistency evidence."""
+
+    question: str
+    answer: str
+    verdict: Verdict
+    agreement: float
+    semantic_entropy: float
+    samples: list[Sample]
+    clusters: list[Cluster]
+    contradictions: list[Contradiction]
+    sources: list[Passage] = field(default_factory=list)
+    fingerprint: Fingerprint | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract JSON form (see CONTRACTS.md, ``ask --json``)."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "verdict": self.verdict,
+            "agreement": round(float(self.agreement), 6),
+            "semantic_entropy": round(float(self.semantic_entropy), 6),
+            "samples": [s.to_dict() for s in self.samples],
+            "clusters": [c.to_dict() for c in self.clusters],
+            "contradictions": [c.to_dict() for c in self.contradictions],
+            "sources": [p.to_dict() for p in self.sources],
+            "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
+            "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
+        }
