@@ -19,6 +19,8 @@ cluster.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 __all__ = ["normalize", "cosine_matrix", "agglomerative_clusters"]
@@ -40,13 +42,17 @@ def cosine_matrix(vectors: np.ndarray) -> np.ndarray:
     return np.clip(sim, -1.0, 1.0)
 
 
-def agglomerative_clusters(similarity: np.ndarray, threshold: float) -> list[int]:
+def agglomerative_clusters(
+    similarity: np.ndarray, threshold: float, cannot_link: Iterable[tuple[int, int]] = ()
+) -> list[int]:
     """Cluster items given their pairwise similarity matrix.
 
     Args:
         similarity: square symmetric matrix of pairwise similarities.
         threshold: two clusters merge while their average similarity is at
             least this value.
+        cannot_link: pairs of items that must never share a cluster (for
+            example two answers that contradict each other).
 
     Returns:
         A label per item; labels are 0..k-1, numbered by each cluster's
@@ -56,6 +62,7 @@ def agglomerative_clusters(similarity: np.ndarray, threshold: float) -> list[int
     if sim.ndim != 2 or sim.shape[0] != sim.shape[1]:
         raise ValueError(f"similarity must be a square matrix, got shape {sim.shape}")
     n = sim.shape[0]
+    forbidden = {(min(i, j), max(i, j)) for i, j in cannot_link}
     groups: list[list[int]] = [[i] for i in range(n)]
     while len(groups) > 1:
         best: tuple[float, int, int] | None = None
@@ -65,6 +72,10 @@ def agglomerative_clusters(similarity: np.ndarray, threshold: float) -> list[int
                 # Round so that last-bit float noise cannot decide a merge order.
                 avg = round(avg, 9)
                 if avg < threshold:
+                    continue
+                if forbidden and any(
+                    (min(a, b), max(a, b)) in forbidden for a in groups[gi] for b in groups[gj]
+                ):
                     continue
                 # Higher similarity first; groups are kept sorted by their smallest
                 # member, so (gi, gj) order is the documented tie-break.

@@ -61,7 +61,10 @@ class GeneratorConfig:
     adapter: str | None = _help("path of a PEFT (LoRA) adapter kept separate from the base", None)
     device: str = _help("'auto', 'cpu', 'cuda' or 'cuda:N'", "auto")
     dtype: str = _help("'auto', 'float32', 'bfloat16' or 'float16'", "auto")
-    attn_implementation: str = _help("'eager' (reproducible), 'sdpa' or 'flash_attention_2'", "eager")
+    attn_implementation: str = _help(
+        "'sdpa' (default; deterministic on CPU), 'eager' (bit-reproducible on GPU, seed 002) or 'flash_attention_2'",
+        "sdpa",
+    )
     load_in_4bit: bool = _help("load the base in 4-bit NF4 through bitsandbytes (QLoRA inference)", False)
     bnb_4bit_compute_dtype: str = _help("compute dtype of 4-bit layers", "bfloat16")
     bnb_4bit_use_double_quant: bool = _help("double quantization of 4-bit layers", True)
@@ -92,11 +95,11 @@ class SamplingConfig:
 
     samples: int = _help("answers per question: 1 greedy + (samples - 1) seeded samples", 5)
     seed: int = _help("base seed; each sample's seed derives from it, the question and its index", 0)
-    temperature: float = _help("sampling temperature (> 0)", 0.7)
-    top_p: float = _help("nucleus sampling mass in (0, 1]", 0.95)
+    temperature: float = _help("sampling temperature (> 0)", 0.5)
+    top_p: float = _help("nucleus sampling mass in (0, 1]", 0.9)
     top_k: int = _help("keep the k most likely tokens (0 = off)", 50)
     repetition_penalty: float = _help("penalty >= 1 on tokens already present", 1.1)
-    max_new_tokens: int = _help("longest answer in tokens", 96)
+    max_new_tokens: int = _help("longest answer in tokens", 64)
 
     def __post_init__(self) -> None:
         s = "sampling"

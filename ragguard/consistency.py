@@ -5,9 +5,13 @@ vectors) and :class:`ConsistencyChecker`, which only adds an embedder.
 
 Rules, all deterministic:
 
+* **Contradictions**: the offline detectors of :mod:`ragguard.contradictions`
+  (``polarity``, ``quantity``) run on every pair of answers.
 * **Clusters**: average-linkage agglomerative clustering of answer
   embeddings at ``similarity_threshold`` (see :mod:`ragguard.clustering`).
-  Empty answers are never merged with non-empty ones.
+  Empty answers are never merged with non-empty ones, and two answers a
+  detector found contradicting never share a cluster (embeddings alone put
+  "yes, you must" next to "no, you need not").
 * **Winner**: the largest cluster; ties go to the cluster holding the greedy
   answer, then to the cluster with the smallest id.
 * **Representative** of a cluster: the greedy answer when it is a member,
@@ -24,12 +28,13 @@ Rules, all deterministic:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ragguard.clustering import agglomerative_clusters, cosine_matrix
+from ragguard.contradictions import detect_all
 from ragguard.protocols import Embedder
 from ragguard.types import Cluster, Contradiction, Sample, Verdict
 
@@ -71,18 +76,20 @@ class ConsistencyResult:
     contradictions: list[Contradiction]
 
 
-def cluster_answers(texts: Sequence[str], similarity: np.ndarray, threshold: float) -> list[int]:
-    """Cluster answers; empty answers form their own group, apart from the rest."""
+def cluster_answers(
+    texts: Sequence[str], similarity: np.ndarray, threshold: float, cannot_link: Iterable[tuple[int, int]] = ()
+) -> list[int]:
+    """Cluster answers; empty answers form their own group, and contradicting pairs never share one."""
     empty = [i for i, t in enumerate(texts) if not t.strip()]
     if not empty:
-        return agglomerative_clusters(similarity, threshold)
+        return agglomerative_clusters(similarity, threshold, cannot_link)
     sim = np.array(similarity, dtype=np.float64, copy=True)
     for i in empty:
         for j in range(len(texts)):
             if i != j:
                 both_empty = j in empty
                 sim[i, j] = sim[j, i] = 1.0 if both_empty else -1.0
-    return agglomerative_clusters(sim, threshold)
+    return agglomerative_clusters(sim, threshold, cannot_link)
 
 
 def representative(members: Sequence[int], similarity: np.ndarray, greedy_index: int | None) -> int:
@@ -136,13 +143,22 @@ def decide_verdict(
 
 
 def divergent_pairs(
-    clusters: Sequence[Cluster], texts: Sequence[str], similarity: np.ndarray
+    clusters: Sequence[Cluster],
+    texts: Sequence[str],
+    similarity: np.ndarray,
+    covered: Iterable[tuple[int, int]] = (),
 ) -> list[Contradiction]:
-    """One ``divergent`` entry per pair of clusters, between their representatives."""
+    """One ``divergent`` entry per pair of clusters, between their representatives.
+
+    Cluster pairs listed in ``covered`` (already explained by a detector) are skipped.
+    """
     reps = [_rep_index(c, texts) for c in clusters]
+    skip = set(covered)
     out: list[Contradiction] = []
     for i in range(len(clusters)):
         for j in range(i + 1, len(clusters)):
+            if (clusters[i].id, clusters[j].id) in skip:
+                continue
             a, b = reps[i], reps[j]
             sim = float(similarity[a, b])
             out.append(
@@ -192,13 +208,16 @@ class ConsistencyChecker:
         texts = [s.text.strip() for s in samples]
         vectors = self.embedder.embed(texts)
         similarity = cosine_matrix(vectors)
-        return self.check_with_similarity(samples, similarity)
+        return self.check_with_similarity(samples, similarity, question)
 
-    def check_with_similarity(self, samples: Sequence[Sample], similarity: np.ndarray) -> ConsistencyResult:
+    def check_with_similarity(
+        self, samples: Sequence[Sample], similarity: np.ndarray, question: str = ""
+    ) -> ConsistencyResult:
         """Like :meth:`check` with a precomputed similarity matrix."""
         texts = [s.text.strip() for s in samples]
         greedy_index = next((i for i, s in enumerate(samples) if s.greedy), None)
-        labels = cluster_answers(texts, similarity, self.settings.similarity_threshold)
+        findings = detect_all(texts, question)
+        labels = cluster_answers(texts, similarity, self.settings.similarity_threshold, findings.keys())
         members_of: dict[int, list[int]] = {}
         for i, label in enumerate(labels):
             members_of.setdefault(label, []).append(i)
@@ -211,7 +230,13 @@ class ConsistencyChecker:
         answer = clusters[winner].representative
         agreement = clusters[winner].size / len(samples)
         entropy = semantic_entropy([c.size for c in clusters])
-        contradictions = divergent_pairs(clusters, texts, similarity)
+        detected = [
+            Contradiction(a=i, b=j, kind=f.kind, score=f.score, explanation=f.explanation())
+            for (i, j), found in sorted(findings.items())
+            for f in found
+        ]
+        covered = {tuple(sorted((labels[c.a], labels[c.b]))) for c in detected}
+        contradictions = detected + divergent_pairs(clusters, texts, similarity, covered)  # type: ignore[arg-type]
         verdict = decide_verdict(answer, agreement, contradictions, self.settings)
         labelled = [Sample(text=texts[i], seed=s.seed, greedy=s.greedy, cluster=labels[i]) for i, s in enumerate(samples)]
         return ConsistencyResult(

@@ -230,8 +230,13 @@ class TransformersGenerator:
                 ids.add(tid)
         return ids
 
-    def generate_tokens(self, prompt_ids: Sequence[int], seeds: Sequence[int | None]) -> list[list[int]]:
-        """Decode one row per seed from a shared prompt; returns new token ids per row."""
+    def generate_tokens(
+        self, prompt_ids: Sequence[int], seeds: Sequence[int | None], *, ignore_stop: bool = False
+    ) -> list[list[int]]:
+        """Decode one row per seed from a shared prompt; returns new token ids per row.
+
+        ``ignore_stop`` decodes exactly ``max_new_tokens`` per row (for benchmarks).
+        """
         import torch
 
         if not seeds:
@@ -241,7 +246,7 @@ class TransformersGenerator:
             model.eval()
         s = self.sampling
         device = next(model.parameters()).device
-        stop = self._stop_ids()
+        stop = set() if ignore_stop else self._stop_ids()
         n = len(seeds)
         prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
         history = prompt.expand(n, -1).clone()
@@ -252,7 +257,8 @@ class TransformersGenerator:
         active = list(range(n))
         try:
             with torch.inference_mode():
-                out = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True)
+                # logits_to_keep=1: the prompt's other positions need no vocabulary projection.
+                out = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True, logits_to_keep=1)
                 cache = out.past_key_values
                 logits = out.logits[:, -1, :].float()
                 if n > 1:

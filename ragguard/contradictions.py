@@ -1,0 +1,214 @@
+"""Offline contradiction detectors for English and Chinese answers (pure Python).
+
+Embeddings place "Yes, you need the certificate" next to "No, you do not
+need it" (cosine 0.81 with all-MiniLM-L6-v2) and "25 days" next to "30 days"
+(0.94), so agreement cannot be decided by embeddings alone. These detectors
+look at what the answers commit to:
+
+* ``polarity``: the answer's stance on a yes/no question (a leading
+  yes/no, 是/不是, 需要/不需要/无需 ...; otherwise negation cues in the first
+  sentence that the question itself does not contain). Two answers with
+  opposite stances contradict.
+* ``quantity``: numbers attached to the same unit (days, weeks, months,
+  years, hours, money, percent; Arabic or Chinese numerals, 三个月 vs 六个月).
+  Two answers that give disjoint values for the same unit contradict.
+
+Each finding quotes the spans that conflict, so a reader sees why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Finding", "stance", "quantities", "detect", "detect_all", "chinese_number"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A contradiction between two texts, with the spans that conflict."""
+
+    kind: str
+    score: float
+    span_a: str
+    span_b: str
+
+    def explanation(self) -> str:
+        what = {"polarity": "opposite answers", "quantity": "different values"}.get(self.kind, self.kind)
+        return f'{what}: "{self.span_a}" vs "{self.span_b}"'
+
+
+# ----------------------------------------------------------------- polarity
+_EN_YES = re.compile(r"^\s*(yes|yeah|yep|correct|that's right|that is right|absolutely|sure)\b", re.I)
+_EN_NO = re.compile(r"^\s*(no|nope|not at all|incorrect)\b(?!\s+(?:one|longer|later|more|matter)\b)", re.I)
+_EN_NEG = re.compile(
+    r"\b(not|never|cannot|can't|don't|doesn't|didn't|isn't|aren't|won't|wouldn't|shouldn't|needn't|"
+    r"no need|not required|not necessary|unnecessary|no longer|neither|nor)\b|n't\b",
+    re.I,
+)
+# Chinese: negative forms are matched first and masked before positive forms,
+# because 需要 is inside 不需要 and 是 inside 不是.
+_ZH_NO_LEAD = re.compile(r"^\s*(不是|不对|不需要|不用|无需|不必|不能|不可以|不行|没有|否|不)")
+_ZH_YES_LEAD = re.compile(r"^\s*(是的|是|对的|对|需要|要|可以|能|必须|有的|有|应该)")
+_ZH_NO_EXPLICIT = re.compile(r"^\s*(不是的|不是|不对)")
+_ZH_YES_EXPLICIT = re.compile(r"^\s*(是的|对的)")
+_ZH_NEG = re.compile(r"(不是|不需要|不用|无需|无须|不必|不能|不可以|不可|不得|没有|没|未|不)")
+
+
+def _first_sentence(text: str) -> str:
+    parts = re.split(r"(?<=[.!?。！？；;\n])", text.strip(), maxsplit=1)
+    return parts[0].strip() if parts else ""
+
+
+def stance(answer: str, question: str = "") -> tuple[int, str]:
+    """The answer's yes/no stance: ``(+1 | -1 | 0, the span that decided it)``.
+
+    A leading yes/no marker decides. For a yes/no question without such a
+    marker, a negation cue in the first sentence makes it a "no" (cues the
+    question itself contains are ignored: "Is it not allowed?" answered "It
+    is not allowed" is not a "no"), and its absence a "yes". For other
+    questions only explicit markers (yes/no, 是的/不是) count, else ``(0, "")``.
+    """
+    text = answer.strip()
+    if not text:
+        return 0, ""
+    yes_no = _is_yes_no_question(question)
+    # Explicit markers always count; the weaker Chinese leads (需要, 可以, 有 ...)
+    # and negation cues only count when the question asks for a yes or a no.
+    leads = [(_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_LEAD, -1), (_ZH_YES_LEAD, 1)] if yes_no else [
+        (_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_EXPLICIT, -1), (_ZH_YES_EXPLICIT, 1)]
+    for pattern, sign in leads:
+        m = pattern.match(text)
+        if m:
+            return sign, _context(text, m.start(), m.end())
+    if not yes_no:
+        return 0, ""
+    first = _first_sentence(text)
+    q_neg = {m.group(0).lower() for m in _EN_NEG.finditer(question)} | {m.group(0) for m in _ZH_NEG.finditer(question)}
+    for pattern in (_EN_NEG, _ZH_NEG):
+        for m in pattern.finditer(first):
+            cue = m.group(0).lower() if pattern is _EN_NEG else m.group(0)
+            if cue not in q_neg:
+                return -1, _context(first, m.start(), m.end())
+    return 1, _context(first, 0, min(len(first), 40))
+
+
+_YES_NO_EN = re.compile(r"^\s*(do|does|did|is|are|was|were|can|could|should|must|will|would|may|have|has|need)\b", re.I)
+_YES_NO_ZH = re.compile(r"(吗|么|是否|能否|可否|要不要|需不需要|是不是|可不可以|有没有)\s*[？?]?\s*$")
+
+
+def _is_yes_no_question(question: str) -> bool:
+    q = question.strip()
+    return bool(_YES_NO_EN.match(q) or _YES_NO_ZH.search(q))
+
+
+def _context(text: str, start: int, end: int, width: int = 30) -> str:
+    """The matched cue with a few words around it, cut at word boundaries, on one line."""
+    lo = max(0, start - 12)
+    hi = min(len(text), end + width)
+    if lo > 0 and text[lo - 1] != " " and " " in text[lo:start]:
+        lo = text.index(" ", lo) + 1
+    if hi < len(text) and text[hi] != " " and " " in text[end:hi]:
+        hi = text.rindex(" ", end, hi)
+    return " ".join(text[lo:hi].split())
+
+
+# ----------------------------------------------------------------- quantity
+_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_ZH_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+
+
+def chinese_number(text: str) -> int | None:
+    """Convert a Chinese numeral (三, 十二, 二十五, 一百零五, 两千) to an int."""
+    if not text or any(ch not in _ZH_DIGITS and ch not in _ZH_UNITS for ch in text):
+        return None
+    total, section, digit = 0, 0, None
+    for ch in text:
+        if ch in _ZH_DIGITS:
+            digit = _ZH_DIGITS[ch]
+        else:
+            unit = _ZH_UNITS[ch]
+            if unit == 10000:
+                total += (section + (digit or 0)) * unit
+                section = 0
+            else:
+                section += (1 if digit is None else digit) * unit
+            digit = None
+    return total + section + (digit or 0)
+
+
+_UNIT_WORDS = {
+    "working day": "day", "working days": "day", "business day": "day", "business days": "day",
+    "day": "day", "days": "day", "天": "day", "日": "day", "个工作日": "day", "工作日": "day",
+    "week": "week", "weeks": "week", "周": "week", "个星期": "week", "星期": "week",
+    "month": "month", "months": "month", "个月": "month", "月": "month",
+    "year": "year", "years": "year", "年": "year",
+    "hour": "hour", "hours": "hour", "小时": "hour", "个小时": "hour",
+    "%": "percent", "percent": "percent", "per cent": "percent",
+    "元": "money", "块": "money", "pounds": "money", "pound": "money", "dollars": "money", "euros": "money",
+}
+_NUM = r"(\d+(?:[.,]\d+)?|[零〇一二两三四五六七八九十百千万]+)"
+_UNIT_RE = "|".join(sorted((re.escape(u) for u in _UNIT_WORDS), key=len, reverse=True))
+_QTY = re.compile(rf"{_NUM}\s*({_UNIT_RE})(?![a-z])", re.I)
+_MONEY = re.compile(r"([£$€¥￥])\s?(\d+(?:[.,]\d+)?)")
+
+
+def _to_number(token: str) -> float | None:
+    if token[0].isdigit():
+        try:
+            return float(token.replace(",", ""))
+        except ValueError:
+            return None
+    value = chinese_number(token)
+    return float(value) if value is not None else None
+
+
+def quantities(text: str) -> dict[str, dict[float, str]]:
+    """Numbers per unit found in ``text``: ``{unit: {value: quoted span}}``."""
+    found: dict[str, dict[float, str]] = {}
+    for m in _QTY.finditer(text):
+        value = _to_number(m.group(1))
+        if value is None:
+            continue
+        unit = _UNIT_WORDS[m.group(2).lower()] if m.group(2).lower() in _UNIT_WORDS else _UNIT_WORDS[m.group(2)]
+        # 月 after a number is a month count only in "三个月"; "3月" is a date (March).
+        if m.group(2) in ("月", "日", "年") and m.group(1)[0].isdigit():
+            continue
+        found.setdefault(unit, {}).setdefault(value, m.group(0).strip())
+    for m in _MONEY.finditer(text):
+        value = _to_number(m.group(2))
+        if value is not None:
+            found.setdefault("money", {}).setdefault(value, m.group(0).strip())
+    return found
+
+
+# ----------------------------------------------------------------- detection
+def detect(a: str, b: str, question: str = "") -> list[Finding]:
+    """All contradictions between answers ``a`` and ``b`` to ``question``."""
+    findings: list[Finding] = []
+    sa, span_a = stance(a, question)
+    sb, span_b = stance(b, question)
+    if sa * sb == -1:
+        findings.append(Finding("polarity", 1.0, span_a, span_b))
+    qa, qb = quantities(a), quantities(b)
+    for unit in sorted(set(qa) & set(qb)):
+        va, vb = set(qa[unit]), set(qb[unit])
+        if va.isdisjoint(vb):
+            x, y = min(va), min(vb)
+            score = abs(x - y) / max(abs(x), abs(y), 1e-9)
+            findings.append(Finding("quantity", round(min(1.0, score), 6), qa[unit][x], qb[unit][y]))
+    return findings
+
+
+def detect_all(texts: Sequence[str], question: str = "") -> dict[tuple[int, int], list[Finding]]:
+    """Run :func:`detect` on every pair ``i < j``; only pairs with findings are returned."""
+    out: dict[tuple[int, int], list[Finding]] = {}
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            if texts[i].strip() == texts[j].strip():
+                continue
+            found = detect(texts[i], texts[j], question)
+            if found:
+                out[(i, j)] = found
+    return out
