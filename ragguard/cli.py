@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import traceback
@@ -65,6 +66,16 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _setup_logging() -> None:
+    """ragguard's own progress messages go to stderr, one line each."""
+    logger = logging.getLogger("ragguard")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("ragguard: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if os.environ.get("RAGGUARD_DEBUG") else logging.INFO)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"ragguard {__version__}")
@@ -76,6 +87,7 @@ def main(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version."),
 ) -> None:
     """ragguard command line."""
+    _setup_logging()
 
 
 def build_guard(config: Path | None, index: Path | None) -> Any:
@@ -133,6 +145,57 @@ def _print_report(report: Any) -> None:
         typer.echo("sources:")
         for p in report.sources:
             typer.echo(f"  {p.score:.3f}  {p.doc_id}")
+
+
+@app.command()
+@handle_errors
+def check(
+    samples_file: Path = typer.Argument(..., help=".jsonl/.json/.csv records with question, samples, context?"),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (embedder and thresholds)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {\"results\": [...]}."),
+) -> None:
+    """Score answers generated elsewhere (any LLM): cluster, detect contradictions, vote."""
+    from ragguard.check import check_record
+    from ragguard.config import load_config
+    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.errors import UsageError
+    from ragguard.records import BadRecord, read_records
+
+    cfg = load_config(config)
+    embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+    results: list[dict[str, Any]] = []
+    bad = 0
+    for record in read_records(samples_file):
+        if isinstance(record, BadRecord):
+            entry: dict[str, Any] = record.to_dict()
+        else:
+            try:
+                report = check_record(record.data, embedder, cfg)
+                entry = {"line": record.line, **report.to_dict()}
+                entry.pop("fingerprint", None)
+                entry.pop("timings", None)
+            except UsageError as exc:
+                entry = {"line": record.line, "error": str(exc)}
+        if "error" in entry:
+            bad += 1
+            _progress(f"{samples_file}:{entry['line']}: skipped: {entry['error']}")
+        results.append(entry)
+    if not results:
+        raise UsageError(f"{samples_file} holds no records: add one JSON object per line with question and samples")
+    if as_json:
+        typer.echo(json.dumps({"results": results}, ensure_ascii=False))
+    else:
+        for entry in results:
+            if "error" in entry:
+                continue
+            colour = VERDICT_COLOURS.get(entry["verdict"], "white")
+            verdict = typer.style(entry["verdict"].upper(), fg=colour, bold=True)
+            typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {entry['question'][:70]}")
+            for c in entry["contradictions"]:
+                if c["kind"] != "divergent":
+                    typer.echo(f"       {c['kind']}: {c['explanation']}")
+    if bad == len(results):
+        raise typer.Exit(2)
 
 
 @index_app.command("build")

@@ -11,7 +11,8 @@ Rules, all deterministic:
   embeddings at ``similarity_threshold`` (see :mod:`ragguard.clustering`).
   Empty answers are never merged with non-empty ones, and two answers a
   detector found contradicting never share a cluster (embeddings alone put
-  "yes, you must" next to "no, you need not").
+  "yes, you must" next to "no, you need not"). Answers that open with the
+  same yes/no marker count as similar enough to share a cluster.
 * **Winner**: the largest cluster; ties go to the cluster holding the greedy
   answer, then to the cluster with the smallest id.
 * **Representative** of a cluster: the greedy answer when it is a member,
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ragguard.clustering import agglomerative_clusters, cosine_matrix
-from ragguard.contradictions import detect_all
+from ragguard.contradictions import detect_all, same_lead_pairs
 from ragguard.protocols import Embedder
 from ragguard.types import Cluster, Contradiction, Sample, Verdict
 
@@ -90,6 +91,25 @@ def cluster_answers(
                 both_empty = j in empty
                 sim[i, j] = sim[j, i] = 1.0 if both_empty else -1.0
     return agglomerative_clusters(sim, threshold, cannot_link)
+
+
+def agree_on_leads(
+    similarity: np.ndarray,
+    pairs: Iterable[tuple[int, int]],
+    findings: dict[tuple[int, int], list],
+    settings: ConsistencySettings,
+) -> np.ndarray:
+    """Raise the similarity of answers that open with the same yes/no to the threshold.
+
+    "Yes, ask HR for form HR-07" and "Yes. An employment certificate is
+    required" agree on what a yes/no question asks, though their embeddings
+    may sit below the threshold. Pairs a detector separated are left alone.
+    """
+    sim = np.array(similarity, dtype=np.float64, copy=True)
+    for i, j in pairs:
+        if (i, j) not in findings:
+            sim[i, j] = sim[j, i] = max(sim[i, j], settings.similarity_threshold)
+    return sim
 
 
 def representative(members: Sequence[int], similarity: np.ndarray, greedy_index: int | None) -> int:
@@ -217,6 +237,7 @@ class ConsistencyChecker:
         texts = [s.text.strip() for s in samples]
         greedy_index = next((i for i, s in enumerate(samples) if s.greedy), None)
         findings = detect_all(texts, question)
+        similarity = agree_on_leads(similarity, same_lead_pairs(texts, question), findings, self.settings)
         labels = cluster_answers(texts, similarity, self.settings.similarity_threshold, findings.keys())
         members_of: dict[int, list[int]] = {}
         for i, label in enumerate(labels):

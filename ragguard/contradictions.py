@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Finding", "stance", "quantities", "detect", "detect_all", "chinese_number"]
+__all__ = ["Finding", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     """The answer's yes/no stance: ``(+1 | -1 | 0, the span that decided it)``.
 
     A leading yes/no marker decides. For a yes/no question without such a
-    marker, a negation cue in the first sentence makes it a "no" (cues the
+    marker, the first sentence must be about the question (two shared
+    content words or Chinese bigrams); then a negation cue in it makes it a
+    "no" (cues the
     question itself contains are ignored: "Is it not allowed?" answered "It
     is not allowed" is not a "no"), and its absence a "yes". For other
     questions only explicit markers (yes/no, 是的/不是) count, else ``(0, "")``.
@@ -85,6 +87,8 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     if not yes_no:
         return 0, ""
     first = _first_sentence(text)
+    if not _on_topic(first, question):
+        return 0, ""  # an answer about something else takes no side
     q_neg = {m.group(0).lower() for m in _EN_NEG.finditer(question)} | {m.group(0) for m in _ZH_NEG.finditer(question)}
     for pattern in (_EN_NEG, _ZH_NEG):
         for m in pattern.finditer(first):
@@ -92,6 +96,50 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
             if cue not in q_neg:
                 return -1, _context(first, m.start(), m.end())
     return 1, _context(first, 0, min(len(first), 40))
+
+
+_STOP = frozenset(
+    "the a an and or of to in on for with from at by is are was were be been do does did can could should must "
+    "will would may might have has had need needs i you we they he she it my your our their this that these those "
+    "what which who when where how why if not no yes there any some".split()
+)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z][a-z'-]{2,}", text.lower()) if w not in _STOP}
+
+
+def _cjk_bigrams(text: str) -> set[str]:
+    chars = re.findall(r"[\u4e00-\u9fff]", text)
+    return {a + b for a, b in zip(chars, chars[1:])}
+
+
+def _on_topic(sentence: str, question: str) -> bool:
+    """Does the sentence talk about the question (two shared content words or Chinese bigrams)?"""
+    shared = (_content_words(sentence) & _content_words(question)) | (_cjk_bigrams(sentence) & _cjk_bigrams(question))
+    return len(shared) >= 2
+
+
+def lead_stance(answer: str, question: str = "") -> int:
+    """+1 or -1 when the answer *opens* with a yes/no marker, else 0.
+
+    Stricter than :func:`stance`: only explicit openings count, so an
+    off-topic answer is never taken for a "yes".
+    """
+    text = answer.strip()
+    yes_no = _is_yes_no_question(question)
+    leads = [(_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_LEAD, -1), (_ZH_YES_LEAD, 1)] if yes_no else [
+        (_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_EXPLICIT, -1), (_ZH_YES_EXPLICIT, 1)]
+    for pattern, sign in leads:
+        if pattern.match(text):
+            return sign
+    return 0
+
+
+def same_lead_pairs(texts: Sequence[str], question: str = "") -> list[tuple[int, int]]:
+    """Pairs ``i < j`` of answers that open with the same yes/no marker."""
+    leads = [lead_stance(t, question) for t in texts]
+    return [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts)) if leads[i] and leads[i] == leads[j]]
 
 
 _YES_NO_EN = re.compile(r"^\s*(do|does|did|is|are|was|were|can|could|should|must|will|would|may|have|has|need)\b", re.I)
@@ -148,13 +196,21 @@ _UNIT_WORDS = {
     "%": "percent", "percent": "percent", "per cent": "percent",
     "元": "money", "块": "money", "pounds": "money", "pound": "money", "dollars": "money", "euros": "money",
 }
-_NUM = r"(\d+(?:[.,]\d+)?|[零〇一二两三四五六七八九十百千万]+)"
+_EN_NUMBERS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
+    "fifty": 50, "sixty": 60, "ninety": 90, "hundred": 100, "a": 1, "an": 1,
+}
+_EN_NUM_RE = "|".join(sorted(_EN_NUMBERS, key=len, reverse=True))
+_NUM = rf"(\d+(?:[.,]\d+)?|[零〇一二两三四五六七八九十百千万]+|\b(?:{_EN_NUM_RE})\b)"
 _UNIT_RE = "|".join(sorted((re.escape(u) for u in _UNIT_WORDS), key=len, reverse=True))
 _QTY = re.compile(rf"{_NUM}\s*({_UNIT_RE})(?![a-z])", re.I)
 _MONEY = re.compile(r"([£$€¥￥])\s?(\d+(?:[.,]\d+)?)")
 
 
 def _to_number(token: str) -> float | None:
+    if token.lower() in _EN_NUMBERS:
+        return float(_EN_NUMBERS[token.lower()])
     if token[0].isdigit():
         try:
             return float(token.replace(",", ""))

@@ -14,6 +14,7 @@ Inference always runs in eval mode under ``torch.inference_mode``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +28,8 @@ from ragguard.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_s
 from ragguard.protocols import Completion
 
 __all__ = ["TransformersGenerator", "resolve_device", "resolve_dtype"]
+
+logger = logging.getLogger("ragguard")
 
 
 def resolve_device(spec: str) -> str:
@@ -58,6 +61,7 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
     if (target / "ragguard-complete").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         import torch
@@ -213,7 +217,7 @@ class TransformersGenerator:
         prompt_ids = self.encode_prompt(messages)
         rows = self.generate_tokens(prompt_ids, seeds)
         tok = self.tokenizer
-        return [Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s) for r, s in zip(rows, seeds)]
+        return [Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s) for r, s in zip(rows, seeds, strict=True)]
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -269,7 +273,7 @@ class TransformersGenerator:
                     chosen = self._choose(scores, [seeds[i] for i in active], [generators[i] for i in active])
                     still: list[int] = []
                     keep_rows: list[int] = []
-                    for row, (i, token) in enumerate(zip(active, chosen)):
+                    for row, (i, token) in enumerate(zip(active, chosen, strict=True)):
                         if token in stop:
                             continue
                         outputs[i].append(token)
@@ -300,7 +304,7 @@ class TransformersGenerator:
         s = self.sampling
         chosen: list[int] = []
         warped = None
-        for row, (seed, gen) in enumerate(zip(seeds, generators)):
+        for row, (seed, gen) in enumerate(zip(seeds, generators, strict=True)):
             if seed is None:
                 chosen.append(int(torch.argmax(scores[row]).item()))
                 continue

@@ -253,7 +253,7 @@ class KnowledgeIndex:
         query = query / max(float(np.linalg.norm(query)), 1e-12)
         scores, ids = self._index.search(query, min(k, len(self.chunks)))
         out = []
-        for score, idx in zip(scores[0], ids[0]):
+        for score, idx in zip(scores[0], ids[0], strict=True):
             if idx < 0:
                 continue
             c = self.chunks[int(idx)]

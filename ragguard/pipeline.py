@@ -10,8 +10,9 @@ from importlib import metadata
 from pathlib import Path
 
 from ragguard._version import __version__
+from ragguard.check import report_from_result, settings_from_config
 from ragguard.config import Config, load_config
-from ragguard.consistency import ConsistencyChecker, ConsistencySettings
+from ragguard.consistency import ConsistencyChecker
 from ragguard.errors import IndexLoadError, UsageError
 from ragguard.prompts import build_messages
 from ragguard.protocols import Embedder, Generator, Retriever
@@ -150,23 +151,11 @@ class RagGuard:
     def check(self, question: str, texts: Sequence[str], seeds: Sequence[int | None], cfg: Config | None = None) -> Report:
         """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one)."""
         cfg = cfg or self.config
-        settings = ConsistencySettings(
-            similarity_threshold=cfg.consistency.similarity_threshold,
-            consistent_agreement=cfg.consistency.consistent_agreement,
-        )
-        checker = ConsistencyChecker(self.embedder, settings)
-        samples = [Sample(text=t, seed=s, greedy=s is None) for t, s in zip(texts, seeds)]
-        result = checker.check(question, samples)
-        return Report(
-            question=question,
-            answer=result.answer,
-            verdict=result.verdict,
-            agreement=result.agreement,
-            semantic_entropy=result.semantic_entropy,
-            samples=result.samples,
-            clusters=result.clusters,
-            contradictions=result.contradictions,
-        )
+        if len(texts) != len(seeds):
+            raise UsageError(f"got {len(texts)} answers but {len(seeds)} seeds: pass one seed (or None) per answer")
+        checker = ConsistencyChecker(self.embedder, settings_from_config(cfg))
+        samples = [Sample(text=t, seed=s, greedy=s is None) for t, s in zip(texts, seeds, strict=True)]
+        return report_from_result(question, checker.check(question, samples))
 
     def fingerprint(self, cfg: Config, seeds: Sequence[int]) -> Fingerprint:
         """Everything that produced an answer (model, adapter, embedder, config, versions, device, seeds)."""

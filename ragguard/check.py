@@ -1,0 +1,90 @@
+"""Scoring answers that were generated elsewhere (``ragguard check``).
+
+Any LLM can produce the samples; ragguard clusters them, runs the
+contradiction detectors and returns the same report as ``ask``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ragguard.config import Config
+from ragguard.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
+from ragguard.errors import UsageError
+from ragguard.protocols import Embedder
+from ragguard.types import Passage, Report, Sample
+
+__all__ = ["check", "check_record", "report_from_result", "settings_from_config"]
+
+
+def settings_from_config(config: Config) -> ConsistencySettings:
+    return ConsistencySettings(
+        similarity_threshold=config.consistency.similarity_threshold,
+        consistent_agreement=config.consistency.consistent_agreement,
+    )
+
+
+def report_from_result(question: str, result: ConsistencyResult) -> Report:
+    """Wrap a :class:`ConsistencyResult` into a :class:`Report` (no sources or fingerprint yet)."""
+    return Report(
+        question=question,
+        answer=result.answer,
+        verdict=result.verdict,
+        agreement=result.agreement,
+        semantic_entropy=result.semantic_entropy,
+        samples=result.samples,
+        clusters=result.clusters,
+        contradictions=result.contradictions,
+    )
+
+
+def check(
+    question: str,
+    samples: Sequence[str],
+    context: str | Sequence[str] | None = None,
+    *,
+    embedder: Embedder | None = None,
+    config: Config | None = None,
+) -> Report:
+    """Score externally generated answers to ``question``.
+
+    Args:
+        question: the question the samples answer.
+        samples: the answers (at least one). None of them is treated as the
+            greedy answer, so size ties go to the lowest cluster id.
+        context: passages the answers were generated from; carried in the
+            report's ``sources`` so the evidence travels with the verdict.
+        embedder: defaults to the configured (embedded) sentence embedder.
+        config: thresholds; defaults to :class:`Config`.
+    """
+    cfg = config or Config()
+    if not isinstance(question, str) or not question.strip():
+        raise UsageError("'question' is empty: every record needs the question its samples answer")
+    if isinstance(samples, str) or not isinstance(samples, Sequence) or not samples:
+        raise UsageError("'samples' must be a non-empty list of answer strings")
+    if not all(isinstance(s, str) for s in samples):
+        raise UsageError("'samples' must contain only strings")
+    if embedder is None:
+        from ragguard.embedders import SentenceTransformerEmbedder
+
+        embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+    checker = ConsistencyChecker(embedder, settings_from_config(cfg))
+    result = checker.check(question.strip(), [Sample(text=s, seed=None, greedy=False) for s in samples])
+    report = report_from_result(question.strip(), result)
+    passages = [context] if isinstance(context, str) else list(context or [])
+    report.sources = [
+        Passage(doc_id="context", chunk_id=f"context#{i}", text=str(text), score=1.0)
+        for i, text in enumerate(passages)
+        if str(text).strip()
+    ]
+    return report
+
+
+def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Report:
+    """Score one input record ``{"question", "samples", "context"?}``."""
+    if "question" not in data:
+        raise UsageError("record has no 'question' field")
+    if "samples" not in data:
+        raise UsageError("record has no 'samples' field (a list of answers)")
+    return check(data["question"], data["samples"], data.get("context"), embedder=embedder, config=config)

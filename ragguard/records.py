@@ -1,0 +1,106 @@
+"""Reading question records from .jsonl, .json (a list) or .csv files.
+
+A bad record never stops the run: it is yielded as a :class:`BadRecord`
+with its line number and the reason, in input order, so callers can report
+it in their output and go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ragguard.errors import UsageError
+
+__all__ = ["Record", "BadRecord", "read_records"]
+
+SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One usable input record and the line it starts on."""
+
+    line: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record that could not be used, with the reason."""
+
+    line: int
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "error": self.error}
+
+
+def read_records(path: str | Path) -> Iterator[Record | BadRecord]:
+    """Yield every record of ``path`` in order (bad ones as :class:`BadRecord`).
+
+    Raises:
+        UsageError: the file is missing, unreadable, of an unknown type, or a
+            .json file that is not a list.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in SUFFIXES:
+        raise UsageError(f"{str(p)!r} has an unsupported type: use .jsonl, .json (a list) or .csv")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"input file {str(p)!r} does not exist: check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"input file {str(p)!r} cannot be read ({exc}): pass a UTF-8 text file") from None
+    suffix = p.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _jsonl(text)
+    elif suffix == ".json":
+        yield from _json_list(text, p)
+    else:
+        yield from _csv(text)
+
+
+def _jsonl(text: str) -> Iterator[Record | BadRecord]:
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield BadRecord(lineno, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(data, dict):
+            yield BadRecord(lineno, f"expected a JSON object, got {type(data).__name__}")
+            continue
+        yield Record(lineno, data)
+
+
+def _json_list(text: str, path: Path) -> Iterator[Record | BadRecord]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{str(path)!r} is not valid JSON (line {exc.lineno}): fix it or use .jsonl") from None
+    if not isinstance(data, list):
+        raise UsageError(f"{str(path)!r} must hold a JSON list of records, got {type(data).__name__}")
+    # Line numbers of list items are not tracked by json; report 1-based positions.
+    for position, item in enumerate(data, 1):
+        if isinstance(item, dict):
+            yield Record(position, item)
+        else:
+            yield BadRecord(position, f"item {position} is not a JSON object")
+
+
+def _csv(text: str) -> Iterator[Record | BadRecord]:
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        lineno = reader.line_num
+        if None in row:
+            yield BadRecord(lineno, "more fields than the header has")
+            continue
+        yield Record(lineno, {k.strip(): (v if v is not None else "") for k, v in row.items() if k is not None})

@@ -1,0 +1,122 @@
+"""`ragguard check` and the record reader shared with the audit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ragguard.check import check
+from ragguard.cli import app
+from ragguard.errors import UsageError
+from ragguard.records import BadRecord, Record, read_records
+
+
+class WordEmbedder:
+    """Bag-of-words hashing embedder: same words -> same vector."""
+
+    name = "word-embedder"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 32), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 32] += 1
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+
+Q = "Do employees without the payroll bank's debit card need an employment certificate?"
+
+
+def test_check_flags_the_seed_contradiction_and_votes_the_majority() -> None:
+    samples = [
+        "Yes, they must request one from HR with form HR-07.",
+        "No, they do not need an employment certificate.",
+        "Yes, an employment certificate from HR is required.",
+        "Yes. Request it via form HR-07.",
+    ]
+    report = check(Q, samples, "Employees without the card must ask HR for a certificate.", embedder=WordEmbedder())
+    assert report.verdict == "contradiction"
+    assert report.agreement == 0.75
+    assert report.answer.startswith("Yes")
+    flagged = [c for c in report.contradictions if c.kind == "polarity"]
+    assert {tuple(sorted((c.a, c.b))) for c in flagged} == {(0, 1), (1, 2), (1, 3)}
+    assert all(not s.greedy and s.seed is None for s in report.samples)
+    assert report.sources[0].text.startswith("Employees without the card")
+
+
+def test_check_agreeing_answers_are_consistent() -> None:
+    samples = ["Probation lasts three months."] * 4 + ["Probation lasts 3 months."]
+    report = check("How long is probation?", samples, embedder=WordEmbedder())
+    assert report.verdict == "consistent"
+    assert report.agreement == 0.8
+    assert [c for c in report.contradictions if c.kind != "divergent"] == []
+
+
+@pytest.mark.parametrize(("question", "samples"), [("", ["a"]), ("q?", []), ("q?", "not a list"), ("q?", [1, 2])])
+def test_check_rejects_bad_input(question: str, samples: object) -> None:
+    with pytest.raises(UsageError):
+        check(question, samples, embedder=WordEmbedder())  # type: ignore[arg-type]
+
+
+def test_read_records_reports_bad_lines_and_keeps_order(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "a"}\nnot json\n\n[1, 2]\n{"question": "b"}\n', encoding="utf-8")
+    records = list(read_records(path))
+    assert [type(r) for r in records] == [Record, BadRecord, BadRecord, Record]
+    assert [r.line for r in records] == [1, 2, 4, 5]
+    assert "not valid JSON" in records[1].error  # type: ignore[union-attr]
+
+
+def test_read_records_json_and_csv(tmp_path: Path) -> None:
+    (tmp_path / "q.json").write_text(json.dumps([{"question": "a"}, 3]), encoding="utf-8")
+    got = list(read_records(tmp_path / "q.json"))
+    assert isinstance(got[0], Record) and isinstance(got[1], BadRecord)
+    (tmp_path / "q.csv").write_text("id,question\n1,How many days?\n2,什么时候发工资？,extra\n", encoding="utf-8")
+    rows = list(read_records(tmp_path / "q.csv"))
+    assert rows[0] == Record(2, {"id": "1", "question": "How many days?"})
+    assert isinstance(rows[1], BadRecord) and rows[1].line == 3
+
+
+@pytest.mark.parametrize("name", ["missing.jsonl", "q.txt"])
+def test_read_records_refuses_unusable_files(tmp_path: Path, name: str) -> None:
+    if name.endswith(".txt"):
+        (tmp_path / name).write_text("x")
+    with pytest.raises(UsageError):
+        list(read_records(tmp_path / name))
+
+
+def test_cli_check_json_keeps_input_order_and_reports_bad_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.embedders
+
+    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    path = tmp_path / "s.jsonl"
+    rows = [
+        {"question": Q, "samples": ["Yes, ask HR.", "No, you do not need it."]},
+        "broken",
+        {"question": "How long is probation?", "samples": ["Three months.", "Three months."]},
+    ]
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r.get("verdict") for r in data["results"]] == ["contradiction", None, "consistent"]
+    assert data["results"][1]["line"] == 2 and "error" in data["results"][1]
+    assert "s.jsonl:2: skipped" in result.stderr
+
+
+def test_cli_check_exits_2_when_every_record_is_bad(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.embedders
+
+    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"samples": ["x"]}\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path)])
+    assert result.exit_code == 2
+    assert "no 'question' field" in result.stderr

@@ -1,0 +1,107 @@
+"""The offline contradiction detectors (polarity, quantity) in English and Chinese."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragguard.contradictions import chinese_number, detect, detect_all, lead_stance, quantities, stance
+
+Q_EN = "Do employees without the payroll bank's debit card need an employment certificate?"
+Q_ZH = "没有东桥银行借记卡的员工需要开在职证明吗？"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "question"),
+    [
+        ("Yes, you need an employment certificate from HR.", "No, you do not need an employment certificate.", Q_EN),
+        ("Employees without the card must request a certificate.", "Employees without the card do not need one.", Q_EN),
+        ("是的，需要向人事部申请在职证明。", "不是的，不需要开在职证明。", Q_ZH),
+        ("需要，请通过HR-07表申请。", "不需要，直接去银行开户即可。", Q_ZH),
+        ("可以。", "不可以，必须先申请。", "我可以在家办公吗？"),
+    ],
+)
+def test_polarity_flags_opposite_answers(a: str, b: str, question: str) -> None:
+    kinds = [f.kind for f in detect(a, b, question)]
+    assert kinds == ["polarity"]
+    # Symmetric: the order of the two answers does not matter.
+    assert [f.kind for f in detect(b, a, question)] == ["polarity"]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "question"),
+    [
+        ("Yes, employees without the card must request a certificate from HR.",
+         "A valid employment certificate is required for employees without an Eastbridge Bank debit card.", Q_EN),
+        ("No, you don't need one.", "You do not need a certificate.", Q_EN),
+        ("是的，需要。", "需要向人事部申请。", Q_ZH),
+        # Not a yes/no question: negation inside an answer is not a stance.
+        ("Send it to Finance.", "Do not send it to HR; send it to Finance.", "Where do I send the card number?"),
+    ],
+)
+def test_polarity_leaves_agreeing_answers_alone(a: str, b: str, question: str) -> None:
+    assert [f for f in detect(a, b, question) if f.kind == "polarity"] == []
+
+
+def test_negation_in_the_question_is_not_a_no() -> None:
+    question = "Is it not allowed to share passwords?"
+    assert stance("It is not allowed to share passwords.", question)[0] == 1
+    assert stance("No, it is allowed.", question)[0] == -1
+
+
+def test_lead_stance_needs_an_explicit_opening() -> None:
+    assert lead_stance("Yes. Ask HR.", Q_EN) == 1
+    assert lead_stance("No need, just give Finance the card number.", Q_EN) == -1
+    assert lead_stance("A deck of cards contains all possibilities.", Q_EN) == 0
+    assert lead_stance("不是的，不需要。", "") == -1
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "spans"),
+    [
+        ("You get 25 days of annual leave.", "You get 30 days of annual leave.", ("25 days", "30 days")),
+        ("试用期为三个月。", "试用期为六个月。", ("三个月", "六个月")),
+        ("Per diem is £40 for domestic trips.", "Per diem is £70 for domestic trips.", ("£40", "£70")),
+        ("Probation lasts three months.", "Probation lasts 6 months.", ("three months", "6 months")),
+        ("请在10个工作日内提交。", "请在5个工作日内提交。", ("10个工作日", "5个工作日")),
+    ],
+)
+def test_quantity_flags_different_values_and_quotes_them(a: str, b: str, spans: tuple[str, str]) -> None:
+    found = [f for f in detect(a, b) if f.kind == "quantity"]
+    assert len(found) == 1
+    assert (found[0].span_a, found[0].span_b) == spans
+    assert spans[0] in found[0].explanation() and spans[1] in found[0].explanation()
+    assert 0 < found[0].score <= 1
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Probation lasts three months.", "Probation is 3 months long."),
+        ("试用期为三个月。", "试用期3个月。"),
+        ("You get 25 days.", "Annual leave: 25 working days, plus public holidays on 3 days in May."),
+        ("Pay day is 3月25日.", "Salaries arrive on 3月25日."),
+    ],
+)
+def test_quantity_leaves_equal_values_alone(a: str, b: str) -> None:
+    assert [f for f in detect(a, b) if f.kind == "quantity"] == []
+
+
+def test_quantities_parse_units_and_skip_dates() -> None:
+    found = quantities("Submit within 10个工作日 or 3 months; due 3月5日; costs ¥200 and 15%.")
+    assert found["day"] == {10.0: "10个工作日"}
+    assert found["month"] == {3.0: "3 months"}
+    assert found["money"] == {200.0: "¥200"}
+    assert found["percent"] == {15.0: "15%"}
+
+
+@pytest.mark.parametrize(("text", "value"), [("三", 3), ("十", 10), ("十二", 12), ("二十五", 25), ("一百零五", 105),
+                                             ("两千", 2000), ("三万五千", 35000), ("abc", None), ("", None)])
+def test_chinese_numbers(text: str, value: int | None) -> None:
+    assert chinese_number(text) == value
+
+
+def test_detect_all_reports_pairs_and_skips_identical_answers() -> None:
+    texts = ["Yes, ask HR.", "Yes, ask HR.", "No, you don't need it.", "You get 25 days."]
+    found = detect_all(texts, Q_EN)
+    assert (0, 1) not in found
+    assert {k for k in found if any(f.kind == "polarity" for f in found[k])} == {(0, 2), (1, 2)}
