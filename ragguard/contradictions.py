@@ -111,7 +111,7 @@ def _content_words(text: str) -> set[str]:
 
 def _cjk_bigrams(text: str) -> set[str]:
     chars = re.findall(r"[\u4e00-\u9fff]", text)
-    return {a + b for a, b in zip(chars, chars[1:])}
+    return {a + b for a, b in zip(chars, chars[1:], strict=False)}
 
 
 def _on_topic(sentence: str, question: str) -> bool:
