@@ -139,8 +139,12 @@ def _print_report(report: Any) -> None:
             text = " ".join(c.representative.split())
             typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
     flagged = [c for c in report.contradictions if c.kind != "divergent"]
-    for c in flagged:
-        typer.echo(typer.style(f"  {c.kind}: {c.explanation}", fg="red"))
+    if flagged:
+        typer.echo("contradictions:")
+    for c in flagged[:3]:
+        typer.echo(typer.style(f"  samples {c.a} and {c.b}, {c.kind}: {c.explanation}", fg="red"))
+    if len(flagged) > 3:
+        typer.echo(f"  (+{len(flagged) - 3} more; see --json)")
     if report.sources:
         typer.echo("sources:")
         for p in report.sources:
