@@ -19,9 +19,12 @@ __all__ = ["check", "check_record", "report_from_result", "settings_from_config"
 
 
 def settings_from_config(config: Config) -> ConsistencySettings:
+    c = config.consistency
     return ConsistencySettings(
-        similarity_threshold=config.consistency.similarity_threshold,
-        consistent_agreement=config.consistency.consistent_agreement,
+        similarity_threshold=c.similarity_threshold,
+        consistent_agreement=c.consistent_agreement,
+        grounding_threshold=c.grounding_threshold,
+        on_flagged=c.on_flagged,
     )
 
 
@@ -36,6 +39,9 @@ def report_from_result(question: str, result: ConsistencyResult) -> Report:
         samples=result.samples,
         clusters=result.clusters,
         contradictions=result.contradictions,
+        confidence=result.confidence,
+        grounded=result.grounded,
+        warnings=list(result.warnings),
     )
 
 
@@ -70,9 +76,10 @@ def check(
 
         embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
     checker = ConsistencyChecker(embedder, settings_from_config(cfg))
-    result = checker.check(question.strip(), [Sample(text=s, seed=None, greedy=False) for s in samples])
-    report = report_from_result(question.strip(), result)
     passages = [context] if isinstance(context, str) else list(context or [])
+    samples_ = [Sample(text=s, seed=None, greedy=False) for s in samples]
+    result = checker.check(question.strip(), samples_, [str(p) for p in passages])
+    report = report_from_result(question.strip(), result)
     report.sources = [
         Passage(doc_id="context", chunk_id=f"context#{i}", text=str(text), score=1.0)
         for i, text in enumerate(passages)

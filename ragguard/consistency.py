@@ -24,13 +24,23 @@ Rules, all deterministic:
 * **Verdict**: ``abstain`` when the voted answer is empty; ``contradiction``
   when a detector of a contradiction kind fired; ``consistent`` when agreement
   is at least ``consistent_agreement``; otherwise ``inconsistent``.
+* **Grounding** (when context is given): each cluster representative's
+  ``support`` is its best cosine similarity to a context passage; the voted
+  answer is ``grounded`` when its support reaches ``grounding_threshold``.
+* **Confidence** in 0..1, higher is more trustworthy: the agreement, minus
+  the share of samples that explicitly contradict the voted answer
+  (polarity, quantity), halved when the answer is not grounded. It is 0 when
+  abstaining.
+* **Policy** ``on_flagged``: ``warn`` returns the majority answer with a
+  warning on ``inconsistent``/``contradiction``; ``abstain`` returns no
+  answer (verdict ``abstain``) and a warning that lists the conflicting answers.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +59,8 @@ __all__ = [
     "semantic_entropy",
     "decide_verdict",
     "divergent_pairs",
+    "confidence_score",
+    "support_scores",
 ]
 
 # Kinds that make the verdict ``contradiction``. ``divergent`` only says two
@@ -62,6 +74,8 @@ class ConsistencySettings:
 
     similarity_threshold: float = 0.8
     consistent_agreement: float = 0.8
+    grounding_threshold: float = 0.45
+    on_flagged: str = "warn"
 
 
 @dataclass
@@ -75,6 +89,9 @@ class ConsistencyResult:
     samples: list[Sample]
     clusters: list[Cluster]
     contradictions: list[Contradiction]
+    confidence: float = 0.0
+    grounded: bool | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def cluster_answers(
@@ -162,6 +179,24 @@ def decide_verdict(
     return "inconsistent"
 
 
+def support_scores(answer_vectors: np.ndarray, passage_vectors: np.ndarray) -> list[float]:
+    """Best cosine similarity of each answer to any passage (no passages: empty list)."""
+    if len(passage_vectors) == 0 or len(answer_vectors) == 0:
+        return []
+    from ragguard.clustering import normalize
+
+    sims = normalize(answer_vectors) @ normalize(passage_vectors).T
+    return [round(float(row.max()), 6) for row in sims]
+
+
+def confidence_score(agreement: float, contradicting_share: float, grounded: bool | None) -> float:
+    """See the module docstring: agreement minus explicit contradiction, halved if ungrounded."""
+    value = max(0.0, agreement - contradicting_share)
+    if grounded is False:
+        value *= 0.5
+    return round(min(1.0, value), 6)
+
+
 def divergent_pairs(
     clusters: Sequence[Cluster],
     texts: Sequence[str],
@@ -221,19 +256,27 @@ class ConsistencyChecker:
         self.embedder = embedder
         self.settings = settings or ConsistencySettings()
 
-    def check(self, question: str, samples: Sequence[Sample]) -> ConsistencyResult:
-        """Score ``samples`` (answers to ``question``) and return the voted result."""
+    def check(self, question: str, samples: Sequence[Sample], context: Sequence[str] = ()) -> ConsistencyResult:
+        """Score ``samples`` (answers to ``question``) and return the voted result.
+
+        ``context`` (the retrieved passages) is used for grounding only.
+        """
         if not samples:
-            return ConsistencyResult("", "abstain", 0.0, 0.0, [], [], [])
+            return ConsistencyResult("", "abstain", 0.0, 0.0, [], [], [], warnings=["no samples to check"])
         texts = [s.text.strip() for s in samples]
-        vectors = self.embedder.embed(texts)
-        similarity = cosine_matrix(vectors)
-        return self.check_with_similarity(samples, similarity, question)
+        passages = [c for c in context if c.strip()]
+        vectors = self.embedder.embed(texts + passages)
+        similarity = cosine_matrix(vectors[: len(texts)])
+        result = self.check_with_similarity(samples, similarity, question)
+        if passages:
+            self._ground(result, vectors[: len(texts)], vectors[len(texts) :])
+        result.confidence = self._confidence(result)
+        return self._apply_policy(result)
 
     def check_with_similarity(
         self, samples: Sequence[Sample], similarity: np.ndarray, question: str = ""
     ) -> ConsistencyResult:
-        """Like :meth:`check` with a precomputed similarity matrix."""
+        """Cluster, vote and detect with a precomputed similarity matrix (no grounding, no policy)."""
         texts = [s.text.strip() for s in samples]
         greedy_index = next((i for i, s in enumerate(samples) if s.greedy), None)
         findings = detect_all(texts, question)
@@ -260,7 +303,7 @@ class ConsistencyChecker:
         contradictions = detected + divergent_pairs(clusters, texts, similarity, covered)  # type: ignore[arg-type]
         verdict = decide_verdict(answer, agreement, contradictions, self.settings)
         labelled = [Sample(text=texts[i], seed=s.seed, greedy=s.greedy, cluster=labels[i]) for i, s in enumerate(samples)]
-        return ConsistencyResult(
+        result = ConsistencyResult(
             answer=answer,
             verdict=verdict,
             agreement=agreement,
@@ -269,3 +312,41 @@ class ConsistencyChecker:
             clusters=clusters,
             contradictions=contradictions,
         )
+        result.confidence = self._confidence(result)
+        return result
+
+    def _ground(self, result: ConsistencyResult, answer_vectors: np.ndarray, passage_vectors: np.ndarray) -> None:
+        reps = [_rep_index(c, [s.text for s in result.samples]) for c in result.clusters]
+        support = support_scores(answer_vectors[reps], passage_vectors)
+        result.clusters = [replace(c, support=v) for c, v in zip(result.clusters, support, strict=True)]
+        winner = next(c for c in result.clusters if c.representative == result.answer)
+        if result.answer:
+            result.grounded = bool(winner.support is not None and winner.support >= self.settings.grounding_threshold)
+
+    def _confidence(self, result: ConsistencyResult) -> float:
+        if not result.answer or not result.samples:
+            return 0.0
+        winner = next(c for c in result.clusters if c.representative == result.answer)
+        inside = set(winner.members)
+        against = {
+            (c.b if c.a in inside else c.a)
+            for c in result.contradictions
+            if c.kind in CONTRADICTION_KINDS and ((c.a in inside) != (c.b in inside))
+        }
+        return confidence_score(result.agreement, len(against) / len(result.samples), result.grounded)
+
+    def _apply_policy(self, result: ConsistencyResult) -> ConsistencyResult:
+        if result.verdict not in ("inconsistent", "contradiction"):
+            return result
+        if self.settings.on_flagged == "abstain":
+            others = [c.representative for c in result.clusters if c.representative != result.answer][:3]
+            listed = "; ".join(f'"{_quote(t, 60)[1:-1]}"' for t in [result.answer, *others])
+            result.warnings.append(f"abstained: the answers were {result.verdict} ({listed})")
+            result.answer = ""
+            result.verdict = "abstain"
+            result.confidence = 0.0
+        else:
+            result.warnings.append(
+                f"the answers were {result.verdict} (agreement {result.agreement:.0%}): treat this answer with care"
+            )
+        return result

@@ -135,27 +135,46 @@ class RagGuard:
 
         messages = build_messages(question, passages, cfg.prompt.system, cfg.prompt.max_context_chars)
         seeds = sample_seeds(cfg.sampling.seed, question, cfg.sampling.samples)
+        context = [p.text for p in passages]
         t = time.perf_counter()
-        completions = self.generator.generate(messages, seeds)
+        first_round = seeds[:3] if cfg.sampling.adaptive and len(seeds) > 3 else seeds
+        texts = [c.text for c in self.generator.generate(messages, first_round)]
         timings["generate"] = time.perf_counter() - t
-
         t = time.perf_counter()
-        report = self.check(question, [c.text for c in completions], seeds, cfg)
+        report = self.check(question, texts, first_round, cfg, context)
         timings["check"] = time.perf_counter() - t
+        if len(first_round) < len(seeds) and not _round_agrees(report):
+            # Seeds derive from the sample index, so the extra samples are exactly
+            # those a fixed-N run would draw: adaptive results are a prefix of it.
+            t = time.perf_counter()
+            texts += [c.text for c in self.generator.generate(messages, seeds[len(first_round) :])]
+            timings["generate"] += time.perf_counter() - t
+            t = time.perf_counter()
+            report = self.check(question, texts, seeds, cfg, context)
+            timings["check"] += time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
+        used = seeds[: len(texts)]
+        report.warnings.extend(_sampling_warnings(texts, used, cfg))
         report.sources = passages
-        report.fingerprint = self.fingerprint(cfg, [s for s in seeds if s is not None])
+        report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
         report.timings = timings
         return report
 
-    def check(self, question: str, texts: Sequence[str], seeds: Sequence[int | None], cfg: Config | None = None) -> Report:
+    def check(
+        self,
+        question: str,
+        texts: Sequence[str],
+        seeds: Sequence[int | None],
+        cfg: Config | None = None,
+        context: Sequence[str] = (),
+    ) -> Report:
         """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one)."""
         cfg = cfg or self.config
         if len(texts) != len(seeds):
             raise UsageError(f"got {len(texts)} answers but {len(seeds)} seeds: pass one seed (or None) per answer")
         checker = ConsistencyChecker(self.embedder, settings_from_config(cfg))
         samples = [Sample(text=t, seed=s, greedy=s is None) for t, s in zip(texts, seeds, strict=True)]
-        return report_from_result(question, checker.check(question, samples))
+        return report_from_result(question, checker.check(question, samples, context))
 
     def fingerprint(self, cfg: Config, seeds: Sequence[int]) -> Fingerprint:
         """Everything that produced an answer (model, adapter, embedder, config, versions, device, seeds)."""
@@ -170,6 +189,22 @@ class RagGuard:
             model_sha256=getattr(self.generator, "model_sha256", None),
             index=_index_id(self.index_path),
         )
+
+
+def _round_agrees(report: Report) -> bool:
+    """A first round agrees when every sample sits in one cluster and nothing contradicts."""
+    return len(report.clusters) == 1 and not report.contradictions and report.verdict != "abstain"
+
+
+def _sampling_warnings(texts: Sequence[str], seeds: Sequence[int | None], cfg: Config) -> list[str]:
+    """Flag a sampler that is not sampling: identical seeded answers at temperature > 0."""
+    seeded = [t for t, s in zip(texts, seeds, strict=True) if s is not None]
+    if len(seeded) >= 2 and cfg.sampling.temperature > 0 and len(set(texts)) == 1:
+        return [
+            f"degenerate sampling: all {len(texts)} answers are identical although temperature is "
+            f"{cfg.sampling.temperature}; the check cannot see instability (raise temperature or check the sampler)"
+        ]
+    return []
 
 
 def _index_id(path: str | None) -> str | None:

@@ -61,6 +61,7 @@ class Cluster:
     size: int
     representative: str
     members: list[int]
+    support: float | None = None  # best cosine between the representative and a source passage
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class Cluster:
             "size": self.size,
             "representative": self.representative,
             "members": list(self.members),
+            "support": None if self.support is None else round(float(self.support), 6),
         }
 
 
@@ -124,6 +126,9 @@ class Report:
     sources: list[Passage] = field(default_factory=list)
     fingerprint: Fingerprint | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0
+    grounded: bool | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The contract JSON form (see CONTRACTS.md, ``ask --json``)."""
@@ -133,10 +138,13 @@ class Report:
             "verdict": self.verdict,
             "agreement": round(float(self.agreement), 6),
             "semantic_entropy": round(float(self.semantic_entropy), 6),
+            "confidence": round(float(self.confidence), 6),
+            "grounded": self.grounded,
             "samples": [s.to_dict() for s in self.samples],
             "clusters": [c.to_dict() for c in self.clusters],
             "contradictions": [c.to_dict() for c in self.contradictions],
             "sources": [p.to_dict() for p in self.sources],
+            "warnings": list(self.warnings),
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
         }

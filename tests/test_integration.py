@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Do employees without the payroll bank's debit card need an employment certificate?"
+# The contract's keys (CONTRACTS.md); ragguard adds confidence, grounded and warnings.
 CONTRACT_KEYS = {
     "question", "answer", "verdict", "agreement", "semantic_entropy", "samples", "clusters",
     "contradictions", "sources", "fingerprint", "timings",
@@ -61,8 +62,10 @@ def _without_timings(d: dict) -> dict:
 def test_real_models_contract_and_determinism(guard: RagGuard) -> None:
     first = guard.ask(QUESTION).to_dict()
     second = guard.ask(QUESTION).to_dict()
-    assert set(first) == CONTRACT_KEYS
+    assert CONTRACT_KEYS <= set(first)
     assert _without_timings(first) == _without_timings(second)
+    assert 0.0 <= first["confidence"] <= 1.0 and first["grounded"] in (True, False)
+    assert all(c["support"] is not None for c in first["clusters"])
     assert first["verdict"] in {"consistent", "inconsistent", "contradiction", "abstain"}
     assert len(first["samples"]) == 3
     assert first["samples"][0]["greedy"] is True and first["samples"][0]["seed"] is None
@@ -106,7 +109,7 @@ def test_cli_ask_json_on_embedded_default(shared_cache: str) -> None:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, "--json must print exactly one JSON object"
     data = json.loads(lines[0])
-    assert set(data) == CONTRACT_KEYS
+    assert CONTRACT_KEYS <= set(data)
     assert len(data["samples"]) == 2
     assert "Traceback" not in proc.stderr
 
