@@ -131,8 +131,11 @@ def _print_report(report: Any) -> None:
     typer.echo(report.answer or "(no answer: abstaining)")
     typer.echo("")
     verdict = typer.style(report.verdict.upper(), fg=colour, bold=True)
-    typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  "
-               f"semantic entropy: {report.semantic_entropy:.2f}  samples: {len(report.samples)}")
+    grounded = {True: "yes", False: "NO", None: "n/a"}[report.grounded]
+    typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  confidence: {report.confidence:.2f}  "
+               f"grounded: {grounded}  semantic entropy: {report.semantic_entropy:.2f}  samples: {len(report.samples)}")
+    for warning in report.warnings:
+        typer.echo(typer.style(f"warning: {warning}", fg="yellow"))
     if len(report.clusters) > 1:
         typer.echo("clusters:")
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):

@@ -1,0 +1,130 @@
+"""Grounding, confidence, the on_flagged policy, adaptive sampling and degenerate-sampling warnings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from ragguard.config import Config
+from ragguard.consistency import ConsistencyChecker, ConsistencySettings, confidence_score, support_scores
+from ragguard.pipeline import RagGuard, sample_seeds
+from ragguard.protocols import Completion
+from ragguard.types import Passage, Sample
+
+Q = "Do employees without the payroll bank's debit card need an employment certificate?"
+
+
+class WordEmbedder:
+    name = "word-embedder"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().replace(".", " ").replace(",", " ").split():
+                out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class ScriptedGenerator:
+    """Answers by sample seed: the text for a seed is fixed, whatever else is in the batch."""
+
+    name = "scripted"
+    device = "cpu"
+    adapter = None
+    model_sha256 = None
+
+    def __init__(self, by_index: list[str]) -> None:
+        self.by_index = by_index
+        self.calls: list[list[int | None]] = []
+
+    def generate(self, messages, seeds):  # type: ignore[no-untyped-def]
+        self.calls.append(list(seeds))
+        order = sample_seeds(0, Q, len(self.by_index))
+        return [Completion(text=self.by_index[order.index(s)], seed=s) for s in seeds]
+
+
+class StaticRetriever:
+    def search(self, query: str, k: int) -> list[Passage]:
+        text = "Employees without an Eastbridge Bank debit card must request an employment certificate from HR."
+        return [Passage("handbook/payroll.md", "handbook/payroll.md#0", text, 0.9)][:k]
+
+
+def guard(answers: list[str], **sampling) -> tuple[RagGuard, ScriptedGenerator]:
+    cfg = Config().replace("sampling", samples=len(answers), **sampling)
+    gen = ScriptedGenerator(answers)
+    return RagGuard(cfg, gen, WordEmbedder(), StaticRetriever()), gen
+
+
+def test_support_scores_and_confidence_formula() -> None:
+    answers = np.array([[1.0, 0.0], [0.0, 1.0]])
+    passages = np.array([[1.0, 0.0], [0.6, 0.8]])
+    assert support_scores(answers, passages) == [1.0, 0.8]
+    assert support_scores(answers, np.zeros((0, 2))) == []
+    assert confidence_score(0.6, 0.2, True) == 0.4
+    assert confidence_score(0.6, 0.2, False) == 0.2
+    assert confidence_score(0.6, 0.0, None) == 0.6
+    assert confidence_score(0.2, 0.4, True) == 0.0
+
+
+def test_grounded_answer_and_confidence_discounted_by_explicit_contradiction() -> None:
+    g, _ = guard([
+        "Yes, employees without the card must request an employment certificate from HR.",
+        "Yes, they must request an employment certificate from HR.",
+        "Yes, request an employment certificate from HR.",
+        "No, they do not need an employment certificate.",
+        "Bananas are yellow.",
+    ])
+    report = g.ask(Q)
+    assert report.verdict == "contradiction"
+    assert report.agreement == 0.6
+    assert report.grounded is True
+    assert report.confidence == pytest.approx(0.4)  # 0.6 agreement - 0.2 share contradicting the winner
+    assert all(c.support is not None for c in report.clusters)
+    assert any("contradiction" in w for w in report.warnings)
+
+
+def test_ungrounded_answer_is_marked() -> None:
+    checker = ConsistencyChecker(WordEmbedder(), ConsistencySettings(grounding_threshold=0.45))
+    samples = [Sample("Bananas are yellow and sweet.", None, True)] * 5
+    result = checker.check("What colour are bananas?", samples, ["Employees must request a certificate from HR."])
+    assert result.verdict == "consistent"
+    assert result.grounded is False
+    assert result.confidence == 0.5
+
+
+def test_abstain_policy_returns_no_answer_and_lists_the_conflict() -> None:
+    checker = ConsistencyChecker(WordEmbedder(), ConsistencySettings(on_flagged="abstain"))
+    samples = [Sample("Yes, ask HR.", None, True), Sample("No, you do not need it.", 1, False),
+               Sample("Yes, ask HR for it.", 2, False)]
+    result = checker.check(Q, samples)
+    assert result.answer == "" and result.verdict == "abstain" and result.confidence == 0.0
+    assert "contradiction" in result.warnings[0] and "Yes, ask HR" in result.warnings[0] and "No, you do not" in result.warnings[0]
+
+
+def test_adaptive_stops_after_an_agreeing_first_round() -> None:
+    agreeing = ["Yes, request the employment certificate from HR."] * 5
+    g, gen = guard(agreeing, adaptive=True)
+    report = g.ask(Q)
+    assert len(report.samples) == 3 and len(gen.calls) == 1
+    assert report.fingerprint is not None and len(report.fingerprint.seeds) == 2
+
+
+def test_adaptive_draws_the_rest_when_the_first_round_disagrees_and_matches_fixed_n() -> None:
+    answers = ["Yes, ask HR.", "No, you do not need it.", "Yes, ask HR.", "Yes, ask HR.", "Yes, ask HR."]
+    adaptive, gen = guard(answers, adaptive=True)
+    fixed, _ = guard(answers, adaptive=False)
+    a, f = adaptive.ask(Q), fixed.ask(Q)
+    assert len(gen.calls) == 2 and len(a.samples) == 5
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("timings", "fingerprint")}  # noqa: E731
+    assert strip(a.to_dict()) == strip(f.to_dict())
+
+
+def test_degenerate_sampling_is_reported() -> None:
+    g, _ = guard(["Yes, ask HR."] * 4)
+    report = g.ask(Q)
+    assert any(w.startswith("degenerate sampling") for w in report.warnings)
+    g2, _ = guard(["Yes, ask HR.", "Yes, ask HR please.", "Yes, ask HR.", "Yes, ask HR."])
+    assert not any(w.startswith("degenerate") for w in g2.ask(Q).warnings)
