@@ -205,6 +205,46 @@ def check(
         raise typer.Exit(2)
 
 
+@app.command()
+@handle_errors
+def audit(
+    questions_file: Path = typer.Argument(..., help=".jsonl/.json/.csv with question and optional id, reference, tags."),
+    out: Path = typer.Option(..., "--out", help="Folder for results.jsonl, summary.json, results.csv, report.html."),
+    index: Path | None = typer.Option(None, "--index", help="Index folder (default: the bundled example index)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default: embedded offline models)."),
+    fail_under: float | None = typer.Option(
+        None, "--fail-under", min=0.0, max=1.0,
+        help="Exit 1 when the consistent share (or reference accuracy) is below this fraction.",
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: redo questions that errored."),
+    only: str | None = typer.Option(None, "--only", help="Rerun a subset: id:ID,.. tag:TAG,.. verdict:V,.. status:S"),
+    samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers per question."),
+) -> None:
+    """Ask every question of a set and write a report to read before shipping."""
+    from ragguard.audit import run_audit
+
+    guard = build_guard(config, index)
+    if samples is not None:
+        guard.config = guard.config.replace("sampling", samples=samples)
+    try:
+        result = run_audit(questions_file, out, guard, resume=resume or retry_errors, retry_errors=retry_errors,
+                           only=only, fail_under=fail_under, progress=_progress)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; finished questions are saved in {out}/results.jsonl: rerun with --resume", 130)
+    s = result.summary
+    typer.echo(f"audited {s['questions']} records ({result.ran} run now, {result.skipped} already done): "
+               + ", ".join(f"{k} {v}" for k, v in s["verdicts"].items())
+               + f"; errors {s['errors']}, invalid {s['invalid']}")
+    if s["reference"]["accuracy"] is not None:
+        typer.echo(f"reference accuracy {s['reference']['accuracy']:.0%} over {s['reference']['with_reference']} questions")
+    typer.echo(f"report: {result.out / 'report.html'}")
+    for message in result.gate_messages:
+        typer.echo(f"ragguard: gate failed: {message}", err=True)
+    if result.gate_failed:
+        raise typer.Exit(1)
+
+
 @index_app.command("build")
 @handle_errors
 def index_build(

@@ -1,0 +1,377 @@
+"""Batch audit of a question set: one ``ask`` record per question, a summary and reports.
+
+Work is never lost: each finished question is appended to ``results.jsonl``
+and flushed to disk before the next one starts. ``resume`` continues an
+interrupted run (Ctrl-C or ``kill -9``) without redoing or duplicating a
+question; a half-written last line is dropped and that question redone.
+Infrastructure errors (the model failed) are kept apart from quality
+results, and from invalid input records, everywhere.
+
+Output folder:
+
+* ``audit.json``: what the run was made from (input hash, config hash, index);
+* ``results.jsonl``: one record per question (the ``ask`` record plus ``id``,
+  ``line``, ``status``, ``reference``, ``reference_match``, ``tags``);
+  invalid records and errors are lines too, with ``status`` and ``error``;
+* ``summary.json``, ``results.csv`` and ``report.html``: rebuilt from
+  ``results.jsonl`` at the end of every run (the last record per question wins).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragguard._version import __version__
+from ragguard.contradictions import detect
+from ragguard.errors import RagGuardError, UsageError
+from ragguard.metrics import auroc, histogram
+from ragguard.records import BadRecord, read_records
+
+__all__ = ["AuditQuestion", "AuditResult", "load_questions", "run_audit", "summarize", "match_reference"]
+
+RESULTS = "results.jsonl"
+VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
+REFERENCE_THRESHOLD = 0.6
+
+
+@dataclass(frozen=True)
+class AuditQuestion:
+    """A usable question record."""
+
+    id: str
+    line: int
+    question: str
+    reference: str | None
+    tags: list[str]
+
+
+@dataclass
+class AuditResult:
+    """What a run did, for the CLI."""
+
+    out: Path
+    summary: dict[str, Any]
+    ran: int
+    skipped: int
+    gate_failed: bool = False
+    gate_messages: list[str] = field(default_factory=list)
+
+
+def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str, Any]]]:
+    """Read questions; bad records come back as result lines with status ``invalid``."""
+    questions: list[AuditQuestion] = []
+    invalid: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record in read_records(path):
+        if isinstance(record, BadRecord):
+            invalid.append({"id": f"line-{record.line}", "line": record.line, "status": "invalid", "error": record.error})
+            continue
+        data = record.data
+        qid = str(data.get("id") or f"line-{record.line}").strip()
+        question = data.get("question")
+        problem = None
+        if not isinstance(question, str) or not question.strip():
+            problem = "missing or empty 'question' field"
+        elif qid in seen:
+            problem = f"duplicate id {qid!r}"
+        reference = data.get("reference")
+        if problem is None and reference is not None and not isinstance(reference, str):
+            problem = "'reference' must be a string"
+        tags = data.get("tags") or []
+        if isinstance(tags, str):
+            tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
+        if problem is None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            problem = "'tags' must be a list of strings"
+        if problem:
+            invalid.append({"id": f"line-{record.line}", "line": record.line, "status": "invalid", "error": problem})
+            continue
+        seen.add(qid)
+        questions.append(
+            AuditQuestion(qid, record.line, question.strip(), (reference or "").strip() or None, list(tags))
+        )
+    return questions, invalid
+
+
+def match_reference(answer: str, reference: str, question: str, embedder: Any, threshold: float) -> tuple[str, float]:
+    """Compare the voted answer with the expected one: ``match``, ``mismatch`` or ``contradicts``."""
+    if not answer.strip():
+        return "mismatch", 0.0
+    vectors = embedder.embed([answer, reference])
+    similarity = float(vectors[0] @ vectors[1])
+    if any(f.kind in ("polarity", "quantity") for f in detect(answer, reference, question)):
+        return "contradicts", similarity
+    return ("match" if similarity >= threshold else "mismatch"), similarity
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    """Existing result lines; a torn last line (killed mid-write) is cut off the file."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    good_end = 0
+    for raw in data.splitlines(keepends=True):
+        if not raw.endswith(b"\n"):
+            break
+        try:
+            records.append(json.loads(raw))
+        except json.JSONDecodeError:
+            break
+        good_end += len(raw)
+    if good_end != len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(good_end)
+    return records
+
+
+def _latest(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[str(r.get("id"))] = r
+    return latest
+
+
+def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, only: str) -> bool:
+    kind, _, values = only.partition(":")
+    wanted = {v.strip() for v in values.split(",") if v.strip()}
+    if kind == "id":
+        return question.id in wanted
+    if kind == "tag":
+        return bool(wanted & set(question.tags))
+    if kind == "verdict":
+        return previous is not None and previous.get("verdict") in wanted
+    if kind == "status":
+        return previous is not None and previous.get("status") in wanted
+    raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID], tag:TAG[,TAG], verdict:VERDICT or status:STATUS")
+
+
+def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
+    return {
+        "input": str(questions_file),
+        "input_sha256": hashlib.sha256(questions_file.read_bytes()).hexdigest(),
+        "config_hash": guard.config.hash(),
+        "index": guard.index_path,
+        "ragguard_version": __version__,
+    }
+
+
+def run_audit(
+    questions_file: str | Path,
+    out: str | Path,
+    guard: Any,
+    *,
+    resume: bool = False,
+    retry_errors: bool = False,
+    only: str | None = None,
+    fail_under: float | None = None,
+    reference_threshold: float = REFERENCE_THRESHOLD,
+    progress: Callable[[str], None] | None = None,
+) -> AuditResult:
+    """Ask every question of ``questions_file`` and write the audit folder ``out``.
+
+    Args:
+        guard: a :class:`~ragguard.pipeline.RagGuard` (anything with ``ask``,
+            ``config``, ``embedder`` and ``index_path``).
+        resume: continue a previous run in ``out`` (questions already done are skipped).
+        retry_errors: with ``resume``, redo questions that failed for infrastructure reasons.
+        only: rerun a subset: ``id:q01,q02``, ``tag:payroll``, ``verdict:contradiction`` or ``status:error``.
+        fail_under: gate on the consistent share (and on reference accuracy when references exist).
+    """
+    qfile = Path(questions_file)
+    out_dir = Path(out)
+    questions, invalid = load_questions(qfile)
+    if not questions and not invalid:
+        raise UsageError(f"{qfile} holds no records: add one JSON object per line with a 'question' field")
+    if fail_under is not None and not 0 <= fail_under <= 1:
+        raise UsageError(f"--fail-under must be a fraction between 0 and 1, got {fail_under}")
+    results_path = out_dir / RESULTS
+    run_info = _fingerprint_run(qfile, guard)
+    existing: list[dict[str, Any]] = []
+    if results_path.exists() and (resume or only):
+        previous_info = _read_json(out_dir / "audit.json")
+        if previous_info and previous_info.get("config_hash") != run_info["config_hash"]:
+            raise UsageError(
+                f"{out_dir} holds results made with another config ({previous_info.get('config_hash')} vs "
+                f"{run_info['config_hash']}): use a new --out folder"
+            )
+        existing = _read_results(results_path)
+    elif results_path.exists() and results_path.stat().st_size > 0:
+        raise UsageError(f"{out_dir} already holds audit results: pass --resume to continue, or choose a new --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / "audit.json", run_info)
+
+    latest = _latest(existing)
+    todo: list[AuditQuestion] = []
+    for q in questions:
+        prev = latest.get(q.id)
+        if only:
+            if _matches_filter(q, prev, only):
+                todo.append(q)
+            continue
+        if prev is None or (retry_errors and prev.get("status") == "error"):
+            todo.append(q)
+    new_invalid = [r for r in invalid if r["id"] not in latest]
+    skipped = len(questions) - len(todo)
+
+    started = time.perf_counter()
+    ran = 0
+    with open(results_path, "a", encoding="utf-8") as fh:
+        for record in new_invalid:
+            _append(fh, record)
+            if progress:
+                progress(f"{qfile}:{record['line']}: invalid record: {record['error']}")
+        for position, q in enumerate(todo, 1):
+            t0 = time.perf_counter()
+            record = _ask_one(q, guard, reference_threshold)
+            _append(fh, record)
+            ran += 1
+            if progress:
+                elapsed = time.perf_counter() - started
+                eta = elapsed / position * (len(todo) - position)
+                status = record.get("verdict") or record["status"]
+                progress(
+                    f"[{position}/{len(todo)}] {q.id} {status}"
+                    + (f" agreement {record['agreement']:.2f}" if "agreement" in record else "")
+                    + f" ({time.perf_counter() - t0:.1f}s, {position / elapsed * 60:.1f} q/min, ETA {eta:.0f}s)"
+                )
+    all_records = _ordered(_read_results(results_path), questions, invalid)
+    summary = summarize(all_records)
+    gate_messages: list[str] = []
+    if fail_under is not None:
+        summary["gates"] = {"fail_under": fail_under}
+        share = summary["consistent_share"]
+        if share is not None and share < fail_under:
+            gate_messages.append(f"consistent share {share:.2f} is below --fail-under {fail_under:.2f}")
+        accuracy = summary["reference"]["accuracy"]
+        if accuracy is not None and accuracy < fail_under:
+            gate_messages.append(f"reference accuracy {accuracy:.2f} is below --fail-under {fail_under:.2f}")
+        summary["gates"]["passed"] = not gate_messages
+        summary["gates"]["failures"] = gate_messages
+    _write_json(out_dir / "summary.json", summary)
+    _write_csv(out_dir / "results.csv", all_records)
+    from ragguard.report_html import write_report
+
+    write_report(out_dir / "report.html", all_records, summary, run_info)
+    return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages), gate_messages)
+
+
+def _ask_one(q: AuditQuestion, guard: Any, reference_threshold: float) -> dict[str, Any]:
+    base = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference}
+    try:
+        report = guard.ask(q.question)
+    except UsageError as exc:
+        return {**base, "question": q.question, "status": "invalid", "error": str(exc)}
+    except (RagGuardError, RuntimeError, MemoryError) as exc:
+        # Infrastructure, not quality: kept apart and retried with --retry-errors.
+        return {**base, "question": q.question, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    record: dict[str, Any] = {**base, "status": "ok", **report.to_dict()}
+    if q.reference:
+        match, similarity = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
+        record["reference_match"] = match
+        record["reference_similarity"] = round(similarity, 6)
+    else:
+        record["reference_match"] = None
+    return record
+
+
+def _append(fh: Any, record: dict[str, Any]) -> None:
+    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _ordered(
+    records: list[dict[str, Any]], questions: list[AuditQuestion], invalid: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The last record per question, in input order."""
+    latest = _latest(records)
+    keys = sorted([(q.line, q.id) for q in questions] + [(r["line"], r["id"]) for r in invalid])
+    return [latest[k] for _, k in keys if k in latest]
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures a team reads before shipping (see the module docstring)."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    verdicts = {v: sum(1 for r in ok if r.get("verdict") == v) for v in VERDICTS}
+    with_ref = [r for r in ok if r.get("reference_match")]
+    correct = [r.get("reference_match") == "match" for r in with_ref]
+
+    def accuracy(rows: list[dict[str, Any]]) -> float | None:
+        rows = [r for r in rows if r.get("reference_match")]
+        return round(sum(r["reference_match"] == "match" for r in rows) / len(rows), 6) if rows else None
+
+    consistent = [r for r in ok if r.get("verdict") == "consistent"]
+    flagged = [r for r in ok if r.get("verdict") in ("inconsistent", "contradiction")]
+    # AUROC of (1 - confidence) for predicting a wrong answer: 1.0 means confidence ranks
+    # every wrong answer below every right one, 0.5 means it tells nothing.
+    auc = auroc([1.0 - float(r.get("confidence", 0.0)) for r in with_ref], [not c for c in correct]) if with_ref else None
+    worst = sorted(ok, key=lambda r: (float(r.get("confidence", 0.0)), r.get("line", 0)))[:5]
+    return {
+        "questions": len(records),
+        "answered": len(ok),
+        "invalid": sum(1 for r in records if r.get("status") == "invalid"),
+        "errors": sum(1 for r in records if r.get("status") == "error"),
+        "verdicts": verdicts,
+        "consistent_share": round(verdicts["consistent"] / len(ok), 6) if ok else None,
+        "contradiction_rate": round(verdicts["contradiction"] / len(ok), 6) if ok else None,
+        "agreement_histogram": histogram([float(r.get("agreement", 0.0)) for r in ok]),
+        "mean_confidence": round(sum(float(r.get("confidence", 0.0)) for r in ok) / len(ok), 6) if ok else None,
+        "reference": {
+            "with_reference": len(with_ref),
+            "match": sum(1 for r in with_ref if r["reference_match"] == "match"),
+            "mismatch": sum(1 for r in with_ref if r["reference_match"] == "mismatch"),
+            "contradicts": sum(1 for r in with_ref if r["reference_match"] == "contradicts"),
+            "accuracy": accuracy(ok),
+            "accuracy_consistent": accuracy(consistent),
+            "accuracy_flagged": accuracy(flagged),
+            "auroc_confidence_wrong": None if auc is None else round(auc, 6),
+        },
+        "worst": [
+            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": r.get("confidence")}
+            for r in worst
+        ],
+        "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
+        "error_records": [{"id": r["id"], "error": r["error"]} for r in records if r.get("status") == "error"],
+    }
+
+
+CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confidence", "semantic_entropy",
+              "grounded", "answer", "reference", "reference_match", "contradictions", "error")
+
+
+def _csv_rows(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for r in records:
+        row = {k: r.get(k) for k in CSV_FIELDS}
+        row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != "divergent")
+        yield row
+
+
+def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(_csv_rows(records))
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

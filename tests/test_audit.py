@@ -1,0 +1,233 @@
+"""The batch audit: outputs, bad records, resume after kill -9, retries, filters, gates."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragguard.audit import match_reference, run_audit, summarize
+from ragguard.config import Config
+from ragguard.errors import GenerationError, UsageError
+from ragguard.metrics import auroc, histogram
+from ragguard.pipeline import RagGuard
+from ragguard.protocols import Completion
+
+ANSWERS = {
+    "Do I need a certificate?": ["Yes, ask HR for form HR-07."] * 3,
+    "How many leave days?": ["You get 25 days.", "You get 30 days.", "You get 25 days."],
+    "Where is the branch?": ["At 12 Quay Street."] * 3,
+}
+
+
+class WordEmbedder:
+    name = "word-embedder"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().replace(".", " ").replace(",", " ").split():
+                out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class TableGenerator:
+    """Answers from a table keyed by the question in the prompt; can fail on demand."""
+
+    name, device, adapter, model_sha256 = "table", "cpu", None, None
+
+    def __init__(self, fail_on: set[str] | None = None, delay: float = 0.0) -> None:
+        self.fail_on = fail_on or set()
+        self.delay = delay
+        self.asked: list[str] = []
+
+    def generate(self, messages, seeds):  # type: ignore[no-untyped-def]
+        question = messages[-1]["content"].split("Question: ")[-1]
+        self.asked.append(question)
+        time.sleep(self.delay)
+        if question in self.fail_on:
+            raise GenerationError("out of memory (simulated)")
+        texts = ANSWERS.get(question, ["I do not know."] * len(seeds))
+        return [Completion(texts[i % len(texts)], s) for i, s in enumerate(seeds)]
+
+
+def make_guard(**kw) -> RagGuard:  # type: ignore[no-untyped-def]
+    cfg = Config().replace("sampling", samples=3)
+    return RagGuard(cfg, TableGenerator(**kw), WordEmbedder(), None, None)
+
+
+def write_questions(path: Path) -> Path:
+    rows = [
+        {"id": "cert", "question": "Do I need a certificate?", "reference": "Yes, ask HR for form HR-07.", "tags": ["hr"]},
+        "this line is not json",
+        {"id": "leave", "question": "How many leave days?", "reference": "You get 25 days.", "tags": ["leave"]},
+        {"id": "branch", "question": "Where is the branch?", "tags": ["payroll"]},
+        {"id": "empty", "question": "   "},
+    ]
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def read_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_audit_writes_every_output_and_reports_bad_records(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_audit(write_questions(tmp_path / "q.jsonl"), out, make_guard())
+    for name in ("results.jsonl", "summary.json", "results.csv", "report.html", "audit.json"):
+        assert (out / name).is_file(), name
+    lines = read_lines(out)
+    by_id = {r["id"]: r for r in lines}
+    assert by_id["cert"]["verdict"] == "consistent" and by_id["cert"]["reference_match"] == "match"
+    assert by_id["leave"]["verdict"] == "contradiction" and by_id["leave"]["reference_match"] == "match"
+    assert by_id["branch"]["reference_match"] is None
+    invalid = [r for r in lines if r["status"] == "invalid"]
+    assert {r["line"] for r in invalid} == {2, 5}
+    s = result.summary
+    assert s["questions"] == 5 and s["answered"] == 3 and s["invalid"] == 2 and s["errors"] == 0
+    assert s["verdicts"]["consistent"] == 2 and s["verdicts"]["contradiction"] == 1
+    assert s["reference"]["with_reference"] == 2 and s["reference"]["accuracy"] == 1.0
+    rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
+    assert [r["id"] for r in rows] == ["cert", "line-2", "leave", "branch", "line-5"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "http://" not in page and "https://" not in page and "<script src" not in page
+    assert "How many leave days?" in page and "25 days" in page
+
+
+def test_records_match_asking_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_audit(write_questions(tmp_path / "q.jsonl"), out, make_guard())
+    alone = make_guard().ask("How many leave days?").to_dict()
+    record = next(r for r in read_lines(out) if r["id"] == "leave")
+    assert {k: record[k] for k in alone if k != "timings"} == {k: v for k, v in alone.items() if k != "timings"}
+
+
+def test_refuses_to_overwrite_without_resume(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    run_audit(q, tmp_path / "out", make_guard())
+    with pytest.raises(UsageError, match="--resume"):
+        run_audit(q, tmp_path / "out", make_guard())
+
+
+def test_resume_skips_done_questions_and_redoes_a_torn_line(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard())
+    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    # Keep cert + the invalid line, then a half-written 'leave' record (as kill -9 leaves it).
+    kept = [line for line in lines if json.loads(line)["id"] in ("cert", "line-2")]
+    (out / "results.jsonl").write_text("\n".join(kept) + "\n" + '{"id": "leave", "status": "o', encoding="utf-8")
+    guard = make_guard()
+    result = run_audit(q, out, guard, resume=True)
+    assert guard.generator.asked == ["How many leave days?", "Where is the branch?"]  # type: ignore[attr-defined]
+    assert result.ran == 2 and result.skipped == 1
+    ids = [r["id"] for r in read_lines(out)]
+    assert sorted(ids) == sorted(["cert", "line-2", "leave", "branch", "line-5"])  # no duplicates, nothing lost
+
+
+def test_errors_are_kept_apart_and_retried_only_on_request(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    out = tmp_path / "out"
+    result = run_audit(q, out, make_guard(fail_on={"Where is the branch?"}))
+    assert result.summary["errors"] == 1 and result.summary["answered"] == 2
+    assert result.summary["error_records"][0]["id"] == "branch"
+    again = make_guard()
+    run_audit(q, out, again, resume=True)
+    assert again.generator.asked == []  # type: ignore[attr-defined]
+    retry = make_guard()
+    result = run_audit(q, out, retry, resume=True, retry_errors=True)
+    assert retry.generator.asked == ["Where is the branch?"]  # type: ignore[attr-defined]
+    assert result.summary["errors"] == 0 and result.summary["answered"] == 3
+
+
+def test_only_reruns_a_subset(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard())
+    guard = make_guard()
+    run_audit(q, out, guard, only="verdict:contradiction")
+    assert guard.generator.asked == ["How many leave days?"]  # type: ignore[attr-defined]
+    guard = make_guard()
+    run_audit(q, out, guard, only="tag:hr,payroll")
+    assert guard.generator.asked == ["Do I need a certificate?", "Where is the branch?"]  # type: ignore[attr-defined]
+    with pytest.raises(UsageError, match="--only"):
+        run_audit(q, out, make_guard(), only="colour:red")
+
+
+def test_fail_under_gate(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    passed = run_audit(q, tmp_path / "a", make_guard(), fail_under=0.5)
+    assert not passed.gate_failed and passed.summary["gates"]["passed"] is True
+    failed = run_audit(q, tmp_path / "b", make_guard(), fail_under=0.9)
+    assert failed.gate_failed and "consistent share" in failed.gate_messages[0]
+
+
+def test_resume_refuses_another_config(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    run_audit(q, tmp_path / "out", make_guard())
+    other = make_guard()
+    other.config = other.config.replace("sampling", samples=4)
+    with pytest.raises(UsageError, match="another config"):
+        run_audit(q, tmp_path / "out", other, resume=True)
+
+
+def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+    n = 12
+    with open(questions, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"q{i:02d}", "question": "Do I need a certificate?" if i % 2 else "Where is the branch?"}) + "\n")
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_audit import make_guard
+        from ragguard.audit import run_audit
+        run_audit({str(questions)!r}, {str(out)!r}, make_guard(delay=0.15))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.getcwd()})
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        path = out / "results.jsonl"
+        if path.exists() and path.read_text().count("\n") >= 4:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(read_lines(out))
+    assert 4 <= done_before < n, "the run should have been killed part-way"
+    guard = make_guard()
+    run_audit(questions, out, guard, resume=True)
+    ids = [r["id"] for r in read_lines(out)]
+    assert sorted(ids) == [f"q{i:02d}" for i in range(n)]
+    assert len(guard.generator.asked) == n - done_before  # type: ignore[attr-defined]
+
+
+def test_reference_matching() -> None:
+    e = WordEmbedder()
+    q = "Do I need a certificate?"
+    assert match_reference("Yes, ask HR for form HR-07.", "Yes, ask HR for form HR-07.", q, e, 0.6)[0] == "match"
+    assert match_reference("No, you do not need it.", "Yes, ask HR for it.", q, e, 0.6)[0] == "contradicts"
+    assert match_reference("Bananas are yellow.", "Yes, ask HR for it.", q, e, 0.6)[0] == "mismatch"
+    assert match_reference("", "Yes.", q, e, 0.6)[0] == "mismatch"
+
+
+def test_metrics() -> None:
+    assert auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    assert auroc([0.5, 0.5], [True, False]) == 0.5
+    assert auroc([0.5], [True]) is None
+    assert histogram([0.0, 0.19, 0.2, 0.99, 1.0]) == {"0.0-0.2": 2, "0.2-0.4": 1, "0.4-0.6": 0, "0.6-0.8": 0, "0.8-1.0": 2}
+    assert summarize([])["consistent_share"] is None
