@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 QUESTION ?= Do employees without the payroll bank's debit card need an employment certificate?
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-all install install-test lint bench index clean
+.PHONY: demo test test-slow test-browser test-all install install-test lint bench index clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test: $(VENV)/.installed-test
 ## make test-slow: the slow tests only.
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "slow and not gpu" $(PYTEST_ARGS)
+
+## make test-browser: install Debian's chromium + chromedriver, then run the browser test of report.html.
+test-browser: $(VENV)/.installed-test
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(BIN)/python -m pytest tests/test_report_browser.py $(PYTEST_ARGS)
 
 test-all: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,63 @@
+"""report.html in a real headless Chromium: loads offline, filters, opens a question.
+
+Needs Debian's chromium and chromium-driver (`make test-browser` installs them);
+skipped where they are missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ragguard.audit import run_audit
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture()
+def browser():  # type: ignore[no-untyped-def]
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,1600"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_report_loads_offline_filters_and_opens_a_question(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from test_audit import make_guard, write_questions
+
+    out = tmp_path / "out"
+    run_audit(write_questions(tmp_path / "q.jsonl"), out, make_guard())
+    browser.get((out / "report.html").as_uri())
+    assert browser.title == "ragguard audit"
+    # Nothing but the page itself was requested (the CSP also forbids it).
+    entries = browser.execute_script("return performance.getEntriesByType('resource').length")
+    assert entries == 0
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.q")
+    assert len(rows) == 5
+    browser.find_element(By.ID, "filter").send_keys("leave")
+    visible = [r for r in rows if r.is_displayed()]
+    assert [r.get_attribute("data-id") for r in visible] == ["leave"]
+    assert browser.find_element(By.ID, "shown").text == "1"
+    detail = browser.find_element(By.ID, "d-" + visible[0].get_attribute("data-key"))
+    assert not detail.is_displayed()
+    visible[0].click()
+    assert detail.is_displayed()
+    assert "25 days" in detail.text and "30 days" in detail.text and "quantity" in detail.text
+    browser.save_screenshot(str(tmp_path / "report.png"))
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+    print(f"screenshot: {tmp_path / 'report.png'}")
