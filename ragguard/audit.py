@@ -173,6 +173,7 @@ def run_audit(
     only: str | None = None,
     fail_under: float | None = None,
     reference_threshold: float = REFERENCE_THRESHOLD,
+    batch_questions: int = 8,
     progress: Callable[[str], None] | None = None,
 ) -> AuditResult:
     """Ask every question of ``questions_file`` and write the audit folder ``out``.
@@ -184,6 +185,8 @@ def run_audit(
         retry_errors: with ``resume``, redo questions that failed for infrastructure reasons.
         only: rerun a subset: ``id:q01,q02``, ``tag:payroll``, ``verdict:contradiction`` or ``status:error``.
         fail_under: gate on the consistent share (and on reference accuracy when references exist).
+        batch_questions: questions handed to one ``ask_many`` call (their generation is
+            batched up to ``generator.max_batch_tokens``); records are written after each.
     """
     qfile = Path(questions_file)
     out_dir = Path(out)
@@ -228,20 +231,22 @@ def run_audit(
             _append(fh, record)
             if progress:
                 progress(f"{qfile}:{record['line']}: invalid record: {record['error']}")
-        for position, q in enumerate(todo, 1):
-            t0 = time.perf_counter()
-            record = _ask_one(q, guard, reference_threshold)
-            _append(fh, record)
-            ran += 1
-            if progress:
-                elapsed = time.perf_counter() - started
-                eta = elapsed / position * (len(todo) - position)
-                status = record.get("verdict") or record["status"]
-                progress(
-                    f"[{position}/{len(todo)}] {q.id} {status}"
-                    + (f" agreement {record['agreement']:.2f}" if "agreement" in record else "")
-                    + f" ({time.perf_counter() - t0:.1f}s, {position / elapsed * 60:.1f} q/min, ETA {eta:.0f}s)"
-                )
+        position = 0
+        for chunk_start in range(0, len(todo), batch_questions):
+            chunk = todo[chunk_start : chunk_start + batch_questions]
+            for q, record in zip(chunk, _ask_chunk(chunk, guard, reference_threshold), strict=True):
+                _append(fh, record)
+                ran += 1
+                position += 1
+                if progress:
+                    elapsed = time.perf_counter() - started
+                    eta = elapsed / position * (len(todo) - position)
+                    status = record.get("verdict") or record["status"]
+                    progress(
+                        f"[{position}/{len(todo)}] {q.id} {status}"
+                        + (f" agreement {record['agreement']:.2f}" if "agreement" in record else "")
+                        + f" ({position / elapsed * 60:.1f} q/min, ETA {eta:.0f}s)"
+                    )
     all_records = _ordered(_read_results(results_path), questions, invalid)
     summary = summarize(all_records)
     gate_messages: list[str] = []
@@ -263,6 +268,31 @@ def run_audit(
     return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages), gate_messages)
 
 
+def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: float) -> list[dict[str, Any]]:
+    """Records for a chunk: one batched call, or one call per question when the batch fails."""
+    ask_many = getattr(guard, "ask_many", None)
+    if ask_many is not None and len(chunk) > 1:
+        try:
+            reports = ask_many([q.question for q in chunk])
+        except (RagGuardError, RuntimeError, MemoryError):
+            pass  # find out which question fails by asking them one by one
+        else:
+            return [_record(q, r, guard, reference_threshold) for q, r in zip(chunk, reports, strict=True)]
+    return [_ask_one(q, guard, reference_threshold) for q in chunk]
+
+
+def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: float) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference, "status": "ok",
+                              **report.to_dict()}
+    if q.reference:
+        match, similarity = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
+        record["reference_match"] = match
+        record["reference_similarity"] = round(similarity, 6)
+    else:
+        record["reference_match"] = None
+    return record
+
+
 def _ask_one(q: AuditQuestion, guard: Any, reference_threshold: float) -> dict[str, Any]:
     base = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference}
     try:
@@ -272,14 +302,7 @@ def _ask_one(q: AuditQuestion, guard: Any, reference_threshold: float) -> dict[s
     except (RagGuardError, RuntimeError, MemoryError) as exc:
         # Infrastructure, not quality: kept apart and retried with --retry-errors.
         return {**base, "question": q.question, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    record: dict[str, Any] = {**base, "status": "ok", **report.to_dict()}
-    if q.reference:
-        match, similarity = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
-        record["reference_match"] = match
-        record["reference_similarity"] = round(similarity, 6)
-    else:
-        record["reference_match"] = None
-    return record
+    return _record(q, report, guard, reference_threshold)
 
 
 def _append(fh: Any, record: dict[str, Any]) -> None:

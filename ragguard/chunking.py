@@ -144,6 +144,9 @@ def chunk_document(doc: Document, settings: ChunkingSettings) -> list[Chunk]:
             tail = tail[cut + 1 :].strip() if cut >= 0 else ""
             prefix = f"{title}\n" if title and not piece.startswith("#") else ""
             current = f"{prefix}{tail}\n\n{piece}".strip() if tail else f"{prefix}{piece}"
+            # The overlap, then the title, give way when they would push a chunk past chunk_chars.
+            if len(current) > settings.chunk_chars:
+                current = f"{prefix}{piece}" if len(prefix) + len(piece) <= settings.chunk_chars else piece
         else:
             current = f"{current}\n\n{piece}" if current else piece
     if current:

@@ -69,6 +69,10 @@ class GeneratorConfig:
     bnb_4bit_compute_dtype: str = _help("compute dtype of 4-bit layers", "bfloat16")
     bnb_4bit_use_double_quant: bool = _help("double quantization of 4-bit layers", True)
     trust_remote_code: bool = _help("allow model repositories to run their own code", False)
+    max_batch_tokens: int = _help(
+        "memory bound of one batched pass: rows x (prompt + max_new_tokens) tokens (audits batch questions up to it)",
+        32768,
+    )
 
     def __post_init__(self) -> None:
         s = "generator"
@@ -84,6 +88,8 @@ class GeneratorConfig:
             self.bnb_4bit_compute_dtype in dtypes[1:], s, "bnb_4bit_compute_dtype",
             self.bnb_4bit_compute_dtype, f"one of {', '.join(dtypes[1:])}",
         )
+        _require(isinstance(self.max_batch_tokens, int) and self.max_batch_tokens >= 1, s, "max_batch_tokens",
+                 self.max_batch_tokens, "an integer >= 1")
         attn = ("eager", "sdpa", "flash_attention_2")
         _require(self.attn_implementation in attn, s, "attn_implementation", self.attn_implementation,
                  f"one of {', '.join(attn)}")
@@ -304,19 +310,20 @@ def load_config(path: str | Path | None) -> Config:
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:
-    def resolve(value: str | None) -> str | None:
+    def resolve(value: str | None, always: bool = False) -> str | None:
         if value is None:
             return None
         candidate = Path(value).expanduser()
         if candidate.is_absolute():
             return str(candidate)
-        if value.startswith((".", "~")) or (base / candidate).exists():
+        # ``always``: the value is a path, never a hub id (the index), so resolve it even when missing.
+        if always or value.startswith((".", "~")) or (base / candidate).exists():
             return str((base / candidate).resolve())
         return value  # a hub id such as "Qwen/Qwen2.5-0.5B-Instruct"
 
     cfg = config
     if cfg.retrieval.index is not None:
-        cfg = cfg.replace("retrieval", index=resolve(cfg.retrieval.index))
+        cfg = cfg.replace("retrieval", index=resolve(cfg.retrieval.index, always=True))
     if cfg.generator.adapter is not None:
         cfg = cfg.replace("generator", adapter=resolve(cfg.generator.adapter))
     if cfg.generator.model != "embedded":

@@ -107,7 +107,9 @@ def cluster_answers(
             if i != j:
                 both_empty = j in empty
                 sim[i, j] = sim[j, i] = 1.0 if both_empty else -1.0
-    return agglomerative_clusters(sim, threshold, cannot_link)
+    # -1.0 alone still merges at threshold -1 (a valid setting): forbid empty/non-empty pairs outright.
+    apart = [(i, j) for i in empty for j in range(len(texts)) if j not in empty]
+    return agglomerative_clusters(sim, threshold, [*cannot_link, *apart])
 
 
 def agree_on_leads(

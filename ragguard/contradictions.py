@@ -41,19 +41,21 @@ class Finding:
 
 # ----------------------------------------------------------------- polarity
 _EN_YES = re.compile(r"^\s*(yes|yeah|yep|correct|that's right|that is right|absolutely|sure)\b", re.I)
-_EN_NO = re.compile(r"^\s*(no|nope|not at all|incorrect)\b(?!\s+(?:one|longer|later|more|matter)\b)", re.I)
+# "No" answers only when punctuation follows it ("No receipts are needed" is not a "no").
+_EN_NO = re.compile(r"^\s*(no need|(?:no|nope|not at all|incorrect)(?=\s*(?:[,.!;:\u2014-]|$)))", re.I)
 _EN_NEG = re.compile(
     r"\b(not|never|cannot|can't|don't|doesn't|didn't|isn't|aren't|won't|wouldn't|shouldn't|needn't|"
-    r"no need|not required|not necessary|unnecessary|no longer|neither|nor)\b|n't\b",
+    r"no need|not required|not necessary|unnecessary|no longer|neither|nor|prohibited|forbidden|not allowed|"
+    r"not permitted|banned|unable)\b|n't\b",
     re.I,
 )
 # Chinese: negative forms are matched first and masked before positive forms,
 # because 需要 is inside 不需要 and 是 inside 不是.
-_ZH_NO_LEAD = re.compile(r"^\s*(不是|不对|不需要|不用|无需|不必|不能|不可以|不行|没有|否|不)")
+_ZH_NO_LEAD = re.compile(r"^\s*(不是|不对|不需要|不用|无需|不必|不能|不可以|不行|不允许|没有|否|不)")
 _ZH_YES_LEAD = re.compile(r"^\s*(是的|是|对的|对|需要|要|可以|能|必须|有的|有|应该)")
 _ZH_NO_EXPLICIT = re.compile(r"^\s*(不是的|不是|不对)")
 _ZH_YES_EXPLICIT = re.compile(r"^\s*(是的|对的)")
-_ZH_NEG = re.compile(r"(不是|不需要|不用|无需|无须|不必|不能|不可以|不可|不得|没有|没|未|不)")
+_ZH_NEG = re.compile(r"(不是|不需要|不用|无需|无须|不必|不能|不可以|不可|不得|不允许|禁止|无法|没有|没|未|不)")
 
 
 def _first_sentence(text: str) -> str:
@@ -80,16 +82,18 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     # and negation cues only count when the question asks for a yes or a no.
     leads = [(_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_LEAD, -1), (_ZH_YES_LEAD, 1)] if yes_no else [
         (_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_EXPLICIT, -1), (_ZH_YES_EXPLICIT, 1)]
+    first = _first_sentence(text)
+    q_neg = {m.group(0).lower() for m in _EN_NEG.finditer(question)} | {m.group(0) for m in _ZH_NEG.finditer(question)}
     for pattern, sign in leads:
         m = pattern.match(text)
-        if m:
+        if m and m.group(1).lower() not in q_neg:
+            if not _lead_fits(m.group(1), question):
+                return 0, ""  # the opening verb answers another question
             return sign, _context(text, m.start(), m.end())
     if not yes_no:
         return 0, ""
-    first = _first_sentence(text)
     if not _on_topic(first, question):
         return 0, ""  # an answer about something else takes no side
-    q_neg = {m.group(0).lower() for m in _EN_NEG.finditer(question)} | {m.group(0) for m in _ZH_NEG.finditer(question)}
     for pattern in (_EN_NEG, _ZH_NEG):
         for m in pattern.finditer(first):
             cue = m.group(0).lower() if pattern is _EN_NEG else m.group(0)
@@ -120,6 +124,26 @@ def _on_topic(sentence: str, question: str) -> bool:
     return len(shared) >= 2
 
 
+# A Chinese answer that opens with a verb echoes the question's verb: 可以…吗 is answered
+# 可以/不可以, not 不需要 (which answers another question). Generic markers answer any question.
+_ZH_GENERIC_LEADS = frozenset({"是的", "是", "不是", "对", "对的", "不对", "否", "不", "不行"})
+_ZH_LEAD_FAMILIES = (
+    (("需要", "不需要", "不用", "无需", "不必", "要", "必须"), ("需要", "要", "需", "必须", "用")),
+    (("可以", "不可以", "能", "不能", "不允许"), ("可以", "能", "可否", "允许", "可不可以")),
+    (("有", "有的", "没有"), ("有",)),
+    (("应该",), ("应该", "应")),
+)
+
+
+def _lead_fits(lead: str, question: str) -> bool:
+    if lead in _ZH_GENERIC_LEADS or not re.search(r"[\u4e00-\u9fff]", question):
+        return True
+    for leads, question_words in _ZH_LEAD_FAMILIES:
+        if lead in leads:
+            return any(w in question for w in question_words)
+    return True
+
+
 def lead_stance(answer: str, question: str = "") -> int:
     """+1 or -1 when the answer *opens* with a yes/no marker, else 0.
 
@@ -130,10 +154,7 @@ def lead_stance(answer: str, question: str = "") -> int:
     yes_no = _is_yes_no_question(question)
     leads = [(_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_LEAD, -1), (_ZH_YES_LEAD, 1)] if yes_no else [
         (_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_EXPLICIT, -1), (_ZH_YES_EXPLICIT, 1)]
-    for pattern, sign in leads:
-        if pattern.match(text):
-            return sign
-    return 0
+    return stance(text, question)[0] if any(p.match(text) for p, _ in leads) else 0
 
 
 def same_lead_pairs(texts: Sequence[str], question: str = "") -> list[tuple[int, int]]:
@@ -199,13 +220,16 @@ _UNIT_WORDS = {
 _EN_NUMBERS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
-    "fifty": 50, "sixty": 60, "ninety": 90, "hundred": 100, "a": 1, "an": 1,
+    "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "a": 1, "an": 1,
 }
 _EN_NUM_RE = "|".join(sorted(_EN_NUMBERS, key=len, reverse=True))
 _NUM = rf"(\d+(?:[.,]\d+)?|[零〇一二两三四五六七八九十百千万]+|\b(?:{_EN_NUM_RE})\b)"
 _UNIT_RE = "|".join(sorted((re.escape(u) for u in _UNIT_WORDS), key=len, reverse=True))
 _QTY = re.compile(rf"{_NUM}\s*({_UNIT_RE})(?![a-z])", re.I)
 _MONEY = re.compile(r"([£$€¥￥])\s?(\d+(?:[.,]\d+)?)")
+_ZH_PERCENT = re.compile(r"百分之([零〇一二两三四五六七八九十百]+|\d+(?:\.\d+)?)")
+# Day of the month: 15日 / 10号 / 十五号, but not the 日 of a full date such as 3月5日.
+_DAY_OF_MONTH = re.compile(r"(?<![月\d])(\d{1,2}|[一二三四五六七八九十]{1,3})\s*(日|号)(?![元])")
 
 
 def _to_number(token: str) -> float | None:
@@ -236,6 +260,14 @@ def quantities(text: str) -> dict[str, dict[float, str]]:
         value = _to_number(m.group(2))
         if value is not None:
             found.setdefault("money", {}).setdefault(value, m.group(0).strip())
+    for m in _ZH_PERCENT.finditer(text):
+        value = _to_number(m.group(1))
+        if value is not None:
+            found.setdefault("percent", {}).setdefault(value, m.group(0))
+    for m in _DAY_OF_MONTH.finditer(text):
+        value = _to_number(m.group(1))
+        if value is not None and 1 <= value <= 31:
+            found.setdefault("day_of_month", {}).setdefault(value, m.group(0))
     return found
 
 

@@ -214,10 +214,19 @@ class TransformersGenerator:
 
     def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
         """See :meth:`ragguard.protocols.Generator.generate`."""
-        prompt_ids = self.encode_prompt(messages)
-        rows = self.generate_tokens(prompt_ids, seeds)
+        return self.generate_batch([messages], [seeds])[0]
+
+    def generate_batch(
+        self, conversations: Sequence[Sequence[dict[str, str]]], seeds: Sequence[Sequence[int | None]]
+    ) -> list[list[Completion]]:
+        """Several prompts, each with its own seeds, in one batched pass."""
+        prompts = [self.encode_prompt(m) for m in conversations]
+        rows = self.generate_tokens_batch(prompts, seeds)
         tok = self.tokenizer
-        return [Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s) for r, s in zip(rows, seeds, strict=True)]
+        return [
+            [Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s) for r, s in zip(out, sd, strict=True)]
+            for out, sd in zip(rows, seeds, strict=True)
+        ]
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -241,36 +250,70 @@ class TransformersGenerator:
 
         ``ignore_stop`` decodes exactly ``max_new_tokens`` per row (for benchmarks).
         """
+        return self.generate_tokens_batch([prompt_ids], [seeds], ignore_stop=ignore_stop)[0]
+
+    def generate_tokens_batch(
+        self,
+        prompts: Sequence[Sequence[int]],
+        seeds: Sequence[Sequence[int | None]],
+        *,
+        ignore_stop: bool = False,
+    ) -> list[list[list[int]]]:
+        """Decode ``seeds[p]`` rows for every prompt ``p`` in one pass.
+
+        Prompts are left-padded to a common length with explicit position ids,
+        each prompt is encoded once and its cache rows are repeated for its
+        seeds, and every row samples from its own generator. Padding changes
+        the shapes of the floating-point sums, which can (rarely) flip a token
+        compared with the prompt decoded alone: ``bench/batch_invariance.py``
+        measures how often.
+        """
         import torch
 
-        if not seeds:
-            return []
+        if len(prompts) != len(seeds):
+            raise ValueError("one list of seeds per prompt is required")
+        row_prompt = [p for p, sd in enumerate(seeds) for _ in sd]
+        flat_seeds = [s for sd in seeds for s in sd]
+        outputs: list[list[int]] = [[] for _ in flat_seeds]
+        if not flat_seeds:
+            return [[] for _ in prompts]
         model = self.model
         if model.training:  # a model left in train mode gives dropout-noised answers
             model.eval()
         s = self.sampling
         device = next(model.parameters()).device
         stop = set() if ignore_stop else self._stop_ids()
-        n = len(seeds)
-        prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
-        history = prompt.expand(n, -1).clone()
-        generators = [
-            None if seed is None else torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds
-        ]
-        outputs: list[list[int]] = [[] for _ in range(n)]
-        active = list(range(n))
+        width = max(len(p) for p in prompts)
+        pad = self._pad_id()
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long, device=device)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+        history = torch.zeros((len(prompts), width), dtype=torch.long, device=device)
+        for p, prompt in enumerate(prompts):
+            if not prompt:
+                raise ValueError("empty prompt")
+            ids[p, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+            mask[p, width - len(prompt) :] = 1
+            # Pads repeat the prompt's first token so the repetition penalty sees only real tokens.
+            history[p] = ids[p].masked_fill(mask[p] == 0, int(prompt[0]))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generators = [None if seed is None else torch.Generator(device=device).manual_seed(int(seed)) for seed in flat_seeds]
+        n = len(flat_seeds)
         try:
             with torch.inference_mode():
                 # logits_to_keep=1: the prompt's other positions need no vocabulary projection.
-                out = model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True, logits_to_keep=1)
+                out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
                 cache = out.past_key_values
-                logits = out.logits[:, -1, :].float()
-                if n > 1:
-                    cache.batch_repeat_interleave(n)
-                    logits = logits.expand(n, -1)
+                index = torch.tensor(row_prompt, device=device)
+                if row_prompt != list(range(len(prompts))):
+                    cache.batch_select_indices(index)
+                logits = out.logits[index, -1, :].float()
+                row_mask = mask[index]
+                row_history = history[index]
+                next_pos = row_mask.sum(-1)
+                active = list(range(n))
                 for step in range(s.max_new_tokens):
-                    scores = _repetition_penalty(logits, history[active], s.repetition_penalty)
-                    chosen = self._choose(scores, [seeds[i] for i in active], [generators[i] for i in active])
+                    scores = _repetition_penalty(logits, row_history, s.repetition_penalty)
+                    chosen = self._choose(scores, [flat_seeds[i] for i in active], [generators[i] for i in active])
                     still: list[int] = []
                     keep_rows: list[int] = []
                     for row, (i, token) in enumerate(zip(active, chosen, strict=True)):
@@ -282,21 +325,37 @@ class TransformersGenerator:
                     if not still or step == s.max_new_tokens - 1:
                         break
                     if len(keep_rows) != len(active):
-                        cache.batch_select_indices(torch.tensor(keep_rows, device=device))
+                        keep = torch.tensor(keep_rows, device=device)
+                        cache.batch_select_indices(keep)
+                        row_mask, row_history, next_pos = row_mask[keep], row_history[keep], next_pos[keep]
                     active = still
                     next_ids = torch.tensor([[outputs[i][-1]] for i in active], dtype=torch.long, device=device)
-                    history = torch.cat([history, torch.zeros((n, 1), dtype=torch.long, device=device)], dim=1)
-                    for i in active:
-                        history[i, -1] = outputs[i][-1]
-                    length = prompt.shape[1] + step + 1
-                    mask = torch.ones((len(active), length), dtype=torch.long, device=device)
-                    out = model(input_ids=next_ids, attention_mask=mask, past_key_values=cache, use_cache=True)
+                    row_history = torch.cat([row_history, next_ids], dim=1)
+                    row_mask = torch.cat([row_mask, torch.ones_like(next_ids)], dim=1)
+                    out = model(
+                        input_ids=next_ids,
+                        attention_mask=row_mask,
+                        position_ids=next_pos.unsqueeze(-1),
+                        past_key_values=cache,
+                        use_cache=True,
+                    )
+                    next_pos = next_pos + 1
                     cache = out.past_key_values
                     logits = out.logits[:, -1, :].float()
         except RuntimeError as exc:
             raise GenerationError(f"generation failed ({str(exc).splitlines()[0][:200]}): "
                                   "lower sampling.samples or max_new_tokens, or use a smaller model") from None
-        return outputs
+        grouped: list[list[list[int]]] = [[] for _ in prompts]
+        for i, p in enumerate(row_prompt):
+            grouped[p].append(outputs[i])
+        return grouped
+
+    def _pad_id(self) -> int:
+        tok = self._tokenizer
+        for value in (getattr(tok, "pad_token_id", None), getattr(tok, "eos_token_id", None)):
+            if isinstance(value, int):
+                return value
+        return 0
 
     def _choose(self, scores: Any, seeds: Sequence[int | None], generators: Sequence[Any]) -> list[int]:
         import torch

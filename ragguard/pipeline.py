@@ -6,6 +6,7 @@ import hashlib
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -113,9 +114,23 @@ class RagGuard:
         Raises:
             UsageError: on an empty question or bad overrides.
         """
-        if not isinstance(question, str) or not question.strip():
-            raise UsageError("the question is empty: pass a question, e.g. ragguard ask \"How many leave days do I get?\"")
-        question = question.strip()
+        return self.ask_many([question], samples=samples, seed=seed)[0]
+
+    def ask_many(
+        self, questions: Sequence[str], *, samples: int | None = None, seed: int | None = None
+    ) -> list[Report]:
+        """Answer several questions, sharing batched generation passes.
+
+        Each report is the one :meth:`ask` gives for its question alone: seeds
+        derive from the question, and every row samples from its own
+        generator. Questions are grouped so that one pass holds at most
+        ``generator.max_batch_tokens`` tokens.
+        """
+        for q in questions:
+            if not isinstance(q, str) or not q.strip():
+                raise UsageError(
+                    'the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"'
+                )
         cfg = self.config
         if samples is not None or seed is not None:
             changes = {}
@@ -124,41 +139,58 @@ class RagGuard:
             if seed is not None:
                 changes["seed"] = seed
             cfg = cfg.replace("sampling", **changes)
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-
-        passages: list[Passage] = []
-        if self.retriever is not None and cfg.retrieval.top_k > 0:
-            t = time.perf_counter()
-            passages = self.retriever.search(question, cfg.retrieval.top_k)
-            timings["retrieve"] = time.perf_counter() - t
-
-        messages = build_messages(question, passages, cfg.prompt.system, cfg.prompt.max_context_chars)
-        seeds = sample_seeds(cfg.sampling.seed, question, cfg.sampling.samples)
-        context = [p.text for p in passages]
-        t = time.perf_counter()
-        first_round = seeds[:3] if cfg.sampling.adaptive and len(seeds) > 3 else seeds
-        texts = [c.text for c in self.generator.generate(messages, first_round)]
-        timings["generate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        report = self.check(question, texts, first_round, cfg, context)
-        timings["check"] = time.perf_counter() - t
-        if len(first_round) < len(seeds) and not _round_agrees(report):
+        jobs = [_Job(question=q.strip()) for q in questions]
+        for job in jobs:
+            job.started = time.perf_counter()
+            if self.retriever is not None and cfg.retrieval.top_k > 0:
+                t = time.perf_counter()
+                job.passages = self.retriever.search(job.question, cfg.retrieval.top_k)
+                job.timings["retrieve"] = time.perf_counter() - t
+            job.messages = build_messages(job.question, job.passages, cfg.prompt.system, cfg.prompt.max_context_chars)
+            job.seeds = sample_seeds(cfg.sampling.seed, job.question, cfg.sampling.samples)
+        adaptive = cfg.sampling.adaptive and cfg.sampling.samples > 3
+        self._generate(jobs, cfg, 3 if adaptive else None)
+        for job in jobs:
+            self._check_job(job, cfg)
+        if adaptive:
             # Seeds derive from the sample index, so the extra samples are exactly
             # those a fixed-N run would draw: adaptive results are a prefix of it.
+            more = [job for job in jobs if not _round_agrees(job.report)]
+            self._generate(more, cfg, None)
+            for job in more:
+                self._check_job(job, cfg)
+        reports = []
+        for job in jobs:
+            report = job.report
+            used = job.seeds[: len(job.texts)]
+            report.warnings.extend(_sampling_warnings(job.texts, used, cfg))
+            report.sources = job.passages
+            report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
+            job.timings["total"] = time.perf_counter() - job.started
+            report.timings = job.timings
+            reports.append(report)
+        return reports
+
+    def _generate(self, jobs: list[_Job], cfg: Config, upto: int | None) -> None:
+        """Draw the samples each job still lacks (up to ``upto``), in batched passes."""
+        pending = [(job, job.seeds[len(job.texts) : upto]) for job in jobs]
+        pending = [(job, seeds) for job, seeds in pending if seeds]
+        batch = getattr(self.generator, "generate_batch", None)
+        for group in _groups(pending, cfg):
             t = time.perf_counter()
-            texts += [c.text for c in self.generator.generate(messages, seeds[len(first_round) :])]
-            timings["generate"] += time.perf_counter() - t
-            t = time.perf_counter()
-            report = self.check(question, texts, seeds, cfg, context)
-            timings["check"] += time.perf_counter() - t
-        timings["total"] = time.perf_counter() - started
-        used = seeds[: len(texts)]
-        report.warnings.extend(_sampling_warnings(texts, used, cfg))
-        report.sources = passages
-        report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
-        report.timings = timings
-        return report
+            if batch is not None and len(group) > 1:
+                results = batch([job.messages for job, _ in group], [seeds for _, seeds in group])
+            else:
+                results = [self.generator.generate(job.messages, seeds) for job, seeds in group]
+            share = (time.perf_counter() - t) / len(group)  # one pass serves the whole group
+            for (job, _), completions in zip(group, results, strict=True):
+                job.texts.extend(c.text for c in completions)
+                job.timings["generate"] = job.timings.get("generate", 0.0) + share
+
+    def _check_job(self, job: _Job, cfg: Config) -> None:
+        t = time.perf_counter()
+        job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, [p.text for p in job.passages])
+        job.timings["check"] = job.timings.get("check", 0.0) + time.perf_counter() - t
 
     def check(
         self,
@@ -189,6 +221,39 @@ class RagGuard:
             model_sha256=getattr(self.generator, "model_sha256", None),
             index=_index_id(self.index_path),
         )
+
+
+@dataclass
+class _Job:
+    """One question's state while :meth:`RagGuard.ask_many` works on it."""
+
+    question: str
+    passages: list[Passage] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    seeds: list[int | None] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+    report: Report = None  # type: ignore[assignment]
+
+
+def _groups(pending: list[tuple[_Job, list[int | None]]], cfg: Config) -> list[list[tuple[_Job, list[int | None]]]]:
+    """Split work into passes of at most ``generator.max_batch_tokens`` tokens (prompt length estimated from chars)."""
+    budget = cfg.generator.max_batch_tokens
+    groups: list[list[tuple[_Job, list[int | None]]]] = []
+    current: list[tuple[_Job, list[int | None]]] = []
+    used = 0
+    for job, seeds in pending:
+        prompt_tokens = sum(len(m["content"]) for m in job.messages) // 3 + 16
+        cost = len(seeds) * (prompt_tokens + cfg.sampling.max_new_tokens)
+        if current and used + cost > budget:
+            groups.append(current)
+            current, used = [], 0
+        current.append((job, seeds))
+        used += cost
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _round_agrees(report: Report) -> bool:

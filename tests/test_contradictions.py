@@ -105,3 +105,20 @@ def test_detect_all_reports_pairs_and_skips_identical_answers() -> None:
     found = detect_all(texts, Q_EN)
     assert (0, 1) not in found
     assert {k for k in found if any(f.kind == "polarity" for f in found[k])} == {(0, 2), (1, 2)}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "question", "kind"),
+    [
+        ("Personal USB drives cannot be used.", "Using personal USB drives is prohibited.", "Are USB drives allowed?", None),
+        ("不可以使用个人U盘。", "公司电脑禁止插入个人U盘。", "公司电脑可以用个人U盘吗？", None),
+        ("Yes, up to two days a week.", "No receipts are needed for per diem claims.", "Can I work from home?", None),
+        ("可以，每周最多两天。", "不需要，出差补贴无需提供发票。", "可以居家办公吗？", None),
+        ("没有工资卡的员工需要提交表格。", "没有工资卡的员工不用提交表格。", "没有工资卡的员工需要提交表格吗？", "polarity"),
+        ("病假期间按基本工资的80%发放。", "病假期间按基本工资的百分之六十发放。", "病假工资按多少比例发放？", "quantity"),
+        ("工资在每月15日发放。", "工资每月10号发放。", "工资每月几号发放？", "quantity"),
+    ],
+)
+def test_cases_from_the_labelled_set(a: str, b: str, question: str, kind: str | None) -> None:
+    kinds = [f.kind for f in detect(a, b, question)]
+    assert kinds == ([kind] if kind else [])

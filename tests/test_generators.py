@@ -112,3 +112,21 @@ def test_repetition_penalty_changes_greedy_path() -> None:
     plain = make().generate_tokens(PROMPT, [None], ignore_stop=True)[0]
     penalised = make(repetition_penalty=5.0).generate_tokens(PROMPT, [None], ignore_stop=True)[0]
     assert plain != penalised
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_prompt_in_a_padded_batch_matches_the_prompt_alone(kind: str) -> None:
+    gen = make(kind)
+    seeds = [None, 11, 22]
+    alone = gen.generate_tokens(PROMPT, seeds, ignore_stop=True)
+    longer = [40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50]
+    shorter = [8, 9]
+    batch = gen.generate_tokens_batch([longer, PROMPT, shorter], [[None, 5], seeds, [7]], ignore_stop=True)
+    assert batch[1] == alone
+    assert batch[0][0] == gen.generate_tokens(longer, [None], ignore_stop=True)[0]
+    assert batch[2][0] == gen.generate_tokens(shorter, [7], ignore_stop=True)[0]
+
+
+def test_generate_batch_rejects_mismatched_seed_lists() -> None:
+    with pytest.raises(ValueError):
+        make().generate_tokens_batch([PROMPT, PROMPT], [[None]])
