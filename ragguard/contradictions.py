@@ -229,7 +229,7 @@ _QTY = re.compile(rf"{_NUM}\s*({_UNIT_RE})(?![a-z])", re.I)
 _MONEY = re.compile(r"([£$€¥￥])\s?(\d+(?:[.,]\d+)?)")
 _ZH_PERCENT = re.compile(r"百分之([零〇一二两三四五六七八九十百]+|\d+(?:\.\d+)?)")
 # Day of the month: 15日 / 10号 / 十五号, but not the 日 of a full date such as 3月5日.
-_DAY_OF_MONTH = re.compile(r"(?<![月\d])(\d{1,2}|[一二三四五六七八九十]{1,3})\s*(日|号)(?![元])")
+_DAY_OF_MONTH = re.compile(r"(?<!\d月)(?<![一二三四五六七八九十]月)(?<![\d一二三四五六七八九十])(\d{1,2}|[一二三四五六七八九十]{1,3})\s*(日|号)")
 
 
 def _to_number(token: str) -> float | None:
