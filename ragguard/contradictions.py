@@ -10,8 +10,13 @@ look at what the answers commit to:
   sentence that the question itself does not contain). Two answers with
   opposite stances contradict.
 * ``quantity``: numbers attached to the same unit (days, weeks, months,
-  years, hours, money, percent; Arabic or Chinese numerals, 三个月 vs 六个月).
-  Two answers that give disjoint values for the same unit contradict.
+  years, hours, money, percent, day of the month; Arabic, English or Chinese
+  numerals, 三个月 vs 六个月). Two answers that give disjoint values for the
+  same unit contradict.
+* ``entity``: for which/where/who questions (哪/谁/什么), the named things
+  each answer commits to (capitalised names and form codes in English;
+  banks, branches, departments, forms, 《titles》 and places in Chinese),
+  minus those the question names. Two answers with disjoint names contradict.
 
 Each finding quotes the spans that conflict, so a reader sees why.
 """
@@ -22,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Finding", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs"]
+__all__ = ["Finding", "entities", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class Finding:
     span_b: str
 
     def explanation(self) -> str:
-        what = {"polarity": "opposite answers", "quantity": "different values"}.get(self.kind, self.kind)
+        what = {"polarity": "opposite answers", "quantity": "different values",
+                "entity": "different names"}.get(self.kind, self.kind)
         return f'{what}: "{self.span_a}" vs "{self.span_b}"'
 
 
@@ -271,6 +277,57 @@ def quantities(text: str) -> dict[str, dict[float, str]]:
     return found
 
 
+# ----------------------------------------------------------------- entity
+_WH_EN = re.compile(r"^\s*(which|where|who|whom|whose|what\s+(?:bank|form|department|team|branch|city|office|"
+                    r"system|tool|person|address|app|portal))\b", re.I)
+_WH_ZH = re.compile(r"(哪|谁|什么|何处)")
+_EN_NAME = re.compile(r"\b(?:[A-Z][A-Za-z&'-]*|[A-Z]{2,}-?\d+)(?:\s+(?:[A-Z][A-Za-z&'-]*|of|and|&|[A-Z]{2,}-?\d+))*")
+_EN_CODE = re.compile(r"\b[A-Z]{2,}-\d+\b")
+_ZH_TITLE = re.compile(r"《([^》]+)》")
+_ZH_ORG = re.compile(
+    r"(?:统一在|需要到|需要|填写|使用|在|到|由|向|于|为|去|是|找|经|需|请)"
+    r"([\u4e00-\u9fff]{1,10}(?:银行|支行|分行|网点|部门|部|中心|服务台|公司|处|科|组|表|单|经理|主管|专员))"
+)
+_ZH_PLACE = re.compile(r"(?:设在|位于|在)([\u4e00-\u9fff]{2,3})(?=[。，！；]|$)")
+_COMMON_CAPS = frozenset(
+    "the a an you your we our it this that these those employees employee yes no please all each every "
+    "if for in on at to from by use using salaries salary payroll annual".split()
+)
+
+
+def entities(text: str, question: str = "") -> set[str]:
+    """Named things an answer commits to, minus those the question already names."""
+    found: set[str] = set()
+    q = question.lower()
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for m in _EN_NAME.finditer(sentence):
+            words = m.group(0).split()
+            while words and (words[0].lower() in _COMMON_CAPS or words[0].lower() in ("of", "and", "&")):
+                words = words[1:]
+            while words and words[-1].lower() in ("of", "and", "&"):
+                words = words[:-1]
+            name = " ".join(words)
+            q_words = set(re.findall(r"[a-z0-9'-]+", q))
+            if name and not all(w.lower() in q_words for w in words):
+                found.add(name)
+    found |= set(_EN_CODE.findall(text))
+    for pattern in (_ZH_TITLE, _ZH_ORG, _ZH_PLACE):
+        for m in pattern.finditer(text):
+            name = m.group(1).lstrip("在到由向于为去请需要")
+            if name and name not in question:
+                found.add(name)
+    return {e for e in found if e.lower() not in q}
+
+
+def _asks_for_a_name(question: str) -> bool:
+    return bool(_WH_EN.search(question) or _WH_ZH.search(question))
+
+
+def _overlaps(a: set[str], b: set[str]) -> bool:
+    """Do two entity sets share a name (one may be a longer form of the other)?"""
+    return any(x == y or x in y or y in x for x in a for y in b)
+
+
 # ----------------------------------------------------------------- detection
 def detect(a: str, b: str, question: str = "") -> list[Finding]:
     """All contradictions between answers ``a`` and ``b`` to ``question``."""
@@ -286,6 +343,10 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
             x, y = min(va), min(vb)
             score = abs(x - y) / max(abs(x), abs(y), 1e-9)
             findings.append(Finding("quantity", round(min(1.0, score), 6), qa[unit][x], qb[unit][y]))
+    if not findings and _asks_for_a_name(question):
+        ea, eb = entities(a, question), entities(b, question)
+        if ea and eb and not _overlaps(ea, eb):
+            findings.append(Finding("entity", 1.0, ", ".join(sorted(ea)), ", ".join(sorted(eb))))
     return findings
 
 

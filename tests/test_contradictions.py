@@ -122,3 +122,26 @@ def test_detect_all_reports_pairs_and_skips_identical_answers() -> None:
 def test_cases_from_the_labelled_set(a: str, b: str, question: str, kind: str | None) -> None:
     kinds = [f.kind for f in detect(a, b, question)]
     assert kinds == ([kind] if kind else [])
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "question", "flagged"),
+    [
+        ("The payroll card is issued by Harbor Bank.", "Payroll cards are issued by Crestline Savings Bank.",
+         "Which bank issues the payroll card?", True),
+        ("Use form HR-07.", "Use form FIN-02.", "Which form do I use?", True),
+        ("The Asia IT help desk is based in Singapore.", "The Asia IT help desk is located in Shanghai.",
+         "Where is the IT help desk for the Asia region located?", True),
+        ("工资卡请到海港银行高新区支行领取。", "工资卡统一在海港银行人民广场支行领取。", "工资卡到哪个网点领取？", True),
+        ("在职证明由人力资源部开具。", "在职证明需要到行政部开具。", "在职证明去哪个部门开？", True),
+        # Same entity, different wording; or not a question that asks for a name.
+        ("Go to the Riverside branch.", "The Riverside branch, 12 Quay Street.", "Which branch do I visit?", False),
+        ("Harbor Bank issues it.", "Crestline Bank issues it.", "Tell me about the card.", False),
+        ("The payroll card is issued by Harbor Bank.", "Harbor Bank issues payroll cards.", "Which bank?", False),
+    ],
+)
+def test_entity_detector(a: str, b: str, question: str, flagged: bool) -> None:
+    found = [f for f in detect(a, b, question) if f.kind == "entity"]
+    assert bool(found) is flagged
+    if flagged:
+        assert found[0].span_a and found[0].span_b and "different names" in found[0].explanation()
