@@ -35,7 +35,7 @@ from ragguard.errors import RagGuardError, UsageError
 from ragguard.metrics import auroc, histogram
 from ragguard.records import BadRecord, read_records
 
-__all__ = ["AuditQuestion", "AuditResult", "load_questions", "run_audit", "summarize", "match_reference"]
+__all__ = ["AuditQuestion", "AuditResult", "load_questions", "run_audit", "summarize", "match_reference", "diff_audits"]
 
 RESULTS = "results.jsonl"
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
@@ -398,3 +398,51 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
+    """Compare two audit folders: changed questions and the change of each summary figure.
+
+    Questions are matched by ``id``. A question counts as changed when its
+    verdict, its answer or its reference match differs.
+    """
+    old_dir, new_dir = Path(old), Path(new)
+    for d in (old_dir, new_dir):
+        if not (d / RESULTS).is_file():
+            raise UsageError(f"{d} is not an audit folder (no {RESULTS}): pass folders written by `ragguard audit`")
+    before, after = _latest(_read_results(old_dir / RESULTS)), _latest(_read_results(new_dir / RESULTS))
+    changed = []
+    for qid in [k for k in after if k in before]:
+        a, b = before[qid], after[qid]
+        fields = [f for f in ("status", "verdict", "answer", "reference_match") if a.get(f) != b.get(f)]
+        if fields:
+            changed.append({
+                "id": qid,
+                "question": b.get("question") or a.get("question"),
+                "changed": fields,
+                "old": {f: a.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
+                "new": {f: b.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
+            })
+    s_old = _read_json(old_dir / "summary.json") or summarize(list(before.values()))
+    s_new = _read_json(new_dir / "summary.json") or summarize(list(after.values()))
+    figures = {}
+    for key in ("consistent_share", "contradiction_rate", "mean_confidence"):
+        figures[key] = _delta(s_old.get(key), s_new.get(key))
+    for key in ("accuracy", "accuracy_consistent", "accuracy_flagged", "auroc_confidence_wrong"):
+        figures[f"reference.{key}"] = _delta(s_old.get("reference", {}).get(key), s_new.get("reference", {}).get(key))
+    for verdict in VERDICTS:
+        figures[f"verdicts.{verdict}"] = _delta(s_old.get("verdicts", {}).get(verdict), s_new.get("verdicts", {}).get(verdict))
+    return {
+        "old": str(old_dir),
+        "new": str(new_dir),
+        "compared": sum(1 for k in after if k in before),
+        "only_old": sorted(k for k in before if k not in after),
+        "only_new": sorted(k for k in after if k not in before),
+        "changed": changed,
+        "figures": figures,
+    }
+
+
+def _delta(old: Any, new: Any) -> dict[str, Any]:
+    change = None if old is None or new is None else round(float(new) - float(old), 6)
+    return {"old": old, "new": new, "change": change}

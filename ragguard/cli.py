@@ -245,6 +245,29 @@ def audit(
         raise typer.Exit(1)
 
 
+@app.command("audit-diff")
+@handle_errors
+def audit_diff(
+    old: Path = typer.Argument(..., help="Audit folder of the earlier run."),
+    new: Path = typer.Argument(..., help="Audit folder of the later run."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Compare two audits: questions whose verdict or answer changed, and each summary figure."""
+    from ragguard.audit import diff_audits
+
+    d = diff_audits(old, new)
+    if as_json:
+        typer.echo(json.dumps(d, ensure_ascii=False))
+        return
+    typer.echo(f"{d['compared']} questions in both; {len(d['changed'])} changed")
+    for c in d["changed"]:
+        typer.echo(f"  {c['id']}: {c['old']['verdict']} -> {c['new']['verdict']}  ({', '.join(c['changed'])})")
+    typer.echo("figures:")
+    for key, v in d["figures"].items():
+        if v["change"]:
+            typer.echo(f"  {key}: {v['old']} -> {v['new']} ({v['change']:+.3f})")
+
+
 @index_app.command("build")
 @handle_errors
 def index_build(
@@ -322,7 +345,14 @@ def index_search(
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    ``ragguard audit diff OLD NEW`` (the documented spelling) is routed to the
+    ``audit-diff`` command: typer cannot hold both ``audit FILE`` and a
+    ``diff`` sub-command under one name.
+    """
+    if sys.argv[1:3] == ["audit", "diff"]:
+        sys.argv[1:3] = ["audit-diff"]
     try:
         app()
     except BrokenPipeError:  # e.g. `ragguard ask ... | head -1`

@@ -231,3 +231,42 @@ def test_metrics() -> None:
     assert auroc([0.5], [True]) is None
     assert histogram([0.0, 0.19, 0.2, 0.99, 1.0]) == {"0.0-0.2": 2, "0.2-0.4": 1, "0.4-0.6": 0, "0.6-0.8": 0, "0.8-1.0": 2}
     assert summarize([])["consistent_share"] is None
+
+
+def test_audit_diff_lists_changed_questions_and_figures(tmp_path: Path) -> None:
+    from ragguard.audit import diff_audits
+
+    q = write_questions(tmp_path / "q.jsonl")
+    run_audit(q, tmp_path / "old", make_guard())
+    ANSWERS_BACKUP = dict(ANSWERS)
+    try:
+        ANSWERS["How many leave days?"] = ["You get 25 days."] * 3  # the "tuned" model now agrees
+        run_audit(q, tmp_path / "new", make_guard())
+    finally:
+        ANSWERS.clear()
+        ANSWERS.update(ANSWERS_BACKUP)
+    d = diff_audits(tmp_path / "old", tmp_path / "new")
+    assert [c["id"] for c in d["changed"]] == ["leave"]
+    assert d["changed"][0]["old"]["verdict"] == "contradiction" and d["changed"][0]["new"]["verdict"] == "consistent"
+    assert d["figures"]["verdicts.contradiction"]["change"] == -1
+    assert d["figures"]["consistent_share"]["change"] == pytest.approx(1 / 3, abs=1e-6)
+    with pytest.raises(UsageError, match="not an audit folder"):
+        diff_audits(tmp_path, tmp_path / "new")
+
+
+def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.cli as cli
+
+    q = write_questions(tmp_path / "q.jsonl")
+    run_audit(q, tmp_path / "a", make_guard())
+    run_audit(q, tmp_path / "b", make_guard())
+    called = {}
+    real_app = cli.app
+    monkeypatch.setattr(cli, "app", lambda: called.setdefault("argv", list(sys.argv)))
+    monkeypatch.setattr(sys, "argv", ["ragguard", "audit", "diff", str(tmp_path / "a"), str(tmp_path / "b")])
+    cli.run()
+    assert called["argv"][1:2] == ["audit-diff"]
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["changed"] == []
