@@ -129,10 +129,17 @@ class RetrievalConfig:
 
     index: str | None = _help("index folder; None = the bundled example index", None)
     top_k: int = _help("passages put in the prompt", 3)
+    min_score: float | None = _help(
+        "abstain without generating when the best passage scores below this (null = never); 0.25 suits "
+        "all-MiniLM-L6-v2: every question of examples/faq.jsonl scores >= 0.337, English off-topic ones <= 0.11",
+        0.25,
+    )
 
     def __post_init__(self) -> None:
         _require(isinstance(self.top_k, int) and 0 <= self.top_k <= 50, "retrieval", "top_k", self.top_k,
                  "an integer from 0 to 50")
+        _require(self.min_score is None or -1 <= self.min_score <= 1, "retrieval", "min_score", self.min_score,
+                 "null or a number in [-1, 1]")
 
 
 @dataclass(frozen=True)

@@ -148,17 +148,22 @@ class RagGuard:
                 job.timings["retrieve"] = time.perf_counter() - t
             job.messages = build_messages(job.question, job.passages, cfg.prompt.system, cfg.prompt.max_context_chars)
             job.seeds = sample_seeds(cfg.sampling.seed, job.question, cfg.sampling.samples)
+            job.off_topic = _off_topic(job.passages, cfg) if self.retriever is not None else None
+        answerable = [job for job in jobs if job.off_topic is None]
         adaptive = cfg.sampling.adaptive and cfg.sampling.samples > 3
-        self._generate(jobs, cfg, 3 if adaptive else None)
-        for job in jobs:
+        self._generate(answerable, cfg, 3 if adaptive else None)
+        for job in answerable:
             self._check_job(job, cfg)
         if adaptive:
             # Seeds derive from the sample index, so the extra samples are exactly
             # those a fixed-N run would draw: adaptive results are a prefix of it.
-            more = [job for job in jobs if not _round_agrees(job.report)]
+            more = [job for job in answerable if not _round_agrees(job.report)]
             self._generate(more, cfg, None)
             for job in more:
                 self._check_job(job, cfg)
+        for job in jobs:
+            if job.off_topic is not None:
+                job.report = Report(job.question, "", "abstain", 0.0, 0.0, [], [], [], warnings=[job.off_topic])
         reports = []
         for job in jobs:
             report = job.report
@@ -234,6 +239,7 @@ class _Job:
     texts: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
+    off_topic: str | None = None
     report: Report = None  # type: ignore[assignment]
 
 
@@ -254,6 +260,19 @@ def _groups(pending: list[tuple[_Job, list[int | None]]], cfg: Config) -> list[l
     if current:
         groups.append(current)
     return groups
+
+
+def _off_topic(passages: Sequence[Passage], cfg: Config) -> str | None:
+    """Why the index cannot answer (best passage below ``retrieval.min_score``), or None."""
+    threshold = cfg.retrieval.min_score
+    if threshold is None or cfg.retrieval.top_k == 0:
+        return None
+    best = max((p.score for p in passages), default=None)
+    if best is None or best < threshold:
+        shown = "no passage" if best is None else f"the best passage scores {best:.2f}"
+        return (f"the index has nothing on this: {shown}, below retrieval.min_score {threshold}; "
+                "ragguard abstains instead of letting the model guess")
+    return None
 
 
 def _round_agrees(report: Report) -> bool:

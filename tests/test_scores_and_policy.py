@@ -128,3 +128,21 @@ def test_degenerate_sampling_is_reported() -> None:
     assert any(w.startswith("degenerate sampling") for w in report.warnings)
     g2, _ = guard(["Yes, ask HR.", "Yes, ask HR please.", "Yes, ask HR.", "Yes, ask HR."])
     assert not any(w.startswith("degenerate") for w in g2.ask(Q).warnings)
+
+
+class LowRetriever:
+    def search(self, query: str, k: int) -> list[Passage]:
+        return [Passage("handbook/leave.md", "handbook/leave.md#0", "Annual leave is 25 days.", 0.11)]
+
+
+def test_off_topic_question_abstains_without_generating() -> None:
+    gen = ScriptedGenerator(["Yes."] * 5)
+    g = RagGuard(Config(), gen, WordEmbedder(), LowRetriever())
+    report = g.ask("What is the capital of France?")
+    assert gen.calls == []
+    assert report.verdict == "abstain" and report.answer == "" and report.samples == []
+    assert "nothing on this" in report.warnings[0] and "0.11" in report.warnings[0]
+    assert report.sources[0].score == 0.11  # what was found is still shown
+    off = RagGuard(Config().replace("retrieval", min_score=None), ScriptedGenerator(["Yes."] * 5), WordEmbedder(),
+                   LowRetriever())
+    assert off.ask("What is the capital of France?").verdict != "abstain"
