@@ -138,11 +138,11 @@ class LowRetriever:
 def test_off_topic_question_abstains_without_generating() -> None:
     gen = ScriptedGenerator(["Yes."] * 5)
     g = RagGuard(Config(), gen, WordEmbedder(), LowRetriever())
-    report = g.ask("What is the capital of France?")
+    report = g.ask(Q)
     assert gen.calls == []
     assert report.verdict == "abstain" and report.answer == "" and report.samples == []
     assert "nothing on this" in report.warnings[0] and "0.11" in report.warnings[0]
     assert report.sources[0].score == 0.11  # what was found is still shown
     off = RagGuard(Config().replace("retrieval", min_score=None), ScriptedGenerator(["Yes."] * 5), WordEmbedder(),
                    LowRetriever())
-    assert off.ask("What is the capital of France?").verdict != "abstain"
+    assert off.ask(Q).verdict != "abstain"
