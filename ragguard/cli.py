@@ -268,6 +268,42 @@ def audit_diff(
             typer.echo(f"  {key}: {v['old']} -> {v['new']} ({v['change']:+.3f})")
 
 
+@app.command()
+@handle_errors
+def doctor(
+    config: Path | None = typer.Option(None, "--config", help="YAML config of the model to examine."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter folder to load on the base."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {fingerprint, checks}."),
+) -> None:
+    """Check that answers depend on the question alone: eval mode, repeatability, batch invariance."""
+    from ragguard.config import load_config
+    from ragguard.doctor import run_checks
+    from ragguard.generators import TransformersGenerator
+    from ragguard.pipeline import library_versions
+
+    cfg = load_config(config)
+    if adapter is not None:
+        cfg = cfg.replace("generator", adapter=str(adapter))
+    # Short probes: the checks compare tokens, they do not judge answers.
+    generator = TransformersGenerator.from_config(cfg.generator, cfg.sampling.__class__(
+        **{**cfg.sampling.__dict__, "max_new_tokens": min(cfg.sampling.max_new_tokens, 24)}))
+    generator.load()
+    checks = run_checks(generator)
+    fingerprint = {"model": generator.name, "adapter": generator.adapter, "model_sha256": generator.model_sha256,
+                   "config_hash": cfg.hash(), "versions": library_versions(), "device": generator.device}
+    if as_json:
+        typer.echo(json.dumps({"fingerprint": fingerprint, "checks": [c.to_dict() for c in checks]}, ensure_ascii=False))
+    else:
+        typer.echo(f"model: {generator.name}  device: {generator.device}  config: {cfg.hash()}")
+        typer.echo("versions: " + ", ".join(f"{k} {v}" for k, v in fingerprint["versions"].items()))
+        for c in checks:
+            mark = typer.style("PASS", fg="green") if c.passed else typer.style("FAIL", fg="red", bold=True)
+            figures = ", ".join(f"{k}={v}" for k, v in c.figures.items())
+            typer.echo(f"{mark}  {c.name}: {c.detail}" + (f"  [{figures}]" if figures else ""))
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
+
+
 @index_app.command("build")
 @handle_errors
 def index_build(

@@ -84,7 +84,7 @@ CHINESE = "# 年假规定\n\n" + "".join(f"员工第{i}年可以享受带薪年�
 
 @pytest.mark.parametrize(("chunk_chars", "overlap"), [(100, 0), (100, 30), (160, 60)])
 def test_chinese_without_spaces_is_split_at_full_stops(chunk_chars: int, overlap: int) -> None:
-    assert " " not in CHINESE
+    assert " " not in CHINESE.split("\n\n", 1)[1]  # the body has no spaces at all
     chunks = chunk_document(doc(CHINESE, "handbook/zh.md"), ChunkingSettings(chunk_chars=chunk_chars, overlap_chars=overlap))
     assert len(chunks) > 3
     sentence = re.compile(r"员工第\d+年可以享受带薪年假十五天并且需要提前两周申请。")
@@ -162,3 +162,15 @@ def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist") as info:
         list(iter_documents([missing]))
     assert str(missing) in str(info.value)
+
+
+def test_overlap_repeats_whole_sentences_from_the_previous_chunk() -> None:
+    text = "# Policy\n\n" + "\n\n".join(f"Paragraph {i} opens here. It ends with fact {i}." for i in range(12))
+    chunks = chunk_document(doc(text), ChunkingSettings(chunk_chars=160, overlap_chars=40))
+    assert len(chunks) > 3
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        assert len(after.text) <= 160
+        title, first_line = after.text.split("\n")[:2]
+        assert title == "Policy"
+        # The carried overlap is a whole sentence that ended the previous chunk.
+        assert first_line.startswith("It ends with fact ") and before.text.endswith(first_line)

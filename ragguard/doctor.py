@@ -1,0 +1,114 @@
+"""``ragguard doctor``: prove, with numbers, that the model answers for the question alone.
+
+The seeds behind ragguard name causes of answers that change for reasons
+outside the question: a model left in train mode (dropout), nondeterministic
+kernels, batch composition. Each check here measures one of them on the
+loaded generator and reports its figures and a pass/fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Check", "run_checks", "eval_mode_check", "greedy_repeatability_check", "batch_invariance_check"]
+
+PROBES = (
+    [5, 9, 14, 22, 7, 31],
+    [40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50],
+)
+
+
+@dataclass
+class Check:
+    """One doctor check (the ``checks[]`` entries of ``doctor --json``)."""
+
+    name: str
+    passed: bool
+    figures: dict[str, float] = field(default_factory=dict)
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "figures": self.figures, "detail": self.detail}
+
+
+def eval_mode_check(model: Any) -> Check:
+    """The model is in eval mode and no dropout layer would fire."""
+    import torch
+
+    modules = list(model.modules())
+    training = [m for m in modules if m.training]
+    dropout = [m for m in modules if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    active = [m for m in dropout if m.training]
+    passed = not training
+    detail = ("model in eval mode; dropout inactive" if passed else
+              f"{len(training)} modules in train mode ({len(active)} active dropout layers): call model.eval() "
+              "before generating; answers change run to run otherwise")
+    return Check("eval_mode", passed, {"modules_in_train_mode": len(training), "active_dropout_layers": len(active),
+                                      "dropout_layers": len(dropout)}, detail)
+
+
+def _probe_prompts(generator: Any) -> list[list[int]]:
+    tok = generator.tokenizer
+    try:
+        prompts = [
+            generator.encode_prompt([{"role": "user", "content": "Do I need an employment certificate?"}]),
+            generator.encode_prompt([{"role": "user", "content": "How many days of annual leave do I get each year?"}]),
+        ]
+        if all(prompts):
+            return prompts
+    except Exception:  # noqa: BLE001 - tokenizers without chat templates fall back to raw ids
+        pass
+    vocab = getattr(tok, "vocab_size", 64) or 64
+    return [[t % vocab for t in p] for p in PROBES]
+
+
+def greedy_repeatability_check(generator: Any, repeats: int = 2) -> Check:
+    """The same prompt decoded greedily twice gives the same tokens."""
+    prompt = _probe_prompts(generator)[0]
+    runs = [generator.generate_tokens(prompt, [None], ignore_stop=True)[0] for _ in range(repeats)]
+    same = all(r == runs[0] for r in runs)
+    first_diff = next((i for i, pair in enumerate(zip(*runs, strict=False)) if len(set(pair)) > 1), -1)
+    return Check(
+        "greedy_repeatability", same,
+        {"runs": repeats, "tokens": len(runs[0]), "first_differing_token": first_diff},
+        "identical tokens in every run" if same else
+        f"greedy runs differ from token {first_diff}: nondeterministic kernels; use attn_implementation 'eager' "
+        "or transformers.enable_full_determinism()",
+    )
+
+
+def batch_invariance_check(generator: Any) -> Check:
+    """A seeded sample is the same alone and inside a padded batch with another prompt."""
+    a, b = _probe_prompts(generator)
+    seeds = [None, 1234, 5678]
+    alone = generator.generate_tokens(a, seeds, ignore_stop=True)
+    batch = generator.generate_tokens_batch([b, a], [[None, 99], seeds], ignore_stop=True)[1]
+    rows_same = sum(x == y for x, y in zip(alone, batch, strict=True))
+    tokens = sum(len(x) for x in alone)
+    differing = sum(sum(p != q for p, q in zip(x, y, strict=False)) + abs(len(x) - len(y))
+                    for x, y in zip(alone, batch, strict=True))
+    passed = rows_same == len(seeds)
+    return Check(
+        "batch_invariance", passed,
+        {"rows": len(seeds), "rows_identical": rows_same, "tokens": tokens, "tokens_differing": differing},
+        "samples identical alone and in a padded batch" if passed else
+        "padding changed some tokens: the same question can get different samples alone and in a batch "
+        "(verdicts may still agree); compare with ragguard audit batch_questions=1",
+    )
+
+
+def attention_check(generator: Any) -> Check:
+    """Record the attention implementation and dtype (always passes; it is information)."""
+    model = generator.model
+    impl = getattr(model.config, "_attn_implementation", None) or "unknown"
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    return Check("attention_dtype", True, {}, f"attention {impl}, weights {dtype}, device {generator.device}")
+
+
+def run_checks(generator: Any) -> list[Check]:
+    """Every check that needs only the loaded generator."""
+    checks = [eval_mode_check(generator.model)]
+    generator.model.eval()  # the remaining checks measure the model as ragguard runs it
+    checks += [greedy_repeatability_check(generator), batch_invariance_check(generator), attention_check(generator)]
+    return checks

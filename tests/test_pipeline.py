@@ -1,0 +1,213 @@
+"""The pipeline over fakes: the report contract, seeds, prompts, determinism, overrides."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ragguard.config import Config
+from ragguard.errors import UsageError
+from ragguard.pipeline import RagGuard, derive_seed, sample_seeds
+from ragguard.types import Report
+
+QUESTION = "Do employees without the payroll bank card need an employment certificate?"
+YES = "Yes, request an employment certificate from HR with form HR-07."
+FIVE = [YES] * 4 + ["Salaries are paid to a payroll bank card."]
+
+# CONTRACTS.md "ask --json"; ragguard adds confidence, grounded and warnings (additions are allowed).
+CONTRACT_KEYS = {
+    "question", "answer", "verdict", "agreement", "semantic_entropy", "samples", "clusters",
+    "contradictions", "sources", "fingerprint", "timings",
+}
+ADDED_KEYS = {"confidence", "grounded", "warnings"}
+
+
+def check_contract(d: dict) -> None:
+    """The ask --json shape of CONTRACTS.md, key by key and type by type."""
+    assert set(d) == CONTRACT_KEYS | ADDED_KEYS
+    assert isinstance(d["question"], str) and isinstance(d["answer"], str)
+    assert d["verdict"] in {"consistent", "inconsistent", "contradiction", "abstain"}
+    assert isinstance(d["agreement"], float) and 0.0 <= d["agreement"] <= 1.0
+    assert isinstance(d["semantic_entropy"], float) and 0.0 <= d["semantic_entropy"] <= 1.0
+    for s in d["samples"]:
+        assert set(s) == {"text", "seed", "greedy", "cluster"}
+        assert isinstance(s["text"], str) and isinstance(s["greedy"], bool) and isinstance(s["cluster"], int)
+        assert s["seed"] is None or (isinstance(s["seed"], int) and not isinstance(s["seed"], bool))
+    for c in d["clusters"]:
+        assert {"id", "size", "representative", "members"} <= set(c)
+        assert isinstance(c["id"], int) and isinstance(c["size"], int) and isinstance(c["representative"], str)
+        assert all(isinstance(m, int) for m in c["members"]) and len(c["members"]) == c["size"]
+    for c in d["contradictions"]:
+        assert set(c) == {"a", "b", "kind", "score", "explanation"}
+        assert isinstance(c["a"], int) and isinstance(c["b"], int) and 0 <= c["a"] < len(d["samples"])
+        assert isinstance(c["kind"], str) and isinstance(c["score"], float) and isinstance(c["explanation"], str)
+    for p in d["sources"]:
+        assert set(p) == {"doc_id", "chunk_id", "text", "score"}
+        assert isinstance(p["doc_id"], str) and isinstance(p["text"], str) and isinstance(p["score"], float)
+    fp = d["fingerprint"]
+    assert {"model", "adapter", "embedder", "config_hash", "versions", "device", "seeds"} <= set(fp)
+    assert isinstance(fp["model"], str) and isinstance(fp["embedder"], str) and isinstance(fp["device"], str)
+    assert fp["adapter"] is None or isinstance(fp["adapter"], str)
+    assert isinstance(fp["config_hash"], str) and all(isinstance(s, int) for s in fp["seeds"])
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in fp["versions"].items())
+    assert all(isinstance(k, str) and isinstance(v, float) for k, v in d["timings"].items())
+    json.dumps(d)  # JSON-serialisable as is
+
+
+def test_ask_returns_a_report_with_the_contract_keys(fake_guard: RagGuard, fake_generator) -> None:
+    fake_generator.enqueue(FIVE)
+    report = fake_guard.ask(QUESTION)
+    assert isinstance(report, Report)
+    d = report.to_dict()
+    check_contract(d)
+    assert d["question"] == QUESTION
+    assert d["answer"] == YES
+    assert d["verdict"] == "consistent" and d["agreement"] == 0.8
+    assert [s["text"] for s in d["samples"]] == FIVE
+    assert sorted(m for c in d["clusters"] for m in c["members"]) == [0, 1, 2, 3, 4]
+    assert d["sources"][0]["doc_id"] == "docs/payroll-bank-card.md"
+    assert len(d["sources"]) == 3  # retrieval.top_k
+    fp = d["fingerprint"]
+    assert fp["model"] == "fake-generator" and fp["embedder"] == "fake-embedder" and fp["device"] == "cpu"
+    assert fp["config_hash"] == Config().hash()
+    assert fp["index"].startswith("sha256:")
+    assert {"generate", "check", "retrieve", "total"} <= set(d["timings"])
+    assert fake_generator.pending == 0
+
+
+def test_samples_are_one_greedy_then_derived_seeds(fake_guard: RagGuard, fake_generator) -> None:
+    fake_generator.enqueue(FIVE)
+    report = fake_guard.ask(QUESTION)
+    expected = sample_seeds(0, QUESTION, 5)
+    assert expected[0] is None and all(isinstance(s, int) for s in expected[1:])
+    assert fake_generator.calls[0]["seeds"] == expected
+    assert report.samples[0].greedy and report.samples[0].seed is None
+    assert [s.seed for s in report.samples[1:]] == expected[1:]
+    assert not any(s.greedy for s in report.samples[1:])
+    assert report.fingerprint.seeds == expected[1:]
+
+
+def test_generator_gets_the_retrieved_context_in_the_user_message(fake_guard: RagGuard, fake_generator) -> None:
+    fake_generator.enqueue(FIVE)
+    report = fake_guard.ask(QUESTION)
+    messages = fake_generator.calls[0]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"] == Config().prompt.system
+    user = messages[1]["content"]
+    assert user.startswith("Context:\n[1] (docs/payroll-bank-card.md)\n")
+    assert "must request an employment certificate from HR" in user
+    assert user.rstrip().endswith(f"Question: {QUESTION}")
+    for source in report.sources:
+        assert source.doc_id in user
+    assert "employment certificate" not in messages[0]["content"]
+
+
+def test_same_question_twice_gives_identical_dicts_but_timings(fake_guard: RagGuard, fake_generator) -> None:
+    fake_generator.enqueue(FIVE)
+    fake_generator.enqueue(FIVE)
+    first = fake_guard.ask(QUESTION).to_dict()
+    second = fake_guard.ask(QUESTION).to_dict()
+    first.pop("timings")
+    second.pop("timings")
+    assert first == second
+    assert fake_generator.calls[0] == fake_generator.calls[1]
+
+
+def test_samples_override_draws_three_and_changes_the_config_hash(fake_guard: RagGuard, fake_generator) -> None:
+    fake_generator.enqueue(FIVE)
+    fake_generator.enqueue(FIVE[:3])
+    five = fake_guard.ask(QUESTION)
+    three = fake_guard.ask(QUESTION, samples=3)
+    assert len(three.samples) == 3 and len(fake_generator.calls[1]["seeds"]) == 3
+    assert fake_generator.calls[1]["seeds"] == sample_seeds(0, QUESTION, 3) == fake_generator.calls[0]["seeds"][:3]
+    assert three.fingerprint.config_hash != five.fingerprint.config_hash
+    assert three.fingerprint.config_hash == Config().replace("sampling", samples=3).hash()
+    assert fake_guard.config.sampling.samples == 5  # the override does not stick
+
+
+def test_seed_override_changes_seeds_not_greedy(fake_guard: RagGuard, fake_generator) -> None:
+    fake_generator.enqueue(FIVE)
+    report = fake_guard.ask(QUESTION, seed=7)
+    assert fake_generator.calls[0]["seeds"] == sample_seeds(7, QUESTION, 5)
+    assert fake_generator.calls[0]["seeds"][0] is None
+    assert report.fingerprint.seeds != sample_seeds(0, QUESTION, 5)[1:]
+
+
+def test_bad_override_is_a_usage_error(fake_guard: RagGuard, fake_generator) -> None:
+    with pytest.raises(UsageError, match="sampling.samples"):
+        fake_guard.ask(QUESTION, samples=0)
+    assert fake_generator.calls == []
+
+
+def test_derive_seed_depends_on_base_question_and_index_only() -> None:
+    seed = derive_seed(0, QUESTION, 1)
+    assert seed == derive_seed(0, QUESTION, 1)
+    assert 0 <= seed < 2**31
+    assert derive_seed(1, QUESTION, 1) != seed
+    assert derive_seed(0, QUESTION + " Really?", 1) != seed
+    assert derive_seed(0, QUESTION, 2) != seed
+    assert derive_seed(0, f"  {QUESTION}\n", 1) == seed  # surrounding whitespace is not part of the question
+    # Not on what else was derived before (no hidden counter or global state).
+    for i in range(10):
+        derive_seed(i, "another question", i)
+    assert derive_seed(0, QUESTION, 1) == seed
+    seeds = sample_seeds(0, QUESTION, 6)
+    assert seeds[0] is None and seeds[1:] == [derive_seed(0, QUESTION, i) for i in range(1, 6)]
+    assert len(set(seeds[1:])) == 5
+    assert sample_seeds(0, QUESTION, 3) == seeds[:3]  # fewer samples are a prefix of more
+
+
+def test_derive_seed_is_the_same_in_another_process() -> None:
+    code = f"from ragguard.pipeline import derive_seed; print(derive_seed(3, {QUESTION!r}, 2))"
+    outs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={"PYTHONHASHSEED": str(h), "PATH": ""}).stdout.strip()
+        for h in (1, 2)
+    }
+    assert outs == {str(derive_seed(3, QUESTION, 2))}
+
+
+def test_sample_seeds_do_not_depend_on_other_questions(fake_guard: RagGuard, fake_generator) -> None:
+    fake_generator.enqueue(["You get 25 days."] * 5)
+    fake_generator.enqueue(FIVE)
+    fake_guard.ask("How many days of annual leave do I get?")
+    fake_guard.ask(QUESTION)
+    assert fake_generator.calls[1]["seeds"] == sample_seeds(0, QUESTION, 5)
+    assert fake_generator.calls[0]["seeds"] != fake_generator.calls[1]["seeds"]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t"])
+def test_empty_question_is_a_usage_error(fake_guard: RagGuard, fake_generator, question: str) -> None:
+    with pytest.raises(UsageError, match="question is empty"):
+        fake_guard.ask(question)
+    assert fake_generator.calls == []
+
+
+def test_fake_generator_refuses_unqueued_calls(fake_guard: RagGuard) -> None:
+    with pytest.raises(AssertionError, match="no replies are queued"):
+        fake_guard.ask(QUESTION)
+
+
+def test_without_retriever_the_prompt_has_no_context(fake_generator, fake_embedder) -> None:
+    guard = RagGuard(Config(), fake_generator, fake_embedder)
+    fake_generator.enqueue(FIVE)
+    report = guard.ask(QUESTION)
+    assert report.sources == []
+    assert fake_generator.calls[0]["messages"][1]["content"] == f"Question: {QUESTION}"
+    assert report.fingerprint.index is None
+    assert "retrieve" not in report.timings
+
+
+def test_model_cache_is_a_per_test_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import os
+    from pathlib import Path
+
+    from ragguard.models import cache_dir
+
+    cache = cache_dir()
+    assert cache == Path(os.environ["RAGGUARD_CACHE"])
+    assert cache != Path.home() / ".cache" / "ragguard"
+    assert cache.is_relative_to(tmp_path_factory.getbasetemp())
