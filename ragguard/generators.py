@@ -143,7 +143,12 @@ class TransformersGenerator:
                 source = str(_load_gguf_cached(gguf.parent, gguf.name, self.model_sha256))
             else:
                 source = cfg.model
-                local = Path(source)
+                local = Path(source).expanduser()
+                if source.startswith(("/", "./", "../", "~")) and not local.is_dir():
+                    raise ModelLoadError(
+                        f"generator.model {source!r} is not a folder: check the path, or use a hub id "
+                        "such as Qwen/Qwen2.5-0.5B-Instruct"
+                    )
                 if local.is_dir():
                     weights = sorted(local.glob("*.safetensors"))
                     if weights:

