@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import signal
@@ -11,11 +10,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fakes import WordEmbedder
 
 from ragguard.audit import match_reference, run_audit, summarize
 from ragguard.config import Config
@@ -29,17 +27,6 @@ ANSWERS = {
     "How many leave days?": ["You get 25 days.", "You get 30 days.", "You get 25 days."],
     "Where is the branch?": ["At 12 Quay Street."] * 3,
 }
-
-
-class WordEmbedder:
-    name = "word-embedder"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().replace(".", " ").replace(",", " ").split():
-                out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 class TableGenerator:

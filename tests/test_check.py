@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fakes import WordEmbedder
 from typer.testing import CliRunner
 
 from ragguard.check import check
 from ragguard.cli import app
 from ragguard.errors import UsageError
 from ragguard.records import BadRecord, Record, read_records
-
-
-class WordEmbedder:
-    """Bag-of-words hashing embedder: same words -> same vector."""
-
-    name = "word-embedder"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 32), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 32] += 1
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
-
 
 Q = "Do employees without the payroll bank's debit card need an employment certificate?"
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
+from fakes import WordEmbedder
 
 from ragguard.config import Config
 from ragguard.consistency import ConsistencyChecker, ConsistencySettings, confidence_score, support_scores
@@ -15,17 +13,6 @@ from ragguard.protocols import Completion
 from ragguard.types import Passage, Sample
 
 Q = "Do employees without the payroll bank's debit card need an employment certificate?"
-
-
-class WordEmbedder:
-    name = "word-embedder"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().replace(".", " ").replace(",", " ").split():
-                out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 class ScriptedGenerator:
