@@ -185,7 +185,10 @@ class PromptConfig:
     """How the question and the retrieved context become chat messages."""
 
     system: str = _help("system prompt; the retrieved context is appended to the user turn", DEFAULT_SYSTEM_PROMPT)
-    max_context_chars: int = _help("cap on the context put in the prompt", 2400)
+    max_context_chars: int = _help(
+        "cap on the context put in the prompt, in characters; a Chinese character counts 3 (about its token cost)",
+        2400,
+    )
 
     def __post_init__(self) -> None:
         _require(self.max_context_chars >= 0, "prompt", "max_context_chars", self.max_context_chars,

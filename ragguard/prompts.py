@@ -6,6 +6,7 @@ shape it will be asked with.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ragguard.types import Passage
@@ -13,19 +14,43 @@ from ragguard.types import Passage
 __all__ = ["build_messages", "format_context"]
 
 
+_CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+CJK_WEIGHT = 3  # byte-level BPE tokenizers spend about 3 tokens per Chinese character
+
+
+def context_cost(text: str) -> int:
+    """Budget units of ``text``: one per character, ``CJK_WEIGHT`` per Chinese character.
+
+    Counting Chinese characters as several units keeps a Chinese context
+    about as long in tokens as an English one of the same budget.
+    """
+    return len(text) + (CJK_WEIGHT - 1) * len(_CJK.findall(text))
+
+
+def _cut(text: str, room: int) -> str:
+    """The longest prefix of ``text`` whose cost fits in ``room``."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += CJK_WEIGHT if _CJK.match(ch) else 1
+        if used > room:
+            return text[:i]
+    return text
+
+
 def format_context(passages: Sequence[Passage], max_chars: int) -> str:
-    """Numbered passages, best first, cut to ``max_chars`` in total."""
+    """Numbered passages, best first, cut to a budget of ``max_chars`` (see :func:`context_cost`)."""
     parts: list[str] = []
     used = 0
     for number, p in enumerate(passages, 1):
         block = f"[{number}] ({p.doc_id})\n{p.text.strip()}"
-        if used + len(block) > max_chars:
+        cost = context_cost(block)
+        if used + cost > max_chars:
             room = max_chars - used
             if room > 80:
-                parts.append(block[:room].rstrip() + " …")
+                parts.append(_cut(block, room).rstrip() + " …")
             break
         parts.append(block)
-        used += len(block) + 2
+        used += cost + 2
     return "\n\n".join(parts)
 
 

@@ -211,3 +211,16 @@ def test_model_cache_is_a_per_test_temporary_folder(tmp_path_factory: pytest.Tem
     assert cache == Path(os.environ["RAGGUARD_CACHE"])
     assert cache != Path.home() / ".cache" / "ragguard"
     assert cache.is_relative_to(tmp_path_factory.getbasetemp())
+
+
+def test_context_budget_counts_chinese_characters_by_their_token_cost() -> None:
+    from ragguard.prompts import context_cost, format_context
+    from ragguard.types import Passage
+
+    assert context_cost("abc") == 3 and context_cost("在职证明") == 12
+    zh = Passage("zh.md", "zh.md#0", "在职证明" * 200, 0.9)
+    en = Passage("en.md", "en.md#0", "word " * 200, 0.8)
+    text = format_context([zh, en], 600)
+    assert context_cost(text) <= 600 + 2
+    assert text.endswith("…") and "en.md" not in text
+    assert format_context([en], 10_000).count("word") == 200
