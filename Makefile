@@ -37,8 +37,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
 
-## make test-slow: the slow tests only.
+## make test-slow: the slow tests only (installs Debian's debian-faq and chromium for them when missing).
 test-slow: $(VENV)/.installed-test
+	@test -d /usr/share/doc/debian/FAQ && command -v chromium >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq debian-faq chromium chromium-driver) || \
+		echo "could not install debian-faq/chromium: their tests will be skipped"
 	$(BIN)/python -m pytest -m "slow and not gpu" $(PYTEST_ARGS)
 
 ## make test-browser: install Debian's chromium + chromedriver, then run the browser test of report.html.

@@ -19,7 +19,7 @@ from ragguard.errors import UsageError
 
 __all__ = ["Document", "Chunk", "ChunkingSettings", "iter_documents", "chunk_document", "sha256_bytes"]
 
-TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+TEXT_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def iter_documents(sources: Iterable[str | Path]) -> Iterator[tuple[Document | N
     for source in sources:
         root = Path(source)
         if not root.exists():
-            raise UsageError(f"source {str(root)!r} does not exist: pass a folder or file of .md/.txt documents")
+            raise UsageError(f"source {str(root)!r} does not exist: pass a folder or file of .md/.txt/.html documents")
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         base = root if root.is_dir() else root.parent
         for path in files:
@@ -82,8 +82,12 @@ def iter_documents(sources: Iterable[str | Path]) -> Iterator[tuple[Document | N
             except UnicodeDecodeError:
                 yield None, doc_id, "not valid UTF-8"
                 continue
+            if path.suffix.lower() in (".html", ".htm"):
+                from ragguard.html_text import html_to_text
+
+                text = html_to_text(text)
             if not text.strip():
-                yield None, doc_id, "empty file"
+                yield None, doc_id, "empty file" if path.suffix.lower() not in (".html", ".htm") else "no text in the page"
                 continue
             yield Document(doc_id=doc_id, text=text, sha256=sha256_bytes(data)), doc_id, None
 

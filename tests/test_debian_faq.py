@@ -1,0 +1,64 @@
+"""Real data nobody here wrote: the Debian FAQ (Debian package `debian-faq`).
+
+Slow: builds an index of the FAQ's HTML with the embedded embedder and checks
+that, for the FAQ's own questions, the section that answers each one is in
+the top 3 results. Skipped where the package is not installed
+(`apt-get install debian-faq`; `make test-slow` installs it).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ragguard.html_text import html_to_text
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+FAQ = Path("/usr/share/doc/debian/FAQ")
+
+
+def faq_questions() -> list[tuple[str, str]]:
+    """(question, section number) for every 'N.M. Question?' heading."""
+    out = []
+    for page in sorted(FAQ.glob("*.en.html")):
+        for line in html_to_text(page.read_text(encoding="utf-8")).splitlines():
+            m = re.match(r"^##+ (\d+\.\d+)\. (.+)$", line)
+            if m and m.group(2).rstrip().endswith("?"):
+                out.append((m.group(2).strip(), m.group(1)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def faq_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not FAQ.is_dir():
+        pytest.skip("debian-faq is not installed (apt-get install debian-faq)")
+    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.index import build_index
+
+    src = tmp_path_factory.mktemp("faq-src")
+    for page in FAQ.glob("*.en.html"):  # the English pages only (the others are symlinks to them)
+        (src / page.name).write_bytes(page.read_bytes())
+    out = tmp_path_factory.mktemp("faq") / "index"
+    summary = build_index([src], out, SentenceTransformerEmbedder())
+    assert summary.documents >= 15 and summary.chunks >= 100
+    return out
+
+
+def test_debian_faq_sections_are_found_in_the_top_3(faq_index: Path) -> None:
+    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.index import IndexRetriever, KnowledgeIndex
+
+    retriever = IndexRetriever(KnowledgeIndex.load(faq_index), SentenceTransformerEmbedder())
+    questions = faq_questions()
+    assert len(questions) >= 60
+    hits = 0
+    for question, section in questions:
+        results = retriever.search(question, 3)
+        if any(re.search(rf"(^|\n)##+ {re.escape(section)}\. ", r.text) for r in results):
+            hits += 1
+    rate = hits / len(questions)
+    print(f"Debian FAQ: {hits}/{len(questions)} questions have their section in the top 3 ({rate:.1%})")
+    assert rate >= 0.8
