@@ -6,6 +6,7 @@ contradiction detectors and returns the same report as ``ask``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,15 @@ from ragguard.errors import UsageError
 from ragguard.protocols import Embedder
 from ragguard.types import Passage, Report, Sample
 
-__all__ = ["check", "check_record", "report_from_result", "settings_from_config"]
+__all__ = ["check", "check_record", "default_embedder", "report_from_result", "settings_from_config"]
+
+
+@functools.lru_cache(maxsize=4)
+def default_embedder(model: str, device: str, batch_size: int) -> Embedder:
+    """One embedder per setting per process: repeated ``check`` calls must not reload the model."""
+    from ragguard.embedders import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(model, device, batch_size)
 
 
 def settings_from_config(config: Config) -> ConsistencySettings:
@@ -72,9 +81,7 @@ def check(
     if not all(isinstance(s, str) for s in samples):
         raise UsageError("'samples' must contain only strings")
     if embedder is None:
-        from ragguard.embedders import SentenceTransformerEmbedder
-
-        embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+        embedder = default_embedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
     checker = ConsistencyChecker(embedder, settings_from_config(cfg))
     passages = [context] if isinstance(context, str) else list(context or [])
     samples_ = [Sample(text=s, seed=None, greedy=False) for s in samples]

@@ -139,6 +139,16 @@ def _ragguard_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     return cache
 
 
+@pytest.fixture(autouse=True)
+def _fresh_default_embedder():  # type: ignore[no-untyped-def]
+    """check()'s per-process embedder cache must not carry a fake from one test into another."""
+    from ragguard.check import default_embedder
+
+    default_embedder.cache_clear()
+    yield
+    default_embedder.cache_clear()
+
+
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()

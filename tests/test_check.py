@@ -102,3 +102,21 @@ def test_cli_check_exits_2_when_every_record_is_bad(tmp_path: Path, monkeypatch:
     result = CliRunner().invoke(app, ["check", str(path)])
     assert result.exit_code == 2
     assert "no 'question' field" in result.stderr
+
+
+def test_check_without_an_embedder_reuses_one_per_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.check
+    import ragguard.embedders
+
+    made: list[str] = []
+
+    def factory(model: str, device: str, batch_size: int) -> WordEmbedder:
+        made.append(model)
+        return WordEmbedder()
+
+    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", factory)
+    ragguard.check.default_embedder.cache_clear()
+    for _ in range(3):
+        check("How long is probation?", ["Three months.", "Three months."])
+    assert made == ["embedded"]
+    ragguard.check.default_embedder.cache_clear()
