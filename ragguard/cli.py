@@ -220,6 +220,9 @@ def audit(
     retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: redo questions that errored."),
     only: str | None = typer.Option(None, "--only", help="Rerun a subset: id:ID,.. tag:TAG,.. verdict:V,.. status:S"),
     samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers per question."),
+    batch: int | None = typer.Option(
+        None, "--batch", min=1, max=256, help="Questions per generation pass (default: 8 on GPU, 1 on CPU)."
+    ),
 ) -> None:
     """Ask every question of a set and write a report to read before shipping."""
     from ragguard.audit import run_audit
@@ -229,7 +232,7 @@ def audit(
         guard.config = guard.config.replace("sampling", samples=samples)
     try:
         result = run_audit(questions_file, out, guard, resume=resume or retry_errors, retry_errors=retry_errors,
-                           only=only, fail_under=fail_under, progress=_progress)
+                           only=only, fail_under=fail_under, batch_questions=batch, progress=_progress)
     except KeyboardInterrupt:
         _fail(f"interrupted; finished questions are saved in {out}/results.jsonl: rerun with --resume", 130)
     s = result.summary

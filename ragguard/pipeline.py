@@ -15,7 +15,7 @@ from ragguard.check import report_from_result, settings_from_config
 from ragguard.config import Config, load_config
 from ragguard.consistency import ConsistencyChecker
 from ragguard.errors import IndexLoadError, UsageError
-from ragguard.prompts import build_messages
+from ragguard.prompts import build_messages, context_cost
 from ragguard.protocols import Embedder, Generator, Retriever
 from ragguard.types import Fingerprint, Passage, Report, Sample
 
@@ -249,8 +249,14 @@ def _groups(pending: list[tuple[_Job, list[int | None]]], cfg: Config) -> list[l
     groups: list[list[tuple[_Job, list[int | None]]]] = []
     current: list[tuple[_Job, list[int | None]]] = []
     used = 0
-    for job, seeds in pending:
-        prompt_tokens = sum(len(m["content"]) for m in job.messages) // 3 + 16
+
+    def prompt_tokens_of(job: _Job) -> int:
+        return sum(context_cost(m["content"]) for m in job.messages) // 3 + 16
+
+    # Prompts of similar length share a pass, so little of it is spent on padding.
+    # Results are keyed by job, so the order of passes changes no answer.
+    for job, seeds in sorted(pending, key=lambda item: prompt_tokens_of(item[0])):
+        prompt_tokens = prompt_tokens_of(job)
         cost = len(seeds) * (prompt_tokens + cfg.sampling.max_new_tokens)
         if current and used + cost > budget:
             groups.append(current)

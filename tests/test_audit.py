@@ -257,3 +257,13 @@ def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     result = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["changed"] == []
+
+
+def test_batched_audit_gives_the_same_records(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    run_audit(q, tmp_path / "one", make_guard(), batch_questions=1)
+    run_audit(q, tmp_path / "many", make_guard(), batch_questions=8)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "timings"} for r in rows]  # noqa: E731
+    assert strip(read_lines(tmp_path / "one")) == strip(read_lines(tmp_path / "many"))
+    with pytest.raises(UsageError, match="--batch"):
+        run_audit(q, tmp_path / "bad", make_guard(), batch_questions=0)
