@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ragguard._io import read_user_text
 from ragguard.errors import ConfigError
 
 __all__ = [
@@ -301,12 +302,7 @@ def load_config(path: str | Path | None) -> Config:
     if path is None:
         return Config()
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(p)!r} does not exist: check the path passed to --config") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {str(p)!r} cannot be read ({exc}): pass a readable UTF-8 YAML file") from None
+    text = read_user_text(p, "config file", "check the path passed to --config", ConfigError)
     import yaml
 
     try:

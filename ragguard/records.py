@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragguard._io import read_user_text
 from ragguard.errors import UsageError
 
 __all__ = ["Record", "BadRecord", "read_records"]
@@ -51,12 +52,7 @@ def read_records(path: str | Path) -> Iterator[Record | BadRecord]:
     p = Path(path)
     if p.suffix.lower() not in SUFFIXES:
         raise UsageError(f"{str(p)!r} has an unsupported type: use .jsonl, .json (a list) or .csv")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(f"input file {str(p)!r} does not exist: check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"input file {str(p)!r} cannot be read ({exc}): pass a UTF-8 text file") from None
+    text = read_user_text(p, "input file", "check the path")
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
         yield from _jsonl(text)
