@@ -1,0 +1,86 @@
+"""What does consistency checking cost, and what does adaptive sampling save?
+
+Side by side in one run on the embedded model:
+
+1. ``ask`` with N samples against one greedy generation of the same prompt
+   (best of ``--repeats``), and the share of ``ask`` spent in checking
+   (embedding the answers and passages, clustering, detectors) relative to
+   generation.
+2. Adaptive vs fixed N over examples/faq.jsonl. Every question is asked
+   once with N samples; the adaptive result is then computed from the same
+   samples: the first round (greedy + 2) is checked, and when it agrees,
+   that is what adaptive mode returns, otherwise the full N. This equals
+   running with ``sampling.adaptive: true`` because sample seeds derive from
+   the sample index (tests/test_scores_and_policy.py checks that).
+   Prints the mean samples drawn and the share of unchanged verdicts.
+
+Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTION = "Do employees without the payroll bank's debit card need an employment certificate?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--questions", type=int, default=36)
+    args = parser.parse_args()
+
+    from ragguard.pipeline import RagGuard, _round_agrees
+    from ragguard.prompts import build_messages
+
+    guard = RagGuard.from_config(None)
+    cfg = guard.config.replace("sampling", samples=args.samples)
+    guard.config = cfg
+    guard.generator.load()  # type: ignore[attr-defined]
+    guard.ask(QUESTION)  # warm every code path once
+
+    passages = guard.retriever.search(QUESTION, cfg.retrieval.top_k)  # type: ignore[union-attr]
+    prompt = guard.generator.encode_prompt(  # type: ignore[attr-defined]
+        build_messages(QUESTION, passages, cfg.prompt.system, cfg.prompt.max_context_chars))
+    greedy, full, check_share = [], [], []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        guard.generator.generate_tokens(prompt, [None])  # type: ignore[attr-defined]
+        greedy.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        report = guard.ask(QUESTION)
+        full.append(time.perf_counter() - t)
+        check_share.append(report.timings["check"] / report.timings["generate"])
+    print(f"ask N={args.samples}: {min(full):.2f}s   one greedy generation: {min(greedy):.2f}s   "
+          f"ratio {min(full) / min(greedy):.2f}   checking / generation: {min(check_share):.1%}")
+
+    lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[: args.questions]
+    drawn, unchanged, answered = [], 0, 0
+    for line in lines:
+        question = json.loads(line)["question"]
+        fixed = guard.ask(question)
+        if not fixed.samples:  # abstained before generating (off-topic): both modes do the same
+            drawn.append(0)
+            unchanged += 1
+            continue
+        answered += 1
+        texts = [s.text for s in fixed.samples]
+        seeds = [s.seed for s in fixed.samples]
+        first = guard.check(question, texts[:3], seeds[:3], cfg, [p.text for p in fixed.sources])
+        adaptive = first if _round_agrees(first) else fixed
+        drawn.append(len(adaptive.samples))
+        unchanged += adaptive.verdict == fixed.verdict
+    n = len(lines)
+    mean = sum(drawn) / max(1, answered)
+    print(f"adaptive vs fixed N={args.samples} over {n} FAQ questions ({answered} answered): mean samples "
+          f"drawn {mean:.2f} of {args.samples} ({mean / args.samples:.0%}), verdict unchanged {unchanged}/{n} "
+          f"({unchanged / n:.0%})")
+
+
+if __name__ == "__main__":
+    main()
