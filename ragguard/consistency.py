@@ -102,12 +102,8 @@ def cluster_answers(
     if not empty:
         return agglomerative_clusters(similarity, threshold, cannot_link)
     sim = np.array(similarity, dtype=np.float64, copy=True)
-    for i in empty:
-        for j in range(len(texts)):
-            if i != j:
-                both_empty = j in empty
-                sim[i, j] = sim[j, i] = 1.0 if both_empty else -1.0
-    # -1.0 alone still merges at threshold -1 (a valid setting): forbid empty/non-empty pairs outright.
+    # Empty answers embed to arbitrary vectors: make them one group, and never part of another.
+    sim[np.ix_(empty, empty)] = 1.0
     apart = [(i, j) for i in empty for j in range(len(texts)) if j not in empty]
     return agglomerative_clusters(sim, threshold, [*cannot_link, *apart])
 
