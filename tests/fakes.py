@@ -22,3 +22,10 @@ class WordEmbedder:
             for word in text.lower().replace(".", " ").replace(",", " ").split():
                 out[row, int(hashlib.sha256(word.encode()).hexdigest(), 16) % self.dim] += 1
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+# CONTRACTS.md "ask --json"; ragguard adds confidence, grounded and warnings (additions are allowed).
+CONTRACT_KEYS = frozenset({
+    "question", "answer", "verdict", "agreement", "semantic_entropy", "samples", "clusters",
+    "contradictions", "sources", "fingerprint", "timings",
+})

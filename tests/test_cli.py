@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import CONTRACT_KEYS
 from typer.testing import CliRunner
 
 import ragguard.cli
@@ -16,10 +17,6 @@ from ragguard.cli import app
 QUESTION = "Do employees without the payroll bank card need an employment certificate?"
 YES = "Yes, request an employment certificate from HR with form HR-07."
 FIVE = [YES] * 4 + ["Salaries are paid to a payroll bank card."]
-CONTRACT_KEYS = {
-    "question", "answer", "verdict", "agreement", "semantic_entropy", "samples", "clusters",
-    "contradictions", "sources", "fingerprint", "timings",
-}
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import CONTRACT_KEYS
 
 from ragguard.chunking import ChunkingSettings
 from ragguard.config import Config
@@ -24,11 +25,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Do employees without the payroll bank's debit card need an employment certificate?"
-# The contract's keys (CONTRACTS.md); ragguard adds confidence, grounded and warnings.
-CONTRACT_KEYS = {
-    "question", "answer", "verdict", "agreement", "semantic_entropy", "samples", "clusters",
-    "contradictions", "sources", "fingerprint", "timings",
-}
 
 
 @pytest.fixture(scope="module")

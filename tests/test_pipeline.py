@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from fakes import CONTRACT_KEYS
 
 from ragguard.config import Config
 from ragguard.errors import UsageError
@@ -17,11 +18,6 @@ QUESTION = "Do employees without the payroll bank card need an employment certif
 YES = "Yes, request an employment certificate from HR with form HR-07."
 FIVE = [YES] * 4 + ["Salaries are paid to a payroll bank card."]
 
-# CONTRACTS.md "ask --json"; ragguard adds confidence, grounded and warnings (additions are allowed).
-CONTRACT_KEYS = {
-    "question", "answer", "verdict", "agreement", "semantic_entropy", "samples", "clusters",
-    "contradictions", "sources", "fingerprint", "timings",
-}
 ADDED_KEYS = {"confidence", "grounded", "warnings"}
 
 
