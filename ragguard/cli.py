@@ -288,8 +288,8 @@ def doctor(
     if adapter is not None:
         cfg = cfg.replace("generator", adapter=str(adapter))
     # Short probes: the checks compare tokens, they do not judge answers.
-    generator = TransformersGenerator.from_config(cfg.generator, cfg.sampling.__class__(
-        **{**cfg.sampling.__dict__, "max_new_tokens": min(cfg.sampling.max_new_tokens, 24)}))
+    probe = cfg.replace("sampling", max_new_tokens=min(cfg.sampling.max_new_tokens, 24)).sampling
+    generator = TransformersGenerator.from_config(cfg.generator, probe)
     generator.load()
     checks = run_checks(generator)
     fingerprint = {"model": generator.name, "adapter": generator.adapter, "model_sha256": generator.model_sha256,

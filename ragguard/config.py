@@ -217,7 +217,7 @@ class Config:
         _reject_unknown(data, sections, source, "")
         kwargs = {}
         for name, value in data.items():
-            section_cls = _section_type(name)
+            section_cls = _SECTION_TYPES[name]
             if value is None:
                 continue
             if not isinstance(value, dict):
@@ -251,10 +251,6 @@ _SECTION_TYPES: dict[str, type] = {
     "consistency": ConsistencyConfig,
     "prompt": PromptConfig,
 }
-
-
-def _section_type(name: str) -> type:
-    return _SECTION_TYPES[name]
 
 
 def _reject_unknown(data: dict[str, Any], valid: dict[str, Any], source: str, prefix: str) -> None:

@@ -697,11 +697,15 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
 
-    def _invoke(self, input_: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Any:
+    def _prepare(self, input_: Any, run_manager: Any, config: RunnableConfig) -> tuple[Any, ...]:
+        """What both invoke paths start from: question, context, child config, seeds, parameters."""
         question, context = _question_and_context(input_, self.question_key, self.context_key)
         child = self._run_config(config, run_manager)
         seeds = [derive_seed(self.seed, question, i) for i in range(self.samples)]
-        params = self._sampling_params()
+        return question, context, child, seeds, self._sampling_params()
+
+    def _invoke(self, input_: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Any:
+        question, context, child, seeds, params = self._prepare(input_, run_manager, config)
         notes: list[str] = []
         if params:
             try:
@@ -718,10 +722,7 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
         return self._vote(question, context, [first, *rest], seeds, params, notes)
 
     async def _ainvoke(self, input_: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig) -> Any:
-        question, context = _question_and_context(input_, self.question_key, self.context_key)
-        child = self._run_config(config, run_manager)
-        seeds = [derive_seed(self.seed, question, i) for i in range(self.samples)]
-        params = self._sampling_params()
+        question, context, child, seeds, params = self._prepare(input_, run_manager, config)
         notes: list[str] = []
         if params:
             try:
