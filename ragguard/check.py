@@ -13,10 +13,19 @@ from typing import Any
 from ragguard.config import Config
 from ragguard.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
 from ragguard.errors import UsageError
+from ragguard.nli import NLIModel
 from ragguard.protocols import Embedder
 from ragguard.types import Passage, Report, Sample
 
-__all__ = ["check", "check_record", "default_embedder", "report_from_result", "settings_from_config"]
+__all__ = [
+    "check",
+    "check_record",
+    "checker_from_config",
+    "default_embedder",
+    "nli_from_config",
+    "report_from_result",
+    "settings_from_config",
+]
 
 
 @functools.lru_cache(maxsize=4)
@@ -34,7 +43,27 @@ def settings_from_config(config: Config) -> ConsistencySettings:
         consistent_agreement=c.consistent_agreement,
         grounding_threshold=c.grounding_threshold,
         on_flagged=c.on_flagged,
+        clustering=c.clustering,
+        grounding=c.grounding,
+        entailment_threshold=c.entailment_threshold,
+        nli_contradiction_threshold=c.nli_contradiction_threshold,
+        near_identical=c.near_identical,
     )
+
+
+def nli_from_config(config: Config) -> NLIModel | None:
+    """The configured NLI model (loaded once per process, weights on first use), or ``None``."""
+    c = config.consistency
+    if not c.nli_model:
+        return None
+    from ragguard.nli import load_nli
+
+    return load_nli(c.nli_model, c.nli_device, c.nli_batch_size)
+
+
+def checker_from_config(config: Config, embedder: Embedder, nli: NLIModel | None = None) -> ConsistencyChecker:
+    """A :class:`ConsistencyChecker` with the config's thresholds and NLI model."""
+    return ConsistencyChecker(embedder, settings_from_config(config), nli if nli is not None else nli_from_config(config))
 
 
 def report_from_result(question: str, result: ConsistencyResult) -> Report:
@@ -61,6 +90,7 @@ def check(
     *,
     embedder: Embedder | None = None,
     config: Config | None = None,
+    nli: NLIModel | None = None,
 ) -> Report:
     """Score externally generated answers to ``question``.
 
@@ -72,6 +102,7 @@ def check(
             report's ``sources`` so the evidence travels with the verdict.
         embedder: defaults to the configured (embedded) sentence embedder.
         config: thresholds; defaults to :class:`Config`.
+        nli: an NLI model; defaults to ``consistency.nli_model`` of the config (none by default).
     """
     cfg = config or Config()
     if not isinstance(question, str) or not question.strip():
@@ -82,7 +113,7 @@ def check(
         raise UsageError("'samples' must contain only strings")
     if embedder is None:
         embedder = default_embedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
-    checker = ConsistencyChecker(embedder, settings_from_config(cfg))
+    checker = checker_from_config(cfg, embedder, nli)
     passages = [context] if isinstance(context, str) else list(context or [])
     samples_ = [Sample(text=s, seed=None, greedy=False) for s in samples]
     result = checker.check(question.strip(), samples_, [str(p) for p in passages])

@@ -169,10 +169,43 @@ class ConsistencyConfig:
         0.45,
     )
     on_flagged: str = _help("'warn': return the majority answer with a warning; 'abstain': return no answer", "warn")
+    nli_model: str | None = _help(
+        "NLI sequence-classification checkpoint (folder or hub id); enables the 'nli' contradiction detector",
+        None,
+    )
+    nli_device: str = _help("'cpu', 'cuda' or 'cuda:N' for the NLI model", "cpu")
+    nli_batch_size: int = _help("answer pairs per NLI forward pass", 16)
+    clustering: str = _help(
+        "'embedding': average-linkage clusters of answer embeddings; 'entailment': answers that entail each "
+        "other (needs nli_model)",
+        "embedding",
+    )
+    grounding: str = _help(
+        "'embedding': cosine to the best passage; 'entailment': P(a passage entails the answer) (needs nli_model)",
+        "embedding",
+    )
+    entailment_threshold: float = _help(
+        "NLI probability at which one text counts as entailing another (clustering and grounding by entailment)",
+        0.5,
+    )
+    nli_contradiction_threshold: float = _help("NLI probability of contradiction that flags a pair", 0.5)
+    near_identical: float = _help("answer cosine at or above which two answers count as equal without NLI", 0.97)
 
     def __post_init__(self) -> None:
         _require(self.on_flagged in ("warn", "abstain"), "consistency", "on_flagged", self.on_flagged,
                  "'warn' or 'abstain'")
+        for key in ("clustering", "grounding"):
+            value = getattr(self, key)
+            _require(value in ("embedding", "entailment"), "consistency", key, value, "'embedding' or 'entailment'")
+            if value == "entailment" and not self.nli_model:
+                raise ConfigError(
+                    f"consistency.{key} is 'entailment' but no NLI model is configured: set consistency.nli_model "
+                    "(e.g. cross-encoder/nli-deberta-v3-small) or use 'embedding'"
+                )
+        for key in ("entailment_threshold", "nli_contradiction_threshold", "near_identical"):
+            value = getattr(self, key)
+            _require(0 <= value <= 1, "consistency", key, value, "a number in [0, 1]")
+        _require(self.nli_batch_size >= 1, "consistency", "nli_batch_size", self.nli_batch_size, "an integer >= 1")
         _require(-1 <= self.grounding_threshold <= 1, "consistency", "grounding_threshold",
                  self.grounding_threshold, "a number in [-1, 1]")
         _require(-1 <= self.similarity_threshold <= 1, "consistency", "similarity_threshold",
@@ -330,4 +363,6 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         cfg = cfg.replace("generator", adapter=resolve(cfg.generator.adapter))
     if cfg.generator.model != "embedded":
         cfg = cfg.replace("generator", model=resolve(cfg.generator.model))
+    if cfg.consistency.nli_model is not None:
+        cfg = cfg.replace("consistency", nli_model=resolve(cfg.consistency.nli_model))
     return cfg

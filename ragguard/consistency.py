@@ -45,7 +45,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ragguard.clustering import agglomerative_clusters, cosine_matrix
-from ragguard.contradictions import detect_all, same_lead_pairs
+from ragguard.contradictions import Finding, detect_all, first_sentence, same_lead_pairs
+from ragguard.nli import CONTRADICTION, ENTAILMENT, NLIModel
 from ragguard.protocols import Embedder
 from ragguard.types import Cluster, Contradiction, Sample, Verdict
 
@@ -76,6 +77,11 @@ class ConsistencySettings:
     consistent_agreement: float = 0.8
     grounding_threshold: float = 0.45
     on_flagged: str = "warn"
+    clustering: str = "embedding"
+    grounding: str = "embedding"
+    entailment_threshold: float = 0.5
+    nli_contradiction_threshold: float = 0.5
+    near_identical: float = 0.97
 
 
 @dataclass
@@ -112,7 +118,7 @@ def agree_on_leads(
     similarity: np.ndarray,
     pairs: Iterable[tuple[int, int]],
     findings: dict[tuple[int, int], list],
-    settings: ConsistencySettings,
+    threshold: float,
 ) -> np.ndarray:
     """Raise the similarity of answers that open with the same yes/no to the threshold.
 
@@ -123,7 +129,7 @@ def agree_on_leads(
     sim = np.array(similarity, dtype=np.float64, copy=True)
     for i, j in pairs:
         if (i, j) not in findings:
-            sim[i, j] = sim[j, i] = max(sim[i, j], settings.similarity_threshold)
+            sim[i, j] = sim[j, i] = max(sim[i, j], threshold)
     return sim
 
 
@@ -200,6 +206,7 @@ def divergent_pairs(
     texts: Sequence[str],
     similarity: np.ndarray,
     covered: Iterable[tuple[int, int]] = (),
+    measure: str = "cosine",
 ) -> list[Contradiction]:
     """One ``divergent`` entry per pair of clusters, between their representatives.
 
@@ -222,7 +229,7 @@ def divergent_pairs(
                     score=round(max(0.0, 1.0 - sim), 6),
                     explanation=(
                         f"clusters {clusters[i].id} and {clusters[j].id} differ in meaning "
-                        f"(cosine {sim:.2f}): {_quote(texts[a])} vs {_quote(texts[b])}"
+                        f"({measure} {sim:.2f}): {_quote(texts[a])} vs {_quote(texts[b])}"
                     ),
                 )
             )
@@ -236,23 +243,42 @@ def _rep_index(cluster: Cluster, texts: Sequence[str]) -> int:
     return cluster.members[0]
 
 
+def _normalised(text: str) -> str:
+    """Case, spacing and trailing punctuation do not change an answer's meaning."""
+    return " ".join(text.lower().split()).rstrip(" .!。！")
+
+
+def _statement(question: str, answer: str) -> str:
+    """What an NLI model compares: the answer read together with its question (as semantic entropy does)."""
+    return f"{question} {answer}".strip() if question else answer
+
+
 def _quote(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split())
     return f'"{flat[: limit - 1]}…"' if len(flat) > limit else f'"{flat}"'
 
 
 class ConsistencyChecker:
-    """Clusters samples with an embedder and applies the voting rules.
+    """Clusters samples with an embedder (and optionally an NLI model) and applies the voting rules.
 
     Args:
         embedder: any object with ``embed(texts) -> np.ndarray``.
         settings: thresholds; defaults are documented on
             :class:`ConsistencySettings`.
+        nli: an NLI model (:class:`ragguard.nli.NLIModel`); enables the
+            ``nli`` detector, and clustering / grounding by entailment when
+            the settings ask for them.
     """
 
-    def __init__(self, embedder: Embedder, settings: ConsistencySettings | None = None) -> None:
+    def __init__(
+        self, embedder: Embedder, settings: ConsistencySettings | None = None, nli: NLIModel | None = None
+    ) -> None:
         self.embedder = embedder
         self.settings = settings or ConsistencySettings()
+        self.nli = nli
+        for key in ("clustering", "grounding"):
+            if getattr(self.settings, key) == "entailment" and nli is None:
+                raise ValueError(f"{key} by entailment needs an NLI model")
 
     def check(self, question: str, samples: Sequence[Sample], context: Sequence[str] = ()) -> ConsistencyResult:
         """Score ``samples`` (answers to ``question``) and return the voted result.
@@ -263,11 +289,17 @@ class ConsistencyChecker:
             return ConsistencyResult("", "abstain", 0.0, 0.0, [], [], [], warnings=["no samples to check"])
         texts = [s.text.strip() for s in samples]
         passages = [c for c in context if c.strip()]
-        vectors = self.embedder.embed(texts + passages)
+        by_entailment = self.settings.grounding == "entailment"
+        vectors = self.embedder.embed(texts if by_entailment else texts + passages)
         similarity = cosine_matrix(vectors[: len(texts)])
         result = self.check_with_similarity(samples, similarity, question)
-        if passages:
-            self._ground(result, vectors[: len(texts)], vectors[len(texts) :])
+        if passages and result.clusters:
+            if by_entailment:
+                support = self._entailment_support(result, passages, question)
+            else:
+                reps = [_rep_index(c, [s.text for s in result.samples]) for c in result.clusters]
+                support = support_scores(vectors[reps], vectors[len(texts) :])
+            self._ground(result, support)
         result.confidence = self._confidence(result)
         return self._apply_policy(result)
 
@@ -278,8 +310,14 @@ class ConsistencyChecker:
         texts = [s.text.strip() for s in samples]
         greedy_index = next((i for i, s in enumerate(samples) if s.greedy), None)
         findings = detect_all(texts, question)
-        similarity = agree_on_leads(similarity, same_lead_pairs(texts, question), findings, self.settings)
-        labels = cluster_answers(texts, similarity, self.settings.similarity_threshold, findings.keys())
+        threshold, measure = self.settings.similarity_threshold, "cosine"
+        if self.nli is not None:
+            entail, nli_found = self._nli_pairs(texts, similarity, question, findings)
+            findings = {**findings, **nli_found}
+            if self.settings.clustering == "entailment":
+                similarity, threshold, measure = entail, self.settings.entailment_threshold, "two-way entailment"
+        similarity = agree_on_leads(similarity, same_lead_pairs(texts, question), findings, threshold)
+        labels = cluster_answers(texts, similarity, threshold, findings.keys())
         members_of: dict[int, list[int]] = {}
         for i, label in enumerate(labels):
             members_of.setdefault(label, []).append(i)
@@ -298,7 +336,7 @@ class ConsistencyChecker:
             for f in found
         ]
         covered = {tuple(sorted((labels[c.a], labels[c.b]))) for c in detected}
-        contradictions = detected + divergent_pairs(clusters, texts, similarity, covered)  # type: ignore[arg-type]
+        contradictions = detected + divergent_pairs(clusters, texts, similarity, covered, measure)  # type: ignore[arg-type]
         verdict = decide_verdict(answer, agreement, contradictions, self.settings)
         labelled = [Sample(text=texts[i], seed=s.seed, greedy=s.greedy, cluster=labels[i]) for i, s in enumerate(samples)]
         result = ConsistencyResult(
@@ -313,13 +351,65 @@ class ConsistencyChecker:
         result.confidence = self._confidence(result)
         return result
 
-    def _ground(self, result: ConsistencyResult, answer_vectors: np.ndarray, passage_vectors: np.ndarray) -> None:
-        reps = [_rep_index(c, [s.text for s in result.samples]) for c in result.clusters]
-        support = support_scores(answer_vectors[reps], passage_vectors)
+    def _nli_pairs(
+        self,
+        texts: Sequence[str],
+        similarity: np.ndarray,
+        question: str,
+        findings: dict[tuple[int, int], list[Finding]],
+    ) -> tuple[np.ndarray, dict[tuple[int, int], list[Finding]]]:
+        """Two-way entailment matrix and ``nli`` findings for every pair of answers.
+
+        Identical and near-identical answers (cosine at least ``near_identical``)
+        count as mutually entailing without asking the model; empty answers
+        entail nothing. Each distinct ordered pair is scored once, all in one
+        batched call. Pairs a rule-based detector already flagged get no
+        ``nli`` finding (the rule quotes the spans more precisely).
+        """
+        n = len(texts)
+        entail = np.eye(n, dtype=np.float64)
+        asked: dict[tuple[str, str], int] = {}
+        todo: list[tuple[int, int]] = []
+        for i in range(n):
+            for j in range(i + 1, n):
+                if not texts[i] or not texts[j]:
+                    continue
+                if _normalised(texts[i]) == _normalised(texts[j]) or similarity[i, j] >= self.settings.near_identical:
+                    entail[i, j] = entail[j, i] = 1.0
+                    continue
+                todo.append((i, j))
+                for key in ((texts[i], texts[j]), (texts[j], texts[i])):
+                    asked.setdefault(key, len(asked))
+        if not todo:
+            return entail, {}
+        statements = {t: _statement(question, t) for t in texts}
+        probs = self.nli.predict([(statements[p], statements[h]) for p, h in asked])  # type: ignore[union-attr]
+        found: dict[tuple[int, int], list[Finding]] = {}
+        for i, j in todo:
+            forward, backward = probs[asked[(texts[i], texts[j])]], probs[asked[(texts[j], texts[i])]]
+            entail[i, j] = entail[j, i] = min(forward[ENTAILMENT], backward[ENTAILMENT])
+            p_contra = round(float(max(forward[CONTRADICTION], backward[CONTRADICTION])), 6)
+            if p_contra >= self.settings.nli_contradiction_threshold and (i, j) not in findings:
+                found[(i, j)] = [Finding("nli", p_contra, first_sentence(texts[i]), first_sentence(texts[j]))]
+        return entail, found
+
+    def _entailment_support(self, result: ConsistencyResult, passages: Sequence[str], question: str) -> list[float]:
+        """Per cluster: the highest probability that one passage entails its representative."""
+        hypotheses = [_statement(question, c.representative) for c in result.clusters]
+        pairs = [(p, h) for h in hypotheses for p in passages]
+        probs = self.nli.predict(pairs)[:, ENTAILMENT].reshape(len(hypotheses), len(passages))  # type: ignore[union-attr]
+        return [round(float(row.max()), 6) for row in probs]
+
+    def _ground(self, result: ConsistencyResult, support: Sequence[float]) -> None:
         result.clusters = [replace(c, support=v) for c, v in zip(result.clusters, support, strict=True)]
         winner = next(c for c in result.clusters if c.representative == result.answer)
+        threshold = (
+            self.settings.entailment_threshold
+            if self.settings.grounding == "entailment"
+            else self.settings.grounding_threshold
+        )
         if result.answer:
-            result.grounded = bool(winner.support is not None and winner.support >= self.settings.grounding_threshold)
+            result.grounded = bool(winner.support is not None and winner.support >= threshold)
 
     def _confidence(self, result: ConsistencyResult) -> float:
         if not result.answer or not result.samples:

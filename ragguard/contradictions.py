@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Finding", "entities", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs"]
+__all__ = ["Finding", "entities", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs", "first_sentence"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class Finding:
 
     def explanation(self) -> str:
         what = {"polarity": "opposite answers", "quantity": "different values",
-                "entity": "different names"}.get(self.kind, self.kind)
+                "entity": "different names", "nli": f"the NLI model reads a contradiction (p={self.score:.2f})"
+                }.get(self.kind, self.kind)
         return f'{what}: "{self.span_a}" vs "{self.span_b}"'
 
 
@@ -64,7 +65,8 @@ _ZH_YES_EXPLICIT = re.compile(r"^\s*(是的|对的)")
 _ZH_NEG = re.compile(r"(不是|不需要|不用|无需|无须|不必|不能|不可以|不可|不得|不允许|禁止|无法|没有|没|未|不)")
 
 
-def _first_sentence(text: str) -> str:
+def first_sentence(text: str) -> str:
+    """The text up to its first sentence end (., !, ?, 。, ！, ？, ;)."""
     parts = re.split(r"(?<=[.!?。！？；;\n])", text.strip(), maxsplit=1)
     return parts[0].strip() if parts else ""
 
@@ -88,7 +90,7 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     # and negation cues only count when the question asks for a yes or a no.
     leads = [(_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_LEAD, -1), (_ZH_YES_LEAD, 1)] if yes_no else [
         (_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_EXPLICIT, -1), (_ZH_YES_EXPLICIT, 1)]
-    first = _first_sentence(text)
+    first = first_sentence(text)
     q_neg = {m.group(0).lower() for m in _EN_NEG.finditer(question)} | {m.group(0) for m in _ZH_NEG.finditer(question)}
     for pattern, sign in leads:
         m = pattern.match(text)

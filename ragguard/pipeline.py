@@ -11,10 +11,10 @@ from importlib import metadata
 from pathlib import Path
 
 from ragguard._version import __version__
-from ragguard.check import report_from_result, settings_from_config
+from ragguard.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
-from ragguard.consistency import ConsistencyChecker
 from ragguard.errors import IndexLoadError, UsageError
+from ragguard.nli import NLIModel
 from ragguard.prompts import build_messages, context_cost
 from ragguard.protocols import Embedder, Generator, Retriever
 from ragguard.types import Fingerprint, Passage, Report, Sample
@@ -75,12 +75,14 @@ class RagGuard:
         embedder: Embedder,
         retriever: Retriever | None = None,
         index_path: str | None = None,
+        nli: NLIModel | None = None,
     ) -> None:
         self.config = config
         self.generator = generator
         self.embedder = embedder
         self.retriever = retriever
         self.index_path = index_path
+        self.nli = nli  # None: the config's consistency.nli_model, if any
 
     @classmethod
     def from_config(cls, config: Config | str | Path | None = None, *, index: str | Path | None = None) -> RagGuard:
@@ -209,7 +211,7 @@ class RagGuard:
         cfg = cfg or self.config
         if len(texts) != len(seeds):
             raise UsageError(f"got {len(texts)} answers but {len(seeds)} seeds: pass one seed (or None) per answer")
-        checker = ConsistencyChecker(self.embedder, settings_from_config(cfg))
+        checker = checker_from_config(cfg, self.embedder, self.nli)
         samples = [Sample(text=t, seed=s, greedy=s is None) for t, s in zip(texts, seeds, strict=True)]
         return report_from_result(question, checker.check(question, samples, context))
 
