@@ -20,7 +20,12 @@ Every pair goes through ``ragguard.contradictions.detect(a, b, question)``.
   kind was not found (missed), or a finding of a kind other than the label
   (spurious), so a developer can fix the detectors.
 
-Usage: python bench/contradictions.py [--data tests/data/contradiction_pairs.jsonl] [--json]
+With ``--nli MODEL`` (a folder or hub id of an NLI checkpoint) the ``nli``
+detector runs too, exactly as in ``ask`` (both directions, each answer read
+with its question; flagged at P(contradiction) >= ``--nli-threshold``) on
+pairs the rule-based detectors left alone; its findings count for "any".
+
+Usage: python bench/contradictions.py [--data tests/data/contradiction_pairs.jsonl] [--nli MODEL] [--json]
 """
 
 from __future__ import annotations
@@ -89,10 +94,32 @@ def _finding_dict(f: Finding) -> dict[str, object]:
     return {"kind": f.kind, "score": f.score, "span_a": f.span_a, "span_b": f.span_b}
 
 
-def evaluate(pairs: list[dict[str, str]]) -> dict[str, object]:
-    results = []
+def nli_findings(pairs: list[dict[str, str]], nli: object, threshold: float) -> list[list[Finding]]:
+    """The ``nli`` detector on each pair (one batched call for all of them)."""
+    from ragguard.consistency import nli_statement
+    from ragguard.contradictions import first_sentence
+    from ragguard.nli import CONTRADICTION
+
+    statements = []
     for p in pairs:
+        a, b = nli_statement(p["question"], p["a"]), nli_statement(p["question"], p["b"])
+        statements += [(a, b), (b, a)]
+    probs = nli.predict(statements)  # type: ignore[attr-defined]
+    out = []
+    for k, p in enumerate(pairs):
+        score = round(float(max(probs[2 * k, CONTRADICTION], probs[2 * k + 1, CONTRADICTION])), 6)
+        found = score >= threshold
+        out.append([Finding("nli", score, first_sentence(p["a"]), first_sentence(p["b"]))] if found else [])
+    return out
+
+
+def evaluate(pairs: list[dict[str, str]], nli: object = None, nli_threshold: float = 0.5) -> dict[str, object]:
+    results = []
+    extra = nli_findings(pairs, nli, nli_threshold) if nli is not None else [[] for _ in pairs]
+    for p, from_nli in zip(pairs, extra, strict=True):
         findings = detect(p["a"], p["b"], p["question"])
+        if not findings:  # as in ask: a pair a rule already explains gets no nli finding
+            findings = from_nli
         results.append((p, findings, {f.kind for f in findings}))
 
     def in_group(p: dict[str, str], group: str) -> bool:
@@ -193,10 +220,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="JSONL file of labelled pairs")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--nli", help="also run the nli detector with this NLI checkpoint (folder or hub id)")
+    parser.add_argument("--nli-threshold", type=float, default=0.5, help="P(contradiction) that flags a pair")
     args = parser.parse_args(argv)
     if not args.data.is_file():
         raise SystemExit(f"no such file: {args.data}")
-    report = evaluate(load_pairs(args.data))
+    nli = None
+    if args.nli:
+        from ragguard.nli import TransformersNLI
+
+        nli = TransformersNLI(args.nli)
+    report = evaluate(load_pairs(args.data), nli, args.nli_threshold)
     if args.json:
         print(json.dumps({"data": str(args.data), **report}, ensure_ascii=False, indent=2))
     else:

@@ -62,6 +62,7 @@ __all__ = [
     "divergent_pairs",
     "confidence_score",
     "support_scores",
+    "nli_statement",
 ]
 
 # Kinds that make the verdict ``contradiction``. ``divergent`` only says two
@@ -248,7 +249,7 @@ def _normalised(text: str) -> str:
     return " ".join(text.lower().split()).rstrip(" .!。！")
 
 
-def _statement(question: str, answer: str) -> str:
+def nli_statement(question: str, answer: str) -> str:
     """What an NLI model compares: the answer read together with its question (as semantic entropy does)."""
     return f"{question} {answer}".strip() if question else answer
 
@@ -382,7 +383,7 @@ class ConsistencyChecker:
                     asked.setdefault(key, len(asked))
         if not todo:
             return entail, {}
-        statements = {t: _statement(question, t) for t in texts}
+        statements = {t: nli_statement(question, t) for t in texts}
         probs = self.nli.predict([(statements[p], statements[h]) for p, h in asked])  # type: ignore[union-attr]
         found: dict[tuple[int, int], list[Finding]] = {}
         for i, j in todo:
@@ -395,7 +396,7 @@ class ConsistencyChecker:
 
     def _entailment_support(self, result: ConsistencyResult, passages: Sequence[str], question: str) -> list[float]:
         """Per cluster: the highest probability that one passage entails its representative."""
-        hypotheses = [_statement(question, c.representative) for c in result.clusters]
+        hypotheses = [nli_statement(question, c.representative) for c in result.clusters]
         pairs = [(p, h) for h in hypotheses for p in passages]
         probs = self.nli.predict(pairs)[:, ENTAILMENT].reshape(len(hypotheses), len(passages))  # type: ignore[union-attr]
         return [round(float(row.max()), 6) for row in probs]

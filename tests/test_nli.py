@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FakeEmbedder
 
 from ragguard.check import check
 from ragguard.config import Config, load_config
@@ -21,8 +22,6 @@ from ragguard.consistency import ConsistencyChecker, ConsistencySettings
 from ragguard.errors import ConfigError, ModelLoadError
 from ragguard.nli import TransformersNLI, label_columns, load_nli
 from ragguard.types import Sample
-
-from conftest import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -271,3 +270,23 @@ def test_statement_pairs_carry_the_question() -> None:
     nli = RuleNLI(Q, {})
     ConsistencyChecker(FakeEmbedder(VECTORS), ConsistencySettings(), nli).check(Q, _samples(OPEN, CLOSED))
     assert all(re.match(re.escape(Q) + " ", p) and h.startswith(Q) for p, h in nli.calls[0])
+
+
+def test_bench_counts_nli_findings_only_where_the_rules_found_nothing() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_contradictions", ROOT / "bench" / "contradictions.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    pairs = [
+        {"id": "1", "lang": "en", "question": Q, "a": OPEN, "b": CLOSED, "label": "polarity"},
+        {"id": "2", "lang": "en", "question": "Do I need it?", "a": "Yes.", "b": "No.", "label": "polarity"},
+        {"id": "3", "lang": "en", "question": Q, "a": OPEN, "b": OPEN_2, "label": "paraphrase"},
+    ]
+    relations = _both_ways({(OPEN, CLOSED): "c", ("Yes.", "No."): "c"})
+    nli = RuleNLI(Q, relations)
+    report = bench.evaluate(pairs, nli, 0.5)
+    assert report["any"]["all"]["tp"] == 2 and report["any"]["all"]["fp"] == 0
+    assert report["per_kind"]["polarity"]["all"]["tp"] == 1  # pair 2 by the rule; pair 1 only by nli
+    without = bench.evaluate(pairs)
+    assert without["any"]["all"]["tp"] == 1
