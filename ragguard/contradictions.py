@@ -53,16 +53,21 @@ _EN_NO = re.compile(r"^\s*(no need|(?:no|nope|not at all|incorrect)(?=\s*(?:[,.!
 _EN_NEG = re.compile(
     r"\b(not|never|cannot|can't|don't|doesn't|didn't|isn't|aren't|won't|wouldn't|shouldn't|needn't|"
     r"no need|not required|not necessary|unnecessary|no longer|neither|nor|prohibited|forbidden|not allowed|"
-    r"not permitted|banned|unable)\b|n't\b",
+    r"not permitted|banned|unable|optional|voluntary|exempt|exempted|waived|excluded|excludes|exclude|"
+    r"no(?!\s*[,.!;:\u2014-]))\b|n't\b",
     re.I,
 )
 # Chinese: negative forms are matched first and masked before positive forms,
 # because 需要 is inside 不需要 and 是 inside 不是.
+_CONFIRM = re.compile(r"(correct|that's right|that is right)$", re.I)
+_NEGATIVE_QUESTION = re.compile(
+    r"^\s*(?:aren't|isn't|don't|doesn't|didn't|can't|won't|wasn't|weren't|shouldn't|haven't|hasn't|mustn't)\b", re.I
+)
 _ZH_NO_LEAD = re.compile(r"^\s*(不是|不对|不需要|不用|无需|不必|不能|不可以|不行|不允许|没有|否|不)")
 _ZH_YES_LEAD = re.compile(r"^\s*(是的|是|对的|对|需要|要|可以|能|必须|有的|有|应该)")
 _ZH_NO_EXPLICIT = re.compile(r"^\s*(不是的|不是|不对)")
 _ZH_YES_EXPLICIT = re.compile(r"^\s*(是的|对的)")
-_ZH_NEG = re.compile(r"(不是|不需要|不用|无需|无须|不必|不能|不可以|不可|不得|不允许|禁止|无法|没有|没|未|不)")
+_ZH_NEG = re.compile(r"(不是|不需要|不用|无需|无须|不必|不能|不可以|不可|不得|不允许|禁止|严禁|无法|没有|没|未|(?<!避)免|不)")
 
 
 def first_sentence(text: str) -> str:
@@ -97,6 +102,8 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
         if m and m.group(1).lower() not in q_neg:
             if not _lead_fits(m.group(1), question):
                 return 0, ""  # the opening verb answers another question
+            if _CONFIRM.match(m.group(1)) and _NEGATIVE_QUESTION.match(question):
+                sign = -1  # "Aren't contractors eligible?" - "Correct, they can't enroll" is a "no"
             return sign, _context(text, m.start(), m.end())
     if not yes_no:
         return 0, ""
@@ -212,16 +219,20 @@ def chinese_number(text: str) -> int | None:
             else:
                 section += (1 if digit is None else digit) * unit
             digit = None
-    return total + section + (digit or 0)
+    value = total + section + (digit or 0)
+    return value if value or any(ch in text for ch in "零〇") else None  # a bare 万 is no number
 
 
 _UNIT_WORDS = {
     "working day": "day", "working days": "day", "business day": "day", "business days": "day",
-    "day": "day", "days": "day", "天": "day", "日": "day", "个工作日": "day", "工作日": "day",
+    "day": "day", "days": "day", "天": "day", "日": "day",
+    "个工作日": "day", "工作日": "day", "fortnight": "fortnight", "fortnights": "fortnight",
     "week": "week", "weeks": "week", "周": "week", "个星期": "week", "星期": "week",
     "month": "month", "months": "month", "个月": "month", "月": "month",
     "year": "year", "years": "year", "年": "year",
     "hour": "hour", "hours": "hour", "小时": "hour", "个小时": "hour",
+    "minute": "minute", "minutes": "minute", "mins": "minute", "分钟": "minute",
+    "本": "book", "册": "book", "books": "book", "次": "times", "times": "times", "attempts": "times",
     "%": "percent", "percent": "percent", "per cent": "percent",
     "元": "money", "块": "money", "pounds": "money", "pound": "money", "dollars": "money", "euros": "money",
 }
@@ -229,9 +240,27 @@ _EN_NUMBERS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
     "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "a": 1, "an": 1,
+    "thirteen": 13, "fourteen": 14, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "thousand": 1000,
 }
+# Calendar durations compare in days, whatever unit they were written in (a fortnight = 14 days,
+# a month = 30); values within 10 % count as the same ("4 weeks" and "one month").
+_DAYS_PER = {"day": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.0, "year": 365.0}
+_MONTHS = {m: i for i, m in enumerate(
+    "january february march april may june july august september october november december".split(), 1)}
+_MONTH_ABBR = {m[:3]: i for m, i in _MONTHS.items()}
+_EN_DATE = re.compile(
+    r"\b(?:(?P<m1>January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s+(?P<d1>\d{1,2})(?:st|nd|rd|th)?\b"
+    r"|(?P<d2>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>January|February|March|April|May|June|July|August|"
+    r"September|October|November|December)\b"
+    r"|(?<![A-Z.!?]\s)(?<!^)(?P<m3>January|February|March|April|June|July|August|September|October|November|"
+    r"December)\b)"
+)
+_ZH_MONTH = re.compile(r"(?<![个\d零〇一二两三四五六七八九十])(\d{1,2}|十[一二]?|[一二三四五六七八九])\s*月(?!份?[内以])"
+                       r"(?:份)?(?:\s*(\d{1,2}|[一二三四五六七八九十]{1,3})\s*[日号])?")
 _EN_NUM_RE = "|".join(sorted(_EN_NUMBERS, key=len, reverse=True))
-_NUM = rf"(\d+(?:[.,]\d+)?|[零〇一二两三四五六七八九十百千万]+|\b(?:{_EN_NUM_RE})\b)"
+_NUM = rf"(\d+(?:[.,]\d+)?(?:\s*[万千])?|[零〇一二两三四五六七八九十百千万]+|\b(?:{_EN_NUM_RE})(?:[\s-]+(?:{_EN_NUM_RE}))*\b)"
 _UNIT_RE = "|".join(sorted((re.escape(u) for u in _UNIT_WORDS), key=len, reverse=True))
 _QTY = re.compile(rf"{_NUM}\s*({_UNIT_RE})(?![a-z])", re.I)
 _MONEY = re.compile(r"([£$€¥￥])\s?(\d+(?:[.,]\d+)?)")
@@ -240,12 +269,29 @@ _ZH_PERCENT = re.compile(r"百分之([零〇一二两三四五六七八九十百
 _DAY_OF_MONTH = re.compile(r"(?<!\d月)(?<![一二三四五六七八九十]月)(?<![\d一二三四五六七八九十])(\d{1,2}|[一二三四五六七八九十]{1,3})\s*(日|号)")
 
 
+# Times of day compare on a 12-hour clock ("8 p.m." = "8:00" = "下午8点"; 8 a.m. vs 8 p.m. is not caught).
+_EN_TIME = re.compile(r"(?<![\d:])(\d{1,2})(?::(\d{2}))?\s*(a\.?m\.?|p\.?m\.?|AM|PM|o'clock)?(?![\d:])", re.I)
+_ZH_TIME = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*[点點](?:(半)|(\d{1,2}|[一二三四五六七八九十]{1,3})分?)?")
+
+
 def _to_number(token: str) -> float | None:
-    if token.lower() in _EN_NUMBERS:
-        return float(_EN_NUMBERS[token.lower()])
+    words = re.split(r"[\s-]+", token.lower().strip())
+    if all(w in _EN_NUMBERS for w in words):
+        # "five hundred" = 500, "twenty-five" = 25, "two thousand five hundred" = 2500
+        total, part = 0, 0
+        for w in words:
+            value = _EN_NUMBERS[w]
+            if value in (100, 1000):
+                part = max(part, 1) * value
+                if value == 1000:
+                    total, part = total + part, 0
+            else:
+                part += value
+        return float(total + part)
     if token[0].isdigit():
+        scale = {"万": 10000.0, "千": 1000.0}.get(token[-1], 1.0)
         try:
-            return float(token.replace(",", ""))
+            return float(token.rstrip("万千 ").replace(",", "")) * scale
         except ValueError:
             return None
     value = chinese_number(token)
@@ -261,9 +307,38 @@ def quantities(text: str) -> dict[str, dict[float, str]]:
             continue
         unit = _UNIT_WORDS[m.group(2).lower()] if m.group(2).lower() in _UNIT_WORDS else _UNIT_WORDS[m.group(2)]
         # 月 after a number is a month count only in "三个月"; "3月" is a date (March).
-        if m.group(2) in ("月", "日", "年") and m.group(1)[0].isdigit():
+        if m.group(2) in ("月", "日"):  # 3月 / 三月 is March and 5日 a day of the month; 三个月 is a duration
             continue
+        if m.group(2) == "年" and m.group(1)[0].isdigit() and value >= 100:  # 2025年 is a year, 5年 a duration
+            continue
+        if unit in _DAYS_PER:
+            unit, value = "duration", value * _DAYS_PER[unit]
         found.setdefault(unit, {}).setdefault(value, m.group(0).strip())
+    for m in _EN_DATE.finditer(text):
+        name = m.group("m1") or m.group("m2") or m.group("m3")
+        month = _MONTHS.get(name.lower()) or _MONTH_ABBR.get(name.lower()[:3])
+        day = m.group("d1") or m.group("d2")
+        if month:
+            found.setdefault("month", {}).setdefault(float(month), m.group(0).strip())
+            if day and 1 <= int(day) <= 31:
+                found.setdefault("date", {}).setdefault(float(month * 100 + int(day)), m.group(0).strip())
+    for m in _ZH_MONTH.finditer(text):
+        month = _to_number(m.group(1))
+        if month is None or not 1 <= month <= 12:
+            continue
+        found.setdefault("month", {}).setdefault(month, m.group(0).strip())
+        day = _to_number(m.group(2)) if m.group(2) else None
+        if day is not None and 1 <= day <= 31:
+            found.setdefault("date", {}).setdefault(month * 100 + day, m.group(0).strip())
+    for m in _EN_TIME.finditer(text):
+        hour, minute = int(m.group(1)), int(m.group(2) or 0)
+        if hour <= 24 and minute < 60 and (m.group(3) or m.group(2)):
+            found.setdefault("time", {}).setdefault(float((hour % 12) * 60 + minute), m.group(0).strip())
+    for m in _ZH_TIME.finditer(text):
+        hour = _to_number(m.group(1))
+        minute = 30.0 if m.group(2) == "半" else (_to_number(m.group(3)) if m.group(3) else 0.0)
+        if hour is not None and minute is not None and hour <= 24:
+            found.setdefault("time", {}).setdefault((hour % 12) * 60 + minute, m.group(0).strip())
     for m in _MONEY.finditer(text):
         value = _to_number(m.group(2))
         if value is not None:
@@ -283,17 +358,26 @@ def quantities(text: str) -> dict[str, dict[float, str]]:
 _WH_EN = re.compile(r"^\s*(which|where|who|whom|whose|what\s+(?:bank|form|department|team|branch|city|office|"
                     r"system|tool|person|address|app|portal))\b", re.I)
 _WH_ZH = re.compile(r"(哪|谁|什么|何处)")
-_EN_NAME = re.compile(r"\b(?:[A-Z][A-Za-z&'-]*|[A-Z]{2,}-?\d+)(?:\s+(?:[A-Z][A-Za-z&'-]*|of|and|&|[A-Z]{2,}-?\d+))*")
+_EN_NAME = re.compile(
+    r"(?<![A-Za-z0-9'-])(?:[A-Z]{2,}-?\d+|[A-Z][A-Za-z&']*(?:-[A-Za-z]+)*)(?:\s+(?:[A-Z]{2,}-?\d+|[A-Z][A-Za-z&']*(?:-[A-Za-z]+)*|of|and|&))*"
+)
 _EN_CODE = re.compile(r"\b[A-Z]{2,}-\d+\b")
 _ZH_TITLE = re.compile(r"《([^》]+)》")
 _ZH_ORG = re.compile(
-    r"(?:统一在|需要到|需要|填写|使用|在|到|由|向|于|为|去|是|找|经|需|请)"
-    r"([\u4e00-\u9fff]{1,10}(?:银行|支行|分行|网点|部门|部|中心|服务台|公司|处|科|组|表|单|经理|主管|专员))"
+    r"(?:统一在|需要到|需要|填写|使用|通过|在|到|由|向|于|为|去|是|找|经|需|请)"
+    r"([\u4e00-\u9fff]{1,10}(?:银行|支行|分行|网点|部门|部|中心|服务台|公司|处|科|室|局|窗口|机场|医院|组|表|单|经理|主管|专员))"
 )
+# Systems and apps: 在钉钉上提交, 通过公司的飞书审批, 用企业微信打卡
+_ZH_SYSTEM = re.compile(r"(?:在|通过|用|使用|登录)(?:公司的|公司)?([\u4e00-\u9fffA-Za-z]{2,5}?)"
+                        r"的?(?:上|审批|App|APP|app|小程序|提交|打卡)")
+_ZH_GENERIC = frozenset({"公司", "本公司", "系统", "平台", "网上", "线上", "手机", "电脑", "部门", "内部"})
 _ZH_PLACE = re.compile(r"(?:设在|位于|在)([\u4e00-\u9fff]{2,3})(?=[。，！；]|$)")
 _COMMON_CAPS = frozenset(
     "the a an you your we our it this that these those employees employee yes no please all each every "
     "if for in on at to from by use using salaries salary payroll annual".split()
+    # days and months say when, not who or where
+    + "monday tuesday wednesday thursday friday saturday sunday".split()
+    + list(_MONTHS)
 )
 
 
@@ -304,6 +388,8 @@ def entities(text: str, question: str = "") -> set[str]:
     for sentence in re.split(r"(?<=[.!?])\s+", text):
         for m in _EN_NAME.finditer(sentence):
             words = m.group(0).split()
+            if m.start() == len(sentence) - len(sentence.lstrip()) and len(words) == 1 and not _EN_CODE.match(words[0]):
+                continue  # one capitalised word opening a sentence is just a sentence start
             while words and (words[0].lower() in _COMMON_CAPS or words[0].lower() in ("of", "and", "&")):
                 words = words[1:]
             while words and words[-1].lower() in ("of", "and", "&"):
@@ -313,10 +399,11 @@ def entities(text: str, question: str = "") -> set[str]:
             if name and not all(w.lower() in q_words for w in words):
                 found.add(name)
     found |= set(_EN_CODE.findall(text))
-    for pattern in (_ZH_TITLE, _ZH_ORG, _ZH_PLACE):
+    for pattern in (_ZH_TITLE, _ZH_ORG, _ZH_SYSTEM, _ZH_PLACE):
         for m in pattern.finditer(text):
             name = m.group(1).lstrip("在到由向于为去请需要")
-            if name and name not in question:
+            name = re.sub(r"^(?:通过|公司的|公司)", "", name) if pattern is _ZH_ORG else name
+            if name and name not in question and name not in _ZH_GENERIC and len(name) >= 2:
                 found.add(name)
     return {e for e in found if e.lower() not in q}
 
@@ -338,10 +425,17 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
     sb, span_b = stance(b, question)
     if sa * sb == -1:
         findings.append(Finding("polarity", 1.0, span_a, span_b))
-    qa, qb = quantities(a), quantities(b)
+    qa, qb, qq = quantities(a), quantities(b), quantities(question) if question else {}
     for unit in sorted(set(qa) & set(qb)):
         va, vb = set(qa[unit]), set(qb[unit])
-        if va.isdisjoint(vb):
+        # Values the question itself gives ("a vacation longer than a week") are conditions, not
+        # answers: leave them out when both answers say something else too.
+        asked = set(qq.get(unit, ()))
+        rest_a = {x for x in va if not _any_same(unit, x, asked)}
+        rest_b = {y for y in vb if not _any_same(unit, y, asked)}
+        if rest_a and rest_b:
+            va, vb = rest_a, rest_b
+        if not any(_same(unit, x, y) for x in va for y in vb):
             x, y = min(va), min(vb)
             score = abs(x - y) / max(abs(x), abs(y), 1e-9)
             findings.append(Finding("quantity", round(min(1.0, score), 6), qa[unit][x], qb[unit][y]))
@@ -350,6 +444,15 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
         if ea and eb and not _overlaps(ea, eb):
             findings.append(Finding("entity", 1.0, ", ".join(sorted(ea)), ", ".join(sorted(eb))))
     return findings
+
+
+def _same(unit: str, x: float, y: float) -> bool:
+    """Equal values; converted durations within 10 % count as equal ("4 weeks" and "one month")."""
+    return abs(x - y) <= 0.1 * max(x, y) if unit == "duration" else x == y
+
+
+def _any_same(unit: str, x: float, values: set[float]) -> bool:
+    return any(_same(unit, x, v) for v in values)
 
 
 def detect_all(texts: Sequence[str], question: str = "") -> dict[tuple[int, int], list[Finding]]:

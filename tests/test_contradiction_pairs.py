@@ -1,9 +1,14 @@
-"""Regression floor on tests/data/contradiction_pairs.jsonl (96 labelled pairs, EN + ZH).
+"""Regression floors on the labelled answer pairs of tests/data (EN + ZH).
 
-bench/contradictions.py prints the full table; this test keeps precision and
-recall of the polarity and quantity detectors at or above 0.9 per language
-and no finding on paraphrases. The set was used while developing the
-detectors, so it is a development set, not a held-out one.
+bench/contradictions.py prints the full tables. The sets, in the order they were written:
+
+* ``contradiction_pairs.jsonl`` (96 pairs): written with the detectors; a development set.
+* ``contradiction_pairs_dev2.jsonl`` (64) and ``contradiction_pairs_dev3.jsonl`` (64): written
+  by people who had not seen the detectors or the other sets. Each was first measured untouched
+  (dev2: any-contradiction precision 0.93, recall 0.65; dev3: 0.89 / 0.60), then the detectors
+  were generalised while looking at their misses, so they are development sets now too.
+* ``contradiction_pairs_heldout.jsonl``: written last, by someone who had seen none of this,
+  and not used to change the detectors; bench/contradictions.py reports it.
 """
 
 from __future__ import annotations
@@ -15,13 +20,24 @@ import pytest
 
 from ragguard.contradictions import detect
 
-DATA = Path(__file__).parent / "data" / "contradiction_pairs.jsonl"
-PAIRS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+DATA = Path(__file__).parent / "data"
 
 
-def test_the_set_is_balanced() -> None:
-    assert len(PAIRS) >= 80
-    assert sum(p["lang"] == "en" for p in PAIRS) == sum(p["lang"] == "zh" for p in PAIRS)
+def _load(name: str) -> list[dict[str, str]]:
+    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+PAIRS = _load("contradiction_pairs.jsonl")
+LATER = _load("contradiction_pairs_dev2.jsonl") + _load("contradiction_pairs_dev3.jsonl")
+KINDS = ("polarity", "quantity", "entity")
+
+
+def test_the_sets_are_balanced() -> None:
+    assert len(PAIRS) >= 80 and len(LATER) == 128
+    for rows in (PAIRS, LATER):
+        assert sum(p["lang"] == "en" for p in rows) == sum(p["lang"] == "zh" for p in rows)
+    ids = [p["id"] for p in PAIRS + LATER]
+    assert len(ids) == len(set(ids))
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -37,5 +53,17 @@ def test_precision_and_recall_floor(kind: str, lang: str) -> None:
 
 
 def test_paraphrases_are_never_flagged() -> None:
-    flagged = [p["id"] for p in PAIRS if p["label"] == "paraphrase" and detect(p["a"], p["b"], p["question"])]
+    flagged = [p["id"] for p in PAIRS + LATER if p["label"] == "paraphrase" and detect(p["a"], p["b"], p["question"])]
     assert flagged == []
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_later_sets_any_contradiction_floor(lang: str) -> None:
+    # Measured when this test was written: en P 1.00 R 0.82, zh P 1.00 R 0.93 (misses need NLI:
+    # non-yes/no questions whose answers disagree only through their verbs, roles without names).
+    rows = [p for p in LATER if p["lang"] == lang]
+    predicted = [bool(detect(p["a"], p["b"], p["question"])) for p in rows]
+    actual = [p["label"] in KINDS for p in rows]
+    tp = sum(a and b for a, b in zip(predicted, actual, strict=True))
+    assert tp / max(1, sum(predicted)) >= 0.95
+    assert tp / max(1, sum(actual)) >= 0.8

@@ -88,8 +88,9 @@ def test_quantity_leaves_equal_values_alone(a: str, b: str) -> None:
 
 def test_quantities_parse_units_and_skip_dates() -> None:
     found = quantities("Submit within 10个工作日 or 3 months; due 3月5日; costs ¥200 and 15%.")
-    assert found["day"] == {10.0: "10个工作日"}
-    assert found["month"] == {3.0: "3 months"}
+    # calendar durations in days; 3月5日 is a date (month 3, day 5), not a duration
+    assert found["duration"] == {10.0: "10个工作日", 90.0: "3 months"}
+    assert found["month"] == {3.0: "3月5日"} and found["date"] == {305.0: "3月5日"}
     assert found["money"] == {200.0: "¥200"}
     assert found["percent"] == {15.0: "15%"}
 
@@ -145,3 +146,83 @@ def test_entity_detector(a: str, b: str, question: str, flagged: bool) -> None:
     assert bool(found) is flagged
     if flagged:
         assert found[0].span_a and found[0].span_b and "different names" in found[0].explanation()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "flagged"),
+    [
+        ("Give at least a fortnight's notice.", "Give at least one month's notice.", True),
+        ("Refunds take two weeks.", "Refunds take 14 days.", False),
+        ("Refunds take four weeks.", "Refunds take one month.", False),  # within 10 %
+        ("费用发生后30天内提交。", "费用发生之日起两个月内提交。", True),
+        ("使用满三年后可以更换。", "更换周期是5年。", True),
+        ("Submit by January 15.", "The deadline is January 31.", True),
+        ("Submit by 15 January.", "Submit by January 15th.", False),
+        ("体检安排在每年的5月份。", "公司每年9月组织体检。", True),
+        ("体检在5月。", "体检在5月20日。", False),  # a month and a date in that month agree
+        ("The stipend is $500 per year.", "You get five hundred dollars each year.", False),
+        ("The stipend is $500.", "You get two thousand five hundred dollars.", True),
+        ("公司2025年起实行新规。", "新规从2025年开始。", False),
+    ],
+)
+def test_quantity_across_units_dates_and_number_words(a: str, b: str, flagged: bool) -> None:
+    assert bool([f for f in detect(a, b) if f.kind == "quantity"]) is flagged
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "flagged"),
+    [
+        ("Visiting hours end at 8 p.m.", "Visitors must leave by 9:00 PM.", True),
+        ("Visiting hours end at 8 p.m.", "Visitors must leave by 8:00 PM.", False),
+        ("探视从下午3点开始。", "探视从两点半开始，到五点结束。", True),
+        ("单笔限额为5万元。", "单笔最多可以转五万块。", False),
+        ("单笔限额为5万元。", "单笔最多可以转三万块。", True),
+        ("值机在起飞前45分钟截止。", "起飞前30分钟停止值机。", True),
+        ("研究生最多可借20本。", "借阅上限为十五册。", True),
+    ],
+)
+def test_quantity_times_of_day_chinese_multipliers_and_counts(a: str, b: str, flagged: bool) -> None:
+    assert bool([f for f in detect(a, b) if f.kind == "quantity"]) is flagged
+
+
+def test_question_values_are_conditions_not_answers() -> None:
+    q = "How much notice do I need for a vacation longer than a week?"
+    a = "For a vacation longer than a week, give a fortnight's notice."
+    b = "Vacations exceeding one week need one month's notice."
+    assert [f.kind for f in detect(a, b, q)] == ["quantity"]
+    assert detect(a, "For a vacation longer than a week, give two weeks' notice.", q) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "a", "b"),
+    [
+        ("Which form do I use?", "Complete form BG-7.", "Claims are filed using form BG-12."),
+        ("Where is orientation held?", "At the Denver headquarters on Monday.", "At the Austin office on Monday."),
+        ("工资通过哪家银行发放？", "工资统一通过招商银行代发。", "工资由中国工商银行代发。"),
+        ("加班应该用哪个系统申请？", "加班申请需要在钉钉上提交审批。", "请通过公司的飞书审批流程提交。"),
+        ("报销在哪个系统里提交？", "报销统一在钉钉的审批流程里提交。", "请登录SAP费控系统提交报销申请。"),
+    ],
+)
+def test_entity_codes_places_banks_and_systems(question: str, a: str, b: str) -> None:
+    assert [f.kind for f in detect(a, b, question)] == ["entity"]
+
+
+def test_confirming_a_negative_question_is_a_no() -> None:
+    q = "Aren't contractors eligible for the health plan?"
+    assert stance("Correct, the plan covers only full-time staff.", q)[0] == -1
+    assert detect("No, contractors are not eligible.", "Correct — contractors can't enroll.", q) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "yes", "no"),
+    [
+        ("Is the compliance training mandatory for part-time staff?", "Part-time staff must complete it.",
+         "The training is optional for part-time staff."),
+        ("Do I need manager approval for business class?", "Yes, your manager must approve it.",
+         "No approval from your manager is needed for business class."),
+        ("医院内可以吸烟吗？", "可以，在指定区域吸烟。", "医院全院区严禁吸烟。"),
+        ("跨行转账收手续费吗？", "跨行转账需要收取手续费。", "跨行转账目前免收手续费。"),
+    ],
+)
+def test_polarity_cues_optional_exempt_no_and_chinese_bans(question: str, yes: str, no: str) -> None:
+    assert stance(yes, question)[0] == 1 and stance(no, question)[0] == -1
