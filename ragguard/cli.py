@@ -226,14 +226,17 @@ def audit(
 ) -> None:
     """Ask every question of a set and write a report to read before shipping."""
     from ragguard.audit import run_audit
+    from ragguard.progress import ProgressBar
 
     guard = build_guard(config, index)
     if samples is not None:
         guard.config = guard.config.replace("sampling", samples=samples)
+    bar = ProgressBar(0, sys.stderr)
     try:
         result = run_audit(questions_file, out, guard, resume=resume or retry_errors, retry_errors=retry_errors,
-                           only=only, fail_under=fail_under, batch_questions=batch, progress=_progress)
+                           only=only, fail_under=fail_under, batch_questions=batch, progress=bar)
     except KeyboardInterrupt:
+        bar.close()
         _fail(f"interrupted; finished questions are saved in {out}/results.jsonl: rerun with --resume", 130)
     s = result.summary
     typer.echo(f"audited {s['questions']} records ({result.ran} run now, {result.skipped} already done): "

@@ -1,0 +1,71 @@
+"""The audit progress bar: rate, ETA, live counts per verdict; in place on a terminal, lines elsewhere."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from test_audit import make_guard, write_questions
+
+from ragguard.audit import run_audit
+from ragguard.progress import ProgressBar, format_duration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_plain_lines_carry_counts_rate_and_eta() -> None:
+    clock, out = Clock(), io.StringIO()
+    bar = ProgressBar(4, out, live=False, clock=clock)
+    clock.now += 30
+    bar.advance("consistent", "q1 agreement 1.00")
+    clock.now += 30
+    bar.advance("contradiction", "q2 agreement 0.60")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("[#####---------------] 1/4  25% | 2.0 q/min | ETA 1m30s | consistent 1")
+    assert lines[0].endswith("q1 agreement 1.00")
+    assert lines[1].endswith("2/4  50% | 2.0 q/min | ETA 1m00s | consistent 1, contradiction 1 | contradiction q2 agreement 0.60")
+
+
+def test_live_bar_redraws_one_line_and_notes_are_not_overwritten() -> None:
+    clock, out = Clock(), io.StringIO()
+    bar = ProgressBar(2, out, live=True, clock=clock)
+    clock.now += 10
+    bar.advance("consistent")
+    bar.note("faq.jsonl:7: invalid record: no question")
+    clock.now += 10
+    bar.advance("consistent")
+    bar.close()
+    text = out.getvalue()
+    assert text.count("\n") == 2  # the note and the final line end
+    assert "\r\x1b[2K[##########----------] 1/2" in text
+    assert "\r\x1b[2Kfaq.jsonl:7: invalid record: no question\n" in text
+    assert text.endswith("2/2 100% | 6.0 q/min | ETA 0s | consistent 2\n")
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s) for s in (0, 59.6, 75, 3725)] == ["0s", "1m00s", "1m15s", "1h02m"]
+
+
+def test_audit_drives_the_bar_with_verdicts(tmp_path: Path) -> None:
+    questions = write_questions(tmp_path / "q.jsonl")  # 3 good questions, 2 invalid records
+    out = io.StringIO()
+    result = run_audit(questions, tmp_path / "out", make_guard(), progress=ProgressBar(0, out, live=False))
+    lines = out.getvalue().splitlines()
+    assert [line.split(": ")[0] for line in lines[:2]] == [f"{questions}:2", f"{questions}:5"]
+    assert lines[2].startswith("[#######-------------] 1/3  33%") and lines[2].endswith("consistent cert agreement 1.00")
+    assert lines[4].startswith("[####################] 3/3 100%")
+    shown = lines[4].split(" | ")[3]
+    verdicts = {k: v for k, v in result.summary["verdicts"].items() if v}
+    assert shown == ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    # resuming says what is skipped and has nothing left to ask
+    again = io.StringIO()
+    run_audit(questions, tmp_path / "out", make_guard(), resume=True, progress=ProgressBar(0, again, live=False))
+    assert again.getvalue().splitlines() == [f"3 question(s) already done in {tmp_path / 'out' / 'results.jsonl'}: not asked again"]
