@@ -130,3 +130,31 @@ def test_prompt_in_a_padded_batch_matches_the_prompt_alone(kind: str) -> None:
 def test_generate_batch_rejects_mismatched_seed_lists() -> None:
     with pytest.raises(ValueError):
         make().generate_tokens_batch([PROMPT, PROMPT], [[None]])
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_preallocated_cache_gives_the_tokens_of_the_concatenating_cache(kind: str) -> None:
+    gen = make(kind, max_new_tokens=40)
+    prompts = [PROMPT, PROMPT[:3], [8, 8, 9]]
+    seeds = [[None, 1, 2, 3], [4, None], [5, 6, 7]]
+    fast = gen.generate_tokens_batch(prompts, seeds)  # rows stop at EOS and leave the batch
+    fast_full = gen.generate_tokens_batch(prompts, seeds, ignore_stop=True)
+    gen.preallocate_cache = False
+    assert gen.generate_tokens_batch(prompts, seeds) == fast
+    assert gen.generate_tokens_batch(prompts, seeds, ignore_stop=True) == fast_full
+
+
+def test_roomy_layer_grows_when_its_room_runs_out() -> None:
+    from ragguard.generators import _roomy_layer_class
+
+    keys, values = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
+    layer = _roomy_layer_class()(keys, values, room=1)
+    expected_k, expected_v = keys, values
+    for _ in range(4):  # room for one: the second update must grow the buffer
+        k, v = torch.randn(2, 2, 1, 4), torch.randn(2, 2, 1, 4)
+        got_k, got_v = layer.update(k, v)
+        expected_k, expected_v = torch.cat([expected_k, k], -2), torch.cat([expected_v, v], -2)
+        assert torch.equal(got_k, expected_k) and torch.equal(got_v, expected_v)
+    assert layer.get_seq_length() == 9
+    layer.batch_select_indices(torch.tensor([1]))
+    assert torch.equal(layer.keys, expected_k[1:]) and layer.keys.shape == (1, 2, 9, 4)
