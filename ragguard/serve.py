@@ -25,7 +25,6 @@ With ``RAGGUARD_API_KEY`` set, every route but ``/healthz`` needs ``Authorizatio
 Errors have OpenAI's JSON shape ``{"error": {"message", "type", "param", "code"}}``.
 """
 
-from __future__ import annotations
 
 import asyncio
 import contextlib
