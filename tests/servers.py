@@ -68,7 +68,8 @@ def ragguard_server(args: list[str], env: dict[str, str] | None = None, timeout:
 def openai_stub(answer: Callable[[dict[str, Any], int], tuple[int, dict[str, Any], dict[str, str]]]) -> Iterator[tuple[str, list]]:
     """A minimal OpenAI-compatible server: ``answer(request_json, hit_number) -> (status, body, headers)``.
 
-    Yields ``(base_url, requests)``; ``requests`` collects every JSON body received.
+    Yields ``(base_url, requests)``; ``requests`` collects every JSON body received (with its
+    ``_path``).
     """
     received: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -76,6 +77,7 @@ def openai_stub(answer: Callable[[dict[str, Any], int], tuple[int, dict[str, Any
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server API
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+            body["_path"] = self.path
             with lock:
                 received.append(body)
                 hit = len(received)
