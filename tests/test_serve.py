@@ -244,6 +244,9 @@ def test_a_full_queue_answers_503_with_retry_after() -> None:
 @pytest.mark.integration
 def test_serving_the_embedded_model_end_to_end(tmp_path: Path) -> None:
     """The real embedded model behind the server, the OpenAI client, and a second ragguard over the openai backend."""
+    from fakes import WordEmbedder
+
+    from ragguard.backends import build_generator
     from ragguard.config import Config
     from ragguard.pipeline import RagGuard
 
@@ -268,7 +271,8 @@ def test_serving_the_embedded_model_end_to_end(tmp_path: Path) -> None:
             "sampling": {"samples": 2, "max_new_tokens": 16},
             "retrieval": {"top_k": 0},
         })
-        guard = RagGuard.from_config(remote)
+        # Its own embedder is a small fake: this test is about the generation path, not clustering quality.
+        guard = RagGuard(remote, build_generator(remote), WordEmbedder())
         outer = guard.ask(question)
         assert len(outer.samples) == 2 and outer.samples[0].greedy and outer.samples[1].seed is not None
         assert outer.fingerprint.model == "ragguard" and url in outer.fingerprint.device
