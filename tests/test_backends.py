@@ -346,3 +346,23 @@ def test_vllm_backend_samples_depend_on_their_seed_alone(tmp_path: Path) -> None
     other = [{"role": "user", "content": "Question: something else entirely?"}]
     batched = gen.generate_batch([other, MESSAGES], [[3], [None, 2, 1]])
     assert [c.text for c in batched[1]] == [alone[0].text, alone[2].text, alone[1].text]
+
+
+def test_the_ray_example_stages_run_without_ray(served: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/ray_audit.py's two stages, called as Ray would call them, against a real server."""
+    spec = importlib.util.spec_from_file_location("ray_audit", Path(__file__).parents[1] / "examples" / "ray_audit.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    sample = example.SampleAnswers(endpoints=[served, served], model="ragguard", samples=3, seed=0, index=None)
+    score = example.ScoreAnswers(embedder=WordEmbedder())
+    row = score(sample({"id": "q1", "question": QUESTION}))
+    assert row["status"] == "ok" and row["verdict"] in {"consistent", "inconsistent", "contradiction", "abstain"}
+    record = json.loads(row["record"])
+    assert [s["greedy"] for s in record["samples"]] == [True, False, False]
+    assert record["samples"][1]["seed"] is not None
+    down = example.SampleAnswers(endpoints=[f"http://127.0.0.1:{free_port()}/v1"], model="ragguard", samples=2,
+                                 seed=0, index=None, max_retries=0)
+    failed = score(down({"id": "q2", "question": QUESTION}))
+    assert failed["status"] == "error" and "cannot connect" in failed["error"]
