@@ -416,6 +416,13 @@ def serve(
         raise UsageError('ragguard serve needs uvicorn: run `pip install "ragguard[serve]"`') from None
     if guard_factory is not None and (config is not None or index is not None):
         raise UsageError("pass either --guard or --config/--index, not both")
+    import socket
+
+    try:  # fail before loading any model when the address is taken
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --port or --host") from None
     guard = load_guard_factory(guard_factory) if guard_factory else build_guard(config, index)
     api_key = os.environ.get("RAGGUARD_API_KEY") or None
     settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,

@@ -221,6 +221,8 @@ def load_guard_factory(spec: str) -> RagGuard:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise UsageError(f"--guard {spec!r} cannot be loaded ({exc}): check the module is importable") from None
+    if not callable(factory):
+        raise UsageError(f"--guard {spec!r} names a {type(factory).__name__}, not a function returning a RagGuard")
     guard = factory()
     if not isinstance(guard, RagGuard):
         raise UsageError(f"--guard {spec!r} returned {type(guard).__name__}, not a ragguard.RagGuard")

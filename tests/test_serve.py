@@ -241,6 +241,35 @@ def test_a_full_queue_answers_503_with_retry_after() -> None:
         assert f"ragguard_rejected_total {float(len(refused))}" in metrics
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--guard", "no_such_module:build"], "cannot be loaded"),
+        (["--guard", "serve_fakes"], "is not MODULE:FUNCTION"),
+        (["--guard", "serve_fakes:PASSAGES"], "list"),
+        (["--guard", "serve_fakes:build_guard", "--config", "x.yaml"], "not both"),
+        (["--guard", "serve_fakes:build_guard", "--port", "{busy}"], "cannot listen on 127.0.0.1:{busy}"),
+    ],
+)
+def test_serve_usage_errors_are_one_line_and_exit_2(args: list[str], expected: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from servers import ROOT, TESTS
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = str(busy.getsockname()[1])
+        args = [a.replace("{busy}", port) for a in args]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+        proc = subprocess.run([sys.executable, "-m", "ragguard", "serve", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ragguard: error: ")
+    assert expected.replace("{busy}", port) in lines[0]
+
+
 @pytest.mark.integration
 def test_serving_the_embedded_model_end_to_end(tmp_path: Path) -> None:
     """The real embedded model behind the server, the OpenAI client, and a second ragguard over the openai backend."""
