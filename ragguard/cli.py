@@ -398,7 +398,10 @@ def serve(
     guard_factory: str | None = typer.Option(
         None, "--guard", help="MODULE:FUNCTION returning a ragguard.RagGuard (instead of --config/--index)."
     ),
-    max_batch: int = typer.Option(8, "--max-batch", min=1, max=1024, help="Questions per shared generation call."),
+    max_batch: int | None = typer.Option(
+        None, "--max-batch", min=1, max=1024,
+        help="Questions per shared generation call (default: 8; 1 for an in-process model on the CPU).",
+    ),
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, max=10_000, help="How long a batch waits to fill."),
     queue_size: int = typer.Option(64, "--queue-size", min=1, help="Waiting requests before answering 503."),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1, max=4096, help="Largest max_tokens a request may ask."),
@@ -425,14 +428,18 @@ def serve(
         raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --port or --host") from None
     guard = load_guard_factory(guard_factory) if guard_factory else build_guard(config, index)
     api_key = os.environ.get("RAGGUARD_API_KEY") or None
-    settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
-                             max_body_bytes=max_body_kb * 1024, max_tokens=max_tokens, max_samples=max_samples,
-                             api_key=api_key, model_name=model_name)
     load = getattr(guard.generator, "load", None)
     if callable(load):
         _progress("loading the models…")
         load()  # before the first request, which would otherwise wait for it
     guard.embedder.embed(["warm-up"])
+    if max_batch is None:
+        # On a small CPU a batched pass costs about what its rows cost one by one, and padding adds
+        # to it (bench/serve_load.py --generator embedded: 0.58x); servers and GPUs batch well.
+        max_batch = 1 if str(getattr(guard.generator, "device", "")) == "cpu" else 8
+    settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
+                             max_body_bytes=max_body_kb * 1024, max_tokens=max_tokens, max_samples=max_samples,
+                             api_key=api_key, model_name=model_name)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         _progress(f"warning: serving on {host} without RAGGUARD_API_KEY: anyone who can reach it may use it")
     _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /metrics; "

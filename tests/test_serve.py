@@ -36,7 +36,8 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def server() -> str:
-    args = ["--guard", "serve_fakes:build_guard", "--max-wait-ms", "40", "--max-body-kb", "4", "--max-tokens", "128"]
+    args = ["--guard", "serve_fakes:build_guard", "--max-batch", "8", "--max-wait-ms", "40", "--max-body-kb", "4",
+            "--max-tokens", "128"]
     with ragguard_server(args, env={"RAGGUARD_API_KEY": KEY, "RAGGUARD_FAKE_PASS_MS": "5"}) as url:
         yield url
 
@@ -191,7 +192,12 @@ def test_wrong_method_and_chunked_oversized_body(server: str) -> None:
 
 def test_healthz_needs_no_key(server: str) -> None:
     health = httpx.get(f"{server}/healthz", timeout=5).json()
-    assert health["status"] == "ok" and health["generator"] == "simulated"
+    assert health["status"] == "ok" and health["generator"] == "simulated" and health["max_batch"] == 8
+
+
+def test_max_batch_defaults_to_1_for_a_model_on_the_cpu() -> None:
+    with ragguard_server(["--guard", "serve_fakes:build_guard"]) as url:  # the fake says device "cpu"
+        assert httpx.get(f"{url}/healthz", timeout=5).json()["max_batch"] == 1
 
 
 def test_load_200_requests_at_concurrency_8_without_errors(server: str) -> None:
