@@ -366,3 +366,51 @@ def test_the_ray_example_stages_run_without_ray(served: str, monkeypatch: pytest
                                  seed=0, index=None, max_retries=0)
     failed = score(down({"id": "q2", "question": QUESTION}))
     assert failed["status"] == "error" and "cannot connect" in failed["error"]
+
+
+# ------------------------------------------------------------------ the command line with other backends
+def _hashed_vector(text: str, dim: int = 8) -> list[float]:
+    out = [0.0] * dim
+    for word in text.lower().split():
+        out[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dim] += 1.0
+    return out
+
+
+def test_index_build_and_search_through_an_embeddings_server(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.cli import app
+    from ragguard.index import KnowledgeIndex
+
+    def embeddings(body: dict, hit: int) -> tuple[int, dict, dict]:
+        data = [{"object": "embedding", "index": i, "embedding": _hashed_vector(t)} for i, t in enumerate(body["input"])]
+        return 200, {"object": "list", "data": data, "model": body["model"]}, {}
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leave.md").write_text("# Leave\n\nEvery employee gets 25 days of annual leave.\n", encoding="utf-8")
+    (docs / "vpn.md").write_text("# VPN\n\nConnect with the VPN client and your hardware token.\n", encoding="utf-8")
+    with openai_stub(embeddings) as (url, received):
+        config = tmp_path / "remote-embedder.yaml"
+        config.write_text(f"embedder:\n  backend: openai\n  base_url: {url}\n  model: served-embedder\n", encoding="utf-8")
+        runner = CliRunner()
+        built = runner.invoke(app, ["index", "build", str(docs), "--out", str(tmp_path / "idx"), "--config", str(config)])
+        assert built.exit_code == 0, built.output
+        found = runner.invoke(app, ["index", "search", str(tmp_path / "idx"), "VPN hardware token", "--config",
+                                    str(config), "--json"])
+        assert found.exit_code == 0, found.output
+    assert KnowledgeIndex.load(tmp_path / "idx").embedder_name == "served-embedder"
+    assert json.loads(found.stdout)["results"][0]["doc_id"].endswith("vpn.md")
+    assert all(r["_path"] == "/v1/embeddings" and r["model"] == "served-embedder" for r in received)
+
+
+def test_doctor_refuses_a_served_model_with_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.cli import app
+
+    config = tmp_path / "remote.yaml"
+    config.write_text("generator:\n  backend: openai\n  base_url: http://127.0.0.1:9/v1\n  model: m\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["doctor", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "doctor examines in-process transformers models" in result.output
