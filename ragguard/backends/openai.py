@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragguard.config import EmbedderConfig, GeneratorConfig, SamplingConfig
-from ragguard.errors import GenerationError, ModelLoadError
+from ragguard.errors import ConfigError, GenerationError, ModelLoadError
 from ragguard.protocols import Completion
 
 __all__ = ["OpenAIGenerator", "OpenAIEmbedder", "endpoints_of"]
@@ -142,6 +142,8 @@ class OpenAIGenerator:
         self.adapter = gen_config.adapter
         self.model_sha256: str | None = None
         self.endpoints = endpoints_of(gen_config.base_url)
+        if not self.endpoints:
+            raise ConfigError("the openai backend needs generator.base_url: e.g. http://127.0.0.1:8000/v1")
         if clients is not None and len(clients) != len(self.endpoints):
             raise ValueError("one client per endpoint of generator.base_url is required")
         self.device = "openai-compatible server " + ", ".join(self.endpoints)
