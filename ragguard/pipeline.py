@@ -91,8 +91,7 @@ class RagGuard:
         Models load lazily on the first question; the index is loaded and
         verified now, so a bad index fails fast.
         """
-        from ragguard.embedders import SentenceTransformerEmbedder
-        from ragguard.generators import TransformersGenerator
+        from ragguard.backends import build_embedder, build_generator
         from ragguard.index import IndexRetriever, KnowledgeIndex
 
         cfg = config if isinstance(config, Config) else load_config(config)
@@ -100,9 +99,9 @@ class RagGuard:
             cfg = cfg.replace("retrieval", index=str(index))
         index_path = Path(cfg.retrieval.index) if cfg.retrieval.index else bundled_index_path()
         knowledge = KnowledgeIndex.load(index_path)
-        embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+        embedder = build_embedder(cfg.embedder)
         knowledge.check_embedder(embedder)
-        generator = TransformersGenerator.from_config(cfg.generator, cfg.sampling)
+        generator = build_generator(cfg)  # generator.backend: transformers, openai or vllm
         return cls(cfg, generator, embedder, IndexRetriever(knowledge, embedder), str(index_path))
 
     def ask(self, question: str, *, samples: int | None = None, seed: int | None = None) -> Report:

@@ -622,4 +622,5 @@ def test_the_integration_and_examples_depend_on_langchain_core_only() -> None:
         modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         roots = {m.split(".")[0] for m in modules if m.startswith("langchain")}
-        assert roots == {"langchain_core"}, (path.name, roots)
+        # Examples that use no LangChain at all (examples/ray_audit.py) are fine too.
+        assert roots == {"langchain_core"} or (path.parent.name == "examples" and not roots), (path.name, roots)

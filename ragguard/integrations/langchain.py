@@ -120,11 +120,9 @@ def _shared_pipeline(cfg: Config, retrieval: bool) -> _Shared:
             if index is not None:
                 guard = RagGuard.from_config(cfg.replace("retrieval", index=index))
             else:  # no index to load or verify
-                from ragguard.embedders import SentenceTransformerEmbedder
-                from ragguard.generators import TransformersGenerator
+                from ragguard.backends import build_embedder, build_generator
 
-                embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
-                guard = RagGuard(cfg, TransformersGenerator.from_config(cfg.generator, cfg.sampling), embedder)
+                guard = RagGuard(cfg, build_generator(cfg), build_embedder(cfg.embedder))
             shared = _PIPELINES[key] = _Shared(guard)
     return shared
 

@@ -1,0 +1,325 @@
+"""The ``openai`` backend: answers and embeddings from any OpenAI-compatible server.
+
+vLLM, SGLang, TGI, the llama.cpp server, Ollama and ``ragguard serve`` all speak the OpenAI chat
+completions API; this backend reaches them through the official ``openai`` client, so ragguard
+uses a real serving engine (continuous batching, prefix caching, tensor parallelism) instead of a
+home-made one.
+
+How one question's answers are requested (``generator.request_mode``):
+
+* the greedy answer is its own request at temperature 0;
+* ``n``: the seeded samples are one request with ``n`` = their number and ``seed`` = the first
+  sample's seed (vLLM seeds the i-th choice with ``seed + i``). One request, so the server
+  computes the prompt once; a sample then depends on the request, not on its seed alone.
+* ``per_seed``: one request per sample with its own derived seed, ``n`` = 1, sent concurrently.
+  Each sample depends on its seed alone, exactly as in the transformers backend (so adaptive
+  sampling draws the same extra samples a fixed-N run draws); a server with prefix caching
+  still computes the shared prompt once.
+* ``auto`` (default): ``n``, switching an endpoint to ``per_seed`` for good when it refuses ``n``
+  (400) or returns fewer choices than asked (llama.cpp and Ollama ignore ``n``).
+
+Requests go round robin over ``generator.base_url`` when it lists several servers, at most
+``generator.concurrency`` at a time. The client retries 408/409/429/5xx answers and dropped
+connections ``generator.max_retries`` times with exponential backoff (honouring ``Retry-After``).
+A LoRA adapter served by vLLM (``--lora-modules NAME=PATH``) is chosen with
+``generator.adapter: NAME``: requests then name the adapter as their model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ragguard.config import EmbedderConfig, GeneratorConfig, SamplingConfig
+from ragguard.errors import ConfigError, GenerationError, ModelLoadError
+from ragguard.protocols import Completion
+
+__all__ = ["OpenAIGenerator", "OpenAIEmbedder", "endpoints_of"]
+
+T = TypeVar("T")
+_NO_KEY = "not-set"  # local servers started without --api-key accept any key; the client insists on one
+
+
+def endpoints_of(base_url: str | Sequence[str] | None) -> list[str]:
+    """``generator.base_url`` as a list of URLs without a trailing slash."""
+    if base_url is None:
+        return []
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    return [u.rstrip("/") for u in urls]
+
+
+def _client(base_url: str, api_key_env: str, timeout: float, max_retries: int) -> Any:
+    try:
+        import openai
+    except ImportError:
+        raise ModelLoadError('the openai backend needs the openai client: run `pip install openai`') from None
+    return openai.OpenAI(
+        base_url=base_url, api_key=os.environ.get(api_key_env) or _NO_KEY, timeout=timeout, max_retries=max_retries
+    )
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
+def _status_message(exc: Any) -> str:
+    """The server's own error message from an OpenAI-format error body, else the exception text."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"]).splitlines()[0][:200]
+        if isinstance(body.get("message"), str):
+            return body["message"].splitlines()[0][:200]
+    return _first_line(exc)
+
+
+def _call(url: str, settings: Any, what: str, fn: Callable[[], T], list_models: Callable[[], list[str]]) -> T:
+    """Run one request; turn the client's exceptions into one-line ragguard errors."""
+    import openai
+
+    key_env = settings.api_key_env
+    timeout = getattr(settings, "timeout", 120.0)
+    retries = getattr(settings, "max_retries", 3)
+    try:
+        return fn()
+    except openai.APITimeoutError:
+        raise GenerationError(
+            f"the server at {url} did not answer within {timeout:g} s: raise {what}.timeout "
+            "or check the server's load"
+        ) from None
+    except openai.APIConnectionError as exc:
+        cause = _first_line(exc.__cause__) if exc.__cause__ is not None else _first_line(exc)
+        raise GenerationError(
+            f"cannot connect to the OpenAI-compatible server at {url} ({cause}): start the server "
+            f"or fix {what}.base_url"
+        ) from None
+    except openai.AuthenticationError:
+        hint = f"set the environment variable {key_env}" if not os.environ.get(key_env) else f"check ${key_env}"
+        raise GenerationError(f"the server at {url} refused the API key (401): {hint}") from None
+    except openai.PermissionDeniedError as exc:
+        raise GenerationError(f"the server at {url} denied access (403: {_status_message(exc)}): check ${key_env}") from None
+    except openai.NotFoundError as exc:
+        models = list_models()
+        served = f"; it serves {', '.join(repr(m) for m in models)}" if models else ""
+        raise ModelLoadError(
+            f"the server at {url} has no such model or route (404: {_status_message(exc)}){served}: set "
+            f"{what}.model (or generator.adapter, a LoRA name given to vLLM's --lora-modules) to a served name"
+        ) from None
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        if status == 429 or status >= 500:
+            raise GenerationError(
+                f"the server at {url} answered {status} ({_status_message(exc)}) after {retries} "
+                f"retries: lower generator.concurrency, raise {what}.max_retries or add servers"
+            ) from None
+        refused = GenerationError(f"the server at {url} refused the request ({status}: {_status_message(exc)})")
+        refused.status = status  # type: ignore[attr-defined]
+        raise refused from None
+
+
+class OpenAIGenerator:
+    """A :class:`~ragguard.protocols.Generator` over OpenAI-compatible servers.
+
+    Args:
+        gen_config: the ``generator`` section (``backend: openai``, ``base_url``, ``model`` = the
+            served model name, ``adapter`` = a served LoRA name, limits).
+        sampling: temperature, top_p, top_k, repetition_penalty and max_new_tokens of the samples.
+        clients: one ``openai.OpenAI`` client per endpoint (built from the config when omitted).
+    """
+
+    def __init__(self, gen_config: GeneratorConfig, sampling: SamplingConfig, clients: Sequence[Any] | None = None):
+        self.gen_config = gen_config
+        self.sampling = sampling
+        self.name = gen_config.model
+        self.adapter = gen_config.adapter
+        self.model_sha256: str | None = None
+        self.endpoints = endpoints_of(gen_config.base_url)
+        if not self.endpoints:
+            raise ConfigError("the openai backend needs generator.base_url: e.g. http://127.0.0.1:8000/v1")
+        if clients is not None and len(clients) != len(self.endpoints):
+            raise ValueError("one client per endpoint of generator.base_url is required")
+        self.device = "openai-compatible server " + ", ".join(self.endpoints)
+        self._clients: list[Any] | None = list(clients) if clients is not None else None
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._turn = itertools.count()
+        # What `auto` learnt about each endpoint: "n" or "per_seed". Shared by shallow copies.
+        self._modes: dict[str, str] = {}
+
+    @property
+    def served_model(self) -> str:
+        """The model name requests carry: the adapter's when one is set (vLLM serves LoRAs by name)."""
+        return self.adapter or self.name
+
+    def load(self) -> None:
+        """Create the clients and the request pool (no request is sent)."""
+        with self._lock:
+            if self._clients is None:
+                g = self.gen_config
+                self._clients = [_client(u, g.api_key_env, g.timeout, g.max_retries) for u in self.endpoints]
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.gen_config.concurrency, thread_name_prefix="ragguard-openai")
+
+    def _next_endpoint(self) -> int:
+        with self._lock:
+            return next(self._turn) % len(self.endpoints)
+
+    def served_models(self, endpoint: int = 0) -> list[str]:
+        """Model names the server lists at ``/models`` (empty when it cannot say)."""
+        self.load()
+        assert self._clients is not None
+        try:
+            page = self._clients[endpoint].with_options(max_retries=0, timeout=5.0).models.list()
+            return sorted(m.id for m in page.data)
+        except Exception:  # noqa: BLE001 - only used to enrich an error message
+            return []
+
+    # -------------------------------------------------------------- generation
+    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
+        """See :meth:`ragguard.protocols.Generator.generate`."""
+        return self.generate_batch([messages], [seeds])[0]
+
+    def generate_batch(
+        self, conversations: Sequence[Sequence[dict[str, str]]], seeds: Sequence[Sequence[int | None]]
+    ) -> list[list[Completion]]:
+        """Every prompt's answers, requested concurrently (the server batches them)."""
+        if len(conversations) != len(seeds):
+            raise ValueError("one list of seeds per conversation is required")
+        self.load()
+        assert self._pool is not None
+        jobs = []  # (conversation, positions in its seed list, future of their texts)
+        for c, (messages, row_seeds) in enumerate(zip(conversations, seeds, strict=True)):
+            greedy = [i for i, s in enumerate(row_seeds) if s is None]
+            seeded = [i for i, s in enumerate(row_seeds) if s is not None]
+            for i in greedy:
+                jobs.append((c, [i], self._pool.submit(self._request, messages, [None])))
+            if seeded:
+                mode = self.gen_config.request_mode
+                if mode == "per_seed" or len(seeded) == 1:
+                    for i in seeded:
+                        jobs.append((c, [i], self._pool.submit(self._request, messages, [row_seeds[i]])))
+                else:
+                    group = [row_seeds[i] for i in seeded]
+                    jobs.append((c, seeded, self._pool.submit(self._request, messages, group)))
+        texts: list[list[str | None]] = [[None] * len(s) for s in seeds]
+        for c, positions, future in jobs:
+            for i, text in zip(positions, future.result(), strict=True):
+                texts[c][i] = text
+        return [
+            [Completion(text=str(t), seed=s) for t, s in zip(row, row_seeds, strict=True)]
+            for row, row_seeds in zip(texts, seeds, strict=True)
+        ]
+
+    def _request(self, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[str]:
+        """Texts for ``seeds``: one request (``n`` = len(seeds)), or one per seed where ``n`` is not served."""
+        endpoint = self._next_endpoint()
+        url = self.endpoints[endpoint]
+        if len(seeds) > 1 and self._modes.get(url) == "per_seed":
+            return [self._complete(endpoint, messages, [s])[0] for s in seeds]
+        try:
+            texts = self._complete(endpoint, messages, seeds)
+        except GenerationError as exc:
+            refused_n = getattr(exc, "status", None) in (400, 422)
+            if len(seeds) == 1 or self.gen_config.request_mode != "auto" or url in self._modes or not refused_n:
+                raise
+            texts = []  # refused n > 1: fall through and learn that this endpoint wants one seed per request
+        if len(texts) == len(seeds):
+            if len(seeds) > 1:
+                self._modes.setdefault(url, "n")
+            return texts
+        if self.gen_config.request_mode == "n":
+            raise GenerationError(
+                f"the server at {url} returned {len(texts)} answers for n={len(seeds)}: it does not support n, "
+                "set generator.request_mode: per_seed"
+            )
+        texts = [self._complete(endpoint, messages, [s])[0] for s in seeds]
+        self._modes[url] = "per_seed"  # learnt only once the per-seed requests worked
+        return texts
+
+    def _complete(self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[str]:
+        assert self._clients is not None
+        client = self._clients[endpoint]
+        s = self.sampling
+        kwargs: dict[str, Any] = {
+            "model": self.served_model,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "max_tokens": s.max_new_tokens,
+            "n": len(seeds),
+        }
+        extra: dict[str, Any] = {}
+        if seeds[0] is None:  # the greedy answer
+            kwargs.update(temperature=0.0, top_p=1.0)
+        else:
+            kwargs.update(temperature=s.temperature, top_p=s.top_p, seed=seeds[0])
+            if self.gen_config.sampling_extensions and s.top_k > 0:
+                extra["top_k"] = s.top_k
+        if self.gen_config.sampling_extensions and s.repetition_penalty != 1.0:
+            extra["repetition_penalty"] = s.repetition_penalty
+        if extra:
+            kwargs["extra_body"] = extra
+        url = self.endpoints[endpoint]
+        response = _call(
+            url, self.gen_config, "generator", lambda: client.chat.completions.create(**kwargs),
+            lambda: self.served_models(endpoint),
+        )
+        choices = sorted(response.choices or [], key=lambda c: c.index)
+        if not choices:
+            raise GenerationError(f"the server at {url} returned no answer (no choices) for model {self.served_model!r}")
+        return [(c.message.content or "").strip() for c in choices]
+
+
+class OpenAIEmbedder:
+    """An :class:`~ragguard.protocols.Embedder` over an OpenAI-compatible ``/embeddings`` endpoint.
+
+    Vectors are normalised to unit length here, so any server works. ``name`` is the model name,
+    which an index checks: an index built with ``BAAI/bge-small-en-v1.5`` in process can be
+    searched with the same model served remotely.
+    """
+
+    def __init__(self, config: EmbedderConfig, client: Any = None) -> None:
+        self.config = config
+        self.name = config.model
+        self.batch_size = config.batch_size
+        self.url = str(config.base_url).rstrip("/")
+        self._client = client
+        self._dimension: int | None = None
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            self._client = _client(self.url, self.config.api_key_env, 120.0, 3)
+        return self._client
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self.embed(["dimension probe"]).shape[1])
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        client = self._get_client()
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+
+            def request(batch: list[str] = batch) -> Any:
+                return client.embeddings.create(model=self.name, input=batch, encoding_format="float")
+
+            response = _call(self.url, self.config, "embedder", request, lambda: [])
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        vectors = np.asarray(rows, dtype=np.float32)
+        if vectors.shape[0] != len(texts):
+            raise GenerationError(f"the server at {self.url} returned {vectors.shape[0]} embeddings for {len(texts)} texts")
+        self._dimension = int(vectors.shape[1])
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
