@@ -187,7 +187,8 @@ def run_audit(
         fail_under: gate on the consistent share (and on reference accuracy when references exist).
         batch_questions: questions handed to one ``ask_many`` call (their generation is
             batched up to ``generator.max_batch_tokens``); records are written after each.
-            ``None``: 8 on a CUDA device, 1 on the CPU, where batching measured no faster
+            ``None``: 8 with a serving backend or on a CUDA device, 1 for an in-process
+            model on the CPU, where batching measured no faster
             (bench/audit_throughput.py: 0.91x and 0.93x on 2 cores).
         progress: a :class:`~ragguard.progress.ProgressBar` (redrawn in place on a
             terminal, with rate, ETA and live counts per verdict), or a function
@@ -283,6 +284,8 @@ def run_audit(
 def _default_batch(guard: Any) -> int:
     """Questions per generation pass: batching pays on a GPU, not on a small CPU (see run_audit)."""
     generator_config = getattr(getattr(guard, "config", None), "generator", None)
+    if getattr(generator_config, "backend", "transformers") != "transformers":
+        return 8  # a serving engine (openai, vllm) batches concurrent requests itself
     device = getattr(generator_config, "device", "cpu")
     if device == "auto":
         try:

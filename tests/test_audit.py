@@ -267,3 +267,16 @@ def test_batched_audit_gives_the_same_records(tmp_path: Path) -> None:
     assert strip(read_lines(tmp_path / "one")) == strip(read_lines(tmp_path / "many"))
     with pytest.raises(UsageError, match="--batch"):
         run_audit(q, tmp_path / "bad", make_guard(), batch_questions=0)
+
+
+def test_default_batch_follows_the_backend_and_device() -> None:
+    from ragguard.audit import _default_batch
+
+    guard = make_guard()
+    guard.config = guard.config.replace("generator", device="cpu")
+    assert _default_batch(guard) == 1
+    guard.config = guard.config.replace("generator", device="cuda")
+    assert _default_batch(guard) == 8
+    guard.config = Config.from_dict({"generator": {"backend": "openai", "base_url": "http://127.0.0.1:8000/v1",
+                                                   "model": "Qwen/Qwen2.5-0.5B-Instruct", "device": "cpu"}})
+    assert _default_batch(guard) == 8
