@@ -3,9 +3,10 @@
 Side by side in one run on the embedded model:
 
 1. ``ask`` with N samples against one greedy generation of the same prompt
-   (best of ``--repeats``), and the share of ``ask`` spent in checking
-   (embedding the answers and passages, clustering, detectors) relative to
-   generation.
+   (best of ``--repeats``), with the preallocated key/value cache (default)
+   and with transformers' concatenating one, in alternation; and the share
+   of ``ask`` spent in checking (embedding the answers and passages,
+   clustering, detectors) relative to generation.
 2. Adaptive vs fixed N over examples/faq.jsonl. Every question is asked
    once with N samples; the adaptive result is then computed from the same
    samples: the first round (greedy + 2) is checked, and when it agrees,
@@ -47,17 +48,29 @@ def main() -> None:
     passages = guard.retriever.search(QUESTION, cfg.retrieval.top_k)  # type: ignore[union-attr]
     prompt = guard.generator.encode_prompt(  # type: ignore[attr-defined]
         build_messages(QUESTION, passages, cfg.prompt.system, cfg.prompt.max_context_chars))
-    greedy, full, check_share = [], [], []
+    # Each mode of the key/value cache measured in alternation, best of --repeats.
+    timing: dict[tuple[str, bool], list[float]] = {}
+    check_share = []
     for _ in range(args.repeats):
-        t = time.perf_counter()
-        guard.generator.generate_tokens(prompt, [None])  # type: ignore[attr-defined]
-        greedy.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        report = guard.ask(QUESTION)
-        full.append(time.perf_counter() - t)
-        check_share.append(report.timings["check"] / report.timings["generate"])
-    print(f"ask N={args.samples}: {min(full):.2f}s   one greedy generation: {min(greedy):.2f}s   "
-          f"ratio {min(full) / min(greedy):.2f}   checking / generation: {min(check_share):.1%}")
+        for preallocate in (True, False):
+            guard.generator.preallocate_cache = preallocate  # type: ignore[attr-defined]
+            t = time.perf_counter()
+            guard.generator.generate_tokens(prompt, [None])  # type: ignore[attr-defined]
+            timing.setdefault(("greedy", preallocate), []).append(time.perf_counter() - t)
+            t = time.perf_counter()
+            report = guard.ask(QUESTION)
+            timing.setdefault(("ask", preallocate), []).append(time.perf_counter() - t)
+            if preallocate:
+                check_share.append(report.timings["check"] / report.timings["generate"])
+    best = {k: min(v) for k, v in timing.items()}
+    for preallocate, label in ((True, "preallocated cache (default)"), (False, "concatenating cache")):
+        ask_s, greedy_s = best[("ask", preallocate)], best[("greedy", preallocate)]
+        print(f"{label}: ask N={args.samples} {ask_s:.2f}s, one greedy generation {greedy_s:.2f}s, "
+              f"ratio {ask_s / greedy_s:.2f}")
+    print(f"preallocated vs concatenating: ask {best[('ask', False)] / best[('ask', True)]:.2f}x faster, "
+          f"greedy {best[('greedy', False)] / best[('greedy', True)]:.2f}x faster; "
+          f"checking / generation: {min(check_share):.1%}")
+    guard.generator.preallocate_cache = True  # type: ignore[attr-defined]
 
     lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[: args.questions]
     drawn, unchanged, answered = [], 0, 0
