@@ -38,10 +38,15 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+def _help(
+    text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING, hash_if_set: bool = False
+) -> Any:
+    """A documented field; ``hash_if_set`` keys (added after 0.1) enter :meth:`Config.hash` only when changed,
+    so the fingerprints of existing configs stay valid."""
+    metadata = {"help": text, "hash_if_set": hash_if_set}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _require(cond: bool, section: str, name: str, value: Any, expected: str) -> None:
@@ -135,12 +140,38 @@ class RetrievalConfig:
         "all-MiniLM-L6-v2: every question of examples/faq.jsonl scores >= 0.337, English off-topic ones <= 0.11",
         0.25,
     )
+    mode: str = _help("'dense' (embeddings) or 'hybrid' (dense and BM25 keyword results, reciprocal rank fusion)",
+                      "dense", hash_if_set=True)
+    candidates: int = _help("results fetched from each retriever before fusion and MMR", 50, hash_if_set=True)
+    rrf_k: int = _help("reciprocal rank fusion constant: a result at rank r scores 1 / (rrf_k + r)", 60,
+                       hash_if_set=True)
+    mmr_lambda: float | None = _help(
+        "maximal marginal relevance: null = off; else relevance weight in [0, 1] against redundancy (0.5 is a "
+        "common choice)", None, hash_if_set=True,
+    )
+    source_glob: str | None = _help("only chunks whose source path matches this glob, e.g. 'handbook/hr-*'", None,
+                                    hash_if_set=True)
+    tags: list[str] | None = _help("only chunks carrying at least one of these tags", None, hash_if_set=True)
+    language: str | None = _help("only chunks in this language ('en', 'zh', ...)", None, hash_if_set=True)
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.top_k, int) and 0 <= self.top_k <= 50, "retrieval", "top_k", self.top_k,
+        s = "retrieval"
+        _require(isinstance(self.top_k, int) and 0 <= self.top_k <= 50, s, "top_k", self.top_k,
                  "an integer from 0 to 50")
-        _require(self.min_score is None or -1 <= self.min_score <= 1, "retrieval", "min_score", self.min_score,
+        _require(self.min_score is None or -1 <= self.min_score <= 1, s, "min_score", self.min_score,
                  "null or a number in [-1, 1]")
+        _require(self.mode in ("dense", "hybrid"), s, "mode", self.mode, "'dense' or 'hybrid'")
+        _require(isinstance(self.candidates, int) and 1 <= self.candidates <= 1000, s, "candidates",
+                 self.candidates, "an integer from 1 to 1000")
+        _require(isinstance(self.rrf_k, int) and self.rrf_k >= 1, s, "rrf_k", self.rrf_k, "an integer >= 1")
+        _require(self.mmr_lambda is None or 0 <= self.mmr_lambda <= 1, s, "mmr_lambda", self.mmr_lambda,
+                 "null or a number in [0, 1]")
+        _require(self.source_glob is None or bool(self.source_glob.strip()), s, "source_glob", self.source_glob,
+                 "null or a glob such as 'handbook/hr-*'")
+        _require(self.tags is None or (isinstance(self.tags, (list, tuple)) and all(
+            isinstance(t, str) and t.strip() for t in self.tags)), s, "tags", self.tags, "null or a list of strings")
+        _require(self.language is None or bool(self.language.strip()), s, "language", self.language,
+                 "null or a language code such as 'en' or 'zh'")
 
 
 @dataclass(frozen=True)
@@ -239,7 +270,13 @@ class Config:
 
     def hash(self) -> str:
         """A stable short hash of every setting (part of the fingerprint)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        data = self.to_dict()
+        for f in fields(self):
+            section = getattr(self, f.name)
+            for sf in fields(section):
+                if sf.metadata.get("hash_if_set") and getattr(section, sf.name) == sf.default:
+                    del data[f.name][sf.name]
+        blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 

@@ -92,6 +92,7 @@ class RagGuard:
         from ragguard.embedders import SentenceTransformerEmbedder
         from ragguard.generators import TransformersGenerator
         from ragguard.index import IndexRetriever, KnowledgeIndex
+        from ragguard.retrieval import RetrievalOptions
 
         cfg = config if isinstance(config, Config) else load_config(config)
         if index is not None:
@@ -101,7 +102,8 @@ class RagGuard:
         embedder = SentenceTransformerEmbedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
         knowledge.check_embedder(embedder)
         generator = TransformersGenerator.from_config(cfg.generator, cfg.sampling)
-        return cls(cfg, generator, embedder, IndexRetriever(knowledge, embedder), str(index_path))
+        retriever = IndexRetriever(knowledge, embedder, RetrievalOptions.from_config(cfg.retrieval))
+        return cls(cfg, generator, embedder, retriever, str(index_path))
 
     def ask(self, question: str, *, samples: int | None = None, seed: int | None = None) -> Report:
         """Answer one question.
