@@ -207,23 +207,28 @@ class _Piece:
     sentences: list[tuple[str, int]]
 
 
-def _pieces(blocks: list[str], size: int, measure: _Measure) -> list[_Piece]:
-    """Blocks that fit in a chunk, and longer blocks cut into runs of whole sentences that fit."""
+def _pieces(blocks: list[str], size: int, run_limit: int, measure: _Measure) -> list[_Piece]:
+    """Blocks that fit in a chunk, and longer blocks cut into runs of whole sentences of at most ``run_limit``.
+
+    ``run_limit`` leaves room in the chunk for the title and the overlap.
+    """
     spans = [_spans(b) for b in blocks]
     flat = [b[s:e] for b, sp in zip(blocks, spans, strict=True) for s, e in sp]
     counts = iter(measure.count(flat))
     pieces: list[_Piece] = []
     for block, sp in zip(blocks, spans, strict=True):
         sentences: list[tuple[int, int, int]] = []
-        for s, e in sp:
-            c = next(counts)
+        block_counts = [next(counts) for _ in sp]
+        whole = len(block) if measure.chars else sum(block_counts)
+        limit = size if whole <= size else run_limit
+        for (s, e), c in zip(sp, block_counts, strict=True):
             sentences.extend([(s, e, c)] if c <= size else _hard_split(block, s, e, size, measure))
         runs: list[tuple[list[tuple[int, int, int]], int]] = []  # (sentences, cost)
         for s, e, c in sentences:
             if runs:
                 run, cost = runs[-1]
                 added = e - run[-1][1] if measure.chars else c
-                if cost + added <= size:
+                if cost + added <= limit:
                     run.append((s, e, c))
                     runs[-1] = (run, cost + added)
                     continue
@@ -256,7 +261,8 @@ def chunk_document(doc: Document, settings: ChunkingSettings, counter: TokenCoun
     current = ""
     cost = 0
     sentences: list[tuple[str, int]] = []
-    for piece in _pieces(_blocks(doc.text), size, measure):
+    run_limit = max(size // 2, size - overlap - title_cost - measure.sep("\n"))
+    for piece in _pieces(_blocks(doc.text), size, run_limit, measure):
         if current and cost + measure.sep("\n\n") + piece.cost > size:
             texts.append(current)
             # Overlap: whole sentences from the end of the previous chunk, never a heading.

@@ -171,19 +171,41 @@ def decode_text(data: bytes) -> tuple[str | None, str | None]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        text = _western(data)
+    if text is None:
         from charset_normalizer import from_bytes
 
         matches = from_bytes(data)
         best = matches.best()
         if best is None:
             return None, "undecodable text (no encoding fits; save it as UTF-8)"
-        # Short Western texts fit several code pages equally well: prefer the commonest, cp1252.
-        tied = [m for m in matches if m.chaos <= best.chaos and m.coherence >= best.coherence]
-        best = next((m for m in tied if m.encoding == "cp1252"), best)
         text = str(best)
     if len(_CONTROL.findall(text[:8192])) > 0.05 * max(1, len(text[:8192])):
         return None, "binary file"
     return text, None
+
+
+_WESTERN_EXTRA = set("ŒœŠšŸŽž‘’‚“”„–—…€«»‹›°")
+
+
+def _western(data: bytes) -> str | None:
+    """The cp1252 reading of ``data`` when it looks like Western text, else None.
+
+    Detectors guess poorly on short Latin-1/cp1252 texts (``café`` fits a dozen
+    code pages), so these are tried first: every run of non-ASCII characters is
+    at most two accented letters or typographic marks, inside mostly ASCII words.
+    """
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    runs = re.findall(r"[^\x00-\x7f]+", text)
+    if not runs or any(len(r) > 2 for r in runs):
+        return None
+    if not all((c.isalpha() and "\u00c0" <= c <= "\u00ff") or c in _WESTERN_EXTRA for r in runs for c in r):
+        return None
+    ascii_letters = len(re.findall(r"[A-Za-z]", text))
+    return text if ascii_letters >= 2 * sum(len(r) for r in runs) else None
 
 
 # ------------------------------------------------------------------ formats

@@ -174,3 +174,64 @@ def test_overlap_repeats_whole_sentences_from_the_previous_chunk() -> None:
         assert title == "Policy"
         # The carried overlap is a whole sentence that ended the previous chunk.
         assert first_line.startswith("It ends with fact ") and before.text.endswith(first_line)
+
+
+# ------------------------------------------------------------------ chunking in tokens
+def char_bigram_tokens(texts):  # type: ignore[no-untyped-def]
+    """A stand-in tokenizer: every two characters of a word (or CJK run) are one token."""
+    return [sum((len(w) + 1) // 2 for w in re.findall(r"\w+|[^\w\s]", t)) for t in texts]
+
+
+@pytest.mark.parametrize("size", [30, 60, 120])
+def test_token_chunks_fit_the_counter_the_embedder_gives(size: int) -> None:
+    settings = ChunkingSettings(unit="tokens", size=size, overlap=size // 4)
+    chunks = chunk_document(doc(ENGLISH), settings, char_bigram_tokens)
+    assert len(chunks) > 3
+    for c in chunks:
+        assert char_bigram_tokens([c.text])[0] <= size, c.text
+    joined = "\n".join(c.text for c in chunks)
+    assert all(f"Rule {i} says" in joined for i in range(40))
+
+
+def test_token_chunking_without_a_tokenizer_uses_the_estimate() -> None:
+    from ragguard.chunking import estimate_tokens
+
+    assert estimate_tokens(["Hello, world!", "员工每年", ""]) == [4, 4, 0]
+    chunks = chunk_document(doc(CHINESE, "handbook/zh.md"), ChunkingSettings(unit="tokens", size=60, overlap=20))
+    assert len(chunks) > 3
+    for c in chunks:
+        assert estimate_tokens([c.text])[0] <= 60
+        assert c.text.endswith("。")
+        assert " " not in c.text.split("\n", 1)[1]  # Chinese sentences are joined without spaces, overlap included
+    assert all(f"员工第{i}年可以" in "".join(c.text for c in chunks) for i in range(30))
+
+
+def test_overlap_in_tokens_repeats_whole_sentences() -> None:
+    chunks = chunk_document(doc(ENGLISH), ChunkingSettings(unit="tokens", size=60, overlap=20))
+    sentence = re.compile(r"Rule \d+ says that leave request number \d+ must be approved by a manager\.")
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        body = after.text.split("\n", 1)[1]
+        first = sentence.match(body)
+        assert first is not None and before.text.endswith(first.group(0))
+
+
+def test_a_sentence_longer_than_a_chunk_is_cut_within_the_limit() -> None:
+    long_zh = "# 说明\n\n" + "这是一段没有任何句号的很长的中文文本" * 20  # no sentence end at all
+    long_en = "# Words\n\n" + " ".join(f"word{i}" for i in range(300))
+    for text in (long_zh, long_en):
+        chunks = chunk_document(doc(text), ChunkingSettings(unit="tokens", size=40, overlap=0))
+        assert len(chunks) > 3
+        assert all(len(re.findall(r"[\u4e00-\u9fff]|\w+|[^\w\s]", c.text)) <= 40 for c in chunks)
+        body = "".join(c.text.split("\n", 1)[-1].replace(" ", "") for c in chunks)
+        assert body.replace("#说明", "").replace("#Words", "") == text.split("\n\n", 1)[1].replace(" ", "")
+
+
+def test_settings_round_trip_and_read_format_1() -> None:
+    s = ChunkingSettings(unit="tokens", size=128, overlap=16, tokenizer="m")
+    assert ChunkingSettings.from_dict(s.to_dict()) == s
+    assert ChunkingSettings.from_dict({"chunk_chars": 1200, "overlap_chars": 150}) == ChunkingSettings(
+        unit="chars", size=1200, overlap=150)
+    with pytest.raises(ValueError, match="unit"):
+        ChunkingSettings(unit="words")
+    with pytest.raises(ValueError, match="overlap"):
+        ChunkingSettings(size=50, overlap=50)
