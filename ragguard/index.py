@@ -38,7 +38,15 @@ from typing import Any
 import numpy as np
 
 from ragguard._version import __version__
-from ragguard.ann import apply_search_params, build_faiss, choose_type, default_params, faiss_module, recall_at_k
+from ragguard.ann import (
+    Reranked,
+    apply_search_params,
+    build_faiss,
+    choose_type,
+    default_params,
+    faiss_module,
+    recall_at_k,
+)
 from ragguard.chunking import Chunk, ChunkingSettings, TokenCounter, chunk_document
 from ragguard.errors import IndexLoadError, UsageError
 from ragguard.locking import WriterLock
@@ -613,8 +621,16 @@ class KnowledgeIndex:
             scores = self.vectors(allowed) @ query[0]
             order = np.lexsort((allowed, -scores))[:k]
             return [(int(allowed[i]), float(scores[i])) for i in order]
-        scores, ids = self._index.search(query, min(k, len(self.chunks)))
+        scores, ids = self.searcher.search(query, min(k, len(self.chunks)))
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+    @property
+    def searcher(self) -> Any:
+        """What answers vector queries: the FAISS index, or IVF-PQ re-scored with the exact vectors."""
+        rerank = int((self.manifest.get("index_params") or {}).get("rerank", 0))
+        if self.index_type == "ivfpq" and self._vectors is not None and rerank > 1:
+            return Reranked(self._index, self._vectors, rerank)
+        return self._index
 
     def search_vector(self, vector: np.ndarray, k: int) -> list[Passage]:
         """Return the ``k`` chunks closest to a (unit) query vector, best first."""
@@ -638,7 +654,7 @@ class KnowledgeIndex:
         n = m["counts"]["chunks"]
         recall = None
         if self.index_type != "flat" and n and recall_sample > 0:
-            recall = round(recall_at_k(self._index, self.vectors(), sample=recall_sample, k=10), 4)
+            recall = round(recall_at_k(self.searcher, self.vectors(), sample=recall_sample, k=10), 4)
         return {
             "path": str(self.path),
             "format_version": m["format_version"],
