@@ -56,7 +56,7 @@ def default_params(kind: str, n: int, d: int) -> dict[str, int]:
     if kind == "hnsw":
         return {"m": 32, "ef_construction": 80, "ef_search": 96}
     nlist = _nlist(n)
-    params = {"nlist": nlist, "nprobe": min(nlist, max(8, nlist // 48))}
+    params = {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 32))}
     if kind == "ivfpq":
         if n < MIN_IVFPQ:
             raise UsageError(f"index type ivfpq needs at least {MIN_IVFPQ} vectors (this index has {n}): use flat or hnsw")
