@@ -165,7 +165,7 @@ def _spans(block: str) -> list[tuple[int, int]]:
 
 
 class _Measure:
-    """Counts units of texts; ``joined`` is the cost of a separator (chars only)."""
+    """Counts units of texts; :meth:`sep` is the cost of a separator (characters count, tokens do not)."""
 
     def __init__(self, settings: ChunkingSettings, counter: TokenCounter | None) -> None:
         self.chars = settings.unit == "chars"
