@@ -199,3 +199,29 @@ def test_a_build_killed_partway_leaves_the_previous_index_intact(
     # The dead writer's lock is stale: the next build takes it and succeeds.
     assert build_index([tiny_docs], tiny_index, make_embedder()).sources == 5
     assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name or p.suffix == ".lock"]
+
+
+def test_an_index_of_format_1_still_loads_and_updates(tmp_path: Path, tiny_docs: Path, tiny_index: Path,
+                                                     make_embedder) -> None:
+    """Indexes written before format 2: chunking in characters, chunk records without metadata."""
+    import hashlib
+
+    lines = (tiny_index / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    old_lines = [json.dumps({k: json.loads(line)[k] for k in ("doc_id", "chunk_id", "text")}) for line in lines]
+    (tiny_index / "chunks.jsonl").write_text("\n".join(old_lines) + "\n", encoding="utf-8")
+    manifest = read(tiny_index)
+    manifest.update(format_version=1, chunking={"chunk_chars": 1200, "overlap_chars": 150})
+    manifest["counts"] = {"documents": 4, "chunks": 4}
+    for key in ("index_type_requested", "index_params"):
+        del manifest[key]
+    manifest["files"]["chunks.jsonl"] = hashlib.sha256((tiny_index / "chunks.jsonl").read_bytes()).hexdigest()
+    (tiny_index / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    index = KnowledgeIndex.load(tiny_index)
+    assert index.chunks[0]["source"] == index.chunks[0]["doc_id"] and index.chunks[0]["tags"] == []
+    assert index.info()["sources"] == 4
+    (tiny_docs / "it-vpn.md").write_text("# VPN\n\nUse the new VPN client.", encoding="utf-8")
+    summary = update_index(tiny_index, [tiny_docs], make_embedder())
+    assert summary.changed == ["docs/it-vpn.md"] and summary.embedded == 1
+    assert read(tiny_index)["chunking"] == {"unit": "chars", "size": 1200, "overlap": 150, "tokenizer": None}
+    assert read(tiny_index)["format_version"] == 2
