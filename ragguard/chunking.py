@@ -1,34 +1,57 @@
-"""Reading source documents and splitting them into chunks (no heavy imports).
+"""Cutting documents into chunks measured in the embedder's tokens (no heavy imports).
 
 Chunks keep a heading with the paragraphs under it and are packed up to
-``chunk_chars`` characters. Splitting is on paragraph and sentence
-boundaries (including Chinese full stops), never on whitespace alone, so
-Chinese text without spaces is chunked correctly. Chunk ids are stable: they
-derive from the source path, the position and the chunk text.
+``size`` units: tokens of the embedder's own tokenizer when it has one (a
+chunk longer than the embedder's window would be silently truncated when
+embedded), an estimate (words, CJK characters and punctuation) for
+embedders without a tokenizer, or characters. Splitting is on paragraph and
+sentence boundaries (including Chinese full stops), never on whitespace
+alone, so Chinese text without spaces is chunked correctly. Consecutive
+chunks share up to ``overlap`` units of whole sentences. Chunk ids are
+stable: they derive from the document id, the position and the chunk text.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ragguard.errors import UsageError
+__all__ = [
+    "Document",
+    "Chunk",
+    "ChunkingSettings",
+    "TokenCounter",
+    "iter_documents",
+    "chunk_document",
+    "estimate_tokens",
+    "sha256_bytes",
+]
 
-__all__ = ["Document", "Chunk", "ChunkingSettings", "iter_documents", "chunk_document", "sha256_bytes"]
+TokenCounter = Callable[[Sequence[str]], list[int]]
+"""Counts the tokens of each text (without special tokens)."""
 
-TEXT_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
+UNITS = ("tokens", "chars")
 
 
 @dataclass(frozen=True)
 class Document:
-    """A source text and where it came from (``doc_id`` is a relative path)."""
+    """A source text and where it came from.
+
+    ``doc_id`` is a relative path (``folder/file.md``), or ``folder/faq.csv:N``
+    for row N of a FAQ table; ``source`` is the file it came from and
+    ``sha256`` that file's hash.
+    """
 
     doc_id: str
     text: str
     sha256: str
+    source: str = ""
+    lang: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -38,61 +61,78 @@ class Chunk:
     doc_id: str
     chunk_id: str
     text: str
+    source: str = ""
+    lang: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_record(self) -> dict[str, Any]:
+        """The chunk store (chunks.jsonl) form."""
+        return {"doc_id": self.doc_id, "chunk_id": self.chunk_id, "text": self.text,
+                "source": self.source or self.doc_id, "lang": self.lang, "tags": list(self.tags)}
 
 
 @dataclass(frozen=True)
 class ChunkingSettings:
-    """How documents are cut (recorded in the index manifest)."""
+    """How documents are cut (recorded in the index manifest).
 
-    chunk_chars: int = 1200
-    overlap_chars: int = 150
+    Args:
+        unit: ``"tokens"`` (the embedder's tokenizer, or an estimate) or ``"chars"``.
+        size: the most units in a chunk.
+        overlap: units of whole sentences repeated from the end of the previous chunk.
+        tokenizer: whose tokens were counted (the embedder's name, or ``"estimate"``).
+    """
 
-    def to_dict(self) -> dict[str, int]:
-        return {"chunk_chars": self.chunk_chars, "overlap_chars": self.overlap_chars}
+    unit: str = "tokens"
+    size: int = 250
+    overlap: int = 40
+    tokenizer: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"chunking unit {self.unit!r} is not one of {UNITS}")
+        if self.size < 8 or not 0 <= self.overlap < self.size:
+            raise ValueError(f"chunking size {self.size} / overlap {self.overlap}: need size >= 8, 0 <= overlap < size")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unit": self.unit, "size": self.size, "overlap": self.overlap, "tokenizer": self.tokenizer}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChunkingSettings:
+        """Read a manifest's ``chunking`` (format 1 stored ``chunk_chars``/``overlap_chars``)."""
+        if "chunk_chars" in data:
+            return cls(unit="chars", size=int(data["chunk_chars"]), overlap=int(data.get("overlap_chars", 0)))
+        return cls(unit=data["unit"], size=int(data["size"]), overlap=int(data["overlap"]),
+                   tokenizer=data.get("tokenizer"))
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def iter_documents(sources: Iterable[str | Path]) -> Iterator[tuple[Document | None, str, str | None]]:
-    """Yield ``(document, path, skip_reason)`` for every candidate file under ``sources``.
+def iter_documents(sources: Iterable[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[
+    tuple[Document | None, str, str | None]
+]:
+    """See :func:`ragguard.loaders.iter_documents` (kept here for callers of earlier versions)."""
+    from ragguard.loaders import iter_documents as _iter
 
-    Files that cannot be used yield ``(None, path, reason)`` so the caller can
-    report them; they are never silently dropped.
-    """
-    for source in sources:
-        root = Path(source)
-        if not root.exists():
-            raise UsageError(f"source {str(root)!r} does not exist: pass a folder or file of .md/.txt/.html documents")
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        base = root if root.is_dir() else root.parent
-        for path in files:
-            rel = path.relative_to(base).as_posix()
-            doc_id = f"{root.name}/{rel}" if root.is_dir() else rel
-            if path.suffix.lower() not in TEXT_SUFFIXES:
-                yield None, doc_id, f"unsupported file type {path.suffix or '(none)'}"
-                continue
-            data = path.read_bytes()
-            if b"\x00" in data[:4096]:
-                yield None, doc_id, "binary file"
-                continue
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                yield None, doc_id, "not valid UTF-8"
-                continue
-            if path.suffix.lower() in (".html", ".htm"):
-                from ragguard.html_text import html_to_text
-
-                text = html_to_text(text)
-            if not text.strip():
-                yield None, doc_id, "empty file" if path.suffix.lower() not in (".html", ".htm") else "no text in the page"
-                continue
-            yield Document(doc_id=doc_id, text=text, sha256=sha256_bytes(data)), doc_id, None
+    return _iter(sources, include, exclude)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s*")
+_ESTIMATE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+|[^\w\s]")
+
+
+def estimate_tokens(texts: Sequence[str]) -> list[int]:
+    """A tokenizer-free token count: words, CJK characters and punctuation marks count one each."""
+    return [len(_ESTIMATE.findall(t)) for t in texts]
+
+
+def _char_count(texts: Sequence[str]) -> list[int]:
+    return [len(t) for t in texts]
+
+
+# A sentence ends at . ! ? ; followed by whitespace, right after a CJK stop, or at a line end.
+_BOUNDARY = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+_CJK_END = ("。", "！", "？", "；")
 
 
 def _blocks(text: str) -> list[str]:
@@ -111,52 +151,153 @@ def _blocks(text: str) -> list[str]:
     return blocks
 
 
-def _split_long(block: str, limit: int) -> list[str]:
-    if len(block) <= limit:
-        return [block]
-    pieces = [s for s in _SENTENCE_END.split(block) if s]
-    out: list[str] = []
-    current = ""
-    for piece in pieces:
-        while len(piece) > limit:  # a single sentence longer than the limit
-            out.append(piece[:limit])
-            piece = piece[limit:]
-        if current and len(current) + 1 + len(piece) > limit:
-            out.append(current)
-            current = piece
-        else:
-            current = f"{current} {piece}".strip() if current else piece
-    if current:
-        out.append(current)
+def _spans(block: str) -> list[tuple[int, int]]:
+    """Sentence spans of a block (separators excluded)."""
+    spans = []
+    pos = 0
+    for m in _BOUNDARY.finditer(block):
+        if m.start() > pos:
+            spans.append((pos, m.start()))
+        pos = max(pos, m.end())
+    if pos < len(block):
+        spans.append((pos, len(block)))
+    return spans
+
+
+class _Measure:
+    """Counts units of texts; :meth:`sep` is the cost of a separator (characters count, tokens do not)."""
+
+    def __init__(self, settings: ChunkingSettings, counter: TokenCounter | None) -> None:
+        self.chars = settings.unit == "chars"
+        self.count: TokenCounter = _char_count if self.chars else (counter or estimate_tokens)
+
+    def sep(self, separator: str) -> int:
+        return len(separator) if self.chars else 0
+
+
+def _hard_split(text: str, start: int, end: int, limit: int, measure: _Measure) -> list[tuple[int, int, int]]:
+    """Cut an over-long sentence into spans of at most ``limit`` units, at spaces when there are any."""
+    out = []
+    while start < end:
+        if measure.count([text[start:end]])[0] <= limit:
+            out.append((start, end, measure.count([text[start:end]])[0]))
+            break
+        lo, hi = start + 1, end  # the longest prefix that fits (binary search on characters)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if measure.count([text[start:mid]])[0] <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = lo
+        space = text.rfind(" ", start + 1, cut + 1)
+        if space > start + (cut - start) // 2:
+            cut = space
+        out.append((start, cut, measure.count([text[start:cut]])[0]))
+        start = cut
+        while start < end and text[start] == " ":
+            start += 1
     return out
 
 
-def chunk_document(doc: Document, settings: ChunkingSettings) -> list[Chunk]:
-    """Cut a document into chunks; the document title prefixes every chunk after the first."""
+@dataclass
+class _Piece:
+    text: str
+    cost: int
+    sentences: list[tuple[str, int]]
+
+
+def _pieces(blocks: list[str], size: int, run_limit: int, measure: _Measure) -> list[_Piece]:
+    """Blocks that fit in a chunk, and longer blocks cut into runs of whole sentences of at most ``run_limit``.
+
+    ``run_limit`` leaves room in the chunk for the title and the overlap.
+    """
+    spans = [_spans(b) for b in blocks]
+    flat = [b[s:e] for b, sp in zip(blocks, spans, strict=True) for s, e in sp]
+    counts = iter(measure.count(flat))
+    pieces: list[_Piece] = []
+    for block, sp in zip(blocks, spans, strict=True):
+        sentences: list[tuple[int, int, int]] = []
+        block_counts = [next(counts) for _ in sp]
+        whole = len(block) if measure.chars else sum(block_counts)
+        limit = size if whole <= size else run_limit
+        for (s, e), c in zip(sp, block_counts, strict=True):
+            sentences.extend([(s, e, c)] if c <= size else _hard_split(block, s, e, size, measure))
+        runs: list[tuple[list[tuple[int, int, int]], int]] = []  # (sentences, cost)
+        for s, e, c in sentences:
+            if runs:
+                run, cost = runs[-1]
+                added = e - run[-1][1] if measure.chars else c
+                if cost + added <= limit:
+                    run.append((s, e, c))
+                    runs[-1] = (run, cost + added)
+                    continue
+            runs.append(([(s, e, c)], e - s if measure.chars else c))
+        for run, cost in runs:
+            text = block[run[0][0] : run[-1][1]]
+            pieces.append(_Piece(text, len(text) if measure.chars else cost, [(block[s:e], c) for s, e, c in run]))
+    return pieces
+
+
+def _join_tail(sentences: list[tuple[str, int]]) -> str:
+    out = ""
+    for text, _ in sentences:
+        out = text if not out else (f"{out}{text}" if out.endswith(_CJK_END) else f"{out} {text}")
+    return out
+
+
+def chunk_document(doc: Document, settings: ChunkingSettings, counter: TokenCounter | None = None) -> list[Chunk]:
+    """Cut a document into chunks; the document title prefixes every chunk after the first.
+
+    Args:
+        counter: counts tokens with the embedder's tokenizer (unit ``"tokens"``);
+            without one, :func:`estimate_tokens` is used.
+    """
+    measure = _Measure(settings, counter)
+    size, overlap = settings.size, settings.overlap
     title = next((line.lstrip("#").strip() for line in doc.text.splitlines() if line.startswith("#")), "")
-    pieces: list[str] = []
-    for block in _blocks(doc.text):
-        pieces.extend(_split_long(block, settings.chunk_chars))
-    chunks_text: list[str] = []
+    title_cost = measure.count([title])[0] if title else 0
+    texts: list[str] = []
     current = ""
-    for piece in pieces:
-        if current and len(current) + 2 + len(piece) > settings.chunk_chars:
-            chunks_text.append(current)
-            tail = current[-settings.overlap_chars :] if settings.overlap_chars else ""
-            # Carry the overlap from a sentence start so chunks never open mid-word.
-            cut = max(tail.find(". "), tail.find("。"))
-            tail = tail[cut + 1 :].strip() if cut >= 0 else ""
-            prefix = f"{title}\n" if title and not piece.startswith("#") else ""
-            current = f"{prefix}{tail}\n\n{piece}".strip() if tail else f"{prefix}{piece}"
-            # The overlap, then the title, give way when they would push a chunk past chunk_chars.
-            if len(current) > settings.chunk_chars:
-                current = f"{prefix}{piece}" if len(prefix) + len(piece) <= settings.chunk_chars else piece
+    cost = 0
+    sentences: list[tuple[str, int]] = []
+    run_limit = max(size // 2, size - overlap - title_cost - measure.sep("\n"))
+    for piece in _pieces(_blocks(doc.text), size, run_limit, measure):
+        if current and cost + measure.sep("\n\n") + piece.cost > size:
+            texts.append(current)
+            # Overlap: whole sentences from the end of the previous chunk, never a heading.
+            tail: list[tuple[str, int]] = []
+            for sentence in reversed(sentences):
+                if sentence[0].startswith("#"):
+                    break
+                candidate = [sentence, *tail]
+                tail_cost = len(_join_tail(candidate)) if measure.chars else sum(c for _, c in candidate)
+                if tail_cost > overlap:
+                    break
+                tail = candidate
+            prefix = title if title and not piece.text.startswith("#") else ""
+            # The overlap, then the title, give way when they would push the chunk past ``size``.
+            head = f"{prefix}\n" if prefix else ""
+            options = [(f"{head}{_join_tail(tail)}\n\n{piece.text}", tail)] if tail else []
+            options += [(f"{head}{piece.text}", []), (piece.text, [])]
+            for text, carried in options:
+                if measure.chars:
+                    text_cost = len(text)
+                else:
+                    with_title = bool(head) and text.startswith(head) and text != piece.text
+                    text_cost = (title_cost if with_title else 0) + sum(c for _, c in carried) + piece.cost
+                if text_cost <= size or text == piece.text:
+                    current, cost, sentences = text, text_cost, [*carried, *piece.sentences]
+                    break
         else:
-            current = f"{current}\n\n{piece}" if current else piece
+            current = f"{current}\n\n{piece.text}" if current else piece.text
+            cost = len(current) if measure.chars else cost + piece.cost
+            sentences.extend(piece.sentences)
     if current:
-        chunks_text.append(current)
+        texts.append(current)
     chunks = []
-    for position, text in enumerate(chunks_text):
+    for position, text in enumerate(texts):
         digest = hashlib.sha256(f"{doc.doc_id}\0{position}\0{text}".encode()).hexdigest()[:12]
-        chunks.append(Chunk(doc_id=doc.doc_id, chunk_id=f"{doc.doc_id}#{position}-{digest}", text=text))
+        chunks.append(Chunk(doc_id=doc.doc_id, chunk_id=f"{doc.doc_id}#{position}-{digest}", text=text,
+                            source=doc.source or doc.doc_id, lang=doc.lang, tags=doc.tags))
     return chunks

@@ -197,12 +197,38 @@ class RetrievalConfig:
         "all-MiniLM-L6-v2: every question of examples/faq.jsonl scores >= 0.337, English off-topic ones <= 0.11",
         0.25,
     )
+    mode: str = _help("'dense' (embeddings) or 'hybrid' (dense and BM25 keyword results, reciprocal rank fusion)",
+                      "dense", hashed_when_set=True)
+    candidates: int = _help("results fetched from each retriever before fusion and MMR", 50, hashed_when_set=True)
+    rrf_k: int = _help("reciprocal rank fusion constant: a result at rank r scores 1 / (rrf_k + r)", 60,
+                       hashed_when_set=True)
+    mmr_lambda: float | None = _help(
+        "maximal marginal relevance: null = off; else relevance weight in [0, 1] against redundancy (0.5 is a "
+        "common choice)", None, hashed_when_set=True,
+    )
+    source_glob: str | None = _help("only chunks whose source path matches this glob, e.g. 'handbook/hr-*'", None,
+                                    hashed_when_set=True)
+    tags: list[str] | None = _help("only chunks carrying at least one of these tags", None, hashed_when_set=True)
+    language: str | None = _help("only chunks in this language ('en', 'zh', ...)", None, hashed_when_set=True)
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.top_k, int) and 0 <= self.top_k <= 50, "retrieval", "top_k", self.top_k,
+        s = "retrieval"
+        _require(isinstance(self.top_k, int) and 0 <= self.top_k <= 50, s, "top_k", self.top_k,
                  "an integer from 0 to 50")
-        _require(self.min_score is None or -1 <= self.min_score <= 1, "retrieval", "min_score", self.min_score,
+        _require(self.min_score is None or -1 <= self.min_score <= 1, s, "min_score", self.min_score,
                  "null or a number in [-1, 1]")
+        _require(self.mode in ("dense", "hybrid"), s, "mode", self.mode, "'dense' or 'hybrid'")
+        _require(isinstance(self.candidates, int) and 1 <= self.candidates <= 1000, s, "candidates",
+                 self.candidates, "an integer from 1 to 1000")
+        _require(isinstance(self.rrf_k, int) and self.rrf_k >= 1, s, "rrf_k", self.rrf_k, "an integer >= 1")
+        _require(self.mmr_lambda is None or 0 <= self.mmr_lambda <= 1, s, "mmr_lambda", self.mmr_lambda,
+                 "null or a number in [0, 1]")
+        _require(self.source_glob is None or bool(self.source_glob.strip()), s, "source_glob", self.source_glob,
+                 "null or a glob such as 'handbook/hr-*'")
+        _require(self.tags is None or (isinstance(self.tags, (list, tuple)) and all(
+            isinstance(t, str) and t.strip() for t in self.tags)), s, "tags", self.tags, "null or a list of strings")
+        _require(self.language is None or bool(self.language.strip()), s, "language", self.language,
+                 "null or a language code such as 'en' or 'zh'")
 
 
 @dataclass(frozen=True)
@@ -246,25 +272,23 @@ class ConsistencyConfig:
     on_flagged: str = _help("'warn': return the majority answer with a warning; 'abstain': return no answer", "warn")
     nli_model: str | None = _help(
         "NLI sequence-classification checkpoint (folder or hub id); enables the 'nli' contradiction detector",
-        None,
-    )
-    nli_device: str = _help("'cpu', 'cuda' or 'cuda:N' for the NLI model", "cpu")
-    nli_batch_size: int = _help("answer pairs per NLI forward pass", 16)
+        None, hashed_when_set=True)
+    nli_device: str = _help("'cpu', 'cuda' or 'cuda:N' for the NLI model", "cpu", hashed_when_set=True)
+    nli_batch_size: int = _help("answer pairs per NLI forward pass", 16, hashed_when_set=True)
     clustering: str = _help(
         "'embedding': average-linkage clusters of answer embeddings; 'entailment': answers that entail each "
         "other (needs nli_model)",
-        "embedding",
-    )
+        "embedding", hashed_when_set=True)
     grounding: str = _help(
         "'embedding': cosine to the best passage; 'entailment': P(a passage entails the answer) (needs nli_model)",
-        "embedding",
-    )
+        "embedding", hashed_when_set=True)
     entailment_threshold: float = _help(
         "NLI probability at which one text counts as entailing another (clustering and grounding by entailment)",
-        0.5,
-    )
-    nli_contradiction_threshold: float = _help("NLI probability of contradiction that flags a pair", 0.5)
-    near_identical: float = _help("answer cosine at or above which two answers count as equal without NLI", 0.97)
+        0.5, hashed_when_set=True)
+    nli_contradiction_threshold: float = _help(
+        "NLI probability of contradiction that flags a pair", 0.5, hashed_when_set=True)
+    near_identical: float = _help(
+        "answer cosine at or above which two answers count as equal without NLI", 0.97, hashed_when_set=True)
 
     def __post_init__(self) -> None:
         _require(self.on_flagged in ("warn", "abstain"), "consistency", "on_flagged", self.on_flagged,

@@ -58,6 +58,19 @@ class SentenceTransformerEmbedder:
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest input in tokens; the model truncates anything longer."""
+        return int(self._load().max_seq_length)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text under the model's tokenizer, without special tokens (chunking measures with it)."""
+        if not texts:
+            return []
+        tokenizer = self._load().tokenizer
+        ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        return [len(i) for i in ids]
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return unit-length float32 vectors, one row per text."""
         model = self._load()

@@ -93,6 +93,7 @@ class RagGuard:
         """
         from ragguard.backends import build_embedder, build_generator
         from ragguard.index import IndexRetriever, KnowledgeIndex
+        from ragguard.retrieval import RetrievalOptions
 
         cfg = config if isinstance(config, Config) else load_config(config)
         if index is not None:
@@ -102,7 +103,8 @@ class RagGuard:
         embedder = build_embedder(cfg.embedder)
         knowledge.check_embedder(embedder)
         generator = build_generator(cfg)  # generator.backend: transformers, openai or vllm
-        return cls(cfg, generator, embedder, IndexRetriever(knowledge, embedder), str(index_path))
+        retriever = IndexRetriever(knowledge, embedder, RetrievalOptions.from_config(cfg.retrieval))
+        return cls(cfg, generator, embedder, retriever, str(index_path))
 
     def ask(self, question: str, *, samples: int | None = None, seed: int | None = None) -> Report:
         """Answer one question.

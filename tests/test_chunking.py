@@ -32,7 +32,7 @@ Salaries are paid on the last working day of the month.
 
 
 def test_headings_stay_with_their_paragraph() -> None:
-    chunks = chunk_document(doc(SECTIONS), ChunkingSettings(chunk_chars=90, overlap_chars=0))
+    chunks = chunk_document(doc(SECTIONS), ChunkingSettings(unit="chars", size=90, overlap=0))
     assert len(chunks) >= 3
     pairs = {
         "## Annual leave": "Every employee gets 25 days",
@@ -63,7 +63,7 @@ ENGLISH = "# Leave policy\n\n" + " ".join(
 
 @pytest.mark.parametrize(("chunk_chars", "overlap"), [(200, 0), (200, 90), (300, 150), (120, 60)])
 def test_long_text_is_split_at_sentence_boundaries_below_chunk_chars(chunk_chars: int, overlap: int) -> None:
-    chunks = chunk_document(doc(ENGLISH), ChunkingSettings(chunk_chars=chunk_chars, overlap_chars=overlap))
+    chunks = chunk_document(doc(ENGLISH), ChunkingSettings(unit="chars", size=chunk_chars, overlap=overlap))
     assert len(chunks) > 3
     sentences = re.findall(r"Rule \d+ says that leave request number \d+ must be approved by a manager\.", ENGLISH)
     assert len(sentences) == 40
@@ -85,7 +85,7 @@ CHINESE = "# 年假规定\n\n" + "".join(f"员工第{i}年可以享受带薪年�
 @pytest.mark.parametrize(("chunk_chars", "overlap"), [(100, 0), (100, 30), (160, 60)])
 def test_chinese_without_spaces_is_split_at_full_stops(chunk_chars: int, overlap: int) -> None:
     assert " " not in CHINESE.split("\n\n", 1)[1]  # the body has no spaces at all
-    chunks = chunk_document(doc(CHINESE, "handbook/zh.md"), ChunkingSettings(chunk_chars=chunk_chars, overlap_chars=overlap))
+    chunks = chunk_document(doc(CHINESE, "handbook/zh.md"), ChunkingSettings(unit="chars", size=chunk_chars, overlap=overlap))
     assert len(chunks) > 3
     sentence = re.compile(r"员工第\d+年可以享受带薪年假十五天并且需要提前两周申请。")
     for c in chunks:
@@ -98,13 +98,13 @@ def test_chinese_without_spaces_is_split_at_full_stops(chunk_chars: int, overlap
 
 
 def test_chunks_after_the_first_carry_the_document_title() -> None:
-    chunks = chunk_document(doc(ENGLISH), ChunkingSettings(chunk_chars=200, overlap_chars=0))
+    chunks = chunk_document(doc(ENGLISH), ChunkingSettings(unit="chars", size=200, overlap=0))
     assert chunks[0].text.startswith("# Leave policy\n")
     assert all(c.text.startswith("Leave policy\n") for c in chunks[1:])
 
 
 def test_chunk_ids_are_stable_and_follow_the_text() -> None:
-    settings = ChunkingSettings(chunk_chars=200, overlap_chars=0)
+    settings = ChunkingSettings(unit="chars", size=200, overlap=0)
     first = chunk_document(doc(ENGLISH), settings)
     again = chunk_document(doc(ENGLISH), settings)
     assert [c.chunk_id for c in first] == [c.chunk_id for c in again]
@@ -138,8 +138,7 @@ def test_iter_documents_reports_unusable_files_with_a_reason(tmp_path: Path) -> 
     assert reasons == {
         "docs/binary.md": "binary file",
         "docs/empty.md": "empty file",
-        "docs/latin1.txt": "not valid UTF-8",
-        "docs/report.pdf": "unsupported file type .pdf",
+        "docs/report.pdf": "cannot read PDF (PdfStreamError)",
         "docs/Makefile": "unsupported file type (none)",
     }
     good, reason = found["docs/good.md"]
@@ -148,6 +147,7 @@ def test_iter_documents_reports_unusable_files_with_a_reason(tmp_path: Path) -> 
     assert good.sha256 == sha256_bytes((src / "good.md").read_bytes())
     assert found["docs/sub/notes.txt"][0].text == "Nested notes."
     assert found["docs/bom.md"][0].text.startswith("# BOM")  # the BOM is not part of the text
+    assert found["docs/latin1.txt"][0].text == "Café crème"  # the encoding is detected
 
 
 def test_iter_documents_accepts_a_single_file(tmp_path: Path) -> None:
@@ -166,7 +166,7 @@ def test_missing_source_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_overlap_repeats_whole_sentences_from_the_previous_chunk() -> None:
     text = "# Policy\n\n" + "\n\n".join(f"Paragraph {i} opens here. It ends with fact {i}." for i in range(12))
-    chunks = chunk_document(doc(text), ChunkingSettings(chunk_chars=160, overlap_chars=40))
+    chunks = chunk_document(doc(text), ChunkingSettings(unit="chars", size=160, overlap=40))
     assert len(chunks) > 3
     for before, after in zip(chunks, chunks[1:], strict=False):
         assert len(after.text) <= 160
@@ -174,3 +174,64 @@ def test_overlap_repeats_whole_sentences_from_the_previous_chunk() -> None:
         assert title == "Policy"
         # The carried overlap is a whole sentence that ended the previous chunk.
         assert first_line.startswith("It ends with fact ") and before.text.endswith(first_line)
+
+
+# ------------------------------------------------------------------ chunking in tokens
+def char_bigram_tokens(texts):  # type: ignore[no-untyped-def]
+    """A stand-in tokenizer: every two characters of a word (or CJK run) are one token."""
+    return [sum((len(w) + 1) // 2 for w in re.findall(r"\w+|[^\w\s]", t)) for t in texts]
+
+
+@pytest.mark.parametrize("size", [30, 60, 120])
+def test_token_chunks_fit_the_counter_the_embedder_gives(size: int) -> None:
+    settings = ChunkingSettings(unit="tokens", size=size, overlap=size // 4)
+    chunks = chunk_document(doc(ENGLISH), settings, char_bigram_tokens)
+    assert len(chunks) > 3
+    for c in chunks:
+        assert char_bigram_tokens([c.text])[0] <= size, c.text
+    joined = "\n".join(c.text for c in chunks)
+    assert all(f"Rule {i} says" in joined for i in range(40))
+
+
+def test_token_chunking_without_a_tokenizer_uses_the_estimate() -> None:
+    from ragguard.chunking import estimate_tokens
+
+    assert estimate_tokens(["Hello, world!", "员工每年", ""]) == [4, 4, 0]
+    chunks = chunk_document(doc(CHINESE, "handbook/zh.md"), ChunkingSettings(unit="tokens", size=60, overlap=20))
+    assert len(chunks) > 3
+    for c in chunks:
+        assert estimate_tokens([c.text])[0] <= 60
+        assert c.text.endswith("。")
+        assert " " not in c.text.split("\n", 1)[1]  # Chinese sentences are joined without spaces, overlap included
+    assert all(f"员工第{i}年可以" in "".join(c.text for c in chunks) for i in range(30))
+
+
+def test_overlap_in_tokens_repeats_whole_sentences() -> None:
+    chunks = chunk_document(doc(ENGLISH), ChunkingSettings(unit="tokens", size=60, overlap=20))
+    sentence = re.compile(r"Rule \d+ says that leave request number \d+ must be approved by a manager\.")
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        body = after.text.split("\n", 1)[1]
+        first = sentence.match(body)
+        assert first is not None and before.text.endswith(first.group(0))
+
+
+def test_a_sentence_longer_than_a_chunk_is_cut_within_the_limit() -> None:
+    long_zh = "# 说明\n\n" + "这是一段没有任何句号的很长的中文文本" * 20  # no sentence end at all
+    long_en = "# Words\n\n" + " ".join(f"word{i}" for i in range(300))
+    for text in (long_zh, long_en):
+        chunks = chunk_document(doc(text), ChunkingSettings(unit="tokens", size=40, overlap=0))
+        assert len(chunks) > 3
+        assert all(len(re.findall(r"[\u4e00-\u9fff]|\w+|[^\w\s]", c.text)) <= 40 for c in chunks)
+        body = "".join(c.text.split("\n", 1)[-1].replace(" ", "") for c in chunks)
+        assert body.replace("#说明", "").replace("#Words", "") == text.split("\n\n", 1)[1].replace(" ", "")
+
+
+def test_settings_round_trip_and_read_format_1() -> None:
+    s = ChunkingSettings(unit="tokens", size=128, overlap=16, tokenizer="m")
+    assert ChunkingSettings.from_dict(s.to_dict()) == s
+    assert ChunkingSettings.from_dict({"chunk_chars": 1200, "overlap_chars": 150}) == ChunkingSettings(
+        unit="chars", size=1200, overlap=150)
+    with pytest.raises(ValueError, match="unit"):
+        ChunkingSettings(unit="words")
+    with pytest.raises(ValueError, match="overlap"):
+        ChunkingSettings(size=50, overlap=50)

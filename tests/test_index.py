@@ -69,11 +69,13 @@ def test_search_k_bounds(tiny_index: Path, fake_embedder) -> None:
 def test_manifest_fields(tiny_index: Path, tiny_docs: Path) -> None:
     manifest = read_manifest(tiny_index)
     assert manifest["format"] == FORMAT == "ragguard-index"
-    assert manifest["format_version"] == FORMAT_VERSION == 1
+    assert manifest["format_version"] == FORMAT_VERSION == 2
     assert manifest["embedder"] == {"name": "fake-embedder", "dimension": 16, "normalized": True}
     assert manifest["metric"] == "inner_product"
-    assert manifest["chunking"] == {"chunk_chars": 1200, "overlap_chars": 150}
-    assert manifest["counts"] == {"documents": 4, "chunks": 4}
+    # FakeEmbedder has no tokenizer: chunks are measured in estimated tokens.
+    assert manifest["chunking"] == {"unit": "tokens", "size": 250, "overlap": 40, "tokenizer": "estimate"}
+    assert manifest["index_type"] == "flat" and manifest["index_type_requested"] == "auto"
+    assert manifest["counts"] == {"sources": 4, "documents": 4, "chunks": 4}
     assert manifest["sources"] == {
         f"docs/{p.name}": sha256_file(p) for p in sorted(tiny_docs.iterdir())
     }
@@ -84,7 +86,10 @@ def test_manifest_fields(tiny_index: Path, tiny_docs: Path) -> None:
     }
     assert manifest["skipped"] == []
     lines = (tiny_index / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
-    assert [sorted(json.loads(line)) for line in lines] == [["chunk_id", "doc_id", "text"]] * 4
+    records = [json.loads(line) for line in lines]
+    assert [sorted(r) for r in records] == [["chunk_id", "doc_id", "lang", "source", "tags", "text"]] * 4
+    assert [r["lang"] for r in records] == ["en", "en", "en", "zh"]
+    assert all(r["source"] == r["doc_id"] and r["tags"] == [] for r in records)
     assert sorted(p.name for p in tiny_index.iterdir()) == ["chunks.jsonl", "index.faiss", "manifest.json"]
 
 
@@ -97,11 +102,13 @@ def test_info_summarises_the_index(tiny_index: Path) -> None:
 
 def test_build_reports_skipped_files(tmp_path: Path, tiny_docs: Path, fake_embedder) -> None:
     (tiny_docs / "scan.pdf").write_bytes(b"%PDF")
+    (tiny_docs / "photo.png").write_bytes(b"\x89PNG\r\n")
     (tiny_docs / "blank.md").write_text("\n", encoding="utf-8")
     summary = build_index([tiny_docs], tmp_path / "out", fake_embedder)
     assert summary.documents == 4 and summary.chunks == 4 and summary.dimension == 16
     expected = [{"path": "docs/blank.md", "reason": "empty file"},
-                {"path": "docs/scan.pdf", "reason": "unsupported file type .pdf"}]
+                {"path": "docs/photo.png", "reason": "unsupported file type .png"},
+                {"path": "docs/scan.pdf", "reason": "cannot read PDF (PdfStreamError)"}]
     assert summary.skipped == expected
     assert read_manifest(tmp_path / "out")["skipped"] == expected
 
@@ -199,7 +206,7 @@ def test_no_readable_documents_is_a_usage_error(tmp_path: Path, fake_embedder) -
     src.mkdir()
     (src / "a.pdf").write_bytes(b"%PDF")
     (src / "b.md").write_text("   ", encoding="utf-8")
-    with pytest.raises(UsageError, match="no readable .md or .txt documents"):
+    with pytest.raises(UsageError, match="no readable documents found in"):
         build_index([src], tmp_path / "out", fake_embedder)
     assert not (tmp_path / "out").exists()
     assert leftovers(tmp_path) == []

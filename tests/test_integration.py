@@ -114,8 +114,12 @@ def test_committed_index_matches_its_sources() -> None:
     path = bundled_index_path()
     assert path == ROOT / "indexes" / "handbook"
     index = KnowledgeIndex.load(path)
-    settings = ChunkingSettings(**index.manifest["chunking"])
-    chunks, hashes, skipped = collect_chunks([ROOT / "examples" / "handbook"], settings)
+    settings = ChunkingSettings.from_dict(index.manifest["chunking"])
+    from ragguard.embedders import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    assert settings.tokenizer == embedder.name  # chunks are measured in the embedder's own tokens
+    chunks, hashes, skipped = collect_chunks([ROOT / "examples" / "handbook"], settings, embedder.count_tokens)
     assert hashes == index.manifest["sources"], "examples/handbook changed: run `make index`"
     assert [(c.doc_id, c.chunk_id, c.text) for c in chunks] == [
         (c["doc_id"], c["chunk_id"], c["text"]) for c in index.chunks

@@ -818,6 +818,7 @@ class RagGuardRetriever(BaseRetriever):
         with self._lock:
             if self._searcher is None:
                 from ragguard.index import IndexRetriever, KnowledgeIndex
+                from ragguard.retrieval import RetrievalOptions
 
                 cfg = _as_config(self.config_path)
                 index = KnowledgeIndex.load(self.index_path or cfg.retrieval.index or bundled_index_path())
@@ -828,7 +829,7 @@ class RagGuardRetriever(BaseRetriever):
                     e = cfg.embedder
                     embedder = SentenceTransformerEmbedder(e.model, e.device, e.batch_size)
                 index.check_embedder(embedder)
-                self._searcher = IndexRetriever(index, embedder)
+                self._searcher = IndexRetriever(index, embedder, RetrievalOptions.from_config(cfg.retrieval))
             return self._searcher
 
     def _get_relevant_documents(

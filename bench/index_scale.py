@@ -1,0 +1,162 @@
+"""How fast and how exact is the knowledge index, from a handbook to a million chunks?
+
+Two measurements, each side by side in one run (absolute times on a shared
+machine are noise; the ratios are the result):
+
+1. Build throughput: ``build_index`` (read, chunk in embedder tokens, embed,
+   write FAISS + chunk store + manifest) against a bare
+   ``SentenceTransformer.encode`` of the very chunk texts the build made,
+   with the same model already loaded. Interleaved, best of ``--repeats``.
+   The ratio is encode time / build time (1.0 = ragguard adds nothing).
+   Corpus: the English pages of the Debian FAQ (``debian-faq``) when
+   installed, else ``examples/handbook``.
+
+2. Index types on synthetic 384-d unit vectors (a mixture of 1,000 Gaussian
+   clusters, as sentence embeddings are clustered, not uniform) at each
+   ``--sizes`` value: build seconds, bytes per vector (the written
+   ``index.faiss``), single-query latency p50/p95 on one thread, speed-up over
+   flat (p50) and recall@10 against exact search, for flat, HNSW, IVF and
+   IVF-PQ with the parameters ragguard picks for that size. Queries are
+   held-out vectors from the same distribution.
+
+Usage: python bench/index_scale.py [--sizes 10000,100000] [--queries 200] [--repeats 2]
+       [--skip-build] [--skip-types] [--max-files 8]
+   (--sizes 10000,100000,1000000 needs about 6 GB of memory and a long while on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Idle OpenMP threads sleep instead of spinning: on a shared machine spinning threads slow FAISS
+# training several-fold. Set before FAISS is imported; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+FAQ = Path("/usr/share/doc/debian/FAQ")
+
+
+def corpus(tmp: Path, max_files: int) -> Path:
+    src = tmp / "corpus"
+    src.mkdir()
+    pages = sorted(FAQ.glob("*.en.html"))[:max_files] if FAQ.is_dir() else []
+    for page in pages or sorted((ROOT / "examples" / "handbook").glob("*.md")):
+        (src / page.name).write_bytes(page.read_bytes())
+    return src
+
+
+def build_throughput(repeats: int, max_files: int) -> None:
+    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.index import KnowledgeIndex, build_index
+
+    embedder = SentenceTransformerEmbedder()
+    model = embedder._load()  # load once, outside both timings
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        src = corpus(tmp, max_files)
+        build_index([src], tmp / "warm", embedder)  # warm-up (and the texts to encode)
+        texts = [c["text"] for c in KnowledgeIndex.load(tmp / "warm").chunks]
+        model.encode(texts[:64], batch_size=embedder.batch_size)
+        raw, ours = [], []
+        for r in range(repeats):
+            started = time.perf_counter()
+            model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                         show_progress_bar=False)
+            raw.append(time.perf_counter() - started)
+            shutil.rmtree(tmp / "out", ignore_errors=True)
+            started = time.perf_counter()
+            summary = build_index([src], tmp / "out", embedder)
+            ours.append(time.perf_counter() - started)
+            print(f"  repeat {r + 1}: encode {raw[-1]:.2f}s, build_index {ours[-1]:.2f}s", flush=True)
+    print(f"build throughput ({summary.documents} documents, {len(texts)} chunks, {embedder.name}, "
+          f"best of {repeats}):")
+    print(f"  SentenceTransformer.encode: {min(raw):.2f}s ({len(texts) / min(raw):.1f} chunks/s)")
+    print(f"  ragguard build_index:       {min(ours):.2f}s ({len(texts) / min(ours):.1f} chunks/s)")
+    print(f"  ratio (encode time / build time): {min(raw) / min(ours):.3f}")
+
+
+def synthetic(n: int, d: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(12345).standard_normal((1000, d)).astype(np.float32)
+    out = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 100_000):  # in blocks, to bound temporary memory
+        m = min(100_000, n - start)
+        block = centres[rng.integers(0, 1000, m)] + 0.6 * rng.standard_normal((m, d)).astype(np.float32)
+        out[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def index_types(sizes: list[int], n_queries: int, d: int = 384) -> None:
+    import faiss
+
+    from ragguard.ann import INDEX_TYPES, Reranked, build_faiss, default_params, exact_top_k
+
+    rows = []
+    threads = faiss.omp_get_max_threads()
+    for n in sizes:
+        vectors = synthetic(n, d, seed=1)
+        queries = synthetic(n_queries, d, seed=2)
+        truth = exact_top_k(vectors, queries, 10)
+        flat_p50 = None
+        for kind in INDEX_TYPES:
+            if kind == "ivfpq" and n < 10_000:
+                continue
+            params = default_params(kind, n, d)
+            faiss.omp_set_num_threads(threads)
+            started = time.perf_counter()
+            index = build_faiss(vectors, kind, params)
+            build_s = time.perf_counter() - started
+            with tempfile.TemporaryDirectory() as tmp:
+                faiss.write_index(index, f"{tmp}/i.faiss")
+                size = Path(f"{tmp}/i.faiss").stat().st_size
+            searcher = Reranked(index, vectors, params["rerank"]) if kind == "ivfpq" else index
+            faiss.omp_set_num_threads(1)  # latency of one query on one core
+            searcher.search(queries[:5], 10)
+            times, found = [], []
+            for q in queries:
+                started = time.perf_counter()
+                _, ids = searcher.search(q.reshape(1, -1), 10)
+                times.append(time.perf_counter() - started)
+                found.append(ids[0])
+            faiss.omp_set_num_threads(threads)
+            recall = float(np.mean([len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, truth,
+                                                                                                     strict=True)]))
+            p50, p95 = np.percentile(times, 50) * 1e3, np.percentile(times, 95) * 1e3
+            flat_p50 = p50 if kind == "flat" else flat_p50
+            rows.append((n, kind, build_s, size / n, p50, p95, flat_p50 / p50 if flat_p50 else 1.0, recall, params))
+            print(f"  n={n:>9,} {kind:<6} build {build_s:7.1f}s  {size / n:7.1f} B/vector  p50 {p50:8.3f} ms  "
+                  f"p95 {p95:8.3f} ms  speed-up {rows[-1][6]:6.1f}x  recall@10 {recall:.3f}  {params}", flush=True)
+            del index, searcher
+        del vectors
+    print("\nB/vector: the written index.faiss. IVF-PQ also keeps vectors.npy (4 x dim bytes a vector) on disk,"
+          " memory-mapped; only the re-scored candidates' rows are read.")
+    print("size       type    build s   B/vector   p50 ms   p95 ms  speed-up vs flat  recall@10")
+    for n, kind, build_s, bpv, p50, p95, speed, recall, _ in rows:
+        print(f"{n:>9,}  {kind:<6} {build_s:8.1f} {bpv:10.1f} {p50:8.3f} {p95:8.3f} {speed:12.1f}x {recall:12.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated vector counts")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--max-files", type=int, default=8, help="Debian FAQ pages in the build corpus")
+    parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--skip-types", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_build:
+        build_throughput(args.repeats, args.max_files)
+    if not args.skip_types:
+        print("index types (synthetic 384-d clustered vectors, queries held out):")
+        index_types([int(s) for s in args.sizes.split(",") if s.strip()], args.queries)
+
+
+if __name__ == "__main__":
+    main()

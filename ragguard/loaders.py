@@ -1,0 +1,333 @@
+"""Finding and reading source documents: folders, globs, encodings and file formats.
+
+Supported: ``.md``/``.markdown``/``.txt``, ``.html``/``.htm`` (main text only),
+``.pdf`` (its text layer, through pypdf), ``.docx`` (through python-docx) and
+FAQ tables (``.jsonl``/``.csv`` with ``question`` and ``answer`` columns,
+each row one document). Text files in another encoding than UTF-8 are
+decoded with the encoding charset-normalizer detects.
+
+Every file that cannot be used comes out as ``(None, path, reason)`` so the
+build can list it; nothing is dropped silently and nothing is fatal. Files
+left out by the include/exclude globs (and hidden files) come out with a
+reason that starts with ``"excluded"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from ragguard.chunking import Document, sha256_bytes
+from ragguard.errors import UsageError
+
+__all__ = ["SUFFIXES", "EXCLUDED", "iter_documents", "detect_language", "decode_text", "source_ids"]
+
+TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+HTML_SUFFIXES = (".html", ".htm")
+TABLE_SUFFIXES = (".jsonl", ".csv")
+SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (".pdf", ".docx") + TABLE_SUFFIXES
+EXCLUDED = "excluded"
+
+Item = tuple[Document | None, str, str | None]
+
+
+def source_ids(source: str | Path) -> tuple[Path, str]:
+    """The folder that document ids are relative to, and the id prefix of ``source``.
+
+    A folder ``docs`` gives ids ``docs/…``; a single file gives its own name.
+    """
+    root = Path(source)
+    if root.is_dir():
+        return root, f"{root.name}/"
+    return root.parent, root.name
+
+
+def iter_documents(
+    sources: Iterable[str | Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> Iterator[Item]:
+    """Yield ``(document, path, skip_reason)`` for every file under ``sources``.
+
+    Folders are walked recursively in sorted order. ``include`` and
+    ``exclude`` are shell globs matched (``fnmatch``, so ``*`` also crosses
+    ``/``) against the path relative to the source folder and against the
+    file name; with ``include`` set, only matching files are read. Hidden
+    files and folders (a name starting with ``.``) are left out.
+
+    Raises:
+        UsageError: a source does not exist.
+    """
+    for source in sources:
+        root = Path(source)
+        if not root.exists():
+            raise UsageError(
+                f"source {str(root)!r} does not exist: pass a folder or file of documents "
+                f"({', '.join(SUFFIXES)})"
+            )
+        if root.is_dir():
+            files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+        else:
+            files = [root]
+        for path in files:
+            rel = path.relative_to(root).as_posix() if root.is_dir() else path.name
+            doc_id = f"{root.name}/{rel}" if root.is_dir() else rel
+            why = _excluded(rel, include, exclude) if root.is_dir() else None
+            if why:
+                yield None, doc_id, why
+                continue
+            yield from _read_file(path, doc_id)
+
+
+def _excluded(rel: str, include: Sequence[str], exclude: Sequence[str]) -> str | None:
+    name = rel.rsplit("/", 1)[-1]
+    if any(part.startswith(".") for part in rel.split("/")):
+        return f"{EXCLUDED}: hidden"
+    if include and not any(fnmatch(rel, g) or fnmatch(name, g) for g in include):
+        return f"{EXCLUDED}: matches no --include glob"
+    for g in exclude:
+        if fnmatch(rel, g) or fnmatch(name, g):
+            return f"{EXCLUDED}: matches --exclude {g!r}"
+    return None
+
+
+def _read_file(path: Path, doc_id: str) -> Iterator[Item]:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        yield None, doc_id, f"unsupported file type {path.suffix or '(none)'}"
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        yield None, doc_id, f"cannot be read ({exc.strerror or exc})"
+        return
+    if not data.strip():
+        yield None, doc_id, "empty file"
+        return
+    digest = sha256_bytes(data)
+    if suffix == ".pdf":
+        text, reason = _pdf_text(data)
+    elif suffix == ".docx":
+        text, reason = _docx_text(data)
+    else:
+        text, reason = decode_text(data)
+    if text is None:
+        yield None, doc_id, reason
+        return
+    if suffix in TABLE_SUFFIXES:
+        yield from _faq_rows(text, suffix, doc_id, digest)
+        return
+    meta: dict[str, Any] = {}
+    if suffix in HTML_SUFFIXES:
+        from ragguard.html_text import html_to_text
+
+        text = html_to_text(text)
+    elif suffix in (".md", ".markdown"):
+        text, meta = _front_matter(text)
+    if not text.strip():
+        yield None, doc_id, "no text in the page" if suffix in HTML_SUFFIXES else "empty file"
+        return
+    yield _document(doc_id, doc_id, text, digest, meta), doc_id, None
+
+
+def _document(doc_id: str, source: str, text: str, digest: str, meta: dict[str, Any]) -> Document:
+    lang = meta.get("lang") or meta.get("language")
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        sha256=digest,
+        source=source,
+        lang=str(lang).strip().lower() if lang else detect_language(text),
+        tags=_tags(meta.get("tags")),
+    )
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, (list, tuple)) else re.split(r"[,;]", str(value))
+    return tuple(sorted({str(t).strip() for t in items if str(t).strip()}))
+
+
+# ------------------------------------------------------------------ decoding
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def decode_text(data: bytes) -> tuple[str | None, str | None]:
+    """``(text, None)`` or ``(None, reason)``: UTF-8 (BOM dropped), UTF-16 with a BOM, else detected."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), None
+        except UnicodeDecodeError:
+            return None, "undecodable text (broken UTF-16)"
+    if b"\x00" in data[:8192]:
+        return None, "binary file"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = _western(data)
+    if text is None:
+        from charset_normalizer import from_bytes
+
+        matches = from_bytes(data)
+        best = matches.best()
+        if best is None:
+            return None, "undecodable text (no encoding fits; save it as UTF-8)"
+        text = str(best)
+    if len(_CONTROL.findall(text[:8192])) > 0.05 * max(1, len(text[:8192])):
+        return None, "binary file"
+    return text, None
+
+
+_WESTERN_EXTRA = set("ŒœŠšŸŽž‘’‚“”„–—…€«»‹›°")
+
+
+def _western(data: bytes) -> str | None:
+    """The cp1252 reading of ``data`` when it looks like Western text, else None.
+
+    Detectors guess poorly on short Latin-1/cp1252 texts (``café`` fits a dozen
+    code pages), so these are tried first: every run of non-ASCII characters is
+    at most two accented letters or typographic marks, inside mostly ASCII words.
+    """
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    runs = re.findall(r"[^\x00-\x7f]+", text)
+    if not runs or any(len(r) > 2 for r in runs):
+        return None
+    if not all((c.isalpha() and "\u00c0" <= c <= "\u00ff") or c in _WESTERN_EXTRA for r in runs for c in r):
+        return None
+    ascii_letters = len(re.findall(r"[A-Za-z]", text))
+    return text if ascii_letters >= 2 * sum(len(r) for r in runs) else None
+
+
+# ------------------------------------------------------------------ formats
+def _pdf_text(data: bytes) -> tuple[str | None, str | None]:
+    import logging
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # broken files are reported as skipped instead
+    try:
+        from pypdf import PdfReader
+
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            return None, "encrypted PDF"
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    except Exception as exc:  # pypdf raises many types on broken files
+        return None, f"cannot read PDF ({type(exc).__name__})"
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        return None, "PDF has no text layer (a scan? run OCR first)"
+    return text, None
+
+
+def _docx_text(data: bytes) -> tuple[str | None, str | None]:
+    try:
+        import docx
+        from docx.table import Table
+        from docx.text.paragraph import Paragraph
+
+        document = docx.Document(io.BytesIO(data))
+        parts: list[str] = []
+        for element in document.element.body.iterchildren():
+            tag = element.tag.rsplit("}", 1)[-1]
+            if tag == "p":
+                para = Paragraph(element, document)
+                text = para.text.strip()
+                if not text:
+                    continue
+                style = (para.style.name if para.style is not None else "") or ""
+                level = re.fullmatch(r"Heading (\d)", style)
+                if level or style == "Title":
+                    text = "#" * (int(level.group(1)) if level else 1) + " " + text
+                parts.append(text)
+            elif tag == "tbl":
+                rows = [" | ".join(c.text.strip() for c in row.cells) for row in Table(element, document).rows]
+                parts.append("\n".join(r for r in rows if r.strip(" |")))
+    except Exception as exc:  # python-docx raises many types on broken files
+        return None, f"cannot read DOCX ({type(exc).__name__})"
+    text = "\n\n".join(p for p in parts if p)
+    if not text.strip():
+        return None, "empty file"
+    return text, None
+
+
+_QUESTION_KEYS = ("question", "q")
+_ANSWER_KEYS = ("answer", "a")
+
+
+def _faq_rows(text: str, suffix: str, source: str, digest: str) -> Iterator[Item]:
+    """One document per question/answer row, ids ``SOURCE:N`` (N = 1-based row number)."""
+    rows: list[tuple[int, Any]] = []
+    if suffix == ".jsonl":
+        for n, line in enumerate((ln for ln in text.splitlines() if ln.strip()), 1):
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError:
+                rows.append((n, None))
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        rows = list(enumerate(reader, 1))
+    docs: list[Item] = []
+    bad: list[Item] = []
+    for n, row in rows:
+        row_id = f"{source}:{n}"
+        if not isinstance(row, dict):
+            bad.append((None, row_id, "row is not a JSON object"))
+            continue
+        lower = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+        question = next((lower[k] for k in _QUESTION_KEYS if k in lower), None)
+        answer = next((lower[k] for k in _ANSWER_KEYS if k in lower), None)
+        if not isinstance(question, str) or not isinstance(answer, str) or not question.strip() or not answer.strip():
+            bad.append((None, row_id, "row has no question or no answer"))
+            continue
+        body = f"# {' '.join(question.split())}\n\n{answer.strip()}"
+        docs.append((_document(row_id, source, body, digest, lower), row_id, None))
+    if not docs:
+        yield None, source, "no question/answer rows (a FAQ table needs question and answer columns)"
+        return
+    yield from docs
+    yield from bad
+
+
+def _front_matter(text: str) -> tuple[str, dict[str, Any]]:
+    """Split a leading ``---`` YAML block (tags, lang) from a Markdown text."""
+    match = re.match(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", text, re.S)
+    if not match:
+        return text, {}
+    import yaml
+
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return text, {}
+    if not isinstance(meta, dict):
+        return text, {}
+    return text[match.end() :], {str(k).lower(): v for k, v in meta.items()}
+
+
+# ------------------------------------------------------------------ language
+def detect_language(text: str) -> str:
+    """A language code guessed from the script: zh, ja, ko, ru, else en.
+
+    Latin-script text is labelled ``en``; set ``lang:`` in Markdown front
+    matter or a ``lang`` column of a FAQ table for anything finer.
+    """
+    sample = text[:4000]
+    han = len(re.findall(r"[\u3400-\u9fff]", sample))
+    kana = len(re.findall(r"[\u3040-\u30ff]", sample))
+    hangul = len(re.findall(r"[\uac00-\ud7af]", sample))
+    cyrillic = len(re.findall(r"[\u0400-\u04ff]", sample))
+    latin = len(re.findall(r"[A-Za-z]", sample))
+    if kana and kana * 10 >= han:
+        return "ja"
+    scores = {"zh": han * 2, "ko": hangul * 2, "ru": cyrillic, "en": latin}
+    best = max(scores, key=lambda k: scores[k])
+    return best if scores[best] > 0 else "en"

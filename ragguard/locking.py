@@ -1,0 +1,85 @@
+"""A writer lock for an index folder: one build, add or remove at a time.
+
+The lock is a file next to the index (``.NAME.lock``) held with an
+exclusive ``flock``. The kernel drops the lock when its process dies, so a
+lock file left behind by a killed build (``kill -9``) is stale by
+construction and the next writer simply takes it over. The file records the
+holder's pid, host and start time for the refusal message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+
+from ragguard.errors import UsageError
+
+__all__ = ["WriterLock", "lock_path"]
+
+
+def lock_path(target: Path) -> Path:
+    return target.parent / f".{target.name}.lock"
+
+
+class WriterLock:
+    """Context manager holding the writer lock of the index folder ``target``.
+
+    Raises:
+        UsageError: another process holds the lock.
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = Path(target)
+        self.path = lock_path(self.target)
+        self._fd: int | None = None
+
+    def __enter__(self) -> WriterLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe(fd)
+                os.close(fd)
+                raise UsageError(
+                    f"index {str(self.target)!r} is being written by another process ({holder}): "
+                    "wait for it to finish, then run this again"
+                ) from None
+            # The previous holder may have removed the file between our open and our lock: retry on a fresh one.
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.unlink(self.path)  # while still locked, so no other writer holds this inode
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)  # releases the flock
+        self._fd = None
+
+
+def _describe(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"pid {info['pid']} on {info['host']} since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "pid unknown"

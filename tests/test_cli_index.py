@@ -1,0 +1,98 @@
+"""The index commands: build with globs and types, add, remove, info and search options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import ragguard.embedders
+from ragguard.cli import app
+from ragguard.locking import WriterLock
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def fake_st(monkeypatch: pytest.MonkeyPatch, make_embedder):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", lambda *a, **k: make_embedder())
+
+
+def one_error_line(result, code: int) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ragguard: error: "), result.stderr
+    return lines[0]
+
+
+def test_build_with_globs_and_type_then_add_and_remove(runner: CliRunner, tiny_docs: Path, tmp_path: Path) -> None:
+    (tiny_docs / "draft.md").write_text("# Draft\n\nNot ready.", encoding="utf-8")
+    out = tmp_path / "index"
+    result = runner.invoke(app, ["index", "build", str(tiny_docs), "--out", str(out), "--exclude", "draft*",
+                                 "--index-type", "hnsw", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["sources"] == 4 and summary["excluded"] == 1 and summary["index_type"] == "hnsw"
+    assert summary["embedded"] == 4 and summary["embed_rate"] > 0
+    assert "read 4 documents from 4 files (0 skipped, 1 excluded)" in result.stderr
+
+    (tiny_docs / "it-vpn.md").write_text("# VPN\n\nThe VPN now needs the new client.", encoding="utf-8")
+    result = runner.invoke(app, ["index", "add", str(out), str(tiny_docs), "--exclude", "draft*", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["changed"] == ["docs/it-vpn.md"] and summary["embedded"] == 1 and summary["reused"] == 3
+    assert "0 new, 1 changed, 0 removed sources; embedding 1 chunks" in result.stderr
+
+    result = runner.invoke(app, ["index", "add", str(out), str(tiny_docs), "--exclude", "draft*"])
+    assert result.exit_code == 0 and "is up to date" in result.stdout
+
+    result = runner.invoke(app, ["index", "remove", str(out), "docs/zh-*"])
+    assert result.exit_code == 0, result.output
+    assert "removed: docs/zh-leave-annual.md" in result.stdout
+
+    info = json.loads(runner.invoke(app, ["index", "info", str(out), "--json"]).stdout)
+    assert info["sources"] == 3 and info["index_type"] == "hnsw" and info["recall_at_10"] == 1.0
+    human = runner.invoke(app, ["index", "info", str(out)]).stdout
+    assert "recall@10: 1.000 against exact search (3 stored vectors)" in human
+    assert "bytes/vector" in human
+
+
+def test_remove_without_a_match_exits_2(runner: CliRunner, tiny_index: Path) -> None:
+    line = one_error_line(runner.invoke(app, ["index", "remove", str(tiny_index), "nope/*"]), 2)
+    assert "matches 'nope/*'" in line
+
+
+def test_add_to_a_missing_index_exits_3(runner: CliRunner, tiny_docs: Path, tmp_path: Path) -> None:
+    line = one_error_line(runner.invoke(app, ["index", "add", str(tmp_path / "none"), str(tiny_docs)]), 3)
+    assert "does not exist" in line
+
+
+def test_a_second_writer_exits_2(runner: CliRunner, tiny_docs: Path, tiny_index: Path) -> None:
+    with WriterLock(tiny_index):
+        line = one_error_line(runner.invoke(app, ["index", "build", str(tiny_docs), "--out", str(tiny_index)]), 2)
+    assert "is being written by another process" in line
+
+
+def test_unknown_index_type_exits_2(runner: CliRunner, tiny_docs: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["index", "build", str(tiny_docs), "--out", str(tmp_path / "o"), "--index-type", "lsh"])
+    assert "index type 'lsh' is unknown" in one_error_line(result, 2)
+
+
+def test_search_options(runner: CliRunner, tiny_index: Path) -> None:
+    def ids(*extra: str) -> list[str]:
+        result = runner.invoke(app, ["index", "search", str(tiny_index), "annual leave 年假", "--json", *extra])
+        assert result.exit_code == 0, result.output
+        return [r["doc_id"] for r in json.loads(result.stdout)["results"]]
+
+    assert ids("--lang", "zh") == ["docs/zh-leave-annual.md"]
+    assert ids("--source", "docs/it-*") == ["docs/it-vpn.md"]
+    assert ids("--mode", "hybrid", "-k", "2")[0] in ("docs/leave-annual.md", "docs/zh-leave-annual.md")
+    assert len(ids("--mmr", "0.5", "-k", "3")) == 3
+    assert ids("--tag", "none") == []
+    bad = runner.invoke(app, ["index", "search", str(tiny_index), "x", "--mode", "sparse"])
+    assert "option 'mode' has bad value 'sparse'" in one_error_line(bad, 2)
