@@ -20,15 +20,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 FAQ = Path("/usr/share/doc/debian/FAQ")
 
 
-def faq_questions() -> list[tuple[str, str]]:
-    """(question, section number) for every 'N.M. Question?' heading."""
+def faq_sections() -> list[tuple[str, str, str, list[str]]]:
+    """(page, section number, question, the text lines after it) for every 'N.M. Question?' heading."""
     out = []
     for page in sorted(FAQ.glob("*.en.html")):
-        for line in html_to_text(page.read_text(encoding="utf-8")).splitlines():
+        lines = html_to_text(page.read_text(encoding="utf-8")).splitlines()
+        for i, line in enumerate(lines):
             m = re.match(r"^##+ (\d+\.\d+)\. (.+)$", line)
             if m and m.group(2).rstrip().endswith("?"):
-                out.append((m.group(2).strip(), m.group(1)))
+                out.append((page.name, m.group(1), m.group(2).strip(), lines[i + 1 :]))
     return out
+
+
+def faq_questions() -> list[tuple[str, str]]:
+    """(question, section number) for every 'N.M. Question?' heading."""
+    return [(question, section) for _, section, question, _ in faq_sections()]
 
 
 @pytest.fixture(scope="module")

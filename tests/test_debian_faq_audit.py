@@ -13,60 +13,36 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 
 import pytest
-
-from ragguard.html_text import html_to_text
+from test_debian_faq import faq_index, faq_sections  # noqa: F401 - faq_index is a fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-FAQ = Path("/usr/share/doc/debian/FAQ")
 
 
-def faq_records() -> list[dict[str, str]]:
+def faq_records() -> list[dict[str, object]]:
     """One audit record per question heading: id = section number, reference = its first paragraph."""
     records = []
-    for page in sorted(FAQ.glob("*.en.html")):
-        lines = html_to_text(page.read_text(encoding="utf-8")).splitlines()
-        for i, line in enumerate(lines):
-            m = re.match(r"^##+ (\d+\.\d+)\. (.+)$", line)
-            if not (m and m.group(2).rstrip().endswith("?")):
-                continue
-            paragraph: list[str] = []
-            for following in lines[i + 1 :]:
-                if following.startswith("#"):
+    for page, section, question, following in faq_sections():
+        paragraph: list[str] = []
+        for line in following:
+            if line.startswith("#"):
+                break
+            if not line.strip():
+                if paragraph:
                     break
-                if not following.strip():
-                    if paragraph:
-                        break
-                    continue
-                paragraph.append(following.strip())
-            reference = " ".join(paragraph)
-            if reference:
-                records.append({"id": f"debian-{m.group(1)}", "question": m.group(2).strip(), "reference": reference,
-                                "tags": [page.name.split(".")[0]]})
+                continue
+            paragraph.append(line.strip())
+        if paragraph:
+            records.append({"id": f"debian-{section}", "question": question, "reference": " ".join(paragraph),
+                            "tags": [page.split(".")[0]]})
     return records
 
 
-@pytest.fixture(scope="module")
-def faq_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not FAQ.is_dir():
-        pytest.skip("debian-faq is not installed (apt-get install debian-faq)")
-    from ragguard.embedders import SentenceTransformerEmbedder
-    from ragguard.index import build_index
-
-    src = tmp_path_factory.mktemp("faq-src")
-    for page in FAQ.glob("*.en.html"):
-        (src / page.name).write_bytes(page.read_bytes())
-    out = tmp_path_factory.mktemp("faq") / "index"
-    build_index([src], out, SentenceTransformerEmbedder())
-    return out
-
-
-def test_audit_of_the_debian_faq(faq_index: Path, tmp_path: Path) -> None:
+def test_audit_of_the_debian_faq(faq_index: Path, tmp_path: Path) -> None:  # noqa: F811 - the imported fixture
     from ragguard.audit import run_audit
     from ragguard.pipeline import RagGuard
 
