@@ -368,12 +368,13 @@ def merge(
                              help="For a 4-bit adapter: 'dequantized' base weights (as trained) or 'original'."),
     force: bool = typer.Option(False, "--force", help="Write the merged model even when parity fails."),
     device: str = typer.Option("auto", "--device", help="'auto', 'cpu' or 'cuda'."),
+    tokens: int = typer.Option(64, "--tokens", min=1, max=1024, help="Greedy tokens compared per probe prompt."),
     as_json: bool = typer.Option(False, "--json", help="Print the parity report as one JSON object."),
 ) -> None:
     """Merge an adapter into a float32/16-bit copy of its base, only if the merged model behaves the same."""
     from ragguard.merge import REPORT_FILE, merge_adapter
 
-    result = merge_adapter(adapter_dir, out, dtype=dtype, into=into, force=force, device=device)
+    result = merge_adapter(adapter_dir, out, dtype=dtype, into=into, force=force, device=device, tokens=tokens)
     r = result.report
     f = r["figures"]
     if as_json:

@@ -357,6 +357,13 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     if cfg.train.eval_split > 0 and not held_out:
         logger.warning("only %d usable record(s): no validation split, no validation loss", len(train))
 
+    data_sha = _sha256_file(data_path)
+    run_key = hashlib.sha256(json.dumps([cfg.to_dict(), data_sha], sort_keys=True).encode()).hexdigest()[:16]
+    last = _last_checkpoint(out) if resume else None
+    if last is not None and json.loads((last / "trainer_state.json").read_text()).get("run_key") != run_key:
+        raise UsageError(f"the checkpoint {str(last)!r} was written with another config or data: rerun "
+                         "with the same ones, or use a new --out without --resume")
+
     model = _load_base(cfg, source, device, weights, compute)
     if base_sha is None:
         from ragguard.generators import _hub_weights_sha256
@@ -370,20 +377,14 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     batches_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.train.gradient_accumulation_steps)
     total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
-    data_sha = _sha256_file(data_path)
-    run_key = hashlib.sha256(json.dumps([cfg.to_dict(), data_sha], sort_keys=True).encode()).hexdigest()[:16]
 
     losses: list[float] = []
     evals: list[dict[str, Any]] = []
     start_step = 0
     resumed_from: int | None = None
     out.mkdir(parents=True, exist_ok=True)
-    last = _last_checkpoint(out) if resume else None
     if last is not None:
         state = _load_checkpoint(last, model, optimizer)
-        if state.get("run_key") != run_key:
-            raise UsageError(f"the checkpoint {str(last)!r} was written with another config or data: rerun "
-                             "with the same ones, or use a new --out without --resume")
         start_step = resumed_from = int(state["step"])
         losses, evals = list(state["losses"]), list(state["evals"])
         logger.info("resuming from %s (step %d of %d)", last.name, start_step, total)
@@ -454,7 +455,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     model.save_pretrained(str(out), safe_serialization=True)
     probes = [e.input_ids[: e.prompt_tokens] for e in (held_out or train)[: cfg.train.probe_prompts]]
     if probes:
-        write_reference(out, model, probes)
+        write_reference(out, model, probes, n_tokens=cfg.train.probe_tokens)
     quant = quantization_summary(cfg.model.load_in_4bit, cfg.model.bnb_4bit_quant_type,
                                  cfg.model.bnb_4bit_use_double_quant, compute, weights)
     metrics = {

@@ -119,6 +119,7 @@ class TrainSection:
     seed: int = _help("seed of the data split, the shuffling, the adapter's initialisation and dropout", 42)
     deterministic: bool = _help("eager attention and transformers.enable_full_determinism (seed 002)", False)
     probe_prompts: int = _help("validation prompts recorded in parity-reference.safetensors for later checks", 3)
+    probe_tokens: int = _help("greedy tokens recorded per probe prompt", 32)
 
     def __post_init__(self) -> None:
         s = "train"
@@ -143,6 +144,8 @@ class TrainSection:
         _require(isinstance(self.seed, int) and self.seed >= 0, s, "seed", self.seed, "an integer >= 0")
         _require(isinstance(self.probe_prompts, int) and 0 <= self.probe_prompts <= 16, s, "probe_prompts",
                  self.probe_prompts, "an integer from 0 to 16")
+        _require(isinstance(self.probe_tokens, int) and 1 <= self.probe_tokens <= 256, s, "probe_tokens",
+                 self.probe_tokens, "an integer from 1 to 256")
 
 
 @dataclass(frozen=True)
