@@ -230,3 +230,42 @@ def test_cli_tune_prints_metrics_and_refuses_empty_data(tmp_path: Path, tiny_qwe
     result = CliRunner().invoke(app, ["tune", str(empty), "--out", str(tmp_path / "o2"), *sets])
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0 and "no usable record" in result.stderr
+
+
+# ------------------------------------------------------- the embedded SmolLM2
+@pytest.mark.integration
+def test_embedded_model_formats_the_examples_like_ask_does() -> None:
+    from transformers import AutoTokenizer
+
+    from ragguard.generators import resolve_model_source
+    from ragguard.tune_data import record_messages
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_source("embedded")[0])  # no weights needed
+    generator = TransformersGenerator.from_model(torch.nn.Linear(1, 1), tokenizer, SamplingConfig())
+    cfg = TuneConfig()
+    for name in ("rag.jsonl", "instructions.json"):
+        data = load_examples(ROOT / "examples" / "tune" / name, generator.tokenizer, cfg.prompt, cfg.train.max_length)
+        assert not data.bad and not any(e.truncated for e in data.examples), name  # fit the default 384 tokens
+    record = json.loads((ROOT / "examples" / "tune" / "rag.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    _, messages, answer = record_messages(record, cfg.prompt)
+    prompt_ids, answer_ids = chat_example_ids(generator.tokenizer, messages, answer)
+    assert prompt_ids == generator.encode_prompt(messages)
+    assert generator.tokenizer.decode(answer_ids).startswith(answer)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_embedded_model_tunes_and_reloads_bitwise(tmp_path: Path) -> None:
+    from ragguard.config import GeneratorConfig
+    from ragguard.doctor import run_checks
+
+    cfg = TuneConfig().with_overrides({"model.load_in_4bit": False, "train.fp32": True, "train.max_steps": 2,
+                                       "train.batch_size": 1, "train.gradient_accumulation_steps": 1,
+                                       "train.probe_prompts": 1, "train.probe_tokens": 8})
+    result = tune(ROOT / "examples" / "tune" / "rag.jsonl", tmp_path / "a", cfg, show_progress=False)
+    assert len(result.losses) == 2 and result.metrics["perplexity"] > 1
+    generator = TransformersGenerator(GeneratorConfig(adapter=str(tmp_path / "a"), dtype="float32"),
+                                      SamplingConfig(max_new_tokens=6))
+    checks = {c.name: c for c in run_checks(generator)}
+    assert all(c.passed for c in checks.values()), [c.to_dict() for c in checks.values() if not c.passed]
+    assert checks["adapter_reload_parity"].figures["bitwise_identical"] == 1
