@@ -233,6 +233,7 @@ def test_cli_tune_prints_metrics_and_refuses_empty_data(tmp_path: Path, tiny_qwe
 
 
 # ------------------------------------------------------- the embedded SmolLM2
+@pytest.mark.slow  # a fresh test cache converts the GGUF first (about 30 s)
 @pytest.mark.integration
 def test_embedded_model_formats_the_examples_like_ask_does() -> None:
     from transformers import AutoTokenizer

@@ -133,6 +133,6 @@ def nf4_adapter(tiny_qwen2_dir: Path, tune_data_file: Path, tmp_path_factory: py
     from ragguard.tune_config import TuneConfig
 
     out = tmp_path_factory.mktemp("adapters") / "nf4"
-    overrides = tune_overrides(tiny_qwen2_dir, model__load_in_4bit=True, train__max_steps=2)
+    overrides = tune_overrides(tiny_qwen2_dir, model__load_in_4bit=True, train__max_steps=2, train__probe_prompts=1)
     tune(tune_data_file, out, TuneConfig().with_overrides(overrides), show_progress=False)
     return out
