@@ -104,23 +104,20 @@ def test_a_lora_model_left_in_train_mode_fails_the_eval_check(fp32_adapter: Path
     assert not check.passed and check.figures["active_dropout_layers"] >= 14  # 7 projections x 2 layers
 
 
-def test_cli_doctor_with_an_adapter(fp32_adapter: Path, tiny_qwen2_dir: Path, tmp_path: Path) -> None:
+def test_cli_doctor_with_an_adapter_exits_1_on_a_mismatch(fp32_adapter: Path, tiny_qwen2_dir: Path,
+                                                          tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from ragguard.cli import app
 
-    common = f"generator:\n  model: {tiny_qwen2_dir}\n  attn_implementation: eager\n"
-    good = tmp_path / "good.yaml"
-    good.write_text(common + "  dtype: float32\nsampling:\n  max_new_tokens: 4\n")
-    result = CliRunner().invoke(app, ["doctor", "--config", str(good), "--adapter", str(fp32_adapter), "--json"])
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
-    assert data["fingerprint"]["quantization"] == {"method": "none", "dtype": "float32"}
-    assert {c["name"] for c in data["checks"]} >= {"quant_config", "adapter_reload_parity"}
     bad = tmp_path / "bad.yaml"  # tuned in float32, loaded in bfloat16
-    bad.write_text(common + "  dtype: bfloat16\nsampling:\n  max_new_tokens: 4\n")
+    bad.write_text(f"generator:\n  model: {tiny_qwen2_dir}\n  attn_implementation: eager\n  dtype: bfloat16\n"
+                   "sampling:\n  max_new_tokens: 4\n")
     result = CliRunner().invoke(app, ["doctor", "--config", str(bad), "--adapter", str(fp32_adapter), "--json"])
-    assert result.exit_code == 1
-    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["fingerprint"]["quantization"] == {"method": "none", "dtype": "bfloat16"}
+    checks = {c["name"]: c for c in data["checks"]}
     assert [n for n, c in checks.items() if not c["passed"]] == ["quant_config", "adapter_reload_parity"]
     assert "dtype trained 'float32', loaded 'bfloat16'" in checks["quant_config"]["detail"]
+    assert checks["adapter_reload_parity"]["figures"]["bitwise_identical"] == 0

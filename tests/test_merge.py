@@ -46,7 +46,7 @@ def test_a_qlora_adapter_merges_into_the_dequantized_base(nf4_adapter: Path, tmp
     assert "quantization_config" not in config  # a plain float32 model, not 4-bit
 
 
-def test_a_broken_merge_is_refused_and_force_records_it(nf4_adapter: Path, tmp_path: Path) -> None:
+def test_a_broken_merge_is_refused(nf4_adapter: Path, tmp_path: Path) -> None:
     """Merging a QLoRA adapter into the original weights drops the quantization error it was trained on."""
     from typer.testing import CliRunner
 
@@ -62,7 +62,14 @@ def test_a_broken_merge_is_refused_and_force_records_it(nf4_adapter: Path, tmp_p
     assert report["figures"]["max_abs_logit_diff"] > 1e-3
     assert sorted(p.name for p in out.iterdir()) == [REPORT_FILE]  # no model written
 
+
+def test_force_writes_a_failed_merge_and_records_it(nf4_adapter: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.cli import app
+
     forced = tmp_path / "forced"
+    args = ["merge", str(nf4_adapter), "--into", "original", "--tokens", "4"]
     result = CliRunner().invoke(app, [*args, "--out", str(forced), "--force", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["forced"] is True
