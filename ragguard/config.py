@@ -78,6 +78,12 @@ class GeneratorConfig:
     load_in_4bit: bool = _help("load the base in 4-bit NF4 through bitsandbytes (QLoRA inference)", False)
     bnb_4bit_compute_dtype: str = _help("compute dtype of 4-bit layers", "bfloat16")
     bnb_4bit_use_double_quant: bool = _help("double quantization of 4-bit layers", True)
+    bnb_4bit_quant_type: str = _help("4-bit quantization type: 'nf4' (QLoRA) or 'fp4'", "nf4")
+    adapter_mismatch: str = _help(
+        "when the adapter's metadata names another base model hash or quantization config than the one "
+        "loaded: 'refuse' (default) or 'warn'",
+        "refuse",
+    )
     trust_remote_code: bool = _help("allow model repositories to run their own code", False)
     max_batch_tokens: int = _help(
         "memory bound of one batched pass: rows x (prompt + max_new_tokens) tokens (audits batch questions up to it)",
@@ -153,6 +159,10 @@ class GeneratorConfig:
         )
         _require(isinstance(self.max_batch_tokens, int) and self.max_batch_tokens >= 1, s, "max_batch_tokens",
                  self.max_batch_tokens, "an integer >= 1")
+        _require(self.bnb_4bit_quant_type in ("nf4", "fp4"), s, "bnb_4bit_quant_type", self.bnb_4bit_quant_type,
+                 "'nf4' or 'fp4'")
+        _require(self.adapter_mismatch in ("refuse", "warn"), s, "adapter_mismatch", self.adapter_mismatch,
+                 "'refuse' or 'warn'")
         attn = ("eager", "sdpa", "flash_attention_2")
         _require(self.attn_implementation in attn, s, "attn_implementation", self.attn_implementation,
                  f"one of {', '.join(attn)}")

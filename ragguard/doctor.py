@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Check", "run_checks", "eval_mode_check", "greedy_repeatability_check", "batch_invariance_check"]
+__all__ = [
+    "Check",
+    "run_checks",
+    "eval_mode_check",
+    "greedy_repeatability_check",
+    "batch_invariance_check",
+    "quant_config_check",
+    "adapter_reload_parity_check",
+]
 
 PROBES = (
     [5, 9, 14, 22, 7, 31],
@@ -106,9 +114,58 @@ def attention_check(generator: Any) -> Check:
     return Check("attention_dtype", True, {}, f"attention {impl}, weights {dtype}, device {generator.device}")
 
 
+def quant_config_check(generator: Any) -> Check:
+    """The base hash and quantization loaded now are those recorded in the adapter's metadata (seed 001)."""
+    from ragguard.adapters import META_FILE, metadata_differences, read_metadata
+
+    metadata = read_metadata(generator.adapter)
+    loaded = generator.quantization or {}
+    if metadata is None:
+        return Check("quant_config", False, {"differences": -1},
+                     f"the adapter has no {META_FILE}: the quantization it was tuned with is unknown "
+                     "(tune it with ragguard tune, which records it)")
+    problems = metadata_differences(metadata, generator.model_sha256, generator.quantization)
+    shown = ", ".join(f"{k}={v}" for k, v in loaded.items())
+    return Check("quant_config", not problems, {"differences": len(problems)},
+                 f"loaded as tuned ({shown})" if not problems else "; ".join(problems))
+
+
+def adapter_reload_parity_check(generator: Any) -> Check:
+    """The adapter loaded from disk reproduces the model recorded right after tuning.
+
+    ``ragguard tune`` records, for a few validation prompts, the greedy tokens
+    and logits of the in-memory model (``parity-reference.safetensors``). Here
+    the loaded model is teacher-forced along those tokens. In float32 the
+    logits must be bitwise identical; otherwise mean KL <= 1e-3 nats and
+    >= 99 % greedy agreement.
+    """
+    from ragguard.adapters import REFERENCE_FILE, parity_passes, read_reference, reference_parity
+
+    reference = read_reference(generator.adapter)
+    if not reference:
+        return Check("adapter_reload_parity", False, {"probes": 0},
+                     f"the adapter has no {REFERENCE_FILE} to compare with (written by ragguard tune)")
+    parity = reference_parity(generator.model, reference)
+    quant = generator.quantization or {}
+    dtype = quant.get("compute_dtype") or quant.get("dtype") or "float32"
+    if dtype == "float32":
+        passed = parity.bitwise_identical
+        rule = "float32: bitwise identical logits and tokens"
+    else:
+        passed, rule = parity_passes(parity, dtype)
+    figures = {"probes": len(reference), **parity.to_dict()}
+    detail = (f"reloaded adapter reproduces the tuned model ({rule})" if passed else
+              f"reloaded adapter differs from the tuned model (rule {rule}): max |logit diff| "
+              f"{parity.max_abs_logit_diff:.3g}, greedy agreement {parity.greedy_agreement:.1%}; load it with the "
+              "recorded quantization, dtype and attention implementation, on the same kind of device")
+    return Check("adapter_reload_parity", passed, figures, detail)
+
+
 def run_checks(generator: Any) -> list[Check]:
-    """Every check that needs only the loaded generator."""
+    """Every check that needs only the loaded generator (plus the adapter checks when one is loaded)."""
     checks = [eval_mode_check(generator.model)]
     generator.model.eval()  # the remaining checks measure the model as ragguard runs it
     checks += [greedy_repeatability_check(generator), batch_invariance_check(generator), attention_check(generator)]
+    if getattr(generator, "adapter", None):
+        checks += [quant_config_check(generator), adapter_reload_parity_check(generator)]
     return checks

@@ -19,6 +19,7 @@ concatenates, which profiled at about half of the CPU time of decoding a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -32,7 +33,17 @@ from ragguard.errors import GenerationError, ModelLoadError
 from ragguard.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
 from ragguard.protocols import Completion
 
-__all__ = ["TransformersGenerator", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "TransformersGenerator",
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_model_source",
+    "weights_sha256",
+    "bnb_4bit_config",
+    "quantization_summary",
+    "chat_prompt_ids",
+    "chat_example_ids",
+]
 
 logger = logging.getLogger("ragguard")
 
@@ -90,6 +101,128 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
     return target
 
 
+def weights_sha256(folder: Path) -> str | None:
+    """Hash of a model folder's safetensors weights (None when it holds none).
+
+    One file: that file's SHA-256. Several shards: the SHA-256 of their
+    ``name:sha256`` lines, so every shard counts.
+    """
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        return None
+    if len(files) == 1:
+        return file_sha256(files[0])
+    lines = "".join(f"{f.name}:{file_sha256(f)}\n" for f in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def resolve_model_source(model: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """Where to load ``model`` from (a folder or a hub id) and the hash of its weights.
+
+    ``'embedded'`` and GGUF checkpoints are converted once to safetensors in
+    the cache (see :func:`_load_gguf_cached`); their hash is the GGUF file's.
+    """
+    if model == "embedded" or gguf_file:
+        if model == "embedded":
+            gguf = embedded_gguf()
+        else:
+            gguf = Path(model) / str(gguf_file)
+            if not gguf.is_file():
+                raise ModelLoadError(f"GGUF file {str(gguf)!r} not found: check generator.model and generator.gguf_file")
+        sha = file_sha256(gguf)
+        return str(_load_gguf_cached(gguf.parent, gguf.name, sha)), sha
+    local = Path(model).expanduser()
+    if model.startswith(("/", "./", "../", "~")) and not local.is_dir():
+        raise ModelLoadError(
+            f"generator.model {model!r} is not a folder: check the path, or use a hub id "
+            "such as Qwen/Qwen2.5-0.5B-Instruct"
+        )
+    if local.is_dir():
+        return str(local), weights_sha256(local)
+    return model, _hub_weights_sha256(model)
+
+
+def _hub_weights_sha256(repo_id: str) -> str | None:
+    """Hash of a hub model already in the local hub cache (None when it is not cached)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.safetensors", "*.json"])
+    except Exception:  # noqa: BLE001 - not cached yet: the hash is filled in after the download
+        return None
+    return weights_sha256(Path(folder))
+
+
+def bnb_4bit_config(quant_type: str, double_quant: bool, compute_dtype: str) -> Any:
+    """The ``BitsAndBytesConfig`` of a 4-bit base (QLoRA)."""
+    try:
+        import bitsandbytes  # noqa: F401
+        import torch
+        from transformers import BitsAndBytesConfig
+    except ImportError:
+        raise ModelLoadError('4-bit loading needs bitsandbytes: run `pip install "ragguard[qlora]"`') from None
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quant_type,
+        bnb_4bit_use_double_quant=double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, compute_dtype),
+    )
+
+
+def quantization_summary(load_in_4bit: bool, quant_type: str, double_quant: bool, compute_dtype: str,
+                         dtype: str) -> dict[str, Any]:
+    """How a base's weights are held, in the form adapter metadata records and compares.
+
+    A 4-bit base: the bitsandbytes settings. Otherwise: the weights' dtype.
+    """
+    if load_in_4bit:
+        return {"method": "bitsandbytes-4bit", "quant_type": quant_type, "double_quant": bool(double_quant),
+                "compute_dtype": compute_dtype}
+    return {"method": "none", "dtype": dtype}
+
+
+def chat_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
+    """Token ids of a chat prompt, built with the tokenizer's own chat template.
+
+    This is the one place where messages become tokens: inference
+    (:meth:`TransformersGenerator.encode_prompt`) and tuning
+    (:func:`chat_example_ids`) both go through it.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        encoded = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)
+        ids = encoded["input_ids"]
+    else:  # base models without a template: plain concatenation
+        text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
+        ids = tokenizer(text)["input_ids"]
+    return [int(i) for i in ids]
+
+
+def chat_example_ids(tokenizer: Any, messages: Sequence[dict[str, str]], answer: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, answer ids) of a training example.
+
+    The prompt ids are exactly what :func:`chat_prompt_ids` gives at inference.
+    The answer ids are what the chat template puts after them for an assistant
+    turn (the answer and its end-of-turn tokens); when a template does not
+    extend the prompt that way, the answer is tokenized alone and closed with
+    the end-of-sequence token.
+    """
+    prompt = chat_prompt_ids(tokenizer, messages)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if getattr(tokenizer, "chat_template", None):
+        turn = list(messages) + [{"role": "assistant", "content": answer}]
+        encoded = tokenizer.apply_chat_template(turn, add_generation_prompt=False, tokenize=True, return_dict=True)
+        full = [int(i) for i in encoded["input_ids"]]
+        if full[: len(prompt)] == prompt and len(full) > len(prompt):
+            return prompt, full[len(prompt) :]
+        answer_ids = [int(i) for i in tokenizer(answer, add_special_tokens=False)["input_ids"]]
+    else:
+        answer_ids = [int(i) for i in tokenizer(" " + answer.strip())["input_ids"]]
+    if isinstance(eos, int):
+        answer_ids.append(eos)
+    return prompt, answer_ids
+
+
 class TransformersGenerator:
     """A :class:`~ragguard.protocols.Generator` over a transformers causal LM.
 
@@ -103,6 +236,8 @@ class TransformersGenerator:
         self.name = EMBEDDED_GENERATOR if gen_config.model == "embedded" else gen_config.model
         self.adapter = gen_config.adapter
         self.model_sha256: str | None = None
+        self.quantization: dict[str, Any] | None = None
+        self.adapter_problems: list[str] = []
         self.device = "unloaded"
         self._model: Any = None
         self._tokenizer: Any = None
@@ -140,29 +275,12 @@ class TransformersGenerator:
         dtype = resolve_dtype(cfg.dtype, device)
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
         try:
-            if cfg.model == "embedded" or cfg.gguf_file:
-                if cfg.model == "embedded":
-                    gguf = embedded_gguf()
-                else:
-                    gguf = Path(cfg.model) / str(cfg.gguf_file)
-                    if not gguf.is_file():
-                        raise ModelLoadError(f"GGUF file {str(gguf)!r} not found: check generator.model and generator.gguf_file")
-                self.model_sha256 = file_sha256(gguf)
-                source = str(_load_gguf_cached(gguf.parent, gguf.name, self.model_sha256))
-            else:
-                source = cfg.model
-                local = Path(source).expanduser()
-                if source.startswith(("/", "./", "../", "~")) and not local.is_dir():
-                    raise ModelLoadError(
-                        f"generator.model {source!r} is not a folder: check the path, or use a hub id "
-                        "such as Qwen/Qwen2.5-0.5B-Instruct"
-                    )
-                if local.is_dir():
-                    weights = sorted(local.glob("*.safetensors"))
-                    if weights:
-                        self.model_sha256 = file_sha256(weights[0])
-                if cfg.load_in_4bit:
-                    kwargs["quantization_config"] = self._bnb_config(torch)
+            source, self.model_sha256 = resolve_model_source(cfg.model, cfg.gguf_file)
+            if cfg.load_in_4bit:
+                kwargs["quantization_config"] = bnb_4bit_config(
+                    cfg.bnb_4bit_quant_type, cfg.bnb_4bit_use_double_quant, cfg.bnb_4bit_compute_dtype
+                )
+                kwargs["device_map"] = {"": device}
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.trust_remote_code, **kwargs)
         except ModelLoadError:
@@ -172,36 +290,29 @@ class TransformersGenerator:
                 f"cannot load generator {self.name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): "
                 "check generator.model (a local folder, or a hub id with network access)"
             ) from None
+        if self.model_sha256 is None and not Path(source).is_dir():
+            self.model_sha256 = _hub_weights_sha256(source)
         if not cfg.load_in_4bit:
             model = model.to(device)
+        self.quantization = quantization_summary(
+            cfg.load_in_4bit, cfg.bnb_4bit_quant_type, cfg.bnb_4bit_use_double_quant, cfg.bnb_4bit_compute_dtype,
+            str(dtype).replace("torch.", ""),
+        )
         if cfg.adapter:
             model = self._attach_adapter(model, cfg.adapter)
         self._model = model.eval()
         self._tokenizer = tokenizer
         self.device = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
 
-    def _bnb_config(self, torch: Any) -> Any:
-        try:
-            from transformers import BitsAndBytesConfig
-        except ImportError:  # pragma: no cover
-            raise ModelLoadError("4-bit loading needs bitsandbytes: run `pip install bitsandbytes`") from None
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=self.gen_config.bnb_4bit_use_double_quant,
-            bnb_4bit_compute_dtype=getattr(torch, self.gen_config.bnb_4bit_compute_dtype),
-        )
+    def _attach_adapter(self, model: Any, adapter: str) -> Any:
+        from ragguard.adapters import attach_adapter
 
-    @staticmethod
-    def _attach_adapter(model: Any, adapter: str) -> Any:
-        if not Path(adapter).is_dir():
-            raise ModelLoadError(f"adapter folder {adapter!r} does not exist: check generator.adapter")
-        try:
-            from peft import PeftModel
-        except ImportError:
-            raise ModelLoadError("loading an adapter needs peft: run `pip install peft`") from None
-        # Kept separate from the base (not merged): see the merge parity checks.
-        return PeftModel.from_pretrained(model, adapter, is_trainable=False)
+        # Kept separate from the base (not merged; seed 004), checked against its metadata (seed 001).
+        peft_model, self.adapter_problems = attach_adapter(
+            model, adapter, base_sha256=self.model_sha256, quantization=self.quantization,
+            on_mismatch=self.gen_config.adapter_mismatch,
+        )
+        return peft_model
 
     @property
     def tokenizer(self) -> Any:
@@ -216,14 +327,7 @@ class TransformersGenerator:
     # -------------------------------------------------------------- generation
     def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of the chat prompt, built with the model's own chat template."""
-        tok = self.tokenizer
-        if getattr(tok, "chat_template", None):
-            encoded = tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True, return_dict=True)
-            ids = encoded["input_ids"]
-        else:  # base models without a template: plain concatenation
-            text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
-            ids = tok(text)["input_ids"]
-        return [int(i) for i in ids]
+        return chat_prompt_ids(self.tokenizer, messages)
 
     def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
         """See :meth:`ragguard.protocols.Generator.generate`."""

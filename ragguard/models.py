@@ -101,3 +101,7 @@ def quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import warnings
+
+    # Deprecation notices about transformers' own API (e.g. raised inside peft) say nothing to a ragguard user.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")

@@ -189,3 +189,7 @@ def fake_guard(tiny_index: Path, fake_generator: FakeGenerator, fake_embedder: F
 
     retriever = IndexRetriever(KnowledgeIndex.load(tiny_index), fake_embedder)
     return RagGuard(Config(), fake_generator, fake_embedder, retriever, index_path=str(tiny_index))
+
+
+# Tiny Qwen2 models and tuned adapters for the tuning, adapter and merge tests (issue 7).
+from tiny_models import fp32_adapter, nf4_adapter, tiny_qwen2_dir, tune_data_file  # noqa: E402, F401

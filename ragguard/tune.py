@@ -1,0 +1,529 @@
+"""``ragguard tune``: LoRA / QLoRA tuning that records everything needed to reproduce and check it.
+
+The recipe of seed 003 is the default (see :mod:`ragguard.tune_config`). The
+loop is ragguard's own rather than ``transformers.Trainer`` so that
+checkpoints hold no pickles (adapter, optimizer and RNG states are
+safetensors, the rest JSON) and a resumed run takes exactly the steps the
+uninterrupted run would have taken: the data order of each epoch derives
+from (seed, epoch), and the learning rate is a function of the step.
+
+The output folder is a PEFT adapter (``adapter_config.json``,
+``adapter_model.safetensors``) plus ``ragguard-adapter.json`` and
+``parity-reference.safetensors`` (see :mod:`ragguard.adapters`),
+``checkpoints/`` and TensorBoard ``logs/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragguard.adapters import write_metadata, write_reference
+from ragguard.errors import ModelLoadError, UsageError
+from ragguard.tune_config import TuneConfig
+from ragguard.tune_data import Example, load_examples, split_examples
+
+__all__ = ["TuneResult", "tune", "resolve_precision", "learning_rate_at", "environment_fingerprint"]
+
+logger = logging.getLogger("ragguard")
+
+CHECKPOINTS = "checkpoints"
+COMPLETE = "ragguard-checkpoint-complete"
+
+
+@dataclass
+class TuneResult:
+    """What a tuning run produced."""
+
+    out: Path
+    steps: int
+    losses: list[float]  # training loss of every optimizer step, from step 1
+    metrics: dict[str, Any]
+    resumed_from: int | None = None
+    bad_records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_precision(cfg: TuneConfig, device: str) -> tuple[str, str, str | None]:
+    """(weights dtype, 4-bit compute dtype, autocast dtype or None) for ``device``.
+
+    ``train.fp32`` forces float32 everywhere. Otherwise 'auto' means bfloat16
+    on a GPU that supports it and float32 elsewhere; ``train.bf16`` true/false
+    overrides the detection.
+    """
+    if cfg.train.fp32:
+        return "float32", "float32", None
+    import torch
+
+    if cfg.train.bf16 == "auto":
+        bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    else:
+        bf16 = cfg.train.bf16 == "true"
+    auto = "bfloat16" if bf16 else "float32"
+    weights = auto if cfg.model.dtype == "auto" else cfg.model.dtype
+    compute = auto if cfg.model.bnb_4bit_compute_dtype == "auto" else cfg.model.bnb_4bit_compute_dtype
+    return weights, compute, ("bfloat16" if bf16 else None)
+
+
+def learning_rate_at(step: int, total: int, cfg: TuneConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then linear decay or constant."""
+    peak = cfg.train.learning_rate
+    warmup = math.ceil(total * cfg.train.warmup_ratio)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    if cfg.train.lr_scheduler == "constant":
+        return peak
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+def environment_fingerprint(device: str) -> dict[str, Any]:
+    """Library versions, platform and accelerator of this run (seed 000: record them with every run)."""
+    import torch
+
+    from ragguard.pipeline import library_versions
+
+    env: dict[str, Any] = {"versions": library_versions(), "platform": platform.platform(),
+                           "machine": platform.machine(), "device": device, "cpu_threads": torch.get_num_threads()}
+    if device.startswith("cuda"):
+        env.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version())
+    return env
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _batches(examples: Sequence[Example], batch_size: int, seed: int, epoch: int) -> list[list[Example]]:
+    order = list(examples)
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _collate(batch: Sequence[Example], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+    import torch
+
+    width = max(len(e.input_ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, e in enumerate(batch):  # right padding: positions stay 0..n-1 as in a prompt alone
+        ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        labels[row, : len(e.labels)] = torch.tensor(e.labels)
+        mask[row, : len(e.input_ids)] = 1
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def _loss_sum(model: Any, batch: Sequence[Example], pad_id: int, device: Any, autocast: str | None) -> tuple[Any, int]:
+    """Summed token cross-entropy of a micro-batch and its number of answer tokens."""
+    import contextlib
+
+    import torch
+
+    ids, mask, labels = _collate(batch, pad_id, device)
+    ctx = (torch.autocast(device_type=ids.device.type, dtype=getattr(torch, autocast)) if autocast
+           else contextlib.nullcontext())
+    with ctx:
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    return loss, int((shift_labels != -100).sum())
+
+
+def _evaluate(model: Any, examples: Sequence[Example], cfg: TuneConfig, pad_id: int, device: Any,
+              autocast: str | None) -> dict[str, float]:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), cfg.train.batch_size):
+            loss, n = _loss_sum(model, examples[start : start + cfg.train.batch_size], pad_id, device, autocast)
+            total += float(loss)
+            tokens += n
+    if was_training:
+        model.train()
+    mean = total / max(1, tokens)
+    return {"eval_loss": mean, "perplexity": math.exp(min(mean, 50.0)), "eval_tokens": tokens}
+
+
+def _load_base(cfg: TuneConfig, source: str, device: str, weights: str, compute: str) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ragguard.generators import bnb_4bit_config
+
+    attn = "eager" if cfg.train.deterministic else cfg.model.attn_implementation
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, weights), "attn_implementation": attn}
+    if cfg.model.load_in_4bit:
+        kwargs["quantization_config"] = bnb_4bit_config(cfg.model.bnb_4bit_quant_type,
+                                                        cfg.model.bnb_4bit_use_double_quant, compute)
+        kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code, **kwargs)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load base model {cfg.model.base!r} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200]}): check model.base") from None
+    if not cfg.model.load_in_4bit:
+        model = model.to(device)
+    return model
+
+
+def _wrap_lora(model: Any, cfg: TuneConfig) -> Any:
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    gc = cfg.train.gradient_checkpointing
+    if cfg.model.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif gc:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model.config.use_cache = False
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [m for m in cfg.lora.target_modules if m not in names]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise UsageError(f"lora.target_modules {missing} are not modules of this model: pick from {linear}")
+    lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=list(cfg.lora.target_modules), bias="none", task_type="CAUSAL_LM")
+    torch.manual_seed(cfg.train.seed)  # the adapter's initial weights
+    return get_peft_model(model, lora)
+
+
+# ------------------------------------------------------------ checkpoints
+def _trainable(model: Any) -> list[Any]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _save_checkpoint(out: Path, step: int, model: Any, optimizer: Any, state: dict[str, Any], keep: int) -> Path:
+    import torch
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    root = out / CHECKPOINTS
+    final = root / f"step-{step:06d}"
+    tmp = root / f".tmp-step-{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    adapter = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
+    save_file(adapter, str(tmp / "adapter_model.safetensors"))
+    opt = optimizer.state_dict()
+    tensors: dict[str, Any] = {}
+    for index, slots in opt["state"].items():
+        for name, value in slots.items():
+            tensors[f"{index}.{name}"] = (value.detach().cpu().reshape(-1) if torch.is_tensor(value)
+                                          else torch.tensor([float(value)]))
+    tensors["rng.cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    (tmp / "trainer_state.json").write_text(json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1))
+    (tmp / COMPLETE).write_text(str(step))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file())
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _last_checkpoint(out: Path) -> Path | None:
+    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*") if (p / COMPLETE).is_file())
+    return done[-1] if done else None
+
+
+def _load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
+    state = json.loads((path / "trainer_state.json").read_text())
+    tensors = load_file(str(path / "optimizer.safetensors"))
+    current = optimizer.state_dict()
+    slots: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("rng."):
+            continue
+        index, name = key.split(".", 1)
+        slots.setdefault(int(index), {})[name] = value
+    params = [p for group in current["param_groups"] for p in group["params"]]
+    shapes = {i: p.shape for i, p in zip(params, _trainable(model), strict=False)}
+    restored = {i: {n: (v.reshape(()) if n == "step" else v.reshape(shapes[i])) for n, v in s.items()}
+                for i, s in slots.items()}
+    optimizer.load_state_dict({"state": restored, "param_groups": state.pop("param_groups")})
+    torch.set_rng_state(tensors["rng.cpu"])
+    if torch.cuda.is_available():
+        cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
+        if cuda:
+            torch.cuda.set_rng_state_all(cuda)
+    return state
+
+
+# -------------------------------------------------------------------- tune
+def tune(
+    data: str | Path,
+    out: str | Path,
+    cfg: TuneConfig,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TuneResult:
+    """Tune a LoRA adapter on ``data`` and write it to ``out``.
+
+    Args:
+        resume: continue from the last checkpoint in ``out`` (same config and data required).
+        on_step: called after every optimizer step with (step, loss); an
+            exception it raises stops the run (the last checkpoint stays).
+
+    Raises:
+        UsageError: unusable data, an ``out`` folder that holds another run, bad LoRA targets.
+        ModelLoadError: the base model, peft or bitsandbytes cannot be loaded.
+    """
+    try:
+        import peft  # noqa: F401
+        import torch
+        import transformers
+    except ImportError:
+        raise ModelLoadError('tuning needs peft: run `pip install "ragguard[peft]"`') from None
+    from ragguard.generators import quantization_summary, resolve_device, resolve_model_source
+    from ragguard.models import quiet_transformers
+
+    quiet_transformers()
+    data_path, out = Path(data), Path(out)
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise UsageError(f"--out {str(out)!r} is not empty: choose a new folder, or pass --resume to continue "
+                         "the run in it")
+    device = resolve_device(cfg.model.device)
+    if cfg.model.load_in_4bit and not cfg.train.fp32 and cfg.model.bnb_4bit_compute_dtype == "float16":
+        logger.warning("4-bit compute in float16 without loss scaling may underflow; prefer bfloat16 or float32")
+    weights, compute, autocast = resolve_precision(cfg, device)
+    determinism_before = torch.are_deterministic_algorithms_enabled()
+    if cfg.train.deterministic:
+        transformers.enable_full_determinism(cfg.train.seed)
+    else:
+        transformers.set_seed(cfg.train.seed)
+    try:
+        return _tune(data_path, out, cfg, resume, show_progress, on_step, device, weights, compute, autocast,
+                     resolve_model_source, quantization_summary)
+    finally:
+        if cfg.train.deterministic and not determinism_before:
+            torch.use_deterministic_algorithms(False)
+
+
+def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progress: bool,
+          on_step: Callable[[int, float], None] | None, device: str, weights: str, compute: str,
+          autocast: str | None, resolve_model_source: Any, quantization_summary: Any) -> TuneResult:
+    import torch
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    source, base_sha = resolve_model_source(cfg.model.base, cfg.model.gguf_file)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the tokenizer of {cfg.model.base!r} ({type(exc).__name__}): "
+                             "check model.base") from None
+    data = load_examples(data_path, tokenizer, cfg.prompt, cfg.train.max_length)
+    for bad in data.bad:
+        logger.warning("%s:%d: skipped: %s", data_path, bad.line, bad.error)
+    if not data.examples:
+        detail = f": {data.bad_summary(3)}" if data.bad else ""
+        raise UsageError(f"{str(data_path)!r} has no usable record ({data.records} records{detail}): give records "
+                         "with instruction/output or question/context/answer")
+    train, held_out = split_examples(data.examples, cfg.train.eval_split, cfg.train.seed)
+    if cfg.train.eval_split > 0 and not held_out:
+        logger.warning("only %d usable record(s): no validation split, no validation loss", len(train))
+
+    data_sha = _sha256_file(data_path)
+    run_key = hashlib.sha256(json.dumps([cfg.to_dict(), data_sha], sort_keys=True).encode()).hexdigest()[:16]
+    last = _last_checkpoint(out) if resume else None
+    if last is not None and json.loads((last / "trainer_state.json").read_text()).get("run_key") != run_key:
+        raise UsageError(f"the checkpoint {str(last)!r} was written with another config or data: rerun "
+                         "with the same ones, or use a new --out without --resume")
+
+    model = _load_base(cfg, source, device, weights, compute)
+    if base_sha is None:
+        from ragguard.generators import _hub_weights_sha256
+
+        base_sha = _hub_weights_sha256(source)
+    model = _wrap_lora(model, cfg)
+    model.train()
+    params = _trainable(model)
+    optimizer = torch.optim.AdamW(params, lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
+    pad_id = tokenizer.pad_token_id if isinstance(tokenizer.pad_token_id, int) else (tokenizer.eos_token_id or 0)
+    batches_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.train.gradient_accumulation_steps)
+    total = cfg.train.max_steps or cfg.train.epochs * steps_per_epoch
+
+    losses: list[float] = []
+    evals: list[dict[str, Any]] = []
+    start_step = 0
+    resumed_from: int | None = None
+    out.mkdir(parents=True, exist_ok=True)
+    if last is not None:
+        state = _load_checkpoint(last, model, optimizer)
+        start_step = resumed_from = int(state["step"])
+        losses, evals = list(state["losses"]), list(state["evals"])
+        logger.info("resuming from %s (step %d of %d)", last.name, start_step, total)
+    elif resume:
+        logger.info("no checkpoint in %s: starting from step 0", out)
+
+    writer = _tensorboard(out, cfg)
+    tokens_seen = 0
+    bar = _progress_bar(total, start_step, show_progress)
+    try:
+        for step in range(start_step, total):
+            epoch, within = divmod(step, steps_per_epoch)
+            batches = _batches(train, cfg.train.batch_size, cfg.train.seed, epoch)
+            accum = cfg.train.gradient_accumulation_steps
+            group = batches[within * accum : (within + 1) * accum]
+            lr = learning_rate_at(step, total, cfg)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            n_tokens = sum(sum(1 for x in e.labels[1:] if x != -100) for b in group for e in b)
+            step_loss = 0.0
+            for micro in group:
+                loss, n = _loss_sum(model, micro, pad_id, device, autocast)
+                (loss / max(1, n_tokens)).backward()
+                step_loss += float(loss.detach())
+                tokens_seen += sum(len(e.input_ids) for e in micro)
+            if cfg.train.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.train.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            mean = step_loss / max(1, n_tokens)
+            losses.append(mean)
+            done = step + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.2e}")
+            if writer is not None:
+                writer.add_scalar("train/loss", mean, done)
+                writer.add_scalar("train/learning_rate", lr, done)
+            if done % cfg.train.logging_steps == 0 and not show_progress:
+                logger.info("step %d/%d loss %.4f lr %.2e", done, total, mean, lr)
+            epoch_end = done % steps_per_epoch == 0
+            if held_out and (epoch_end or (cfg.train.eval_steps and done % cfg.train.eval_steps == 0)) and done < total:
+                figures = _evaluate(model, held_out, cfg, pad_id, device, autocast)
+                evals.append({"step": done, **figures})
+                if writer is not None:
+                    writer.add_scalar("eval/loss", figures["eval_loss"], done)
+                    writer.add_scalar("eval/perplexity", figures["perplexity"], done)
+            if done % cfg.train.save_steps == 0 and done < total:
+                _save_checkpoint(out, done, model, optimizer,
+                                 {"step": done, "losses": losses, "evals": evals, "run_key": run_key},
+                                 cfg.train.save_total_limit)
+            if on_step is not None:
+                on_step(done, mean)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.flush()
+
+    model.eval()
+    final = _evaluate(model, held_out, cfg, pad_id, device, autocast) if held_out else {}
+    if final:
+        evals.append({"step": total, **final})
+        if writer is not None:
+            writer.add_scalar("eval/loss", final["eval_loss"], total)
+            writer.add_scalar("eval/perplexity", final["perplexity"], total)
+    if writer is not None:
+        writer.close()
+    seconds = time.perf_counter() - started
+    model.save_pretrained(str(out), safe_serialization=True)
+    probes = [e.input_ids[: e.prompt_tokens] for e in (held_out or train)[: cfg.train.probe_prompts]]
+    if probes:
+        write_reference(out, model, probes, n_tokens=cfg.train.probe_tokens)
+    quant = quantization_summary(cfg.model.load_in_4bit, cfg.model.bnb_4bit_quant_type,
+                                 cfg.model.bnb_4bit_use_double_quant, compute, weights)
+    metrics = {
+        "steps": total,
+        "train_loss": losses[-1] if losses else None,
+        "train_loss_mean_last_epoch": (sum(losses[-steps_per_epoch:]) / len(losses[-steps_per_epoch:]))
+        if losses else None,
+        **({"eval_loss": final["eval_loss"], "perplexity": final["perplexity"]} if final else {}),
+        "evaluations": evals,
+        "seconds_this_session": round(seconds, 3),
+        "tokens_this_session": tokens_seen,
+    }
+    chat_template = getattr(tokenizer, "chat_template", None)
+    write_metadata(out, {
+        "kind": "ragguard-lora-adapter",
+        "base": {"model": cfg.model.base, "gguf_file": cfg.model.gguf_file, "source": source, "sha256": base_sha,
+                 "attn_implementation": "eager" if cfg.train.deterministic else cfg.model.attn_implementation},
+        "quantization": quant,
+        "prompt": {
+            "builder": "ragguard.prompts.build_messages",
+            "system": cfg.prompt.system,
+            "max_context_chars": cfg.prompt.max_context_chars,
+            "instruction_system": cfg.prompt.instruction_system,
+            "chat_template_sha256": hashlib.sha256(chat_template.encode()).hexdigest() if chat_template else None,
+            "chat_template": chat_template,
+        },
+        "training": cfg.to_dict(),
+        "seeds": {"seed": cfg.train.seed, "data_split": cfg.train.seed, "data_order": "seed * 1000003 + epoch",
+                  "deterministic": cfg.train.deterministic},
+        "precision": {"weights": weights, "compute": compute, "autocast": autocast},
+        "environment": environment_fingerprint(device),
+        "data": {"path": str(data_path), "sha256": data_sha, "records": data.records, "usable": len(data.examples),
+                 "train": len(train), "validation": len(held_out),
+                 "truncated": sum(e.truncated for e in data.examples),
+                 "kinds": sorted({e.kind for e in data.examples}),
+                 "bad_records": [b.to_dict() for b in data.bad]},
+        "metrics": metrics,
+        "resumed_from_step": resumed_from,
+    })
+    return TuneResult(out, total, losses, metrics, resumed_from, [b.to_dict() for b in data.bad])
+
+
+def _tensorboard(out: Path, cfg: TuneConfig) -> Any:
+    if not cfg.train.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        logger.warning("tensorboard is not installed: no logs in %s/logs (pip install tensorboard, or set "
+                       "train.tensorboard=false)", out)
+        return None
+    return SummaryWriter(log_dir=str(out / "logs"))
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, initial: int, show: bool) -> Any:
+    if not show:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="tuning", unit="step", dynamic_ncols=True)

@@ -1,0 +1,123 @@
+"""Loading tuned adapters: metadata checks at load, and the doctor's adapter checks (tiny Qwen2, CPU)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from tiny_models import save_tiny_qwen2  # noqa: E402
+
+from ragguard.adapters import AdapterMismatchError, compare_logits, parity_passes  # noqa: E402
+from ragguard.config import GeneratorConfig, SamplingConfig  # noqa: E402
+from ragguard.doctor import adapter_reload_parity_check, eval_mode_check, quant_config_check, run_checks  # noqa: E402
+from ragguard.generators import TransformersGenerator  # noqa: E402
+
+
+def _generator(base: Path, adapter: Path | None, **gen: object) -> TransformersGenerator:
+    settings = {"model": str(base), "adapter": str(adapter) if adapter else None, "dtype": "float32",
+                "attn_implementation": "eager", **gen}
+    g = TransformersGenerator(GeneratorConfig(**settings), SamplingConfig(max_new_tokens=6))
+    g.load()
+    return g
+
+
+def test_compare_logits_figures() -> None:
+    a = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    same = compare_logits([a], [a.clone()])
+    assert same.bitwise_identical and same.max_abs_logit_diff == 0 and same.mean_kl == 0
+    flipped = compare_logits([a], [a + torch.tensor([[0.0, 1.5, 0.0], [0.0, 0.0, 0.0]])])
+    assert not flipped.bitwise_identical and flipped.max_abs_logit_diff == pytest.approx(1.5)
+    assert flipped.greedy_agreement == 0.5 and flipped.mean_kl > 0.01
+    assert parity_passes(same, "float32")[0] and not parity_passes(flipped, "bfloat16")[0]
+
+
+def test_a_reloaded_fp32_adapter_is_bitwise_identical_to_the_tuned_model(fp32_adapter: Path,
+                                                                          tiny_qwen2_dir: Path) -> None:
+    g = _generator(tiny_qwen2_dir, fp32_adapter)
+    assert not g.model.training and type(g.model).__name__.startswith("Peft")  # kept separate, eval mode
+    checks = {c.name: c for c in run_checks(g)}
+    assert all(c.passed for c in checks.values()), [c.to_dict() for c in checks.values() if not c.passed]
+    parity = checks["adapter_reload_parity"].figures
+    assert parity["bitwise_identical"] == 1 and parity["max_abs_logit_diff"] == 0.0
+    assert parity["greedy_agreement"] == 1.0 and parity["positions"] == 16  # 2 probes x 8 tokens
+    assert checks["quant_config"].figures["differences"] == 0
+
+
+def test_a_qlora_adapter_reloads_with_its_quantization(nf4_adapter: Path, tiny_qwen2_dir: Path) -> None:
+    g = _generator(tiny_qwen2_dir, nf4_adapter, load_in_4bit=True, bnb_4bit_compute_dtype="float32")
+    assert type(g.model.base_model.model.model.layers[0].mlp.up_proj.base_layer).__name__ == "Linear4bit"
+    quant, parity = quant_config_check(g), adapter_reload_parity_check(g)
+    assert quant.passed, quant.detail
+    assert parity.passed and parity.figures["bitwise_identical"] == 1, parity.to_dict()
+
+
+def test_a_quantization_mismatch_is_refused_at_load(nf4_adapter: Path, tiny_qwen2_dir: Path) -> None:
+    with pytest.raises(AdapterMismatchError, match=r"trained on a 4-bit base, loaded non-quantized \(set "
+                                                   r"generator.load_in_4bit: true\).*adapter_mismatch: warn"):
+        _generator(tiny_qwen2_dir, nf4_adapter)
+    with pytest.raises(AdapterMismatchError, match=r"compute_dtype trained 'float32', loaded 'bfloat16' \(set "
+                                                   r"generator.bnb_4bit_compute_dtype: float32\)"):
+        _generator(tiny_qwen2_dir, nf4_adapter, load_in_4bit=True, bnb_4bit_compute_dtype="bfloat16")
+
+
+def test_warn_mode_loads_and_the_doctor_fails_quant_config(nf4_adapter: Path, tiny_qwen2_dir: Path) -> None:
+    g = _generator(tiny_qwen2_dir, nf4_adapter, adapter_mismatch="warn")
+    assert g.adapter_problems and "4-bit" in g.adapter_problems[0]
+    quant = quant_config_check(g)
+    assert not quant.passed and quant.figures["differences"] == 1
+    # The same adapter on the non-quantized base is a different model: the reload check measures it.
+    parity = adapter_reload_parity_check(g)
+    assert not parity.passed and parity.figures["max_abs_logit_diff"] > 1e-4
+
+
+def test_an_adapter_on_another_base_is_refused(fp32_adapter: Path, tmp_path: Path) -> None:
+    other = save_tiny_qwen2(tmp_path / "other", seed=1)
+    with pytest.raises(AdapterMismatchError, match="base model weights differ"):
+        _generator(other, fp32_adapter)
+
+
+def test_an_adapter_without_ragguard_metadata_loads_but_cannot_be_vouched_for(fp32_adapter: Path,
+                                                                                tiny_qwen2_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(fp32_adapter / name, bare / name)
+    g = _generator(tiny_qwen2_dir, bare)
+    assert "has no ragguard-adapter.json" in g.adapter_problems[0]
+    assert not quant_config_check(g).passed and not adapter_reload_parity_check(g).passed
+    (bare / "adapter_model.safetensors").unlink()
+    with pytest.raises(Exception, match="no adapter_model.safetensors"):
+        _generator(tiny_qwen2_dir, bare)
+
+
+def test_a_lora_model_left_in_train_mode_fails_the_eval_check(fp32_adapter: Path, tiny_qwen2_dir: Path) -> None:
+    g = _generator(tiny_qwen2_dir, fp32_adapter)
+    g.model.train()  # seed 001: predictions right after training, with LoRA dropout active
+    check = eval_mode_check(g.model)
+    assert not check.passed and check.figures["active_dropout_layers"] >= 14  # 7 projections x 2 layers
+
+
+def test_cli_doctor_with_an_adapter_exits_1_on_a_mismatch(fp32_adapter: Path, tiny_qwen2_dir: Path,
+                                                          tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.cli import app
+
+    bad = tmp_path / "bad.yaml"  # tuned in float32, loaded in bfloat16
+    bad.write_text(f"generator:\n  model: {tiny_qwen2_dir}\n  attn_implementation: eager\n  dtype: bfloat16\n"
+                   "sampling:\n  max_new_tokens: 4\n")
+    result = CliRunner().invoke(app, ["doctor", "--config", str(bad), "--adapter", str(fp32_adapter), "--json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["fingerprint"]["quantization"] == {"method": "none", "dtype": "bfloat16"}
+    checks = {c["name"]: c for c in data["checks"]}
+    assert [n for n, c in checks.items() if not c["passed"]] == ["quant_config", "adapter_reload_parity"]
+    assert "dtype trained 'float32', loaded 'bfloat16'" in checks["quant_config"]["detail"]
+    assert checks["adapter_reload_parity"]["figures"]["bitwise_identical"] == 0

@@ -1,0 +1,272 @@
+"""``ragguard tune``: config, data formatting, deterministic steps, resume, the 4-bit path (tiny Qwen2, CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from tiny_models import (  # noqa: E402
+    INSTRUCTION_RECORDS,
+    RAG_RECORDS,
+    SHORT_SYSTEM,
+    tiny_tokenizer,
+    tune_overrides,
+    write_records,
+)
+
+from ragguard.config import SamplingConfig  # noqa: E402
+from ragguard.errors import ConfigError, UsageError  # noqa: E402
+from ragguard.generators import TransformersGenerator, chat_example_ids  # noqa: E402
+from ragguard.prompts import build_messages  # noqa: E402
+from ragguard.tune import learning_rate_at, tune  # noqa: E402
+from ragguard.tune_config import TuneConfig, load_tune_config, parse_override  # noqa: E402
+from ragguard.tune_data import load_examples, record_messages, split_examples  # noqa: E402
+from ragguard.types import Passage  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------ config
+def test_the_shipped_config_is_the_seed_003_recipe() -> None:
+    cfg = load_tune_config(ROOT / "configs" / "tune-qlora.yaml")
+    assert cfg == TuneConfig()
+    assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (8, 32, 0.1)
+    assert cfg.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    t = cfg.train
+    assert (t.learning_rate, t.warmup_ratio, t.lr_scheduler, t.weight_decay) == (1e-4, 0.1, "linear", 0.01)
+    assert (t.batch_size, t.gradient_accumulation_steps, t.epochs, t.max_length) == (2, 2, 3, 384)
+    assert (t.gradient_checkpointing, t.bf16, t.save_steps, t.tensorboard, t.eval_split) == (True, "auto", 100, True, 0.2)
+    assert cfg.model.load_in_4bit and cfg.model.bnb_4bit_quant_type == "nf4" and cfg.model.bnb_4bit_use_double_quant
+
+
+def test_overrides_are_parsed_and_validated() -> None:
+    cfg = TuneConfig().with_overrides(dict([parse_override("train.learning_rate=2e-4"),
+                                            parse_override("lora.target_modules=q_proj,v_proj"),
+                                            parse_override("train.bf16=false")]))
+    assert cfg.train.learning_rate == 2e-4 and cfg.lora.target_modules == ["q_proj", "v_proj"]
+    assert cfg.train.bf16 == "false"
+    with pytest.raises(ConfigError, match=r"unknown tune config key 'train.epoch'.*train.epochs"):
+        TuneConfig().with_overrides({"train.epoch": 1})
+    with pytest.raises(ConfigError, match=r"'lora.dropout' has bad value 1.5"):
+        TuneConfig().with_overrides({"lora.dropout": 1.5})
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("train.epochs")
+
+
+def test_learning_rate_warms_up_then_decays_linearly() -> None:
+    cfg = TuneConfig()
+    lrs = [learning_rate_at(s, 20, cfg) for s in range(20)]
+    assert lrs[0] == pytest.approx(5e-5) and lrs[1] == lrs[2] == pytest.approx(1e-4)  # 2 warm-up steps
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:], strict=False))
+    assert lrs[-1] == pytest.approx(1e-4 / 18)
+
+
+# -------------------------------------------------------------------- data
+def test_rag_records_get_exactly_the_prompt_ask_builds() -> None:
+    tok = tiny_tokenizer()
+    cfg = TuneConfig().with_overrides({"prompt.system": SHORT_SYSTEM})
+    record = {"question": "How many days?", "context": [{"doc_id": "handbook/leave-annual.md", "text": "25 days."}],
+              "answer": "25 days."}
+    kind, messages, answer = record_messages(record, cfg.prompt)
+    passage = Passage("handbook/leave-annual.md", "x", "25 days.", 1.0)
+    assert kind == "rag" and messages == build_messages("How many days?", [passage], SHORT_SYSTEM, 2400)
+    prompt_ids, answer_ids = chat_example_ids(tok, messages, answer)
+    generator = TransformersGenerator.from_model(torch.nn.Linear(1, 1), tok, SamplingConfig())
+    assert prompt_ids == generator.encode_prompt(messages)  # the inference path, token for token
+    assert tok.decode(answer_ids) == "25 days.<|im_end|>\n"
+
+
+def test_labels_mask_the_prompt(tmp_path: Path) -> None:
+    data = load_examples(write_records(tmp_path / "d.jsonl", RAG_RECORDS[:2]), tiny_tokenizer(),
+                         TuneConfig().prompt, 512)
+    for e in data.examples:
+        assert e.labels[: e.prompt_tokens] == [-100] * e.prompt_tokens
+        assert e.labels[e.prompt_tokens :] == e.input_ids[e.prompt_tokens :]
+        assert len(e.input_ids) > e.prompt_tokens
+
+
+def test_bad_records_are_reported_with_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join([
+        json.dumps(RAG_RECORDS[0]),
+        "{not json",
+        json.dumps({"question": "Q?", "context": "c"}),
+        json.dumps({"instruction": "x", "output": 3}),
+        json.dumps({"text": "free text"}),
+        json.dumps({"question": "Long?", "context": "word " * 400, "answer": "A."}),
+    ]) + "\n", encoding="utf-8")
+    prompt = TuneConfig().with_overrides({"prompt.system": SHORT_SYSTEM}).prompt
+    data = load_examples(path, tiny_tokenizer(), prompt, 160)
+    assert [e.line for e in data.examples] == [1]
+    errors = {b.line: b.error for b in data.bad}
+    assert sorted(errors) == [2, 3, 4, 5, 6]
+    assert "not valid JSON" in errors[2] and "missing field 'answer'" in errors[3]
+    assert "'output' must be a string" in errors[4] and "expected instruction" in errors[5]
+    assert "no room for the answer" in errors[6]
+
+
+def test_the_example_datasets_are_usable_in_both_formats() -> None:
+    tok = tiny_tokenizer()
+    rag = load_examples(ROOT / "examples" / "tune" / "rag.jsonl", tok, TuneConfig().prompt, 2048)
+    inst = load_examples(ROOT / "examples" / "tune" / "instructions.json", tok, TuneConfig().prompt, 2048)
+    assert not rag.bad and not inst.bad
+    assert {e.kind for e in rag.examples} == {"rag"} and {e.kind for e in inst.examples} == {"instruction"}
+    assert len(rag.examples) >= 10 and len(inst.examples) >= 8
+
+
+def test_split_is_seeded_and_holds_out_a_fifth() -> None:
+    data = load_examples(ROOT / "examples" / "tune" / "instructions.json", tiny_tokenizer(), TuneConfig().prompt, 512)
+    train, held = split_examples(data.examples, 0.2, 7)
+    assert len(held) == 2 and len(train) == 8
+    assert split_examples(data.examples, 0.2, 7) == (train, held)
+    assert split_examples(data.examples, 0.2, 8) != (train, held)
+
+
+def test_an_unusable_dataset_is_refused_before_loading_the_model(tmp_path: Path, tiny_qwen2_dir: Path) -> None:
+    path = write_records(tmp_path / "bad.jsonl", [{"text": "no fields we know"}, {"question": "no answer"}])
+    with pytest.raises(UsageError, match=r"has no usable record \(2 records: line 1: expected"):
+        tune(path, tmp_path / "out", TuneConfig().with_overrides(tune_overrides(tiny_qwen2_dir)), show_progress=False)
+    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
+
+
+# ---------------------------------------------------------------- training
+def _cfg(base: Path, **extra: object) -> TuneConfig:
+    return TuneConfig().with_overrides(tune_overrides(base, **extra))
+
+
+def test_two_deterministic_runs_give_identical_losses(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                      tune_data_file: Path, fp32_adapter: Path) -> None:
+    again = tune(tune_data_file, tmp_path / "again", _cfg(tiny_qwen2_dir), show_progress=False)
+    first = json.loads((fp32_adapter / "ragguard-adapter.json").read_text())
+    assert len(again.losses) == 4
+    assert again.metrics["train_loss"] == first["metrics"]["train_loss"]
+    assert again.metrics["eval_loss"] == first["metrics"]["eval_loss"]
+    assert [e["eval_loss"] for e in again.metrics["evaluations"]] == [
+        e["eval_loss"] for e in first["metrics"]["evaluations"]]
+    # A different seed gives a different run (so the comparison above can fail).
+    other = tune(tune_data_file, tmp_path / "other", _cfg(tiny_qwen2_dir, train__seed=7, train__max_steps=1,
+                                                          train__probe_prompts=0), show_progress=False)
+    assert other.losses[0] != again.losses[0]
+
+
+def test_the_adapter_folder_records_how_it_was_made(fp32_adapter: Path, tiny_qwen2_dir: Path) -> None:
+    from ragguard.generators import weights_sha256
+
+    names = {p.name for p in fp32_adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "ragguard-adapter.json",
+            "parity-reference.safetensors", "checkpoints", "logs"} <= names
+    assert not list(fp32_adapter.glob("*.bin"))
+    assert list((fp32_adapter / "logs").glob("events.out.tfevents.*"))
+    meta = json.loads((fp32_adapter / "ragguard-adapter.json").read_text())
+    assert meta["base"]["sha256"] == weights_sha256(tiny_qwen2_dir)
+    assert meta["quantization"] == {"method": "none", "dtype": "float32"}
+    assert meta["prompt"]["system"] == SHORT_SYSTEM and "<|im_start|>" in meta["prompt"]["chat_template"]
+    assert meta["training"]["lora"]["r"] == 8 and meta["seeds"]["seed"] == 42 and meta["seeds"]["deterministic"]
+    assert meta["base"]["attn_implementation"] == "eager"
+    assert meta["environment"]["versions"]["torch"] and meta["environment"]["device"] == "cpu"
+    m = meta["metrics"]
+    assert m["steps"] == 4 and m["perplexity"] == pytest.approx(2.718281828 ** m["eval_loss"])
+    assert meta["data"]["train"] + meta["data"]["validation"] == len(RAG_RECORDS) + len(INSTRUCTION_RECORDS)
+    assert meta["data"]["validation"] == 2 and meta["data"]["kinds"] == ["instruction", "rag"]
+
+
+def test_resume_after_an_interruption_takes_the_same_steps(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                           tune_data_file: Path, fp32_adapter: Path) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(step: int, loss: float) -> None:
+        if step == 3:
+            raise Stop
+
+    out = tmp_path / "run"
+    with pytest.raises(Stop):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir), show_progress=False, on_step=stop_at_3)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000002"]
+    with pytest.raises(UsageError, match="--resume"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir), show_progress=False)
+    resumed = tune(tune_data_file, out, _cfg(tiny_qwen2_dir), resume=True, show_progress=False)
+    assert resumed.resumed_from == 2
+    uninterrupted = json.loads((fp32_adapter / "ragguard-adapter.json").read_text())["metrics"]
+    assert resumed.metrics["train_loss"] == uninterrupted["train_loss"]
+    assert resumed.metrics["eval_loss"] == uninterrupted["eval_loss"]
+    with pytest.raises(UsageError, match="another config or data"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__learning_rate=0.5), resume=True, show_progress=False)
+
+
+def test_qlora_nf4_path_records_its_quantization(nf4_adapter: Path) -> None:
+    meta = json.loads((nf4_adapter / "ragguard-adapter.json").read_text())
+    assert meta["quantization"] == {"method": "bitsandbytes-4bit", "quant_type": "nf4", "double_quant": True,
+                                    "compute_dtype": "float32"}
+    assert meta["metrics"]["steps"] == 2 and meta["metrics"]["train_loss"] > 0
+
+
+def test_unknown_lora_targets_are_refused_with_the_choices(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                           tune_data_file: Path) -> None:
+    with pytest.raises(UsageError, match=r"\['c_attn'\] are not modules of this model: pick from .*q_proj"):
+        tune(tune_data_file, tmp_path / "o", _cfg(tiny_qwen2_dir, lora__target_modules=["c_attn"]),
+             show_progress=False)
+
+
+def test_cli_tune_prints_metrics_and_refuses_empty_data(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                        tune_data_file: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.cli import app
+
+    sets = [f"--set={k}={json.dumps(v) if isinstance(v, bool) else v}"
+            for k, v in tune_overrides(tiny_qwen2_dir, train__max_steps=1, train__probe_prompts=0).items()]
+    result = CliRunner().invoke(app, ["tune", str(tune_data_file), "--out", str(tmp_path / "o"), "--json", *sets])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["steps"] == 1 and len(data["losses"]) == 1 and data["metrics"]["perplexity"] > 1
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    result = CliRunner().invoke(app, ["tune", str(empty), "--out", str(tmp_path / "o2"), *sets])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "no usable record" in result.stderr
+
+
+# ------------------------------------------------------- the embedded SmolLM2
+@pytest.mark.slow  # a fresh test cache converts the GGUF first (about 30 s)
+@pytest.mark.integration
+def test_embedded_model_formats_the_examples_like_ask_does() -> None:
+    from transformers import AutoTokenizer
+
+    from ragguard.generators import resolve_model_source
+    from ragguard.tune_data import record_messages
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_source("embedded")[0])  # no weights needed
+    generator = TransformersGenerator.from_model(torch.nn.Linear(1, 1), tokenizer, SamplingConfig())
+    cfg = TuneConfig()
+    for name in ("rag.jsonl", "instructions.json"):
+        data = load_examples(ROOT / "examples" / "tune" / name, generator.tokenizer, cfg.prompt, cfg.train.max_length)
+        assert not data.bad and not any(e.truncated for e in data.examples), name  # fit the default 384 tokens
+    record = json.loads((ROOT / "examples" / "tune" / "rag.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    _, messages, answer = record_messages(record, cfg.prompt)
+    prompt_ids, answer_ids = chat_example_ids(generator.tokenizer, messages, answer)
+    assert prompt_ids == generator.encode_prompt(messages)
+    assert generator.tokenizer.decode(answer_ids).startswith(answer)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_embedded_model_tunes_and_reloads_bitwise(tmp_path: Path) -> None:
+    from ragguard.config import GeneratorConfig
+    from ragguard.doctor import run_checks
+
+    cfg = TuneConfig().with_overrides({"model.load_in_4bit": False, "train.fp32": True, "train.max_steps": 2,
+                                       "train.batch_size": 1, "train.gradient_accumulation_steps": 1,
+                                       "train.probe_prompts": 1, "train.probe_tokens": 8})
+    result = tune(ROOT / "examples" / "tune" / "rag.jsonl", tmp_path / "a", cfg, show_progress=False)
+    assert len(result.losses) == 2 and result.metrics["perplexity"] > 1
+    generator = TransformersGenerator(GeneratorConfig(adapter=str(tmp_path / "a"), dtype="float32"),
+                                      SamplingConfig(max_new_tokens=6))
+    checks = {c.name: c for c in run_checks(generator)}
+    assert all(c.passed for c in checks.values()), [c.to_dict() for c in checks.values() if not c.passed]
+    assert checks["adapter_reload_parity"].figures["bitwise_identical"] == 1
