@@ -5,7 +5,7 @@ package, turns every "N.M. Question?" heading into an audit record whose
 reference is the first paragraph of that section, and runs ``run_audit``
 with the embedded generator and embedder. Prints questions per minute,
 verdict counts and reference accuracy. ``RAGGUARD_DEBIAN_AUDIT_QUESTIONS``
-sets how many questions (default 24; ``all`` for every one).
+sets how many questions (default 12; ``all`` for every one).
 Skipped where the package is not installed (`make test-slow` installs it).
 """
 
@@ -48,7 +48,7 @@ def test_audit_of_the_debian_faq(faq_index: Path, tmp_path: Path) -> None:  # no
 
     records = faq_records()
     assert len(records) >= 60, "the FAQ's question headings were not found"
-    wanted = os.environ.get("RAGGUARD_DEBIAN_AUDIT_QUESTIONS", "24")
+    wanted = os.environ.get("RAGGUARD_DEBIAN_AUDIT_QUESTIONS", "12")
     chosen = records if wanted == "all" else records[:: max(1, len(records) // int(wanted))][: int(wanted)]
     questions = tmp_path / "debian-faq.jsonl"
     questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen), encoding="utf-8")
