@@ -78,11 +78,11 @@ class GeneratorConfig:
     load_in_4bit: bool = _help("load the base in 4-bit NF4 through bitsandbytes (QLoRA inference)", False)
     bnb_4bit_compute_dtype: str = _help("compute dtype of 4-bit layers", "bfloat16")
     bnb_4bit_use_double_quant: bool = _help("double quantization of 4-bit layers", True)
-    bnb_4bit_quant_type: str = _help("4-bit quantization type: 'nf4' (QLoRA) or 'fp4'", "nf4")
+    bnb_4bit_quant_type: str = _help("4-bit quantization type: 'nf4' (QLoRA) or 'fp4'", "nf4", hashed_when_set=True)
     adapter_mismatch: str = _help(
         "when the adapter's metadata names another base model hash or quantization config than the one "
         "loaded: 'refuse' (default) or 'warn'",
-        "refuse",
+        "refuse", hashed_when_set=True,
     )
     trust_remote_code: bool = _help("allow model repositories to run their own code", False)
     max_batch_tokens: int = _help(
