@@ -73,6 +73,8 @@ def main() -> None:
     guard.generator.preallocate_cache = True  # type: ignore[attr-defined]
 
     lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[: args.questions]
+    if not lines:  # --questions 0: only the cost figures above
+        return
     drawn, unchanged, answered = [], 0, 0
     for line in lines:
         question = json.loads(line)["question"]
