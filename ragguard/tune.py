@@ -31,6 +31,7 @@ from typing import Any
 
 from ragguard.adapters import write_metadata, write_reference
 from ragguard.errors import ModelLoadError, UsageError
+from ragguard.models import sha256_of
 from ragguard.tune_config import TuneConfig
 from ragguard.tune_data import Example, load_examples, split_examples
 
@@ -98,14 +99,6 @@ def environment_fingerprint(device: str) -> dict[str, Any]:
         env.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
                    cudnn=torch.backends.cudnn.version())
     return env
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _batches(examples: Sequence[Example], batch_size: int, seed: int, epoch: int) -> list[list[Example]]:
@@ -357,7 +350,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     if cfg.train.eval_split > 0 and not held_out:
         logger.warning("only %d usable record(s): no validation split, no validation loss", len(train))
 
-    data_sha = _sha256_file(data_path)
+    data_sha = sha256_of(data_path)
     run_key = hashlib.sha256(json.dumps([cfg.to_dict(), data_sha], sort_keys=True).encode()).hexdigest()[:16]
     last = _last_checkpoint(out) if resume else None
     if last is not None and json.loads((last / "trainer_state.json").read_text()).get("run_key") != run_key:
