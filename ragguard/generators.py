@@ -477,19 +477,24 @@ class TransformersGenerator:
         return 0
 
     def _choose(self, scores: Any, seeds: Sequence[int | None], generators: Sequence[Any]) -> list[int]:
+        """The next token of each row: argmax for the greedy row, a seeded draw for the others."""
         import torch
 
         s = self.sampling
-        chosen: list[int] = []
-        warped = None
-        for row, (seed, gen) in enumerate(zip(seeds, generators, strict=True)):
+        chosen = [0] * len(seeds)
+        sampled = []
+        for row, seed in enumerate(seeds):
             if seed is None:
-                chosen.append(int(torch.argmax(scores[row]).item()))
-                continue
-            if warped is None:
-                warped = _warp(scores, s.temperature, s.top_k, s.top_p)
-            probs = torch.softmax(warped[row], dim=-1)
-            chosen.append(int(torch.multinomial(probs, 1, generator=gen).item()))
+                chosen[row] = int(torch.argmax(scores[row]).item())
+            else:
+                sampled.append(row)
+        if sampled:
+            values, ids = _candidates(scores[sampled] if len(sampled) < len(seeds) else scores,
+                                      s.temperature, s.top_k, s.top_p)
+            probs = torch.softmax(values, dim=-1)
+            for j, row in enumerate(sampled):
+                pick = torch.multinomial(probs[j], 1, generator=generators[row])
+                chosen[row] = int(ids[j, pick].item())
         return chosen
 
 
@@ -592,19 +597,25 @@ def _repetition_penalty(logits: Any, history: Any, penalty: float) -> Any:
     return logits.scatter(1, history, seen)
 
 
-def _warp(scores: Any, temperature: float, top_k: int, top_p: float) -> Any:
-    """Temperature, then top-k, then top-p (nucleus) filtering, row by row."""
+def _candidates(scores: Any, temperature: float, top_k: int, top_p: float) -> tuple[Any, Any]:
+    """The tokens a seeded row may draw and their warped scores, best first, row by row.
+
+    Temperature, then top-k, then top-p (nucleus) filtering: the same
+    distribution as warping the whole vocabulary, but with top-k on, only
+    the k best tokens are sorted and drawn from (the whole-vocabulary sort and
+    draw cost about 10 % of a CPU decoding step with 8 rows). Dropped
+    candidates get -inf. Returns ``(values, token_ids)``, both of shape
+    ``(rows, candidates)``.
+    """
     import torch
 
     scores = scores / temperature
     if top_k and top_k < scores.shape[-1]:
-        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
-        scores = scores.masked_fill(scores < kth, float("-inf"))
+        values, ids = torch.topk(scores, top_k, dim=-1)
+    else:
+        values, ids = torch.sort(scores, descending=True, dim=-1)
     if top_p < 1.0:
-        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
-        cumulative = torch.softmax(sorted_scores, dim=-1).cumsum(dim=-1)
+        probs = torch.softmax(values, dim=-1)
         # Drop a token when the mass before it already reaches top_p (the best token always stays).
-        drop_sorted = (cumulative - torch.softmax(sorted_scores, dim=-1)) >= top_p
-        drop = drop_sorted.scatter(1, order, drop_sorted)
-        scores = scores.masked_fill(drop, float("-inf"))
-    return scores
+        values = values.masked_fill(probs.cumsum(dim=-1) - probs >= top_p, float("-inf"))
+    return values, ids

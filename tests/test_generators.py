@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from ragguard.config import SamplingConfig  # noqa: E402
-from ragguard.generators import TransformersGenerator, _warp  # noqa: E402
+from ragguard.generators import TransformersGenerator, _candidates  # noqa: E402
 
 EOS = 2
 
@@ -98,14 +98,32 @@ def test_generate_puts_a_model_left_in_train_mode_back_in_eval() -> None:
     assert not gen.model.training
 
 
-def test_warp_keeps_top_k_and_nucleus() -> None:
-    scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    top2 = _warp(scores, 1.0, 2, 1.0)
-    assert torch.isinf(top2[0, 2:]).all() and torch.isfinite(top2[0, :2]).all()
-    nucleus = _warp(scores, 1.0, 0, 0.75)  # 0.5 + 0.3 reaches 0.75: the rest is dropped
-    assert torch.isfinite(nucleus[0, :2]).all() and torch.isinf(nucleus[0, 2:]).all()
-    cold = torch.softmax(_warp(scores, 0.1, 0, 1.0), -1)
+def test_candidates_keep_top_k_and_nucleus() -> None:
+    scores = torch.log(torch.tensor([[0.05, 0.5, 0.15, 0.3]]))
+    values, ids = _candidates(scores, 1.0, 2, 1.0)
+    assert ids.tolist() == [[1, 3]] and torch.isfinite(values).all()
+    values, ids = _candidates(scores, 1.0, 0, 0.75)  # 0.5 + 0.3 reaches 0.75: the rest is dropped
+    assert ids.tolist() == [[1, 3, 2, 0]]
+    assert torch.isfinite(values[0, :2]).all() and torch.isinf(values[0, 2:]).all()
+    cold = torch.softmax(_candidates(scores, 0.1, 0, 1.0)[0], -1)
     assert cold[0, 0] > 0.99
+
+
+def test_candidates_give_the_distribution_of_the_whole_vocabulary() -> None:
+    """Sampling among the top-k candidates draws from the same distribution as warping every token."""
+    scores = torch.randn(3, 500, generator=torch.Generator().manual_seed(0)) * 3
+    for top_k, top_p in ((50, 0.9), (50, 1.0), (0, 0.9), (7, 0.5)):
+        values, ids = _candidates(scores, 0.7, top_k, top_p)
+        full = scores / 0.7
+        if top_k:
+            kth = torch.topk(full, top_k, dim=-1).values[:, -1:]
+            full = full.masked_fill(full < kth, float("-inf"))
+        order = torch.sort(full, descending=True, dim=-1)
+        probs = torch.softmax(order.values, -1)
+        full_sorted = order.values.masked_fill(probs.cumsum(-1) - probs >= top_p, float("-inf"))
+        expected = torch.zeros_like(scores).scatter(1, order.indices, torch.softmax(full_sorted, -1))
+        got = torch.zeros_like(scores).scatter(1, ids, torch.softmax(values, -1))
+        assert torch.allclose(got, expected, atol=1e-6), (top_k, top_p)
 
 
 def test_repetition_penalty_changes_greedy_path() -> None:
