@@ -107,6 +107,7 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
             return sign, _context(text, m.start(), m.end())
     if not yes_no:
         return 0, ""
+    first = _main_clause(first)
     if not _on_topic(first, question):
         return 0, ""  # an answer about something else takes no side
     for pattern in (_EN_NEG, _ZH_NEG):
@@ -115,6 +116,18 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
             if cue not in q_neg:
                 return -1, _context(first, m.start(), m.end())
     return 1, _context(first, 0, min(len(first), 40))
+
+
+# A leading condition ("If you do not have the card, ...", "如果没有工资卡，...") restates a case of
+# the question; a negation inside it is not the answer's stance, so only the main clause is read.
+_CONDITION = re.compile(r"^\s*(?:if|unless|when|whenever|in case|as long as|provided that|如果|若|假如|要是|除非|只要|如)"
+                        r"[^,，;；:：]{0,120}[,，;；:：]\s*(?=\S)", re.I)
+
+
+def _main_clause(sentence: str) -> str:
+    """``sentence`` without a leading conditional clause."""
+    m = _CONDITION.match(sentence)
+    return sentence[m.end():] if m else sentence
 
 
 _STOP = frozenset(

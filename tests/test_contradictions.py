@@ -226,3 +226,28 @@ def test_confirming_a_negative_question_is_a_no() -> None:
 )
 def test_polarity_cues_optional_exempt_no_and_chinese_bans(question: str, yes: str, no: str) -> None:
     assert stance(yes, question)[0] == 1 and stance(no, question)[0] == -1
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "sign"),
+    [
+        # A negation inside the leading condition restates the question's case; the main clause decides.
+        (Q_EN, "If you do not have the payroll debit card, you need an employment certificate.", 1),
+        (Q_EN, "If you do not have the payroll debit card, you do not need an employment certificate.", -1),
+        (Q_EN, "Unless you have the payroll debit card, an employment certificate is required.", 1),
+        # The main clause about something else takes no side (it used to read as a "no").
+        (Q_EN, "If you do not have an Eastbridge Bank debit card, you must provide a valid ID document to "
+                 "access the Financial Services Branch.", 0),
+        ("没有工资卡的员工需要开在职证明吗？", "如果没有工资卡，需要向人事部申请在职证明。", 1),
+        ("没有工资卡的员工需要开在职证明吗？", "如果没有工资卡，不需要在职证明。", -1),
+    ],
+)
+def test_a_leading_condition_is_not_the_stance(question: str, answer: str, sign: int) -> None:
+    assert stance(answer, question)[0] == sign
+
+
+def test_a_conditional_answer_does_not_contradict_a_yes() -> None:
+    yes = "Yes, employees without the payroll bank's debit card must provide a valid employment certificate."
+    other = ("If you do not have an Eastbridge Bank debit card, you must provide a valid ID document to access "
+             "the Financial Services Branch.")
+    assert not [f for f in detect(yes, other, Q_EN) if f.kind == "polarity"]
