@@ -21,6 +21,7 @@ machine are noise; the ratios are the result):
 
 Usage: python bench/index_scale.py [--sizes 10000,100000] [--queries 200] [--repeats 2]
        [--skip-build] [--skip-types] [--max-files 8]
+       [--hnsw-ef 64,128,256] [--nprobe 16,32,64] [--rerank 10,50]
    (--sizes 10000,100000,1000000 needs about 6 GB of memory and a long while on 2 cores)
 """
 
@@ -93,7 +94,44 @@ def synthetic(n: int, d: int, seed: int) -> np.ndarray:
     return out
 
 
-def index_types(sizes: list[int], n_queries: int, d: int = 384) -> None:
+def sweep(searcher: object, kind: str, queries: np.ndarray, truth: np.ndarray, values: list[int],
+          flat_p50: float | None, threads: int, name: str) -> None:
+    """Recall@10 and latency of a built index at other search settings (``ef_search`` for HNSW,
+    ``nprobe`` for IVF and IVF-PQ, ``rerank`` for IVF-PQ): the speed/recall dials of the index
+    parameters."""
+    import faiss
+
+    from ragguard.ann import Reranked
+
+    index = searcher.index if isinstance(searcher, Reranked) else searcher
+
+    def setting(value: int | None = None) -> int:
+        """Read (and with ``value``, set) the swept setting."""
+        owner, attr = ((index.hnsw, "efSearch") if name == "ef_search"  # type: ignore[attr-defined]
+                       else (searcher, "factor") if name == "rerank" else (index, "nprobe"))
+        if value is not None:
+            setattr(owner, attr, value)
+        return int(getattr(owner, attr))
+
+    saved = setting()
+    faiss.omp_set_num_threads(1)
+    for value in values:
+        setting(value)
+        times, hits = [], []
+        for q, t in zip(queries, truth, strict=True):
+            started = time.perf_counter()
+            _, ids = searcher.search(q.reshape(1, -1), 10)  # type: ignore[attr-defined]
+            times.append(time.perf_counter() - started)
+            hits.append(len(set(ids[0].tolist()) & set(t.tolist())) / 10)
+        p50 = np.percentile(times, 50) * 1e3
+        speed = f"{flat_p50 / p50:6.1f}x" if flat_p50 else "   n/a"
+        print(f"      {kind:<6} {name} {value:>5}: p50 {p50:8.3f} ms  p95 {np.percentile(times, 95) * 1e3:8.3f} ms  "
+              f"speed-up {speed}  recall@10 {np.mean(hits):.3f}", flush=True)
+    setting(saved)
+    faiss.omp_set_num_threads(threads)
+
+
+def index_types(sizes: list[int], n_queries: int, d: int = 384, sweeps: dict[str, list[int]] | None = None) -> None:
     import faiss
 
     from ragguard.ann import INDEX_TYPES, Reranked, build_faiss, default_params, exact_top_k
@@ -133,6 +171,9 @@ def index_types(sizes: list[int], n_queries: int, d: int = 384) -> None:
             rows.append((n, kind, build_s, size / n, p50, p95, flat_p50 / p50 if flat_p50 else 1.0, recall, params))
             print(f"  n={n:>9,} {kind:<6} build {build_s:7.1f}s  {size / n:7.1f} B/vector  p50 {p50:8.3f} ms  "
                   f"p95 {p95:8.3f} ms  speed-up {rows[-1][6]:6.1f}x  recall@10 {recall:.3f}  {params}", flush=True)
+            for name, values in (sweeps or {}).items():
+                if values and name in params and name != "nlist":
+                    sweep(searcher, kind, queries, truth, values, flat_p50, threads, name)
             del index, searcher
         del vectors
     print("\nB/vector: the written index.faiss. IVF-PQ also keeps vectors.npy (4 x dim bytes a vector) on disk,"
@@ -140,6 +181,10 @@ def index_types(sizes: list[int], n_queries: int, d: int = 384) -> None:
     print("size       type    build s   B/vector   p50 ms   p95 ms  speed-up vs flat  recall@10")
     for n, kind, build_s, bpv, p50, p95, speed, recall, _ in rows:
         print(f"{n:>9,}  {kind:<6} {build_s:8.1f} {bpv:10.1f} {p50:8.3f} {p95:8.3f} {speed:12.1f}x {recall:12.3f}")
+
+
+def ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
 
 
 def main() -> None:
@@ -150,12 +195,16 @@ def main() -> None:
     parser.add_argument("--max-files", type=int, default=8, help="Debian FAQ pages in the build corpus")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--skip-types", action="store_true")
+    parser.add_argument("--hnsw-ef", default="", help="also measure HNSW at these ef_search values, e.g. 64,128,256")
+    parser.add_argument("--nprobe", default="", help="also measure IVF and IVF-PQ at these nprobe values, e.g. 16,32,64")
+    parser.add_argument("--rerank", default="", help="also measure IVF-PQ at these re-scoring factors, e.g. 10,50")
     args = parser.parse_args()
     if not args.skip_build:
         build_throughput(args.repeats, args.max_files)
     if not args.skip_types:
         print("index types (synthetic 384-d clustered vectors, queries held out):")
-        index_types([int(s) for s in args.sizes.split(",") if s.strip()], args.queries)
+        index_types([int(s) for s in args.sizes.split(",") if s.strip()], args.queries,
+                    sweeps={"ef_search": ints(args.hnsw_ef), "nprobe": ints(args.nprobe), "rerank": ints(args.rerank)})
 
 
 if __name__ == "__main__":
