@@ -9,11 +9,13 @@ Side by side in one run on the embedded model:
    clustering, detectors) relative to generation.
 2. Adaptive vs fixed N over examples/faq.jsonl. Every question is asked
    once with N samples; the adaptive result is then computed from the same
-   samples: the first round (greedy + 2) is checked, and when it agrees,
-   that is what adaptive mode returns, otherwise the full N. This equals
+   samples: each round's prefix (greedy + 2, then half way, then N; see
+   ``ragguard.pipeline.adaptive_rounds``) is checked, and the first one that
+   agrees or already contradicts is what adaptive mode returns. This equals
    running with ``sampling.adaptive: true`` because sample seeds derive from
    the sample index (tests/test_scores_and_policy.py checks that).
-   Prints the mean samples drawn and the share of unchanged verdicts.
+   Prints the mean samples drawn, the share of unchanged verdicts and of
+   unchanged answers, and why adaptive mode stopped.
 
 Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36]
 """
@@ -36,7 +38,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=36)
     args = parser.parse_args()
 
-    from ragguard.pipeline import RagGuard, _round_agrees
+    from ragguard.pipeline import RagGuard, _settled, adaptive_rounds
     from ragguard.prompts import build_messages
 
     guard = RagGuard.from_config(None)
@@ -75,26 +77,38 @@ def main() -> None:
     lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[: args.questions]
     if not lines:  # --questions 0: only the cost figures above
         return
-    drawn, unchanged, answered = [], 0, 0
+    drawn, unchanged, same_answer, answered = [], 0, 0, 0
+    stops: dict[str, int] = {}
+    verdicts: dict[str, int] = {}
     for line in lines:
         question = json.loads(line)["question"]
         fixed = guard.ask(question)
+        verdicts[fixed.verdict] = verdicts.get(fixed.verdict, 0) + 1
         if not fixed.samples:  # abstained before generating (off-topic): both modes do the same
-            drawn.append(0)
             unchanged += 1
+            same_answer += 1
             continue
         answered += 1
         texts = [s.text for s in fixed.samples]
         seeds = [s.seed for s in fixed.samples]
-        first = guard.check(question, texts[:3], seeds[:3], cfg, [p.text for p in fixed.sources])
-        adaptive = first if _round_agrees(first) else fixed
+        sources = [p.text for p in fixed.sources]
+        for upto in adaptive_rounds(args.samples):
+            adaptive = guard.check(question, texts[:upto], seeds[:upto], cfg, sources)
+            why = _settled(adaptive) if upto < args.samples else "all drawn"
+            if why:
+                break
+        stops[why] = stops.get(why, 0) + 1
         drawn.append(len(adaptive.samples))
         unchanged += adaptive.verdict == fixed.verdict
+        same_answer += adaptive.answer == fixed.answer
     n = len(lines)
     mean = sum(drawn) / max(1, answered)
     print(f"adaptive vs fixed N={args.samples} over {n} FAQ questions ({answered} answered): mean samples "
           f"drawn {mean:.2f} of {args.samples} ({mean / args.samples:.0%}), verdict unchanged {unchanged}/{n} "
-          f"({unchanged / n:.0%})")
+          f"({unchanged / n:.0%}), answer unchanged {same_answer}/{n}; stopped: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(stops.items())))
+    print("fixed-N verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))
+          + " (adaptive saves samples only on questions whose answers agree or contradict early)")
 
 
 if __name__ == "__main__":

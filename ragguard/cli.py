@@ -132,8 +132,11 @@ def _print_report(report: Any) -> None:
     typer.echo("")
     verdict = typer.style(report.verdict.upper(), fg=colour, bold=True)
     grounded = {True: "yes", False: "NO", None: "n/a"}[report.grounded]
+    drawn = str(len(report.samples))
+    if report.adaptive:
+        drawn += f" of {report.adaptive['of']} (adaptive: {report.adaptive['stopped']})"
     typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  confidence: {report.confidence:.2f}  "
-               f"grounded: {grounded}  semantic entropy: {report.semantic_entropy:.2f}  samples: {len(report.samples)}")
+               f"grounded: {grounded}  semantic entropy: {report.semantic_entropy:.2f}  samples: {drawn}")
     for warning in report.warnings:
         typer.echo(typer.style(f"warning: {warning}", fg="yellow"))
     if len(report.clusters) > 1:

@@ -180,7 +180,8 @@ class SamplingConfig:
     repetition_penalty: float = _help("penalty >= 1 on tokens already present", 1.1)
     max_new_tokens: int = _help("longest answer in tokens", 64)
     adaptive: bool = _help(
-        "draw a first round (greedy + 2 samples) and draw the rest only when it does not agree", False
+        "draw greedy + 2 samples first, then more in rounds (half way, then all) only while the answers "
+        "neither all agree nor already contradict", False
     )
 
     def __post_init__(self) -> None:

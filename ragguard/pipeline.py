@@ -13,6 +13,7 @@ from pathlib import Path
 from ragguard._version import __version__
 from ragguard.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
+from ragguard.consistency import CONTRADICTION_KINDS
 from ragguard.errors import IndexLoadError, UsageError
 from ragguard.nli import NLIModel
 from ragguard.prompts import build_messages, context_cost
@@ -154,16 +155,18 @@ class RagGuard:
             job.off_topic = _off_topic(job.passages, cfg) if self.retriever is not None else None
         answerable = [job for job in jobs if job.off_topic is None]
         adaptive = cfg.sampling.adaptive and cfg.sampling.samples > 3
-        self._generate(answerable, cfg, 3 if adaptive else None)
-        for job in answerable:
-            self._check_job(job, cfg)
-        if adaptive:
-            # Seeds derive from the sample index, so the extra samples are exactly
-            # those a fixed-N run would draw: adaptive results are a prefix of it.
-            more = [job for job in answerable if not _round_agrees(job.report)]
-            self._generate(more, cfg, None)
-            for job in more:
+        pending = answerable
+        # Seeds derive from the sample index, so each round draws exactly the samples a
+        # fixed-N run would draw next: an adaptive result is computed on a prefix of it.
+        for upto in adaptive_rounds(cfg.sampling.samples) if adaptive else [cfg.sampling.samples]:
+            self._generate(pending, cfg, upto)
+            for job in pending:
                 self._check_job(job, cfg)
+                if adaptive:
+                    job.stopped = _settled(job.report)
+            pending = [job for job in pending if not job.stopped]
+            if not pending:
+                break
         for job in jobs:
             if job.off_topic is not None:
                 job.report = Report(job.question, "", "abstain", 0.0, 0.0, [], [], [], warnings=[job.off_topic])
@@ -174,6 +177,9 @@ class RagGuard:
             report.warnings.extend(_sampling_warnings(job.texts, used, cfg))
             report.sources = job.passages
             report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
+            if adaptive and job.off_topic is None:
+                report.adaptive = {"drawn": len(job.texts), "of": cfg.sampling.samples,
+                                   "stopped": job.stopped or "all drawn"}
             job.timings["total"] = time.perf_counter() - job.started
             report.timings = job.timings
             reports.append(report)
@@ -243,6 +249,7 @@ class _Job:
     timings: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
     off_topic: str | None = None
+    stopped: str | None = None  # why adaptive sampling stopped early ("agreed", "contradiction")
     report: Report = None  # type: ignore[assignment]
 
 
@@ -284,9 +291,35 @@ def _off_topic(passages: Sequence[Passage], cfg: Config) -> str | None:
     return None
 
 
+def adaptive_rounds(samples: int) -> list[int]:
+    """How many answers adaptive sampling has after each round: greedy + 2 first, then up to ``samples``.
+
+    With 7 or more samples there is a middle round, half way: ``[3, 5, 8]`` for 8.
+    """
+    if samples <= 3:
+        return [samples]
+    middle = 3 + (samples - 3) // 2
+    return [3, middle, samples] if samples - 3 >= 4 else [3, samples]
+
+
 def _round_agrees(report: Report) -> bool:
-    """A first round agrees when every sample sits in one cluster and nothing contradicts."""
+    """A round agrees when every sample sits in one cluster and nothing contradicts."""
     return len(report.clusters) == 1 and not report.contradictions and report.verdict != "abstain"
+
+
+def _settled(report: Report) -> str | None:
+    """Why adaptive sampling may stop now, or None to draw the next round.
+
+    ``agreed``: every answer so far in one cluster, nothing contradicting.
+    ``contradiction``: a detector already found two answers that contradict; the
+    detectors read pairs, so that pair and the verdict ``contradiction`` stay in
+    any larger set of samples (more samples would only refine the vote).
+    """
+    if _round_agrees(report):
+        return "agreed"
+    if any(c.kind in CONTRADICTION_KINDS for c in report.contradictions):
+        return "contradiction"
+    return None
 
 
 def _sampling_warnings(texts: Sequence[str], seeds: Sequence[int | None], cfg: Config) -> list[str]:

@@ -129,9 +129,12 @@ class Report:
     confidence: float = 0.0
     grounded: bool | None = None
     warnings: list[str] = field(default_factory=list)
+    # With ``sampling.adaptive``: {"drawn": int, "of": int, "stopped": "agreed" | "contradiction" | "all drawn"}.
+    adaptive: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The contract JSON form (see CONTRACTS.md, ``ask --json``)."""
+        extra = {"adaptive": dict(self.adaptive)} if self.adaptive is not None else {}
         return {
             "question": self.question,
             "answer": self.answer,
@@ -145,6 +148,7 @@ class Report:
             "contradictions": [c.to_dict() for c in self.contradictions],
             "sources": [p.to_dict() for p in self.sources],
             "warnings": list(self.warnings),
+            **extra,
             "fingerprint": self.fingerprint.to_dict() if self.fingerprint else None,
             "timings": {k: round(float(v), 4) for k, v in self.timings.items()},
         }

@@ -97,16 +97,50 @@ def test_adaptive_stops_after_an_agreeing_first_round() -> None:
     report = g.ask(Q)
     assert len(report.samples) == 3 and len(gen.calls) == 1
     assert report.fingerprint is not None and len(report.fingerprint.seeds) == 2
+    assert report.adaptive == {"drawn": 3, "of": 5, "stopped": "agreed"}
+    assert report.to_dict()["adaptive"] == report.adaptive
 
 
-def test_adaptive_draws_the_rest_when_the_first_round_disagrees_and_matches_fixed_n() -> None:
+def test_adaptive_stops_when_the_first_round_already_contradicts() -> None:
     answers = ["Yes, ask HR.", "No, you do not need it.", "Yes, ask HR.", "Yes, ask HR.", "Yes, ask HR."]
     adaptive, gen = guard(answers, adaptive=True)
     fixed, _ = guard(answers, adaptive=False)
     a, f = adaptive.ask(Q), fixed.ask(Q)
+    assert len(gen.calls) == 1 and len(a.samples) == 3
+    assert a.adaptive == {"drawn": 3, "of": 5, "stopped": "contradiction"}
+    # The contradicting pair and the verdict are those of the fixed-N run.
+    assert a.verdict == f.verdict == "contradiction"
+    assert {(c.a, c.b) for c in a.contradictions} <= {(c.a, c.b) for c in f.contradictions}
+
+
+def test_adaptive_draws_the_rest_when_the_first_round_disagrees_and_matches_fixed_n() -> None:
+    answers = ["Yes, ask HR.", "The canteen opens at noon.", "Yes, ask HR.", "Yes, ask HR.", "Yes, ask HR."]
+    adaptive, gen = guard(answers, adaptive=True)
+    fixed, _ = guard(answers, adaptive=False)
+    a, f = adaptive.ask(Q), fixed.ask(Q)
     assert len(gen.calls) == 2 and len(a.samples) == 5
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("timings", "fingerprint")}  # noqa: E731
+    assert a.adaptive == {"drawn": 5, "of": 5, "stopped": "all drawn"} and fixed.ask(Q).adaptive is None
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("timings", "fingerprint", "adaptive")}  # noqa: E731
     assert strip(a.to_dict()) == strip(f.to_dict())
+
+
+def test_adaptive_rounds_and_a_middle_stop() -> None:
+    from ragguard.pipeline import adaptive_rounds
+
+    assert adaptive_rounds(3) == [3] and adaptive_rounds(5) == [3, 5] and adaptive_rounds(6) == [3, 6]
+    assert adaptive_rounds(8) == [3, 5, 8] and adaptive_rounds(16) == [3, 9, 16]
+    # The first round disagrees (an off-topic answer); greedy + 4 agree after the middle round
+    # is not enough, because the off-topic answer stays: all 8 drawn, in three passes.
+    answers = ["Yes, ask HR.", "The canteen opens at noon.", *["Yes, ask HR."] * 6]
+    g, gen = guard(answers, adaptive=True)
+    report = g.ask(Q)
+    assert [len(c) for c in gen.calls] == [3, 2, 3] and len(report.samples) == 8
+    # A contradiction that first appears in the middle round stops there.
+    answers = ["Yes, ask HR.", "The canteen opens at noon.", "Yes, ask HR.", "No, you do not need it.",
+               *["Yes, ask HR."] * 4]
+    g, gen = guard(answers, adaptive=True)
+    report = g.ask(Q)
+    assert [len(c) for c in gen.calls] == [3, 2] and report.adaptive == {"drawn": 5, "of": 8, "stopped": "contradiction"}
 
 
 def test_degenerate_sampling_is_reported() -> None:
