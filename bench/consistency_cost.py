@@ -17,7 +17,8 @@ Side by side in one run on the embedded model:
    Prints the mean samples drawn, the share of unchanged verdicts and of
    unchanged answers, and why adaptive mode stopped.
 
-Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36]
+Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36] [--temperature T]
+       [--skip-cost]
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--questions", type=int, default=36)
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the config's)")
+    parser.add_argument("--skip-cost", action="store_true", help="only the adaptive vs fixed comparison")
     args = parser.parse_args()
 
     from ragguard.pipeline import RagGuard, _settled, adaptive_rounds
@@ -43,6 +46,8 @@ def main() -> None:
 
     guard = RagGuard.from_config(None)
     cfg = guard.config.replace("sampling", samples=args.samples)
+    if args.temperature is not None:
+        cfg = cfg.replace("sampling", temperature=args.temperature)
     guard.config = cfg
     guard.generator.load()  # type: ignore[attr-defined]
     guard.ask(QUESTION)  # warm every code path once

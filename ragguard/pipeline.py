@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import platform
 import time
@@ -185,17 +186,42 @@ class RagGuard:
             reports.append(report)
         return reports
 
+    def _generator_for(self, cfg: Config) -> Generator:
+        """The generator, drawing with ``cfg.sampling``.
+
+        A generator reads temperature, top-k/p, penalty and length from its own
+        ``sampling``; when ``self.config`` was replaced after construction (or
+        ``samples`` was overridden), a shallow copy with the config's settings
+        shares the loaded weights, so what is drawn is what the fingerprint says.
+        """
+        generator = self.generator
+        current = getattr(generator, "sampling", None)
+        if current is None or _draw_settings(current) == _draw_settings(cfg.sampling):
+            return generator
+        views = self.__dict__.setdefault("_sampling_views", {})
+        view = views.get(cfg.sampling)
+        if view is None:
+            load = getattr(generator, "load", None)
+            if callable(load):
+                load()  # load before copying, so the copies share one set of weights
+            view = copy.copy(generator)
+            view.sampling = cfg.sampling  # type: ignore[attr-defined]
+            if len(views) < 16:
+                views[cfg.sampling] = view
+        return view
+
     def _generate(self, jobs: list[_Job], cfg: Config, upto: int | None) -> None:
         """Draw the samples each job still lacks (up to ``upto``), in batched passes."""
         pending = [(job, job.seeds[len(job.texts) : upto]) for job in jobs]
         pending = [(job, seeds) for job, seeds in pending if seeds]
-        batch = getattr(self.generator, "generate_batch", None)
+        generator = self._generator_for(cfg) if pending else self.generator
+        batch = getattr(generator, "generate_batch", None)
         for group in _groups(pending, cfg):
             t = time.perf_counter()
             if batch is not None and len(group) > 1:
                 results = batch([job.messages for job, _ in group], [seeds for _, seeds in group])
             else:
-                results = [self.generator.generate(job.messages, seeds) for job, seeds in group]
+                results = [generator.generate(job.messages, seeds) for job, seeds in group]
             share = (time.perf_counter() - t) / len(group)  # one pass serves the whole group
             for (job, _), completions in zip(group, results, strict=True):
                 job.texts.extend(c.text for c in completions)
@@ -289,6 +315,12 @@ def _off_topic(passages: Sequence[Passage], cfg: Config) -> str | None:
         return (f"the index has nothing on this: {shown}, below retrieval.min_score {threshold}; "
                 "ragguard abstains instead of letting the model guess")
     return None
+
+
+def _draw_settings(sampling: object) -> tuple[object, ...]:
+    """The sampling settings a generator reads (not the count or the base seed, which the pipeline owns)."""
+    return tuple(getattr(sampling, k, None) for k in ("temperature", "top_p", "top_k", "repetition_penalty",
+                                                       "max_new_tokens"))
 
 
 def adaptive_rounds(samples: int) -> list[int]:

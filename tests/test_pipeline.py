@@ -220,3 +220,35 @@ def test_context_budget_counts_chinese_characters_by_their_token_cost() -> None:
     assert context_cost(text) <= 600 + 2
     assert text.endswith("…") and "en.md" not in text
     assert format_context([en], 10_000).count("word") == 200
+
+
+def test_a_replaced_config_samples_with_its_own_settings() -> None:
+    """``guard.config = cfg.replace("sampling", temperature=...)`` must change what is drawn, not only the hash."""
+    from fakes import WordEmbedder
+
+    from ragguard.protocols import Completion
+
+    class SettingsGenerator:
+        name, device, adapter, model_sha256 = "settings", "cpu", None, None
+
+        def __init__(self, sampling) -> None:  # type: ignore[no-untyped-def]
+            self.sampling = sampling
+            self.loads = 0
+
+        def load(self) -> None:
+            self.loads += 1
+
+        def generate(self, messages, seeds):  # type: ignore[no-untyped-def]
+            return [Completion(text=f"Yes, at temperature {self.sampling.temperature}.", seed=s) for s in seeds]
+
+    cfg = Config().replace("retrieval", top_k=0)
+    gen = SettingsGenerator(cfg.sampling)
+    guard = RagGuard(cfg, gen, WordEmbedder())
+    assert guard.ask(QUESTION).answer == "Yes, at temperature 0.5." and gen.loads == 0  # same settings: no copy
+    guard.config = cfg.replace("sampling", temperature=0.9)
+    hot = guard.ask(QUESTION)
+    assert hot.answer == "Yes, at temperature 0.9."
+    assert gen.sampling.temperature == 0.5 and gen.loads == 1  # the shared generator is untouched, loaded once
+    assert hot.fingerprint.config_hash == guard.config.hash()
+    guard.config = cfg.replace("sampling", samples=3)  # only the count differs: the generator itself serves
+    assert guard.ask(QUESTION).answer == "Yes, at temperature 0.5." and len(guard.ask(QUESTION).samples) == 3
