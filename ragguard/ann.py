@@ -54,16 +54,21 @@ def default_params(kind: str, n: int, d: int) -> dict[str, int]:
     if kind == "flat":
         return {}
     if kind == "hnsw":
-        return {"m": 32, "ef_construction": 80, "ef_search": 96}
+        # A wider search beam from 250k vectors: at 1M synthetic 384-d vectors efSearch 96 found
+        # 0.945 of the exact top 10, 192 about 0.985 at ~170x the speed of flat (bench/index_scale.py).
+        return {"m": 32, "ef_construction": 80, "ef_search": 96 if n < 250_000 else 192}
     nlist = _nlist(n)
-    params = {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 32))}
+    # About 1 % of the lists (at least 16): at 1M vectors (4,000 lists) nprobe 40 searches ~65x
+    # faster than flat; 125 (the old n/32) was 23x with no recall to gain on the benchmark.
+    params = {"nlist": nlist, "nprobe": min(nlist, max(16, nlist // 100))}
     if kind == "ivfpq":
         if n < MIN_IVFPQ:
             raise UsageError(f"index type ivfpq needs at least {MIN_IVFPQ} vectors (this index has {n}): use flat or hnsw")
         # 8 dimensions per sub-quantizer of 8 bits: d/8 bytes a vector (48 for 384-d).
         m = next(m for m in range(max(1, d // 8), 0, -1) if d % m == 0)
         # PQ codes rank coarsely: fetch ``rerank`` x k candidates and re-score them with the exact vectors.
-        params.update({"m": m, "nbits": 8, "rerank": 10})
+        # At 1M synthetic vectors 10 x k kept 0.65 of the exact top 10, 30 x 0.90, 100 x 1.00 (+1.2 ms).
+        params.update({"m": m, "nbits": 8, "rerank": 10 if n < 250_000 else 100})
     return params
 
 
