@@ -624,3 +624,13 @@ def test_the_integration_and_examples_depend_on_langchain_core_only() -> None:
         roots = {m.split(".")[0] for m in modules if m.startswith("langchain")}
         # Examples that use no LangChain at all (examples/ray_audit.py) are fine too.
         assert roots == {"langchain_core"} or (path.parent.name == "examples" and not roots), (path.name, roots)
+
+
+def test_consistency_guard_builds_the_embedder_of_its_config_backend() -> None:
+    """No ``embedder``: the config's embedder backend is built on first use (no request is made here)."""
+    from ragguard.backends.openai import OpenAIEmbedder
+    from ragguard.config import Config
+
+    cfg = Config.from_dict({"embedder": {"backend": "openai", "model": "bge", "base_url": "http://127.0.0.1:9/v1"}})
+    guard = ConsistencyGuard(model=FakeListChatModel(responses=["Yes."]), config_path=cfg)
+    assert isinstance(guard._get_embedder(), OpenAIEmbedder)

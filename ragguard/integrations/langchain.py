@@ -633,7 +633,7 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     """``None``: bind temperature/seed when the model declares them; ``True``: always; ``False``: never."""
     embedder: Any = None
     """Any object with ``.name`` and ``.embed(texts) -> np.ndarray``; ``None`` = the config's
-    sentence embedder, created on first use."""
+    embedder (its ``backend``: sentence-transformers or an OpenAI-compatible server), created on first use."""
     config_path: Any = None
     """A ragguard YAML config (or a ``Config``) for the thresholds and the default embedder."""
     output: Literal["message", "dict"] = "message"
@@ -658,10 +658,10 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     def _get_embedder(self) -> Any:
         with self._lock:
             if self._embedder is None:
-                from ragguard.embedders import SentenceTransformerEmbedder
+                from ragguard.backends import build_embedder
 
-                e = self._config.embedder
-                self._embedder = SentenceTransformerEmbedder(e.model, e.device, e.batch_size)
+                # The config's embedder backend (sentence-transformers or an OpenAI-compatible server).
+                self._embedder = build_embedder(self._config.embedder)
             return self._embedder
 
     def _sampling_params(self) -> set[str]:
