@@ -376,6 +376,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "contradiction_rate": round(verdicts["contradiction"] / len(ok), 6) if ok else None,
         "agreement_histogram": histogram([float(r.get("agreement", 0.0)) for r in ok]),
         "mean_confidence": round(sum(float(r.get("confidence", 0.0)) for r in ok) / len(ok), 6) if ok else None,
+        "sampling": _sampling_summary(ok),
         "reference": {
             "with_reference": len(with_ref),
             "match": sum(1 for r in with_ref if r["reference_match"] == "match"),
@@ -393,6 +394,22 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
         "error_records": [{"id": r["id"], "error": r["error"]} for r in records if r.get("status") == "error"],
     }
+
+
+def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """Answers drawn per question (questions that generated), and with adaptive sampling why it stopped."""
+    drawn = [len(r.get("samples") or []) for r in ok if r.get("samples")]
+    out: dict[str, Any] = {"mean_drawn": round(sum(drawn) / len(drawn), 6) if drawn else None,
+                           "total_drawn": sum(drawn)}
+    adaptive = [r["adaptive"] for r in ok if isinstance(r.get("adaptive"), dict)]
+    if adaptive:
+        of = sum(int(a.get("of", 0)) for a in adaptive)
+        out["adaptive"] = {
+            "share_of_fixed_n": round(sum(int(a.get("drawn", 0)) for a in adaptive) / of, 6) if of else None,
+            "stopped": {k: sum(1 for a in adaptive if a.get("stopped") == k) for k in ("agreed", "contradiction",
+                                                                                      "all drawn")},
+        }
+    return out
 
 
 CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confidence", "semantic_entropy",
@@ -457,6 +474,8 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     figures = {}
     for key in ("consistent_share", "contradiction_rate", "mean_confidence"):
         figures[key] = _delta(s_old.get(key), s_new.get(key))
+    figures["sampling.mean_drawn"] = _delta(s_old.get("sampling", {}).get("mean_drawn"),
+                                            s_new.get("sampling", {}).get("mean_drawn"))
     for key in ("accuracy", "accuracy_consistent", "accuracy_flagged", "auroc_confidence_wrong"):
         figures[f"reference.{key}"] = _delta(s_old.get("reference", {}).get(key), s_new.get("reference", {}).get(key))
     for verdict in VERDICTS:

@@ -127,6 +127,11 @@ def render_report(records: list[dict[str, Any]], summary: dict[str, Any], run: d
         ("errors", summary.get("errors")),
         ("invalid records", summary.get("invalid")),
     ]
+    sampling = summary.get("sampling") or {}
+    if sampling.get("mean_drawn") is not None:
+        drawn = f"{sampling['mean_drawn']:.1f}"
+        share = (sampling.get("adaptive") or {}).get("share_of_fixed_n")
+        cards.append(("answers per question", drawn if share is None else f"{drawn} ({share:.0%} of fixed N)"))
     rows = []
     for i, r in enumerate(records):
         verdict = r.get("verdict") or r.get("status")

@@ -218,6 +218,22 @@ def test_metrics() -> None:
     assert auroc([0.5], [True]) is None
     assert histogram([0.0, 0.19, 0.2, 0.99, 1.0]) == {"0.0-0.2": 2, "0.2-0.4": 1, "0.4-0.6": 0, "0.6-0.8": 0, "0.8-1.0": 2}
     assert summarize([])["consistent_share"] is None
+    assert summarize([])["sampling"] == {"mean_drawn": None, "total_drawn": 0}
+
+
+def test_summary_counts_samples_drawn_and_adaptive_stops() -> None:
+    def rec(n: int, adaptive: dict | None = None) -> dict:
+        r = {"status": "ok", "id": f"q{n}", "verdict": "consistent", "samples": [{"text": "x"}] * n}
+        return {**r, "adaptive": adaptive} if adaptive else r
+
+    fixed = summarize([rec(5), rec(5), {"status": "ok", "id": "off", "verdict": "abstain", "samples": []}])
+    assert fixed["sampling"] == {"mean_drawn": 5.0, "total_drawn": 10}
+    adaptive = summarize([rec(3, {"drawn": 3, "of": 8, "stopped": "agreed"}),
+                          rec(5, {"drawn": 5, "of": 8, "stopped": "contradiction"}),
+                          rec(8, {"drawn": 8, "of": 8, "stopped": "all drawn"})])
+    assert adaptive["sampling"]["mean_drawn"] == round(16 / 3, 6)
+    assert adaptive["sampling"]["adaptive"] == {"share_of_fixed_n": round(16 / 24, 6),
+                                                "stopped": {"agreed": 1, "contradiction": 1, "all drawn": 1}}
 
 
 def test_audit_diff_lists_changed_questions_and_figures(tmp_path: Path) -> None:
