@@ -224,7 +224,7 @@ def audit(
     only: str | None = typer.Option(None, "--only", help="Rerun a subset: id:ID,.. tag:TAG,.. verdict:V,.. status:S"),
     samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers per question."),
     batch: int | None = typer.Option(
-        None, "--batch", min=1, max=256, help="Questions per generation pass (default: 8 on GPU or a serving backend, 1 on CPU)."
+        None, "--batch", min=1, max=256, help="Questions per generation pass (default 8)."
     ),
 ) -> None:
     """Ask every question of a set and write a report to read before shipping."""

@@ -148,7 +148,7 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
     assert guard.generator.asked == ["How many leave days?"]  # type: ignore[attr-defined]
     guard = make_guard()
     run_audit(q, out, guard, only="tag:hr,payroll")
-    assert guard.generator.asked == ["Do I need a certificate?", "Where is the branch?"]  # type: ignore[attr-defined]
+    assert sorted(guard.generator.asked) == ["Do I need a certificate?", "Where is the branch?"]  # type: ignore[attr-defined]
     with pytest.raises(UsageError, match="--only"):
         run_audit(q, out, make_guard(), only="colour:red")
 
@@ -285,14 +285,3 @@ def test_batched_audit_gives_the_same_records(tmp_path: Path) -> None:
         run_audit(q, tmp_path / "bad", make_guard(), batch_questions=0)
 
 
-def test_default_batch_follows_the_backend_and_device() -> None:
-    from ragguard.audit import _default_batch
-
-    guard = make_guard()
-    guard.config = guard.config.replace("generator", device="cpu")
-    assert _default_batch(guard) == 1
-    guard.config = guard.config.replace("generator", device="cuda")
-    assert _default_batch(guard) == 8
-    guard.config = Config.from_dict({"generator": {"backend": "openai", "base_url": "http://127.0.0.1:8000/v1",
-                                                   "model": "Qwen/Qwen2.5-0.5B-Instruct", "device": "cpu"}})
-    assert _default_batch(guard) == 8
