@@ -120,7 +120,7 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
 
 # A leading condition ("If you do not have the card, ...", "如果没有工资卡，...") restates a case of
 # the question; a negation inside it is not the answer's stance, so only the main clause is read.
-_CONDITION = re.compile(r"^\s*(?:if|unless|when|whenever|in case|as long as|provided that|如果|若|假如|要是|除非|只要|如)"
+_CONDITION = re.compile(r"^\s*(?:if|unless|when|whenever|in case|as long as|provided that|如果|若|假如|要是|除非|只要|如(?![何此下今同]))"
                         r"[^,，;；:：]{0,120}[,，;；:：]\s*(?=\S)", re.I)
 
 

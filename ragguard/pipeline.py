@@ -85,6 +85,7 @@ class RagGuard:
         self.retriever = retriever
         self.index_path = index_path
         self.nli = nli  # None: the config's consistency.nli_model, if any
+        self._sampling_views: dict[object, Generator] = {}  # see _generator_for
 
     @classmethod
     def from_config(cls, config: Config | str | Path | None = None, *, index: str | Path | None = None) -> RagGuard:
@@ -163,7 +164,7 @@ class RagGuard:
             self._generate(pending, cfg, upto)
             for job in pending:
                 self._check_job(job, cfg)
-                if adaptive:
+                if adaptive and upto < cfg.sampling.samples:
                     job.stopped = _settled(job.report)
             pending = [job for job in pending if not job.stopped]
             if not pending:
@@ -198,7 +199,7 @@ class RagGuard:
         current = getattr(generator, "sampling", None)
         if current is None or _draw_settings(current) == _draw_settings(cfg.sampling):
             return generator
-        views = self.__dict__.setdefault("_sampling_views", {})
+        views = self._sampling_views
         view = views.get(cfg.sampling)
         if view is None:
             load = getattr(generator, "load", None)

@@ -167,3 +167,17 @@ def test_off_topic_question_abstains_without_generating() -> None:
     off = RagGuard(Config().replace("retrieval", min_score=None), ScriptedGenerator(["Yes."] * 5), WordEmbedder(),
                    LowRetriever())
     assert off.ask(Q).verdict != "abstain"
+
+
+def test_adaptive_that_draws_everything_says_so_even_when_the_last_round_contradicts() -> None:
+    answers = ["Yes, ask HR.", "The canteen opens at noon.", "Yes, ask HR.", "Yes, ask HR.", "No, you do not need it."]
+    g, _ = guard(answers, adaptive=True)
+    report = g.ask(Q)
+    assert report.verdict == "contradiction" and report.adaptive == {"drawn": 5, "of": 5, "stopped": "all drawn"}
+
+
+def test_a_bare_ru_that_means_how_is_not_a_condition() -> None:
+    from ragguard.contradictions import _main_clause
+
+    assert _main_clause("如有疑问，请联系人事部。") == "请联系人事部。"
+    assert _main_clause("如何申请：向人事部提交表格。") == "如何申请：向人事部提交表格。"
