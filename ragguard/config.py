@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -353,24 +354,7 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> Config:
         """Build a validated config; unknown sections or keys raise :class:`ConfigError`."""
-        data = data or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}")
-        sections = {f.name: f for f in fields(cls)}
-        _reject_unknown(data, sections, source, "")
-        kwargs = {}
-        for name, value in data.items():
-            section_cls = _SECTION_TYPES[name]
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: section '{name}' must be a mapping, got {value!r}")
-            _reject_unknown(value, {f.name: f for f in fields(section_cls)}, source, f"{name}.")
-            try:
-                kwargs[name] = section_cls(**{k: _coerce(section_cls, k, v, name) for k, v in value.items()})
-            except TypeError as exc:  # pragma: no cover - defensive: fields are all keyword-able
-                raise ConfigError(f"{source}: section '{name}': {exc}") from exc
-        return cls(**kwargs)
+        return cls(**sections_from_dict(data, _SECTION_TYPES, source, _coerce))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -404,16 +388,46 @@ _SECTION_TYPES: dict[str, type] = {
 }
 
 
-def _reject_unknown(data: dict[str, Any], valid: dict[str, Any], source: str, prefix: str) -> None:
+def sections_from_dict(
+    data: dict[str, Any] | None,
+    section_types: dict[str, type],
+    source: str,
+    coerce: Callable[[type, str, str, Any], Any],
+    kind: str = "config",
+) -> dict[str, Any]:
+    """The validated section objects of a YAML mapping ``{section: {key: value}}``.
+
+    Unknown sections or keys and non-mapping sections raise :class:`ConfigError`
+    naming the valid keys; ``coerce(section_cls, section, key, value)`` checks
+    each value. Shared by the ragguard config and the tuning config (``kind``
+    names which one in messages).
+    """
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    reject_unknown(data, list(section_types), source, "", kind)
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: section '{name}' must be a mapping, got {value!r}")
+        section_cls = section_types[name]
+        reject_unknown(value, [f.name for f in fields(section_cls)], source, f"{name}.", kind)
+        sections[name] = section_cls(**{k: coerce(section_cls, name, k, v) for k, v in value.items()})
+    return sections
+
+
+def reject_unknown(data: dict[str, Any], valid: list[str], source: str, prefix: str, kind: str = "config") -> None:
     unknown = [k for k in data if k not in valid]
     if unknown:
         raise ConfigError(
-            f"{source}: unknown config key '{prefix}{unknown[0]}'; valid keys are: "
+            f"{source}: unknown {kind} key '{prefix}{unknown[0]}'; valid keys are: "
             + ", ".join(f"{prefix}{k}" for k in valid)
         )
 
 
-def _coerce(section_cls: type, key: str, value: Any, section: str) -> Any:
+def _coerce(section_cls: type, section: str, key: str, value: Any) -> Any:
     """Check a YAML scalar against the field's annotation (ints stay ints, etc.)."""
     annotation = {f.name: f.type for f in fields(section_cls)}[key]
     text = str(annotation)

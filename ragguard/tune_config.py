@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ragguard._io import read_user_text
-from ragguard.config import DEFAULT_SYSTEM_PROMPT
+from ragguard.config import DEFAULT_SYSTEM_PROMPT, sections_from_dict
 from ragguard.errors import ConfigError
 
 __all__ = [
@@ -179,20 +179,7 @@ class TuneConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "tune config") -> TuneConfig:
         """A validated config; unknown sections or keys raise :class:`ConfigError`."""
-        data = data or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
-        _reject_unknown(data, list(_SECTIONS), source, "")
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            if value is None:
-                continue
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: section '{name}' must be a mapping, got {value!r}")
-            section_cls = _SECTIONS[name]
-            _reject_unknown(value, [f.name for f in fields(section_cls)], source, f"{name}.")
-            kwargs[name] = section_cls(**{k: _coerce(section_cls, name, k, v) for k, v in value.items()})
-        return cls(**kwargs)
+        return cls(**sections_from_dict(data, _SECTIONS, source, _coerce, kind="tune config"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -207,13 +194,6 @@ class TuneConfig:
                                   + ", ".join(_SECTIONS))
             data[section][key] = value
         return TuneConfig.from_dict(data, source="--set")
-
-
-def _reject_unknown(data: dict[str, Any], valid: list[str], source: str, prefix: str) -> None:
-    unknown = [k for k in data if k not in valid]
-    if unknown:
-        raise ConfigError(f"{source}: unknown tune config key '{prefix}{unknown[0]}'; valid keys are: "
-                          + ", ".join(f"{prefix}{k}" for k in valid))
 
 
 def _coerce(section_cls: type, section: str, key: str, value: Any) -> Any:
