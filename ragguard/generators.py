@@ -31,7 +31,7 @@ from typing import Any
 from ragguard.config import GeneratorConfig, SamplingConfig
 from ragguard.errors import GenerationError, ModelLoadError
 from ragguard.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
-from ragguard.protocols import Completion
+from ragguard.protocols import BatchGenerator, Completion
 
 __all__ = [
     "TransformersGenerator",
@@ -223,7 +223,7 @@ def chat_example_ids(tokenizer: Any, messages: Sequence[dict[str, str]], answer:
     return prompt, answer_ids
 
 
-class TransformersGenerator:
+class TransformersGenerator(BatchGenerator):
     """A :class:`~ragguard.protocols.Generator` over a transformers causal LM.
 
     Build it with :meth:`from_config` (loads weights lazily on first use) or
@@ -328,10 +328,6 @@ class TransformersGenerator:
     def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of the chat prompt, built with the model's own chat template."""
         return chat_prompt_ids(self.tokenizer, messages)
-
-    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
-        """See :meth:`ragguard.protocols.Generator.generate`."""
-        return self.generate_batch([messages], [seeds])[0]
 
     def generate_batch(
         self, conversations: Sequence[Sequence[dict[str, str]]], seeds: Sequence[Sequence[int | None]]

@@ -52,6 +52,24 @@ class Generator(Protocol):
         ...
 
 
+class BatchGenerator:
+    """Base of the generators that answer several prompts in one pass.
+
+    Subclasses implement :meth:`generate_batch`; :meth:`generate` (the
+    :class:`Generator` protocol) is one prompt of it.
+    """
+
+    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
+        """See :meth:`Generator.generate`."""
+        return self.generate_batch([messages], [seeds])[0]
+
+    def generate_batch(
+        self, conversations: Sequence[Sequence[dict[str, str]]], seeds: Sequence[Sequence[int | None]]
+    ) -> list[list[Completion]]:
+        """One list of completions per conversation, each with its own seeds."""
+        raise NotImplementedError
+
+
 @runtime_checkable
 class Retriever(Protocol):
     """Returns the passages most relevant to a query."""

@@ -38,7 +38,7 @@ import numpy as np
 
 from ragguard.config import EmbedderConfig, GeneratorConfig, SamplingConfig
 from ragguard.errors import ConfigError, GenerationError, ModelLoadError
-from ragguard.protocols import Completion
+from ragguard.protocols import BatchGenerator, Completion
 
 __all__ = ["OpenAIGenerator", "OpenAIEmbedder", "endpoints_of"]
 
@@ -125,7 +125,7 @@ def _call(url: str, settings: Any, what: str, fn: Callable[[], T], list_models: 
         raise refused from None
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(BatchGenerator):
     """A :class:`~ragguard.protocols.Generator` over OpenAI-compatible servers.
 
     Args:
@@ -183,10 +183,6 @@ class OpenAIGenerator:
             return []
 
     # -------------------------------------------------------------- generation
-    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
-        """See :meth:`ragguard.protocols.Generator.generate`."""
-        return self.generate_batch([messages], [seeds])[0]
-
     def generate_batch(
         self, conversations: Sequence[Sequence[dict[str, str]]], seeds: Sequence[Sequence[int | None]]
     ) -> list[list[Completion]]:

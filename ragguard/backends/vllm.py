@@ -20,7 +20,7 @@ from typing import Any
 
 from ragguard.config import GeneratorConfig, SamplingConfig
 from ragguard.errors import ModelLoadError
-from ragguard.protocols import Completion
+from ragguard.protocols import BatchGenerator, Completion
 
 __all__ = ["VLLMGenerator", "lora_rank"]
 
@@ -40,7 +40,7 @@ def lora_rank(adapter: str) -> int:
     raise ModelLoadError(f"adapter {adapter!r} has rank {r}, above vLLM's largest max_lora_rank {_LORA_RANKS[-1]}")
 
 
-class VLLMGenerator:
+class VLLMGenerator(BatchGenerator):
     """A :class:`~ragguard.protocols.Generator` over ``vllm.LLM`` (loaded on first use).
 
     Args:
@@ -127,10 +127,6 @@ class VLLMGenerator:
             n=1, seed=seed, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else -1,
             repetition_penalty=s.repetition_penalty, max_tokens=s.max_new_tokens,
         )
-
-    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
-        """See :meth:`ragguard.protocols.Generator.generate`."""
-        return self.generate_batch([messages], [seeds])[0]
 
     def generate_batch(
         self, conversations: Sequence[Sequence[dict[str, str]]], seeds: Sequence[Sequence[int | None]]
