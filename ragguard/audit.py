@@ -21,7 +21,6 @@ Output folder:
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from ragguard._version import __version__
 from ragguard.contradictions import detect
 from ragguard.errors import RagGuardError, UsageError
 from ragguard.metrics import auroc, histogram
+from ragguard.models import sha256_of
 from ragguard.progress import ProgressBar
 from ragguard.records import BadRecord, read_records
 
@@ -157,7 +157,7 @@ def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, on
 def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
     return {
         "input": str(questions_file),
-        "input_sha256": hashlib.sha256(questions_file.read_bytes()).hexdigest(),
+        "input_sha256": sha256_of(questions_file),
         "config_hash": guard.config.hash(),
         "index": guard.index_path,
         "ragguard_version": __version__,
