@@ -28,7 +28,6 @@ Errors have OpenAI's JSON shape ``{"error": {"message", "type", "param", "code"}
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import hmac
 import importlib
@@ -173,17 +172,10 @@ class MicroBatcher:
         """The guard with these sampling settings; shares weights, embedder and index."""
         view = self._views.get(sampling)
         if view is None:
+            # The pipeline draws with the view's sampling (a weight-sharing copy of the generator).
             base = self.guard
-            generator = base.generator
-            if getattr(generator, "sampling", sampling) != sampling:
-                # A generator reads temperature etc. from its own `sampling`; a shallow copy shares the weights.
-                load = getattr(generator, "load", None)
-                if callable(load):
-                    load()
-                generator = copy.copy(generator)
-                generator.sampling = sampling  # type: ignore[attr-defined]
             cfg = dataclasses.replace(base.config, sampling=sampling)
-            view = RagGuard(cfg, generator, base.embedder, base.retriever, base.index_path)
+            view = RagGuard(cfg, base.generator, base.embedder, base.retriever, base.index_path)
             if len(self._views) < 64:  # a bounded cache of request settings
                 self._views[sampling] = view
         return view

@@ -20,7 +20,6 @@ is one compute resource.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 import threading
@@ -138,19 +137,11 @@ def _lock_for(guard: RagGuard) -> threading.RLock:
 def _view(base: RagGuard, cfg: Config, retrieval: bool) -> RagGuard:
     """``base`` with this call's config: same weights, embedder and index, this call's sampling.
 
-    A transformers generator reads its sampling settings from its own
-    ``sampling`` attribute (not from the config passed to ``ask``), so a call
-    with other settings gets a shallow copy that shares the loaded weights.
+    The pipeline draws with ``cfg.sampling`` (a shallow copy of the generator
+    that shares the loaded weights when the settings differ, see
+    ``RagGuard._generator_for``).
     """
-    generator = base.generator
-    sampling = getattr(generator, "sampling", None)
-    if sampling is not None and sampling != cfg.sampling:
-        load = getattr(generator, "load", None)
-        if callable(load):
-            load()  # load once on the shared generator, so the copy shares the weights
-        generator = copy.copy(generator)
-        generator.sampling = cfg.sampling  # type: ignore[attr-defined]
-    return RagGuard(cfg, generator, base.embedder, base.retriever if retrieval else None, base.index_path)
+    return RagGuard(cfg, base.generator, base.embedder, base.retriever if retrieval else None, base.index_path)
 
 
 def _sampling_changes(
