@@ -3,9 +3,9 @@
 The same questions (the first 32 of examples/faq.jsonl by default) are
 answered twice with the embedded model, interleaved chunk by chunk so that
 load on a shared machine hits both sides alike: for each chunk of
-``--batch`` questions, first one ``RagGuard.ask`` per question (what
-``ragguard audit`` does on a CPU by default), then one ``RagGuard.ask_many``
-over the chunk (``ragguard audit --batch N``, the default on a GPU). Prints questions per minute for
+``--batch`` questions, first one ``RagGuard.ask`` per question (``ragguard
+audit --batch 1``), then one ``RagGuard.ask_many`` over the chunk
+(``ragguard audit --batch N``, the default). Prints questions per minute for
 both, the ratio, and how many records agree (same verdict; same samples
 token for token: the batch-invariance figure on the real model).
 

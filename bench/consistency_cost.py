@@ -3,8 +3,9 @@
 Side by side in one run on the embedded model:
 
 1. ``ask`` with N samples against one greedy generation of the same prompt
-   (best of ``--repeats``), with the preallocated key/value cache (default)
-   and with transformers' concatenating one, in alternation; and the share
+   (best of ``--repeats``), in each decoding mode in alternation: the
+   default, without shared-prefix attention, without the small-batch linear
+   path, and plain transformers decoding (``ragguard.decoding``); and the share
    of ``ask`` spent in checking (embedding the answers and passages,
    clustering, detectors) relative to generation.
 2. Adaptive vs fixed N over examples/faq.jsonl. Every question is asked
@@ -40,30 +41,40 @@ def cost(guard: Any, cfg: Any, samples: int, repeats: int) -> None:
     passages = guard.retriever.search(QUESTION, cfg.retrieval.top_k)  # type: ignore[union-attr]
     prompt = guard.generator.encode_prompt(  # type: ignore[attr-defined]
         build_messages(QUESTION, passages, cfg.prompt.system, cfg.prompt.max_context_chars))
-    # Each mode of the key/value cache measured in alternation, best of --repeats.
-    timing: dict[tuple[str, bool], list[float]] = {}
+    # Each decoding mode (see ragguard.decoding) measured in alternation, best of --repeats.
+    from ragguard.decoding import speed_up_small_batches
+
+    gen: Any = guard.generator
+    modes = {  # name: (preallocated cache, shared-prefix attention, small-batch linear)
+        "default": (True, True, True),
+        "without shared-prefix attention": (True, False, True),
+        "without small-batch linear": (True, True, False),
+        "plain transformers (concatenating cache, neither)": (False, False, False),
+    }
+    timing: dict[tuple[str, str], list[float]] = {}
     check_share = []
     for _ in range(repeats):
-        for preallocate in (True, False):
-            guard.generator.preallocate_cache = preallocate  # type: ignore[attr-defined]
+        for name, (preallocate, share, small) in modes.items():
+            gen.preallocate_cache, gen.share_prefix = preallocate, share
+            speed_up_small_batches(gen.model, on=small)
             t = time.perf_counter()
-            guard.generator.generate_tokens(prompt, [None])  # type: ignore[attr-defined]
-            timing.setdefault(("greedy", preallocate), []).append(time.perf_counter() - t)
+            gen.generate_tokens(prompt, [None])
+            timing.setdefault((name, "greedy"), []).append(time.perf_counter() - t)
             t = time.perf_counter()
             report = guard.ask(QUESTION)
-            timing.setdefault(("ask", preallocate), []).append(time.perf_counter() - t)
-            if preallocate:
+            timing.setdefault((name, "ask"), []).append(time.perf_counter() - t)
+            if name == "default":
                 check_share.append(report.timings["check"] / report.timings["generate"])
     best = {k: min(v) for k, v in timing.items()}
-    for preallocate, label in ((True, "preallocated cache (default)"), (False, "concatenating cache")):
-        ask_s, greedy_s = best[("ask", preallocate)], best[("greedy", preallocate)]
-        print(f"{label}: ask N={samples} {ask_s:.2f}s, one greedy generation {greedy_s:.2f}s, "
-              f"ratio {ask_s / greedy_s:.2f}")
-    print(f"preallocated vs concatenating: ask {best[('ask', False)] / best[('ask', True)]:.2f}x faster, "
-          f"greedy {best[('greedy', False)] / best[('greedy', True)]:.2f}x faster; "
-          f"checking / generation: {min(check_share):.1%}")
-    guard.generator.preallocate_cache = True  # type: ignore[attr-defined]
-    tok = guard.generator.tokenizer  # type: ignore[attr-defined]
+    for name in modes:
+        ask_s, greedy_s = best[(name, "ask")], best[(name, "greedy")]
+        print(f"{name}: ask N={samples} {ask_s:.2f}s, one greedy generation {greedy_s:.2f}s, "
+              f"ratio {ask_s / greedy_s:.2f}"
+              + ("" if name == "default" else f"; default ask is {ask_s / best[('default', 'ask')]:.2f}x faster"))
+    print(f"checking / generation: {min(check_share):.1%}")
+    gen.preallocate_cache, gen.share_prefix = True, True
+    speed_up_small_batches(gen.model, on=True)
+    tok = gen.tokenizer
     lengths = [len(tok(s.text).input_ids) for s in report.samples]
     print(f"answer lengths in tokens (max_new_tokens {cfg.sampling.max_new_tokens}): greedy {lengths[0]}, "
           f"samples {lengths[1:]}: the pass runs as long as its longest row")

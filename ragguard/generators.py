@@ -9,16 +9,16 @@ for every requested answer, and each row then decodes on its own:
   other rows share the batch or in which order.
 
 Finished rows leave the batch, so a short answer stops costing compute.
-After the prefill, each layer's key/value cache moves into a buffer with
-room for every token still to come, so a decode step writes one position
-in place instead of copying the whole cache (transformers' default cache
-concatenates, which profiled at about half of the CPU time of decoding a
-700-token prompt). Inference always runs in eval mode under
+What keeps a step with many rows cheap (a key/value cache with room for the
+tokens to come, one copy of each prompt's keys and values shared by its rows,
+and a CPU path for linear layers with few rows) lives in
+:mod:`ragguard.decoding`. Inference always runs in eval mode under
 ``torch.inference_mode``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ragguard import decoding
 from ragguard.config import GeneratorConfig, SamplingConfig
 from ragguard.errors import GenerationError, ModelLoadError
 from ragguard.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
@@ -241,9 +242,12 @@ class TransformersGenerator(BatchGenerator):
         self.device = "unloaded"
         self._model: Any = None
         self._tokenizer: Any = None
-        # Decode into preallocated key/value buffers (see the module docstring); False restores
-        # transformers' concatenating cache (bench/consistency_cost.py compares the two).
+        # Decode into preallocated key/value buffers, with one copy of each prompt's keys and
+        # values shared by its rows where the model allows (see ragguard.decoding). False
+        # restores transformers' concatenating cache and its attention, respectively
+        # (bench/consistency_cost.py compares them).
         self.preallocate_cache = True
+        self.share_prefix = True
 
     @classmethod
     def from_config(cls, gen_config: GeneratorConfig, sampling: SamplingConfig) -> TransformersGenerator:
@@ -300,6 +304,7 @@ class TransformersGenerator(BatchGenerator):
         )
         if cfg.adapter:
             model = self._attach_adapter(model, cfg.adapter)
+        decoding.speed_up_small_batches(model)
         self._model = model.eval()
         self._tokenizer = tokenizer
         self.device = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
@@ -378,8 +383,8 @@ class TransformersGenerator(BatchGenerator):
         each prompt is encoded once and its cache rows are repeated for its
         seeds, and every row samples from its own generator. Padding changes
         the shapes of the floating-point sums, which can (rarely) flip a token
-        compared with the prompt decoded alone: ``bench/batch_invariance.py``
-        measures how often.
+        compared with the prompt decoded alone: ``bench/audit_throughput.py``
+        measures how often (records of single asks against batched ones).
         """
         import torch
 
@@ -417,10 +422,16 @@ class TransformersGenerator(BatchGenerator):
                 out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
                 cache = out.past_key_values
                 index = torch.tensor(row_prompt, device=device)
-                if row_prompt != list(range(len(prompts))):
-                    cache.batch_select_indices(index)
-                if self.preallocate_cache:
-                    _preallocate(cache, s.max_new_tokens)
+                shared = None
+                if self.share_prefix and decoding.can_share_prefix(model, cache, max(len(sd) for sd in seeds)):
+                    shared = decoding.share_prefix(cache, index, mask, s.max_new_tokens)
+                    step_context: Any = decoding.attending_to_shared_prefix(model)
+                else:
+                    if row_prompt != list(range(len(prompts))):
+                        cache.batch_select_indices(index)
+                    if self.preallocate_cache:
+                        decoding.preallocate(cache, s.max_new_tokens)
+                    step_context = contextlib.nullcontext()
                 logits = out.logits[index, -1, :].float()
                 row_mask = mask[index]
                 row_history = history[index]
@@ -441,19 +452,25 @@ class TransformersGenerator(BatchGenerator):
                         break
                     if len(keep_rows) != len(active):
                         keep = torch.tensor(keep_rows, device=device)
-                        cache.batch_select_indices(keep)
+                        if shared is not None:
+                            shared.select_rows(keep)
+                        else:
+                            cache.batch_select_indices(keep)
                         row_mask, row_history, next_pos = row_mask[keep], row_history[keep], next_pos[keep]
                     active = still
                     next_ids = torch.tensor([[outputs[i][-1]] for i in active], dtype=torch.long, device=device)
                     row_history = torch.cat([row_history, next_ids], dim=1)
                     row_mask = torch.cat([row_mask, torch.ones_like(next_ids)], dim=1)
-                    out = model(
-                        input_ids=next_ids,
-                        attention_mask=row_mask,
-                        position_ids=next_pos.unsqueeze(-1),
-                        past_key_values=cache,
-                        use_cache=True,
-                    )
+                    with step_context:
+                        out = model(
+                            input_ids=next_ids,
+                            # The shared-prefix attention keeps the prompts' padding itself and needs no mask.
+                            attention_mask=None if shared is not None else row_mask,
+                            position_ids=next_pos.unsqueeze(-1),
+                            past_key_values=cache,
+                            use_cache=True,
+                            **({"shared_prefix": shared} if shared is not None else {}),
+                        )
                     next_pos = next_pos + 1
                     cache = out.past_key_values
                     logits = out.logits[:, -1, :].float()
@@ -492,93 +509,6 @@ class TransformersGenerator(BatchGenerator):
                 pick = torch.multinomial(probs[j], 1, generator=generators[row])
                 chosen[row] = int(ids[j, pick].item())
         return chosen
-
-
-def _preallocate(cache: Any, room: int) -> None:
-    """Swap the cache's plain dynamic layers for :class:`_RoomyLayer` ones with ``room`` free positions."""
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    if not layers:
-        return
-    for i, layer in enumerate(layers):
-        if type(layer) is DynamicLayer and layer.is_initialized and layer.keys.numel():
-            layers[i] = _roomy_layer_class()(layer.keys, layer.values, room)
-
-
-_ROOMY: Any = None
-
-
-def _roomy_layer_class() -> Any:
-    """Define the layer class on first use (keeps transformers out of ``import ragguard``)."""
-    global _ROOMY
-    if _ROOMY is not None:
-        return _ROOMY
-    from transformers.cache_utils import DynamicLayer
-
-    class _RoomyLayer(DynamicLayer):
-        """A dynamic cache layer whose keys and values live in a buffer with free positions at the end.
-
-        ``update`` writes the new positions in place and returns views of the
-        filled part: the same values the default layer returns, without
-        copying the whole cache each step. A full buffer doubles its room.
-        """
-
-        def __init__(self, keys: Any, values: Any, room: int) -> None:
-            super().__init__()
-            self.dtype, self.device = keys.dtype, keys.device
-            self.length = keys.shape[-2]
-            self._keys = self._with_room(keys, room)
-            self._values = self._with_room(values, room)
-            self._expose()
-            self.is_initialized = True
-
-        def _with_room(self, tensor: Any, room: int) -> Any:
-            import torch
-
-            batch, heads, length, dim = tensor.shape
-            buffer = torch.empty((batch, heads, length + max(1, room), dim), dtype=tensor.dtype, device=tensor.device)
-            buffer[:, :, :length] = tensor[:, :, :length]
-            return buffer
-
-        def _expose(self) -> None:
-            self.keys = self._keys[:, :, : self.length]
-            self.values = self._values[:, :, : self.length]
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            new = key_states.shape[-2]
-            if self.length + new > self._keys.shape[-2]:
-                self._keys = self._with_room(self._keys[:, :, : self.length], self.length + new)
-                self._values = self._with_room(self._values[:, :, : self.length], self.length + new)
-            self._keys[:, :, self.length : self.length + new] = key_states
-            self._values[:, :, self.length : self.length + new] = value_states
-            self.length += new
-            self._expose()
-            return self.keys, self.values
-
-        def batch_select_indices(self, indices: Any) -> None:
-            self._keys = self._keys[indices, ...]
-            self._values = self._values[indices, ...]
-            self._expose()
-
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            self._keys = self._keys.repeat_interleave(repeats, dim=0)
-            self._values = self._values.repeat_interleave(repeats, dim=0)
-            self._expose()
-
-        def crop(self, tokens_to_remove: int) -> None:
-            if tokens_to_remove < 0:
-                self.length = max(0, self.length + tokens_to_remove)
-                self._expose()
-            else:
-                super().crop(tokens_to_remove)
-
-        def reset(self) -> None:
-            super().reset()
-            self.length = 0
-
-    _ROOMY = _RoomyLayer
-    return _ROOMY
 
 
 def _repetition_penalty(logits: Any, history: Any, penalty: float) -> Any:

@@ -151,19 +151,104 @@ def test_generate_batch_rejects_mismatched_seed_lists() -> None:
 
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
-def test_preallocated_cache_gives_the_tokens_of_the_concatenating_cache(kind: str) -> None:
+def test_decoding_modes_give_the_tokens_of_plain_transformers(kind: str) -> None:
+    """Preallocated cache, shared-prefix attention and small-batch linear change speed, not tokens."""
+    from ragguard import decoding
+
     gen = make(kind, max_new_tokens=40)
-    prompts = [PROMPT, PROMPT[:3], [8, 8, 9]]
-    seeds = [[None, 1, 2, 3], [4, None], [5, 6, 7]]
-    fast = gen.generate_tokens_batch(prompts, seeds)  # rows stop at EOS and leave the batch
-    fast_full = gen.generate_tokens_batch(prompts, seeds, ignore_stop=True)
-    gen.preallocate_cache = False
-    assert gen.generate_tokens_batch(prompts, seeds) == fast
-    assert gen.generate_tokens_batch(prompts, seeds, ignore_stop=True) == fast_full
+    prompts = [PROMPT, PROMPT[:3], [8, 8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]
+    seeds = [[None, 1, 2, 3], [4, None], [5, 6, 7], [8]]
+    modes = {"default": (True, True, True), "no sharing": (True, False, True), "no linear": (True, True, False),
+             "plain": (False, False, False)}
+    got = {}
+    for name, (preallocate, share, small) in modes.items():
+        gen.preallocate_cache, gen.share_prefix = preallocate, share
+        decoding.speed_up_small_batches(gen.model, on=small)
+        # rows stop at EOS and leave the batch (prompts drop out of the shared prefix); then full length
+        got[name] = (gen.generate_tokens_batch(prompts, seeds), gen.generate_tokens_batch(prompts, seeds, ignore_stop=True))
+    assert any(len(row) < 40 for rows in got["plain"][0] for row in rows)  # some rows did stop early
+    for name in modes:
+        assert got[name] == got["plain"], name
+
+
+def _plain_and_shared(kind: str, prompts: list[list[int]], rows: list[int]) -> tuple:
+    """The prompts left-padded and prefilled twice: one cache repeated per row, one shared."""
+    from ragguard import decoding
+
+    model = tiny_model(kind)
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[EOS] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    index = torch.tensor(rows)
+    with torch.inference_mode():
+        plain = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+        plain.batch_select_indices(index)
+        prefill = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+    assert decoding.can_share_prefix(model, prefill, rows_per_prompt=2)
+    return model, mask[index], decoding.share_prefix(prefill, index, mask, room=4), plain
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_shared_prefix_attention_matches_attention_over_repeated_caches(kind: str) -> None:
+    """Logits of every step agree with the plain path, also after rows and whole prompts leave the batch."""
+    from ragguard import decoding
+
+    prompts = [PROMPT, [8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]
+    rows = [0, 0, 0, 1, 1, 2]
+    model, row_mask, shared, plain = _plain_and_shared(kind, prompts, rows)
+    next_pos = row_mask.sum(-1)
+    tokens = torch.tensor([[11], [12], [13], [14], [15], [16]])
+    keeps = [None, torch.tensor([0, 2, 3, 4, 5]), torch.tensor([0, 1, 4]), None, None, None]  # 2nd drops prompt 1
+    with torch.inference_mode():
+        for keep in keeps:  # 6 steps: the shared cache's room of 4 has to grow
+            if keep is not None:
+                shared.select_rows(keep)
+                plain.batch_select_indices(keep)
+                row_mask, next_pos, tokens = row_mask[keep], next_pos[keep], tokens[keep]
+            row_mask = torch.cat([row_mask, torch.ones_like(tokens)], dim=1)
+            expected = model(input_ids=tokens, attention_mask=row_mask, position_ids=next_pos[:, None],
+                             past_key_values=plain, use_cache=True).logits
+            with decoding.attending_to_shared_prefix(model):
+                got = model(input_ids=tokens, position_ids=next_pos[:, None], past_key_values=shared.cache,
+                            use_cache=True, shared_prefix=shared).logits
+            assert torch.allclose(got, expected, atol=1e-5), (kind, keep)
+            next_pos, tokens = next_pos + 1, (tokens * 7 + 3) % 60 + 3
+    assert shared.rows.prompts == 2 and model.config._attn_implementation != decoding.ATTENTION_NAME
+
+
+def test_shared_prefix_needs_several_rows_of_one_prompt_and_a_plain_family() -> None:
+    from ragguard import decoding
+
+    model = tiny_model("llama")
+    with torch.inference_mode():
+        cache = model(input_ids=torch.tensor([PROMPT]), use_cache=True).past_key_values
+    assert decoding.can_share_prefix(model, cache, rows_per_prompt=2)
+    assert not decoding.can_share_prefix(model, cache, rows_per_prompt=1)  # nothing to share: the plain path
+    model.config.model_type = "gemma2"  # soft-capped attention: not this softmax
+    assert not decoding.can_share_prefix(model, cache, rows_per_prompt=2)
+
+
+def test_small_batch_linear_computes_nn_linear() -> None:
+    from ragguard import decoding
+
+    layer = torch.nn.Linear(24, 40)
+    plain = torch.nn.Linear(24, 40)
+    plain.load_state_dict(layer.state_dict())
+    holder = torch.nn.Sequential(layer)
+    assert decoding.speed_up_small_batches(holder) == 1 and "forward" in vars(layer)
+    for shape in ((1, 24), (3, 1, 24), (9, 24), (40, 24), (2, 5, 24)):  # below, inside and above 2..32 rows
+        x = torch.randn(*shape)
+        with torch.inference_mode():
+            assert torch.allclose(layer(x), plain(x), atol=1e-5), shape
+    x = torch.randn(4, 24, requires_grad=True)
+    layer(x).sum().backward()  # with gradients it is nn.Linear's own path
+    assert x.grad is not None
+    assert decoding.speed_up_small_batches(holder, on=False) == 1 and "forward" not in vars(layer)
 
 
 def test_roomy_layer_grows_when_its_room_runs_out() -> None:
-    from ragguard.generators import _roomy_layer_class
+    from ragguard.decoding import roomy_layer_class as _roomy_layer_class
 
     keys, values = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
     layer = _roomy_layer_class()(keys, values, room=1)
@@ -176,3 +261,10 @@ def test_roomy_layer_grows_when_its_room_runs_out() -> None:
     assert layer.get_seq_length() == 9
     layer.batch_select_indices(torch.tensor([1]))
     assert torch.equal(layer.keys, expected_k[1:]) and layer.keys.shape == (1, 2, 9, 4)
+
+
+def test_shared_prefix_runs_in_bfloat16_with_padded_prompts() -> None:
+    gen = make("qwen2", max_new_tokens=6)
+    gen._model = gen.model.to(torch.bfloat16)
+    out = gen.generate_tokens_batch([PROMPT, [8, 9]], [[None, 1, 2], [3, 4]], ignore_stop=True)
+    assert [len(r) for rows in out for r in rows] == [6] * 5
