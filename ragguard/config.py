@@ -87,7 +87,8 @@ class GeneratorConfig:
     )
     trust_remote_code: bool = _help("allow model repositories to run their own code", False)
     max_batch_tokens: int = _help(
-        "memory bound of one batched pass: rows x (prompt + max_new_tokens) tokens (audits batch questions up to it)",
+        "memory bound of one batched pass, in key/value positions: rows x (prompt + max_new_tokens), or "
+        "prompt + rows x max_new_tokens where rows share their prompt's cache (CPU); audits batch questions up to it",
         32768,
     )
     # The keys below serve the 'openai' backend (and 'vllm' where noted); hashed only when set.

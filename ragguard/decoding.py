@@ -30,7 +30,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-__all__ = ["preallocate", "share_prefix", "can_share_prefix", "attending_to_shared_prefix", "speed_up_small_batches",
+__all__ = ["preallocate", "share_prefix", "shares_prefix", "can_share_prefix", "attending_to_shared_prefix", "speed_up_small_batches",
            "roomy_layer_class"]
 
 ATTENTION_NAME = "ragguard_shared_prefix"
@@ -218,18 +218,21 @@ class SharedPrefixCache:
             layer.select(indices, prompts)
 
 
+def shares_prefix(model: Any) -> bool:
+    """The model can use shared-prefix attention: a plain causal model family, on a CPU."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "model_type", None) not in _SHARED_PREFIX_FAMILIES:
+        return False
+    return not getattr(config, "use_sliding_window", False) and next(model.parameters()).device.type == "cpu"
+
+
 def can_share_prefix(model: Any, cache: Any, rows_per_prompt: int) -> bool:
-    """Shared-prefix attention pays and applies: some prompt has several rows, on a CPU, for a plain causal
-    model family whose cache layers are dynamic full-attention ones."""
+    """Shared-prefix attention pays and applies: some prompt has several rows, the model
+    :func:`shares_prefix`, and the prefill cache's layers are dynamic full-attention ones."""
     from transformers.cache_utils import DynamicLayer
 
-    if rows_per_prompt < 2:
-        return False
-    config = getattr(model, "config", None)
     layers = getattr(cache, "layers", None)
-    if config is None or not layers or getattr(config, "model_type", None) not in _SHARED_PREFIX_FAMILIES:
-        return False
-    if getattr(config, "use_sliding_window", False) or next(model.parameters()).device.type != "cpu":
+    if rows_per_prompt < 2 or not layers or not shares_prefix(model):
         return False
     return all(type(layer) is DynamicLayer and layer.is_initialized and layer.keys.numel() for layer in layers)
 

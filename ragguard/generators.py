@@ -346,6 +346,16 @@ class TransformersGenerator(BatchGenerator):
             for out, sd in zip(rows, seeds, strict=True)
         ]
 
+    def pass_tokens(self, prompt_tokens: int, rows: int, new_tokens: int) -> int:
+        """Key/value positions one prompt decoded ``rows`` times holds in a batched pass.
+
+        With shared-prefix attention the prompt's positions are held once;
+        otherwise every row holds its own copy.
+        """
+        if rows >= 2 and self.share_prefix and decoding.shares_prefix(self.model):
+            return prompt_tokens + rows * new_tokens
+        return rows * (prompt_tokens + new_tokens)
+
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
         for source in (getattr(self.model, "generation_config", None), self.tokenizer):

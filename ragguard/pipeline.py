@@ -6,7 +6,7 @@ import copy
 import hashlib
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -217,7 +217,7 @@ class RagGuard:
         pending = [(job, seeds) for job, seeds in pending if seeds]
         generator = self._generator_for(cfg) if pending else self.generator
         batch = getattr(generator, "generate_batch", None)
-        for group in _groups(pending, cfg):
+        for group in _groups(pending, cfg, getattr(generator, "pass_tokens", None)):
             t = time.perf_counter()
             if batch is not None and len(group) > 1:
                 results = batch([job.messages for job, _ in group], [seeds for _, seeds in group])
@@ -280,8 +280,14 @@ class _Job:
     report: Report = None  # type: ignore[assignment]
 
 
-def _groups(pending: list[tuple[_Job, list[int | None]]], cfg: Config) -> list[list[tuple[_Job, list[int | None]]]]:
-    """Split work into passes of at most ``generator.max_batch_tokens`` tokens (prompt length estimated from chars)."""
+def _groups(
+    pending: list[tuple[_Job, list[int | None]]], cfg: Config, pass_tokens: Callable[[int, int, int], int] | None = None,
+) -> list[list[tuple[_Job, list[int | None]]]]:
+    """Split work into passes of at most ``generator.max_batch_tokens`` tokens (prompt length estimated from chars).
+
+    ``pass_tokens(prompt_tokens, rows, new_tokens)`` is what one prompt holds in a pass: a generator
+    that keeps one copy of a prompt's cache for all its rows says so; by default every row holds one.
+    """
     budget = cfg.generator.max_batch_tokens
     groups: list[list[tuple[_Job, list[int | None]]]] = []
     current: list[tuple[_Job, list[int | None]]] = []
@@ -294,7 +300,9 @@ def _groups(pending: list[tuple[_Job, list[int | None]]], cfg: Config) -> list[l
     # Results are keyed by job, so the order of passes changes no answer.
     for job, seeds in sorted(pending, key=lambda item: prompt_tokens_of(item[0])):
         prompt_tokens = prompt_tokens_of(job)
-        cost = len(seeds) * (prompt_tokens + cfg.sampling.max_new_tokens)
+        new_tokens = cfg.sampling.max_new_tokens
+        cost = (pass_tokens(prompt_tokens, len(seeds), new_tokens) if pass_tokens is not None
+                else len(seeds) * (prompt_tokens + new_tokens))
         if current and used + cost > budget:
             groups.append(current)
             current, used = [], 0

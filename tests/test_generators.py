@@ -268,3 +268,11 @@ def test_shared_prefix_runs_in_bfloat16_with_padded_prompts() -> None:
     gen._model = gen.model.to(torch.bfloat16)
     out = gen.generate_tokens_batch([PROMPT, [8, 9]], [[None, 1, 2], [3, 4]], ignore_stop=True)
     assert [len(r) for rows in out for r in rows] == [6] * 5
+
+
+def test_pass_tokens_count_a_shared_prompt_once() -> None:
+    gen = make("llama")
+    assert gen.pass_tokens(600, 6, 64) == 600 + 6 * 64
+    assert gen.pass_tokens(600, 1, 64) == 664
+    gen.share_prefix = False
+    assert gen.pass_tokens(600, 6, 64) == 6 * 664

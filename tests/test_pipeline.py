@@ -252,3 +252,17 @@ def test_a_replaced_config_samples_with_its_own_settings() -> None:
     assert hot.fingerprint.config_hash == guard.config.hash()
     guard.config = cfg.replace("sampling", samples=3)  # only the count differs: the generator itself serves
     assert guard.ask(QUESTION).answer == "Yes, at temperature 0.5." and len(guard.ask(QUESTION).samples) == 3
+
+
+def test_passes_hold_more_questions_when_rows_share_the_prompt_cache() -> None:
+    """max_batch_tokens bounds key/value positions: a shared prompt cache counts once per prompt."""
+    from ragguard.pipeline import _groups, _Job
+
+    cfg = Config().replace("generator", max_batch_tokens=10_000).replace("sampling", max_new_tokens=64)
+    prompt = {"role": "user", "content": "word " * 360}  # estimated at 1800 // 3 + 16 = 616 tokens
+    pending = [(_Job(question=f"q{i}", messages=[prompt]), [None, 1, 2, 3, 4, 5]) for i in range(8)]
+    per_row = _groups(pending, cfg)  # 6 x (616 + 64) each: two questions per pass
+    shared = _groups(pending, cfg, lambda prompt_tokens, rows, new: prompt_tokens + rows * new)  # 616 + 384
+    assert [len(g) for g in per_row] == [2, 2, 2, 2]
+    assert [len(g) for g in shared] == [8]
+    assert [job.question for g in per_row for job, _ in g] == [f"q{i}" for i in range(8)]
