@@ -389,9 +389,12 @@ class TransformersGenerator(BatchGenerator):
     ) -> list[list[list[int]]]:
         """Decode ``seeds[p]`` rows for every prompt ``p`` in one pass.
 
-        Prompts are left-padded to a common length with explicit position ids,
-        each prompt is encoded once and its cache rows are repeated for its
-        seeds, and every row samples from its own generator. Padding changes
+        Each prompt is encoded once. Where rows can share it
+        (:func:`ragguard.decoding.prefill_shared`, CPU), each prompt is
+        prefilled on its own and one copy of its cache serves all its seeds;
+        otherwise prompts are left-padded to a common length with explicit
+        position ids and the cache rows are repeated per seed. Every row
+        samples from its own generator. Padding changes
         the shapes of the floating-point sums, which can (rarely) flip a token
         compared with the prompt decoded alone: ``bench/audit_throughput.py``
         measures how often (records of single asks against batched ones).
@@ -428,21 +431,26 @@ class TransformersGenerator(BatchGenerator):
         n = len(flat_seeds)
         try:
             with torch.inference_mode():
-                # logits_to_keep=1: the prompt's other positions need no vocabulary projection.
-                out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-                cache = out.past_key_values
                 index = torch.tensor(row_prompt, device=device)
                 shared = None
-                if self.share_prefix and decoding.can_share_prefix(model, cache, max(len(sd) for sd in seeds)):
-                    shared = decoding.share_prefix(cache, index, mask, s.max_new_tokens)
-                    step_context: Any = decoding.attending_to_shared_prefix(model)
+                if self.share_prefix and max(len(sd) for sd in seeds) >= 2 and decoding.shares_prefix(model):
+                    prefilled = decoding.prefill_shared(model, prompts, index, s.max_new_tokens)
+                    if prefilled is not None:
+                        shared, last = prefilled
+                        cache, logits = shared.cache, last[index].float()
+                step_context: Any = contextlib.nullcontext()
+                if shared is not None:
+                    step_context = decoding.attending_to_shared_prefix(model)
                 else:
+                    # logits_to_keep=1: the prompt's other positions need no vocabulary projection.
+                    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                logits_to_keep=1)
+                    cache = out.past_key_values
                     if row_prompt != list(range(len(prompts))):
                         cache.batch_select_indices(index)
                     if self.preallocate_cache:
                         decoding.preallocate(cache, s.max_new_tokens)
-                    step_context = contextlib.nullcontext()
-                logits = out.logits[index, -1, :].float()
+                    logits = out.logits[index, -1, :].float()
                 row_mask = mask[index]
                 row_history = history[index]
                 next_pos = row_mask.sum(-1)

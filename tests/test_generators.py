@@ -276,3 +276,27 @@ def test_pass_tokens_count_a_shared_prompt_once() -> None:
     assert gen.pass_tokens(600, 1, 64) == 664
     gen.share_prefix = False
     assert gen.pass_tokens(600, 6, 64) == 6 * 664
+
+
+def test_a_prompt_without_rows_leaves_the_shared_prefix() -> None:
+    gen = make("llama", max_new_tokens=8)
+    prompts, seeds = [PROMPT, [8, 9], [4, 5, 6]], [[None, 1], [], [2, 3]]
+    shared = gen.generate_tokens_batch(prompts, seeds, ignore_stop=True)
+    gen.share_prefix = False
+    assert shared == gen.generate_tokens_batch(prompts, seeds, ignore_stop=True) and shared[1] == []
+
+
+def test_prefill_shared_encodes_each_prompt_as_if_alone() -> None:
+    """Bit for bit: a prompt's cache and logits in the batch are those of the prompt prefilled alone."""
+    from ragguard import decoding
+
+    model = tiny_model("qwen2")
+    prompts = [PROMPT, [8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]
+    with torch.inference_mode():
+        shared, last = decoding.prefill_shared(model, prompts, torch.tensor([0, 0, 1, 2, 2]), room=4)
+        for p, prompt in enumerate(prompts):
+            alone = model(input_ids=torch.tensor([prompt]), use_cache=True, logits_to_keep=1)
+            assert torch.equal(last[p], alone.logits[0, -1])
+            layer = shared.cache.layers[1]
+            assert torch.equal(layer.prefix_keys[p, :, -len(prompt):], alone.past_key_values.layers[1].keys[0])
+    assert shared.rows.bias is not None and shared.rows.prompts == 3
