@@ -15,7 +15,9 @@ costing N times as much:
   matrix product) and to each row's own generated tokens separately, and the
   two softmax parts are merged with their log-sum-exp, as cascade attention
   does on GPUs. With a 600-token prompt and 9 rows, attention reads 9 times
-  less memory; the rows' answers are the same up to float rounding.
+  less memory; the rows' answers are the same up to float rounding. Such a
+  pass prefills each prompt on its own (:func:`prefill_shared`), so a
+  prompt's cache is bit for bit the one it gets when asked alone.
 * **Small-batch linear layers** (:func:`speed_up_small_batches`): on a CPU,
   PyTorch's float32 ``linear`` with 2 to 32 rows runs well below memory speed
   (measured: the 30 layers of SmolLM2-135M took 1.9x as long for 9 rows as
@@ -30,14 +32,22 @@ from __future__ import annotations
 import types
 from typing import Any
 
-__all__ = ["preallocate", "prefill_shared", "share_prefix", "shares_prefix", "can_share_prefix", "attending_to_shared_prefix", "speed_up_small_batches",
-           "roomy_layer_class"]
+__all__ = [
+    "preallocate",
+    "prefill_shared",
+    "share_prefix",
+    "shares_prefix",
+    "can_share_prefix",
+    "speed_up_small_batches",
+    "roomy_layer_class",
+]
 
 ATTENTION_NAME = "ragguard_shared_prefix"
 # Model families whose attention is plain causal softmax attention over the whole cache
 # (no sliding window, soft-capping or sinks): shared-prefix attention gives them the same result.
 _SHARED_PREFIX_FAMILIES = {"llama", "qwen2", "qwen3"}
-_SMALL_BATCH_ROWS = (2, 32)  # rows where W @ x.T beat F.linear on the 2-core CPU (bench in the docstring)
+# Rows where W @ x.T beat F.linear on the 2-core CPU over SmolLM2-135M's layers (they were even at 64).
+_SMALL_BATCH_ROWS = (2, 32)
 
 
 # ------------------------------------------------------------------ the cache
@@ -219,9 +229,11 @@ class SharedPrefixCache:
 
 
 def shares_prefix(model: Any) -> bool:
-    """The model can use shared-prefix attention: a plain causal model family, on a CPU."""
+    """The model can use shared-prefix attention: a plain causal model family with sdpa attention, on a CPU."""
     config = getattr(model, "config", None)
     if config is None or getattr(config, "model_type", None) not in _SHARED_PREFIX_FAMILIES:
+        return False
+    if getattr(config, "_attn_implementation", None) not in ("sdpa", ATTENTION_NAME):
         return False
     return not getattr(config, "use_sliding_window", False) and next(model.parameters()).device.type == "cpu"
 
@@ -237,14 +249,19 @@ def can_share_prefix(model: Any, cache: Any, rows_per_prompt: int) -> bool:
     return all(type(layer) is DynamicLayer and layer.is_initialized and layer.keys.numel() for layer in layers)
 
 
-def share_prefix(cache: Any, row_prompt: Any, prompt_mask: Any, room: int) -> SharedPrefixCache:
-    """Turn a prefill cache (one row per prompt) into a :class:`SharedPrefixCache` for the rows ``row_prompt``.
+def share_prefix(model: Any, cache: Any, row_prompt: Any, prompt_mask: Any, room: int) -> SharedPrefixCache:
+    """Turn ``model``'s prefill cache (one row per prompt) into a :class:`SharedPrefixCache` for the rows ``row_prompt``.
 
     ``prompt_mask`` is the prompts' attention mask (1 = token, 0 = left padding).
-    Decode with :func:`attending_to_shared_prefix` around the model call and
-    ``shared_prefix=cache`` among its keyword arguments.
+    Decode with ``shared_prefix=cache`` among the model call's keyword arguments.
+    The model's attention becomes :func:`_shared_prefix_attention` for good:
+    without that keyword it is sdpa, so other calls (and other threads) are
+    served as before, and nothing is switched back and forth.
     """
     _register()
+    config = model.config
+    if config._attn_implementation == "sdpa":
+        config._attn_implementation = ATTENTION_NAME
     return SharedPrefixCache(cache, row_prompt, prompt_mask, room)
 
 
@@ -281,22 +298,7 @@ def prefill_shared(model: Any, prompts: Any, row_prompt: Any, room: int) -> tupl
             keys[p, :, width - length :] = cache.layers[i].keys[0]
             values[p, :, width - length :] = cache.layers[i].values[0]
         layer.keys, layer.values = keys, values
-    return share_prefix(first, row_prompt, mask, room), torch.stack(last)
-
-
-class attending_to_shared_prefix:  # noqa: N801 (used like a function: ``with attending_to_shared_prefix(m):``)
-    """Within the block, the model's attention layers use :func:`_shared_prefix_attention` (re-enterable)."""
-
-    def __init__(self, model: Any) -> None:
-        self.config = model.config
-        self.before: Any = None
-
-    def __enter__(self) -> None:
-        self.before = self.config._attn_implementation
-        self.config._attn_implementation = ATTENTION_NAME
-
-    def __exit__(self, *exc: Any) -> None:
-        self.config._attn_implementation = self.before
+    return share_prefix(model, first, row_prompt, mask, room), torch.stack(last)
 
 
 _REGISTERED = False
@@ -306,10 +308,12 @@ def _register() -> None:
     global _REGISTERED
     if not _REGISTERED:
         from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-        # No mask function is registered under this name: transformers then skips building a mask,
-        # which this attention does not need (rows have no padding after the prompt; the prompt's is in _Rows).
+        # Without shared_prefix the attention is sdpa, so it takes sdpa's masks. Decode steps with
+        # it pass no attention mask (rows have no padding after the prompt; the prompt's is in _Rows).
         AttentionInterface.register(ATTENTION_NAME, _shared_prefix_attention)
+        AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
         _REGISTERED = True
 
 

@@ -18,7 +18,6 @@ and a CPU path for linear layers with few rows) lives in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -438,10 +437,7 @@ class TransformersGenerator(BatchGenerator):
                     if prefilled is not None:
                         shared, last = prefilled
                         cache, logits = shared.cache, last[index].float()
-                step_context: Any = contextlib.nullcontext()
-                if shared is not None:
-                    step_context = decoding.attending_to_shared_prefix(model)
-                else:
+                if shared is None:
                     # logits_to_keep=1: the prompt's other positions need no vocabulary projection.
                     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                                 logits_to_keep=1)
@@ -479,16 +475,15 @@ class TransformersGenerator(BatchGenerator):
                     next_ids = torch.tensor([[outputs[i][-1]] for i in active], dtype=torch.long, device=device)
                     row_history = torch.cat([row_history, next_ids], dim=1)
                     row_mask = torch.cat([row_mask, torch.ones_like(next_ids)], dim=1)
-                    with step_context:
-                        out = model(
-                            input_ids=next_ids,
-                            # The shared-prefix attention keeps the prompts' padding itself and needs no mask.
-                            attention_mask=None if shared is not None else row_mask,
-                            position_ids=next_pos.unsqueeze(-1),
-                            past_key_values=cache,
-                            use_cache=True,
-                            **({"shared_prefix": shared} if shared is not None else {}),
-                        )
+                    out = model(
+                        input_ids=next_ids,
+                        # The shared-prefix attention keeps the prompts' padding itself and needs no mask.
+                        attention_mask=None if shared is not None else row_mask,
+                        position_ids=next_pos.unsqueeze(-1),
+                        past_key_values=cache,
+                        use_cache=True,
+                        **({"shared_prefix": shared} if shared is not None else {}),
+                    )
                     next_pos = next_pos + 1
                     cache = out.past_key_values
                     logits = out.logits[:, -1, :].float()

@@ -186,7 +186,7 @@ def _plain_and_shared(kind: str, prompts: list[list[int]], rows: list[int]) -> t
         plain.batch_select_indices(index)
         prefill = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
     assert decoding.can_share_prefix(model, prefill, rows_per_prompt=2)
-    return model, mask[index], decoding.share_prefix(prefill, index, mask, room=4), plain
+    return model, mask[index], decoding.share_prefix(model, prefill, index, mask, room=4), plain
 
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
@@ -209,12 +209,11 @@ def test_shared_prefix_attention_matches_attention_over_repeated_caches(kind: st
             row_mask = torch.cat([row_mask, torch.ones_like(tokens)], dim=1)
             expected = model(input_ids=tokens, attention_mask=row_mask, position_ids=next_pos[:, None],
                              past_key_values=plain, use_cache=True).logits
-            with decoding.attending_to_shared_prefix(model):
-                got = model(input_ids=tokens, position_ids=next_pos[:, None], past_key_values=shared.cache,
-                            use_cache=True, shared_prefix=shared).logits
+            got = model(input_ids=tokens, position_ids=next_pos[:, None], past_key_values=shared.cache,
+                        use_cache=True, shared_prefix=shared).logits
             assert torch.allclose(got, expected, atol=1e-5), (kind, keep)
             next_pos, tokens = next_pos + 1, (tokens * 7 + 3) % 60 + 3
-    assert shared.rows.prompts == 2 and model.config._attn_implementation != decoding.ATTENTION_NAME
+    assert shared.rows.prompts == 2 and model.config._attn_implementation == decoding.ATTENTION_NAME
 
 
 def test_shared_prefix_needs_several_rows_of_one_prompt_and_a_plain_family() -> None:
@@ -300,3 +299,18 @@ def test_prefill_shared_encodes_each_prompt_as_if_alone() -> None:
             layer = shared.cache.layers[1]
             assert torch.equal(layer.prefix_keys[p, :, -len(prompt):], alone.past_key_values.layers[1].keys[0])
     assert shared.rows.bias is not None and shared.rows.prompts == 3
+
+
+def test_shared_and_plain_passes_can_run_in_threads_at_once() -> None:
+    """The shared-prefix attention is chosen per call, so concurrent passes on one model do not interfere."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gen = make("llama", max_new_tokens=30)
+    shared_job = ([PROMPT, [8, 9]], [[None, 1, 2], [3, 4]])  # several rows per prompt: shared prefix
+    plain_job = ([PROMPT, [8, 9], [4, 5, 6]], [[None], [5], [6]])  # one row each: padded batch with a mask
+    expected = [gen.generate_tokens_batch(*job, ignore_stop=True) for job in (shared_job, plain_job)]
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(gen.generate_tokens_batch, *job, ignore_stop=True)
+                   for _ in range(6) for job in (shared_job, plain_job)]
+        got = [f.result() for f in futures]
+    assert got == expected * 6
