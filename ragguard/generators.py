@@ -351,9 +351,13 @@ class TransformersGenerator(BatchGenerator):
         With shared-prefix attention the prompt's positions are held once;
         otherwise every row holds its own copy.
         """
-        if rows >= 2 and self.share_prefix and decoding.shares_prefix(self.model):
+        if self._shares_prefix(rows):
             return prompt_tokens + rows * new_tokens
         return rows * (prompt_tokens + new_tokens)
+
+    def _shares_prefix(self, rows_per_prompt: int) -> bool:
+        """A pass whose prompts have up to ``rows_per_prompt`` rows uses shared-prefix attention."""
+        return rows_per_prompt >= 2 and self.share_prefix and decoding.shares_prefix(self.model)
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -432,7 +436,7 @@ class TransformersGenerator(BatchGenerator):
             with torch.inference_mode():
                 index = torch.tensor(row_prompt, device=device)
                 shared = None
-                if self.share_prefix and max(len(sd) for sd in seeds) >= 2 and decoding.shares_prefix(model):
+                if self._shares_prefix(max(len(sd) for sd in seeds)):
                     prefilled = decoding.prefill_shared(model, prompts, index, s.max_new_tokens)
                     if prefilled is not None:
                         shared, last = prefilled
@@ -474,10 +478,10 @@ class TransformersGenerator(BatchGenerator):
                     active = still
                     next_ids = torch.tensor([[outputs[i][-1]] for i in active], dtype=torch.long, device=device)
                     row_history = torch.cat([row_history, next_ids], dim=1)
-                    row_mask = torch.cat([row_mask, torch.ones_like(next_ids)], dim=1)
+                    if shared is None:  # the shared-prefix attention keeps the prompts' padding itself
+                        row_mask = torch.cat([row_mask, torch.ones_like(next_ids)], dim=1)
                     out = model(
                         input_ids=next_ids,
-                        # The shared-prefix attention keeps the prompts' padding itself and needs no mask.
                         attention_mask=None if shared is not None else row_mask,
                         position_ids=next_pos.unsqueeze(-1),
                         past_key_values=cache,

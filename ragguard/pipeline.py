@@ -280,6 +280,11 @@ class _Job:
     report: Report = None  # type: ignore[assignment]
 
 
+def _tokens_per_row(prompt_tokens: int, rows: int, new_tokens: int) -> int:
+    """Key/value positions of a prompt whose every row holds its own copy of the prompt's cache."""
+    return rows * (prompt_tokens + new_tokens)
+
+
 def _groups(
     pending: list[tuple[_Job, list[int | None]]], cfg: Config, pass_tokens: Callable[[int, int, int], int] | None = None,
 ) -> list[list[tuple[_Job, list[int | None]]]]:
@@ -288,7 +293,8 @@ def _groups(
     ``pass_tokens(prompt_tokens, rows, new_tokens)`` is what one prompt holds in a pass: a generator
     that keeps one copy of a prompt's cache for all its rows says so; by default every row holds one.
     """
-    budget = cfg.generator.max_batch_tokens
+    budget, new_tokens = cfg.generator.max_batch_tokens, cfg.sampling.max_new_tokens
+    held = pass_tokens or _tokens_per_row
     groups: list[list[tuple[_Job, list[int | None]]]] = []
     current: list[tuple[_Job, list[int | None]]] = []
     used = 0
@@ -300,9 +306,7 @@ def _groups(
     # Results are keyed by job, so the order of passes changes no answer.
     for job, seeds in sorted(pending, key=lambda item: prompt_tokens_of(item[0])):
         prompt_tokens = prompt_tokens_of(job)
-        new_tokens = cfg.sampling.max_new_tokens
-        cost = (pass_tokens(prompt_tokens, len(seeds), new_tokens) if pass_tokens is not None
-                else len(seeds) * (prompt_tokens + new_tokens))
+        cost = held(prompt_tokens, len(seeds), new_tokens)
         if current and used + cost > budget:
             groups.append(current)
             current, used = [], 0
