@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragguard.decoding import cache_keyword, cache_of
 from ragguard.errors import ModelLoadError
 
 __all__ = [
@@ -249,15 +250,16 @@ def greedy_tokens(model: Any, prompt: Sequence[int], n: int) -> list[int]:
         with torch.inference_mode():
             device = _device_of(model)
             out = model(input_ids=torch.tensor([ids], device=device), use_cache=True)
-            cache = out.past_key_values
+            cache, cache_kw = cache_of(out), cache_keyword(model)
             new: list[int] = []
             for _ in range(n):
                 token = int(out.logits[0, -1].float().argmax())
                 new.append(token)
                 if len(new) == n:
                     break
-                out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=cache, use_cache=True)
-                cache = out.past_key_values
+                out = model(input_ids=torch.tensor([[token]], device=device), use_cache=True,
+                            **{cache_kw: cache})
+                cache = cache_of(out)
     finally:
         if was_training:
             model.train()

@@ -40,6 +40,8 @@ __all__ = [
     "can_share_prefix",
     "speed_up_small_batches",
     "roomy_layer_class",
+    "cache_keyword",
+    "cache_of",
 ]
 
 ATTENTION_NAME = "ragguard_shared_prefix"
@@ -51,6 +53,25 @@ _SMALL_BATCH_ROWS = (2, 32)
 
 
 # ------------------------------------------------------------------ the cache
+def cache_keyword(model: Any) -> str:
+    """The forward keyword that takes the key/value cache: ``cache`` from transformers 5.2x on
+    (``past_key_values`` is deprecated there, to be removed in 5.40), ``past_key_values`` before."""
+    import inspect
+
+    base = getattr(model, "get_base_model", None)  # a PEFT wrapper passes keywords through to its base
+    try:
+        params = inspect.signature((base() if callable(base) else model).forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_of(out: Any) -> Any:
+    """The key/value cache a forward pass returned, under either name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 def preallocate(cache: Any, room: int) -> None:
     """Swap the cache's plain dynamic layers for :class:`_RoomyLayer` ones with ``room`` free positions."""
     from transformers.cache_utils import DynamicLayer
@@ -286,9 +307,9 @@ def prefill_shared(model: Any, prompts: Any, row_prompt: Any, room: int) -> tupl
     caches, last = [], []
     for prompt in prompts:
         out = model(input_ids=torch.tensor([list(prompt)], device=device), use_cache=True, logits_to_keep=1)
-        if not caches and not _plain_layers(out.past_key_values):
+        if not caches and not _plain_layers(cache_of(out)):
             return None
-        caches.append(out.past_key_values)
+        caches.append(cache_of(out))
         last.append(out.logits[0, -1])
     width = max(len(p) for p in prompts)
     mask = torch.zeros((len(prompts), width), dtype=torch.long, device=device)

@@ -445,7 +445,7 @@ class TransformersGenerator(BatchGenerator):
                     # logits_to_keep=1: the prompt's other positions need no vocabulary projection.
                     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                                 logits_to_keep=1)
-                    cache = out.past_key_values
+                    cache = decoding.cache_of(out)
                     if row_prompt != list(range(len(prompts))):
                         cache.batch_select_indices(index)
                     if self.preallocate_cache:
@@ -455,6 +455,7 @@ class TransformersGenerator(BatchGenerator):
                 row_history = history[index]
                 next_pos = row_mask.sum(-1)
                 active = list(range(n))
+                cache_kw = decoding.cache_keyword(model)
                 for step in range(s.max_new_tokens):
                     scores = _repetition_penalty(logits, row_history, s.repetition_penalty)
                     chosen = self._choose(scores, [flat_seeds[i] for i in active], [generators[i] for i in active])
@@ -484,12 +485,12 @@ class TransformersGenerator(BatchGenerator):
                         input_ids=next_ids,
                         attention_mask=None if shared is not None else row_mask,
                         position_ids=next_pos.unsqueeze(-1),
-                        past_key_values=cache,
+                        **{cache_kw: cache},
                         use_cache=True,
                         **({"shared_prefix": shared} if shared is not None else {}),
                     )
                     next_pos = next_pos + 1
-                    cache = out.past_key_values
+                    cache = decoding.cache_of(out)
                     logits = out.logits[:, -1, :].float()
         except RuntimeError as exc:
             raise GenerationError(f"generation failed ({str(exc).splitlines()[0][:200]}): "

@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from ragguard.config import SamplingConfig  # noqa: E402
+from ragguard.decoding import cache_keyword, cache_of  # noqa: E402
 from ragguard.generators import TransformersGenerator, _candidates  # noqa: E402
 
 EOS = 2
@@ -182,9 +183,9 @@ def _plain_and_shared(kind: str, prompts: list[list[int]], rows: list[int]) -> t
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     index = torch.tensor(rows)
     with torch.inference_mode():
-        plain = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+        plain = cache_of(model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True))
         plain.batch_select_indices(index)
-        prefill = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True).past_key_values
+        prefill = cache_of(model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True))
     assert decoding.can_share_prefix(model, prefill, rows_per_prompt=2)
     return model, mask[index], decoding.share_prefix(model, prefill, index, mask, room=4), plain
 
@@ -208,8 +209,8 @@ def test_shared_prefix_attention_matches_attention_over_repeated_caches(kind: st
                 row_mask, next_pos, tokens = row_mask[keep], next_pos[keep], tokens[keep]
             row_mask = torch.cat([row_mask, torch.ones_like(tokens)], dim=1)
             expected = model(input_ids=tokens, attention_mask=row_mask, position_ids=next_pos[:, None],
-                             past_key_values=plain, use_cache=True).logits
-            got = model(input_ids=tokens, position_ids=next_pos[:, None], past_key_values=shared.cache,
+                             use_cache=True, **{cache_keyword(model): plain}).logits
+            got = model(input_ids=tokens, position_ids=next_pos[:, None], **{cache_keyword(model): shared.cache},
                         use_cache=True, shared_prefix=shared).logits
             assert torch.allclose(got, expected, atol=1e-5), (kind, keep)
             next_pos, tokens = next_pos + 1, (tokens * 7 + 3) % 60 + 3
@@ -221,7 +222,7 @@ def test_shared_prefix_needs_several_rows_of_one_prompt_and_a_plain_family() -> 
 
     model = tiny_model("llama")
     with torch.inference_mode():
-        cache = model(input_ids=torch.tensor([PROMPT]), use_cache=True).past_key_values
+        cache = cache_of(model(input_ids=torch.tensor([PROMPT]), use_cache=True))
     assert decoding.can_share_prefix(model, cache, rows_per_prompt=2)
     assert not decoding.can_share_prefix(model, cache, rows_per_prompt=1)  # nothing to share: the plain path
     model.config.model_type = "gemma2"  # soft-capped attention: not this softmax
@@ -297,7 +298,7 @@ def test_prefill_shared_encodes_each_prompt_as_if_alone() -> None:
             alone = model(input_ids=torch.tensor([prompt]), use_cache=True, logits_to_keep=1)
             assert torch.equal(last[p], alone.logits[0, -1])
             layer = shared.cache.layers[1]
-            assert torch.equal(layer.prefix_keys[p, :, -len(prompt):], alone.past_key_values.layers[1].keys[0])
+            assert torch.equal(layer.prefix_keys[p, :, -len(prompt):], cache_of(alone).layers[1].keys[0])
     assert shared.rows.bias is not None and shared.rows.prompts == 3
 
 
@@ -314,3 +315,18 @@ def test_shared_and_plain_passes_can_run_in_threads_at_once() -> None:
                    for _ in range(6) for job in (shared_job, plain_job)]
         got = [f.result() for f in futures]
     assert got == expected * 6
+
+
+def test_decoding_passes_the_cache_under_the_name_this_transformers_takes() -> None:
+    """transformers 5.2x renamed ``past_key_values`` to ``cache`` (the old name warns, then goes in 5.40)."""
+    import inspect
+    import warnings
+
+    gen = make()
+    name = cache_keyword(gen.model)
+    assert name in inspect.signature(gen.model.forward).parameters
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for share in (True, False):
+            gen.share_prefix = share
+            assert len(gen.generate_tokens(PROMPT, [None, 1, 2], ignore_stop=True)) == 3
