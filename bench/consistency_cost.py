@@ -7,7 +7,10 @@ Side by side in one run on the embedded model:
    default, without shared-prefix attention, without the small-batch linear
    path, and plain transformers decoding (``ragguard.decoding``); and the share
    of ``ask`` spent in checking (embedding the answers and passages,
-   clustering, detectors) relative to generation.
+   clustering, detectors) relative to generation. Then the same ratio over
+   the first ``--cost-questions`` questions of examples/faq.jsonl (sum of the
+   ask times over sum of the greedy times, default decoding): one question's
+   ratio hangs on how long its greedy answer happens to be.
 2. Adaptive vs fixed N over examples/faq.jsonl. Every question is asked
    once with N samples; the adaptive result is then computed from the same
    samples: each round's prefix (greedy + 2, then half way, then N; see
@@ -19,7 +22,7 @@ Side by side in one run on the embedded model:
    unchanged answers, and why adaptive mode stopped.
 
 Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36] [--temperature T]
-       [--skip-cost]
+       [--cost-questions 8] [--skip-cost]
 """
 
 from __future__ import annotations
@@ -80,12 +83,42 @@ def cost(guard: Any, cfg: Any, samples: int, repeats: int) -> None:
           f"samples {lengths[1:]}: the pass runs as long as its longest row")
 
 
+def faq_cost(guard: Any, cfg: Any, samples: int, count: int) -> None:
+    """The ask / greedy ratio summed over several FAQ questions (default decoding, each timed once)."""
+    from ragguard.prompts import build_messages
+
+    gen: Any = guard.generator
+    lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[:count]
+    ask_s = greedy_s = 0.0
+    greedy_len, longest = [], []
+    check_s = generate_s = 0.0
+    for line in lines:
+        question = json.loads(line)["question"]
+        passages = guard.retriever.search(question, cfg.retrieval.top_k)
+        prompt = gen.encode_prompt(build_messages(question, passages, cfg.prompt.system, cfg.prompt.max_context_chars))
+        t = time.perf_counter()
+        greedy = gen.generate_tokens(prompt, [None])[0]
+        greedy_s += time.perf_counter() - t
+        t = time.perf_counter()
+        report = guard.ask(question)
+        ask_s += time.perf_counter() - t
+        check_s += report.timings.get("check", 0.0)
+        generate_s += report.timings.get("generate", 0.0)
+        greedy_len.append(len(greedy))
+        longest.append(max(len(gen.tokenizer(s.text).input_ids) for s in report.samples) if report.samples else 0)
+    if lines:
+        print(f"over the first {len(lines)} FAQ questions: ask N={samples} {ask_s:.1f}s, greedy {greedy_s:.1f}s, "
+              f"ratio {ask_s / greedy_s:.2f}; greedy answers {sum(greedy_len) / len(lines):.0f} tokens on average, "
+              f"longest row {sum(longest) / len(lines):.0f}; checking / generation {check_s / generate_s:.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--questions", type=int, default=36)
     parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the config's)")
+    parser.add_argument("--cost-questions", type=int, default=8, help="FAQ questions for the summed ask / greedy ratio")
     parser.add_argument("--skip-cost", action="store_true", help="only the adaptive vs fixed comparison")
     args = parser.parse_args()
 
@@ -103,6 +136,7 @@ def main() -> None:
             print("--temperature: only the adaptive vs fixed comparison (the cost figures use the config's sampling)")
     else:
         cost(guard, cfg, args.samples, args.repeats)
+        faq_cost(guard, cfg, args.samples, args.cost_questions)
 
     lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[: args.questions]
     if not lines:  # --questions 0: only the cost figures above

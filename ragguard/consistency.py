@@ -25,7 +25,9 @@ Rules, all deterministic:
   when a detector of a contradiction kind fired; ``consistent`` when agreement
   is at least ``consistent_agreement``; otherwise ``inconsistent``.
 * **Grounding** (when context is given): each cluster representative's
-  ``support`` is its best cosine similarity to a context passage; the voted
+  ``support`` is its best cosine similarity to a context passage (each
+  passage embedded on its own and remembered, see
+  :func:`ragguard.embedders.embed_alone`); the voted
   answer is ``grounded`` when its support reaches ``grounding_threshold``.
 * **Confidence** in 0..1, higher is more trustworthy: the agreement, minus
   the share of samples that explicitly contradict the voted answer
@@ -46,6 +48,7 @@ import numpy as np
 
 from ragguard.clustering import agglomerative_clusters, cosine_matrix
 from ragguard.contradictions import Finding, detect_all, first_sentence, same_lead_pairs
+from ragguard.embedders import embed_alone
 from ragguard.nli import CONTRADICTION, ENTAILMENT, NLIModel
 from ragguard.protocols import Embedder
 from ragguard.types import Cluster, Contradiction, Sample, Verdict
@@ -291,15 +294,15 @@ class ConsistencyChecker:
         texts = [s.text.strip() for s in samples]
         passages = [c for c in context if c.strip()]
         by_entailment = self.settings.grounding == "entailment"
-        vectors = self.embedder.embed(texts if by_entailment else texts + passages)
-        similarity = cosine_matrix(vectors[: len(texts)])
+        vectors = self.embedder.embed(texts)
+        similarity = cosine_matrix(vectors)
         result = self.check_with_similarity(samples, similarity, question)
         if passages and result.clusters:
             if by_entailment:
                 support = self._entailment_support(result, passages, question)
             else:
                 reps = [_rep_index(c, [s.text for s in result.samples]) for c in result.clusters]
-                support = support_scores(vectors[reps], vectors[len(texts) :])
+                support = support_scores(vectors[reps], embed_alone(self.embedder, passages))
             self._ground(result, support)
         result.confidence = self._confidence(result)
         return self._apply_policy(result)

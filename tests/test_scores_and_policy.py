@@ -56,6 +56,58 @@ def test_support_scores_and_confidence_formula() -> None:
     assert confidence_score(0.2, 0.4, True) == 0.0
 
 
+class CountingEmbedder(WordEmbedder):
+    """Word vectors whose batch changes every vector a little (as padding does), counting what it embeds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def embed(self, texts):
+        self.seen.extend(texts)
+        vectors = super().embed(texts)
+        vectors[:, 0] += 0.05 * len(texts)  # a direction that grows with the batch, like padding's drift
+        return vectors
+
+
+def test_passages_are_embedded_alone_once_per_embedder() -> None:
+    from ragguard import embedders
+
+    embedder = CountingEmbedder()
+    passages = ["the certificate is required", "debit cards are issued by the payroll bank"]
+    first = embedders.embed_alone(embedder, passages)
+    assert embedder.seen == passages  # one call per passage
+    again = embedders.embed_alone(embedder, [passages[1], "a third passage", passages[0]])
+    assert embedder.seen == [*passages, "a third passage"]  # remembered: only the new one is embedded
+    assert np.array_equal(again[[2, 0]], first)
+    alone = embedder.embed([passages[0]])[0]
+    assert np.array_equal(first[0], alone)  # not scaled by a batch: the vector of the text on its own
+    other = CountingEmbedder()
+    embedders.embed_alone(other, passages[:1])
+    assert other.seen == passages[:1]  # memory is per embedder
+    assert embedders.embed_alone(embedder, []).shape[0] == 0
+
+
+def test_passage_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard import embedders
+
+    monkeypatch.setattr(embedders, "_ALONE_SIZE", 2)
+    embedder = CountingEmbedder()
+    embedders.embed_alone(embedder, ["a", "b", "c"])
+    embedders.embed_alone(embedder, ["c", "a"])
+    assert embedder.seen == ["a", "b", "c", "a"]  # "a" was the oldest, forgotten when "c" came
+
+
+def test_grounding_support_does_not_depend_on_what_is_embedded_beside_a_passage() -> None:
+    checker = ConsistencyChecker(CountingEmbedder())
+    answers = [Sample(text="Yes, they need an employment certificate.", seed=None, greedy=True),
+               Sample(text="Yes, an employment certificate is needed.", seed=1, greedy=False)]
+    best = "employees need an employment certificate"
+    one = checker.check(Q, answers, [best])
+    more = checker.check(Q, answers, [best, "unrelated text about parking", "and the canteen menu"])
+    assert one.clusters[0].support == more.clusters[0].support is not None
+
+
 def test_grounded_answer_and_confidence_discounted_by_explicit_contradiction() -> None:
     g, _ = guard([
         "Yes, employees without the card must request an employment certificate from HR.",
