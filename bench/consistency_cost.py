@@ -19,10 +19,12 @@ Side by side in one run on the embedded model:
    running with ``sampling.adaptive: true`` because sample seeds derive from
    the sample index (tests/test_scores_and_policy.py checks that).
    Prints the mean samples drawn, the share of unchanged verdicts and of
-   unchanged answers, and why adaptive mode stopped.
+   unchanged answers, and why adaptive mode stopped. With ``--reseed``, every
+   question is also asked with N samples from the next base seed: how often two
+   fixed-N runs agree is the yardstick for adaptive's "unchanged" share.
 
 Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36] [--temperature T]
-       [--cost-questions 8] [--skip-cost]
+       [--cost-questions 8] [--skip-cost] [--reseed]
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the config's)")
     parser.add_argument("--cost-questions", type=int, default=8, help="FAQ questions for the summed ask / greedy ratio")
     parser.add_argument("--skip-cost", action="store_true", help="only the adaptive vs fixed comparison")
+    parser.add_argument("--reseed", action="store_true", help="also compare fixed N with fixed N from the next seed")
     args = parser.parse_args()
 
     from ragguard.pipeline import RagGuard, _settled, adaptive_rounds
@@ -141,13 +144,15 @@ def main() -> None:
     lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[: args.questions]
     if not lines:  # --questions 0: only the cost figures above
         return
-    drawn, unchanged, same_answer, answered = [], 0, 0, 0
+    drawn, unchanged, same_answer, answered, reseeded = [], 0, 0, 0, 0
     stops: dict[str, int] = {}
     verdicts: dict[str, int] = {}
     for line in lines:
         question = json.loads(line)["question"]
         fixed = guard.ask(question)
         verdicts[fixed.verdict] = verdicts.get(fixed.verdict, 0) + 1
+        if args.reseed:
+            reseeded += guard.ask(question, seed=cfg.sampling.seed + 1).verdict == fixed.verdict
         if not fixed.samples:  # abstained before generating (off-topic): both modes do the same
             unchanged += 1
             same_answer += 1
@@ -171,6 +176,9 @@ def main() -> None:
           f"drawn {mean:.2f} of {args.samples} ({mean / args.samples:.0%}), verdict unchanged {unchanged}/{n} "
           f"({unchanged / n:.0%}), answer unchanged {same_answer}/{n}; stopped: "
           + ", ".join(f"{k} {v}" for k, v in sorted(stops.items())))
+    if args.reseed:
+        print(f"fixed N={args.samples} with seed {cfg.sampling.seed} vs seed {cfg.sampling.seed + 1}: verdict "
+              f"unchanged {reseeded}/{n} ({reseeded / n:.0%})")
     print("fixed-N verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))
           + " (adaptive saves samples only on questions whose answers agree or contradict early)")
 
