@@ -23,7 +23,7 @@ Side by side in one run on the embedded model:
    question is also asked with N samples from the next base seed: how often two
    fixed-N runs agree is the yardstick for adaptive's "unchanged" share.
 
-Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36] [--temperature T]
+Usage: python bench/consistency_cost.py [--samples 8] [--repeats 2] [--questions 36] [--temperature T] [--seed S]
        [--cost-questions 8] [--skip-cost] [--reseed]
 """
 
@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--questions", type=int, default=36)
     parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the config's)")
+    parser.add_argument("--seed", type=int, default=None, help="base seed (default: the config's)")
     parser.add_argument("--cost-questions", type=int, default=8, help="FAQ questions for the summed ask / greedy ratio")
     parser.add_argument("--skip-cost", action="store_true", help="only the adaptive vs fixed comparison")
     parser.add_argument("--reseed", action="store_true", help="also compare fixed N with fixed N from the next seed")
@@ -130,13 +131,16 @@ def main() -> None:
     cfg = guard.config.replace("sampling", samples=args.samples)
     if args.temperature is not None:
         cfg = cfg.replace("sampling", temperature=args.temperature)
+    if args.seed is not None:
+        cfg = cfg.replace("sampling", seed=args.seed)
     guard.config = cfg
     guard.generator.load()  # type: ignore[attr-defined]
     guard.ask(QUESTION)  # warm every code path once
 
-    if args.skip_cost or args.temperature is not None:
+    if args.skip_cost or args.temperature is not None or args.seed is not None:
         if not args.skip_cost:
-            print("--temperature: only the adaptive vs fixed comparison (the cost figures use the config's sampling)")
+            print("--temperature, --seed: only the adaptive vs fixed comparison (the cost figures use the config's "
+                  "sampling)")
     else:
         cost(guard, cfg, args.samples, args.repeats)
         faq_cost(guard, cfg, args.samples, args.cost_questions)
@@ -163,7 +167,7 @@ def main() -> None:
         sources = [p.text for p in fixed.sources]
         for upto in adaptive_rounds(args.samples):
             adaptive = guard.check(question, texts[:upto], seeds[:upto], cfg, sources)
-            why = _settled(adaptive) if upto < args.samples else "all drawn"
+            why = _settled(adaptive, args.samples) if upto < args.samples else "all drawn"
             if why:
                 break
         stops[why] = stops.get(why, 0) + 1

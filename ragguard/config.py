@@ -182,8 +182,8 @@ class SamplingConfig:
     repetition_penalty: float = _help("penalty >= 1 on tokens already present", 1.1)
     max_new_tokens: int = _help("longest answer in tokens", 64)
     adaptive: bool = _help(
-        "draw greedy + 2 samples first, then more in rounds (half way, then all) only while the answers "
-        "neither all agree nor already contradict", False
+        "draw greedy + 2 samples first, then more in rounds (to a majority of samples, then all); stop once "
+        "two answers contradict, or once a majority of samples is drawn and all agree", False
     )
 
     def __post_init__(self) -> None:

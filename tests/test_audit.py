@@ -228,8 +228,8 @@ def test_summary_counts_samples_drawn_and_adaptive_stops() -> None:
 
     fixed = summarize([rec(5), rec(5), {"status": "ok", "id": "off", "verdict": "abstain", "samples": []}])
     assert fixed["sampling"] == {"mean_drawn": 5.0, "total_drawn": 10}
-    adaptive = summarize([rec(3, {"drawn": 3, "of": 8, "stopped": "agreed"}),
-                          rec(5, {"drawn": 5, "of": 8, "stopped": "contradiction"}),
+    adaptive = summarize([rec(5, {"drawn": 5, "of": 8, "stopped": "agreed"}),
+                          rec(3, {"drawn": 3, "of": 8, "stopped": "contradiction"}),
                           rec(8, {"drawn": 8, "of": 8, "stopped": "all drawn"})])
     assert adaptive["sampling"]["mean_drawn"] == round(16 / 3, 6)
     assert adaptive["sampling"]["adaptive"] == {"share_of_fixed_n": round(16 / 24, 6),

@@ -179,8 +179,8 @@ def test_adaptive_draws_the_rest_when_the_first_round_disagrees_and_matches_fixe
 def test_adaptive_rounds_and_a_middle_stop() -> None:
     from ragguard.pipeline import adaptive_rounds
 
-    assert adaptive_rounds(3) == [3] and adaptive_rounds(5) == [3, 5] and adaptive_rounds(6) == [3, 6]
-    assert adaptive_rounds(8) == [3, 5, 8] and adaptive_rounds(16) == [3, 9, 16]
+    assert adaptive_rounds(3) == [3] and adaptive_rounds(5) == [3, 5] and adaptive_rounds(6) == [3, 4, 6]
+    assert adaptive_rounds(8) == [3, 5, 8] and adaptive_rounds(16) == [3, 9, 16] and adaptive_rounds(4) == [3, 4]
     # The first round disagrees (an off-topic answer); greedy + 4 agree after the middle round
     # is not enough, because the off-topic answer stays: all 8 drawn, in three passes.
     answers = ["Yes, ask HR.", "The canteen opens at noon.", *["Yes, ask HR."] * 6]
@@ -193,6 +193,32 @@ def test_adaptive_rounds_and_a_middle_stop() -> None:
     g, gen = guard(answers, adaptive=True)
     report = g.ask(Q)
     assert [len(c) for c in gen.calls] == [3, 2] and report.adaptive == {"drawn": 5, "of": 8, "stopped": "contradiction"}
+
+
+def test_adaptive_stops_on_agreement_only_once_a_majority_of_the_answers_is_drawn() -> None:
+    # 3 of 8 agreeing is not enough (the fourth answer here goes off topic); 5 of 8 is.
+    answers = ["Yes, ask HR.", "Yes, ask HR.", "Yes, ask HR.", "The canteen opens at noon.", *["Yes, ask HR."] * 4]
+    g, gen = guard(answers, adaptive=True)
+    report = g.ask(Q)
+    assert [len(c) for c in gen.calls] == [3, 2, 3] and report.adaptive["stopped"] == "all drawn"
+    g, gen = guard(["Yes, ask HR."] * 8, adaptive=True)
+    report = g.ask(Q)
+    assert [len(c) for c in gen.calls] == [3, 2] and report.adaptive == {"drawn": 5, "of": 8, "stopped": "agreed"}
+
+
+def test_settled_waits_for_a_majority_to_agree_but_not_to_contradict() -> None:
+    from ragguard.pipeline import _settled
+    from ragguard.types import Cluster, Contradiction, Report
+
+    def report(n: int, contradicting: bool = False):  # type: ignore[no-untyped-def]
+        samples = [Sample(text="Yes, ask HR.", seed=i or None, greedy=i == 0) for i in range(n)]
+        found = [Contradiction(0, 1, "polarity", 1.0, "opposite answers")] if contradicting else []
+        return Report(Q, "Yes, ask HR.", "consistent", 1.0, 0.0, samples,
+                      [Cluster(id=0, size=n, representative="Yes, ask HR.", members=list(range(n)))], found)
+
+    assert _settled(report(3), 5) == "agreed" and _settled(report(3), 6) is None and _settled(report(4), 6) == "agreed"
+    assert _settled(report(4), 8) is None and _settled(report(5), 8) == "agreed"
+    assert _settled(report(3, contradicting=True), 8) == "contradiction"
 
 
 def test_degenerate_sampling_is_reported() -> None:
