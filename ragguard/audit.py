@@ -396,8 +396,8 @@ def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
         of = sum(int(a.get("of", 0)) for a in adaptive)
         out["adaptive"] = {
             "share_of_fixed_n": round(sum(int(a.get("drawn", 0)) for a in adaptive) / of, 6) if of else None,
-            "stopped": {k: sum(1 for a in adaptive if a.get("stopped") == k)
-                        for k in ("agreed", "contradiction", "all drawn")},
+            "stopped": {k: sum(1 for a in adaptive if a.get("stopped") == k) for k in ("agreed", "contradiction",
+                                                                                      "all drawn")},
         }
     return out
 
