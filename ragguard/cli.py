@@ -118,7 +118,9 @@ def ask(
         raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
     guard = build_guard(config, index)
     if not as_json:
-        _progress(f"retrieving and sampling {samples or guard.config.sampling.samples} answers…")
+        count = samples or guard.config.sampling.samples
+        upto = "up to " if guard.config.sampling.adaptive and count > 3 else ""
+        _progress(f"retrieving and sampling {upto}{count} answers…")
     report = guard.ask(question, samples=samples, seed=seed)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))

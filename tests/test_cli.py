@@ -120,6 +120,16 @@ def test_ask_human_prints_answer_and_verdict(runner: CliRunner, fake_cli) -> Non
     assert "retrieving" not in result.stdout
 
 
+def test_ask_with_adaptive_sampling_says_up_to_n_and_how_many_it_drew(runner: CliRunner, fake_cli, fake_guard) -> None:
+    fake_guard.config = fake_guard.config.replace("sampling", adaptive=True)
+    fake_cli.enqueue([YES] * 3)  # greedy + 2 agree: not yet a majority of 8
+    fake_cli.enqueue([YES] * 2)  # 5 of 8 agree: stop
+    result = runner.invoke(app, ["ask", QUESTION, "--samples", "8"])
+    assert result.exit_code == 0, result.output
+    assert "retrieving and sampling up to 8 answers" in result.stderr
+    assert "samples: 5 of 8 (adaptive: agreed)" in result.stdout
+
+
 def test_ask_human_lists_clusters_when_answers_disagree(runner: CliRunner, fake_cli) -> None:
     fake_cli.enqueue([YES, YES, "Salaries are paid to a payroll bank card.", YES, "The office opens at nine."])
     result = runner.invoke(app, ["ask", QUESTION])
