@@ -39,13 +39,18 @@ ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "Do employees without the payroll bank's debit card need an employment certificate?"
 
 
-def cost(guard: Any, cfg: Any, samples: int, repeats: int) -> None:
-    """Part 1 of the module docstring."""
+def prompt_ids(guard: Any, cfg: Any, question: str) -> list[int]:
+    """The token ids ``ask`` generates from for ``question``: retrieved passages in the chat prompt."""
     from ragguard.prompts import build_messages
 
-    passages = guard.retriever.search(QUESTION, cfg.retrieval.top_k)  # type: ignore[union-attr]
-    prompt = guard.generator.encode_prompt(  # type: ignore[attr-defined]
-        build_messages(QUESTION, passages, cfg.prompt.system, cfg.prompt.max_context_chars))
+    passages = guard.retriever.search(question, cfg.retrieval.top_k)
+    return guard.generator.encode_prompt(
+        build_messages(question, passages, cfg.prompt.system, cfg.prompt.max_context_chars))
+
+
+def cost(guard: Any, cfg: Any, samples: int, repeats: int) -> None:
+    """Part 1 of the module docstring."""
+    prompt = prompt_ids(guard, cfg, QUESTION)
     # Each decoding mode (see ragguard.decoding) measured in alternation, best of --repeats.
     from ragguard.decoding import speed_up_small_batches
 
@@ -87,17 +92,14 @@ def cost(guard: Any, cfg: Any, samples: int, repeats: int) -> None:
 
 def faq_cost(guard: Any, cfg: Any, samples: int, count: int) -> None:
     """The ask / greedy ratio summed over several FAQ questions (default decoding, each timed once)."""
-    from ragguard.prompts import build_messages
-
     gen: Any = guard.generator
     lines = (ROOT / "examples" / "faq.jsonl").read_text(encoding="utf-8").splitlines()[:count]
     ask_s = greedy_s = 0.0
-    greedy_len, longest = [], []
     check_s = generate_s = 0.0
+    greedy_len, longest = [], []
     for line in lines:
         question = json.loads(line)["question"]
-        passages = guard.retriever.search(question, cfg.retrieval.top_k)
-        prompt = gen.encode_prompt(build_messages(question, passages, cfg.prompt.system, cfg.prompt.max_context_chars))
+        prompt = prompt_ids(guard, cfg, question)
         t = time.perf_counter()
         greedy = gen.generate_tokens(prompt, [None])[0]
         greedy_s += time.perf_counter() - t

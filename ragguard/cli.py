@@ -118,8 +118,10 @@ def ask(
         raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
     guard = build_guard(config, index)
     if not as_json:
+        from ragguard.pipeline import samples_adaptively
+
         count = samples or guard.config.sampling.samples
-        upto = "up to " if guard.config.sampling.adaptive and count > 3 else ""
+        upto = "up to " if samples_adaptively(guard.config.sampling.adaptive, count) else ""
         _progress(f"retrieving and sampling {upto}{count} answers…")
     report = guard.ask(question, samples=samples, seed=seed)
     if as_json:

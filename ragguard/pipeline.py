@@ -156,7 +156,7 @@ class RagGuard:
             job.seeds = sample_seeds(cfg.sampling.seed, job.question, cfg.sampling.samples)
             job.off_topic = _off_topic(job.passages, cfg) if self.retriever is not None else None
         answerable = [job for job in jobs if job.off_topic is None]
-        adaptive = cfg.sampling.adaptive and cfg.sampling.samples > 3
+        adaptive = samples_adaptively(cfg.sampling.adaptive, cfg.sampling.samples)
         pending = answerable
         # Seeds derive from the sample index, so each round draws exactly the samples a
         # fixed-N run would draw next: an adaptive result is computed on a prefix of it.
@@ -347,6 +347,11 @@ def adaptive_rounds(samples: int) -> list[int]:
         return [samples]
     majority = samples // 2 + 1
     return [3, majority, samples] if 3 < majority < samples else [3, samples]
+
+
+def samples_adaptively(adaptive: bool, samples: int) -> bool:
+    """Whether ``sampling.adaptive`` draws in more than one round for ``samples`` answers (more than 3)."""
+    return adaptive and len(adaptive_rounds(samples)) > 1
 
 
 def _round_agrees(report: Report) -> bool:
