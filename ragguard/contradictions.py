@@ -27,7 +27,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Finding", "entities", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs", "first_sentence"]
+__all__ = ["Finding", "entities", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs", "first_sentence",
+           "predicate_clash"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ _EN_NEG = re.compile(
     r"\b(not|never|cannot|can't|don't|doesn't|didn't|isn't|aren't|won't|wouldn't|shouldn't|needn't|"
     r"no need|not required|not necessary|unnecessary|no longer|neither|nor|prohibited|forbidden|not allowed|"
     r"not permitted|banned|unable|optional|voluntary|exempt|exempted|waived|excluded|excludes|exclude|"
-    r"no(?!\s*[,.!;:\u2014-]))\b|n't\b",
+    r"no(?!\s*[,.!;:\u2014-]))\b|n't\b|(?<!feel )(?<![\w-])free(?![\w-])",
     re.I,
 )
 # Chinese: negative forms are matched first and masked before positive forms,
@@ -118,16 +119,95 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     return 1, _context(first, 0, min(len(first), 40))
 
 
+# ----------------------------------------------------------------- predicate polarity
+# Answers to a question that is not a yes/no question can still take opposite sides: "What happens
+# if my balance falls below the minimum?" - "we charge a monthly fee" / "we do not charge any fee".
+# Each family is a policy predicate with the words that assert it and those that deny it; a pair
+# is flagged when one answer asserts and the other denies the same family in a clause about the
+# same thing (two shared content words), and neither clause is restricted or conditional ("only
+# members may ..." / "non-members cannot ..." say the same thing).
+_PREDICATES: tuple[tuple[str, str, str], ...] = (
+    # family, asserting forms, denying forms (denials are matched first and masked)
+    ("charge",
+     r"\b(?:charges?|charged|charging)\b|\bfees? (?:is|are) (?:charged|payable)|收费|收取|自付|自费|自行承担|需付费",
+     r"\b(?:does not|doesn't|do not|don't|will not|won't|never|not|no)\s+(?:be\s+)?(?:charge|charged|charges)\b"
+     r"|(?:\bnot|n't)\s+(?:be\s+)?charged\b|\bfree of charge\b|\bno (?:extra |additional )?(?:fee|charge)s?\b|\bat no (?:extra |additional )?cost\b"
+     r"|免费|不收费|不收取|免收|无需付费|无须付费|无需自付|无须自付|不用付"),
+    ("allow",
+     r"\b(?:may|allowed|permitted)\b|可以|允许|支持",
+     r"\b(?:prohibited|forbidden|banned|not (?:allowed|permitted)|may not|must not|mustn't)\b"
+     r"|(?:\bnot|n't)\s+(?:be\s+)?(?:allowed|permitted)\b|不可以|不允许|禁止|严禁|不得|不支持|不再支持"),
+    ("require",
+     r"\b(?:must|required|requires|require|mandatory|compulsory|need to|needs to|have to|has to)\b|必须|需要|要求",
+     r"\b(?:not required|no need|needn't|don't need|do not need|doesn't need|does not need|don't have to|"
+     r"do not have to|doesn't have to|does not have to|optional|exempt|exempted|not (?:necessary|mandatory)|voluntary)\b"
+     r"|(?:\bnot|n't|\bnever)\s+(?:be\s+|been\s+)?(?:required|necessary|mandatory|needed)\b|不需要|无需|无须|不必|不用|不要求|免于"),
+    ("cover",
+     r"\b(?:covered|covers|included|includes|reimbursed|reimburses|reimbursable|refunded|refundable)\b"
+     r"|报销|包括|包含|赔付|退款",
+     r"\b(?:not covered|doesn't cover|does not cover|excluded|excludes|not included|not reimbursed|not reimbursable|"
+     r"non-refundable|not refundable|no refunds?)\b|(?:\bnot|n't)\s+(?:be\s+)?(?:covered|included|reimbursed|refunded)\b|不予报销|不能报销|不报销|不包括|不包含|不赔付|不予赔付|不退款|不予退款"),
+)
+_PREDICATE_RES = tuple((family, re.compile(pos, re.I), re.compile(neg, re.I)) for family, pos, neg in _PREDICATES)
+_PREDICATE_WORDS = re.compile("|".join(form for _, pos, neg in _PREDICATES for form in (pos, neg)), re.I)
+_RESTRICTED = re.compile(r"\b(?:only|just|except|unless|non-|provided|as long as|without)\b|仅|只有|只能|只要|除|否则", re.I)
+_CLAUSE = re.compile(r"[,，:：]|\s[\u2014\u2013-]\s|\bbut\b|但")
+
+
+def _clause_signs(clause: str) -> dict[str, tuple[int, str]]:
+    """``{family: (+1 | -1, span)}`` for the predicates a clause plainly asserts or denies."""
+    signs: dict[str, tuple[int, str]] = {}
+    for family, pos, neg in _PREDICATE_RES:
+        denied = list(neg.finditer(clause))
+        asserted = list(pos.finditer(neg.sub(lambda m: " " * len(m.group(0)), clause)))
+        if denied and not asserted:
+            signs[family] = (-1, _context(clause, denied[0].start(), denied[0].end()))
+        elif asserted and not denied:
+            signs[family] = (1, _context(clause, asserted[0].start(), asserted[0].end()))
+    return signs
+
+
+def _predicate_clauses(answer: str) -> list[tuple[dict[str, tuple[int, str]], set[str]]]:
+    """The signed predicates of each plain clause of the answer's first sentence, with its words."""
+    sentence = first_sentence(answer)
+    if sentence.endswith(("?", "？")):
+        return []  # an answer that opens by restating the question asserts nothing yet
+    out = []
+    for clause in _CLAUSE.split(sentence):
+        clause = clause.strip()
+        signs = _clause_signs(clause) if clause and not _RESTRICTED.search(clause) else {}
+        if signs:
+            rest = _PREDICATE_WORDS.sub(" ", clause)
+            out.append((signs, {w[:5] for w in _content_words(rest)} | _cjk_bigrams(rest)))
+    return out
+
+
+def predicate_clash(a: str, b: str) -> tuple[str, str] | None:
+    """The spans where one answer asserts a policy predicate that the other denies, about the same
+    thing (two shared content words or Chinese bigrams besides the predicate), or None."""
+    for signs_a, words_a in _predicate_clauses(a):
+        for signs_b, words_b in _predicate_clauses(b):
+            for family, (sign, span_a) in signs_a.items():
+                other = signs_b.get(family)
+                if other and other[0] == -sign and len(words_a & words_b) >= 2:
+                    return span_a, other[1]
+    return None
+
+
 # A leading condition ("If you do not have the card, ...", "如果没有工资卡，...") restates a case of
 # the question; a negation inside it is not the answer's stance, so only the main clause is read.
 _CONDITION = re.compile(r"^\s*(?:if|unless|when|whenever|in case|as long as|provided that|如果|若|假如|要是|除非|只要|如(?![何此下今同]))"
                         r"[^,，;；:：]{0,120}[,，;；:：]\s*(?=\S)", re.I)
 
 
+_CAVEAT = re.compile(r"[,，;；]\s*(?:but|however|although|但是|但|不过|然而|只是)", re.I)
+
+
 def _main_clause(sentence: str) -> str:
-    """``sentence`` without a leading conditional clause."""
+    """``sentence`` without a leading conditional clause, up to a caveat ("..., but ...")."""
     m = _CONDITION.match(sentence)
-    return sentence[m.end():] if m else sentence
+    sentence = sentence[m.end():] if m else sentence
+    return _CAVEAT.split(sentence, maxsplit=1)[0]
 
 
 _STOP = frozenset(
@@ -146,10 +226,18 @@ def _cjk_bigrams(text: str) -> set[str]:
     return {a + b for a, b in zip(chars, chars[1:], strict=False)}
 
 
+def _stem(word: str) -> str:
+    """A crude English stem, enough to match "items" with "item" and "refunded" with "refund"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and not word.endswith("ss") and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
 def _on_topic(sentence: str, question: str) -> bool:
     """Does the sentence talk about the question (two shared content words or Chinese bigrams)?"""
-    shared = (_content_words(sentence) & _content_words(question)) | (_cjk_bigrams(sentence) & _cjk_bigrams(question))
-    return len(shared) >= 2
+    words = {_stem(w) for w in _content_words(sentence)} & {_stem(w) for w in _content_words(question)}
+    return len(words | (_cjk_bigrams(sentence) & _cjk_bigrams(question))) >= 2
 
 
 # A Chinese answer that opens with a verb echoes the question's verb: 可以…吗 is answered
@@ -248,6 +336,11 @@ _UNIT_WORDS = {
     "本": "book", "册": "book", "books": "book", "次": "times", "times": "times", "attempts": "times",
     "%": "percent", "percent": "percent", "per cent": "percent",
     "元": "money", "块": "money", "pounds": "money", "pound": "money", "dollars": "money", "euros": "money",
+    "kg": "kg", "kgs": "kg", "kilo": "kg", "kilos": "kg", "kilogram": "kg", "kilograms": "kg", "公斤": "kg", "千克": "kg",
+    "gram": "g", "grams": "g", "克": "g", "斤": "jin", "lb": "lb", "lbs": "lb",
+    "km": "km", "kilometre": "km", "kilometres": "km", "kilometer": "km", "kilometers": "km", "公里": "km",
+    "千米": "km", "mile": "mile", "miles": "mile",
+    "mb": "mb", "gb": "gb", "tb": "tb",
 }
 _EN_NUMBERS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -259,6 +352,10 @@ _EN_NUMBERS = {
 # Calendar durations compare in days, whatever unit they were written in (a fortnight = 14 days,
 # a month = 30); values within 10 % count as the same ("4 weeks" and "one month").
 _DAYS_PER = {"day": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.0, "year": 365.0}
+# Weights, distances and data sizes compare in one unit each, whatever unit they were written in.
+_MEASURES = {"kg": ("weight", 1.0), "g": ("weight", 0.001), "jin": ("weight", 0.5), "lb": ("weight", 0.4536),
+             "km": ("distance", 1.0), "mile": ("distance", 1.609), "mb": ("data", 1 / 1024), "gb": ("data", 1.0),
+             "tb": ("data", 1024.0)}
 _MONTHS = {m: i for i, m in enumerate(
     "january february march april may june july august september october november december".split(), 1)}
 _MONTH_ABBR = {m[:3]: i for m, i in _MONTHS.items()}
@@ -275,16 +372,31 @@ _ZH_MONTH = re.compile(r"(?<![个\d零〇一二两三四五六七八九十])(\d{
 _EN_NUM_RE = "|".join(sorted(_EN_NUMBERS, key=len, reverse=True))
 _NUM = rf"(\d+(?:[.,]\d+)?(?:\s*[万千])?|[零〇一二两三四五六七八九十百千万]+|\b(?:{_EN_NUM_RE})(?:[\s-]+(?:{_EN_NUM_RE}))*\b)"
 _UNIT_RE = "|".join(sorted((re.escape(u) for u in _UNIT_WORDS), key=len, reverse=True))
-_QTY = re.compile(rf"{_NUM}\s*({_UNIT_RE})(?![a-z])", re.I)
+_QTY = re.compile(rf"(?<!第){_NUM}\s*({_UNIT_RE})(?![a-z])", re.I)
 _MONEY = re.compile(r"([£$€¥￥])\s?(\d+(?:[.,]\d+)?)")
 _ZH_PERCENT = re.compile(r"百分之([零〇一二两三四五六七八九十百]+|\d+(?:\.\d+)?)")
 # Day of the month: 15日 / 10号 / 十五号, but not the 日 of a full date such as 3月5日.
 _DAY_OF_MONTH = re.compile(r"(?<!\d月)(?<![一二三四五六七八九十]月)(?<![\d一二三四五六七八九十])(\d{1,2}|[一二三四五六七八九十]{1,3})\s*(日|号)")
 
 
-# Times of day compare on a 12-hour clock ("8 p.m." = "8:00" = "下午8点"; 8 a.m. vs 8 p.m. is not caught).
+# Times of day are minutes on a 24-hour clock when the text says which half of the day ("8 p.m.",
+# "20:00", "晚上8点"); a time that does not ("8:00", "8点") is ambiguous, marked by a value ending
+# in .5, and equals both 8 a.m. and 8 p.m. (see _same).
 _EN_TIME = re.compile(r"(?<![\d:])(\d{1,2})(?::(\d{2}))?\s*(a\.?m\.?|p\.?m\.?|AM|PM|o'clock)?(?![\d:])", re.I)
-_ZH_TIME = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*[点點](?:(半)|(\d{1,2}|[一二三四五六七八九十]{1,3})分?)?")
+_ZH_TIME = re.compile(r"(早上|早晨|上午|凌晨|中午|下午|傍晚|晚上|夜间|夜里)?\s*"
+                      r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*[点點](?:(半)|(\d{1,2}|[一二三四五六七八九十]{1,3})分?)?")
+_ZH_PM = frozenset({"中午", "下午", "傍晚", "晚上", "夜间", "夜里"})
+
+
+def _clock(hour: float, minute: float, pm: bool | None) -> float:
+    """Minutes since midnight; ``pm`` None when the text does not say (an ambiguous time, value + 0.5)."""
+    if pm is None and hour <= 12:
+        return (hour % 12) * 60 + minute + 0.5
+    if pm and hour < 12:
+        hour += 12
+    elif pm is False and hour == 12:
+        hour = 0
+    return (hour % 24) * 60 + minute
 
 
 def _to_number(token: str) -> float | None:
@@ -324,8 +436,12 @@ def quantities(text: str) -> dict[str, dict[float, str]]:
             continue
         if m.group(2) == "年" and m.group(1)[0].isdigit() and value >= 100:  # 2025年 is a year, 5年 a duration
             continue
+        if m.group(1) == "一" and text[max(0, m.start() - 1):m.start()] in ("前", "后", "当", "同"):
+            continue  # 前一天 is the day before, not a day's time
         if unit in _DAYS_PER:
             unit, value = "duration", value * _DAYS_PER[unit]
+        elif unit in _MEASURES:
+            unit, value = _MEASURES[unit][0], round(value * _MEASURES[unit][1], 6)
         found.setdefault(unit, {}).setdefault(value, m.group(0).strip())
     for m in _EN_DATE.finditer(text):
         name = m.group("m1") or m.group("m2") or m.group("m3")
@@ -346,12 +462,15 @@ def quantities(text: str) -> dict[str, dict[float, str]]:
     for m in _EN_TIME.finditer(text):
         hour, minute = int(m.group(1)), int(m.group(2) or 0)
         if hour <= 24 and minute < 60 and (m.group(3) or m.group(2)):
-            found.setdefault("time", {}).setdefault(float((hour % 12) * 60 + minute), m.group(0).strip())
+            half = (m.group(3) or "").lower()
+            pm = True if half.startswith("p") else False if half.startswith("a") else None
+            found.setdefault("time", {}).setdefault(_clock(hour, minute, pm), m.group(0).strip())
     for m in _ZH_TIME.finditer(text):
-        hour = _to_number(m.group(1))
-        minute = 30.0 if m.group(2) == "半" else (_to_number(m.group(3)) if m.group(3) else 0.0)
+        hour = _to_number(m.group(2))
+        minute = 30.0 if m.group(3) == "半" else (_to_number(m.group(4)) if m.group(4) else 0.0)
         if hour is not None and minute is not None and hour <= 24:
-            found.setdefault("time", {}).setdefault((hour % 12) * 60 + minute, m.group(0).strip())
+            pm = m.group(1) in _ZH_PM if m.group(1) else None
+            found.setdefault("time", {}).setdefault(_clock(hour, minute, pm), m.group(0).strip())
     for m in _MONEY.finditer(text):
         value = _to_number(m.group(2))
         if value is not None:
@@ -372,9 +491,9 @@ _WH_EN = re.compile(r"^\s*(which|where|who|whom|whose|what\s+(?:bank|form|depart
                     r"system|tool|person|address|app|portal))\b", re.I)
 _WH_ZH = re.compile(r"(哪|谁|什么|何处)")
 _EN_NAME = re.compile(
-    r"(?<![A-Za-z0-9'-])(?:[A-Z]{2,}-?\d+|[A-Z][A-Za-z&']*(?:-[A-Za-z]+)*)(?:\s+(?:[A-Z]{2,}-?\d+|[A-Z][A-Za-z&']*(?:-[A-Za-z]+)*|of|and|&))*"
+    r"(?<![A-Za-z0-9'-])(?:[A-Z]+-\d+|[A-Z]{2,}\d+|[A-Z][A-Za-z&']*(?:-[A-Za-z]+)*)(?:\s+(?:[A-Z]+-\d+|[A-Z]{2,}\d+|[A-Z][A-Za-z&']*(?:-[A-Za-z]+)*|of|and|&))*"
 )
-_EN_CODE = re.compile(r"\b[A-Z]{2,}-\d+\b")
+_EN_CODE = re.compile(r"\b(?:[A-Z]+-\d+|[A-Z]{2,}\d+)\b")
 _ZH_TITLE = re.compile(r"《([^》]+)》")
 _ZH_ORG = re.compile(
     r"(?:统一在|需要到|需要|填写|使用|通过|在|到|由|向|于|为|去|是|找|经|需|请)"
@@ -385,6 +504,12 @@ _ZH_SYSTEM = re.compile(r"(?:在|通过|用|使用|登录)(?:公司的|公司)?(
                         r"的?(?:上|审批|App|APP|app|小程序|提交|打卡)")
 _ZH_GENERIC = frozenset({"公司", "本公司", "系统", "平台", "网上", "线上", "手机", "电脑", "部门", "内部"})
 _ZH_PLACE = re.compile(r"(?:设在|位于|在)([\u4e00-\u9fff]{2,3})(?=[。，！；]|$)")
+# Cities are named without a marker after them ("定在杭州举办"): the largest Chinese cities by name.
+_ZH_CITY = re.compile(
+    "(北京|上海|天津|重庆|广州|深圳|杭州|苏州|南京|无锡|宁波|温州|成都|武汉|西安|长沙|郑州|济南|青岛|大连|沈阳|"
+    "长春|哈尔滨|石家庄|太原|合肥|福州|厦门|南昌|南宁|昆明|贵阳|兰州|西宁|银川|乌鲁木齐|拉萨|呼和浩特|海口|三亚|"
+    "珠海|东莞|佛山|香港|澳门|台北)"
+)
 _COMMON_CAPS = frozenset(
     "the a an you your we our it this that these those employees employee yes no please all each every "
     "if for in on at to from by use using salaries salary payroll annual".split()
@@ -412,7 +537,7 @@ def entities(text: str, question: str = "") -> set[str]:
             if name and not all(w.lower() in q_words for w in words):
                 found.add(name)
     found |= set(_EN_CODE.findall(text))
-    for pattern in (_ZH_TITLE, _ZH_ORG, _ZH_SYSTEM, _ZH_PLACE):
+    for pattern in (_ZH_TITLE, _ZH_ORG, _ZH_SYSTEM, _ZH_PLACE, _ZH_CITY):
         for m in pattern.finditer(text):
             name = m.group(1).lstrip("在到由向于为去请需要")
             name = re.sub(r"^(?:通过|公司的|公司)", "", name) if pattern is _ZH_ORG else name
@@ -438,6 +563,10 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
     sb, span_b = stance(b, question)
     if sa * sb == -1:
         findings.append(Finding("polarity", 1.0, span_a, span_b))
+    elif not _is_yes_no_question(question):
+        clash = predicate_clash(a, b)
+        if clash:
+            findings.append(Finding("polarity", 1.0, *clash))
     qa, qb, qq = quantities(a), quantities(b), quantities(question) if question else {}
     for unit in sorted(set(qa) & set(qb)):
         va, vb = set(qa[unit]), set(qb[unit])
@@ -450,8 +579,18 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
             va, vb = rest_a, rest_b
         if not any(_same(unit, x, y) for x in va for y in vb):
             x, y = min(va), min(vb)
-            score = abs(x - y) / max(abs(x), abs(y), 1e-9)
-            findings.append(Finding("quantity", round(min(1.0, score), 6), qa[unit][x], qb[unit][y]))
+        else:
+            # Both give the same number of values (opens at 8 am, closes at 8 pm / opens at 7 am,
+            # closes at 8 pm) and one has no match on the other side. "A month" is a rate ("£5 a
+            # month"), not a value, here.
+            va = {x for x in va if not _RATE.match(qa[unit][x])}
+            vb = {y for y in vb if not _RATE.match(qb[unit][y])}
+            if not (len(va) == len(vb) >= 2 and any(not _any_same(unit, x, vb) for x in va)):
+                continue
+            x = min(x for x in va if not _any_same(unit, x, vb))
+            y = min(y for y in vb if not _any_same(unit, y, va))
+        score = abs(x - y) / max(abs(x), abs(y), 1e-9)
+        findings.append(Finding("quantity", round(min(1.0, score), 6), qa[unit][x], qb[unit][y]))
     if not findings and _asks_for_a_name(question):
         ea, eb = entities(a, question), entities(b, question)
         if ea and eb and not _overlaps(ea, eb):
@@ -459,9 +598,15 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
     return findings
 
 
+_RATE = re.compile(r"an?\s", re.I)
+
+
 def _same(unit: str, x: float, y: float) -> bool:
-    """Equal values; converted durations within 10 % count as equal ("4 weeks" and "one month")."""
-    return abs(x - y) <= 0.1 * max(x, y) if unit == "duration" else x == y
+    """Equal values; converted values within 10 % count as equal ("4 weeks" and "one month", 1 mile and 1.6 km);
+    a time of day that does not say a.m. or p.m. equals both."""
+    if unit == "time" and (x % 1 or y % 1):
+        return int(x) % 720 == int(y) % 720
+    return abs(x - y) <= 0.1 * max(x, y) if unit in ("duration", "weight", "distance", "data") else x == y
 
 
 def _any_same(unit: str, x: float, values: set[float]) -> bool:

@@ -251,3 +251,92 @@ def test_a_conditional_answer_does_not_contradict_a_yes() -> None:
     other = ("If you do not have an Eastbridge Bank debit card, you must provide a valid ID document to access "
              "the Financial Services Branch.")
     assert not [f for f in detect(yes, other, Q_EN) if f.kind == "polarity"]
+
+
+@pytest.mark.parametrize(
+    ("question", "a", "b", "flagged"),
+    [
+        # A question that is not a yes/no question: one answer asserts a policy predicate, the other denies it.
+        ("What happens if my savings balance falls below the minimum?",
+         "The bank will charge a monthly maintenance fee when your balance drops below the minimum.",
+         "Nothing happens: the bank does not charge any fee when your balance falls below the minimum.", True),
+        ("What is the policy on installing personal software on company laptops?",
+         "Installing personal software on company laptops is prohibited.",
+         "Employees may install personal software on their company laptops.", True),
+        ("员工参加外部培训的费用怎么处理？", "外部培训的费用可以全额报销。", "外部培训的费用公司一律不予报销。", True),
+        ("商品拆封后申请退货会怎么处理？", "拆封后仍然可以享受七天无理由退货。", "商品一经拆封即不再支持七天无理由退货。", True),
+        # Both deny, or the denial is about something else, or a clause is restricted ("only", "unless").
+        ("What do contractors have to do about the security course?",
+         "Contractors do not need to attend the security course.", "The security course isn't required for contractors.",
+         False),
+        ("What is the policy on guests?", "Guests are not allowed in the lab unless they sign in.",
+         "Guests may enter the lab once they sign in at reception.", False),
+        ("What is the policy on parking?", "Staff may park in lot B.", "Smoking is prohibited in all buildings.", False),
+        # An opening that restates the question asserts nothing.
+        ("When do I have to return my laptop?", "There's no need to return your laptop before your last day.",
+         "When do I need to return my laptop when I leave?", False),
+    ],
+)
+def test_predicates_asserted_and_denied_for_open_questions(question: str, a: str, b: str, flagged: bool) -> None:
+    kinds = [f.kind for f in detect(a, b, question)]
+    assert (kinds == ["polarity"]) is flagged, kinds
+    assert [f.kind for f in detect(b, a, question)] == kinds
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "flagged"),
+    [
+        ("Each checked bag can weigh up to 23 kg.", "Checked bags may weigh up to 20 kg each.", True),
+        ("随身行李不得超过5公斤。", "随身行李重量不超过5 kg。", False),
+        ("Staff get 50 GB of storage.", "Staff accounts include 1 TB of storage.", True),
+        ("Staff get 1 TB of storage.", "Staff get 1024 GB of storage.", False),
+        ("Rentals include 200 km per day.", "Rentals come with 300 km per day included.", True),
+        ("The route is 10 miles long.", "The route is 16 km long.", False),  # within 10 %
+        ("The 4G network covers the campus.", "The 5G network covers the campus.", False),  # not grams
+        # Two values each, one differs: opening and closing times.
+        ("We open at 8 am and close at 8 pm.", "Weekend hours start at 7 am; we close at 8 pm.", True),
+        ("首班车早上六点发车，末班车为晚上11点。", "首班车发车时间为早上5:30，末班车时间为23:00。", True),
+        ("We open at 8:00.", "We open at 8 am.", False),  # a time without a.m./p.m. matches either
+        ("We open at 8:00.", "We open at 8 pm.", False),
+        ("We open at 8 am.", "We open at 8 pm.", True),
+        # "A month" in "£5 a month" is a rate, not a second value.
+        ("You can pause for up to three months per year for a fee of £5 a month.",
+         "You can pause for a maximum of 90 days a year; a £5 monthly fee applies.", False),
+    ],
+)
+def test_quantity_weights_sizes_distances_and_value_pairs(a: str, b: str, flagged: bool) -> None:
+    assert bool([f for f in detect(a, b) if f.kind == "quantity"]) is flagged
+
+
+def test_the_day_before_is_not_a_duration() -> None:
+    assert quantities("体检前一天晚上十点以后请不要进食。").get("duration") is None
+    assert quantities("第三天起收费。").get("duration") is None
+    assert quantities("前三天免费。")["duration"] == {3.0: "三天"}
+
+
+@pytest.mark.parametrize(
+    ("question", "a", "b"),
+    [
+        ("公司差旅费报销应该填写哪张表？", "请填写表单F-03提交。", "请使用表单F-07提交。"),
+        ("今年的公司年会在哪个城市举办？", "今年的年会定在杭州举办。", "今年的年会将在苏州举行。"),
+    ],
+)
+def test_entity_single_letter_codes_and_cities(question: str, a: str, b: str) -> None:
+    assert [f.kind for f in detect(a, b, question)] == ["entity"]
+    assert detect(a, a.replace("。", "，请按时提交。"), question) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "sign"),
+    [
+        ("Does the company charge extra for roaming in the EU?", "Roaming comes free with every company plan.", -1),
+        ("Can I bring a guest to the gym?", "Feel free to bring a guest on weekdays.", 1),
+        ("Can I use the free-weights area without an induction?", "Members use the free-weights area after an induction.",
+         1),
+        # What follows "but" is a caveat: this answer says yes.
+        ("在图书馆阅览区可以吃东西吗？", "阅览区允许食用少量零食，但请不要携带气味较大的食物。", 1),
+        ("Will I get my money back if I return a sale item?", "Sale items are final and are never refunded.", -1),
+    ],
+)
+def test_stance_reads_free_caveats_and_plural_words(question: str, answer: str, sign: int) -> None:
+    assert stance(answer, question)[0] == sign
