@@ -55,9 +55,13 @@ _EN_NEG = re.compile(
     r"\b(not|never|cannot|can't|don't|doesn't|didn't|isn't|aren't|won't|wouldn't|shouldn't|needn't|"
     r"no need|not required|not necessary|unnecessary|no longer|neither|nor|prohibited|forbidden|not allowed|"
     r"not permitted|banned|unable|optional|voluntary|exempt|exempted|waived|excluded|excludes|exclude|"
-    r"no(?!\s*[,.!;:\u2014-]))\b|n't\b|(?<!feel )(?<![\w-])free(?![\w-])",
+    r"no(?!\s*[,.!;:\u2014-]))\b|n't\b",
     re.I,
 )
+# "Free" says no to a question about paying ("Does it cost extra?" - "It comes free"), not to others
+# ("Can staff use the gym?" - "Staff can use it free of charge" is a yes).
+_EN_FREE = re.compile(r"(?<!feel )(?<![\w-])free(?![\w-])", re.I)
+_COST_QUESTION = re.compile(r"\b(?:charges?|charged|pay|paid|costs?|fees?|price|extra)\b", re.I)
 # Chinese: negative forms are matched first and masked before positive forms,
 # because 需要 is inside 不需要 and 是 inside 不是.
 _CONFIRM = re.compile(r"(correct|that's right|that is right)$", re.I)
@@ -97,7 +101,8 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     leads = [(_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_LEAD, -1), (_ZH_YES_LEAD, 1)] if yes_no else [
         (_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_EXPLICIT, -1), (_ZH_YES_EXPLICIT, 1)]
     first = first_sentence(text)
-    q_neg = {m.group(0).lower() for m in _EN_NEG.finditer(question)} | {m.group(0) for m in _ZH_NEG.finditer(question)}
+    q_neg = {m.group(0).lower() for p in (_EN_NEG, _EN_FREE) for m in p.finditer(question)}
+    q_neg |= {m.group(0) for m in _ZH_NEG.finditer(question)}
     for pattern, sign in leads:
         m = pattern.match(text)
         if m and m.group(1).lower() not in q_neg:
@@ -111,9 +116,10 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     first = _main_clause(first)
     if not _on_topic(first, question):
         return 0, ""  # an answer about something else takes no side
-    for pattern in (_EN_NEG, _ZH_NEG):
+    cues = (_EN_NEG, _ZH_NEG, _EN_FREE) if _COST_QUESTION.search(question) else (_EN_NEG, _ZH_NEG)
+    for pattern in cues:
         for m in pattern.finditer(first):
-            cue = m.group(0).lower() if pattern is _EN_NEG else m.group(0)
+            cue = m.group(0) if pattern is _ZH_NEG else m.group(0).lower()
             if cue not in q_neg:
                 return -1, _context(first, m.start(), m.end())
     return 1, _context(first, 0, min(len(first), 40))

@@ -340,3 +340,9 @@ def test_entity_single_letter_codes_and_cities(question: str, a: str, b: str) ->
 )
 def test_stance_reads_free_caveats_and_plural_words(question: str, answer: str, sign: int) -> None:
     assert stance(answer, question)[0] == sign
+
+
+def test_free_is_a_no_only_to_questions_about_paying() -> None:
+    assert stance("Staff can use the gym free of charge.", "Can staff use the company gym?")[0] == 1
+    assert stance("Staff can use the gym free of charge.", "Do staff pay to use the company gym?")[0] == -1
+    assert stance("The second bag is free on economy fares.", "Is the second bag free, or do I pay extra?")[0] == 1
