@@ -8,15 +8,19 @@ look at what the answers commit to:
 * ``polarity``: the answer's stance on a yes/no question (a leading
   yes/no, 是/不是, 需要/不需要/无需 ...; otherwise negation cues in the first
   sentence that the question itself does not contain). Two answers with
-  opposite stances contradict.
+  opposite stances contradict. For other questions, one answer asserting a
+  policy predicate (charge, allow, require, cover; 收费, 可以, 需要, 报销 ...)
+  that the other denies about the same thing contradicts too.
 * ``quantity``: numbers attached to the same unit (days, weeks, months,
-  years, hours, money, percent, day of the month; Arabic, English or Chinese
-  numerals, 三个月 vs 六个月). Two answers that give disjoint values for the
-  same unit contradict.
+  years, hours, money, percent, weights, distances, data sizes, dates and
+  times of day; Arabic, English or Chinese numerals, 三个月 vs 六个月). Two
+  answers that give disjoint values for the same unit contradict, and so do
+  two that give equally many values of which one has no match.
 * ``entity``: for which/where/who questions (哪/谁/什么), the named things
   each answer commits to (capitalised names and form codes in English;
-  banks, branches, departments, forms, 《titles》 and places in Chinese),
-  minus those the question names. Two answers with disjoint names contradict.
+  banks, branches, departments, forms, 《titles》, cities and places in
+  Chinese), minus those the question names. Two answers with disjoint names
+  contradict.
 
 Each finding quotes the spans that conflict, so a reader sees why.
 """
