@@ -19,8 +19,9 @@ look at what the answers commit to:
 * ``entity``: for which/where/who questions (哪/谁/什么), the named things
   each answer commits to (capitalised names and form codes in English;
   banks, branches, departments, forms, 《titles》, cities and places in
-  Chinese), minus those the question names. Two answers with disjoint names
-  contradict.
+  Chinese; web addresses), minus those the question names. Two answers with
+  disjoint names contradict; for a who question, so do two that name roles of
+  different kinds only (line manager vs HR business partner).
 
 Each finding quotes the spans that conflict, so a reader sees why.
 """
@@ -65,7 +66,26 @@ _EN_NEG = re.compile(
 # "Free" says no to a question about paying ("Does it cost extra?" - "It comes free"), not to others
 # ("Can staff use the gym?" - "Staff can use it free of charge" is a yes).
 _EN_FREE = re.compile(r"(?<!feel )(?<![\w-])free(?![\w-])", re.I)
-_COST_QUESTION = re.compile(r"\b(?:charges?|charged|pay|paid|costs?|fees?|price|extra)\b", re.I)
+_COST_QUESTION = re.compile(r"\b(?:charges?|charged|pay|paid|costs?|fees?|price|extra)\b|收费|付费|费用|多少钱", re.I)
+_FREE_QUESTION = re.compile(r"(?<![\w-])free(?![\w-])|免费", re.I)
+# "At no extra cost" and "免费" describe the answer's yes unless the question asks about paying.
+_NO_COST = re.compile(r"\b(?:at\s+)?no\s+(?:extra\s+|additional\s+|further\s+)?(?:cost|charge|fee)s?\b|\bfree of charge\b"
+                      r"|\bwithout (?:any )?(?:extra )?charge\b|免费|不收费|无需付费|无须付费|不另收费", re.I)
+# To "Is it free?", an answer that says you pay says no.
+_PAID = re.compile(r"\b(?:(?:have|has|need|needs|must) to pay|pay for|is charged|are charged|will be charged|"
+                   r"charges? (?:a|an)\b|(?:a|an) [a-z-]+ fee|a fee)\b|需要付费|需付费|收费|要交|需缴纳|自费", re.I)
+# To "Do I need to ...?", a first clause that says must / can (and nothing negative) is a yes even
+# when a later clause denies something else ("报销必须附上发票原件，复印件不予受理").
+_MODAL = re.compile(r"\b(?:must|need to|needs to|have to|has to|required|can|may|allowed|permitted)\b"
+                    r"|必须|需要|须|可以|能够|允许", re.I)
+
+
+def _answer_part(text: str) -> str:
+    """The answer without an opening sentence that restates the question ("地铁换乘需要重新买票吗？不需要...")."""
+    first = first_sentence(text)
+    if first.endswith(("?", "？")) and len(first) < len(text.strip()):
+        return text.strip()[len(first):].strip()
+    return text.strip()
 # Chinese: negative forms are matched first and masked before positive forms,
 # because 需要 is inside 不需要 and 是 inside 不是.
 _CONFIRM = re.compile(r"(correct|that's right|that is right)$", re.I)
@@ -96,7 +116,7 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     is not allowed" is not a "no"), and its absence a "yes". For other
     questions only explicit markers (yes/no, 是的/不是) count, else ``(0, "")``.
     """
-    text = answer.strip()
+    text = _answer_part(answer)
     if not text:
         return 0, ""
     yes_no = _is_yes_no_question(question)
@@ -120,7 +140,19 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     first = _main_clause(first)
     if not _on_topic(first, question):
         return 0, ""  # an answer about something else takes no side
-    cues = (_EN_NEG, _ZH_NEG, _EN_FREE) if _COST_QUESTION.search(question) else (_EN_NEG, _ZH_NEG)
+    free_q = bool(_FREE_QUESTION.search(question))
+    cost_q = bool(_COST_QUESTION.search(question)) and not free_q
+    if not cost_q:
+        first = _NO_COST.sub(lambda m: " " * len(m.group(0)), first)
+        if free_q and (m := _PAID.search(first)):
+            return -1, _context(first, m.start(), m.end())
+    cues = (_EN_NEG, _ZH_NEG, _EN_FREE) if cost_q else (_EN_NEG, _ZH_NEG)
+    opening = re.split(r"[,，;；]", first, maxsplit=1)[0]
+    modal = _MODAL.search(opening)
+    if modal and _on_topic(opening, question) and all(
+        (m.group(0) if p is _ZH_NEG else m.group(0).lower()) in q_neg for p in cues for m in p.finditer(opening)
+    ):
+        return 1, _context(opening, modal.start(), modal.end())
     for pattern in cues:
         for m in pattern.finditer(first):
             cue = m.group(0) if pattern is _ZH_NEG else m.group(0).lower()
@@ -144,7 +176,7 @@ _PREDICATES: tuple[tuple[str, str, str], ...] = (
      r"|(?:\bnot|n't)\s+(?:be\s+)?charged\b|\bfree of charge\b|\bno (?:extra |additional )?(?:fee|charge)s?\b|\bat no (?:extra |additional )?cost\b"
      r"|免费|不收费|不收取|免收|无需付费|无须付费|无需自付|无须自付|不用付"),
     ("allow",
-     r"\b(?:may|allowed|permitted)\b|可以|允许|支持",
+     r"\b(?:may|allowed|permitted|welcome)\b|可以|允许|支持",
      r"\b(?:prohibited|forbidden|banned|not (?:allowed|permitted)|may not|must not|mustn't)\b"
      r"|(?:\bnot|n't)\s+(?:be\s+)?(?:allowed|permitted)\b|不可以|不允许|禁止|严禁|不得|不支持|不再支持"),
     ("require",
@@ -152,6 +184,10 @@ _PREDICATES: tuple[tuple[str, str, str], ...] = (
      r"\b(?:not required|no need|needn't|don't need|do not need|doesn't need|does not need|don't have to|"
      r"do not have to|doesn't have to|does not have to|optional|exempt|exempted|not (?:necessary|mandatory)|voluntary)\b"
      r"|(?:\bnot|n't|\bnever)\s+(?:be\s+|been\s+)?(?:required|necessary|mandatory|needed)\b|不需要|无需|无须|不必|不用|不要求|免于"),
+    ("entitle",
+     r"\b(?:entitled|eligible|qualify|qualifies)\b|享受|享有|有资格|领取|发放",
+     r"\b(?:not entitled|not eligible|ineligible|no longer eligible|(?:does not|doesn't|do not|don't) qualify)\b"
+     r"|(?:\bnot|n't)\s+(?:be\s+)?(?:entitled|eligible)\b|不享受|不享有|没有资格|无资格|无权|不能领取|不发放|不予发放"),
     ("cover",
      r"\b(?:covered|covers|included|includes|reimbursed|reimburses|reimbursable|refunded|refundable)\b"
      r"|报销|包括|包含|赔付|退款",
@@ -161,6 +197,7 @@ _PREDICATES: tuple[tuple[str, str, str], ...] = (
 _PREDICATE_RES = tuple((family, re.compile(pos, re.I), re.compile(neg, re.I)) for family, pos, neg in _PREDICATES)
 _PREDICATE_WORDS = re.compile("|".join(form for _, pos, neg in _PREDICATES for form in (pos, neg)), re.I)
 _RESTRICTED = re.compile(r"\b(?:only|just|except|unless|non-|provided|as long as|without)\b|仅|只有|只能|只要|除|否则", re.I)
+_LEADING_CONDITION = re.compile(r"^(?:if|when|whenever|in case|如果|若|假如|要是|一旦)", re.I)
 _CLAUSE = re.compile(r"[,，:：]|\s[\u2014\u2013-]\s|\bbut\b|但")
 
 
@@ -178,17 +215,21 @@ def _clause_signs(clause: str) -> dict[str, tuple[int, str]]:
 
 
 def _predicate_clauses(answer: str) -> list[tuple[dict[str, tuple[int, str]], set[str]]]:
-    """The signed predicates of each plain clause of the answer's first sentence, with its words."""
-    sentence = first_sentence(answer)
-    if sentence.endswith(("?", "？")):
-        return []  # an answer that opens by restating the question asserts nothing yet
+    """The signed predicates of each plain clause of the answer, with the words of its sentence."""
     out = []
-    for clause in _CLAUSE.split(sentence):
-        clause = clause.strip()
-        signs = _clause_signs(clause) if clause and not _RESTRICTED.search(clause) else {}
-        if signs:
-            rest = _PREDICATE_WORDS.sub(" ", clause)
-            out.append((signs, {w[:5] for w in _content_words(rest)} | _cjk_bigrams(rest)))
+    for sentence in re.split(r"(?<=[.!?。！？；;])\s*", _answer_part(answer)):
+        if sentence.endswith(("?", "？")):
+            continue  # a question asserts nothing
+        words = None
+        for clause in _CLAUSE.split(sentence):
+            clause = clause.strip()
+            plain = clause and not _RESTRICTED.search(clause) and not _LEADING_CONDITION.match(clause)
+            signs = _clause_signs(clause) if plain else {}
+            if signs:
+                if words is None:
+                    rest = _PREDICATE_WORDS.sub(" ", sentence)
+                    words = {w[:5] for w in _content_words(rest)} | _cjk_bigrams(rest)
+                out.append((signs, words))
     return out
 
 
@@ -276,7 +317,7 @@ def lead_stance(answer: str, question: str = "") -> int:
     Stricter than :func:`stance`: only explicit openings count, so an
     off-topic answer is never taken for a "yes".
     """
-    text = answer.strip()
+    text = _answer_part(answer)
     yes_no = _is_yes_no_question(question)
     leads = [(_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_LEAD, -1), (_ZH_YES_LEAD, 1)] if yes_no else [
         (_EN_NO, -1), (_EN_YES, 1), (_ZH_NO_EXPLICIT, -1), (_ZH_YES_EXPLICIT, 1)]
@@ -341,8 +382,9 @@ _UNIT_WORDS = {
     "week": "week", "weeks": "week", "周": "week", "个星期": "week", "星期": "week",
     "month": "month", "months": "month", "个月": "month", "月": "month",
     "year": "year", "years": "year", "年": "year",
-    "hour": "hour", "hours": "hour", "小时": "hour", "个小时": "hour",
+    "hour": "hour", "hours": "hour", "小时": "hour", "个小时": "hour", "个钟头": "hour",
     "minute": "minute", "minutes": "minute", "mins": "minute", "分钟": "minute",
+    "cent": "cent", "cents": "cent", "pence": "cent", "分钱": "cent",
     "本": "book", "册": "book", "books": "book", "次": "times", "times": "times", "attempts": "times",
     "%": "percent", "percent": "percent", "per cent": "percent",
     "元": "money", "块": "money", "pounds": "money", "pound": "money", "dollars": "money", "euros": "money",
@@ -365,7 +407,8 @@ _DAYS_PER = {"day": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.0, "year": 
 # Weights, distances and data sizes compare in one unit each, whatever unit they were written in.
 _MEASURES = {"kg": ("weight", 1.0), "g": ("weight", 0.001), "jin": ("weight", 0.5), "lb": ("weight", 0.4536),
              "km": ("distance", 1.0), "mile": ("distance", 1.609), "mb": ("data", 1 / 1024), "gb": ("data", 1.0),
-             "tb": ("data", 1024.0)}
+             "tb": ("data", 1024.0), "hour": ("minutes", 60.0), "minute": ("minutes", 1.0),
+             "cent": ("money", 0.01)}
 _MONTHS = {m: i for i, m in enumerate(
     "january february march april may june july august september october november december".split(), 1)}
 _MONTH_ABBR = {m[:3]: i for m, i in _MONTHS.items()}
@@ -497,7 +540,7 @@ def quantities(text: str) -> dict[str, dict[float, str]]:
 
 
 # ----------------------------------------------------------------- entity
-_WH_EN = re.compile(r"^\s*(which|where|who|whom|whose|what\s+(?:bank|form|department|team|branch|city|office|"
+_WH_EN = re.compile(r"^\s*(?:(?:in|at|from|to|with|by|for|on|through)\s+)?(which|where|who|whom|whose|what\s+(?:bank|form|department|team|branch|city|office|"
                     r"system|tool|person|address|app|portal))\b", re.I)
 _WH_ZH = re.compile(r"(哪|谁|什么|何处)")
 _EN_NAME = re.compile(
@@ -507,12 +550,14 @@ _EN_CODE = re.compile(r"\b(?:[A-Z]+-\d+|[A-Z]{2,}\d+)\b")
 _ZH_TITLE = re.compile(r"《([^》]+)》")
 _ZH_ORG = re.compile(
     r"(?:统一在|需要到|需要|填写|使用|通过|在|到|由|向|于|为|去|是|找|经|需|请)"
-    r"([\u4e00-\u9fff]{1,10}(?:银行|支行|分行|网点|部门|部|中心|服务台|公司|处|科|室|局|窗口|机场|医院|组|表|单|经理|主管|专员))"
+    r"([\u4e00-\u9fffA-Z0-9]{1,10}(?:银行|支行|分行|网点|部门|部|中心|服务台|公司|处|科|室|局|窗口|机场|医院|组|表|单|经理|主管|专员))"
 )
 # Systems and apps: 在钉钉上提交, 通过公司的飞书审批, 用企业微信打卡
 _ZH_SYSTEM = re.compile(r"(?:在|通过|用|使用|登录)(?:公司的|公司)?([\u4e00-\u9fffA-Za-z]{2,5}?)"
                         r"的?(?:上|审批|App|APP|app|小程序|提交|打卡)")
-_ZH_GENERIC = frozenset({"公司", "本公司", "系统", "平台", "网上", "线上", "手机", "电脑", "部门", "内部"})
+_ZH_GENERIC = frozenset({"公司", "本公司", "系统", "平台", "网上", "线上", "手机", "电脑", "部门", "内部", "表单", "表格"})
+# Web addresses name a place as much as a capitalised name does: permits.marlowcouncil.gov
+_URL = re.compile(r"\b(?:https?://)?(?:[a-z0-9-]+\.)+(?:com|gov|org|net|edu|io|co|uk|cn|de|fr|eu|info)(?:/[\w/-]*)?\b", re.I)
 _ZH_PLACE = re.compile(r"(?:设在|位于|在)([\u4e00-\u9fff]{2,3})(?=[。，！；]|$)")
 # Cities are named without a marker after them ("定在杭州举办"): the largest Chinese cities by name.
 _ZH_CITY = re.compile(
@@ -547,17 +592,50 @@ def entities(text: str, question: str = "") -> set[str]:
             if name and not all(w.lower() in q_words for w in words):
                 found.add(name)
     found |= set(_EN_CODE.findall(text))
+    found |= {m.group(0).lower() for m in _URL.finditer(text)}
     for pattern in (_ZH_TITLE, _ZH_ORG, _ZH_SYSTEM, _ZH_PLACE, _ZH_CITY):
         for m in pattern.finditer(text):
             name = m.group(1).lstrip("在到由向于为去请需要")
-            name = re.sub(r"^(?:通过|公司的|公司)", "", name) if pattern is _ZH_ORG else name
+            name = re.sub(r"^(?:通过|公司的|公司|填写|使用|提交|办理)", "", name) if pattern is _ZH_ORG else name
             if name and name not in question and name not in _ZH_GENERIC and len(name) >= 2:
                 found.add(name)
-    return {e for e in found if e.lower() not in q}
+    return {e for e in found if e.lower() not in q and len(e) > 1}  # "B" of B座 is no name
 
 
 def _asks_for_a_name(question: str) -> bool:
     return bool(_WH_EN.search(question) or _WH_ZH.search(question))
+
+
+# Who approves / who do I tell: answers often name a role, not a person ("your line manager" vs
+# "your HR business partner"). Roles are compared by kind; words in one group name the same kind
+# (a supervisor and a line manager are often the same person).
+_ROLE_KINDS = (
+    ("manager", "supervisor", "boss", "lead", "leader", "head", "主管", "经理", "主任", "组长", "负责人"),
+    ("director", "总监"), ("partner",), ("officer", "专员"), ("nurse", "护士"), ("physician", "doctor", "gp", "医生"),
+    ("administrator", "admin", "管理员"), ("coordinator",), ("committee", "board", "委员会"),
+    ("receptionist", "前台"), ("secretary", "秘书"), ("engineer", "工程师"),
+    ("ceo", "cfo", "coo", "cto", "president", "vice president", "总裁", "副总裁", "总经理", "副总经理"),
+    ("landlord", "房东"), ("agent", "representative", "advisor", "adviser", "客服"),
+)
+_ROLE_KIND = {word: group[0] for group in _ROLE_KINDS for word in group}
+_ROLE = re.compile(
+    r"((?:[A-Za-z'-]+\s+){0,2})\b(" + "|".join(sorted((w for w in _ROLE_KIND if w.isascii()), key=len, reverse=True))
+    + r")s?\b|([A-Z]{2,}|[\u4e00-\u9fff]{0,2}?)("
+    + "|".join(sorted((w for w in _ROLE_KIND if not w.isascii()), key=len, reverse=True)) + ")",
+    re.I,
+)
+_WHO = re.compile(r"^\s*(?:who|whom)\b|谁", re.I)
+
+
+def roles(text: str, question: str = "") -> dict[str, str]:
+    """``{role kind: quoted phrase}`` for the roles an answer names, minus kinds the question names."""
+    asked = {_ROLE_KIND[(m.group(2) or m.group(4)).lower()] for m in _ROLE.finditer(question)}
+    found: dict[str, str] = {}
+    for m in _ROLE.finditer(text):
+        kind = _ROLE_KIND[(m.group(2) or m.group(4)).lower()]
+        if kind not in asked:
+            found.setdefault(kind, " ".join(m.group(0).split()))
+    return found
 
 
 def _overlaps(a: set[str], b: set[str]) -> bool:
@@ -605,6 +683,10 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
         ea, eb = entities(a, question), entities(b, question)
         if ea and eb and not _overlaps(ea, eb):
             findings.append(Finding("entity", 1.0, ", ".join(sorted(ea)), ", ".join(sorted(eb))))
+        elif _WHO.search(question):
+            ra, rb = roles(a, question), roles(b, question)
+            if ra and rb and not set(ra) & set(rb):
+                findings.append(Finding("entity", 1.0, ", ".join(ra.values()), ", ".join(rb.values())))
     return findings
 
 
@@ -616,7 +698,7 @@ def _same(unit: str, x: float, y: float) -> bool:
     a time of day that does not say a.m. or p.m. equals both."""
     if unit == "time" and (x % 1 or y % 1):
         return int(x) % 720 == int(y) % 720
-    return abs(x - y) <= 0.1 * max(x, y) if unit in ("duration", "weight", "distance", "data") else x == y
+    return abs(x - y) <= 0.1 * max(x, y) if unit in ("duration", "weight", "distance", "data", "minutes") else x == y
 
 
 def _any_same(unit: str, x: float, values: set[float]) -> bool:

@@ -16,6 +16,10 @@ bench/contradictions.py prints the full tables. The sets, in the order they were
 * ``contradiction_pairs_heldout2.jsonl`` (64): written blind at the same time as dev4 by another
   helper; measured before (0.93 / 0.62) and after (0.93 / 0.68) that change and never read
   pair by pair; bench/contradictions.py reports it.
+* ``contradiction_pairs_dev5.jsonl`` (64) and ``contradiction_pairs_heldout3.jsonl`` (64): a
+  second such round. dev5 measured untouched 0.92 / 0.55 (at the code of the session's start;
+  0.93 / 0.65 after the dev4 round), then generalised on (1.00 / 0.97); heldout3 measured
+  1.00 / 0.65 before and 0.96 / 0.65 after that, never read pair by pair.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def _load(name: str) -> list[dict[str, str]]:
 PAIRS = _load("contradiction_pairs.jsonl")
 LATER = _load("contradiction_pairs_dev2.jsonl") + _load("contradiction_pairs_dev3.jsonl")
 DEV4 = _load("contradiction_pairs_dev4.jsonl")
+DEV5 = _load("contradiction_pairs_dev5.jsonl")
 KINDS = ("polarity", "quantity", "entity")
 
 
@@ -78,7 +83,8 @@ def test_later_sets_any_contradiction_floor(lang: str) -> None:
 
 
 def test_dev4_floor() -> None:
-    # Measured when written: any contradiction en P 0.94 R 0.75, zh P 0.95 R 0.90. One paraphrase is
+    # Measured when written: any contradiction en P 0.94 R 0.75, zh P 0.95 R 0.90 (after the dev5
+    # round: en 0.94 / 0.85, zh 0.95 / 0.90). One paraphrase is
     # flagged: "专家号不接受现场挂号，请提前预约" negates walk-ins while saying yes to booking ahead.
     assert len(DEV4) == 64 and sum(p["lang"] == "en" for p in DEV4) == 32
     predicted = [bool(detect(p["a"], p["b"], p["question"])) for p in DEV4]
@@ -87,3 +93,13 @@ def test_dev4_floor() -> None:
     assert tp / sum(predicted) >= 0.9 and tp / sum(actual) >= 0.8
     flagged = [p["id"] for p, hit in zip(DEV4, predicted, strict=True) if hit and p["label"] == "paraphrase"]
     assert flagged == ["d4-zh-par-06"]
+
+
+def test_dev5_floor() -> None:
+    # Measured when written: any contradiction en P 1.00 R 0.95, zh P 1.00 R 1.00; no paraphrase flagged.
+    assert len(DEV5) == 64 and sum(p["lang"] == "en" for p in DEV5) == 32
+    predicted = [bool(detect(p["a"], p["b"], p["question"])) for p in DEV5]
+    actual = [p["label"] in KINDS for p in DEV5]
+    tp = sum(a and b for a, b in zip(predicted, actual, strict=True))
+    assert tp / sum(predicted) >= 0.95 and tp / sum(actual) >= 0.9
+    assert not [p["id"] for p, hit in zip(DEV5, predicted, strict=True) if hit and p["label"] == "paraphrase"]

@@ -346,3 +346,64 @@ def test_free_is_a_no_only_to_questions_about_paying() -> None:
     assert stance("Staff can use the gym free of charge.", "Can staff use the company gym?")[0] == 1
     assert stance("Staff can use the gym free of charge.", "Do staff pay to use the company gym?")[0] == -1
     assert stance("The second bag is free on economy fares.", "Is the second bag free, or do I pay extra?")[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "sign"),
+    [
+        # To "is it free?", an answer that says you pay is a no; "free of charge" a yes.
+        ("Is visitor parking free?", "Visitors have to pay for parking; the fee is charged at the exit.", -1),
+        ("Is visitor parking free?", "Visitor parking is free of charge.", 1),
+        ("访客停车是免费的吗？", "访客停车需要收费，出口处缴费。", -1),
+        # "At no extra cost" is part of a yes unless the question asks about paying.
+        ("Are routine check-ups covered by the Basic plan?", "Routine check-ups are covered by the Basic plan at no extra cost.",
+         1),
+        ("Is there a fee for routine check-ups?", "Routine check-ups come at no extra cost.", -1),
+        # A first clause that says must / can decides, whatever a later clause denies.
+        ("报销需要提供发票原件吗？", "报销必须附上发票原件，复印件不予受理。", 1),
+        # An answer that opens by restating the question is read from its answer.
+        ("地铁换乘需要重新买票吗？", "地铁换乘需要重新买票吗？不需要，站内换乘无需另行购票。", -1),
+    ],
+)
+def test_stance_paid_free_no_extra_cost_first_clause_and_restated_question(question: str, answer: str, sign: int) -> None:
+    assert stance(answer, question)[0] == sign
+
+
+@pytest.mark.parametrize(
+    ("question", "a", "b", "kind"),
+    [
+        ("How does VPN access work for contractors?", "Contractors are permitted to use the company VPN after approval.",
+         "VPN access is for permanent employees. Contractors are not allowed to connect to the company VPN.", "polarity"),
+        ("What is the rule for pets at the hotel?", "Pets are welcome at the hotel.", "Pets are banned throughout the hotel.",
+         "polarity"),
+        ("周末加班的规定是怎样的？", "周末加班可以领取加班费。", "周末加班不发放加班费，只能安排调休。", "polarity"),
+        ("What is the late fee for overdue books?", "The late fee is 20 cents per book per day.",
+         "Overdue books are charged at 50 cents per item per day.", "quantity"),
+        ("How long is a single ticket valid?", "A single ticket is valid for 90 minutes.", "A single ticket is valid for one hour.",
+         "quantity"),
+        ("Where can I renew my parking permit online?", "Renew online at permits.marlowcouncil.gov.",
+         "Renew online at parking.marlow.gov.", "entity"),
+        ("In which city is the staff conference held?", "The staff conference takes place in Lyon.",
+         "The staff conference will be held in Rotterdam.", "entity"),
+        ("新员工在哪里领取工牌？", "新员工请到A座一楼的安保室领取工牌。", "工牌统一在B座三楼行政部领取。", "entity"),
+        ("Who approves annual leave requests?", "Annual leave is approved by your direct manager.",
+         "Annual leave is approved by your HR business partner.", "entity"),
+        ("出差申请需要谁审批？", "出差申请由部门经理审批。", "出差申请需要报分管副总裁审批。", "entity"),
+    ],
+)
+def test_open_predicates_rates_durations_urls_and_roles(question: str, a: str, b: str, kind: str) -> None:
+    assert [f.kind for f in detect(a, b, question)] == [kind]
+    assert [f.kind for f in detect(b, a, question)] == [kind]
+
+
+@pytest.mark.parametrize(
+    ("question", "a", "b"),
+    [
+        ("Who approves annual leave?", "Your line manager approves it.", "Leave needs sign-off from your supervisor."),
+        ("How long is a ticket valid?", "A ticket is valid for 60 minutes.", "A ticket is valid for one hour."),
+        ("When do I return my laptop?", "There's no need to return the laptop before your last day.",
+         "If you need to return a device early, contact IT."),  # a leading condition asserts nothing
+    ],
+)
+def test_same_role_kind_equal_durations_and_conditions_are_not_flagged(question: str, a: str, b: str) -> None:
+    assert detect(a, b, question) == []
