@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["Finding", "entities", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs", "first_sentence",
            "predicate_clash"]
@@ -236,8 +237,14 @@ def _predicate_clauses(answer: str) -> list[tuple[dict[str, tuple[int, str]], se
 def predicate_clash(a: str, b: str) -> tuple[str, str] | None:
     """The spans where one answer asserts a policy predicate that the other denies, about the same
     thing (two shared content words or Chinese bigrams besides the predicate), or None."""
-    for signs_a, words_a in _predicate_clauses(a):
-        for signs_b, words_b in _predicate_clauses(b):
+    return _clash(_predicate_clauses(a), _predicate_clauses(b))
+
+
+def _clash(
+    clauses_a: list[tuple[dict[str, tuple[int, str]], set[str]]], clauses_b: list[tuple[dict[str, tuple[int, str]], set[str]]]
+) -> tuple[str, str] | None:
+    for signs_a, words_a in clauses_a:
+        for signs_b, words_b in clauses_b:
             for family, (sign, span_a) in signs_a.items():
                 other = signs_b.get(family)
                 if other and other[0] == -sign and len(words_a & words_b) >= 2:
@@ -644,18 +651,49 @@ def _overlaps(a: set[str], b: set[str]) -> bool:
 
 
 # ----------------------------------------------------------------- detection
+class _Reading:
+    """What one answer to a question commits to, each part read once when first needed
+    (:func:`detect_all` compares every answer with all the others)."""
+
+    def __init__(self, text: str, question: str) -> None:
+        self.text, self.question = text, question
+
+    @cached_property
+    def stance(self) -> tuple[int, str]:
+        return stance(self.text, self.question)
+
+    @cached_property
+    def predicates(self) -> list[tuple[dict[str, tuple[int, str]], set[str]]]:
+        return _predicate_clauses(self.text)
+
+    @cached_property
+    def quantities(self) -> dict[str, dict[float, str]]:
+        return quantities(self.text)
+
+    @cached_property
+    def entities(self) -> set[str]:
+        return entities(self.text, self.question)
+
+    @cached_property
+    def roles(self) -> dict[str, str]:
+        return roles(self.text, self.question)
+
+
 def detect(a: str, b: str, question: str = "") -> list[Finding]:
     """All contradictions between answers ``a`` and ``b`` to ``question``."""
+    return _compare(_Reading(a, question), _Reading(b, question), question, quantities(question) if question else {})
+
+
+def _compare(ra: _Reading, rb: _Reading, question: str, qq: dict[str, dict[float, str]]) -> list[Finding]:
     findings: list[Finding] = []
-    sa, span_a = stance(a, question)
-    sb, span_b = stance(b, question)
+    (sa, span_a), (sb, span_b) = ra.stance, rb.stance
     if sa * sb == -1:
         findings.append(Finding("polarity", 1.0, span_a, span_b))
     elif not _is_yes_no_question(question):
-        clash = predicate_clash(a, b)
+        clash = _clash(ra.predicates, rb.predicates)
         if clash:
             findings.append(Finding("polarity", 1.0, *clash))
-    qa, qb, qq = quantities(a), quantities(b), quantities(question) if question else {}
+    qa, qb = ra.quantities, rb.quantities
     for unit in sorted(set(qa) & set(qb)):
         va, vb = set(qa[unit]), set(qb[unit])
         # Values the question itself gives ("a vacation longer than a week") are conditions, not
@@ -680,13 +718,13 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
         score = abs(x - y) / max(abs(x), abs(y), 1e-9)
         findings.append(Finding("quantity", round(min(1.0, score), 6), qa[unit][x], qb[unit][y]))
     if not findings and _asks_for_a_name(question):
-        ea, eb = entities(a, question), entities(b, question)
+        ea, eb = ra.entities, rb.entities
         if ea and eb and not _overlaps(ea, eb):
             findings.append(Finding("entity", 1.0, ", ".join(sorted(ea)), ", ".join(sorted(eb))))
         elif _WHO.search(question):
-            ra, rb = roles(a, question), roles(b, question)
-            if ra and rb and not set(ra) & set(rb):
-                findings.append(Finding("entity", 1.0, ", ".join(ra.values()), ", ".join(rb.values())))
+            roles_a, roles_b = ra.roles, rb.roles
+            if roles_a and roles_b and not set(roles_a) & set(roles_b):
+                findings.append(Finding("entity", 1.0, ", ".join(roles_a.values()), ", ".join(roles_b.values())))
     return findings
 
 
@@ -708,11 +746,13 @@ def _any_same(unit: str, x: float, values: set[float]) -> bool:
 def detect_all(texts: Sequence[str], question: str = "") -> dict[tuple[int, int], list[Finding]]:
     """Run :func:`detect` on every pair ``i < j``; only pairs with findings are returned."""
     out: dict[tuple[int, int], list[Finding]] = {}
+    readings = [_Reading(t, question) for t in texts]
+    asked = quantities(question) if question else {}
     for i in range(len(texts)):
         for j in range(i + 1, len(texts)):
             if texts[i].strip() == texts[j].strip():
                 continue
-            found = detect(texts[i], texts[j], question)
+            found = _compare(readings[i], readings[j], question, asked)
             if found:
                 out[(i, j)] = found
     return out
