@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 __all__ = ["Finding", "entities", "stance", "lead_stance", "quantities", "detect", "detect_all", "chinese_number", "same_lead_pairs", "first_sentence",
-           "predicate_clash"]
+           "predicate_clash", "roles"]
 
 
 @dataclass(frozen=True)
@@ -114,8 +114,13 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     content words or Chinese bigrams); then a negation cue in it makes it a
     "no" (cues the
     question itself contains are ignored: "Is it not allowed?" answered "It
-    is not allowed" is not a "no"), and its absence a "yes". For other
-    questions only explicit markers (yes/no, 是的/不是) count, else ``(0, "")``.
+    is not allowed" is not a "no"), and its absence a "yes". A first clause
+    that says must/can with no negation is a "yes" whatever later clauses deny;
+    "free" is a "no" to a question about paying, "you have to pay" a "no" to
+    "is it free?", and "at no extra cost" no negation unless the question asks
+    about paying. An opening sentence that restates the question is skipped.
+    For other questions only explicit markers (yes/no, 是的/不是) count, else
+    ``(0, "")``.
     """
     text = _answer_part(answer)
     if not text:
