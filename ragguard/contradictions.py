@@ -149,22 +149,32 @@ def stance(answer: str, question: str = "") -> tuple[int, str]:
     free_q = bool(_FREE_QUESTION.search(question))
     cost_q = bool(_COST_QUESTION.search(question)) and not free_q
     if not cost_q:
-        first = _NO_COST.sub(lambda m: " " * len(m.group(0)), first)
+        first = _masked(_NO_COST, first)
         if free_q and (m := _PAID.search(first)):
             return -1, _context(first, m.start(), m.end())
     cues = (_EN_NEG, _ZH_NEG, _EN_FREE) if cost_q else (_EN_NEG, _ZH_NEG)
     opening = re.split(r"[,，;；]", first, maxsplit=1)[0]
     modal = _MODAL.search(opening)
-    if modal and _on_topic(opening, question) and all(
-        (m.group(0) if p is _ZH_NEG else m.group(0).lower()) in q_neg for p in cues for m in p.finditer(opening)
-    ):
+    if modal and _on_topic(opening, question) and _negation(opening, cues, q_neg) is None:
         return 1, _context(opening, modal.start(), modal.end())
-    for pattern in cues:
-        for m in pattern.finditer(first):
-            cue = m.group(0) if pattern is _ZH_NEG else m.group(0).lower()
-            if cue not in q_neg:
-                return -1, _context(first, m.start(), m.end())
+    m = _negation(first, cues, q_neg)
+    if m:
+        return -1, _context(first, m.start(), m.end())
     return 1, _context(first, 0, min(len(first), 40))
+
+
+def _negation(text: str, cues: Sequence[re.Pattern[str]], q_neg: set[str]) -> re.Match[str] | None:
+    """The first negation cue in ``text`` that the question does not itself contain."""
+    for pattern in cues:
+        for m in pattern.finditer(text):
+            if (m.group(0) if pattern is _ZH_NEG else m.group(0).lower()) not in q_neg:
+                return m
+    return None
+
+
+def _masked(pattern: re.Pattern[str], text: str) -> str:
+    """``text`` with ``pattern``'s matches blanked out (same length, so positions still fit)."""
+    return pattern.sub(lambda m: " " * len(m.group(0)), text)
 
 
 # ----------------------------------------------------------------- predicate polarity
@@ -212,7 +222,7 @@ def _clause_signs(clause: str) -> dict[str, tuple[int, str]]:
     signs: dict[str, tuple[int, str]] = {}
     for family, pos, neg in _PREDICATE_RES:
         denied = list(neg.finditer(clause))
-        asserted = list(pos.finditer(neg.sub(lambda m: " " * len(m.group(0)), clause)))
+        asserted = list(pos.finditer(_masked(neg, clause)))
         if denied and not asserted:
             signs[family] = (-1, _context(clause, denied[0].start(), denied[0].end()))
         elif asserted and not denied:

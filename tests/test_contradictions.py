@@ -6,6 +6,11 @@ import pytest
 
 from ragguard.contradictions import chinese_number, detect, detect_all, lead_stance, quantities, stance
 
+
+def _quantity_flagged(a: str, b: str) -> bool:
+    return any(f.kind == "quantity" for f in detect(a, b))
+
+
 Q_EN = "Do employees without the payroll bank's debit card need an employment certificate?"
 Q_ZH = "没有东桥银行借记卡的员工需要开在职证明吗？"
 
@@ -166,7 +171,7 @@ def test_entity_detector(a: str, b: str, question: str, flagged: bool) -> None:
     ],
 )
 def test_quantity_across_units_dates_and_number_words(a: str, b: str, flagged: bool) -> None:
-    assert bool([f for f in detect(a, b) if f.kind == "quantity"]) is flagged
+    assert _quantity_flagged(a, b) is flagged
 
 
 @pytest.mark.parametrize(
@@ -182,7 +187,7 @@ def test_quantity_across_units_dates_and_number_words(a: str, b: str, flagged: b
     ],
 )
 def test_quantity_times_of_day_chinese_multipliers_and_counts(a: str, b: str, flagged: bool) -> None:
-    assert bool([f for f in detect(a, b) if f.kind == "quantity"]) is flagged
+    assert _quantity_flagged(a, b) is flagged
 
 
 def test_question_values_are_conditions_not_answers() -> None:
@@ -305,7 +310,7 @@ def test_predicates_asserted_and_denied_for_open_questions(question: str, a: str
     ],
 )
 def test_quantity_weights_sizes_distances_and_value_pairs(a: str, b: str, flagged: bool) -> None:
-    assert bool([f for f in detect(a, b) if f.kind == "quantity"]) is flagged
+    assert _quantity_flagged(a, b) is flagged
 
 
 def test_the_day_before_is_not_a_duration() -> None:
