@@ -48,8 +48,8 @@ def main() -> None:
     parser.add_argument("--no-startup", action="store_true", help="skip the cold/warm process start measurement")
     args = parser.parse_args()
 
+    from ragguard.generation.prompts import build_messages
     from ragguard.pipeline import RagGuard
-    from ragguard.prompts import build_messages
 
     guard = RagGuard.from_config(None)
     cfg = guard.config

@@ -5,7 +5,7 @@ Side by side in one run on the embedded model:
 1. ``ask`` with N samples against one greedy generation of the same prompt
    (best of ``--repeats``), in each decoding mode in alternation: the
    default, without shared-prefix attention, without the small-batch linear
-   path, and plain transformers decoding (``ragguard.decoding``); and the share
+   path, and plain transformers decoding (``ragguard.generation.decoding``); and the share
    of ``ask`` spent in checking (embedding the answers and passages,
    clustering, detectors) relative to generation. Then the same ratio over
    the first ``--cost-questions`` questions of examples/faq.jsonl (sum of the
@@ -41,7 +41,7 @@ QUESTION = "Do employees without the payroll bank's debit card need an employmen
 
 def prompt_ids(guard: Any, cfg: Any, question: str) -> list[int]:
     """The token ids ``ask`` generates from for ``question``: retrieved passages in the chat prompt."""
-    from ragguard.prompts import build_messages
+    from ragguard.generation.prompts import build_messages
 
     passages = guard.retriever.search(question, cfg.retrieval.top_k)
     return guard.generator.encode_prompt(
@@ -51,8 +51,8 @@ def prompt_ids(guard: Any, cfg: Any, question: str) -> list[int]:
 def cost(guard: Any, cfg: Any, samples: int, repeats: int) -> None:
     """Part 1 of the module docstring."""
     prompt = prompt_ids(guard, cfg, QUESTION)
-    # Each decoding mode (see ragguard.decoding) measured in alternation, best of --repeats.
-    from ragguard.decoding import speed_up_small_batches
+    # Each decoding mode (see ragguard.generation.decoding) measured in alternation, best of --repeats.
+    from ragguard.generation.decoding import speed_up_small_batches
 
     gen: Any = guard.generator
     modes = {  # name: (preallocated cache, shared-prefix attention, small-batch linear)

@@ -54,8 +54,8 @@ def corpus(tmp: Path, max_files: int) -> Path:
 
 
 def build_throughput(repeats: int, max_files: int) -> None:
-    from ragguard.embedders import SentenceTransformerEmbedder
-    from ragguard.index import KnowledgeIndex, build_index
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
+    from ragguard.retrieval.index import KnowledgeIndex, build_index
 
     embedder = SentenceTransformerEmbedder()
     model = embedder._load()  # load once, outside both timings
@@ -101,7 +101,7 @@ def sweep(searcher: object, kind: str, queries: np.ndarray, truth: np.ndarray, v
     parameters."""
     import faiss
 
-    from ragguard.ann import Reranked
+    from ragguard.retrieval.ann import Reranked
 
     index = searcher.index if isinstance(searcher, Reranked) else searcher
 
@@ -134,7 +134,7 @@ def sweep(searcher: object, kind: str, queries: np.ndarray, truth: np.ndarray, v
 def index_types(sizes: list[int], n_queries: int, d: int = 384, sweeps: dict[str, list[int]] | None = None) -> None:
     import faiss
 
-    from ragguard.ann import INDEX_TYPES, Reranked, build_faiss, default_params, exact_top_k
+    from ragguard.retrieval.ann import INDEX_TYPES, Reranked, build_faiss, default_params, exact_top_k
 
     rows = []
     threads = faiss.omp_get_max_threads()

@@ -1,6 +1,6 @@
 """QLoRA (4-bit NF4 base) against LoRA on a bfloat16 base: training tokens per second and memory.
 
-Both runs use ragguard's own tuning code (``ragguard.tune``: base loading,
+Both runs use ragguard's own tuning code (``ragguard.tuning.tune``: base loading,
 ``prepare_model_for_kbit_training``, the seed-003 LoRA on q/k/v/o/gate/up/down
 projections, gradient checkpointing, bfloat16 autocast) on a randomly
 initialised Qwen2 (no download). Both models are loaded side by side and their
@@ -57,10 +57,10 @@ def main() -> None:
 
     import torch
 
-    from ragguard.models import quiet_transformers
-    from ragguard.tune import _load_base, _loss_sum, _wrap_lora, resolve_precision
-    from ragguard.tune_config import TuneConfig
-    from ragguard.tune_data import Example
+    from ragguard.generation.models import quiet_transformers
+    from ragguard.tuning.config import TuneConfig
+    from ragguard.tuning.data import Example
+    from ragguard.tuning.tune import _load_base, _loss_sum, _wrap_lora, resolve_precision
 
     quiet_transformers()
     cuda = torch.cuda.is_available()

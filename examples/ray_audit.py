@@ -32,8 +32,8 @@ class SampleAnswers:
 
     def __init__(self, endpoints: list[str], model: str, samples: int, seed: int, index: str | None,
                  top_k: int = 4, concurrency: int = 16, max_retries: int = 3) -> None:
-        from ragguard.backends import build_generator
         from ragguard.config import Config
+        from ragguard.generation.backends import build_generator
 
         self.config = Config.from_dict({
             "generator": {"backend": "openai", "base_url": endpoints, "model": model, "request_mode": "per_seed",
@@ -44,8 +44,8 @@ class SampleAnswers:
         self.generator = build_generator(self.config)
         self.retriever = None
         if index:
-            from ragguard.backends import build_embedder
-            from ragguard.index import IndexRetriever, KnowledgeIndex
+            from ragguard.generation.backends import build_embedder
+            from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
 
             knowledge = KnowledgeIndex.load(index)
             embedder = build_embedder(self.config.embedder)
@@ -53,8 +53,8 @@ class SampleAnswers:
             self.retriever = IndexRetriever(knowledge, embedder)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        from ragguard.generation.prompts import build_messages
         from ragguard.pipeline import sample_seeds
-        from ragguard.prompts import build_messages
 
         cfg = self.config
         question = str(row["question"]).strip()
@@ -74,7 +74,7 @@ class ScoreAnswers:
     """Ray Data stage 2 (an actor): ragguard's ``check`` on the drawn answers."""
 
     def __init__(self, embedder: Any = None) -> None:
-        from ragguard.check import default_embedder
+        from ragguard.apps.check import default_embedder
         from ragguard.config import Config
 
         self.config = Config()
@@ -82,7 +82,7 @@ class ScoreAnswers:
         self.embedder = embedder or default_embedder(e.model, e.device, e.batch_size)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        from ragguard.check import check
+        from ragguard.apps.check import check
 
         if row["error"]:
             return {"id": row["id"], "question": row["question"], "status": "error", "error": row["error"]}

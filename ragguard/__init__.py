@@ -10,7 +10,8 @@ faiss load only when a model or an index is used.
 
 from ragguard._version import __version__
 from ragguard.config import Config, load_config
-from ragguard.consistency import ConsistencyChecker, ConsistencySettings
+from ragguard.core.consistency import ConsistencyChecker, ConsistencySettings
+from ragguard.core.types import Cluster, Contradiction, Fingerprint, Passage, Report, Sample
 from ragguard.errors import (
     ConfigError,
     GenerationError,
@@ -20,7 +21,6 @@ from ragguard.errors import (
     UsageError,
 )
 from ragguard.pipeline import RagGuard
-from ragguard.types import Cluster, Contradiction, Fingerprint, Passage, Report, Sample
 
 __all__ = [
     "__version__",

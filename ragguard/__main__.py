@@ -1,3 +1,3 @@
-from ragguard.cli import run
+from ragguard.apps.cli import run
 
 run()

@@ -12,14 +12,14 @@ from importlib import metadata
 from pathlib import Path
 
 from ragguard._version import __version__
-from ragguard.check import checker_from_config, report_from_result
+from ragguard.apps.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
-from ragguard.consistency import CONTRADICTION_KINDS
+from ragguard.core.consistency import CONTRADICTION_KINDS
+from ragguard.core.protocols import Embedder, Generator, Retriever
+from ragguard.core.types import Fingerprint, Passage, Report, Sample
 from ragguard.errors import IndexLoadError, UsageError
-from ragguard.nli import NLIModel
-from ragguard.prompts import build_messages, context_cost
-from ragguard.protocols import Embedder, Generator, Retriever
-from ragguard.types import Fingerprint, Passage, Report, Sample
+from ragguard.generation.nli import NLIModel
+from ragguard.generation.prompts import build_messages, context_cost
 
 __all__ = ["RagGuard", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions"]
 
@@ -67,7 +67,7 @@ class RagGuard:
     """Answers questions from an index with a consistency verdict.
 
     Build it with :meth:`from_config`, or pass your own generator, embedder
-    and retriever (any objects that satisfy :mod:`ragguard.protocols`).
+    and retriever (any objects that satisfy :mod:`ragguard.core.protocols`).
     """
 
     def __init__(
@@ -94,9 +94,9 @@ class RagGuard:
         Models load lazily on the first question; the index is loaded and
         verified now, so a bad index fails fast.
         """
-        from ragguard.backends import build_embedder, build_generator
-        from ragguard.index import IndexRetriever, KnowledgeIndex
-        from ragguard.retrieval import RetrievalOptions
+        from ragguard.generation.backends import build_embedder, build_generator
+        from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+        from ragguard.retrieval.search import RetrievalOptions
 
         cfg = config if isinstance(config, Config) else load_config(config)
         if index is not None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ragguard.protocols import Completion
+from ragguard.core.protocols import Completion
 
 DIM = 16
 _TOKEN = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]")
@@ -142,7 +142,7 @@ def _ragguard_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture(autouse=True)
 def _fresh_default_embedder():  # type: ignore[no-untyped-def]
     """check()'s per-process embedder cache must not carry a fake from one test into another."""
-    from ragguard.check import default_embedder
+    from ragguard.apps.check import default_embedder
 
     default_embedder.cache_clear()
     yield
@@ -173,7 +173,7 @@ def tiny_docs(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_index(tmp_path: Path, tiny_docs: Path, fake_embedder: FakeEmbedder) -> Path:
     """An index built with the FakeEmbedder from four small documents; returns its folder."""
-    from ragguard.index import build_index
+    from ragguard.retrieval.index import build_index
 
     out = tmp_path / "index"
     build_index([tiny_docs], out, fake_embedder)
@@ -184,8 +184,8 @@ def tiny_index(tmp_path: Path, tiny_docs: Path, fake_embedder: FakeEmbedder) -> 
 def fake_guard(tiny_index: Path, fake_generator: FakeGenerator, fake_embedder: FakeEmbedder) -> Any:
     """The whole pipeline over the fakes and ``tiny_index`` (default config)."""
     from ragguard.config import Config
-    from ragguard.index import IndexRetriever, KnowledgeIndex
     from ragguard.pipeline import RagGuard
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
 
     retriever = IndexRetriever(KnowledgeIndex.load(tiny_index), fake_embedder)
     return RagGuard(Config(), fake_generator, fake_embedder, retriever, index_path=str(tiny_index))

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from fakes import WordEmbedder
 
 from ragguard.config import Config
+from ragguard.core.protocols import Completion
+from ragguard.core.types import Passage
 from ragguard.pipeline import RagGuard
-from ragguard.protocols import Completion
-from ragguard.types import Passage
 
 PASSAGES = [
     ("leave-annual.md", "Every employee gets 25 days of annual leave per calendar year."),

@@ -13,10 +13,10 @@ pytest.importorskip("peft")
 
 from tiny_models import save_tiny_qwen2  # noqa: E402
 
-from ragguard.adapters import AdapterMismatchError, compare_logits, parity_passes  # noqa: E402
 from ragguard.config import GeneratorConfig, SamplingConfig  # noqa: E402
-from ragguard.doctor import adapter_reload_parity_check, eval_mode_check, quant_config_check, run_checks  # noqa: E402
-from ragguard.generators import TransformersGenerator  # noqa: E402
+from ragguard.generation.generators import TransformersGenerator  # noqa: E402
+from ragguard.tuning.adapters import AdapterMismatchError, compare_logits, parity_passes  # noqa: E402
+from ragguard.tuning.doctor import adapter_reload_parity_check, eval_mode_check, quant_config_check, run_checks  # noqa: E402
 
 
 def _generator(base: Path, adapter: Path | None, **gen: object) -> TransformersGenerator:
@@ -113,7 +113,7 @@ def test_cli_doctor_with_an_adapter_exits_1_on_a_mismatch(fp32_adapter: Path, ti
                                                           tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from ragguard.cli import app
+    from ragguard.apps.cli import app
 
     bad = tmp_path / "bad.yaml"  # tuned in float32, loaded in bfloat16
     bad.write_text(f"generator:\n  model: {tiny_qwen2_dir}\n  attn_implementation: eager\n  dtype: bfloat16\n"

@@ -13,9 +13,17 @@ import pytest
 # slower. Set before FAISS is first imported (test modules are imported before any test runs).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ragguard.ann import INDEX_TYPES, Reranked, build_faiss, choose_type, default_params, exact_top_k, recall_at_k
 from ragguard.errors import IndexLoadError, UsageError
-from ragguard.index import IndexRetriever, KnowledgeIndex, build_index
+from ragguard.retrieval.ann import (
+    INDEX_TYPES,
+    Reranked,
+    build_faiss,
+    choose_type,
+    default_params,
+    exact_top_k,
+    recall_at_k,
+)
+from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex, build_index
 
 
 def clustered(n: int, d: int, seed: int = 0, clusters: int = 50) -> np.ndarray:

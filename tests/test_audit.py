@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from fakes import WordEmbedder
 
-from ragguard.audit import match_reference, run_audit, summarize
+from ragguard.apps.audit import match_reference, run_audit, summarize
 from ragguard.config import Config
+from ragguard.core.metrics import auroc, histogram
+from ragguard.core.protocols import Completion
 from ragguard.errors import GenerationError, UsageError
-from ragguard.metrics import auroc, histogram
 from ragguard.pipeline import RagGuard
-from ragguard.protocols import Completion
 
 ANSWERS = {
     "Do I need a certificate?": ["Yes, ask HR for form HR-07."] * 3,
@@ -181,7 +181,7 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_audit import make_guard
-        from ragguard.audit import run_audit
+        from ragguard.apps.audit import run_audit
         run_audit({str(questions)!r}, {str(out)!r}, make_guard(delay=0.15))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.getcwd()})
@@ -237,7 +237,7 @@ def test_summary_counts_samples_drawn_and_adaptive_stops() -> None:
 
 
 def test_audit_diff_lists_changed_questions_and_figures(tmp_path: Path) -> None:
-    from ragguard.audit import diff_audits
+    from ragguard.apps.audit import diff_audits
 
     q = write_questions(tmp_path / "q.jsonl")
     run_audit(q, tmp_path / "old", make_guard())
@@ -258,7 +258,7 @@ def test_audit_diff_lists_changed_questions_and_figures(tmp_path: Path) -> None:
 
 
 def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ragguard.cli as cli
+    import ragguard.apps.cli as cli
 
     q = write_questions(tmp_path / "q.jsonl")
     run_audit(q, tmp_path / "a", make_guard())

@@ -18,11 +18,11 @@ import pytest
 from fakes import WordEmbedder
 from servers import completion, free_port, openai_stub, ragguard_server
 
-from ragguard.backends import build_embedder, build_generator
-from ragguard.backends.openai import OpenAIEmbedder, OpenAIGenerator
 from ragguard.config import Config, EmbedderConfig
 from ragguard.errors import ConfigError, GenerationError, ModelLoadError
-from ragguard.generators import TransformersGenerator
+from ragguard.generation.backends import build_embedder, build_generator
+from ragguard.generation.backends.openai import OpenAIEmbedder, OpenAIGenerator
+from ragguard.generation.generators import TransformersGenerator
 from ragguard.pipeline import RagGuard
 
 KEY = "backend-key"
@@ -260,7 +260,7 @@ def test_a_second_ragguard_asks_through_the_first(remote_guard: RagGuard, served
 
 
 def test_the_audit_runs_unchanged_over_the_openai_backend(remote_guard: RagGuard, tmp_path: Path) -> None:
-    from ragguard.audit import run_audit
+    from ragguard.apps.audit import run_audit
 
     questions = tmp_path / "q.jsonl"
     questions.write_text("\n".join(json.dumps({"id": f"q{i}", "question": q}) for i, q in enumerate(
@@ -311,7 +311,7 @@ def test_vllm_backend_without_vllm_says_how_to_install() -> None:
 
 
 def test_vllm_lora_rank_fits_the_adapter(tmp_path: Path) -> None:
-    from ragguard.backends.vllm import lora_rank
+    from ragguard.generation.backends.vllm import lora_rank
 
     for r, expected in [(4, 8), (16, 16), (24, 32), (64, 64)]:
         (tmp_path / "adapter_config.json").write_text(json.dumps({"r": r}), encoding="utf-8")
@@ -384,8 +384,8 @@ def _hashed_vector(text: str, dim: int = 8) -> list[float]:
 def test_index_build_and_search_through_an_embeddings_server(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from ragguard.cli import app
-    from ragguard.index import KnowledgeIndex
+    from ragguard.apps.cli import app
+    from ragguard.retrieval.index import KnowledgeIndex
 
     def embeddings(body: dict, hit: int) -> tuple[int, dict, dict]:
         data = [{"object": "embedding", "index": i, "embedding": _hashed_vector(t)} for i, t in enumerate(body["input"])]
@@ -412,7 +412,7 @@ def test_index_build_and_search_through_an_embeddings_server(tmp_path: Path) -> 
 def test_doctor_refuses_a_served_model_with_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from ragguard.cli import app
+    from ragguard.apps.cli import app
 
     config = tmp_path / "remote.yaml"
     config.write_text("generator:\n  backend: openai\n  base_url: http://127.0.0.1:9/v1\n  model: m\n", encoding="utf-8")

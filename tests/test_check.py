@@ -9,10 +9,10 @@ import pytest
 from fakes import WordEmbedder
 from typer.testing import CliRunner
 
-from ragguard.check import check
-from ragguard.cli import app
+from ragguard.apps.check import check
+from ragguard.apps.cli import app
+from ragguard.apps.records import BadRecord, Record, read_records
 from ragguard.errors import UsageError
-from ragguard.records import BadRecord, Record, read_records
 
 Q = "Do employees without the payroll bank's debit card need an employment certificate?"
 
@@ -75,9 +75,9 @@ def test_read_records_refuses_unusable_files(tmp_path: Path, name: str) -> None:
 
 
 def test_cli_check_json_keeps_input_order_and_reports_bad_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ragguard.embedders
+    import ragguard.generation.embedders
 
-    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
     path = tmp_path / "s.jsonl"
     rows = [
         {"question": Q, "samples": ["Yes, ask HR.", "No, you do not need it."]},
@@ -94,9 +94,9 @@ def test_cli_check_json_keeps_input_order_and_reports_bad_rows(tmp_path: Path, m
 
 
 def test_cli_check_exits_2_when_every_record_is_bad(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ragguard.embedders
+    import ragguard.generation.embedders
 
-    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
     path = tmp_path / "s.jsonl"
     path.write_text('{"samples": ["x"]}\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["check", str(path)])
@@ -105,8 +105,8 @@ def test_cli_check_exits_2_when_every_record_is_bad(tmp_path: Path, monkeypatch:
 
 
 def test_check_without_an_embedder_reuses_one_per_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ragguard.check
-    import ragguard.embedders
+    import ragguard.apps.check
+    import ragguard.generation.embedders
 
     made: list[str] = []
 
@@ -114,9 +114,9 @@ def test_check_without_an_embedder_reuses_one_per_setting(monkeypatch: pytest.Mo
         made.append(model)
         return WordEmbedder()
 
-    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", factory)
-    ragguard.check.default_embedder.cache_clear()
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", factory)
+    ragguard.apps.check.default_embedder.cache_clear()
     for _ in range(3):
         check("How long is probation?", ["Three months.", "Three months."])
     assert made == ["embedded"]
-    ragguard.check.default_embedder.cache_clear()
+    ragguard.apps.check.default_embedder.cache_clear()

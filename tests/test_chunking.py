@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ragguard.chunking import ChunkingSettings, Document, chunk_document, iter_documents, sha256_bytes
 from ragguard.errors import UsageError
+from ragguard.retrieval.chunking import ChunkingSettings, Document, chunk_document, iter_documents, sha256_bytes
 
 
 def doc(text: str, doc_id: str = "handbook/a.md") -> Document:
@@ -194,7 +194,7 @@ def test_token_chunks_fit_the_counter_the_embedder_gives(size: int) -> None:
 
 
 def test_token_chunking_without_a_tokenizer_uses_the_estimate() -> None:
-    from ragguard.chunking import estimate_tokens
+    from ragguard.retrieval.chunking import estimate_tokens
 
     assert estimate_tokens(["Hello, world!", "员工每年", ""]) == [4, 4, 0]
     chunks = chunk_document(doc(CHINESE, "handbook/zh.md"), ChunkingSettings(unit="tokens", size=60, overlap=20))

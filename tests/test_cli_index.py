@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import ragguard.embedders
-from ragguard.cli import app
+import ragguard.generation.embedders
+from ragguard.apps.cli import app
 from ragguard.locking import WriterLock
 
 
@@ -20,7 +20,7 @@ def runner() -> CliRunner:
 
 @pytest.fixture(autouse=True)
 def fake_st(monkeypatch: pytest.MonkeyPatch, make_embedder):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(ragguard.embedders, "SentenceTransformerEmbedder", lambda *a, **k: make_embedder())
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: make_embedder())
 
 
 def one_error_line(result, code: int) -> str:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ragguard.clustering import agglomerative_clusters, cosine_matrix
+from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
 
 
 def unit(deg: float) -> list[float]:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ragguard.consistency import (
+from ragguard.core.consistency import (
     ConsistencyChecker,
     ConsistencySettings,
     decide_verdict,
@@ -15,7 +15,7 @@ from ragguard.consistency import (
     representative,
     semantic_entropy,
 )
-from ragguard.types import Contradiction, Sample
+from ragguard.core.types import Contradiction, Sample
 
 WHERE = "Where do I send the signed form?"  # not a yes/no question: the polarity detector stays quiet
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from ragguard.contradictions import detect
+from ragguard.core.contradictions import detect
 
 DATA = Path(__file__).parent / "data"
 

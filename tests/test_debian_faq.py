@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ragguard.html_text import html_to_text
+from ragguard.retrieval.html_text import html_to_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -41,8 +41,8 @@ def faq_questions() -> list[tuple[str, str]]:
 def faq_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not FAQ.is_dir():
         pytest.skip("debian-faq is not installed (apt-get install debian-faq)")
-    from ragguard.embedders import SentenceTransformerEmbedder
-    from ragguard.index import build_index
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
+    from ragguard.retrieval.index import build_index
 
     src = tmp_path_factory.mktemp("faq-src")
     for page in FAQ.glob("*.en.html"):  # the English pages only (the others are symlinks to them)
@@ -54,9 +54,9 @@ def faq_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_debian_faq_sections_are_found_in_the_top_3(faq_index: Path) -> None:
-    from ragguard.embedders import SentenceTransformerEmbedder
-    from ragguard.index import IndexRetriever, KnowledgeIndex
-    from ragguard.retrieval import RetrievalOptions
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+    from ragguard.retrieval.search import RetrievalOptions
 
     index = KnowledgeIndex.load(faq_index)
     embedder = SentenceTransformerEmbedder()

@@ -43,7 +43,7 @@ def faq_records() -> list[dict[str, object]]:
 
 
 def test_audit_of_the_debian_faq(faq_index: Path, tmp_path: Path) -> None:  # noqa: F811 - the imported fixture
-    from ragguard.audit import run_audit
+    from ragguard.apps.audit import run_audit
     from ragguard.pipeline import RagGuard
 
     records = faq_records()

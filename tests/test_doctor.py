@@ -11,8 +11,8 @@ pytest.importorskip("torch")
 from test_generators import TinyTokenizer, make, tiny_model  # noqa: E402
 
 from ragguard.config import SamplingConfig  # noqa: E402
-from ragguard.doctor import batch_invariance_check, eval_mode_check, greedy_repeatability_check, run_checks  # noqa: E402
-from ragguard.generators import TransformersGenerator  # noqa: E402
+from ragguard.generation.generators import TransformersGenerator  # noqa: E402
+from ragguard.tuning.doctor import batch_invariance_check, eval_mode_check, greedy_repeatability_check, run_checks  # noqa: E402
 
 
 def test_all_checks_pass_on_a_model_in_eval_mode() -> None:
@@ -70,8 +70,8 @@ def test_batch_invariance_reports_differing_tokens() -> None:
 def test_cli_doctor_exits_1_when_a_check_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    import ragguard.generators as generators
-    from ragguard.cli import app
+    import ragguard.generation.generators as generators
+    from ragguard.apps.cli import app
 
     def fake_from_config(gen_config, sampling):  # type: ignore[no-untyped-def]
         model = tiny_model("llama")

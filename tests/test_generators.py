@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from ragguard.config import SamplingConfig  # noqa: E402
-from ragguard.decoding import cache_keyword, cache_of  # noqa: E402
-from ragguard.generators import TransformersGenerator, _candidates  # noqa: E402
+from ragguard.generation.decoding import cache_keyword, cache_of  # noqa: E402
+from ragguard.generation.generators import TransformersGenerator, _candidates  # noqa: E402
 
 EOS = 2
 
@@ -154,7 +154,7 @@ def test_generate_batch_rejects_mismatched_seed_lists() -> None:
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
 def test_decoding_modes_give_the_tokens_of_plain_transformers(kind: str) -> None:
     """Preallocated cache, shared-prefix attention and small-batch linear change speed, not tokens."""
-    from ragguard import decoding
+    from ragguard.generation import decoding
 
     gen = make(kind, max_new_tokens=40)
     prompts = [PROMPT, PROMPT[:3], [8, 8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]
@@ -174,7 +174,7 @@ def test_decoding_modes_give_the_tokens_of_plain_transformers(kind: str) -> None
 
 def _plain_and_shared(kind: str, prompts: list[list[int]], rows: list[int]) -> tuple:
     """The prompts left-padded and prefilled twice: one cache repeated per row, one shared."""
-    from ragguard import decoding
+    from ragguard.generation import decoding
 
     model = tiny_model(kind)
     width = max(len(p) for p in prompts)
@@ -193,7 +193,7 @@ def _plain_and_shared(kind: str, prompts: list[list[int]], rows: list[int]) -> t
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
 def test_shared_prefix_attention_matches_attention_over_repeated_caches(kind: str) -> None:
     """Logits of every step agree with the plain path, also after rows and whole prompts leave the batch."""
-    from ragguard import decoding
+    from ragguard.generation import decoding
 
     prompts = [PROMPT, [8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]
     rows = [0, 0, 0, 1, 1, 2]
@@ -218,7 +218,7 @@ def test_shared_prefix_attention_matches_attention_over_repeated_caches(kind: st
 
 
 def test_shared_prefix_needs_several_rows_of_one_prompt_and_a_plain_family() -> None:
-    from ragguard import decoding
+    from ragguard.generation import decoding
 
     model = tiny_model("llama")
     with torch.inference_mode():
@@ -230,7 +230,7 @@ def test_shared_prefix_needs_several_rows_of_one_prompt_and_a_plain_family() -> 
 
 
 def test_small_batch_linear_computes_nn_linear() -> None:
-    from ragguard import decoding
+    from ragguard.generation import decoding
 
     layer = torch.nn.Linear(24, 40)
     plain = torch.nn.Linear(24, 40)
@@ -248,7 +248,7 @@ def test_small_batch_linear_computes_nn_linear() -> None:
 
 
 def test_roomy_layer_grows_when_its_room_runs_out() -> None:
-    from ragguard.decoding import roomy_layer_class as _roomy_layer_class
+    from ragguard.generation.decoding import roomy_layer_class as _roomy_layer_class
 
     keys, values = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
     layer = _roomy_layer_class()(keys, values, room=1)
@@ -288,7 +288,7 @@ def test_a_prompt_without_rows_leaves_the_shared_prefix() -> None:
 
 def test_prefill_shared_encodes_each_prompt_as_if_alone() -> None:
     """Bit for bit: a prompt's cache and logits in the batch are those of the prompt prefilled alone."""
-    from ragguard import decoding
+    from ragguard.generation import decoding
 
     model = tiny_model("qwen2")
     prompts = [PROMPT, [8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]

@@ -27,8 +27,8 @@ def test_import_ragguard_does_not_import_heavy_libraries() -> None:
 
 def test_cli_module_and_core_modules_stay_light() -> None:
     loaded = loaded_after(
-        "import ragguard.cli, ragguard.pipeline, ragguard.consistency, ragguard.clustering, "
-        "ragguard.chunking, ragguard.config, ragguard.index, ragguard.check, ragguard.audit"
+        "import ragguard.apps.cli, ragguard.pipeline, ragguard.core.consistency, ragguard.core.clustering, "
+        "ragguard.retrieval.chunking, ragguard.config, ragguard.retrieval.index, ragguard.apps.check, ragguard.apps.audit"
     )
     assert loaded == dict.fromkeys(HEAVY, False)
 

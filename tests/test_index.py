@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ragguard.errors import IndexLoadError, UsageError
-from ragguard.index import FORMAT, FORMAT_VERSION, IndexRetriever, KnowledgeIndex, build_index
+from ragguard.retrieval.index import FORMAT, FORMAT_VERSION, IndexRetriever, KnowledgeIndex, build_index
 
 PAYROLL_QUERY = "Do employees without the payroll bank card need an employment certificate?"
 

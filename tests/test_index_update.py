@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from ragguard.errors import IndexLoadError, UsageError
-from ragguard.index import IndexRetriever, KnowledgeIndex, build_index, remove_from_index, update_index
 from ragguard.locking import WriterLock, lock_path
+from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex, build_index, remove_from_index, update_index
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["payroll bank card certificate", "annual leave days", "年假", "VPN token", "expenses claims"]
@@ -163,7 +163,7 @@ KILLED_BUILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from conftest import FakeEmbedder
-from ragguard.index import build_index
+from ragguard.retrieval.index import build_index
 
 class Slow(FakeEmbedder):
     def embed(self, texts):

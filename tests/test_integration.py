@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from fakes import CONTRACT_KEYS
 
-from ragguard.chunking import ChunkingSettings
 from ragguard.config import Config
-from ragguard.index import KnowledgeIndex, collect_chunks
 from ragguard.pipeline import RagGuard, bundled_index_path
+from ragguard.retrieval.chunking import ChunkingSettings
+from ragguard.retrieval.index import KnowledgeIndex, collect_chunks
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def test_committed_index_matches_its_sources() -> None:
     assert path == ROOT / "indexes" / "handbook"
     index = KnowledgeIndex.load(path)
     settings = ChunkingSettings.from_dict(index.manifest["chunking"])
-    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
     assert settings.tokenizer == embedder.name  # chunks are measured in the embedder's own tokens
@@ -128,7 +128,7 @@ def test_committed_index_matches_its_sources() -> None:
 
 
 def test_committed_index_vectors_match_the_embedder() -> None:
-    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
 
     index = KnowledgeIndex.load(bundled_index_path())
     embedder = SentenceTransformerEmbedder()

@@ -41,6 +41,7 @@ from langchain_tests.unit_tests import ChatModelUnitTests  # noqa: E402
 from pydantic import Field  # noqa: E402
 
 from ragguard.config import Config, SamplingConfig  # noqa: E402
+from ragguard.core.protocols import Completion  # noqa: E402
 from ragguard.errors import IndexLoadError, UsageError  # noqa: E402
 from ragguard.integrations.langchain import (  # noqa: E402
     ChatRagGuard,
@@ -49,7 +50,6 @@ from ragguard.integrations.langchain import (  # noqa: E402
     RagGuardRetriever,
 )
 from ragguard.pipeline import RagGuard, derive_seed  # noqa: E402
-from ragguard.protocols import Completion  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "faiss", "sentence_transformers")
@@ -238,7 +238,7 @@ def test_temperature_zero_draws_only_the_greedy_answer(fake_guard: RagGuard, fak
 
 
 def test_sampling_parameters_reach_the_generator_without_reloading(fake_embedder: Any, tiny_index: Path) -> None:
-    from ragguard.index import IndexRetriever, KnowledgeIndex
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
 
     generator = SamplingFakeGenerator(SamplingConfig())
     retriever = IndexRetriever(KnowledgeIndex.load(tiny_index), fake_embedder)
@@ -628,8 +628,8 @@ def test_the_integration_and_examples_depend_on_langchain_core_only() -> None:
 
 def test_consistency_guard_builds_the_embedder_of_its_config_backend() -> None:
     """No ``embedder``: the config's embedder backend is built on first use (no request is made here)."""
-    from ragguard.backends.openai import OpenAIEmbedder
     from ragguard.config import Config
+    from ragguard.generation.backends.openai import OpenAIEmbedder
 
     cfg = Config.from_dict({"embedder": {"backend": "openai", "model": "bge", "base_url": "http://127.0.0.1:9/v1"}})
     guard = ConsistencyGuard(model=FakeListChatModel(responses=["Yes."]), config_path=cfg)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ragguard.index import KnowledgeIndex, build_index
-from ragguard.loaders import decode_text, detect_language, iter_documents
+from ragguard.retrieval.index import KnowledgeIndex, build_index
+from ragguard.retrieval.loaders import decode_text, detect_language, iter_documents
 
 
 def make_pdf(pages: list[list[str]]) -> bytes:

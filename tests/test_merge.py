@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from ragguard.adapters import greedy_tokens  # noqa: E402
 from ragguard.errors import UsageError  # noqa: E402
-from ragguard.merge import MERGE_META_FILE, REPORT_FILE, merge_adapter  # noqa: E402
+from ragguard.tuning.adapters import greedy_tokens  # noqa: E402
+from ragguard.tuning.merge import MERGE_META_FILE, REPORT_FILE, merge_adapter  # noqa: E402
 
 TOKENS = 8  # per probe prompt; the CLI default is 64
 
@@ -50,7 +50,7 @@ def test_a_broken_merge_is_refused(nf4_adapter: Path, tmp_path: Path) -> None:
     """Merging a QLoRA adapter into the original weights drops the quantization error it was trained on."""
     from typer.testing import CliRunner
 
-    from ragguard.cli import app
+    from ragguard.apps.cli import app
 
     out = tmp_path / "refused"
     args = ["merge", str(nf4_adapter), "--into", "original", "--tokens", "4"]
@@ -66,7 +66,7 @@ def test_a_broken_merge_is_refused(nf4_adapter: Path, tmp_path: Path) -> None:
 def test_force_writes_a_failed_merge_and_records_it(nf4_adapter: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from ragguard.cli import app
+    from ragguard.apps.cli import app
 
     forced = tmp_path / "forced"
     args = ["merge", str(nf4_adapter), "--into", "original", "--tokens", "4"]

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from conftest import FakeEmbedder
 
-from ragguard.check import check
+from ragguard.apps.check import check
 from ragguard.config import Config, load_config
-from ragguard.consistency import ConsistencyChecker, ConsistencySettings
+from ragguard.core.consistency import ConsistencyChecker, ConsistencySettings
+from ragguard.core.types import Sample
 from ragguard.errors import ConfigError, ModelLoadError
-from ragguard.nli import TransformersNLI, label_columns, load_nli
-from ragguard.types import Sample
+from ragguard.generation.nli import TransformersNLI, label_columns, load_nli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import pytest
 from fakes import CONTRACT_KEYS
 
 from ragguard.config import Config
+from ragguard.core.types import Report
 from ragguard.errors import UsageError
 from ragguard.pipeline import RagGuard, derive_seed, sample_seeds
-from ragguard.types import Report
 
 QUESTION = "Do employees without the payroll bank card need an employment certificate?"
 YES = "Yes, request an employment certificate from HR with form HR-07."
@@ -201,7 +201,7 @@ def test_model_cache_is_a_per_test_temporary_folder(tmp_path_factory: pytest.Tem
     import os
     from pathlib import Path
 
-    from ragguard.models import cache_dir
+    from ragguard.generation.models import cache_dir
 
     cache = cache_dir()
     assert cache == Path(os.environ["RAGGUARD_CACHE"])
@@ -210,8 +210,8 @@ def test_model_cache_is_a_per_test_temporary_folder(tmp_path_factory: pytest.Tem
 
 
 def test_context_budget_counts_chinese_characters_by_their_token_cost() -> None:
-    from ragguard.prompts import context_cost, format_context
-    from ragguard.types import Passage
+    from ragguard.core.types import Passage
+    from ragguard.generation.prompts import context_cost, format_context
 
     assert context_cost("abc") == 3 and context_cost("在职证明") == 12
     zh = Passage("zh.md", "zh.md#0", "在职证明" * 200, 0.9)
@@ -226,7 +226,7 @@ def test_a_replaced_config_samples_with_its_own_settings() -> None:
     """``guard.config = cfg.replace("sampling", temperature=...)`` must change what is drawn, not only the hash."""
     from fakes import WordEmbedder
 
-    from ragguard.protocols import Completion
+    from ragguard.core.protocols import Completion
 
     class SettingsGenerator:
         name, device, adapter, model_sha256 = "settings", "cpu", None, None

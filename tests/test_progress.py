@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_audit import make_guard, write_questions
 
-from ragguard.audit import run_audit
+from ragguard.apps.audit import run_audit
 from ragguard.progress import ProgressBar, format_duration
 
 

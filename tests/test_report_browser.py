@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ragguard.audit import run_audit
+from ragguard.apps.audit import run_audit
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import pytest
 
 from ragguard.config import Config
 from ragguard.errors import ConfigError
-from ragguard.index import IndexRetriever, KnowledgeIndex, build_index
-from ragguard.retrieval import BM25Index, RetrievalOptions, bm25_tokens, mmr_select, reciprocal_rank_fusion
+from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex, build_index
+from ragguard.retrieval.search import BM25Index, RetrievalOptions, bm25_tokens, mmr_select, reciprocal_rank_fusion
 
 
 def test_reciprocal_rank_fusion_by_hand() -> None:

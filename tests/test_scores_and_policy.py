@@ -7,10 +7,10 @@ import pytest
 from fakes import WordEmbedder
 
 from ragguard.config import Config
-from ragguard.consistency import ConsistencyChecker, ConsistencySettings, confidence_score, support_scores
+from ragguard.core.consistency import ConsistencyChecker, ConsistencySettings, confidence_score, support_scores
+from ragguard.core.protocols import Completion
+from ragguard.core.types import Passage, Sample
 from ragguard.pipeline import RagGuard, sample_seeds
-from ragguard.protocols import Completion
-from ragguard.types import Passage, Sample
 
 Q = "Do employees without the payroll bank's debit card need an employment certificate?"
 
@@ -71,7 +71,7 @@ class CountingEmbedder(WordEmbedder):
 
 
 def test_passages_are_embedded_alone_once_per_embedder() -> None:
-    from ragguard import embedders
+    from ragguard.generation import embedders
 
     embedder = CountingEmbedder()
     passages = ["the certificate is required", "debit cards are issued by the payroll bank"]
@@ -89,7 +89,7 @@ def test_passages_are_embedded_alone_once_per_embedder() -> None:
 
 
 def test_passage_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragguard import embedders
+    from ragguard.generation import embedders
 
     monkeypatch.setattr(embedders, "_ALONE_SIZE", 2)
     embedder = CountingEmbedder()
@@ -207,8 +207,8 @@ def test_adaptive_stops_on_agreement_only_once_a_majority_of_the_answers_is_draw
 
 
 def test_settled_waits_for_a_majority_to_agree_but_not_to_contradict() -> None:
+    from ragguard.core.types import Cluster, Contradiction, Report
     from ragguard.pipeline import _settled
-    from ragguard.types import Cluster, Contradiction, Report
 
     def report(n: int, contradicting: bool = False):  # type: ignore[no-untyped-def]
         samples = [Sample(text="Yes, ask HR.", seed=i or None, greedy=i == 0) for i in range(n)]
@@ -255,7 +255,7 @@ def test_adaptive_that_draws_everything_says_so_even_when_the_last_round_contrad
 
 
 def test_a_bare_ru_that_means_how_is_not_a_condition() -> None:
-    from ragguard.contradictions import _main_clause
+    from ragguard.core.contradictions import _main_clause
 
     assert _main_clause("如有疑问，请联系人事部。") == "请联系人事部。"
     assert _main_clause("如何申请：向人事部提交表格。") == "如何申请：向人事部提交表格。"

@@ -281,8 +281,8 @@ def test_serving_the_embedded_model_end_to_end(tmp_path: Path) -> None:
     """The real embedded model behind the server, the OpenAI client, and a second ragguard over the openai backend."""
     from fakes import WordEmbedder
 
-    from ragguard.backends import build_generator
     from ragguard.config import Config
+    from ragguard.generation.backends import build_generator
     from ragguard.pipeline import RagGuard
 
     config = tmp_path / "small.yaml"

@@ -20,13 +20,13 @@ from tiny_models import (  # noqa: E402
 )
 
 from ragguard.config import SamplingConfig  # noqa: E402
+from ragguard.core.types import Passage  # noqa: E402
 from ragguard.errors import ConfigError, UsageError  # noqa: E402
-from ragguard.generators import TransformersGenerator, chat_example_ids  # noqa: E402
-from ragguard.prompts import build_messages  # noqa: E402
-from ragguard.tune import learning_rate_at, tune  # noqa: E402
-from ragguard.tune_config import TuneConfig, load_tune_config, parse_override  # noqa: E402
-from ragguard.tune_data import load_examples, record_messages, split_examples  # noqa: E402
-from ragguard.types import Passage  # noqa: E402
+from ragguard.generation.generators import TransformersGenerator, chat_example_ids  # noqa: E402
+from ragguard.generation.prompts import build_messages  # noqa: E402
+from ragguard.tuning.config import TuneConfig, load_tune_config, parse_override  # noqa: E402
+from ragguard.tuning.data import load_examples, record_messages, split_examples  # noqa: E402
+from ragguard.tuning.tune import learning_rate_at, tune  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,7 +155,7 @@ def test_two_deterministic_runs_give_identical_losses(tmp_path: Path, tiny_qwen2
 
 
 def test_the_adapter_folder_records_how_it_was_made(fp32_adapter: Path, tiny_qwen2_dir: Path) -> None:
-    from ragguard.generators import weights_sha256
+    from ragguard.generation.generators import weights_sha256
 
     names = {p.name for p in fp32_adapter.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "ragguard-adapter.json",
@@ -217,7 +217,7 @@ def test_cli_tune_prints_metrics_and_refuses_empty_data(tmp_path: Path, tiny_qwe
                                                         tune_data_file: Path) -> None:
     from typer.testing import CliRunner
 
-    from ragguard.cli import app
+    from ragguard.apps.cli import app
 
     sets = [f"--set={k}={json.dumps(v) if isinstance(v, bool) else v}"
             for k, v in tune_overrides(tiny_qwen2_dir, train__max_steps=1, train__probe_prompts=0).items()]
@@ -238,8 +238,8 @@ def test_cli_tune_prints_metrics_and_refuses_empty_data(tmp_path: Path, tiny_qwe
 def test_embedded_model_formats_the_examples_like_ask_does() -> None:
     from transformers import AutoTokenizer
 
-    from ragguard.generators import resolve_model_source
-    from ragguard.tune_data import record_messages
+    from ragguard.generation.generators import resolve_model_source
+    from ragguard.tuning.data import record_messages
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_source("embedded")[0])  # no weights needed
     generator = TransformersGenerator.from_model(torch.nn.Linear(1, 1), tokenizer, SamplingConfig())
@@ -258,7 +258,7 @@ def test_embedded_model_formats_the_examples_like_ask_does() -> None:
 @pytest.mark.integration
 def test_embedded_model_tunes_and_reloads_bitwise(tmp_path: Path) -> None:
     from ragguard.config import GeneratorConfig
-    from ragguard.doctor import run_checks
+    from ragguard.tuning.doctor import run_checks
 
     cfg = TuneConfig().with_overrides({"model.load_in_4bit": False, "train.fp32": True, "train.max_steps": 2,
                                        "train.batch_size": 1, "train.gradient_accumulation_steps": 1,

@@ -117,8 +117,8 @@ def tune_data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def fp32_adapter(tiny_qwen2_dir: Path, tune_data_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ragguard.tune import tune
-    from ragguard.tune_config import TuneConfig
+    from ragguard.tuning.config import TuneConfig
+    from ragguard.tuning.tune import tune
 
     out = tmp_path_factory.mktemp("adapters") / "fp32"
     tune(tune_data_file, out, TuneConfig().with_overrides(tune_overrides(tiny_qwen2_dir)), show_progress=False)
@@ -129,8 +129,8 @@ def fp32_adapter(tiny_qwen2_dir: Path, tune_data_file: Path, tmp_path_factory: p
 def nf4_adapter(tiny_qwen2_dir: Path, tune_data_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """QLoRA: the tiny base in 4-bit NF4 (bitsandbytes on the CPU), float32 compute, two steps."""
     pytest.importorskip("bitsandbytes")
-    from ragguard.tune import tune
-    from ragguard.tune_config import TuneConfig
+    from ragguard.tuning.config import TuneConfig
+    from ragguard.tuning.tune import tune
 
     out = tmp_path_factory.mktemp("adapters") / "nf4"
     overrides = tune_overrides(tiny_qwen2_dir, model__load_in_4bit=True, train__max_steps=2, train__probe_prompts=1)

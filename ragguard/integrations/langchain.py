@@ -61,13 +61,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f'ragguard.integrations.langchain needs langchain-core ({exc}): run `pip install "ragguard[langchain]"`'
     ) from exc
 
-from ragguard.check import check
+from ragguard.apps.check import check
 from ragguard.config import Config, load_config
+from ragguard.core.types import Fingerprint, Passage, Report
 from ragguard.errors import ConfigError, UsageError
-from ragguard.models import EMBEDDED_GENERATOR
+from ragguard.generation.models import EMBEDDED_GENERATOR
+from ragguard.generation.prompts import build_messages
 from ragguard.pipeline import RagGuard, bundled_index_path, derive_seed, library_versions, sample_seeds
-from ragguard.prompts import build_messages
-from ragguard.types import Fingerprint, Passage, Report
 
 __all__ = ["ChatRagGuard", "ConsistencyGuard", "RagGuardRetriever", "RagGuardChain", "clear_cache"]
 
@@ -119,7 +119,7 @@ def _shared_pipeline(cfg: Config, retrieval: bool) -> _Shared:
             if index is not None:
                 guard = RagGuard.from_config(cfg.replace("retrieval", index=index))
             else:  # no index to load or verify
-                from ragguard.backends import build_embedder, build_generator
+                from ragguard.generation.backends import build_embedder, build_generator
 
                 guard = RagGuard(cfg, build_generator(cfg), build_embedder(cfg.embedder))
             shared = _PIPELINES[key] = _Shared(guard)
@@ -649,7 +649,7 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     def _get_embedder(self) -> Any:
         with self._lock:
             if self._embedder is None:
-                from ragguard.backends import build_embedder
+                from ragguard.generation.backends import build_embedder
 
                 # The config's embedder backend (sentence-transformers or an OpenAI-compatible server).
                 self._embedder = build_embedder(self._config.embedder)
@@ -808,14 +808,14 @@ class RagGuardRetriever(BaseRetriever):
     def _get_searcher(self) -> Any:
         with self._lock:
             if self._searcher is None:
-                from ragguard.index import IndexRetriever, KnowledgeIndex
-                from ragguard.retrieval import RetrievalOptions
+                from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+                from ragguard.retrieval.search import RetrievalOptions
 
                 cfg = _as_config(self.config_path)
                 index = KnowledgeIndex.load(self.index_path or cfg.retrieval.index or bundled_index_path())
                 embedder = self.embedder
                 if embedder is None:
-                    from ragguard.embedders import SentenceTransformerEmbedder
+                    from ragguard.generation.embedders import SentenceTransformerEmbedder
 
                     e = cfg.embedder
                     embedder = SentenceTransformerEmbedder(e.model, e.device, e.batch_size)

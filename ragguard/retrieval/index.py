@@ -38,7 +38,12 @@ from typing import Any
 import numpy as np
 
 from ragguard._version import __version__
-from ragguard.ann import (
+from ragguard.core.protocols import Embedder
+from ragguard.core.types import Passage
+from ragguard.errors import IndexLoadError, UsageError
+from ragguard.generation.models import sha256_of
+from ragguard.locking import WriterLock
+from ragguard.retrieval.ann import (
     Reranked,
     apply_search_params,
     build_faiss,
@@ -47,13 +52,8 @@ from ragguard.ann import (
     faiss_module,
     recall_at_k,
 )
-from ragguard.chunking import Chunk, ChunkingSettings, TokenCounter, chunk_document
-from ragguard.errors import IndexLoadError, UsageError
-from ragguard.locking import WriterLock
-from ragguard.models import sha256_of
-from ragguard.protocols import Embedder
-from ragguard.retrieval import BM25Index, RetrievalOptions, matches, mmr_select, reciprocal_rank_fusion
-from ragguard.types import Passage
+from ragguard.retrieval.chunking import Chunk, ChunkingSettings, TokenCounter, chunk_document
+from ragguard.retrieval.search import BM25Index, RetrievalOptions, matches, mmr_select, reciprocal_rank_fusion
 
 __all__ = [
     "FORMAT",
@@ -145,7 +145,7 @@ class _Scan:
 
 
 def _scan(sources: Sequence[str | Path], include: Sequence[str], exclude: Sequence[str]) -> _Scan:
-    from ragguard.loaders import EXCLUDED, iter_documents
+    from ragguard.retrieval.loaders import EXCLUDED, iter_documents
 
     scan = _Scan({}, {}, [])
     for doc, path, reason in iter_documents(sources, include, exclude):
@@ -351,7 +351,7 @@ def build_index(
 
 def _in_scope(sources: Sequence[str | Path]) -> Callable[[str], bool]:
     """Whether an indexed path comes from one of ``sources`` (a folder's files, or the file itself)."""
-    from ragguard.loaders import source_ids
+    from ragguard.retrieval.loaders import source_ids
 
     prefixes, exact = [], set()
     for s in sources:
@@ -708,7 +708,7 @@ def _read_manifest(root: Path) -> dict[str, Any]:
 
 
 class IndexRetriever:
-    """A :class:`~ragguard.protocols.Retriever` over a loaded index and its embedder.
+    """A :class:`~ragguard.core.protocols.Retriever` over a loaded index and its embedder.
 
     Args:
         options: filters, hybrid BM25 fusion and MMR (default: dense search only).

@@ -1,11 +1,11 @@
 """Generator and embedder backends, chosen by ``generator.backend`` and ``embedder.backend``.
 
-* ``transformers`` (:mod:`ragguard.generators`): in process, the default.
-* ``openai`` (:mod:`ragguard.backends.openai`): any OpenAI-compatible server (vLLM, SGLang, TGI,
+* ``transformers`` (:mod:`ragguard.generation.generators`): in process, the default.
+* ``openai`` (:mod:`ragguard.generation.backends.openai`): any OpenAI-compatible server (vLLM, SGLang, TGI,
   llama.cpp server, Ollama, another ``ragguard serve``), through the official ``openai`` client.
-* ``vllm`` (:mod:`ragguard.backends.vllm`): vLLM in process on a GPU (``pip install "ragguard[vllm]"``).
+* ``vllm`` (:mod:`ragguard.generation.backends.vllm`): vLLM in process on a GPU (``pip install "ragguard[vllm]"``).
 
-Every backend satisfies :class:`ragguard.protocols.Generator` (and has ``generate_batch``), so the
+Every backend satisfies :class:`ragguard.core.protocols.Generator` (and has ``generate_batch``), so the
 pipeline, the audit, ``ragguard serve`` and the LangChain components use them unchanged. Modules
 are imported only when their backend is chosen.
 """
@@ -23,14 +23,14 @@ def build_generator(config: Config) -> Any:
     """The generator ``config.generator.backend`` names (weights or connections open lazily)."""
     backend = config.generator.backend
     if backend == "openai":
-        from ragguard.backends.openai import OpenAIGenerator
+        from ragguard.generation.backends.openai import OpenAIGenerator
 
         return OpenAIGenerator(config.generator, config.sampling)
     if backend == "vllm":
-        from ragguard.backends.vllm import VLLMGenerator
+        from ragguard.generation.backends.vllm import VLLMGenerator
 
         return VLLMGenerator(config.generator, config.sampling)
-    from ragguard.generators import TransformersGenerator
+    from ragguard.generation.generators import TransformersGenerator
 
     return TransformersGenerator.from_config(config.generator, config.sampling)
 
@@ -38,9 +38,9 @@ def build_generator(config: Config) -> Any:
 def build_embedder(config: EmbedderConfig) -> Any:
     """The embedder ``config.backend`` names (loaded lazily)."""
     if config.backend == "openai":
-        from ragguard.backends.openai import OpenAIEmbedder
+        from ragguard.generation.backends.openai import OpenAIEmbedder
 
         return OpenAIEmbedder(config)
-    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(config.model, config.device, config.batch_size)

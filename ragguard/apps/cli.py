@@ -169,11 +169,11 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {\"results\": [...]}."),
 ) -> None:
     """Score answers generated elsewhere (any LLM): cluster, detect contradictions, vote."""
-    from ragguard.backends import build_embedder
-    from ragguard.check import check_record
+    from ragguard.apps.check import check_record
+    from ragguard.apps.records import BadRecord, read_records
     from ragguard.config import load_config
     from ragguard.errors import UsageError
-    from ragguard.records import BadRecord, read_records
+    from ragguard.generation.backends import build_embedder
 
     cfg = load_config(config)
     embedder = build_embedder(cfg.embedder)
@@ -232,7 +232,7 @@ def audit(
     ),
 ) -> None:
     """Ask every question of a set and write a report to read before shipping."""
-    from ragguard.audit import run_audit
+    from ragguard.apps.audit import run_audit
     from ragguard.progress import ProgressBar
 
     guard = build_guard(config, index)
@@ -266,7 +266,7 @@ def audit_diff(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Compare two audits: questions whose verdict or answer changed, and each summary figure."""
-    from ragguard.audit import diff_audits
+    from ragguard.apps.audit import diff_audits
 
     d = diff_audits(old, new)
     if as_json:
@@ -290,9 +290,9 @@ def doctor(
 ) -> None:
     """Check that answers depend on the question alone: eval mode, repeatability, batch invariance."""
     from ragguard.config import load_config
-    from ragguard.doctor import run_checks
-    from ragguard.generators import TransformersGenerator
+    from ragguard.generation.generators import TransformersGenerator
     from ragguard.pipeline import library_versions
+    from ragguard.tuning.doctor import run_checks
 
     cfg = load_config(config)
     if cfg.generator.backend != "transformers":
@@ -343,8 +343,8 @@ def tune(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the metrics."),
 ) -> None:
     """Tune a LoRA/QLoRA adapter (seed 003 recipe) and record how to reproduce and check it."""
-    from ragguard.tune import tune as run_tune
-    from ragguard.tune_config import load_tune_config, parse_override
+    from ragguard.tuning.config import load_tune_config, parse_override
+    from ragguard.tuning.tune import tune as run_tune
 
     overrides: dict[str, Any] = dict(parse_override(item) for item in sets)
     flags = {"model.base": base, "train.epochs": epochs, "train.max_steps": max_steps,
@@ -387,7 +387,7 @@ def merge(
     as_json: bool = typer.Option(False, "--json", help="Print the parity report as one JSON object."),
 ) -> None:
     """Merge an adapter into a float32/16-bit copy of its base, only if the merged model behaves the same."""
-    from ragguard.merge import REPORT_FILE, merge_adapter
+    from ragguard.tuning.merge import REPORT_FILE, merge_adapter
 
     result = merge_adapter(adapter_dir, out, dtype=dtype, into=into, force=force, device=device, tokens=tokens)
     r = result.report
@@ -411,8 +411,8 @@ def merge(
 
 
 def _embedder_from(config: Path | None) -> Any:
-    from ragguard.backends import build_embedder
     from ragguard.config import load_config
+    from ragguard.generation.backends import build_embedder
 
     return build_embedder(load_config(config).embedder)
 
@@ -452,7 +452,7 @@ def index_build(
     as_json: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
 ) -> None:
     """Build an index from SOURCE folders (walked recursively) or files."""
-    from ragguard.index import build_index
+    from ragguard.retrieval.index import build_index
 
     summary = build_index(sources, out, _embedder_from(config), progress=_progress, index_type=index_type,
                           include=include, exclude=exclude)
@@ -470,7 +470,7 @@ def index_add(
     as_json: bool = typer.Option(False, "--json", help="Print the update summary as JSON."),
 ) -> None:
     """Add new and changed files of SOURCE to an index; drop files gone from SOURCE (only they are embedded)."""
-    from ragguard.index import update_index
+    from ragguard.retrieval.index import update_index
 
     summary = update_index(directory, sources, _embedder_from(config), progress=_progress, include=include,
                            exclude=exclude)
@@ -485,7 +485,7 @@ def index_remove(
     as_json: bool = typer.Option(False, "--json", help="Print the update summary as JSON."),
 ) -> None:
     """Remove the chunks of every indexed source matching PATTERN."""
-    from ragguard.index import remove_from_index
+    from ragguard.retrieval.index import remove_from_index
 
     _print_summary(remove_from_index(directory, pattern, progress=_progress), as_json, "updated")
 
@@ -499,7 +499,7 @@ def index_info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show what an index holds (verifies its checksums; measures recall of approximate types)."""
-    from ragguard.index import KnowledgeIndex
+    from ragguard.retrieval.index import KnowledgeIndex
 
     info = KnowledgeIndex.load(directory).info(recall_sample=recall_sample)
     if as_json:
@@ -535,11 +535,11 @@ def index_search(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Search an index and print the best chunks."""
-    from ragguard.backends import build_embedder
     from ragguard.config import load_config
     from ragguard.errors import UsageError
-    from ragguard.index import IndexRetriever, KnowledgeIndex
-    from ragguard.retrieval import RetrievalOptions
+    from ragguard.generation.backends import build_embedder
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+    from ragguard.retrieval.search import RetrievalOptions
 
     if not query.strip():
         raise UsageError("the query is empty: pass some search text")
@@ -591,8 +591,8 @@ def serve(
     model_name: str = typer.Option("ragguard", "--model-name", help="Model name the server answers to."),
 ) -> None:
     """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /metrics."""
+    from ragguard.apps.serve import ServeSettings, create_app, load_guard_factory
     from ragguard.errors import UsageError
-    from ragguard.serve import ServeSettings, create_app, load_guard_factory
 
     try:
         import uvicorn

@@ -1,6 +1,6 @@
 """What makes a decode step with several rows cheap: the key/value cache and two CPU kernels.
 
-:class:`~ragguard.generators.TransformersGenerator` decodes one greedy row and
+:class:`~ragguard.generation.generators.TransformersGenerator` decodes one greedy row and
 N seeded rows per prompt in one pass. Three things keep the N extra rows from
 costing N times as much:
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ragguard.errors import ModelLoadError
-from ragguard.models import EMBEDDED_EMBEDDER, embedded_embedder_path, quiet_transformers
+from ragguard.generation.models import EMBEDDED_EMBEDDER, embedded_embedder_path, quiet_transformers
 
 __all__ = ["SentenceTransformerEmbedder", "embed_alone"]
 

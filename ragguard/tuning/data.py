@@ -1,16 +1,16 @@
 """Tuning records -> chat messages -> token ids with the prompt masked out of the labels.
 
 Two record shapes, in ``.jsonl`` or ``.json`` (a list), as read by
-:func:`ragguard.records.read_records`:
+:func:`ragguard.apps.records.read_records`:
 
 * instruction records: ``instruction``, optional ``input``, ``output``, optional ``system``
   (the shape of the ``huanhuan.json`` of seed 003);
 * RAG records: ``question``, ``context`` (a string, or a list of strings or of
   ``{"text", "doc_id"}`` objects) and ``answer``. They become messages through
-  :func:`ragguard.prompts.build_messages`, the function ``ragguard ask`` uses,
+  :func:`ragguard.generation.prompts.build_messages`, the function ``ragguard ask`` uses,
   so the adapter learns the exact prompt it will be asked with.
 
-Messages become tokens through :func:`ragguard.generators.chat_example_ids`,
+Messages become tokens through :func:`ragguard.generation.generators.chat_example_ids`,
 the model's own chat template (the seed's script pasted Llama-3 markers into
 a Qwen model). Bad records are returned with their line numbers.
 """
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ragguard.apps.records import BadRecord, read_records
+from ragguard.core.types import Passage
 from ragguard.errors import UsageError
-from ragguard.prompts import build_messages
-from ragguard.records import BadRecord, read_records
-from ragguard.tune_config import TunePromptSection
-from ragguard.types import Passage
+from ragguard.generation.prompts import build_messages
+from ragguard.tuning.config import TunePromptSection
 
 __all__ = ["Example", "TuneData", "record_messages", "load_examples", "split_examples"]
 
@@ -119,7 +119,7 @@ def load_examples(path: str | Path, tokenizer: Any, prompt: TunePromptSection, m
     Raises:
         UsageError: the file is missing, unreadable or of an unsupported type.
     """
-    from ragguard.generators import chat_example_ids
+    from ragguard.generation.generators import chat_example_ids
 
     p = Path(path)
     if p.suffix.lower() == ".csv":

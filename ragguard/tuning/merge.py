@@ -13,7 +13,7 @@ garbage once the adapter is merged. So a merge here:
    learned around; the parity check shows what that costs);
 3. compares the two on probe prompts over 64 greedy tokens: max |logit
    difference|, mean per-token KL and greedy agreement, against the
-   tolerances of :func:`ragguard.adapters.parity_passes`;
+   tolerances of :func:`ragguard.tuning.adapters.parity_passes`;
 4. writes the merged model only when parity holds (``force`` writes it
    anyway and records the failure). ``merge-parity.json`` is written either way.
 """
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragguard.adapters import (
+from ragguard.errors import ModelLoadError, UsageError
+from ragguard.tuning.adapters import (
     AdapterMismatchError,
     compare_logits,
     greedy_tokens,
@@ -35,7 +36,6 @@ from ragguard.adapters import (
     read_reference,
     sequence_logits,
 )
-from ragguard.errors import ModelLoadError, UsageError
 
 __all__ = ["MergeResult", "merge_adapter", "REPORT_FILE", "MERGE_META_FILE"]
 
@@ -64,7 +64,7 @@ def _load_base(source: str, quant: dict[str, Any], dtype: str | None, device: st
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ragguard.generators import bnb_4bit_config
+    from ragguard.generation.generators import bnb_4bit_config
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is None and quant.get("method") == "bitsandbytes-4bit":
@@ -86,8 +86,8 @@ def _load_base(source: str, quant: dict[str, Any], dtype: str | None, device: st
 
 def _probe_prompts(adapter_dir: Path, tokenizer: Any, metadata: dict[str, Any]) -> list[list[int]]:
     """The validation prompts recorded at tuning, plus two RAG questions built like ``ask`` builds them."""
-    from ragguard.generators import chat_prompt_ids
-    from ragguard.prompts import build_messages
+    from ragguard.generation.generators import chat_prompt_ids
+    from ragguard.generation.prompts import build_messages
 
     prompts = [prompt for prompt, _, _ in (read_reference(adapter_dir) or [])]
     system = (metadata.get("prompt") or {}).get("system") or ""
@@ -131,8 +131,8 @@ def merge_adapter(
         from transformers import AutoTokenizer
     except ImportError:
         raise ModelLoadError('merging needs peft: run `pip install "ragguard[peft]"`') from None
-    from ragguard.generators import resolve_device, resolve_model_source
-    from ragguard.models import quiet_transformers
+    from ragguard.generation.generators import resolve_device, resolve_model_source
+    from ragguard.generation.models import quiet_transformers
 
     quiet_transformers()
     device = resolve_device(device)

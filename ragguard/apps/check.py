@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ragguard.config import Config
-from ragguard.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
+from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
+from ragguard.core.protocols import Embedder
+from ragguard.core.types import Passage, Report, Sample
 from ragguard.errors import UsageError
-from ragguard.nli import NLIModel
-from ragguard.protocols import Embedder
-from ragguard.types import Passage, Report, Sample
+from ragguard.generation.nli import NLIModel
 
 __all__ = [
     "check",
@@ -31,7 +31,7 @@ __all__ = [
 @functools.lru_cache(maxsize=4)
 def default_embedder(model: str, device: str, batch_size: int) -> Embedder:
     """One embedder per setting per process: repeated ``check`` calls must not reload the model."""
-    from ragguard.embedders import SentenceTransformerEmbedder
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(model, device, batch_size)
 
@@ -56,7 +56,7 @@ def nli_from_config(config: Config) -> NLIModel | None:
     c = config.consistency
     if not c.nli_model:
         return None
-    from ragguard.nli import load_nli
+    from ragguard.generation.nli import load_nli
 
     return load_nli(c.nli_model, c.nli_device, c.nli_batch_size)
 
@@ -112,7 +112,7 @@ def check(
     if not all(isinstance(s, str) for s in samples):
         raise UsageError("'samples' must contain only strings")
     if embedder is None and cfg.embedder.backend != "sentence-transformers":
-        from ragguard.backends import build_embedder
+        from ragguard.generation.backends import build_embedder
 
         embedder = build_embedder(cfg.embedder)
     if embedder is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ragguard.types import Passage
+from ragguard.core.types import Passage
 
 __all__ = ["build_messages", "format_context"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ragguard.config import GeneratorConfig, SamplingConfig
+from ragguard.core.protocols import BatchGenerator, Completion
 from ragguard.errors import ModelLoadError
-from ragguard.protocols import BatchGenerator, Completion
 
 __all__ = ["VLLMGenerator", "lora_rank"]
 
@@ -41,7 +41,7 @@ def lora_rank(adapter: str) -> int:
 
 
 class VLLMGenerator(BatchGenerator):
-    """A :class:`~ragguard.protocols.Generator` over ``vllm.LLM`` (loaded on first use).
+    """A :class:`~ragguard.core.protocols.Generator` over ``vllm.LLM`` (loaded on first use).
 
     Args:
         gen_config: ``model`` (a local folder or hub id), ``dtype``, ``adapter``,
@@ -97,7 +97,7 @@ class VLLMGenerator(BatchGenerator):
             if local.is_dir():
                 weights = sorted(local.glob("*.safetensors"))
                 if weights:
-                    from ragguard.models import file_sha256
+                    from ragguard.generation.models import file_sha256
 
                     self.model_sha256 = file_sha256(weights[0])
             try:

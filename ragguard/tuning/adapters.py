@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragguard.decoding import cache_keyword, cache_of
 from ragguard.errors import ModelLoadError
+from ragguard.generation.decoding import cache_keyword, cache_of
 
 __all__ = [
     "META_FILE",

@@ -1,6 +1,6 @@
 """``ragguard tune``: LoRA / QLoRA tuning that records everything needed to reproduce and check it.
 
-The recipe of seed 003 is the default (see :mod:`ragguard.tune_config`). The
+The recipe of seed 003 is the default (see :mod:`ragguard.tuning.config`). The
 loop is ragguard's own rather than ``transformers.Trainer`` so that
 checkpoints hold no pickles (adapter, optimizer and RNG states are
 safetensors, the rest JSON) and a resumed run takes exactly the steps the
@@ -9,7 +9,7 @@ from (seed, epoch), and the learning rate is a function of the step.
 
 The output folder is a PEFT adapter (``adapter_config.json``,
 ``adapter_model.safetensors``) plus ``ragguard-adapter.json`` and
-``parity-reference.safetensors`` (see :mod:`ragguard.adapters`),
+``parity-reference.safetensors`` (see :mod:`ragguard.tuning.adapters`),
 ``checkpoints/`` and TensorBoard ``logs/``.
 """
 
@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragguard.adapters import write_metadata, write_reference
 from ragguard.errors import ModelLoadError, UsageError
-from ragguard.models import sha256_of
-from ragguard.tune_config import TuneConfig
-from ragguard.tune_data import Example, load_examples, split_examples
+from ragguard.generation.models import sha256_of
+from ragguard.tuning.adapters import write_metadata, write_reference
+from ragguard.tuning.config import TuneConfig
+from ragguard.tuning.data import Example, load_examples, split_examples
 
 __all__ = ["TuneResult", "tune", "resolve_precision", "learning_rate_at", "environment_fingerprint"]
 
@@ -162,7 +162,7 @@ def _load_base(cfg: TuneConfig, source: str, device: str, weights: str, compute:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ragguard.generators import bnb_4bit_config
+    from ragguard.generation.generators import bnb_4bit_config
 
     attn = "eager" if cfg.train.deterministic else cfg.model.attn_implementation
     kwargs: dict[str, Any] = {"dtype": getattr(torch, weights), "attn_implementation": attn}
@@ -301,8 +301,8 @@ def tune(
         import transformers
     except ImportError:
         raise ModelLoadError('tuning needs peft: run `pip install "ragguard[peft]"`') from None
-    from ragguard.generators import quantization_summary, resolve_device, resolve_model_source
-    from ragguard.models import quiet_transformers
+    from ragguard.generation.generators import quantization_summary, resolve_device, resolve_model_source
+    from ragguard.generation.models import quiet_transformers
 
     quiet_transformers()
     data_path, out = Path(data), Path(out)
@@ -359,7 +359,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
 
     model = _load_base(cfg, source, device, weights, compute)
     if base_sha is None:
-        from ragguard.generators import _hub_weights_sha256
+        from ragguard.generation.generators import _hub_weights_sha256
 
         base_sha = _hub_weights_sha256(source)
     model = _wrap_lora(model, cfg)
@@ -468,7 +468,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
                  "attn_implementation": "eager" if cfg.train.deterministic else cfg.model.attn_implementation},
         "quantization": quant,
         "prompt": {
-            "builder": "ragguard.prompts.build_messages",
+            "builder": "ragguard.generation.prompts.build_messages",
             "system": cfg.prompt.system,
             "max_context_chars": cfg.prompt.max_context_chars,
             "instruction_system": cfg.prompt.instruction_system,

@@ -23,8 +23,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from ragguard.chunking import Document, sha256_bytes
 from ragguard.errors import UsageError
+from ragguard.retrieval.chunking import Document, sha256_bytes
 
 __all__ = ["SUFFIXES", "EXCLUDED", "iter_documents", "detect_language", "decode_text", "source_ids"]
 
@@ -125,7 +125,7 @@ def _read_file(path: Path, doc_id: str) -> Iterator[Item]:
         return
     meta: dict[str, Any] = {}
     if suffix in HTML_SUFFIXES:
-        from ragguard.html_text import html_to_text
+        from ragguard.retrieval.html_text import html_to_text
 
         text = html_to_text(text)
     elif suffix in (".md", ".markdown"):

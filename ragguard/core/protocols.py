@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ragguard.types import Passage
+from ragguard.core.types import Passage
 
 __all__ = ["Embedder", "Generator", "Retriever", "Completion"]
 

@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragguard.config import SamplingConfig
+from ragguard.core.types import Report
 from ragguard.errors import ConfigError, RagGuardError, UsageError
 from ragguard.pipeline import RagGuard
-from ragguard.types import Report
 
 __all__ = ["ServeSettings", "MicroBatcher", "create_app", "load_guard_factory", "QueueFull"]
 

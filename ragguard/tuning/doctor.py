@@ -116,7 +116,7 @@ def attention_check(generator: Any) -> Check:
 
 def quant_config_check(generator: Any) -> Check:
     """The base hash and quantization loaded now are those recorded in the adapter's metadata (seed 001)."""
-    from ragguard.adapters import META_FILE, metadata_differences, read_metadata
+    from ragguard.tuning.adapters import META_FILE, metadata_differences, read_metadata
 
     metadata = read_metadata(generator.adapter)
     loaded = generator.quantization or {}
@@ -139,7 +139,7 @@ def adapter_reload_parity_check(generator: Any) -> Check:
     logits must be bitwise identical; otherwise mean KL <= 1e-3 nats and
     >= 99 % greedy agreement.
     """
-    from ragguard.adapters import REFERENCE_FILE, parity_passes, read_reference, reference_parity
+    from ragguard.tuning.adapters import REFERENCE_FILE, parity_passes, read_reference, reference_parity
 
     reference = read_reference(generator.adapter)
     round_trip = not reference
@@ -177,7 +177,7 @@ def _save_and_reload_parity(generator: Any, tokens: int = 16) -> tuple[list[Any]
     import tempfile
     from pathlib import Path
 
-    from ragguard.adapters import META_FILE, greedy_tokens, reference_parity, sequence_logits
+    from ragguard.tuning.adapters import META_FILE, greedy_tokens, reference_parity, sequence_logits
 
     model = generator.model
     reference = []

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from ragguard._version import __version__
-from ragguard.contradictions import detect
+from ragguard.apps.records import BadRecord, read_records
+from ragguard.core.contradictions import detect
+from ragguard.core.metrics import auroc, histogram
 from ragguard.errors import RagGuardError, UsageError
-from ragguard.metrics import auroc, histogram
-from ragguard.models import sha256_of
+from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
-from ragguard.records import BadRecord, read_records
 
 __all__ = ["AuditQuestion", "AuditResult", "load_questions", "run_audit", "summarize", "match_reference", "diff_audits"]
 
@@ -275,7 +275,7 @@ def run_audit(
         summary["gates"]["failures"] = gate_messages
     _write_json(out_dir / "summary.json", summary)
     _write_csv(out_dir / "results.csv", all_records)
-    from ragguard.report_html import write_report
+    from ragguard.apps.report_html import write_report
 
     write_report(out_dir / "report.html", all_records, summary, run_info)
     return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages), gate_messages)

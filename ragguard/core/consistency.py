@@ -5,10 +5,10 @@ vectors) and :class:`ConsistencyChecker`, which only adds an embedder.
 
 Rules, all deterministic:
 
-* **Contradictions**: the offline detectors of :mod:`ragguard.contradictions`
+* **Contradictions**: the offline detectors of :mod:`ragguard.core.contradictions`
   (``polarity``, ``quantity``) run on every pair of answers.
 * **Clusters**: average-linkage agglomerative clustering of answer
-  embeddings at ``similarity_threshold`` (see :mod:`ragguard.clustering`).
+  embeddings at ``similarity_threshold`` (see :mod:`ragguard.core.clustering`).
   Empty answers are never merged with non-empty ones, and two answers a
   detector found contradicting never share a cluster (embeddings alone put
   "yes, you must" next to "no, you need not"). Answers that open with the
@@ -27,7 +27,7 @@ Rules, all deterministic:
 * **Grounding** (when context is given): each cluster representative's
   ``support`` is its best cosine similarity to a context passage (each
   passage embedded on its own and remembered, see
-  :func:`ragguard.embedders.embed_alone`); the voted
+  :func:`ragguard.generation.embedders.embed_alone`); the voted
   answer is ``grounded`` when its support reaches ``grounding_threshold``.
 * **Confidence** in 0..1, higher is more trustworthy: the agreement, minus
   the share of samples that explicitly contradict the voted answer
@@ -46,12 +46,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ragguard.clustering import agglomerative_clusters, cosine_matrix
-from ragguard.contradictions import Finding, detect_all, first_sentence, same_lead_pairs
-from ragguard.embedders import embed_alone
-from ragguard.nli import CONTRADICTION, ENTAILMENT, NLIModel
-from ragguard.protocols import Embedder
-from ragguard.types import Cluster, Contradiction, Sample, Verdict
+from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
+from ragguard.core.contradictions import Finding, detect_all, first_sentence, same_lead_pairs
+from ragguard.core.protocols import Embedder
+from ragguard.core.types import Cluster, Contradiction, Sample, Verdict
+from ragguard.generation.embedders import embed_alone
+from ragguard.generation.nli import CONTRADICTION, ENTAILMENT, NLIModel
 
 __all__ = [
     "ConsistencySettings",
@@ -191,7 +191,7 @@ def support_scores(answer_vectors: np.ndarray, passage_vectors: np.ndarray) -> l
     """Best cosine similarity of each answer to any passage (no passages: empty list)."""
     if len(passage_vectors) == 0 or len(answer_vectors) == 0:
         return []
-    from ragguard.clustering import normalize
+    from ragguard.core.clustering import normalize
 
     sims = normalize(answer_vectors) @ normalize(passage_vectors).T
     return [round(float(row.max()), 6) for row in sims]
@@ -269,7 +269,7 @@ class ConsistencyChecker:
         embedder: any object with ``embed(texts) -> np.ndarray``.
         settings: thresholds; defaults are documented on
             :class:`ConsistencySettings`.
-        nli: an NLI model (:class:`ragguard.nli.NLIModel`); enables the
+        nli: an NLI model (:class:`ragguard.generation.nli.NLIModel`); enables the
             ``nli`` detector, and clustering / grounding by entailment when
             the settings ask for them.
     """

@@ -4,7 +4,7 @@ Optional: configured with ``consistency.nli_model`` (any Hugging Face
 sequence-classification NLI checkpoint, a folder or a hub id, for example
 ``cross-encoder/nli-deberta-v3-small`` or
 ``MoritzLaurer/mDeBERTa-v3-base-xnli-multilingual-nli-2mil7``). It serves
-three purposes in :mod:`ragguard.consistency`:
+three purposes in :mod:`ragguard.core.consistency`:
 
 * clustering by two-way entailment (``consistency.clustering: entailment``),
   as in semantic entropy: two answers share a meaning when each entails the
@@ -90,7 +90,7 @@ class TransformersNLI:
     def _load(self) -> None:
         if self._model is not None:
             return
-        from ragguard.models import quiet_transformers
+        from ragguard.generation.models import quiet_transformers
 
         quiet_transformers()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer

@@ -112,8 +112,8 @@ def sha256_bytes(data: bytes) -> str:
 def iter_documents(sources: Iterable[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[
     tuple[Document | None, str, str | None]
 ]:
-    """See :func:`ragguard.loaders.iter_documents` (kept here for callers of earlier versions)."""
-    from ragguard.loaders import iter_documents as _iter
+    """See :func:`ragguard.retrieval.loaders.iter_documents` (kept here for callers of earlier versions)."""
+    from ragguard.retrieval.loaders import iter_documents as _iter
 
     return _iter(sources, include, exclude)
 

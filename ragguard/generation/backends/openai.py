@@ -37,8 +37,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ragguard.config import EmbedderConfig, GeneratorConfig, SamplingConfig
+from ragguard.core.protocols import BatchGenerator, Completion
 from ragguard.errors import ConfigError, GenerationError, ModelLoadError
-from ragguard.protocols import BatchGenerator, Completion
 
 __all__ = ["OpenAIGenerator", "OpenAIEmbedder", "endpoints_of"]
 
@@ -126,7 +126,7 @@ def _call(url: str, settings: Any, what: str, fn: Callable[[], T], list_models: 
 
 
 class OpenAIGenerator(BatchGenerator):
-    """A :class:`~ragguard.protocols.Generator` over OpenAI-compatible servers.
+    """A :class:`~ragguard.core.protocols.Generator` over OpenAI-compatible servers.
 
     Args:
         gen_config: the ``generator`` section (``backend: openai``, ``base_url``, ``model`` = the
@@ -273,7 +273,7 @@ class OpenAIGenerator(BatchGenerator):
 
 
 class OpenAIEmbedder:
-    """An :class:`~ragguard.protocols.Embedder` over an OpenAI-compatible ``/embeddings`` endpoint.
+    """An :class:`~ragguard.core.protocols.Embedder` over an OpenAI-compatible ``/embeddings`` endpoint.
 
     Vectors are normalised to unit length here, so any server works. ``name`` is the model name,
     which an index checks: an index built with ``BAAI/bge-small-en-v1.5`` in process can be

@@ -12,7 +12,7 @@ Finished rows leave the batch, so a short answer stops costing compute.
 What keeps a step with many rows cheap (a key/value cache with room for the
 tokens to come, one copy of each prompt's keys and values shared by its rows,
 and a CPU path for linear layers with few rows) lives in
-:mod:`ragguard.decoding`. Inference always runs in eval mode under
+:mod:`ragguard.generation.decoding`. Inference always runs in eval mode under
 ``torch.inference_mode``.
 """
 
@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ragguard import decoding
 from ragguard.config import GeneratorConfig, SamplingConfig
+from ragguard.core.protocols import BatchGenerator, Completion
 from ragguard.errors import GenerationError, ModelLoadError
-from ragguard.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
-from ragguard.protocols import BatchGenerator, Completion
+from ragguard.generation import decoding
+from ragguard.generation.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
 
 __all__ = [
     "TransformersGenerator",
@@ -224,7 +224,7 @@ def chat_example_ids(tokenizer: Any, messages: Sequence[dict[str, str]], answer:
 
 
 class TransformersGenerator(BatchGenerator):
-    """A :class:`~ragguard.protocols.Generator` over a transformers causal LM.
+    """A :class:`~ragguard.core.protocols.Generator` over a transformers causal LM.
 
     Build it with :meth:`from_config` (loads weights lazily on first use) or
     :meth:`from_model` (wraps objects you already have, as tests do).
@@ -242,7 +242,7 @@ class TransformersGenerator(BatchGenerator):
         self._model: Any = None
         self._tokenizer: Any = None
         # Decode into preallocated key/value buffers, with one copy of each prompt's keys and
-        # values shared by its rows where the model allows (see ragguard.decoding). False
+        # values shared by its rows where the model allows (see ragguard.generation.decoding). False
         # restores transformers' concatenating cache and its attention, respectively
         # (bench/consistency_cost.py compares them).
         self.preallocate_cache = True
@@ -309,7 +309,7 @@ class TransformersGenerator(BatchGenerator):
         self.device = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
 
     def _attach_adapter(self, model: Any, adapter: str) -> Any:
-        from ragguard.adapters import attach_adapter
+        from ragguard.tuning.adapters import attach_adapter
 
         # Kept separate from the base (not merged; seed 004), checked against its metadata (seed 001).
         peft_model, self.adapter_problems = attach_adapter(
@@ -393,7 +393,7 @@ class TransformersGenerator(BatchGenerator):
         """Decode ``seeds[p]`` rows for every prompt ``p`` in one pass.
 
         Each prompt is encoded once. Where rows can share it
-        (:func:`ragguard.decoding.prefill_shared`, CPU), each prompt is
+        (:func:`ragguard.generation.decoding.prefill_shared`, CPU), each prompt is
         prefilled on its own and one copy of its cache serves all its seeds;
         otherwise prompts are left-padded to a common length with explicit
         position ids and the cache rows are repeated per seed. Every row

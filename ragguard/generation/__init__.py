@@ -1,0 +1,1 @@
+"""Generation: model sourcing and loading, prompts, decoding, backends, embedders and NLI."""

@@ -1,0 +1,1 @@
+"""Tuning: QLoRA training data and recipe, adapters, merge parity, and the environment doctor."""
