@@ -1,0 +1,273 @@
+"""Claim-level grounding: is what an answer *adds* to the question in the retrieved passages?
+
+An answer is split into claims (sentences; long sentences at clause
+boundaries; Chinese at 。！？；). For each claim:
+
+* **Added content** is what the claim says that the question did not:
+  content words (lower-cased, plural-stemmed, stop words dropped), numbers,
+  codes and paths (``HR-07``, ``/etc/apt/sources.list``), web addresses; for
+  Chinese, character bigrams. Words the question already holds carry no
+  evidence either way (restating the question is not being grounded).
+* **Lexical support** against a passage is the share of the added content
+  found in it (a compound term such as a path counts when it occurs anywhere
+  in the passage text). The claim's best passage is the one with the highest
+  support (ties: the higher-ranked passage); its best **window** is the run
+  of at most :data:`WINDOW` consecutive sentences of that passage with the
+  most added content, returned as a character span.
+* **Embedding support** (with an embedder) is the claim's best cosine to a
+  passage; **entailment** (with an NLI scorer) is the probability that the
+  best window entails the claim.
+
+The answer's overall ``support`` is the added-content-weighted mean of its
+claims' lexical support, so a long answer with one invented sentence scores
+in proportion. A claim that adds nothing has no support of its own and no
+weight. Numbers, amounts and names (read by the contradiction detectors'
+readers) that appear in no retrieved passage are listed in ``absent``: exact
+values are where embeddings fail.
+
+Everything here is deterministic and works on plain texts; models come in as
+objects (an :class:`~ragguard.core.protocols.Embedder`, an NLI callable).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ragguard.core.contradictions import entities, quantities
+from ragguard.core.protocols import Embedder
+from ragguard.core.types import Passage
+
+__all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "WINDOW", "CLAUSE_WORDS"]
+
+WINDOW = 2  # sentences in a supporting window
+CLAUSE_WORDS = 25  # a sentence longer than this (in words) is split at clause boundaries
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[\u3400-\u9fff])|(?<=[。！？；])|\n+")
+_CLAUSE = re.compile(r"(?<=[;:])\s+|,\s+(?=(?:but|and|so|which|while|whereas|although|or)\b)|(?<=[，；])")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+# A word, or a compound with inner punctuation: apt-get, HR-07, /etc/apt/sources.list, 2.6.32, e-mail.
+_TERM = re.compile(r"[A-Za-z0-9_$£€¥%]+(?:[./:@+_-]+[A-Za-z0-9_$£€¥%]+)*|/[A-Za-z0-9_./-]+")
+_URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)+/\S*", re.I)
+_STOP = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being below
+    between both but by can could did do does doing done down during each else even ever every few for from
+    further get gets got had has have having he her here hers him his how however i if in into is it its itself
+    just least less let like may me might more most much must my no nor not now of off often on once one only
+    or other our ours out over own per perhaps please quite rather really same shall she should since so some
+    such than that the their theirs them then there these they this those though through thus to too under
+    until up upon us use used uses using very via was we well were what when where whether which while who
+    whom whose why will with within without would yes yet you your yours also always usually generally simply
+    able need needs needed want make makes made way ways thing things something anything example instance
+    answer question context information provided based according following refer""".split()
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of an answer and how well the retrieved passages support it."""
+
+    text: str
+    added: int  # number of added content terms
+    support: float | None  # lexical support of the added content (None: adds nothing)
+    chunk_id: str | None = None  # the best supporting passage
+    span: tuple[int, int] | None = None  # character span of the best window in that passage's text
+    embedding: float | None = None
+    entailment: float | None = None
+    missing: list[str] = field(default_factory=list)  # added terms the best passage lacks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "added": self.added,
+            "support": _round(self.support),
+            "chunk_id": self.chunk_id,
+            "span": list(self.span) if self.span else None,
+            "embedding": _round(self.embedding),
+            "entailment": _round(self.entailment),
+            "missing": list(self.missing),
+        }
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """How an answer's claims are supported by the retrieved passages."""
+
+    support: float | None  # added-content-weighted lexical support (None: nothing to ground)
+    claims: list[Claim]
+    absent: list[str]  # numbers, amounts and names found in no retrieved passage
+    embedding: float | None = None  # best claim-to-passage cosine, averaged over claims
+    entailment: float | None = None  # lowest entailment over claims that add content
+
+    @property
+    def unsupported(self) -> list[str]:
+        """Claims that add content and have less than half of it in their best passage."""
+        return [c.text for c in self.claims if c.support is not None and c.support < 0.5]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "support": _round(self.support),
+            "embedding": _round(self.embedding),
+            "entailment": _round(self.entailment),
+            "claims": [c.to_dict() for c in self.claims],
+            "unsupported": self.unsupported,
+            "absent": list(self.absent),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (stripped, non-empty)."""
+    spans, start = [], 0
+    for m in [*_SENTENCE.finditer(text), None]:
+        end = m.start() if m else len(text)
+        piece = text[start:end]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((start + lead, start + len(piece.rstrip())))
+        start = m.end() if m else len(text)
+    return spans
+
+
+def split_claims(text: str) -> list[str]:
+    """The claims of an answer: its sentences, long ones cut at clause boundaries."""
+    claims: list[str] = []
+    for a, b in _sentences(text):
+        sentence = text[a:b]
+        if len(sentence.split()) <= CLAUSE_WORDS:
+            claims.append(sentence)
+            continue
+        claims.extend(p.strip() for p in _CLAUSE.split(sentence) if p and p.strip())
+    return claims
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def content_terms(text: str) -> set[str]:
+    """Content terms of ``text``: stemmed words without stop words, numbers, compounds, CJK bigrams."""
+    terms: set[str] = set()
+    lowered = text.lower()
+    for m in _URL.finditer(lowered):
+        terms.add(m.group(0).rstrip(".,;:)"))
+    for m in _TERM.finditer(lowered):
+        term = m.group(0).rstrip("./:-_").lstrip(".:-_")
+        if not term or term in _STOP or (len(term) == 1 and not term.isdigit()):
+            continue
+        terms.add(_stem(term))
+    for run in _CJK_RUN.findall(text):
+        if len(run) == 1:
+            terms.add(run)
+        terms.update(run[i : i + 2] for i in range(len(run) - 1))
+    return terms
+
+
+def added_terms(claim: str, question: str) -> set[str]:
+    """What ``claim`` says beyond ``question``."""
+    return content_terms(claim) - content_terms(question)
+
+
+def _found(term: str, terms: set[str], lowered: str) -> bool:
+    # Compounds (paths, codes, addresses) and CJK bigrams count when they occur anywhere in the text.
+    return term in terms or ((not term.isalnum() or not term.isascii()) and term in lowered)
+
+
+def _best_window(passage: str, added: set[str]) -> tuple[tuple[int, int] | None, int]:
+    spans = _sentences(passage)
+    best: tuple[tuple[int, int] | None, int] = (None, 0)
+    for i in range(len(spans)):
+        for width in range(1, WINDOW + 1):
+            if i + width > len(spans):
+                break
+            a, b = spans[i][0], spans[i + width - 1][1]
+            window = passage[a:b]
+            hits = sum(_found(t, content_terms(window), window.lower()) for t in added)
+            if hits > best[1]:
+                best = ((a, b), hits)
+    return best
+
+
+def _absent_values(answer: str, question: str, passages: Sequence[Passage]) -> list[str]:
+    """Quantities and names the answer states that no passage (nor the question) holds."""
+    context = "\n".join(p.text for p in passages)
+    lowered = context.lower()
+    known = quantities(context + "\n" + question)
+    out: list[str] = []
+    for unit, values in quantities(answer).items():
+        for value, surface in values.items():
+            if value not in known.get(unit, {}):
+                out.append(surface)
+    for name in sorted(entities(answer, question)):
+        if name.lower() not in lowered:
+            out.append(name)
+    return sorted(dict.fromkeys(out))
+
+
+def ground(
+    answer: str,
+    question: str,
+    passages: Sequence[Passage],
+    *,
+    embedder: Embedder | None = None,
+    passage_vectors: np.ndarray | None = None,
+    entails: Callable[[str, str], float] | None = None,
+) -> Grounding:
+    """Ground ``answer`` against the retrieved ``passages`` (see the module docstring).
+
+    Args:
+        embedder: when given, each claim's best cosine to a passage is recorded.
+        passage_vectors: the passages' unit vectors from ``embedder`` (one row
+            per passage), when the caller already has them.
+        entails: ``entails(premise, hypothesis)`` -> probability of entailment;
+            when given, each content-adding claim is checked against its best window.
+    """
+    claims_text = split_claims(answer)
+    if not claims_text or not passages:
+        return Grounding(None, [Claim(t, len(added_terms(t, question)), None) for t in claims_text], [])
+    passage_terms = [(content_terms(p.text), p.text.lower()) for p in passages]
+    cosines: np.ndarray | None = None
+    if embedder is not None:
+        if passage_vectors is None:
+            passage_vectors = np.asarray(embedder.embed([p.text for p in passages]), dtype=np.float32)
+        claim_vectors = np.asarray(embedder.embed(claims_text), dtype=np.float32)
+        cosines = claim_vectors @ np.asarray(passage_vectors, dtype=np.float32).T
+    claims: list[Claim] = []
+    for ci, text in enumerate(claims_text):
+        added = added_terms(text, question)
+        embedding = float(cosines[ci].max()) if cosines is not None else None
+        if not added:
+            claims.append(Claim(text, 0, None, embedding=embedding))
+            continue
+        scores = [sum(_found(t, terms, low) for t in added) / len(added) for terms, low in passage_terms]
+        best = int(np.argmax(scores))  # first maximum: the higher-ranked passage wins a tie
+        span, _ = _best_window(passages[best].text, added)
+        terms, low = passage_terms[best]
+        missing = sorted(t for t in added if not _found(t, terms, low))
+        entailment = None
+        if entails is not None:
+            premise = passages[best].text[span[0] : span[1]] if span else passages[best].text
+            entailment = float(entails(premise, text))
+        claims.append(Claim(text, len(added), scores[best], passages[best].chunk_id, span, embedding, entailment, missing))
+    weighted = [(c.support, c.added) for c in claims if c.support is not None]
+    total = sum(w for _, w in weighted)
+    support = sum(s * w for s, w in weighted) / total if total else None
+    embeddings = [c.embedding for c in claims if c.embedding is not None]
+    entailments = [c.entailment for c in claims if c.entailment is not None]
+    return Grounding(
+        support,
+        claims,
+        _absent_values(answer, question, passages),
+        embedding=float(np.mean(embeddings)) if embeddings else None,
+        entailment=min(entailments) if entailments else None,
+    )

@@ -1,0 +1,136 @@
+"""Does an answer say what the reference says? Rules that read short references.
+
+A short reference ("golden anniversary", "apt-cache rdepends", "8") never
+reaches an embedding-similarity threshold against a sentence that contains
+it, so references of a few words are read lexically, SQuAD-style:
+
+* **Normalisation**: lower case, punctuation turned into spaces (so
+  ``/etc/apt/sources.list`` reads ``etc apt sources list`` and still contains
+  ``sources list``), English articles dropped, whitespace collapsed; Chinese
+  is compared character by character (each CJK character is a token).
+* **containment**: every token of the normalised reference appears, in
+  order and contiguously, in the normalised answer. Score 1.0.
+* **token F1** (SQuAD's): the harmonic mean of token precision and recall;
+  a match at :data:`F1_THRESHOLD` or above.
+
+A reference is *short* when it has at most :data:`SHORT_TOKENS` tokens. A
+long reference (a sentence or more) is compared by embedding cosine plus the
+contradiction detectors (any contradiction kind makes it ``contradicts``),
+which :func:`match_long` takes as already computed inputs so this module
+stays pure.
+
+Every decision says which rule decided and its score (:class:`ReferenceMatch`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "ReferenceMatch",
+    "normalize_tokens",
+    "contains",
+    "token_f1",
+    "is_short",
+    "match_short",
+    "match_long",
+    "SHORT_TOKENS",
+    "F1_THRESHOLD",
+]
+
+MatchLabel = Literal["match", "mismatch", "contradicts"]
+
+SHORT_TOKENS = 6  # references of at most this many normalised tokens are read lexically
+F1_THRESHOLD = 0.5  # SQuAD token F1 at which a short reference matches without containment
+_ARTICLES = frozenset({"a", "an", "the"})
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+
+
+@dataclass(frozen=True)
+class ReferenceMatch:
+    """How an answer compares with a reference, and which rule decided."""
+
+    label: MatchLabel
+    rule: str  # "containment", "token_f1", "embedding", "detector:<kind>", "empty"
+    score: float
+    reference: str = ""  # the accepted variant that decided (when several were given)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "rule": self.rule, "score": round(float(self.score), 6)}
+
+
+def normalize_tokens(text: str) -> list[str]:
+    """The SQuAD-style tokens of ``text`` (see the module docstring)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    # Punctuation (and symbols) become spaces; letters, digits and CJK stay.
+    cleaned = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    return [t for t in _TOKEN.findall(cleaned) if t not in _ARTICLES]
+
+
+def contains(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> bool:
+    """Whether ``reference_tokens`` occur contiguously, in order, in ``answer_tokens``."""
+    n = len(reference_tokens)
+    if n == 0:
+        return False
+    first = reference_tokens[0]
+    return any(
+        answer_tokens[i] == first and list(answer_tokens[i : i + n]) == list(reference_tokens)
+        for i in range(len(answer_tokens) - n + 1)
+    )
+
+
+def token_f1(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> float:
+    """SQuAD's token F1 between two token lists (0.0 when either is empty)."""
+    common = Counter(answer_tokens) & Counter(reference_tokens)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision = same / len(answer_tokens)
+    recall = same / len(reference_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def is_short(reference: str) -> bool:
+    """Whether ``reference`` is read lexically (at most :data:`SHORT_TOKENS` tokens)."""
+    return 0 < len(normalize_tokens(reference)) <= SHORT_TOKENS
+
+
+def match_short(answer: str, references: str | Iterable[str]) -> ReferenceMatch:
+    """Match ``answer`` against one or several accepted short references.
+
+    Containment of any variant wins; otherwise the best token F1 decides
+    against :data:`F1_THRESHOLD`. Ties keep the first variant given.
+    """
+    variants = [references] if isinstance(references, str) else list(references)
+    answer_tokens = normalize_tokens(answer)
+    if not answer_tokens:
+        return ReferenceMatch("mismatch", "empty", 0.0, variants[0] if variants else "")
+    best = ReferenceMatch("mismatch", "token_f1", 0.0, variants[0] if variants else "")
+    for variant in variants:
+        ref_tokens = normalize_tokens(variant)
+        if contains(answer_tokens, ref_tokens):
+            return ReferenceMatch("match", "containment", 1.0, variant)
+        f1 = token_f1(answer_tokens, ref_tokens)
+        if f1 > best.score:
+            best = ReferenceMatch("match" if f1 >= F1_THRESHOLD else "mismatch", "token_f1", f1, variant)
+    return best
+
+
+def match_long(similarity: float, contradiction_kinds: Sequence[str], threshold: float) -> ReferenceMatch:
+    """Decide a long reference from its embedding cosine and the detectors' findings.
+
+    Args:
+        similarity: cosine between the answer and the reference embeddings.
+        contradiction_kinds: kinds of the contradiction findings between
+            answer and reference (any kind makes the answer ``contradicts``).
+        threshold: cosine at which the answer ``match``-es.
+    """
+    if contradiction_kinds:
+        return ReferenceMatch("contradicts", f"detector:{contradiction_kinds[0]}", similarity)
+    return ReferenceMatch("match" if similarity >= threshold else "mismatch", "embedding", similarity)

@@ -1,0 +1,83 @@
+"""Claim-level grounding of what an answer adds to the question."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ragguard.core.grounding import added_terms, content_terms, ground, split_claims
+from ragguard.core.types import Passage
+
+LEAVE = Passage("hr", "hr#0", "Full-time employees receive 25 working days of paid annual leave. "
+                "Requests go through the HR portal at least two weeks ahead.", 0.8)
+VPN = Passage("it", "it#0", "Connect with the VPN client at vpn.example.com and your hardware token.", 0.5)
+ZH = Passage("zh", "zh#0", "员工每年享有十五天带薪年假。年假需要提前两周通过系统申请。", 0.7)
+
+
+def test_claims_are_sentences_and_long_sentences_split_at_clauses() -> None:
+    assert split_claims("Yes. You need form HR-07. 需要。请提前申请！") == ["Yes.", "You need form HR-07.", "需要。", "请提前申请！"]
+    long = ("You need form HR-07, which HR issues within three working days of the request; then take it to the "
+            "bank branch on Dock Street and open the salary account there with your passport and the certificate.")
+    assert len(split_claims(long)) == 3
+
+
+def test_content_terms_keep_codes_paths_numbers_and_cjk_bigrams() -> None:
+    terms = content_terms("Edit /etc/apt/sources.list and use form HR-07 within 25 days")
+    assert {"/etc/apt/sources.list", "hr-07", "25", "day", "form", "edit"} <= terms
+    assert "and" not in terms and "within" not in terms
+    assert {"年假", "申请"} <= content_terms("年假需要申请")
+
+
+def test_what_the_question_already_says_is_not_added() -> None:
+    assert added_terms("You get 25 days of annual leave.", "How many days of annual leave do I get?") == {"25"}
+
+
+def test_supported_claims_point_at_their_passage_and_window() -> None:
+    g = ground("You get 25 days of paid leave.", "How much leave do I get?", [VPN, LEAVE])
+    claim = g.claims[0]
+    assert (claim.support, claim.chunk_id) == (1.0, "hr#0")
+    assert LEAVE.text[claim.span[0]:claim.span[1]].startswith("Full-time employees receive 25")
+    assert g.support == 1.0 and g.unsupported == [] and g.absent == []
+
+
+def test_an_invented_amount_and_name_are_unsupported_and_absent() -> None:
+    g = ground("You get 25 days of paid leave. The fee is £70 and Alice Smith signs it.", "How much leave do I get?",
+               [LEAVE, VPN])
+    assert g.claims[1].support == 0.0
+    assert g.unsupported == ["The fee is £70 and Alice Smith signs it."]
+    assert g.absent == ["Alice Smith", "£70"]
+    # weighted by added content: 3 supported terms of 3, then 0 of 5 (fee, £70, alice, smith, sign)
+    assert g.support == pytest.approx(3 / 8)
+
+
+def test_chinese_answers_are_grounded_by_bigrams() -> None:
+    good = ground("员工每年有十五天带薪年假。", "年假有几天？", [ZH])
+    bad = ground("员工每年有三十天病假和高温补贴。", "年假有几天？", [ZH])
+    assert good.support > 0.8 > 0.4 > bad.support
+
+
+def test_a_claim_that_adds_nothing_has_no_weight_and_nothing_to_ground_is_none() -> None:
+    g = ground("Yes. You get 25 days.", "Do I get leave?", [LEAVE])
+    assert g.claims[0].support is None and g.claims[0].added == 0
+    assert ground("", "Q?", [LEAVE]).support is None
+    assert ground("You get 25 days.", "Q?", []).support is None
+
+
+def test_embedding_and_entailment_are_recorded_when_given() -> None:
+    class Embedder:
+        name = "fixed"
+
+        def embed(self, texts):
+            return np.array([[1.0, 0.0] if "25" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+    seen = []
+
+    def entails(premise: str, hypothesis: str) -> float:
+        seen.append((premise, hypothesis))
+        return 0.75
+
+    g = ground("You get 25 days.", "How much leave?", [VPN, LEAVE], embedder=Embedder(), entails=entails)
+    assert g.claims[0].embedding == pytest.approx(1.0)
+    assert g.entailment == 0.75 and seen[0][1] == "You get 25 days."
+    assert seen[0][0].startswith("Full-time employees receive 25")
+    assert "absent" in g.to_dict() and g.to_dict()["claims"][0]["chunk_id"] == "hr#0"
