@@ -14,10 +14,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragguard._io import read_user_text
 from ragguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ragguard.core.consistency import ConsistencySettings
 
 __all__ = [
     "GeneratorConfig",
@@ -324,6 +327,17 @@ class ConsistencyConfig:
                  self.similarity_threshold, "a number in [-1, 1]")
         _require(0 < self.consistent_agreement <= 1, "consistency", "consistent_agreement",
                  self.consistent_agreement, "a number in (0, 1]")
+
+    def settings(self) -> ConsistencySettings:
+        """The checker's thresholds: every :class:`~ragguard.core.consistency.ConsistencySettings` field, from here.
+
+        The settings are built from their own field list, so a field added there
+        is read from this section (a test checks that each exists here with the
+        same default); ``nli_model`` and the other loading keys stay here.
+        """
+        from ragguard.core.consistency import ConsistencySettings
+
+        return ConsistencySettings(**{f.name: getattr(self, f.name) for f in fields(ConsistencySettings)})
 
 
 @dataclass(frozen=True)
