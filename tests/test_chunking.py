@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from ragguard.errors import UsageError
-from ragguard.retrieval.chunking import ChunkingSettings, Document, chunk_document, iter_documents, sha256_bytes
+from ragguard.retrieval.chunking import ChunkingSettings, chunk_document
+from ragguard.retrieval.documents import Document, sha256_bytes
+from ragguard.retrieval.loaders import iter_documents
 
 
 def doc(text: str, doc_id: str = "handbook/a.md") -> Document:

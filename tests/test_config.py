@@ -208,3 +208,24 @@ def test_default_yaml_is_the_embedded_default() -> None:
     if not path.is_file():
         pytest.skip("configs/default.yaml is absent")
     assert load_config(path).hash() == Config().hash()
+
+
+def test_every_consistency_setting_is_read_from_the_config_with_the_same_default() -> None:
+    import dataclasses
+
+    from ragguard.config import ConsistencyConfig
+    from ragguard.core.consistency import ConsistencySettings
+
+    config_fields = {f.name: f for f in dataclasses.fields(ConsistencyConfig)}
+    setting_fields = dataclasses.fields(ConsistencySettings)
+    for f in setting_fields:
+        assert f.name in config_fields, f"ConsistencySettings.{f.name} has no consistency.{f.name} config key"
+        assert config_fields[f.name].default == f.default, f.name
+    assert ConsistencyConfig().settings() == ConsistencySettings()
+    # Every value set in the config arrives in the settings, none left at its default.
+    changed = {"similarity_threshold": 0.7, "consistent_agreement": 0.6, "grounding_threshold": 0.3,
+               "on_flagged": "abstain", "clustering": "entailment", "grounding": "entailment",
+               "entailment_threshold": 0.4, "nli_contradiction_threshold": 0.9, "near_identical": 0.99}
+    assert set(changed) == {f.name for f in setting_fields}
+    settings = Config.from_dict({"consistency": {"nli_model": "some/nli", **changed}}).consistency.settings()
+    assert dataclasses.asdict(settings) == changed

@@ -71,7 +71,7 @@ class CountingEmbedder(WordEmbedder):
 
 
 def test_passages_are_embedded_alone_once_per_embedder() -> None:
-    from ragguard.generation import embedders
+    from ragguard.core import passages as embedders
 
     embedder = CountingEmbedder()
     passages = ["the certificate is required", "debit cards are issued by the payroll bank"]
@@ -89,7 +89,7 @@ def test_passages_are_embedded_alone_once_per_embedder() -> None:
 
 
 def test_passage_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragguard.generation import embedders
+    from ragguard.core import passages as embedders
 
     monkeypatch.setattr(embedders, "_ALONE_SIZE", 2)
     embedder = CountingEmbedder()

@@ -16,30 +16,30 @@ Output folder:
   invalid records and errors are lines too, with ``status`` and ``error``;
 * ``summary.json``, ``results.csv`` and ``report.html``: rebuilt from
   ``results.jsonl`` at the end of every run (the last record per question wins).
+
+This module runs the questions; the figures and ``audit diff`` are in
+:mod:`ragguard.apps.audit_summary`, reading and writing the folder's files in
+:mod:`ragguard.apps.audit_io`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragguard._version import __version__
+from ragguard.apps.audit_io import RESULTS, append_record, latest_per_id, read_json, read_results, write_csv, write_json
+from ragguard.apps.audit_summary import diff_audits, summarize
 from ragguard.apps.records import BadRecord, read_records
 from ragguard.core.contradictions import detect
-from ragguard.core.metrics import auroc, histogram
 from ragguard.errors import RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
 
 __all__ = ["AuditQuestion", "AuditResult", "load_questions", "run_audit", "summarize", "match_reference", "diff_audits"]
 
-RESULTS = "results.jsonl"
-VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
 REFERENCE_THRESHOLD = 0.6
 
 
@@ -112,34 +112,6 @@ def match_reference(answer: str, reference: str, question: str, embedder: Any, t
     return ("match" if similarity >= threshold else "mismatch"), similarity
 
 
-def _read_results(path: Path) -> list[dict[str, Any]]:
-    """Existing result lines; a torn last line (killed mid-write) is cut off the file."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    records: list[dict[str, Any]] = []
-    good_end = 0
-    for raw in data.splitlines(keepends=True):
-        if not raw.endswith(b"\n"):
-            break
-        try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError:
-            break
-        good_end += len(raw)
-    if good_end != len(data):
-        with open(path, "r+b") as fh:
-            fh.truncate(good_end)
-    return records
-
-
-def _latest(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
-    for r in records:
-        latest[str(r.get("id"))] = r
-    return latest
-
-
 def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, only: str) -> bool:
     kind, _, values = only.partition(":")
     wanted = {v.strip() for v in values.split(",") if v.strip()}
@@ -205,19 +177,19 @@ def run_audit(
     run_info = _fingerprint_run(qfile, guard)
     existing: list[dict[str, Any]] = []
     if results_path.exists() and (resume or only):
-        previous_info = _read_json(out_dir / "audit.json")
+        previous_info = read_json(out_dir / "audit.json")
         if previous_info and previous_info.get("config_hash") != run_info["config_hash"]:
             raise UsageError(
                 f"{out_dir} holds results made with another config ({previous_info.get('config_hash')} vs "
                 f"{run_info['config_hash']}): use a new --out folder"
             )
-        existing = _read_results(results_path)
+        existing = read_results(results_path)
     elif results_path.exists() and results_path.stat().st_size > 0:
         raise UsageError(f"{out_dir} already holds audit results: pass --resume to continue, or choose a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / "audit.json", run_info)
+    write_json(out_dir / "audit.json", run_info)
 
-    latest = _latest(existing)
+    latest = latest_per_id(existing)
     todo: list[AuditQuestion] = []
     for q in questions:
         prev = latest.get(q.id)
@@ -241,7 +213,7 @@ def run_audit(
     note = bar.note if bar is not None else progress
     with open(results_path, "a", encoding="utf-8") as fh:
         for record in new_invalid:
-            _append(fh, record)
+            append_record(fh, record)
             if note:
                 note(f"{qfile}:{record['line']}: invalid record: {record['error']}")
         if skipped and note:
@@ -250,7 +222,7 @@ def run_audit(
         for chunk_start in range(0, len(todo), batch_questions):
             chunk = todo[chunk_start : chunk_start + batch_questions]
             for q, record in zip(chunk, _ask_chunk(chunk, guard, reference_threshold), strict=True):
-                _append(fh, record)
+                append_record(fh, record)
                 ran += 1
                 for tracker in (bar, fallback):
                     if tracker is not None:
@@ -260,7 +232,7 @@ def run_audit(
                         tracker.advance(record.get("verdict") or record["status"], f"{q.id} {detail}".strip())
     if bar is not None:
         bar.close()
-    all_records = _ordered(_read_results(results_path), questions, invalid)
+    all_records = _ordered(read_results(results_path), questions, invalid)
     summary = summarize(all_records)
     gate_messages: list[str] = []
     if fail_under is not None:
@@ -273,8 +245,8 @@ def run_audit(
             gate_messages.append(f"reference accuracy {accuracy:.2f} is below --fail-under {fail_under:.2f}")
         summary["gates"]["passed"] = not gate_messages
         summary["gates"]["failures"] = gate_messages
-    _write_json(out_dir / "summary.json", summary)
-    _write_csv(out_dir / "results.csv", all_records)
+    write_json(out_dir / "summary.json", summary)
+    write_csv(out_dir / "results.csv", all_records)
     from ragguard.apps.report_html import write_report
 
     write_report(out_dir / "report.html", all_records, summary, run_info)
@@ -324,166 +296,13 @@ def _ask_one(q: AuditQuestion, guard: Any, reference_threshold: float) -> dict[s
     return _record(q, report, guard, reference_threshold)
 
 
-def _append(fh: Any, record: dict[str, Any]) -> None:
-    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
 def _ordered(
     records: list[dict[str, Any]], questions: list[AuditQuestion], invalid: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The last record per question, in input order."""
-    latest = _latest(records)
+    latest = latest_per_id(records)
     keys = sorted([(q.line, q.id) for q in questions] + [(r["line"], r["id"]) for r in invalid])
     return [latest[k] for _, k in keys if k in latest]
-
-
-def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The figures a team reads before shipping (see the module docstring)."""
-    ok = [r for r in records if r.get("status") == "ok"]
-    verdicts = {v: sum(1 for r in ok if r.get("verdict") == v) for v in VERDICTS}
-    with_ref = [r for r in ok if r.get("reference_match")]
-    correct = [r.get("reference_match") == "match" for r in with_ref]
-
-    def accuracy(rows: list[dict[str, Any]]) -> float | None:
-        rows = [r for r in rows if r.get("reference_match")]
-        return round(sum(r["reference_match"] == "match" for r in rows) / len(rows), 6) if rows else None
-
-    consistent = [r for r in ok if r.get("verdict") == "consistent"]
-    flagged = [r for r in ok if r.get("verdict") in ("inconsistent", "contradiction")]
-    # AUROC of (1 - confidence) for predicting a wrong answer: 1.0 means confidence ranks
-    # every wrong answer below every right one, 0.5 means it tells nothing.
-    auc = auroc([1.0 - float(r.get("confidence", 0.0)) for r in with_ref], [not c for c in correct]) if with_ref else None
-    worst = sorted(ok, key=lambda r: (float(r.get("confidence", 0.0)), r.get("line", 0)))[:5]
-    return {
-        "questions": len(records),
-        "answered": len(ok),
-        "invalid": sum(1 for r in records if r.get("status") == "invalid"),
-        "errors": sum(1 for r in records if r.get("status") == "error"),
-        "verdicts": verdicts,
-        "consistent_share": round(verdicts["consistent"] / len(ok), 6) if ok else None,
-        "contradiction_rate": round(verdicts["contradiction"] / len(ok), 6) if ok else None,
-        "agreement_histogram": histogram([float(r.get("agreement", 0.0)) for r in ok]),
-        "mean_confidence": round(sum(float(r.get("confidence", 0.0)) for r in ok) / len(ok), 6) if ok else None,
-        "sampling": _sampling_summary(ok),
-        "reference": {
-            "with_reference": len(with_ref),
-            "match": sum(1 for r in with_ref if r["reference_match"] == "match"),
-            "mismatch": sum(1 for r in with_ref if r["reference_match"] == "mismatch"),
-            "contradicts": sum(1 for r in with_ref if r["reference_match"] == "contradicts"),
-            "accuracy": accuracy(ok),
-            "accuracy_consistent": accuracy(consistent),
-            "accuracy_flagged": accuracy(flagged),
-            "auroc_confidence_wrong": None if auc is None else round(auc, 6),
-        },
-        "worst": [
-            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": r.get("confidence")}
-            for r in worst
-        ],
-        "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
-        "error_records": [{"id": r["id"], "error": r["error"]} for r in records if r.get("status") == "error"],
-    }
-
-
-def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
-    """Answers drawn per question (questions that generated), and with adaptive sampling why it stopped."""
-    drawn = [len(r.get("samples") or []) for r in ok if r.get("samples")]
-    out: dict[str, Any] = {"mean_drawn": round(sum(drawn) / len(drawn), 6) if drawn else None,
-                           "total_drawn": sum(drawn)}
-    adaptive = [r["adaptive"] for r in ok if isinstance(r.get("adaptive"), dict)]
-    if adaptive:
-        of = sum(int(a.get("of", 0)) for a in adaptive)
-        out["adaptive"] = {
-            "share_of_fixed_n": round(sum(int(a.get("drawn", 0)) for a in adaptive) / of, 6) if of else None,
-            "stopped": {k: sum(1 for a in adaptive if a.get("stopped") == k) for k in ("agreed", "contradiction",
-                                                                                      "all drawn")},
-        }
-    return out
-
-
-CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confidence", "semantic_entropy",
-              "grounded", "answer", "reference", "reference_match", "contradictions", "error")
-
-
-def _csv_rows(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for r in records:
-        row = {k: r.get(k) for k in CSV_FIELDS}
-        row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != "divergent")
-        yield row
-
-
-def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(_csv_rows(records))
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
-    """Compare two audit folders: changed questions and the change of each summary figure.
-
-    Questions are matched by ``id``. A question counts as changed when its
-    verdict, its answer or its reference match differs.
-    """
-    old_dir, new_dir = Path(old), Path(new)
-    for d in (old_dir, new_dir):
-        if not (d / RESULTS).is_file():
-            raise UsageError(f"{d} is not an audit folder (no {RESULTS}): pass folders written by `ragguard audit`")
-    before, after = _latest(_read_results(old_dir / RESULTS)), _latest(_read_results(new_dir / RESULTS))
-    changed = []
-    for qid in [k for k in after if k in before]:
-        a, b = before[qid], after[qid]
-        fields = [f for f in ("status", "verdict", "answer", "reference_match") if a.get(f) != b.get(f)]
-        if fields:
-            changed.append({
-                "id": qid,
-                "question": b.get("question") or a.get("question"),
-                "changed": fields,
-                "old": {f: a.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
-                "new": {f: b.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
-            })
-    s_old = _read_json(old_dir / "summary.json") or summarize(list(before.values()))
-    s_new = _read_json(new_dir / "summary.json") or summarize(list(after.values()))
-    figures = {}
-    for key in ("consistent_share", "contradiction_rate", "mean_confidence"):
-        figures[key] = _delta(s_old.get(key), s_new.get(key))
-    figures["sampling.mean_drawn"] = _delta(s_old.get("sampling", {}).get("mean_drawn"),
-                                            s_new.get("sampling", {}).get("mean_drawn"))
-    for key in ("accuracy", "accuracy_consistent", "accuracy_flagged", "auroc_confidence_wrong"):
-        figures[f"reference.{key}"] = _delta(s_old.get("reference", {}).get(key), s_new.get("reference", {}).get(key))
-    for verdict in VERDICTS:
-        figures[f"verdicts.{verdict}"] = _delta(s_old.get("verdicts", {}).get(verdict), s_new.get("verdicts", {}).get(verdict))
-    return {
-        "old": str(old_dir),
-        "new": str(new_dir),
-        "compared": sum(1 for k in after if k in before),
-        "only_old": sorted(k for k in before if k not in after),
-        "only_new": sorted(k for k in after if k not in before),
-        "changed": changed,
-        "figures": figures,
-    }
-
-
-def _delta(old: Any, new: Any) -> dict[str, Any]:
-    change = None if old is None or new is None else round(float(new) - float(old), 6)
-    return {"old": old, "new": new, "change": change}
 
 
 class _LineSink:

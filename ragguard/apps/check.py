@@ -37,18 +37,8 @@ def default_embedder(model: str, device: str, batch_size: int) -> Embedder:
 
 
 def settings_from_config(config: Config) -> ConsistencySettings:
-    c = config.consistency
-    return ConsistencySettings(
-        similarity_threshold=c.similarity_threshold,
-        consistent_agreement=c.consistent_agreement,
-        grounding_threshold=c.grounding_threshold,
-        on_flagged=c.on_flagged,
-        clustering=c.clustering,
-        grounding=c.grounding,
-        entailment_threshold=c.entailment_threshold,
-        nli_contradiction_threshold=c.nli_contradiction_threshold,
-        near_identical=c.near_identical,
-    )
+    """The consistency thresholds of ``config`` (see :meth:`ragguard.config.ConsistencyConfig.settings`)."""
+    return config.consistency.settings()
 
 
 def nli_from_config(config: Config) -> NLIModel | None:

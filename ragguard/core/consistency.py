@@ -27,7 +27,7 @@ Rules, all deterministic:
 * **Grounding** (when context is given): each cluster representative's
   ``support`` is its best cosine similarity to a context passage (each
   passage embedded on its own and remembered, see
-  :func:`ragguard.generation.embedders.embed_alone`); the voted
+  :func:`ragguard.core.passages.embed_alone`); the voted
   answer is ``grounded`` when its support reaches ``grounding_threshold``.
 * **Confidence** in 0..1, higher is more trustworthy: the agreement, minus
   the share of samples that explicitly contradict the voted answer
@@ -48,10 +48,9 @@ import numpy as np
 
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
 from ragguard.core.contradictions import Finding, detect_all, first_sentence, same_lead_pairs
-from ragguard.core.protocols import Embedder
+from ragguard.core.passages import embed_alone
+from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, Embedder, NLIModel
 from ragguard.core.types import Cluster, Contradiction, Sample, Verdict
-from ragguard.generation.embedders import embed_alone
-from ragguard.generation.nli import CONTRADICTION, ENTAILMENT, NLIModel
 
 __all__ = [
     "ConsistencySettings",
@@ -269,7 +268,7 @@ class ConsistencyChecker:
         embedder: any object with ``embed(texts) -> np.ndarray``.
         settings: thresholds; defaults are documented on
             :class:`ConsistencySettings`.
-        nli: an NLI model (:class:`ragguard.generation.nli.NLIModel`); enables the
+        nli: an NLI model (:class:`ragguard.core.protocols.NLIModel`); enables the
             ``nli`` detector, and clustering / grounding by entailment when
             the settings ask for them.
     """

@@ -14,7 +14,7 @@ import numpy as np
 
 from ragguard.core.types import Passage
 
-__all__ = ["Embedder", "Generator", "Retriever", "Completion"]
+__all__ = ["Embedder", "Generator", "Retriever", "Completion", "NLIModel", "ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
 
 
 @runtime_checkable
@@ -76,4 +76,19 @@ class Retriever(Protocol):
 
     def search(self, query: str, k: int) -> list[Passage]:
         """Return up to ``k`` passages, best first."""
+        ...
+
+
+# Columns of an NLI model's predictions.
+ENTAILMENT, NEUTRAL, CONTRADICTION = 0, 1, 2
+
+
+@runtime_checkable
+class NLIModel(Protocol):
+    """Scores whether a premise entails, is neutral to, or contradicts a hypothesis."""
+
+    name: str
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Return shape ``(len(pairs), 3)``: P(entailment), P(neutral), P(contradiction) per pair."""
         ...

@@ -15,33 +15,21 @@ three purposes in :mod:`ragguard.core.consistency`:
 
 An NLI model is anything with ``name`` and ``predict(pairs)`` returning one
 row ``[P(entailment), P(neutral), P(contradiction)]`` per (premise,
-hypothesis) pair; :class:`TransformersNLI` is the Hugging Face one.
+hypothesis) pair (:class:`ragguard.core.protocols.NLIModel`); :class:`TransformersNLI`
+is the Hugging Face one.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, NEUTRAL, NLIModel
 from ragguard.errors import ModelLoadError
 
 __all__ = ["NLIModel", "TransformersNLI", "label_columns", "load_nli", "ENTAILMENT", "NEUTRAL", "CONTRADICTION"]
-
-ENTAILMENT, NEUTRAL, CONTRADICTION = 0, 1, 2
-
-
-@runtime_checkable
-class NLIModel(Protocol):
-    """Scores whether a premise entails, is neutral to, or contradicts a hypothesis."""
-
-    name: str
-
-    def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Return shape ``(len(pairs), 3)``: P(entailment), P(neutral), P(contradiction) per pair."""
-        ...
 
 
 def label_columns(id2label: dict[int, str]) -> tuple[int, int | None, int | None]:

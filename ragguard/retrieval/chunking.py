@@ -15,43 +15,25 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from ragguard.retrieval.documents import Document
 
 __all__ = [
     "Document",
     "Chunk",
     "ChunkingSettings",
     "TokenCounter",
-    "iter_documents",
     "chunk_document",
     "estimate_tokens",
-    "sha256_bytes",
 ]
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the tokens of each text (without special tokens)."""
 
 UNITS = ("tokens", "chars")
-
-
-@dataclass(frozen=True)
-class Document:
-    """A source text and where it came from.
-
-    ``doc_id`` is a relative path (``folder/file.md``), or ``folder/faq.csv:N``
-    for row N of a FAQ table; ``source`` is the file it came from and
-    ``sha256`` that file's hash.
-    """
-
-    doc_id: str
-    text: str
-    sha256: str
-    source: str = ""
-    lang: str | None = None
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -103,19 +85,6 @@ class ChunkingSettings:
             return cls(unit="chars", size=int(data["chunk_chars"]), overlap=int(data.get("overlap_chars", 0)))
         return cls(unit=data["unit"], size=int(data["size"]), overlap=int(data["overlap"]),
                    tokenizer=data.get("tokenizer"))
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def iter_documents(sources: Iterable[str | Path], include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Iterator[
-    tuple[Document | None, str, str | None]
-]:
-    """See :func:`ragguard.retrieval.loaders.iter_documents` (kept here for callers of earlier versions)."""
-    from ragguard.retrieval.loaders import iter_documents as _iter
-
-    return _iter(sources, include, exclude)
 
 
 _ESTIMATE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]+|[^\w\s]")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ragguard.errors import UsageError
-from ragguard.retrieval.chunking import Document, sha256_bytes
+from ragguard.retrieval.documents import Document, sha256_bytes
 
 __all__ = ["SUFFIXES", "EXCLUDED", "iter_documents", "detect_language", "decode_text", "source_ids"]
 

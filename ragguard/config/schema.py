@@ -1,9 +1,8 @@
-"""The configuration schema, validated on load.
+"""The configuration schema: one frozen dataclass per YAML section, validated in ``__post_init__``.
 
-One YAML file with the sections below; every field has a default, so an
-empty file (or no file) is the embedded offline default. Unknown keys are
-rejected with the valid ones listed, and bad values name the field and show
-the value.
+Every field has a default and help text; :class:`Config` holds the sections.
+Reading a mapping or a file is in :mod:`ragguard.config.validation` and
+:mod:`ragguard.config.loading`.
 """
 
 from __future__ import annotations
@@ -11,13 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
-from ragguard._io import read_user_text
+from ragguard.config.validation import coerce_value as _coerce
+from ragguard.config.validation import documented as _help
+from ragguard.config.validation import require as _require
+from ragguard.config.validation import sections_from_dict
 from ragguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ragguard.core.consistency import ConsistencySettings
 
 __all__ = [
     "GeneratorConfig",
@@ -27,7 +30,6 @@ __all__ = [
     "ConsistencyConfig",
     "PromptConfig",
     "Config",
-    "load_config",
     "DEFAULT_SYSTEM_PROMPT",
 ]
 
@@ -37,22 +39,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "start with Yes or No), then give the key facts in one or two sentences. "
     "If the context does not contain the answer, say that you do not know."
 )
-
-
-def _help(
-    text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING, *, hashed_when_set: bool = False
-) -> Any:
-    """A documented field. ``hashed_when_set``: left out of :meth:`Config.hash` while at its default, so
-    adding such a key later keeps the hash (and ``audit --resume``) of every existing config."""
-    metadata = {"help": text, "hashed_when_set": hashed_when_set}
-    if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def _require(cond: bool, section: str, name: str, value: Any, expected: str) -> None:
-    if not cond:
-        raise ConfigError(f"config key '{section}.{name}' has bad value {value!r}: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -325,6 +311,17 @@ class ConsistencyConfig:
         _require(0 < self.consistent_agreement <= 1, "consistency", "consistent_agreement",
                  self.consistent_agreement, "a number in (0, 1]")
 
+    def settings(self) -> ConsistencySettings:
+        """The checker's thresholds: every :class:`~ragguard.core.consistency.ConsistencySettings` field, from here.
+
+        The settings are built from their own field list, so a field added there
+        is read from this section (a test checks that each exists here with the
+        same default); ``nli_model`` and the other loading keys stay here.
+        """
+        from ragguard.core.consistency import ConsistencySettings
+
+        return ConsistencySettings(**{f.name: getattr(self, f.name) for f in fields(ConsistencySettings)})
+
 
 @dataclass(frozen=True)
 class PromptConfig:
@@ -387,121 +384,3 @@ _SECTION_TYPES: dict[str, type] = {
     "consistency": ConsistencyConfig,
     "prompt": PromptConfig,
 }
-
-
-def sections_from_dict(
-    data: dict[str, Any] | None,
-    section_types: dict[str, type],
-    source: str,
-    coerce: Callable[[type, str, str, Any], Any],
-    kind: str = "config",
-) -> dict[str, Any]:
-    """The validated section objects of a YAML mapping ``{section: {key: value}}``.
-
-    Unknown sections or keys and non-mapping sections raise :class:`ConfigError`
-    naming the valid keys; ``coerce(section_cls, section, key, value)`` checks
-    each value. Shared by the ragguard config and the tuning config (``kind``
-    names which one in messages).
-    """
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}")
-    reject_unknown(data, list(section_types), source, "", kind)
-    sections: dict[str, Any] = {}
-    for name, value in data.items():
-        if value is None:
-            continue
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: section '{name}' must be a mapping, got {value!r}")
-        section_cls = section_types[name]
-        reject_unknown(value, [f.name for f in fields(section_cls)], source, f"{name}.", kind)
-        sections[name] = section_cls(**{k: coerce(section_cls, name, k, v) for k, v in value.items()})
-    return sections
-
-
-def reject_unknown(data: dict[str, Any], valid: list[str], source: str, prefix: str, kind: str = "config") -> None:
-    unknown = [k for k in data if k not in valid]
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown {kind} key '{prefix}{unknown[0]}'; valid keys are: "
-            + ", ".join(f"{prefix}{k}" for k in valid)
-        )
-
-
-def _coerce(section_cls: type, section: str, key: str, value: Any) -> Any:
-    """Check a YAML scalar against the field's annotation (ints stay ints, etc.)."""
-    annotation = {f.name: f.type for f in fields(section_cls)}[key]
-    text = str(annotation)
-    if value is None:
-        if "None" in text:
-            return None
-        raise ConfigError(f"config key '{section}.{key}' must not be empty")
-    if text.startswith("bool"):
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected true or false")
-        return value
-    if text.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected an integer")
-        return value
-    if text.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a number")
-        return float(value)
-    if "list[str]" in text and isinstance(value, list):
-        if not value or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a non-empty list of strings")
-        return value
-    if text.startswith("str"):
-        if not isinstance(value, str):
-            raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a string")
-        return value
-    return value
-
-
-def load_config(path: str | Path | None) -> Config:
-    """Load and validate a YAML config; ``None`` gives the embedded default.
-
-    Relative paths inside the file (index, adapter, local model folders) are
-    resolved against the file's folder.
-    """
-    if path is None:
-        return Config()
-    p = Path(path)
-    text = read_user_text(p, "config file", "check the path passed to --config", ConfigError)
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML{where}: fix the syntax") from None
-    config = Config.from_dict(data, source=str(p))
-    return _resolve_paths(config, p.parent)
-
-
-def _resolve_paths(config: Config, base: Path) -> Config:
-    def resolve(value: str | None, always: bool = False) -> str | None:
-        if value is None:
-            return None
-        candidate = Path(value).expanduser()
-        if candidate.is_absolute():
-            return str(candidate)
-        # ``always``: the value is a path, never a hub id (the index), so resolve it even when missing.
-        if always or value.startswith((".", "~")) or (base / candidate).exists():
-            return str((base / candidate).resolve())
-        return value  # a hub id such as "Qwen/Qwen2.5-0.5B-Instruct"
-
-    cfg = config
-    if cfg.retrieval.index is not None:
-        cfg = cfg.replace("retrieval", index=resolve(cfg.retrieval.index, always=True))
-    # A served model's adapter and model are names on the server, not local paths.
-    served = cfg.generator.backend == "openai"
-    if cfg.generator.adapter is not None and not served:
-        cfg = cfg.replace("generator", adapter=resolve(cfg.generator.adapter))
-    if cfg.generator.model != "embedded" and not served:
-        cfg = cfg.replace("generator", model=resolve(cfg.generator.model))
-    if cfg.consistency.nli_model is not None:
-        cfg = cfg.replace("consistency", nli_model=resolve(cfg.consistency.nli_model))
-    return cfg

@@ -1,0 +1,90 @@
+"""The files of an audit folder: ``results.jsonl`` read back (a torn last line cut off) and appended to
+durably, and ``summary.json`` and ``results.csv`` replaced atomically."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RESULTS", "CSV_FIELDS", "read_results", "latest_per_id", "append_record", "write_csv", "write_json",
+           "read_json"]
+
+RESULTS = "results.jsonl"
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """Existing result lines; a torn last line (killed mid-write) is cut off the file."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    good_end = 0
+    for raw in data.splitlines(keepends=True):
+        if not raw.endswith(b"\n"):
+            break
+        try:
+            records.append(json.loads(raw))
+        except json.JSONDecodeError:
+            break
+        good_end += len(raw)
+    if good_end != len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(good_end)
+    return records
+
+
+def latest_per_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last record of each question id (a rerun's record replaces the earlier one)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[str(r.get("id"))] = r
+    return latest
+
+
+def append_record(fh: Any, record: dict[str, Any]) -> None:
+    """Append one JSON line and make it durable before the next question runs."""
+    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confidence", "semantic_entropy",
+              "grounded", "answer", "reference", "reference_match", "contradictions", "error")
+
+
+def csv_rows(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """One ``results.csv`` row per record (contradictions counted, divergent pairs left out)."""
+    for r in records:
+        row = {k: r.get(k) for k in CSV_FIELDS}
+        row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != "divergent")
+        yield row
+
+
+def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    """Replace ``path`` with the CSV of ``records`` (written beside it, then renamed)."""
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(csv_rows(records))
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` as indented JSON (written beside it, then renamed)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,127 @@
+"""The figures of an audit (``summary.json``) and the comparison of two audits (``ragguard audit diff``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ragguard.apps.audit_io import RESULTS, latest_per_id, read_json, read_results
+from ragguard.core.metrics import auroc, histogram
+from ragguard.errors import UsageError
+
+__all__ = ["VERDICTS", "summarize", "diff_audits"]
+
+VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures a team reads before shipping (see the module docstring)."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    verdicts = {v: sum(1 for r in ok if r.get("verdict") == v) for v in VERDICTS}
+    with_ref = [r for r in ok if r.get("reference_match")]
+    correct = [r.get("reference_match") == "match" for r in with_ref]
+
+    def accuracy(rows: list[dict[str, Any]]) -> float | None:
+        rows = [r for r in rows if r.get("reference_match")]
+        return round(sum(r["reference_match"] == "match" for r in rows) / len(rows), 6) if rows else None
+
+    consistent = [r for r in ok if r.get("verdict") == "consistent"]
+    flagged = [r for r in ok if r.get("verdict") in ("inconsistent", "contradiction")]
+    # AUROC of (1 - confidence) for predicting a wrong answer: 1.0 means confidence ranks
+    # every wrong answer below every right one, 0.5 means it tells nothing.
+    auc = auroc([1.0 - float(r.get("confidence", 0.0)) for r in with_ref], [not c for c in correct]) if with_ref else None
+    worst = sorted(ok, key=lambda r: (float(r.get("confidence", 0.0)), r.get("line", 0)))[:5]
+    return {
+        "questions": len(records),
+        "answered": len(ok),
+        "invalid": sum(1 for r in records if r.get("status") == "invalid"),
+        "errors": sum(1 for r in records if r.get("status") == "error"),
+        "verdicts": verdicts,
+        "consistent_share": round(verdicts["consistent"] / len(ok), 6) if ok else None,
+        "contradiction_rate": round(verdicts["contradiction"] / len(ok), 6) if ok else None,
+        "agreement_histogram": histogram([float(r.get("agreement", 0.0)) for r in ok]),
+        "mean_confidence": round(sum(float(r.get("confidence", 0.0)) for r in ok) / len(ok), 6) if ok else None,
+        "sampling": _sampling_summary(ok),
+        "reference": {
+            "with_reference": len(with_ref),
+            "match": sum(1 for r in with_ref if r["reference_match"] == "match"),
+            "mismatch": sum(1 for r in with_ref if r["reference_match"] == "mismatch"),
+            "contradicts": sum(1 for r in with_ref if r["reference_match"] == "contradicts"),
+            "accuracy": accuracy(ok),
+            "accuracy_consistent": accuracy(consistent),
+            "accuracy_flagged": accuracy(flagged),
+            "auroc_confidence_wrong": None if auc is None else round(auc, 6),
+        },
+        "worst": [
+            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": r.get("confidence")}
+            for r in worst
+        ],
+        "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
+        "error_records": [{"id": r["id"], "error": r["error"]} for r in records if r.get("status") == "error"],
+    }
+
+
+def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
+    """Answers drawn per question (questions that generated), and with adaptive sampling why it stopped."""
+    drawn = [len(r.get("samples") or []) for r in ok if r.get("samples")]
+    out: dict[str, Any] = {"mean_drawn": round(sum(drawn) / len(drawn), 6) if drawn else None,
+                           "total_drawn": sum(drawn)}
+    adaptive = [r["adaptive"] for r in ok if isinstance(r.get("adaptive"), dict)]
+    if adaptive:
+        of = sum(int(a.get("of", 0)) for a in adaptive)
+        out["adaptive"] = {
+            "share_of_fixed_n": round(sum(int(a.get("drawn", 0)) for a in adaptive) / of, 6) if of else None,
+            "stopped": {k: sum(1 for a in adaptive if a.get("stopped") == k) for k in ("agreed", "contradiction",
+                                                                                      "all drawn")},
+        }
+    return out
+
+
+def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
+    """Compare two audit folders: changed questions and the change of each summary figure.
+
+    Questions are matched by ``id``. A question counts as changed when its
+    verdict, its answer or its reference match differs.
+    """
+    old_dir, new_dir = Path(old), Path(new)
+    for d in (old_dir, new_dir):
+        if not (d / RESULTS).is_file():
+            raise UsageError(f"{d} is not an audit folder (no {RESULTS}): pass folders written by `ragguard audit`")
+    before, after = latest_per_id(read_results(old_dir / RESULTS)), latest_per_id(read_results(new_dir / RESULTS))
+    changed = []
+    for qid in [k for k in after if k in before]:
+        a, b = before[qid], after[qid]
+        fields = [f for f in ("status", "verdict", "answer", "reference_match") if a.get(f) != b.get(f)]
+        if fields:
+            changed.append({
+                "id": qid,
+                "question": b.get("question") or a.get("question"),
+                "changed": fields,
+                "old": {f: a.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
+                "new": {f: b.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
+            })
+    s_old = read_json(old_dir / "summary.json") or summarize(list(before.values()))
+    s_new = read_json(new_dir / "summary.json") or summarize(list(after.values()))
+    figures = {}
+    for key in ("consistent_share", "contradiction_rate", "mean_confidence"):
+        figures[key] = _delta(s_old.get(key), s_new.get(key))
+    figures["sampling.mean_drawn"] = _delta(s_old.get("sampling", {}).get("mean_drawn"),
+                                            s_new.get("sampling", {}).get("mean_drawn"))
+    for key in ("accuracy", "accuracy_consistent", "accuracy_flagged", "auroc_confidence_wrong"):
+        figures[f"reference.{key}"] = _delta(s_old.get("reference", {}).get(key), s_new.get("reference", {}).get(key))
+    for verdict in VERDICTS:
+        figures[f"verdicts.{verdict}"] = _delta(s_old.get("verdicts", {}).get(verdict), s_new.get("verdicts", {}).get(verdict))
+    return {
+        "old": str(old_dir),
+        "new": str(new_dir),
+        "compared": sum(1 for k in after if k in before),
+        "only_old": sorted(k for k in before if k not in after),
+        "only_new": sorted(k for k in after if k not in before),
+        "changed": changed,
+        "figures": figures,
+    }
+
+
+def _delta(old: Any, new: Any) -> dict[str, Any]:
+    change = None if old is None or new is None else round(float(new) - float(old), 6)
+    return {"old": old, "new": new, "change": change}

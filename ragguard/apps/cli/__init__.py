@@ -1,0 +1,52 @@
+"""The ``ragguard`` command line: parse, call the library, print.
+
+Answers go to stdout, progress and logs to stderr; ``--json`` prints exactly
+one JSON object. Every error is one line on stderr with exit code 2 (usage)
+or 3 (runtime); ``RAGGUARD_DEBUG=1`` shows the traceback as well.
+
+One module per command group (:mod:`~ragguard.apps.cli.ask`: ask and check;
+:mod:`~ragguard.apps.cli.audit`; :mod:`~ragguard.apps.cli.index`;
+:mod:`~ragguard.apps.cli.models`: doctor, tune and merge;
+:mod:`~ragguard.apps.cli.serve`) over :mod:`~ragguard.apps.cli.common`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ragguard.apps.cli.common import app, handle_errors, index_app
+
+# isort: off
+# Importing a command module registers its commands; this order is the order of `ragguard --help`.
+import ragguard.apps.cli.ask
+import ragguard.apps.cli.audit
+import ragguard.apps.cli.models
+import ragguard.apps.cli.serve
+import ragguard.apps.cli.index  # noqa: F401
+# isort: on
+
+__all__ = ["app", "index_app", "handle_errors", "build_guard", "run"]
+
+
+def build_guard(config: Path | None, index: Path | None) -> Any:
+    """Construct the pipeline (a seam tests replace with fakes)."""
+    from ragguard.pipeline import RagGuard
+
+    return RagGuard.from_config(config, index=index)
+
+
+def run() -> None:
+    """Console-script entry point.
+
+    ``ragguard audit diff OLD NEW`` (the documented spelling) is routed to the
+    ``audit-diff`` command: typer cannot hold both ``audit FILE`` and a
+    ``diff`` sub-command under one name.
+    """
+    if sys.argv[1:3] == ["audit", "diff"]:
+        sys.argv[1:3] = ["audit-diff"]
+    try:
+        app()
+    except BrokenPipeError:  # e.g. `ragguard ask ... | head -1`
+        sys.stderr.close()

@@ -1,0 +1,5 @@
+"""``python -m ragguard.apps.cli``, the same as ``ragguard``."""
+
+from ragguard.apps.cli import run
+
+run()

@@ -1,0 +1,122 @@
+"""``ragguard ask`` (answer from the index) and ``ragguard check`` (score answers generated elsewhere)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
+
+
+@app.command()
+@handle_errors
+def ask(
+    question: str = typer.Argument(..., help="The question to answer."),
+    index: Path | None = typer.Option(None, "--index", help="Index folder (default: the bundled example index)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default: embedded offline models)."),
+    samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers to draw (default 5)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Base seed (default 0)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (the contract form)."),
+) -> None:
+    """Answer QUESTION from the index with a consistency verdict."""
+    from ragguard.errors import UsageError
+
+    if not question.strip():
+        raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
+    guard = guard_for(config, index)
+    if not as_json:
+        from ragguard.pipeline import samples_adaptively
+
+        count = samples or guard.config.sampling.samples
+        upto = "up to " if samples_adaptively(guard.config.sampling.adaptive, count) else ""
+        _progress(f"retrieving and sampling {upto}{count} answers…")
+    report = guard.ask(question, samples=samples, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    _print_report(report)
+
+
+def _print_report(report: Any) -> None:
+    colour = VERDICT_COLOURS.get(report.verdict, "white")
+    typer.echo(report.answer or "(no answer: abstaining)")
+    typer.echo("")
+    verdict = typer.style(report.verdict.upper(), fg=colour, bold=True)
+    grounded = {True: "yes", False: "NO", None: "n/a"}[report.grounded]
+    drawn = str(len(report.samples))
+    if report.adaptive:
+        drawn += f" of {report.adaptive['of']} (adaptive: {report.adaptive['stopped']})"
+    typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  confidence: {report.confidence:.2f}  "
+               f"grounded: {grounded}  semantic entropy: {report.semantic_entropy:.2f}  samples: {drawn}")
+    for warning in report.warnings:
+        typer.echo(typer.style(f"warning: {warning}", fg="yellow"))
+    if len(report.clusters) > 1:
+        typer.echo("clusters:")
+        for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
+            text = " ".join(c.representative.split())
+            typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
+    flagged = [c for c in report.contradictions if c.kind != "divergent"]
+    if flagged:
+        typer.echo("contradictions:")
+    for c in flagged[:3]:
+        typer.echo(typer.style(f"  samples {c.a} and {c.b}, {c.kind}: {c.explanation}", fg="red"))
+    if len(flagged) > 3:
+        typer.echo(f"  (+{len(flagged) - 3} more; see --json)")
+    if report.sources:
+        typer.echo("sources:")
+        for p in report.sources:
+            typer.echo(f"  {p.score:.3f}  {p.doc_id}")
+
+
+@app.command()
+@handle_errors
+def check(
+    samples_file: Path = typer.Argument(..., help=".jsonl/.json/.csv records with question, samples, context?"),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (embedder and thresholds)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {\"results\": [...]}."),
+) -> None:
+    """Score answers generated elsewhere (any LLM): cluster, detect contradictions, vote."""
+    from ragguard.apps.check import check_record
+    from ragguard.apps.records import BadRecord, read_records
+    from ragguard.config import load_config
+    from ragguard.errors import UsageError
+    from ragguard.generation.backends import build_embedder
+
+    cfg = load_config(config)
+    embedder = build_embedder(cfg.embedder)
+    results: list[dict[str, Any]] = []
+    bad = 0
+    for record in read_records(samples_file):
+        if isinstance(record, BadRecord):
+            entry: dict[str, Any] = record.to_dict()
+        else:
+            try:
+                report = check_record(record.data, embedder, cfg)
+                entry = {"line": record.line, **report.to_dict()}
+                entry.pop("fingerprint", None)
+                entry.pop("timings", None)
+            except UsageError as exc:
+                entry = {"line": record.line, "error": str(exc)}
+        if "error" in entry:
+            bad += 1
+            _progress(f"{samples_file}:{entry['line']}: skipped: {entry['error']}")
+        results.append(entry)
+    if not results:
+        raise UsageError(f"{samples_file} holds no records: add one JSON object per line with question and samples")
+    if as_json:
+        typer.echo(json.dumps({"results": results}, ensure_ascii=False))
+    else:
+        for entry in results:
+            if "error" in entry:
+                continue
+            colour = VERDICT_COLOURS.get(entry["verdict"], "white")
+            verdict = typer.style(entry["verdict"].upper(), fg=colour, bold=True)
+            typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {entry['question'][:70]}")
+            for c in entry["contradictions"]:
+                if c["kind"] != "divergent":
+                    typer.echo(f"       {c['kind']}: {c['explanation']}")
+    if bad == len(results):
+        raise typer.Exit(2)

@@ -1,0 +1,80 @@
+"""``ragguard audit`` (ask a question set, write a report) and ``ragguard audit diff``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from ragguard.apps.cli.common import _fail, app, guard_for, handle_errors
+
+
+@app.command()
+@handle_errors
+def audit(
+    questions_file: Path = typer.Argument(..., help=".jsonl/.json/.csv with question and optional id, reference, tags."),
+    out: Path = typer.Option(..., "--out", help="Folder for results.jsonl, summary.json, results.csv, report.html."),
+    index: Path | None = typer.Option(None, "--index", help="Index folder (default: the bundled example index)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default: embedded offline models)."),
+    fail_under: float | None = typer.Option(
+        None, "--fail-under", min=0.0, max=1.0,
+        help="Exit 1 when the consistent share (or reference accuracy) is below this fraction.",
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: redo questions that errored."),
+    only: str | None = typer.Option(None, "--only", help="Rerun a subset: id:ID,.. tag:TAG,.. verdict:V,.. status:S"),
+    samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers per question."),
+    batch: int | None = typer.Option(
+        None, "--batch", min=1, max=256, help="Questions per generation pass (default 8)."
+    ),
+) -> None:
+    """Ask every question of a set and write a report to read before shipping."""
+    from ragguard.apps.audit import run_audit
+    from ragguard.progress import ProgressBar
+
+    guard = guard_for(config, index)
+    if samples is not None:
+        guard.config = guard.config.replace("sampling", samples=samples)
+    bar = ProgressBar(0, sys.stderr)
+    try:
+        result = run_audit(questions_file, out, guard, resume=resume or retry_errors, retry_errors=retry_errors,
+                           only=only, fail_under=fail_under, batch_questions=batch, progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        _fail(f"interrupted; finished questions are saved in {out}/results.jsonl: rerun with --resume", 130)
+    s = result.summary
+    typer.echo(f"audited {s['questions']} records ({result.ran} run now, {result.skipped} already done): "
+               + ", ".join(f"{k} {v}" for k, v in s["verdicts"].items())
+               + f"; errors {s['errors']}, invalid {s['invalid']}")
+    if s["reference"]["accuracy"] is not None:
+        typer.echo(f"reference accuracy {s['reference']['accuracy']:.0%} over {s['reference']['with_reference']} questions")
+    typer.echo(f"report: {result.out / 'report.html'}")
+    for message in result.gate_messages:
+        typer.echo(f"ragguard: gate failed: {message}", err=True)
+    if result.gate_failed:
+        raise typer.Exit(1)
+
+
+@app.command("audit-diff")
+@handle_errors
+def audit_diff(
+    old: Path = typer.Argument(..., help="Audit folder of the earlier run."),
+    new: Path = typer.Argument(..., help="Audit folder of the later run."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Compare two audits: questions whose verdict or answer changed, and each summary figure."""
+    from ragguard.apps.audit import diff_audits
+
+    d = diff_audits(old, new)
+    if as_json:
+        typer.echo(json.dumps(d, ensure_ascii=False))
+        return
+    typer.echo(f"{d['compared']} questions in both; {len(d['changed'])} changed")
+    for c in d["changed"]:
+        typer.echo(f"  {c['id']}: {c['old']['verdict']} -> {c['new']['verdict']}  ({', '.join(c['changed'])})")
+    typer.echo("figures:")
+    for key, v in d["figures"].items():
+        if v["change"]:
+            typer.echo(f"  {key}: {v['old']} -> {v['new']} ({v['change']:+.3f})")

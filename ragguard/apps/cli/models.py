@@ -1,0 +1,141 @@
+"""The model commands: ``ragguard doctor`` (is generation deterministic?), ``tune`` (train an adapter), ``merge``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ragguard.apps.cli.common import _fail, app, handle_errors
+
+
+@app.command()
+@handle_errors
+def doctor(
+    config: Path | None = typer.Option(None, "--config", help="YAML config of the model to examine."),
+    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter folder to load on the base."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {fingerprint, checks}."),
+) -> None:
+    """Check that answers depend on the question alone: eval mode, repeatability, batch invariance."""
+    from ragguard.config import load_config
+    from ragguard.generation.generators import TransformersGenerator
+    from ragguard.pipeline import library_versions
+    from ragguard.tuning.doctor import run_checks
+
+    cfg = load_config(config)
+    if cfg.generator.backend != "transformers":
+        from ragguard.errors import UsageError
+
+        raise UsageError(f"doctor examines in-process transformers models; generator.backend is "
+                         f"{cfg.generator.backend!r}: run it with a transformers config of the same model")
+    if adapter is not None:
+        # A mismatch is reported by the quant_config check (exit 1) rather than refused at load.
+        cfg = cfg.replace("generator", adapter=str(adapter), adapter_mismatch="warn")
+    # Short probes: the checks compare tokens, they do not judge answers.
+    probe = cfg.replace("sampling", max_new_tokens=min(cfg.sampling.max_new_tokens, 24)).sampling
+    generator = TransformersGenerator.from_config(cfg.generator, probe)
+    generator.load()
+    checks = run_checks(generator)
+    fingerprint = {"model": generator.name, "adapter": generator.adapter, "model_sha256": generator.model_sha256,
+                   "config_hash": cfg.hash(), "versions": library_versions(), "device": generator.device,
+                   "quantization": getattr(generator, "quantization", None)}
+    if as_json:
+        typer.echo(json.dumps({"fingerprint": fingerprint, "checks": [c.to_dict() for c in checks]}, ensure_ascii=False))
+    else:
+        typer.echo(f"model: {generator.name}  device: {generator.device}  config: {cfg.hash()}")
+        typer.echo("versions: " + ", ".join(f"{k} {v}" for k, v in fingerprint["versions"].items()))
+        for c in checks:
+            mark = typer.style("PASS", fg="green") if c.passed else typer.style("FAIL", fg="red", bold=True)
+            figures = ", ".join(f"{k}={v}" for k, v in c.figures.items())
+            typer.echo(f"{mark}  {c.name}: {c.detail}" + (f"  [{figures}]" if figures else ""))
+    if not all(c.passed for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def tune(
+    data: Path = typer.Argument(..., help="Training records: .jsonl or .json list (instruction/input/output or "
+                                "question/context/answer)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the adapter, its metadata, checkpoints and logs."),
+    config: Path | None = typer.Option(None, "--config", help="Tune config YAML (default: configs/tune-qlora.yaml)."),
+    sets: list[str] = typer.Option([], "--set", help="Override a config value: --set train.epochs=1 (repeatable)."),
+    base: str | None = typer.Option(None, "--base", help="Base model: 'embedded', a folder or a hub id."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Passes over the data."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps."),
+    learning_rate: float | None = typer.Option(None, "--lr", min=0.0, help="Peak learning rate."),
+    four_bit: bool | None = typer.Option(None, "--4bit/--no-4bit", help="Hold the base in 4-bit NF4 (QLoRA)."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Eager attention + full determinism."),
+    fp32: bool = typer.Option(False, "--fp32", help="Train in float32 (slowest, most reproducible)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the metrics."),
+) -> None:
+    """Tune a LoRA/QLoRA adapter (seed 003 recipe) and record how to reproduce and check it."""
+    from ragguard.tuning.config import load_tune_config, parse_override
+    from ragguard.tuning.tune import tune as run_tune
+
+    overrides: dict[str, Any] = dict(parse_override(item) for item in sets)
+    flags = {"model.base": base, "train.epochs": epochs, "train.max_steps": max_steps,
+             "train.learning_rate": learning_rate, "model.load_in_4bit": four_bit}
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    if deterministic:
+        overrides["train.deterministic"] = True
+    if fp32:
+        overrides["train.fp32"] = True
+    cfg = load_tune_config(config, overrides)
+    try:
+        result = run_tune(data, out, cfg, resume=resume, show_progress=not as_json and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        _fail(f"interrupted; rerun with --resume to continue from the last checkpoint in {out}/checkpoints", 130)
+    m = result.metrics
+    if as_json:
+        typer.echo(json.dumps({"out": str(result.out), "steps": result.steps, "resumed_from": result.resumed_from,
+                               "losses": result.losses, "metrics": m, "bad_records": result.bad_records},
+                              ensure_ascii=False))
+        return
+    figures = f"train loss {m['train_loss']:.4f}"
+    if "eval_loss" in m:
+        figures += f", validation loss {m['eval_loss']:.4f}, perplexity {m['perplexity']:.2f}"
+    typer.echo(f"wrote adapter {result.out} after {result.steps} steps: {figures}; "
+               f"{len(result.bad_records)} records skipped")
+    typer.echo(f"check it: ragguard doctor --adapter {result.out} --config <config with generator.model = the base>")
+
+
+@app.command()
+@handle_errors
+def merge(
+    adapter_dir: Path = typer.Argument(..., help="Adapter folder written by ragguard tune."),
+    out: Path = typer.Option(..., "--out", help="Folder for the merged model (and merge-parity.json)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (never 4-bit)."),
+    into: str = typer.Option("dequantized", "--into",
+                             help="For a 4-bit adapter: 'dequantized' base weights (as trained) or 'original'."),
+    force: bool = typer.Option(False, "--force", help="Write the merged model even when parity fails."),
+    device: str = typer.Option("auto", "--device", help="'auto', 'cpu' or 'cuda'."),
+    tokens: int = typer.Option(64, "--tokens", min=1, max=1024, help="Greedy tokens compared per probe prompt."),
+    as_json: bool = typer.Option(False, "--json", help="Print the parity report as one JSON object."),
+) -> None:
+    """Merge an adapter into a float32/16-bit copy of its base, only if the merged model behaves the same."""
+    from ragguard.tuning.merge import REPORT_FILE, merge_adapter
+
+    result = merge_adapter(adapter_dir, out, dtype=dtype, into=into, force=force, device=device, tokens=tokens)
+    r = result.report
+    f = r["figures"]
+    if as_json:
+        typer.echo(json.dumps(r, ensure_ascii=False))
+    else:
+        mark = typer.style("PASS", fg="green") if result.passed else typer.style("FAIL", fg="red", bold=True)
+        typer.echo(f"{mark}  merged into {r['merged_into']} ({r['merged_dtype']}), {r['probes']} probes x "
+                   f"{r['tokens_per_probe']} tokens: max |logit diff| {f['max_abs_logit_diff']:.3g}, mean KL "
+                   f"{f['mean_kl']:.3g} nats, greedy agreement {f['greedy_agreement']:.1%} (rule: {r['rule']})")
+        typer.echo(f"report: {result.out / REPORT_FILE}" + (f"; merged model: {result.out}" if result.written else ""))
+    if not result.passed:
+        if result.written:
+            typer.echo("ragguard: warning: parity failed; the merged model was written because of --force "
+                       "(recorded in ragguard-merge.json)", err=True)
+        else:
+            typer.echo("ragguard: gate failed: the merged model does not reproduce the adapter model; nothing "
+                       "written (keep the adapter separate, or --force)", err=True)
+            raise typer.Exit(1)

@@ -1,0 +1,69 @@
+"""``ragguard serve``: the OpenAI-compatible HTTP server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from ragguard.apps.cli.common import _progress, app, guard_for, handle_errors
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default: embedded offline models)."),
+    index: Path | None = typer.Option(None, "--index", help="Index folder (default: the bundled example index)."),
+    guard_factory: str | None = typer.Option(
+        None, "--guard", help="MODULE:FUNCTION returning a ragguard.RagGuard (instead of --config/--index)."
+    ),
+    max_batch: int | None = typer.Option(
+        None, "--max-batch", min=1, max=1024,
+        help="Questions per shared generation call (default: 8; 1 for an in-process model on the CPU).",
+    ),
+    max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, max=10_000, help="How long a batch waits to fill."),
+    queue_size: int = typer.Option(64, "--queue-size", min=1, help="Waiting requests before answering 503."),
+    max_tokens: int = typer.Option(1024, "--max-tokens", min=1, max=4096, help="Largest max_tokens a request may ask."),
+    max_samples: int = typer.Option(16, "--max-samples", min=1, max=64, help="Largest samples a request may ask."),
+    max_body_kb: int = typer.Option(64, "--max-body-kb", min=1, help="Largest request body in KiB."),
+    model_name: str = typer.Option("ragguard", "--model-name", help="Model name the server answers to."),
+) -> None:
+    """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /metrics."""
+    from ragguard.apps.serve import ServeSettings, create_app, load_guard_factory
+    from ragguard.errors import UsageError
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise UsageError('ragguard serve needs uvicorn: run `pip install "ragguard[serve]"`') from None
+    if guard_factory is not None and (config is not None or index is not None):
+        raise UsageError("pass either --guard or --config/--index, not both")
+    import socket
+
+    try:  # fail before loading any model when the address is taken
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc}): pass another --port or --host") from None
+    guard = load_guard_factory(guard_factory) if guard_factory else guard_for(config, index)
+    api_key = os.environ.get("RAGGUARD_API_KEY") or None
+    load = getattr(guard.generator, "load", None)
+    if callable(load):
+        _progress("loading the models…")
+        load()  # before the first request, which would otherwise wait for it
+    guard.embedder.embed(["warm-up"])
+    if max_batch is None:
+        # On a small CPU a batched pass costs about what its rows cost one by one, and padding adds
+        # to it (bench/serve_load.py --generator embedded: 0.58x); servers and GPUs batch well.
+        max_batch = 1 if str(getattr(guard.generator, "device", "")) == "cpu" else 8
+    settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
+                             max_body_bytes=max_body_kb * 1024, max_tokens=max_tokens, max_samples=max_samples,
+                             api_key=api_key, model_name=model_name)
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        _progress(f"warning: serving on {host} without RAGGUARD_API_KEY: anyone who can reach it may use it")
+    _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /metrics; "
+              f"batches of up to {max_batch}, {max_wait_ms:g} ms wait, auth {'on' if api_key else 'off'})")
+    uvicorn.run(create_app(guard, settings), host=host, port=port, log_level="warning", access_log=False)
