@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from ragguard.core.contradictions import detect
+from ragguard.core.detectors import detect
 
 DATA = Path(__file__).parent / "data"
 

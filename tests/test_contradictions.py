@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragguard.core.contradictions import chinese_number, detect, detect_all, lead_stance, quantities, stance
+from ragguard.core.detectors import chinese_number, detect, detect_all, lead_stance, quantities, stance
 
 
 def _quantity_flagged(a: str, b: str) -> bool:

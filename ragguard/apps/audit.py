@@ -30,7 +30,7 @@ from typing import Any
 
 from ragguard._version import __version__
 from ragguard.apps.records import BadRecord, read_records
-from ragguard.core.contradictions import detect
+from ragguard.core.detectors import detect
 from ragguard.core.metrics import auroc, histogram
 from ragguard.errors import RagGuardError, UsageError
 from ragguard.generation.models import sha256_of

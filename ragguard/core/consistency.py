@@ -5,7 +5,7 @@ vectors) and :class:`ConsistencyChecker`, which only adds an embedder.
 
 Rules, all deterministic:
 
-* **Contradictions**: the offline detectors of :mod:`ragguard.core.contradictions`
+* **Contradictions**: the offline detectors of :mod:`ragguard.core.detectors`
   (``polarity``, ``quantity``) run on every pair of answers.
 * **Clusters**: average-linkage agglomerative clustering of answer
   embeddings at ``similarity_threshold`` (see :mod:`ragguard.core.clustering`).
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
-from ragguard.core.contradictions import Finding, detect_all, first_sentence, same_lead_pairs
+from ragguard.core.detectors import Finding, detect_all, first_sentence, same_lead_pairs
 from ragguard.core.protocols import Embedder
 from ragguard.core.types import Cluster, Contradiction, Sample, Verdict
 from ragguard.generation.embedders import embed_alone
