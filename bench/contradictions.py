@@ -40,8 +40,9 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from ragguard.core.detectors import Finding, detect  # noqa: E402
+from ragguard.core.types import ENTITY, NLI, POLARITY, QUANTITY  # noqa: E402
 
-KINDS = ("polarity", "quantity", "entity")
+KINDS = (POLARITY, QUANTITY, ENTITY)
 NEGATIVE_LABELS = ("paraphrase", "unrelated")
 LABELS = KINDS + NEGATIVE_LABELS
 LANGS = ("en", "zh")
@@ -109,7 +110,7 @@ def nli_findings(pairs: list[dict[str, str]], nli: object, threshold: float) -> 
     for k, p in enumerate(pairs):
         score = round(float(max(probs[2 * k, CONTRADICTION], probs[2 * k + 1, CONTRADICTION])), 6)
         found = score >= threshold
-        out.append([Finding("nli", score, first_sentence(p["a"]), first_sentence(p["b"]))] if found else [])
+        out.append([Finding(NLI, score, first_sentence(p["a"]), first_sentence(p["b"]))] if found else [])
     return out
 
 

@@ -32,6 +32,7 @@ from ragguard._version import __version__
 from ragguard.apps.records import BadRecord, read_records
 from ragguard.core.detectors import detect
 from ragguard.core.metrics import auroc, histogram
+from ragguard.core.types import DIVERGENT, POLARITY, QUANTITY
 from ragguard.errors import RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
@@ -107,7 +108,7 @@ def match_reference(answer: str, reference: str, question: str, embedder: Any, t
         return "mismatch", 0.0
     vectors = embedder.embed([answer, reference])
     similarity = float(vectors[0] @ vectors[1])
-    if any(f.kind in ("polarity", "quantity") for f in detect(answer, reference, question)):
+    if any(f.kind in (POLARITY, QUANTITY) for f in detect(answer, reference, question)):
         return "contradicts", similarity
     return ("match" if similarity >= threshold else "mismatch"), similarity
 
@@ -409,7 +410,7 @@ CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confi
 def _csv_rows(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for r in records:
         row = {k: r.get(k) for k in CSV_FIELDS}
-        row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != "divergent")
+        row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT)
         yield row
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import typer
 
 from ragguard._version import __version__
+from ragguard.core.types import DIVERGENT
 from ragguard.errors import RagGuardError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,7 +149,7 @@ def _print_report(report: Any) -> None:
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
             text = " ".join(c.representative.split())
             typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
-    flagged = [c for c in report.contradictions if c.kind != "divergent"]
+    flagged = [c for c in report.contradictions if c.kind != DIVERGENT]
     if flagged:
         typer.echo("contradictions:")
     for c in flagged[:3]:
@@ -206,7 +207,7 @@ def check(
             verdict = typer.style(entry["verdict"].upper(), fg=colour, bold=True)
             typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {entry['question'][:70]}")
             for c in entry["contradictions"]:
-                if c["kind"] != "divergent":
+                if c["kind"] != DIVERGENT:
                     typer.echo(f"       {c['kind']}: {c['explanation']}")
     if bad == len(results):
         raise typer.Exit(2)

@@ -27,10 +27,10 @@ from ragguard.core.detectors.finding import Finding
 from ragguard.core.detectors.languages import LEXICONS, register_lexicon
 from ragguard.core.detectors.lexicon import Lexicon
 from ragguard.core.detectors.lexicon_zh import chinese_number
+from ragguard.core.detectors.polarity import lead_stance, same_lead_pairs, stance
 from ragguard.core.detectors.predicates import predicate_clash
 from ragguard.core.detectors.quantity import quantities
 from ragguard.core.detectors.registry import CHECKS, detect, detect_all
-from ragguard.core.detectors.polarity import lead_stance, same_lead_pairs, stance
 from ragguard.core.detectors.text import first_sentence
 
 __all__ = [

@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from ragguard.core.detectors.finding import Finding
 from ragguard.core.detectors.languages import compiled, joined
 from ragguard.core.detectors.lexicon import Lexicon
-from ragguard.core.detectors.text import answer_part, context, first_sentence, in_script, main_clause, masked, on_topic
-from ragguard.core.detectors.text import opening_clause
+from ragguard.core.detectors.text import (
+    answer_part,
+    context,
+    first_sentence,
+    in_script,
+    main_clause,
+    masked,
+    on_topic,
+    opening_clause,
+)
 from ragguard.core.types import POLARITY
 
 __all__ = ["stance", "lead_stance", "same_lead_pairs", "is_yes_no_question", "clash"]

@@ -17,8 +17,15 @@ from dataclasses import dataclass
 from ragguard.core.detectors.finding import Finding
 from ragguard.core.detectors.languages import compiled, joined
 from ragguard.core.detectors.lexicon import Lexicon
-from ragguard.core.detectors.text import answer_part, clause_punctuation, context, is_question, masked, sentences
-from ragguard.core.detectors.text import topic_terms
+from ragguard.core.detectors.text import (
+    answer_part,
+    clause_punctuation,
+    context,
+    is_question,
+    masked,
+    sentences,
+    topic_terms,
+)
 from ragguard.core.types import POLARITY
 
 __all__ = ["Clauses", "predicate_clauses", "predicate_clash", "clash"]

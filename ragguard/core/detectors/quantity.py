@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ragguard.core.detectors.finding import Finding
-from ragguard.core.detectors.languages import compiled, joined
+from ragguard.core.detectors.languages import compiled
 from ragguard.core.detectors.lexicon import DateRule, Lexicon, QuantityCues, TimeRule, ValueRule
 from ragguard.core.types import QUANTITY
 
