@@ -171,6 +171,7 @@ class QuantityCues:
         year_units: Unit words that after digits worth 100 or more name a year (2025年).
         relative_one: ``(the numeral one, preceding characters)``: 前一天 is the day before.
         month_names: ``{name or its first three letters: month number}`` for ``dates``.
+        rate: Matches the start of an amount that is a rate, not a value ("a month" in "£5 a month").
         dates, times, values: Rules for dates, times of day and fixed-unit values.
     """
 
@@ -183,6 +184,7 @@ class QuantityCues:
     year_units: frozenset[str] = frozenset()
     relative_one: tuple[str, frozenset[str]] | None = None
     month_names: Mapping[str, int] = field(default_factory=dict)
+    rate: re.Pattern[str] | None = None
     dates: tuple[DateRule, ...] = ()
     times: tuple[TimeRule, ...] = ()
     values: tuple[ValueRule, ...] = ()

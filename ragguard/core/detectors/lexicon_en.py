@@ -168,6 +168,7 @@ EN = Lexicon(
         number=rf"\b(?:{_NUMBER_WORD})(?:[\s-]+(?:{_NUMBER_WORD}))*\b",
         parse_number=english_number,
         month_names={**_MONTHS, **{m[:3]: i for m, i in _MONTHS.items()}},
+        rate=re.compile(r"an?\s", re.I),
         dates=(DateRule(re.compile(
             r"\b(?:(?P<month1>January|February|March|April|May|June|July|August|September|October|November|December|"
             r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?\s+(?P<day1>\d{1,2})(?:st|nd|rd|th)?\b"

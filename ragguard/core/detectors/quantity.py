@@ -35,8 +35,6 @@ _APPROXIMATE = frozenset({"duration", "weight", "distance", "data", "minutes"})
 # Symbols are written the same in every language.
 _SYMBOL_UNITS = {"%": "percent"}
 _MONEY = ValueRule("money", re.compile(r"([£$€¥￥])\s?(?P<value>\d+(?:[.,]\d+)?)"))
-# "A month" in "£5 a month" is a rate, not a value.
-_RATE = re.compile(r"an?\s", re.I)
 
 
 @dataclass(frozen=True)
@@ -49,6 +47,7 @@ class _Cues:
     year_units: frozenset[str]
     relative_one: dict[str, frozenset[str]]
     month_names: dict[str, int]
+    rates: tuple[re.Pattern[str], ...]
 
 
 def _build(lexicons: tuple[Lexicon, ...]) -> _Cues:
@@ -68,6 +67,7 @@ def _build(lexicons: tuple[Lexicon, ...]) -> _Cues:
         year_units=frozenset().union(*(c.year_units for c in cues)),
         relative_one={c.relative_one[0]: c.relative_one[1] for c in cues if c.relative_one},
         month_names={k: v for c in cues for k, v in c.month_names.items()},
+        rates=tuple(c.rate for c in cues if c.rate is not None),
     )
 
 
@@ -204,12 +204,17 @@ def _any_same(unit: str, x: float, values: set[float]) -> bool:
     return any(_same(unit, x, v) for v in values)
 
 
+def _is_rate(span: str, c: _Cues) -> bool:
+    return any(p.match(span) for p in c.rates)
+
+
 def clash(qa: Quantities, qb: Quantities, asked: Quantities) -> list[Finding]:
     """One ``quantity`` finding per unit whose values in ``qa`` and ``qb`` disagree.
 
     ``asked`` holds the question's own values: conditions ("a vacation longer than a week"), not
     answers, left out when both answers say something else too.
     """
+    c = _cues()
     findings: list[Finding] = []
     for unit in sorted(set(qa) & set(qb)):
         va, vb = set(qa[unit]), set(qb[unit])
@@ -222,9 +227,10 @@ def clash(qa: Quantities, qb: Quantities, asked: Quantities) -> list[Finding]:
             x, y = min(va), min(vb)
         else:
             # Both give the same number of values (opens at 8 am, closes at 8 pm / opens at 7 am,
-            # closes at 8 pm) and one has no match on the other side.
-            va = {x for x in va if not _RATE.match(qa[unit][x])}
-            vb = {y for y in vb if not _RATE.match(qb[unit][y])}
+            # closes at 8 pm) and one has no match on the other side. A rate ("£5 a month") is
+            # no value here.
+            va = {x for x in va if not _is_rate(qa[unit][x], c)}
+            vb = {y for y in vb if not _is_rate(qb[unit][y], c)}
             if not (len(va) == len(vb) >= 2 and any(not _any_same(unit, x, vb) for x in va)):
                 continue
             x = min(x for x in va if not _any_same(unit, x, vb))
