@@ -14,7 +14,7 @@ from ragguard.core.detectors.languages import compiled, joined
 from ragguard.core.detectors.lexicon import Lexicon, TextCues
 
 __all__ = [
-    "first_sentence", "sentences", "answer_part", "main_clause", "opening_clause", "masked", "context",
+    "first_sentence", "sentences", "is_question", "answer_part", "main_clause", "opening_clause", "masked", "context",
     "topic_terms", "on_topic", "in_script", "clause_punctuation",
 ]
 
