@@ -6,7 +6,7 @@ Each line of the data file is one pair of answers to the same question::
 
 ``label`` is ``polarity``, ``quantity`` or ``entity`` when the two answers
 contradict in that way, ``paraphrase`` or ``unrelated`` when they do not.
-Every pair goes through ``ragguard.core.contradictions.detect(a, b, question)``.
+Every pair goes through ``ragguard.core.detectors.detect(a, b, question)``.
 
 * Per kind (polarity, quantity, entity) and per language (en, zh, all): a
   pair is predicted positive when a finding of that kind comes back, and
@@ -39,9 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from ragguard.core.contradictions import Finding, detect  # noqa: E402
+from ragguard.core.detectors import Finding, detect  # noqa: E402
+from ragguard.core.types import ENTITY, NLI, POLARITY, QUANTITY  # noqa: E402
 
-KINDS = ("polarity", "quantity", "entity")
+KINDS = (POLARITY, QUANTITY, ENTITY)
 NEGATIVE_LABELS = ("paraphrase", "unrelated")
 LABELS = KINDS + NEGATIVE_LABELS
 LANGS = ("en", "zh")
@@ -97,7 +98,7 @@ def _finding_dict(f: Finding) -> dict[str, object]:
 def nli_findings(pairs: list[dict[str, str]], nli: object, threshold: float) -> list[list[Finding]]:
     """The ``nli`` detector on each pair (one batched call for all of them)."""
     from ragguard.core.consistency import nli_statement
-    from ragguard.core.contradictions import first_sentence
+    from ragguard.core.detectors import first_sentence
     from ragguard.generation.nli import CONTRADICTION
 
     statements = []
@@ -109,7 +110,7 @@ def nli_findings(pairs: list[dict[str, str]], nli: object, threshold: float) -> 
     for k, p in enumerate(pairs):
         score = round(float(max(probs[2 * k, CONTRADICTION], probs[2 * k + 1, CONTRADICTION])), 6)
         found = score >= threshold
-        out.append([Finding("nli", score, first_sentence(p["a"]), first_sentence(p["b"]))] if found else [])
+        out.append([Finding(NLI, score, first_sentence(p["a"]), first_sentence(p["b"]))] if found else [])
     return out
 
 

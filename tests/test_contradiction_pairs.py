@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from ragguard.core.contradictions import detect
+from ragguard.core.detectors import detect
+from ragguard.core.types import ENTITY, POLARITY, QUANTITY
 
 DATA = Path(__file__).parent / "data"
 
@@ -42,7 +43,7 @@ PAIRS = _load("contradiction_pairs.jsonl")
 LATER = _load("contradiction_pairs_dev2.jsonl") + _load("contradiction_pairs_dev3.jsonl")
 DEV4 = _load("contradiction_pairs_dev4.jsonl")
 DEV5 = _load("contradiction_pairs_dev5.jsonl")
-KINDS = ("polarity", "quantity", "entity")
+KINDS = (POLARITY, QUANTITY, ENTITY)
 
 
 def test_the_sets_are_balanced() -> None:
@@ -89,11 +90,12 @@ def test_later_sets_any_contradiction_floor(lang: str) -> None:
 
 def test_dev4_floor() -> None:
     # Measured when written: any contradiction en P 0.94 R 0.75, zh P 0.95 R 0.90 (after the dev5
-    # round: en 0.94 / 0.85, zh 0.95 / 0.90). One paraphrase is flagged: "专家号不接受现场挂号，
-    # 请提前预约" negates walk-ins while saying yes to booking ahead.
+    # round: en 0.94 / 0.85, zh 0.95 / 0.90). At most one paraphrase may be flagged: today one is,
+    # a known false positive ("专家号不接受现场挂号，请提前预约" negates walk-ins while saying yes to
+    # booking ahead), so a fix that clears it passes too.
     assert len(DEV4) == 64 and sum(p["lang"] == "en" for p in DEV4) == 32
     precision, recall, flagged = _any_contradiction(DEV4)
-    assert precision >= 0.9 and recall >= 0.8 and flagged == ["d4-zh-par-06"]
+    assert precision >= 0.9 and recall >= 0.8 and len(flagged) <= 1, flagged
 
 
 def test_dev5_floor() -> None:

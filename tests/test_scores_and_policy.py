@@ -255,7 +255,7 @@ def test_adaptive_that_draws_everything_says_so_even_when_the_last_round_contrad
 
 
 def test_a_bare_ru_that_means_how_is_not_a_condition() -> None:
-    from ragguard.core.contradictions import _main_clause
+    from ragguard.core.detectors.text import main_clause
 
-    assert _main_clause("如有疑问，请联系人事部。") == "请联系人事部。"
-    assert _main_clause("如何申请：向人事部提交表格。") == "如何申请：向人事部提交表格。"
+    assert main_clause("如有疑问，请联系人事部。") == "请联系人事部。"
+    assert main_clause("如何申请：向人事部提交表格。") == "如何申请：向人事部提交表格。"

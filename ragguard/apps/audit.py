@@ -33,7 +33,8 @@ from ragguard._version import __version__
 from ragguard.apps.audit_io import RESULTS, append_record, latest_per_id, read_json, read_results, write_csv, write_json
 from ragguard.apps.audit_summary import diff_audits, summarize
 from ragguard.apps.records import BadRecord, read_records
-from ragguard.core.contradictions import detect
+from ragguard.core.detectors import detect
+from ragguard.core.types import POLARITY, QUANTITY
 from ragguard.errors import RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
@@ -107,7 +108,7 @@ def match_reference(answer: str, reference: str, question: str, embedder: Any, t
         return "mismatch", 0.0
     vectors = embedder.embed([answer, reference])
     similarity = float(vectors[0] @ vectors[1])
-    if any(f.kind in ("polarity", "quantity") for f in detect(answer, reference, question)):
+    if any(f.kind in (POLARITY, QUANTITY) for f in detect(answer, reference, question)):
         return "contradicts", similarity
     return ("match" if similarity >= threshold else "mismatch"), similarity
 

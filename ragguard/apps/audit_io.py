@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ragguard.core.types import DIVERGENT
+
 __all__ = ["RESULTS", "CSV_FIELDS", "read_results", "latest_per_id", "append_record", "write_csv", "write_json",
            "read_json"]
 
@@ -60,7 +62,7 @@ def csv_rows(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """One ``results.csv`` row per record (contradictions counted, divergent pairs left out)."""
     for r in records:
         row = {k: r.get(k) for k in CSV_FIELDS}
-        row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != "divergent")
+        row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT)
         yield row
 
 

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ragguard.core.types import DIVERGENT
+
 __all__ = ["render_report", "write_report"]
 
 COLOURS = {"consistent": "#2e7d32", "inconsistent": "#b26a00", "contradiction": "#c62828", "abstain": "#1565c0",
@@ -90,7 +92,7 @@ def _bar_chart(title: str, data: dict[str, int], colours: dict[str, str] | None 
 def _detail(r: dict[str, Any]) -> str:
     if r.get("status") != "ok":
         return f'<p class="warn">{_e(r.get("status"))}: {_e(r.get("error"))}</p>'
-    conflicted = {i for c in r.get("contradictions", []) if c.get("kind") != "divergent" for i in (c["a"], c["b"])}
+    conflicted = {i for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT for i in (c["a"], c["b"])}
     samples = r.get("samples", [])
     out = []
     for c in r.get("clusters", []):
@@ -104,7 +106,7 @@ def _detail(r: dict[str, Any]) -> str:
             out.append(f'<div class="{cls}">#{m} <small>({_e(tag)})</small> {_e(s.get("text"))}</div>')
         out.append("</div>")
     for c in r.get("contradictions", []):
-        if c.get("kind") != "divergent":
+        if c.get("kind") != DIVERGENT:
             out.append(f'<p class="warn">samples {c["a"]} and {c["b"]}: {_e(c["kind"])}: {_e(c["explanation"])}</p>')
     for w in r.get("warnings", []):
         out.append(f'<p class="warn">warning: {_e(w)}</p>')
@@ -137,7 +139,7 @@ def render_report(records: list[dict[str, Any]], summary: dict[str, Any], run: d
         verdict = r.get("verdict") or r.get("status")
         colour = COLOURS.get(str(verdict), "#555")
         search = " ".join(str(x) for x in (r.get("id"), r.get("question"), r.get("answer"), " ".join(r.get("tags") or [])))
-        conflicts = sum(1 for c in r.get("contradictions", []) if c.get("kind") != "divergent")
+        conflicts = sum(1 for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT)
         rows.append(
             f'<tr class="q" data-key="{i}" data-id="{_e(r.get("id"))}" data-verdict="{_e(verdict)}" '
             f'data-agreement="{r.get("agreement", "")}" data-confidence="{r.get("confidence", "")}" '

@@ -5,7 +5,7 @@ vectors) and :class:`ConsistencyChecker`, which only adds an embedder.
 
 Rules, all deterministic:
 
-* **Contradictions**: the offline detectors of :mod:`ragguard.core.contradictions`
+* **Contradictions**: the offline detectors of :mod:`ragguard.core.detectors`
   (``polarity``, ``quantity``) run on every pair of answers.
 * **Clusters**: average-linkage agglomerative clustering of answer
   embeddings at ``similarity_threshold`` (see :mod:`ragguard.core.clustering`).
@@ -47,10 +47,21 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
-from ragguard.core.contradictions import Finding, detect_all, first_sentence, same_lead_pairs
+from ragguard.core.detectors import Finding, detect_all, first_sentence, same_lead_pairs
 from ragguard.core.passages import embed_alone
 from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, Embedder, NLIModel
-from ragguard.core.types import Cluster, Contradiction, Sample, Verdict
+from ragguard.core.types import (
+    DIVERGENT,
+    ENTITY,
+    NLI,
+    POLARITY,
+    QUANTITY,
+    Cluster,
+    Contradiction,
+    FindingKind,
+    Sample,
+    Verdict,
+)
 
 __all__ = [
     "ConsistencySettings",
@@ -69,7 +80,7 @@ __all__ = [
 
 # Kinds that make the verdict ``contradiction``. ``divergent`` only says two
 # clusters differ in meaning, which is what ``inconsistent`` already reports.
-CONTRADICTION_KINDS = frozenset({"polarity", "quantity", "entity", "nli"})
+CONTRADICTION_KINDS: frozenset[FindingKind] = frozenset({POLARITY, QUANTITY, ENTITY, NLI})
 
 
 @dataclass(frozen=True)
@@ -228,7 +239,7 @@ def divergent_pairs(
                 Contradiction(
                     a=a,
                     b=b,
-                    kind="divergent",
+                    kind=DIVERGENT,
                     score=round(max(0.0, 1.0 - sim), 6),
                     explanation=(
                         f"clusters {clusters[i].id} and {clusters[j].id} differ in meaning "
@@ -393,7 +404,7 @@ class ConsistencyChecker:
             entail[i, j] = entail[j, i] = min(forward[ENTAILMENT], backward[ENTAILMENT])
             p_contra = round(float(max(forward[CONTRADICTION], backward[CONTRADICTION])), 6)
             if p_contra >= self.settings.nli_contradiction_threshold and (i, j) not in findings:
-                found[(i, j)] = [Finding("nli", p_contra, first_sentence(texts[i]), first_sentence(texts[j]))]
+                found[(i, j)] = [Finding(NLI, p_contra, first_sentence(texts[i]), first_sentence(texts[j]))]
         return entail, found
 
     def _entailment_support(self, result: ConsistencyResult, passages: Sequence[str], question: str) -> list[float]:

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ragguard.core.contradictions import entities, quantities
+from ragguard.core.detectors import entities, quantities
 from ragguard.core.protocols import Embedder
 from ragguard.core.types import Passage
 

@@ -11,6 +11,12 @@ from typing import Any, Literal
 
 __all__ = [
     "Verdict",
+    "FindingKind",
+    "POLARITY",
+    "QUANTITY",
+    "ENTITY",
+    "NLI",
+    "DIVERGENT",
     "Passage",
     "Sample",
     "Cluster",
@@ -20,6 +26,16 @@ __all__ = [
 ]
 
 Verdict = Literal["consistent", "inconsistent", "contradiction", "abstain"]
+
+# What a contradiction says is wrong. The rule-based detectors of ragguard.core.detectors find
+# polarity (opposite answers), quantity (different values) and entity (different names); nli is
+# an NLI model's reading; divergent only says two clusters differ in meaning.
+FindingKind = Literal["polarity", "quantity", "entity", "nli", "divergent"]
+POLARITY: FindingKind = "polarity"
+QUANTITY: FindingKind = "quantity"
+ENTITY: FindingKind = "entity"
+NLI: FindingKind = "nli"
+DIVERGENT: FindingKind = "divergent"
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,7 @@ class Contradiction:
 
     a: int
     b: int
-    kind: str
+    kind: FindingKind
     score: float
     explanation: str
 

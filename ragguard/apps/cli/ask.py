@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
+from ragguard.core.types import DIVERGENT
 
 
 @app.command()
@@ -58,7 +59,7 @@ def _print_report(report: Any) -> None:
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
             text = " ".join(c.representative.split())
             typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
-    flagged = [c for c in report.contradictions if c.kind != "divergent"]
+    flagged = [c for c in report.contradictions if c.kind != DIVERGENT]
     if flagged:
         typer.echo("contradictions:")
     for c in flagged[:3]:
@@ -116,7 +117,7 @@ def check(
             verdict = typer.style(entry["verdict"].upper(), fg=colour, bold=True)
             typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {entry['question'][:70]}")
             for c in entry["contradictions"]:
-                if c["kind"] != "divergent":
+                if c["kind"] != DIVERGENT:
                     typer.echo(f"       {c['kind']}: {c['explanation']}")
     if bad == len(results):
         raise typer.Exit(2)
