@@ -275,9 +275,10 @@ class RagGuard:
         """The generator, drawing with ``cfg.sampling``.
 
         A generator reads temperature, top-k/p, penalty and length from its own
-        ``sampling``; when ``self.config`` was replaced after construction (or
-        ``samples`` was overridden), a shallow copy with the config's settings
-        shares the loaded weights, so what is drawn is what the fingerprint says.
+        ``sampling``; when ``cfg`` draws otherwise (a :meth:`with_settings` view,
+        or ``self.config`` replaced after construction), a shallow copy with the
+        config's settings shares the loaded weights, so what is drawn is what the
+        fingerprint says. Views share these copies.
         """
         generator = self.generator
         current = getattr(generator, "sampling", None)
