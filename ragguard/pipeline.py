@@ -6,8 +6,8 @@ import copy
 import hashlib
 import platform
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from ragguard.errors import IndexLoadError, UsageError
 from ragguard.generation.nli import NLIModel
 from ragguard.generation.prompts import build_messages, context_cost
 
-__all__ = ["RagGuard", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions"]
+__all__ = ["RagGuard", "build_retriever", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions"]
 
 _VERSIONED = ("torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy", "peft", "bitsandbytes")
 
@@ -50,6 +50,25 @@ def bundled_index_path() -> Path:
     raise IndexLoadError(
         "the bundled example index is not installed: pass --index DIR (build one with `ragguard index build`)"
     )
+
+
+def build_retriever(cfg: Config, embedder: Embedder, index: str | Path | None = None) -> Retriever:
+    """The retriever of ``cfg.retrieval``: its index loaded and verified, searched with its options.
+
+    Args:
+        cfg: the config (its ``retrieval`` section gives the index and the search options).
+        embedder: the embedder that built the index (checked against the index's manifest).
+        index: the index folder; ``None`` = ``cfg.retrieval.index``, else the bundled example.
+
+    Raises:
+        IndexLoadError: when the index is missing, corrupt, or built by another embedder.
+    """
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+    from ragguard.retrieval.search import RetrievalOptions
+
+    knowledge = KnowledgeIndex.load(index or cfg.retrieval.index or bundled_index_path())
+    knowledge.check_embedder(embedder)
+    return IndexRetriever(knowledge, embedder, RetrievalOptions.from_config(cfg.retrieval))
 
 
 def library_versions() -> dict[str, str]:
@@ -88,26 +107,68 @@ class RagGuard:
         self._sampling_views: dict[object, Generator] = {}  # see _generator_for
 
     @classmethod
-    def from_config(cls, config: Config | str | Path | None = None, *, index: str | Path | None = None) -> RagGuard:
+    def from_config(
+        cls, config: Config | str | Path | None = None, *, index: str | Path | None = None, retrieval: bool = True
+    ) -> RagGuard:
         """Build the pipeline from a config (path, object, or ``None`` for the embedded default).
 
         Models load lazily on the first question; the index is loaded and
-        verified now, so a bad index fails fast.
+        verified now, so a bad index fails fast. With ``retrieval=False`` no
+        index is loaded (for :meth:`ask_conversation`).
         """
         from ragguard.generation.backends import build_embedder, build_generator
-        from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
-        from ragguard.retrieval.search import RetrievalOptions
 
         cfg = config if isinstance(config, Config) else load_config(config)
         if index is not None:
             cfg = cfg.replace("retrieval", index=str(index))
-        index_path = Path(cfg.retrieval.index) if cfg.retrieval.index else bundled_index_path()
-        knowledge = KnowledgeIndex.load(index_path)
-        embedder = build_embedder(cfg.embedder)
-        knowledge.check_embedder(embedder)
+        embedder = build_embedder(cfg.embedder)  # embedder.backend: sentence-transformers or openai
+        retriever, index_path = None, None
+        if retrieval:
+            index_path = str(Path(cfg.retrieval.index) if cfg.retrieval.index else bundled_index_path())
+            retriever = build_retriever(cfg, embedder, index_path)
         generator = build_generator(cfg)  # generator.backend: transformers, openai or vllm
-        retriever = IndexRetriever(knowledge, embedder, RetrievalOptions.from_config(cfg.retrieval))
-        return cls(cfg, generator, embedder, retriever, str(index_path))
+        return cls(cfg, generator, embedder, retriever, index_path)
+
+    def with_settings(self, config: Config) -> RagGuard:
+        """This guard with another config's per-call settings, sharing its loaded models and index.
+
+        The one way to ask with other settings (the LangChain components and
+        ``ragguard serve`` use it): ``config`` may change ``sampling`` (drawn
+        by a copy of the generator that shares its weights, so what is drawn
+        is what the fingerprint's config hash says), ``retrieval`` (``top_k``,
+        ``min_score`` and the search options, applied to the loaded index),
+        ``prompt`` and ``consistency``. Building a view loads nothing.
+
+        Raises:
+            UsageError: when ``config`` names another generator or embedder than the loaded ones.
+        """
+        for section in ("generator", "embedder"):
+            mine, theirs = getattr(self.config, section), getattr(config, section)
+            changed = [f"{section}.{f.name}={getattr(theirs, f.name)!r}" for f in fields(mine)
+                       if getattr(mine, f.name) != getattr(theirs, f.name)]
+            if changed:
+                raise UsageError(
+                    f"with_settings keeps the loaded models, but the config changes {', '.join(changed)}: "
+                    "build another RagGuard (RagGuard.from_config) for other models"
+                )
+        view = RagGuard(config, self.generator, self.embedder, self._retriever_for(config), self.index_path, self.nli)
+        view._sampling_views = self._sampling_views  # views share the weight-sharing generator copies
+        return view
+
+    def _retriever_for(self, config: Config) -> Retriever | None:
+        """The retriever searching with ``config.retrieval``'s options (a copy over the same loaded index)."""
+        retriever = self.retriever
+        options = getattr(retriever, "options", None)
+        if retriever is None or options is None:
+            return retriever
+        from ragguard.retrieval.search import RetrievalOptions
+
+        wanted = RetrievalOptions.from_config(config.retrieval)
+        if wanted == options:
+            return retriever
+        view = copy.copy(retriever)
+        view.options = wanted  # type: ignore[attr-defined]
+        return view
 
     def ask(self, question: str, *, samples: int | None = None, seed: int | None = None) -> Report:
         """Answer one question.
@@ -133,18 +194,8 @@ class RagGuard:
         ``generator.max_batch_tokens`` tokens.
         """
         for q in questions:
-            if not isinstance(q, str) or not q.strip():
-                raise UsageError(
-                    'the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"'
-                )
-        cfg = self.config
-        if samples is not None or seed is not None:
-            changes = {}
-            if samples is not None:
-                changes["samples"] = samples
-            if seed is not None:
-                changes["seed"] = seed
-            cfg = cfg.replace("sampling", **changes)
+            _require_question(q)
+        cfg = self._overridden(samples, seed)
         jobs = [_Job(question=q.strip()) for q in questions]
         for job in jobs:
             job.started = time.perf_counter()
@@ -153,8 +204,41 @@ class RagGuard:
                 job.passages = self.retriever.search(job.question, cfg.retrieval.top_k)
                 job.timings["retrieve"] = time.perf_counter() - t
             job.messages = build_messages(job.question, job.passages, cfg.prompt.system, cfg.prompt.max_context_chars)
-            job.seeds = sample_seeds(cfg.sampling.seed, job.question, cfg.sampling.samples)
             job.off_topic = _off_topic(job.passages, cfg) if self.retriever is not None else None
+        return self._answer(jobs, cfg)
+
+    def ask_conversation(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        question: str | None = None,
+        samples: int | None = None,
+        seed: int | None = None,
+    ) -> Report:
+        """Answer a whole conversation as it is: no retrieval, no ragguard prompt.
+
+        The ``{"role", "content"}`` messages go to the generator unchanged and
+        the answers are checked against ``question`` (default: the last user
+        message) without context. Seeds, sampling (adaptive rounds included),
+        warnings and fingerprint are those of :meth:`ask`.
+
+        Raises:
+            UsageError: when there is no question (no user message and no ``question``).
+        """
+        if question is None:
+            question = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+        _require_question(question)
+        job = _Job(question=question.strip(), messages=[dict(m) for m in messages], started=time.perf_counter())
+        return self._answer([job], self._overridden(samples, seed))[0]
+
+    def _overridden(self, samples: int | None, seed: int | None) -> Config:
+        changes = {k: v for k, v in (("samples", samples), ("seed", seed)) if v is not None}
+        return self.config.replace("sampling", **changes) if changes else self.config
+
+    def _answer(self, jobs: list[_Job], cfg: Config) -> list[Report]:
+        """Draw, check and report the prepared jobs (messages built, off-topic ones marked)."""
+        for job in jobs:
+            job.seeds = sample_seeds(cfg.sampling.seed, job.question, cfg.sampling.samples)
         answerable = [job for job in jobs if job.off_topic is None]
         adaptive = samples_adaptively(cfg.sampling.adaptive, cfg.sampling.samples)
         pending = answerable
@@ -191,9 +275,10 @@ class RagGuard:
         """The generator, drawing with ``cfg.sampling``.
 
         A generator reads temperature, top-k/p, penalty and length from its own
-        ``sampling``; when ``self.config`` was replaced after construction (or
-        ``samples`` was overridden), a shallow copy with the config's settings
-        shares the loaded weights, so what is drawn is what the fingerprint says.
+        ``sampling``; when ``cfg`` draws otherwise (a :meth:`with_settings` view,
+        or ``self.config`` replaced after construction), a shallow copy with the
+        config's settings shares the loaded weights, so what is drawn is what the
+        fingerprint says. Views share these copies.
         """
         generator = self.generator
         current = getattr(generator, "sampling", None)
@@ -262,6 +347,11 @@ class RagGuard:
             model_sha256=getattr(self.generator, "model_sha256", None),
             index=_index_id(self.index_path),
         )
+
+
+def _require_question(question: object) -> None:
+    if not isinstance(question, str) or not question.strip():
+        raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
 
 
 @dataclass

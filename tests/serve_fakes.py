@@ -102,3 +102,9 @@ def build_guard() -> RagGuard:
     embedder = WordEmbedder()
     config = Config().replace("retrieval", min_score=None)
     return RagGuard(config, generator, embedder, ListRetriever(embedder))
+
+
+def build_gated_guard() -> RagGuard:
+    """The served pipeline with the off-topic gate on: a question sharing no word with a passage abstains."""
+    guard = build_guard()
+    return RagGuard(guard.config.replace("retrieval", min_score=0.2), guard.generator, guard.embedder, guard.retriever)

@@ -266,3 +266,38 @@ def test_passes_hold_more_questions_when_rows_share_the_prompt_cache() -> None:
     assert [len(g) for g in per_row] == [2, 2, 2, 2]
     assert [len(g) for g in shared] == [8]
     assert [job.question for g in per_row for job, _ in g] == [f"q{i}" for i in range(8)]
+
+
+def test_with_settings_shares_the_loaded_models_and_index(fake_guard: RagGuard, fake_generator) -> None:
+    """A view asks with its own sampling and retrieval settings over the same generator, embedder and index."""
+    cfg = fake_guard.config.replace("sampling", samples=2, temperature=0.9).replace("retrieval", language="zh")
+    view = fake_guard.with_settings(cfg)
+    assert view.generator is fake_guard.generator and view.embedder is fake_guard.embedder
+    assert view.retriever is not fake_guard.retriever and view.retriever.index is fake_guard.retriever.index
+    fake_generator.enqueue([YES, YES])
+    report = view.ask("年假有多少天？")
+    assert len(report.samples) == 2 and report.fingerprint.config_hash == cfg.hash()
+    assert report.sources and {p.doc_id for p in report.sources} == {"docs/zh-leave-annual.md"}
+    fake_generator.enqueue(FIVE)
+    assert len({p.doc_id for p in fake_guard.ask(QUESTION).sources}) > 1  # the base guard keeps its own settings
+    assert fake_guard.with_settings(fake_guard.config).retriever is fake_guard.retriever  # nothing to change
+
+
+def test_with_settings_refuses_other_models(fake_guard: RagGuard) -> None:
+    with pytest.raises(UsageError, match=r"generator\.model='other/model'.*RagGuard\.from_config"):
+        fake_guard.with_settings(fake_guard.config.replace("generator", model="other/model"))
+    with pytest.raises(UsageError, match=r"embedder\.model="):
+        fake_guard.with_settings(fake_guard.config.replace("embedder", model="other/embedder"))
+
+
+def test_ask_conversation_sends_the_messages_as_they_are(fake_guard: RagGuard, fake_generator) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"  {QUESTION} "}]
+    fake_generator.enqueue([YES, YES, YES])
+    report = fake_guard.ask_conversation(messages, samples=3)
+    assert fake_generator.calls[-1]["messages"] == messages  # no retrieved context, no ragguard prompt
+    assert fake_generator.calls[-1]["seeds"] == sample_seeds(0, QUESTION, 3)
+    assert report.question == QUESTION and report.sources == [] and report.answer == YES
+    assert report.fingerprint.seeds == sample_seeds(0, QUESTION, 3)[1:]
+    assert "retrieve" not in report.timings and {"generate", "check", "total"} <= set(report.timings)
+    with pytest.raises(UsageError, match="question is empty"):
+        fake_guard.ask_conversation([{"role": "system", "content": "no user message"}])

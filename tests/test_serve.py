@@ -247,6 +247,24 @@ def test_a_full_queue_answers_503_with_retry_after() -> None:
         assert f"ragguard_rejected_total {float(len(refused))}" in metrics
 
 
+def test_an_abstention_answers_a_short_refusal_and_ask_keeps_the_empty_answer() -> None:
+    """A chat completion never has empty content; the report (and /ask) keep answer == ""."""
+    off_topic = [{"role": "user", "content": "zebra quantum saxophone"}]
+    with ragguard_server(["--guard", "serve_fakes:build_gated_guard"]) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=30)
+        response = client.chat.completions.create(model="ragguard", messages=off_topic)
+        report = response.model_extra["ragguard"]
+        assert response.choices[0].message.content == "The knowledge base has nothing on this."
+        assert report["answer"] == "" and report["verdict"] == "abstain" and report["samples"] == []
+        chunks = list(client.chat.completions.create(model="ragguard", messages=off_topic, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == "The knowledge base has nothing on this."
+        assert chunks[-1].model_extra["ragguard"]["answer"] == ""
+        record = httpx.post(f"{url}/ask", json={"question": "zebra quantum saxophone"}, timeout=30).json()
+        assert record["answer"] == "" and record["verdict"] == "abstain"
+        on_topic = client.chat.completions.create(model="ragguard", messages=[{"role": "user", "content": QUESTIONS[0]}])
+        assert on_topic.choices[0].message.content == on_topic.model_extra["ragguard"]["answer"] != ""
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -1,0 +1,42 @@
+"""``ragguard serve``: ragguard as an OpenAI-compatible endpoint (``pip install "ragguard[serve]"``).
+
+Routes:
+
+* ``POST /v1/chat/completions``: the last user message is the question. ragguard retrieves from its
+  configured index, draws its samples, votes, and answers with the voted answer as the message; the
+  whole consistency report rides along in an extra top-level ``ragguard`` field (in the last chunk
+  when ``stream`` is true). Request fields: ``model`` (``"ragguard"`` or the generator's name),
+  ``seed`` (the base seed of the samples), ``temperature`` (of the seeded samples; 0 draws only the
+  greedy answer, so the verdict then measures nothing and says so in ``warnings``), ``top_p``,
+  ``max_tokens`` (per answer, at most ``--max-tokens``), ``n`` (must be 1: ragguard returns one
+  voted answer), ``stream``, and the extension ``samples`` (answers drawn, at most ``--max-samples``).
+  Other OpenAI fields are accepted and ignored; earlier messages are not used (ragguard answers
+  one question from its index).
+* ``POST /ask``: ``{"question": str, "samples"?: int, "seed"?: int}`` -> the ``ask --json`` record.
+* ``GET /v1/models``, ``GET /healthz`` (never needs the API key), ``GET /metrics`` (Prometheus).
+
+Concurrent requests are answered together: a micro-batching queue hands up to ``max_batch``
+questions that arrive within ``max_wait_ms`` of each other to one :meth:`RagGuard.ask_many` call,
+whose generation passes they share. Each report equals the one a request asked alone gets (seeds
+derive from the question). When ``queue_size`` requests already wait, the server answers 503 with
+``Retry-After`` instead of piling up work.
+
+With ``RAGGUARD_API_KEY`` set, every route but ``/healthz`` needs ``Authorization: Bearer KEY``.
+Errors have OpenAI's JSON shape ``{"error": {"message", "type", "param", "code"}}``.
+
+When ragguard abstains, a chat completion's message says why in a short sentence (``ServeSettings.refusals``:
+"The knowledge base has nothing on this.", "The answers disagree: ..."), never empty content; the
+``ragguard`` report keeps ``answer == ""``, and ``/ask`` returns the record as is.
+
+Modules: :mod:`.settings` (limits and the ``--guard`` factory), :mod:`.batching` (the micro-batching
+queue), :mod:`.http` (API key, body limits, OpenAI-shaped errors), :mod:`.params` (request fields to
+sampling settings), :mod:`.metrics` (Prometheus), :mod:`.completions` (chat-completion bodies and
+chunks), :mod:`.routes` (the handlers) and :mod:`.app` (the application and its state). FastAPI and
+prometheus-client are imported only by :func:`create_app`.
+"""
+
+from ragguard.apps.serve.app import create_app
+from ragguard.apps.serve.batching import MicroBatcher, QueueFull
+from ragguard.apps.serve.settings import ServeSettings, load_guard_factory
+
+__all__ = ["ServeSettings", "MicroBatcher", "create_app", "load_guard_factory", "QueueFull"]

@@ -1,0 +1,77 @@
+"""The FastAPI application: its state, lifespan, error handlers, metrics middleware and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ragguard.apps.serve.batching import MicroBatcher
+from ragguard.apps.serve.http import ApiError, error_body
+from ragguard.apps.serve.settings import ServeSettings
+from ragguard.errors import UsageError
+from ragguard.pipeline import RagGuard
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("ragguard")
+
+
+def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
+    """The FastAPI application serving ``guard`` (run it with uvicorn, or ``ragguard serve``).
+
+    Raises:
+        UsageError: when fastapi or prometheus-client is not installed.
+    """
+    try:
+        from fastapi import FastAPI
+        from fastapi.responses import JSONResponse
+        from starlette.exceptions import HTTPException as StarletteHTTPException
+
+        from ragguard.apps.serve.metrics import Metrics
+        from ragguard.apps.serve.routes import router
+    except ImportError as exc:
+        raise UsageError(f'ragguard serve needs fastapi, uvicorn and prometheus-client ({exc}): '
+                         'run `pip install "ragguard[serve]"`') from None
+    from ragguard.apps.serve.state import ServerState
+
+    settings = settings or ServeSettings()
+    metrics = Metrics()
+    batcher = MicroBatcher(guard, settings, observe_batch=metrics.batch_questions.observe)
+    metrics.queue_depth.set_function(lambda: batcher.depth)
+    state = ServerState(guard, settings, batcher, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        batcher.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(batcher.stop)
+
+    app = FastAPI(title="ragguard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = state
+    app.state.batcher = batcher
+    app.state.settings = settings
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Any, exc: ApiError) -> Any:
+        return JSONResponse(error_body(exc.message, exc.kind, exc.code, exc.param), status_code=exc.status,
+                            headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Any, exc: StarletteHTTPException) -> Any:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Any, exc: Exception) -> Any:
+        logger.error("unexpected %s: %s", type(exc).__name__, exc)
+        return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"), status_code=500)
+
+    app.middleware("http")(metrics.measure)
+    app.include_router(router)
+    return app

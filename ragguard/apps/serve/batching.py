@@ -1,0 +1,120 @@
+"""The micro-batching queue: concurrent questions share :meth:`RagGuard.ask_many` calls."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragguard.apps.serve.settings import ServeSettings
+from ragguard.config import SamplingConfig
+from ragguard.errors import RagGuardError
+from ragguard.pipeline import RagGuard
+
+__all__ = ["MicroBatcher", "QueueFull"]
+
+
+class QueueFull(RagGuardError, RuntimeError):
+    """The request queue is full (the server answers 503)."""
+
+
+@dataclass
+class _Item:
+    question: str
+    sampling: SamplingConfig
+    future: Future = field(default_factory=Future)
+
+
+class MicroBatcher:
+    """Collects concurrent questions into shared :meth:`RagGuard.ask_many` calls on one worker thread.
+
+    The model is one compute resource, so one thread generates; requests wait in a bounded queue.
+    Questions with different sampling settings go to separate calls of the same batch.
+    """
+
+    def __init__(self, guard: RagGuard, settings: ServeSettings, observe_batch: Any = None) -> None:
+        self.guard = guard
+        self.settings = settings
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=settings.queue_size)
+        self._observe_batch = observe_batch
+        self._thread: threading.Thread | None = None
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ragguard-batcher", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread is not None:
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, question: str, sampling: SamplingConfig) -> Future:
+        """Queue a question; raises :class:`QueueFull` instead of waiting when the queue is full."""
+        item = _Item(question, sampling)
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            raise QueueFull(f"{self.settings.queue_size} requests are already waiting: retry shortly") from None
+        return item.future
+
+    def _run(self) -> None:
+        wait = self.settings.max_wait_ms / 1000
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + wait
+            stop = False
+            while len(batch) < self.settings.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._answer(batch)
+            if stop:
+                return
+
+    def _view(self, sampling: SamplingConfig) -> RagGuard:
+        """The guard with these sampling settings; shares weights, embedder and index."""
+        return self.guard.with_settings(dataclasses.replace(self.guard.config, sampling=sampling))
+
+    def _answer(self, batch: list[_Item]) -> None:
+        groups: dict[SamplingConfig, list[_Item]] = {}
+        for item in batch:
+            groups.setdefault(item.sampling, []).append(item)
+        for sampling, items in groups.items():
+            if self._observe_batch is not None:
+                self._observe_batch(len(items))
+            guard = self._view(sampling)
+            try:
+                reports = guard.ask_many([i.question for i in items])
+            except Exception as exc:  # noqa: BLE001 - reported to each waiting request
+                if len(items) == 1:
+                    items[0].future.set_exception(exc)
+                    continue
+                for item in items:  # find the failing question: the others still get answers
+                    try:
+                        item.future.set_result(guard.ask(item.question))
+                    except Exception as single:  # noqa: BLE001
+                        item.future.set_exception(single)
+                continue
+            for item, report in zip(items, reports, strict=True):
+                item.future.set_result(report)

@@ -1,0 +1,101 @@
+"""The routes: ``/healthz``, ``/metrics``, ``/v1/models``, ``/ask`` and ``/v1/chat/completions``.
+
+Every handler reads the app's :class:`~ragguard.apps.serve.state.ServerState` from ``app.state.server``.
+Imported by :func:`ragguard.apps.serve.create_app` only, after it checked that FastAPI is installed.
+"""
+
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from ragguard.apps.serve.completions import completion, completion_chunks
+from ragguard.apps.serve.http import ApiError, authorize, read_json
+from ragguard.apps.serve.metrics import CONTENT_TYPE_LATEST
+from ragguard.apps.serve.params import question_of, sampling_for
+from ragguard.apps.serve.state import ServerState
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> Any:
+    """Liveness and load; never needs the API key."""
+    state = _state(request)
+    return {"status": "ok", "model": state.settings.model_name,
+            "generator": str(getattr(state.guard.generator, "name", "")), "queue": state.batcher.depth,
+            "max_batch": state.settings.max_batch}
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Any:
+    state = _state(request)
+    authorize(request, state.settings)
+    return PlainTextResponse(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> Any:
+    state = _state(request)
+    authorize(request, state.settings)
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "ragguard"}
+                                       for name in sorted(state.model_names)]}
+
+
+@router.post("/ask")
+async def ask(request: Request) -> Any:
+    """The ``ask --json`` record (``answer`` is ``""`` when ragguard abstains)."""
+    state = _state(request)
+    authorize(request, state.settings)
+    body = await read_json(request, state.settings.max_body_bytes)
+    question = body.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise ApiError(400, "'question' must be a non-empty string", param="question", code="invalid_value")
+    sampling, notes = sampling_for({k: body[k] for k in ("samples", "seed") if k in body}, state.guard.config,
+                                   state.settings)
+    report = await state.answer(question, sampling)
+    report.warnings.extend(notes)
+    return report.to_dict()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Any:
+    """The voted answer as a chat completion (a short refusal when ragguard abstains), the report alongside."""
+    state = _state(request)
+    authorize(request, state.settings)
+    body = await read_json(request, state.settings.max_body_bytes)
+    model = body.get("model")
+    names = state.model_names
+    if model is not None and model not in names:
+        raise ApiError(404, f"the model {model!r} does not exist here: use one of {', '.join(sorted(names))}",
+                       kind="not_found_error", param="model", code="model_not_found")
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise ApiError(400, f"'n' must be 1, got {n!r}: ragguard returns one voted answer per question",
+                       param="n", code="invalid_value")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, f"'stream' must be true or false, got {stream!r}", param="stream", code="invalid_value")
+    question = question_of(body.get("messages"))
+    sampling, notes = sampling_for(body, state.guard.config, state.settings)
+    report = await state.answer(question, sampling)
+    report.warnings.extend(notes)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    name = model or state.settings.model_name
+    fingerprint = f"rg-{report.fingerprint.config_hash}" if report.fingerprint is not None else None
+    content = state.settings.refusals.reply(report)
+    if not stream:
+        return completion(completion_id, created, name, fingerprint, report, content)
+    return StreamingResponse(
+        completion_chunks(completion_id, created, name, fingerprint, report, content),
+        media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
+    )

@@ -1,0 +1,69 @@
+"""The server's limits and batching, and the ``--guard MODULE:FUNCTION`` factory."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from ragguard.endpoints import Refusals
+from ragguard.errors import ConfigError, UsageError
+from ragguard.pipeline import RagGuard
+
+__all__ = ["ServeSettings", "load_guard_factory"]
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and batching of the server.
+
+    Args:
+        max_batch: most questions answered in one :meth:`RagGuard.ask_many` call (1 = no batching).
+        max_wait_ms: how long the first queued request waits for others to join its batch.
+        queue_size: requests allowed to wait; one more gets 503 with ``Retry-After``.
+        max_body_bytes: largest request body; a larger one gets 413.
+        max_tokens: largest ``max_tokens`` a request may ask for (per answer).
+        max_samples: largest ``samples`` a request may ask for.
+        api_key: bearer token every route but ``/healthz`` requires (``None`` = open).
+        model_name: the model name the server answers to and reports.
+        refusals: the chat-completion message when ragguard abstains (never empty content).
+    """
+
+    max_batch: int = 8
+    max_wait_ms: float = 10.0
+    queue_size: int = 64
+    max_body_bytes: int = 64 * 1024
+    max_tokens: int = 1024
+    max_samples: int = 16
+    api_key: str | None = None
+    model_name: str = "ragguard"
+    refusals: Refusals = field(default_factory=Refusals)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("max_batch", isinstance(self.max_batch, int) and 1 <= self.max_batch <= 1024, "an integer from 1 to 1024"),
+            ("max_wait_ms", 0 <= self.max_wait_ms <= 10_000, "a number of milliseconds from 0 to 10000"),
+            ("queue_size", isinstance(self.queue_size, int) and self.queue_size >= 1, "an integer >= 1"),
+            ("max_body_bytes", isinstance(self.max_body_bytes, int) and self.max_body_bytes >= 256, "an integer >= 256"),
+            ("max_tokens", isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 4096, "an integer from 1 to 4096"),
+            ("max_samples", isinstance(self.max_samples, int) and 1 <= self.max_samples <= 64, "an integer from 1 to 64"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"serve setting {name} has bad value {getattr(self, name)!r}: expected {expected}")
+
+
+def load_guard_factory(spec: str) -> RagGuard:
+    """Build a guard with ``module:function`` (a callable returning a :class:`RagGuard`)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise UsageError(f"--guard {spec!r} is not MODULE:FUNCTION: pass e.g. --guard myapp.guards:build")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"--guard {spec!r} cannot be loaded ({exc}): check the module is importable") from None
+    if not callable(factory):
+        raise UsageError(f"--guard {spec!r} names a {type(factory).__name__}, not a function returning a RagGuard")
+    guard = factory()
+    if not isinstance(guard, RagGuard):
+        raise UsageError(f"--guard {spec!r} returned {type(guard).__name__}, not a ragguard.RagGuard")
+    return guard

@@ -1,0 +1,107 @@
+"""What every endpoint over the pipeline shares: per-call settings and the chat reply.
+
+The LangChain components (:mod:`ragguard.integrations.langchain`) and ``ragguard serve``
+(:mod:`ragguard.apps.serve`) take the usual chat parameters per call (``temperature``, ``top_p``,
+``max_tokens``, ``seed``, ragguard's ``samples``). :func:`call_config` turns them into a config,
+with the one rule for ``temperature=0``; :meth:`RagGuard.with_settings
+<ragguard.pipeline.RagGuard.with_settings>` then gives the guard that draws with that config.
+
+A chat message never has empty content: when ragguard abstains (the report's ``answer`` is ``""``),
+:class:`Refusals` says why in a short sentence, and the report keeps ``answer == ""``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ragguard.config import Config
+from ragguard.core.types import Report
+from ragguard.errors import ConfigError
+
+__all__ = ["TEMPERATURE_ZERO_NOTE", "call_config", "Refusals"]
+
+TEMPERATURE_ZERO_NOTE = (
+    "temperature=0: only the greedy answer was drawn, so the verdict does not measure consistency "
+    "(use a temperature > 0)"
+)
+
+
+def call_config(
+    cfg: Config,
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    samples: int | None = None,
+    seed: int | None = None,
+) -> tuple[Config, list[str]]:
+    """``cfg`` with one call's sampling parameters, and the warnings its report should carry.
+
+    ``None`` keeps the config's value. ``max_tokens`` sets ``sampling.max_new_tokens``.
+    ``temperature=0`` draws only the greedy answer (``samples=1``, whatever ``samples`` says):
+    seeded samples at temperature 0 would all equal it, so the verdict would measure nothing;
+    the returned warning says so.
+
+    Raises:
+        ConfigError: on a negative or non-numeric temperature, or a value the sampling config refuses.
+    """
+    changes: dict[str, Any] = {}
+    notes: list[str] = []
+    if samples is not None:
+        changes["samples"] = samples
+    if seed is not None:
+        changes["seed"] = seed
+    if top_p is not None:
+        changes["top_p"] = top_p
+    if max_tokens is not None:
+        changes["max_new_tokens"] = max_tokens
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
+        if temperature == 0:
+            changes["samples"] = 1
+            notes.append(TEMPERATURE_ZERO_NOTE)
+        else:
+            changes["temperature"] = float(temperature)
+    return (cfg.replace("sampling", **changes) if changes else cfg), notes
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """The text a chat reply carries when ragguard abstains (its report's ``answer`` is empty).
+
+    Args:
+        off_topic: nothing was generated: the index has nothing relevant (``retrieval.min_score``).
+        disagree: the answers disagreed and ``consistency.on_flagged`` is ``"abstain"``;
+            ``{answers}`` is replaced by the competing answers, quoted.
+        empty: the voted answer itself was empty.
+    """
+
+    off_topic: str = "The knowledge base has nothing on this."
+    disagree: str = "The answers disagree: {answers}"
+    empty: str = "The model gave no answer."
+
+    def __post_init__(self) -> None:
+        for name in ("off_topic", "disagree", "empty"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"refusal {name!r} must be a non-empty string, got {value!r}: a chat reply "
+                                  "is never empty")
+
+    def reply(self, report: Report) -> str:
+        """The message text for ``report``: its answer, or the refusal that says why there is none."""
+        if report.answer:
+            return report.answer
+        if not report.samples:
+            return self.off_topic
+        if len(report.clusters) > 1 or report.contradictions:
+            answers = [c.representative.strip() for c in sorted(report.clusters, key=lambda c: (-c.size, c.id))]
+            listed = "; ".join(f'"{_short(a)}"' for a in answers[:3] if a)
+            return self.disagree.replace("{answers}", listed or "(no text)")
+        return self.empty
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -1,0 +1,105 @@
+"""Between LangChain's and ragguard's shapes: messages, token usage, documents."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage, ChatMessage, HumanMessage
+from langchain_core.messages.ai import UsageMetadata
+
+from ragguard.core.types import Passage
+from ragguard.errors import UsageError
+
+__all__ = ["block_text", "last_human_text", "chat_dicts", "truncate", "usage", "documents"]
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system"}
+_ROUGH_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def block_text(content: Any, where: str) -> str:
+    """The text of a message's content; refuses images, files and other non-text blocks."""
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+        else:
+            kind = block.get("type") if isinstance(block, dict) else type(block).__name__
+            raise UsageError(f"{where} reads text only, got a {kind!r} content block: send text messages")
+    return "".join(parts)
+
+
+def last_human_text(messages: Sequence[BaseMessage]) -> str:
+    """The text of the last human (or ``user`` role) message: the question."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage) or (isinstance(message, ChatMessage) and message.role == "user"):
+            return block_text(message.content, "ragguard")
+    raise UsageError("no human message to answer: end the conversation with a HumanMessage holding the question")
+
+
+def chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """LangChain messages as the ``{"role", "content"}`` dicts a ragguard generator takes."""
+    out = []
+    for message in messages:
+        role = message.role if isinstance(message, ChatMessage) else _ROLES.get(message.type)
+        if role is None:
+            raise UsageError(
+                f"ChatRagGuard cannot take a {message.type!r} message (it has no tool calling): "
+                "send system, human and AI messages"
+            )
+        out.append({"role": role, "content": block_text(message.content, "ChatRagGuard")})
+    return out
+
+
+def truncate(text: str, stop: Sequence[str] | None) -> str:
+    """Cut ``text`` at the earliest occurrence of any stop string."""
+    cut = len(text)
+    for s in stop or ():
+        if s:
+            at = text.find(s)
+            if 0 <= at < cut:
+                cut = at
+    return text[:cut]
+
+
+def _token_count(tokenizer: Any, text: str) -> int:
+    if tokenizer is None:  # a generator without a tokenizer (a fake): count words and marks
+        return len(_ROUGH_TOKEN.findall(text))
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def usage(generator: Any, prompt: list[dict[str, str]], outputs: Sequence[str]) -> UsageMetadata:
+    """Prompt tokens (one prefill, shared by every sample) and the tokens of all samples.
+
+    Like OpenAI's ``n > 1``, output tokens count every sample drawn, not only
+    the voted one: that is what the answer cost. Outputs are counted by
+    re-tokenizing their text with the generator's tokenizer when it has one.
+    """
+    if not outputs:  # abstained before generating (nothing relevant in the index): nothing was run
+        return UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
+    tokenizer = getattr(generator, "tokenizer", None)
+    encode = getattr(generator, "encode_prompt", None)
+    if tokenizer is not None and callable(encode):
+        n_in = len(encode(prompt))
+    else:
+        n_in = sum(_token_count(None, m["content"]) for m in prompt)
+    n_out = sum(_token_count(tokenizer, t) for t in outputs)
+    return UsageMetadata(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out)
+
+
+def documents(passages: Sequence[Passage]) -> list[Document]:
+    """Retrieved passages as Documents: ``page_content`` the text, ``metadata`` doc_id, chunk_id and score."""
+    return [
+        Document(
+            id=p.chunk_id,
+            page_content=p.text,
+            metadata={"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": float(p.score)},
+        )
+        for p in passages
+    ]

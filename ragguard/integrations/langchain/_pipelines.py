@@ -1,0 +1,103 @@
+"""The pipelines the components share: one loaded :class:`RagGuard` per settings, and its lock."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+from ragguard.config import Config, load_config
+from ragguard.errors import ConfigError, UsageError
+from ragguard.pipeline import RagGuard, bundled_index_path
+
+__all__ = ["as_config", "clear_cache", "pipeline_for", "settings_for"]
+
+
+class _Shared:
+    """A loaded pipeline and the lock that serialises its use."""
+
+    def __init__(self, guard: RagGuard) -> None:
+        self.guard = guard
+        self.lock = threading.RLock()
+
+
+_PIPELINES: dict[tuple[Any, ...], _Shared] = {}
+_PIPELINES_LOCK = threading.Lock()
+_GUARD_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+def clear_cache() -> None:
+    """Forget the pipelines shared by components (their weights are freed once unused)."""
+    with _PIPELINES_LOCK:
+        _PIPELINES.clear()
+
+
+def as_config(value: Any) -> Config:
+    """A ragguard :class:`Config` from a YAML path, a Config, or ``None`` (the embedded default)."""
+    if value is None:
+        return Config()
+    if isinstance(value, Config):
+        return value
+    if isinstance(value, (str, Path)):
+        return load_config(value)
+    raise ConfigError(
+        f"config_path must be a YAML file path or a ragguard Config, got {type(value).__name__} {value!r}: "
+        "pass e.g. config_path='configs/default.yaml'"
+    )
+
+
+def settings_for(
+    guard: Any, config_path: Any, index_path: str | None, model: str | None = None, *, fields: str = "config_path/index_path"
+) -> Config:
+    """A component's base config: its ``guard``'s, else the config file with the index and model fields applied.
+
+    Raises:
+        UsageError: when ``guard`` is not a RagGuard, or comes with config_path/index_path/model.
+    """
+    if guard is not None:
+        if not isinstance(guard, RagGuard):
+            raise UsageError(f"guard must be a ragguard.RagGuard, got {type(guard).__name__}")
+        if config_path is not None or index_path is not None or model is not None:
+            raise UsageError(f"pass either guard or {fields}, not both")
+        return guard.config
+    cfg = as_config(config_path)
+    if index_path is not None:
+        cfg = cfg.replace("retrieval", index=str(Path(index_path).expanduser().resolve()))
+    if model is not None:
+        cfg = cfg.replace("generator", model=model)
+    return cfg
+
+
+def _shared_pipeline(cfg: Config, retrieval: bool) -> _Shared:
+    """The process-wide pipeline for these generator, embedder and index settings (built on first use)."""
+    index = (cfg.retrieval.index or str(bundled_index_path())) if retrieval else None
+    key = (cfg.generator, cfg.embedder, index)
+    with _PIPELINES_LOCK:
+        shared = _PIPELINES.get(key)
+        if shared is None:
+            if index is not None:
+                guard = RagGuard.from_config(cfg.replace("retrieval", index=index))
+            else:  # no index to load or verify
+                guard = RagGuard.from_config(cfg, retrieval=False)
+            shared = _PIPELINES[key] = _Shared(guard)
+    return shared
+
+
+def _lock_for(guard: RagGuard) -> threading.RLock:
+    with _PIPELINES_LOCK:
+        lock = _GUARD_LOCKS.get(guard)
+        if lock is None:
+            lock = _GUARD_LOCKS[guard] = threading.RLock()
+    return lock
+
+
+def pipeline_for(guard: RagGuard | None, cfg: Config, retrieval: bool) -> tuple[RagGuard, threading.RLock]:
+    """The loaded pipeline a call runs on (the component's own ``guard``, else the shared one) and its lock.
+
+    Ask it through ``pipeline.with_settings(cfg)``, holding the lock.
+    """
+    if guard is not None:
+        return guard, _lock_for(guard)
+    shared = _shared_pipeline(cfg, retrieval)
+    return shared.guard, shared.lock

@@ -1,0 +1,130 @@
+"""RagGuardChain: the whole ragguard pipeline as a LangChain runnable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import run_in_executor
+from pydantic import Field, PrivateAttr, model_validator
+
+from ragguard.config import Config
+from ragguard.endpoints import call_config
+from ragguard.errors import UsageError
+from ragguard.integrations.langchain._messages import documents
+from ragguard.integrations.langchain._pipelines import pipeline_for, settings_for
+
+__all__ = ["RagGuardChain"]
+
+
+def _chain_question(value: Any) -> str:
+    question = value.get("question") if isinstance(value, dict) else value
+    if not isinstance(question, str) or not question.strip():
+        raise UsageError(
+            f"RagGuardChain takes a question string or {{'question': str}}, got {value!r}: "
+            "pass e.g. 'How many leave days do I get?'"
+        )
+    return question
+
+
+class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
+    """The whole ragguard pipeline as a runnable: a question in, the checked answer out.
+
+    Input: a question string or ``{"question": str}``. Output:
+    ``{"answer": str, "report": dict, "sources": list[Document]}``, where
+    ``report`` is ``Report.to_dict()`` (the ``ragguard ask --json`` shape) and
+    ``sources`` are the retrieved passages as Documents (as
+    :class:`RagGuardRetriever` returns them).
+
+    ``batch`` answers all its questions with one :meth:`RagGuard.ask_many`
+    call, which shares batched generation passes; a bad input fails only its
+    own slot with ``return_exceptions=True``. Async calls run in a worker
+    thread.
+
+    Example:
+        .. code-block:: python
+
+            chain = RagGuardChain(samples=5) | RunnableLambda(lambda r: f"{r['answer']} [{r['report']['verdict']}]")
+            print(chain.invoke("How many days of annual leave do I get?"))
+    """
+
+    config_path: Any = None
+    """A ragguard YAML config (or a ``Config``); ``None`` = the embedded default."""
+    index_path: str | None = None
+    """Index folder; ``None`` = the config's, else the bundled example index."""
+    samples: int | None = None
+    """Answers drawn per question; ``None`` = the config's."""
+    seed: int | None = None
+    """Base seed; ``None`` = the config's."""
+    temperature: float | None = None
+    """Sampling temperature of the seeded samples (0 = the greedy answer only); ``None`` = the config's."""
+    max_tokens: int | None = None
+    """Longest answer in tokens (``sampling.max_new_tokens``); ``None`` = the config's."""
+    guard: Any = Field(default=None, exclude=True)
+    """A :class:`~ragguard.RagGuard` you built yourself (``config_path`` and ``index_path`` must stay unset)."""
+
+    _config: Config = PrivateAttr(default=None)  # type: ignore[assignment]
+    _notes: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _load_settings(self) -> RagGuardChain:
+        cfg = settings_for(self.guard, self.config_path, self.index_path)
+        self._config, self._notes = call_config(
+            cfg, temperature=self.temperature, max_tokens=self.max_tokens, samples=self.samples, seed=self.seed
+        )
+        return self
+
+    def _answer_many(self, inputs: list[Any]) -> list[dict[str, Any] | Exception]:
+        results: list[dict[str, Any] | Exception | None] = [None] * len(inputs)
+        asked: list[tuple[int, str]] = []
+        for i, value in enumerate(inputs):
+            try:
+                asked.append((i, _chain_question(value)))
+            except UsageError as exc:
+                results[i] = exc
+        if asked:
+            base, lock = pipeline_for(self.guard, self._config, retrieval=True)
+            with lock:
+                reports = base.with_settings(self._config).ask_many([q for _, q in asked])
+            for (i, _), report in zip(asked, reports, strict=True):
+                report.warnings.extend(self._notes)
+                results[i] = {
+                    "answer": report.answer,
+                    "report": report.to_dict(),
+                    "sources": documents(report.sources),
+                }
+        return [r for r in results if r is not None]  # every slot is filled above
+
+    def _answer_one(self, value: Any) -> dict[str, Any]:
+        result = self._answer_many([value])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any]:
+        return self._call_with_config(self._answer_one, input, config, **kwargs)
+
+    def batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        if not return_exceptions:
+            for value in inputs:  # fail before generating anything
+                _chain_question(value)
+        return self._batch_with_config(self._answer_many, inputs, config, return_exceptions=return_exceptions, **kwargs)
+
+    async def abatch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[dict[str, Any]]:
+        return await run_in_executor(
+            None, lambda: self.batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        )
