@@ -15,6 +15,15 @@ and a CPU path for linear layers with few rows) lives in
 :mod:`ragguard.generation.decoding`. Inference always runs in eval mode under
 ``torch.inference_mode``.
 
+Every row also records the log-probability of each token it emits under the
+model's raw distribution: ``log_softmax`` of the logits the step already
+computed, before the repetition penalty, temperature, top-k and top-p (so a
+sampled answer is scored the way a teacher-forced pass over it would score
+it). The stop token that ends a row is scored too (the model chose to stop),
+a row cut at ``max_new_tokens`` has none. This needs no extra forward pass:
+one log-sum-exp over the vocabulary per step (``bench/ask_overhead.py
+--logprobs-only`` measures it).
+
 Where the weights come from is :mod:`ragguard.generation.sources`, their
 quantization :mod:`ragguard.generation.quantization`, and how messages become
 prompt tokens :mod:`ragguard.generation.chat`.
@@ -65,6 +74,8 @@ class TransformersGenerator(BatchGenerator):
         # (bench/consistency_cost.py compares them).
         self.preallocate_cache = True
         self.share_prefix = True
+        # Record each token's raw log-probability into Completion.token_logprobs (off: None).
+        self.record_logprobs = True
 
     @classmethod
     def from_config(cls, gen_config: GeneratorConfig, sampling: SamplingConfig) -> TransformersGenerator:
@@ -156,11 +167,15 @@ class TransformersGenerator(BatchGenerator):
     ) -> list[list[Completion]]:
         """Several prompts, each with its own seeds, in one batched pass."""
         prompts = [self.encode_prompt(m) for m in conversations]
-        rows = self.generate_tokens_batch(prompts, seeds)
+        rows, scores = self.decode_batch(prompts, seeds, logprobs=self.record_logprobs)
         tok = self.tokenizer
         return [
-            [Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s) for r, s in zip(out, sd, strict=True)]
-            for out, sd in zip(rows, seeds, strict=True)
+            [
+                Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s,
+                           token_logprobs=None if lp is None else tuple(lp))
+                for r, s, lp in zip(out, sd, row_scores, strict=True)
+            ]
+            for out, sd, row_scores in zip(rows, seeds, scores, strict=True)
         ]
 
     def pass_tokens(self, prompt_tokens: int, rows: int, new_tokens: int) -> int:
@@ -208,7 +223,27 @@ class TransformersGenerator(BatchGenerator):
         *,
         ignore_stop: bool = False,
     ) -> list[list[list[int]]]:
+        """Decode ``seeds[p]`` rows for every prompt ``p`` in one pass; new token ids per row.
+
+        See :meth:`decode_batch`, which also returns the tokens' log-probabilities.
+        """
+        return self.decode_batch(prompts, seeds, ignore_stop=ignore_stop, logprobs=False)[0]
+
+    def decode_batch(
+        self,
+        prompts: Sequence[Sequence[int]],
+        seeds: Sequence[Sequence[int | None]],
+        *,
+        ignore_stop: bool = False,
+        logprobs: bool = True,
+    ) -> tuple[list[list[list[int]]], list[list[list[float] | None]]]:
         """Decode ``seeds[p]`` rows for every prompt ``p`` in one pass.
+
+        Returns ``(tokens, logprobs)``: per prompt and row, the new token ids,
+        and (with ``logprobs``, else ``None``) the raw log-probability of each of
+        them followed by that of the stop token when the row stopped on one
+        (see the module docstring). The log-probabilities come from the logits
+        each step computes anyway; they change no token.
 
         Each prompt is encoded once. Where rows can share it
         (:func:`ragguard.generation.decoding.prefill_shared`, CPU), each prompt is
@@ -227,8 +262,9 @@ class TransformersGenerator(BatchGenerator):
         row_prompt = [p for p, sd in enumerate(seeds) for _ in sd]
         flat_seeds = [s for sd in seeds for s in sd]
         outputs: list[list[int]] = [[] for _ in flat_seeds]
+        scored: list[list[float]] = [[] for _ in flat_seeds]
         if not flat_seeds:
-            return [[] for _ in prompts]
+            return [[] for _ in prompts], [[] for _ in prompts]
         model = self.model
         if model.training:  # a model left in train mode gives dropout-noised answers
             model.eval()
@@ -277,6 +313,9 @@ class TransformersGenerator(BatchGenerator):
                 for step in range(s.max_new_tokens):
                     scores = _repetition_penalty(logits, row_history, s.repetition_penalty)
                     chosen = self._choose(scores, [flat_seeds[i] for i in active], [generators[i] for i in active])
+                    if logprobs:
+                        for i, value in zip(active, _token_logprobs(logits, chosen), strict=True):
+                            scored[i].append(value)
                     still: list[int] = []
                     keep_rows: list[int] = []
                     for row, (i, token) in enumerate(zip(active, chosen, strict=True)):
@@ -314,9 +353,11 @@ class TransformersGenerator(BatchGenerator):
             raise GenerationError(f"generation failed ({str(exc).splitlines()[0][:200]}): "
                                   "lower sampling.samples or max_new_tokens, or use a smaller model") from None
         grouped: list[list[list[int]]] = [[] for _ in prompts]
+        grouped_scores: list[list[list[float] | None]] = [[] for _ in prompts]
         for i, p in enumerate(row_prompt):
             grouped[p].append(outputs[i])
-        return grouped
+            grouped_scores[p].append(scored[i] if logprobs else None)
+        return grouped, grouped_scores
 
     def _pad_id(self) -> int:
         tok = self._tokenizer
@@ -345,6 +386,14 @@ class TransformersGenerator(BatchGenerator):
                 pick = torch.multinomial(probs[j], 1, generator=generators[row])
                 chosen[row] = int(ids[j, pick].item())
         return chosen
+
+
+def _token_logprobs(logits: Any, chosen: Sequence[int]) -> list[float]:
+    """``log_softmax(logits)[row, chosen[row]]`` per row, from one log-sum-exp (no softmax over the vocabulary kept)."""
+    import torch
+
+    picked = logits.gather(1, torch.tensor(list(chosen), device=logits.device).unsqueeze(1)).squeeze(1)
+    return (picked - torch.logsumexp(logits, dim=-1)).tolist()
 
 
 def _repetition_penalty(logits: Any, history: Any, penalty: float) -> Any:
