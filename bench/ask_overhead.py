@@ -10,11 +10,15 @@ noise on shared machines; the ratios are the result):
 * equal length: N rows against 1 row, every row decoding exactly
   ``max_new_tokens`` (the pure cost of the extra rows, with answer length
   taken out);
+* log-probabilities: N rows of ``max_new_tokens`` each decoded with the
+  tokens' log-probabilities recorded and without (the generator's
+  ``record_logprobs``), interleaved, best of ``--repeats``; the tokens must be
+  the same;
 * cold vs warm start: ``ragguard ask --json --samples 1`` in a fresh process
   with an empty cache (pays the one-off GGUF conversion) and again with the
   cache filled.
 
-Usage: python bench/ask_overhead.py [--samples 5] [--repeats 3] [--no-startup]
+Usage: python bench/ask_overhead.py [--samples 5] [--repeats 3] [--no-startup] [--logprobs-only]
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-startup", action="store_true", help="skip the cold/warm process start measurement")
+    parser.add_argument("--logprobs-only", action="store_true",
+                        help="only measure the cost of recording the tokens' log-probabilities")
     args = parser.parse_args()
 
     from ragguard.generation.prompts import build_messages
@@ -57,6 +63,9 @@ def main() -> None:
     passages = guard.retriever.search(QUESTION, cfg.retrieval.top_k)  # type: ignore[union-attr]
     messages = build_messages(QUESTION, passages, cfg.prompt.system, cfg.prompt.max_context_chars)
     guard.ask(QUESTION, samples=args.samples)  # warm every code path once
+    if args.logprobs_only:
+        _logprob_cost(guard, messages, args.samples, args.repeats)
+        return
 
     greedy_times, ask_times, tokens = [], [], []
     for _ in range(args.repeats):
@@ -91,6 +100,7 @@ def main() -> None:
           f"{args.samples} rows {min(many):.2f}s, ratio {min(many) / min(one):.2f}")
     print(f"share of ask spent generating: {gen_share:.1%}  "
           f"(retrieve {report.timings.get('retrieve', 0):.3f}s, check {report.timings['check']:.3f}s)")
+    _logprob_cost(guard, messages, args.samples, args.repeats)
 
     if not args.no_startup:
         with tempfile.TemporaryDirectory() as cache:
@@ -98,6 +108,27 @@ def main() -> None:
             warm = _startup(cache)
         print(f"process start to answer (N=1): cold {cold:.1f}s (includes GGUF conversion), warm {warm:.1f}s, "
               f"cold/warm {cold / warm:.1f}x")
+
+
+def _logprob_cost(guard: object, messages: list[dict[str, str]], samples: int, repeats: int) -> None:
+    """N rows of max_new_tokens each, with and without the tokens' log-probabilities (interleaved)."""
+    gen = guard.generator  # type: ignore[attr-defined]
+    prompt_ids = gen.encode_prompt(messages)
+    seeds = [None] + list(range(1, samples))
+    times: dict[bool, list[float]] = {True: [], False: []}
+    tokens: dict[bool, object] = {}
+    for _ in range(repeats):
+        for record in (False, True):
+            t = time.perf_counter()
+            tokens[record] = gen.decode_batch([prompt_ids], [seeds], ignore_stop=True, logprobs=record)[0]
+            times[record].append(time.perf_counter() - t)
+    if tokens[True] != tokens[False]:
+        raise SystemExit("recording log-probabilities changed the tokens")
+    off, on = min(times[False]), min(times[True])
+    steps = len(seeds) * guard.config.sampling.max_new_tokens  # type: ignore[attr-defined]
+    print(f"log-probabilities ({samples} rows x {guard.config.sampling.max_new_tokens} tokens): "  # type: ignore[attr-defined]
+          f"off {off:.3f}s, on {on:.3f}s, ratio on/off {on / off:.3f} "
+          f"({(on - off) / steps * 1e6:+.0f} us per token)")
 
 
 if __name__ == "__main__":

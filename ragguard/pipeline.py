@@ -16,6 +16,7 @@ from ragguard.apps.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.protocols import Embedder, Generator, Retriever
+from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Fingerprint, Passage, Report, Sample
 from ragguard.errors import IndexLoadError, UsageError
 from ragguard.generation.nli import NLIModel
@@ -311,11 +312,13 @@ class RagGuard:
             share = (time.perf_counter() - t) / len(group)  # one pass serves the whole group
             for (job, _), completions in zip(group, results, strict=True):
                 job.texts.extend(c.text for c in completions)
+                job.logprobs.extend(getattr(c, "token_logprobs", None) for c in completions)
                 job.timings["generate"] = job.timings.get("generate", 0.0) + share
 
     def _check_job(self, job: _Job, cfg: Config) -> None:
         t = time.perf_counter()
-        job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, [p.text for p in job.passages])
+        job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, [p.text for p in job.passages],
+                                logprobs=job.logprobs)
         job.timings["check"] = job.timings.get("check", 0.0) + time.perf_counter() - t
 
     def check(
@@ -325,13 +328,22 @@ class RagGuard:
         seeds: Sequence[int | None],
         cfg: Config | None = None,
         context: Sequence[str] = (),
+        logprobs: Sequence[Sequence[float] | None] | None = None,
     ) -> Report:
-        """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one)."""
+        """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one).
+
+        ``logprobs[i]``, when given, are answer ``i``'s token log-probabilities (``None``: unknown).
+        """
         cfg = cfg or self.config
         if len(texts) != len(seeds):
             raise UsageError(f"got {len(texts)} answers but {len(seeds)} seeds: pass one seed (or None) per answer")
+        if logprobs is not None and len(logprobs) != len(texts):
+            raise UsageError(f"got {len(texts)} answers but {len(logprobs)} log-probability lists: pass one "
+                             "(or None) per answer")
         checker = checker_from_config(cfg, self.embedder, self.nli)
-        samples = [Sample(text=t, seed=s, greedy=s is None) for t, s in zip(texts, seeds, strict=True)]
+        per_answer = list(logprobs) if logprobs is not None else [None] * len(texts)
+        samples = [Sample(text=t, seed=s, greedy=s is None, **logprob_summary(lp))
+                   for t, s, lp in zip(texts, seeds, per_answer, strict=True)]
         return report_from_result(question, checker.check(question, samples, context))
 
     def fingerprint(self, cfg: Config, seeds: Sequence[int]) -> Fingerprint:
@@ -363,6 +375,7 @@ class _Job:
     messages: list[dict[str, str]] = field(default_factory=list)
     seeds: list[int | None] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    logprobs: list[tuple[float, ...] | None] = field(default_factory=list)  # per text, from its completion
     timings: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
     off_topic: str | None = None

@@ -112,10 +112,23 @@ def openai_stub(answer: Callable[[dict[str, Any], int], tuple[int, dict[str, Any
         server.server_close()
 
 
-def completion(texts: list[str]) -> dict[str, Any]:
-    """A chat.completion body with one choice per text."""
+def completion(texts: list[str], logprobs: list[list[float]] | None = None) -> dict[str, Any]:
+    """A chat.completion body with one choice per text.
+
+    ``logprobs[i]``, when given, are choice ``i``'s token log-probabilities, sent as OpenAI and
+    vLLM send them (``logprobs.content[].logprob``, one entry per word of the text here).
+    """
+    def choice(i: int, text: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        if logprobs is not None:
+            words = text.split() or [""]
+            out["logprobs"] = {"content": [
+                {"token": words[min(j, len(words) - 1)], "logprob": v, "bytes": None, "top_logprobs": []}
+                for j, v in enumerate(logprobs[i])
+            ]}
+        return out
+
     return {
         "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": "stub-model",
-        "choices": [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
-                    for i, t in enumerate(texts)],
+        "choices": [choice(i, t) for i, t in enumerate(texts)],
     }

@@ -228,6 +228,67 @@ def test_openai_embedder_normalises_and_keeps_order() -> None:
     np.testing.assert_allclose(vectors, expected / np.linalg.norm(expected, axis=1, keepdims=True), rtol=1e-6)
 
 
+# ------------------------------------------------------------------ token log-probabilities
+def scored_echo(body: dict, hit: int) -> tuple[int, dict, dict]:
+    """seed_echo with log-probabilities when asked: choice i of seed S scores -(S + i)/100 per word."""
+    status, payload, headers = seed_echo(body, hit)
+    if not body.get("logprobs"):
+        return status, payload, headers
+    texts = [c["message"]["content"] for c in payload["choices"]]
+    base = 0 if body.get("temperature") == 0.0 else body["seed"]
+    return status, completion(texts, [[-(base + i) / 100] * len(t.split()) for i, t in enumerate(texts)]), headers
+
+
+def test_openai_backend_asks_for_logprobs_and_carries_them() -> None:
+    with openai_stub(scored_echo) as (url, received):
+        out = generator_for(url, request_mode="n").generate(MESSAGES, [None, 11, 22])
+    assert all(r["logprobs"] is True and "top_logprobs" not in r for r in received)
+    assert [c.text for c in out] == ["greedy", "seed=11 i=0", "seed=11 i=1"]
+    assert [c.token_logprobs for c in out] == [(0.0,), (-0.11, -0.11), (-0.12, -0.12)]
+
+
+def test_openai_backend_without_logprobs_in_the_reply_records_none() -> None:
+    with openai_stub(seed_echo) as (url, received):  # answers, never with logprobs
+        out = generator_for(url, request_mode="per_seed").generate(MESSAGES, [None, 11])
+    assert all(r["logprobs"] is True for r in received)
+    assert [c.text for c in out] == ["greedy", "seed=11 i=0"] and [c.token_logprobs for c in out] == [None, None]
+
+    def odd(body: dict, hit: int) -> tuple[int, dict, dict]:  # a value JSON cannot hold as a number
+        payload = completion(["greedy"], [[-0.5, -1.0]])
+        payload["choices"][0]["logprobs"]["content"][1]["logprob"] = None
+        return 200, payload, {}
+
+    with openai_stub(odd) as (url, _):
+        assert generator_for(url).generate(MESSAGES, [None])[0].token_logprobs is None
+
+
+def test_a_server_refusing_logprobs_is_asked_without_them_from_then_on() -> None:
+    def refuses(body: dict, hit: int) -> tuple[int, dict, dict]:
+        if "logprobs" in body:
+            return 400, {"error": {"message": "logprobs is not supported", "type": "invalid_request_error"}}, {}
+        return seed_echo(body, hit)
+
+    with openai_stub(refuses) as (url, received):
+        gen = generator_for(url, request_mode="per_seed")
+        first = gen.generate(MESSAGES, [None, 11])
+        count = len(received)
+        second = gen.generate(MESSAGES, [None, 11])
+    assert [c.text for c in first] == ["greedy", "seed=11 i=0"] == [c.text for c in second]
+    assert all(c.token_logprobs is None for c in first + second)
+    assert gen._no_logprobs == {url}
+    assert len(received) - count == 2 and all("logprobs" not in r for r in received[count:])
+
+
+def test_logprobs_of_the_openai_backend_reach_the_record() -> None:
+    with openai_stub(scored_echo) as (url, _):
+        cfg = openai_config(url, request_mode="per_seed").replace("sampling", samples=3)
+        record = RagGuard(cfg, build_generator(cfg), WordEmbedder()).ask(QUESTION).to_dict()
+    samples = record["samples"]
+    assert samples[0]["greedy"] and [s["logprob_mean"] for s in samples] == [0.0] + [-s["seed"] / 100 for s in samples[1:]]
+    assert all(s["logprob_min"] == s["logprob_mean"] and s["tokens"] == len(s["text"].split()) for s in samples)
+    assert isinstance(record["semantic_entropy_weighted"], float)
+
+
 # ------------------------------------------------------------------ against a real ragguard server
 @pytest.fixture(scope="module")
 def served() -> str:
@@ -318,6 +379,67 @@ def test_vllm_lora_rank_fits_the_adapter(tmp_path: Path) -> None:
         assert lora_rank(str(tmp_path)) == expected
     with pytest.raises(ModelLoadError, match="adapter_config.json"):
         lora_rank(str(tmp_path / "missing"))
+
+
+def _fake_vllm(monkeypatch: pytest.MonkeyPatch, calls: list) -> None:
+    """A stand-in ``vllm`` module: each request answers its seed's words, each scored -(position + 1)/10.
+
+    Answers of even seeds (and the greedy one) end on the end-of-sequence token (id 2), as vLLM's
+    token ids do when a row stops on it.
+    """
+    import sys
+    import types
+
+    class SamplingParams:
+        def __init__(self, **kwargs: object) -> None:
+            self.__dict__.update(kwargs)
+
+    class Logprob:
+        def __init__(self, logprob: float) -> None:
+            self.logprob = logprob
+
+    class LLM:
+        def __init__(self, **kwargs: object) -> None:
+            calls.append(("LLM", kwargs))
+
+        def get_tokenizer(self) -> object:
+            return types.SimpleNamespace(apply_chat_template=lambda m, **kw: m[-1]["content"])
+
+        def generate(self, prompts: list, params: list, **kwargs: object) -> list:
+            calls.append(("generate", params))
+            outs = []
+            for p in params:
+                seed = getattr(p, "seed", None)
+                ids = [10, 11, 12] + ([2] if seed is None or seed % 2 == 0 else [])
+                steps = [{t: Logprob(-(j + 1) / 10), 99: Logprob(-9.0)} for j, t in enumerate(ids)]
+                if seed == 5:
+                    steps = None  # a request without log-probabilities
+                text = "greedy" if seed is None else f"seed {seed}"
+                output = types.SimpleNamespace(text=text, token_ids=ids, logprobs=steps)
+                outs.append(types.SimpleNamespace(outputs=[output]))
+            return outs
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM, vllm.SamplingParams = LLM, SamplingParams  # type: ignore[attr-defined]
+    lora = types.ModuleType("vllm.lora")
+    request = types.ModuleType("vllm.lora.request")
+    request.LoRARequest = object  # type: ignore[attr-defined]
+    for name, module in (("vllm", vllm), ("vllm.lora", lora), ("vllm.lora.request", request)):
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_vllm_backend_asks_for_logprobs_and_carries_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list = []
+    _fake_vllm(monkeypatch, calls)
+    gen = build_generator(Config.from_dict({"generator": {"backend": "vllm", "model": "Qwen/Qwen2.5-0.5B-Instruct"}}))
+    out = gen.generate_batch([MESSAGES, MESSAGES], [[None, 3], [4, 5]])
+    params = next(c[1] for c in calls if c[0] == "generate")
+    assert [p.logprobs for p in params] == [1, 1, 1, 1]
+    assert [[c.text for c in row] for row in out] == [["greedy", "seed 3"], ["seed 4", "seed 5"]]
+    assert [[c.seed for c in row] for row in out] == [[None, 3], [4, 5]]
+    assert out[0][0].token_logprobs == (-0.1, -0.2, -0.3, -0.4)  # stopped on EOS: its log-prob too
+    assert out[0][1].token_logprobs == (-0.1, -0.2, -0.3)
+    assert out[1][0].token_logprobs == (-0.1, -0.2, -0.3, -0.4) and out[1][1].token_logprobs is None
 
 
 def _cuda() -> bool:

@@ -120,3 +120,68 @@ def test_check_without_an_embedder_reuses_one_per_setting(monkeypatch: pytest.Mo
         check("How long is probation?", ["Three months.", "Three months."])
     assert made == ["embedded"]
     ragguard.apps.check.default_embedder.cache_clear()
+
+
+# ------------------------------------------------------------------ samples with log-probabilities
+LEAVE = "How many days of annual leave do I get?"
+
+
+def test_check_takes_samples_with_logprob_lists_summaries_or_none() -> None:
+    samples = [
+        {"text": "Twenty days a year.", "logprobs": [-0.1, -0.2, -0.6]},
+        {"text": "Twenty days a year.", "logprob_mean": -0.25, "logprob_min": -0.5, "tokens": 4},
+        "Ten days, prorated in the first year.",
+    ]
+    report = check(LEAVE, samples, embedder=WordEmbedder())
+    got = [s.to_dict() for s in report.samples]
+    assert [(s["text"], s["logprob_mean"], s["logprob_min"], s["tokens"]) for s in got] == [
+        ("Twenty days a year.", -0.3, -0.6, 3),
+        ("Twenty days a year.", -0.25, -0.5, 4),
+        ("Ten days, prorated in the first year.", None, None, None),
+    ]
+    assert report.to_dict()["semantic_entropy_weighted"] is None  # one sample has no log-probabilities
+    samples[2] = {"text": samples[2], "logprobs": [-2.0, -3.0]}
+    weighted = check(LEAVE, samples, embedder=WordEmbedder())
+    assert weighted.verdict == report.verdict and weighted.semantic_entropy == report.semantic_entropy
+    assert 0.0 < weighted.semantic_entropy_weighted < weighted.semantic_entropy  # the odd answer is improbable
+    plain = check(LEAVE, [s if isinstance(s, str) else s["text"] for s in samples], embedder=WordEmbedder())
+    assert plain.semantic_entropy_weighted is None and all(s.tokens is None for s in plain.samples)
+
+
+@pytest.mark.parametrize(("sample", "message"), [
+    ({"answer": "x"}, "unknown key"),
+    ({"logprobs": [-1.0]}, "no 'text'"),
+    ({"text": "x", "logprobs": [0.7, 0.2]}, "not probabilities"),
+    ({"text": "x", "logprobs": [-1.0, None]}, r"samples\[0\]\.logprobs\[1\]"),
+    ({"text": "x", "logprobs": "-1.0"}, "a list of token log-probabilities"),
+    ({"text": "x", "logprobs": [-1.0], "tokens": 1}, "both 'logprobs' and tokens"),
+    ({"text": "x", "logprob_mean": -1.0, "logprob_min": -0.5}, "above its logprob_mean"),
+    ({"text": "x", "logprob_mean": float("nan")}, "finite number"),
+    ({"text": "x", "tokens": 2.5}, "an integer"),
+])
+def test_check_rejects_bad_logprobs_with_one_line(sample: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        check(LEAVE, [sample], embedder=WordEmbedder())
+    assert "\n" not in str(info.value)
+
+
+def test_cli_check_json_carries_input_logprobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.generation.embedders
+
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    path = tmp_path / "s.jsonl"
+    rows = [
+        {"question": LEAVE, "samples": [{"text": "Twenty days.", "logprobs": [-0.5, -0.1]},
+                                        {"text": "Twenty days.", "logprob_mean": -0.2}]},
+        {"question": LEAVE, "samples": ["Twenty days.", "Twenty days."]},
+        {"question": LEAVE, "samples": [{"text": "Twenty days.", "logprobs": [3]}]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    first, second, bad = json.loads(result.stdout)["results"]
+    assert [(s["logprob_mean"], s["logprob_min"], s["tokens"]) for s in first["samples"]] == [
+        (-0.3, -0.5, 2), (-0.2, None, None)]
+    assert first["semantic_entropy_weighted"] == 0.0  # one cluster
+    assert second["semantic_entropy_weighted"] is None and second["samples"][0]["logprob_mean"] is None
+    assert bad["line"] == 3 and "not probabilities" in bad["error"]

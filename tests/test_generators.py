@@ -330,3 +330,73 @@ def test_decoding_passes_the_cache_under_the_name_this_transformers_takes() -> N
         for share in (True, False):
             gen.share_prefix = share
             assert len(gen.generate_tokens(PROMPT, [None, 1, 2], ignore_stop=True)) == 3
+
+
+# ------------------------------------------------------------------ token log-probabilities
+def _teacher_forced(model, prompt: list[int], tokens: list[int]) -> list[float]:
+    """log_softmax of one plain forward pass over prompt + tokens, at each of the tokens."""
+    ids = torch.tensor([list(prompt) + list(tokens)])
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0].float()
+    logp = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+    return logp.gather(1, torch.tensor(tokens).unsqueeze(1)).squeeze(1).tolist()
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_recorded_logprobs_are_the_teacher_forced_raw_logprobs(kind: str) -> None:
+    """Greedy and sampled rows, with a penalty and a temperature that the raw scores must not include."""
+    gen = make(kind, max_new_tokens=40, temperature=0.7, top_k=20, top_p=0.9, repetition_penalty=1.3)
+    seeds = [None, 1, 2, 3, 4, 5]
+    stopped = 0
+    for ignore_stop in (False, True):  # rows that stop on EOS, and rows cut at max_new_tokens
+        tokens, logprobs = gen.decode_batch([PROMPT], [seeds], ignore_stop=ignore_stop)
+        for row, scores in zip(tokens[0], logprobs[0], strict=True):
+            assert len(scores) == len(row) + 1 if len(row) < 40 else len(scores) == len(row)
+            scored = row + [EOS] if len(scores) == len(row) + 1 else row  # the stop token is scored too
+            stopped += len(scored) > len(row)
+            assert scores == pytest.approx(_teacher_forced(gen.model, PROMPT, scored), abs=1e-4)
+            assert all(v <= 0.0 for v in scores)
+        assert tokens == gen.generate_tokens_batch([PROMPT], [seeds], ignore_stop=ignore_stop)  # no token changes
+    assert stopped  # some row stopped on EOS and had its stop token scored
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_logprobs_are_the_same_alone_and_in_a_batch_and_in_every_decoding_mode(kind: str) -> None:
+    from ragguard.generation import decoding
+
+    gen = make(kind, max_new_tokens=30)
+    seeds = [None, 11, 22]
+    prompts = [[40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50], PROMPT, [8, 9]]
+    batch_seeds = [[None, 5], seeds, [7]]
+    modes = {"default": (True, True, True), "no sharing": (True, False, True), "no linear": (True, True, False),
+             "plain": (False, False, False)}
+    got = {}
+    for name, (preallocate, share, small) in modes.items():
+        gen.preallocate_cache, gen.share_prefix = preallocate, share
+        decoding.speed_up_small_batches(gen.model, on=small)
+        alone = gen.decode_batch([PROMPT], [seeds])
+        single = gen.decode_batch([PROMPT], [[22]])  # one row: neither shared prefix nor small-batch linear
+        batch = gen.decode_batch(prompts, batch_seeds)
+        assert batch[0][1] == alone[0][0] and single[0][0][0] == alone[0][0][2], name
+        for a, b in zip(alone[1][0], batch[1][1], strict=True):
+            assert a == pytest.approx(b, abs=1e-5), name
+        assert single[1][0][0] == pytest.approx(alone[1][0][2], abs=1e-5), name
+        got[name] = batch
+    for name in modes:
+        assert got[name][0] == got["plain"][0], name
+        for rows, plain_rows in zip(got[name][1], got["plain"][1], strict=True):
+            for a, b in zip(rows, plain_rows, strict=True):
+                assert a == pytest.approx(b, abs=1e-5), name
+
+
+def test_completions_carry_logprobs_and_recording_can_be_turned_off() -> None:
+    gen = make(max_new_tokens=10)
+    on = gen.generate([{"role": "user", "content": "leave days?"}], [None, 3])
+    assert all(c.token_logprobs is not None and len(c.token_logprobs) >= 1 for c in on)
+    assert all(isinstance(v, float) for c in on for v in c.token_logprobs)
+    gen.record_logprobs = False
+    off = gen.generate([{"role": "user", "content": "leave days?"}], [None, 3])
+    assert [c.text for c in off] == [c.text for c in on]
+    assert all(c.token_logprobs is None for c in off)
+    _, none = gen.decode_batch([PROMPT], [[None]], logprobs=False)
+    assert none == [[None]]

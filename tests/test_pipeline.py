@@ -18,7 +18,7 @@ QUESTION = "Do employees without the payroll bank card need an employment certif
 YES = "Yes, request an employment certificate from HR with form HR-07."
 FIVE = [YES] * 4 + ["Salaries are paid to a payroll bank card."]
 
-ADDED_KEYS = {"confidence", "grounded", "warnings"}
+ADDED_KEYS = {"confidence", "grounded", "warnings", "semantic_entropy_weighted"}
 
 
 def check_contract(d: dict) -> None:
@@ -29,7 +29,7 @@ def check_contract(d: dict) -> None:
     assert isinstance(d["agreement"], float) and 0.0 <= d["agreement"] <= 1.0
     assert isinstance(d["semantic_entropy"], float) and 0.0 <= d["semantic_entropy"] <= 1.0
     for s in d["samples"]:
-        assert set(s) == {"text", "seed", "greedy", "cluster"}
+        assert set(s) == {"text", "seed", "greedy", "cluster", "logprob_mean", "logprob_min", "tokens"}
         assert isinstance(s["text"], str) and isinstance(s["greedy"], bool) and isinstance(s["cluster"], int)
         assert s["seed"] is None or (isinstance(s["seed"], int) and not isinstance(s["seed"], bool))
     for c in d["clusters"]:

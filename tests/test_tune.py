@@ -22,7 +22,8 @@ from tiny_models import (  # noqa: E402
 from ragguard.config import SamplingConfig  # noqa: E402
 from ragguard.core.types import Passage  # noqa: E402
 from ragguard.errors import ConfigError, UsageError  # noqa: E402
-from ragguard.generation.generators import TransformersGenerator, chat_example_ids  # noqa: E402
+from ragguard.generation.chat import chat_example_ids  # noqa: E402
+from ragguard.generation.generators import TransformersGenerator  # noqa: E402
 from ragguard.generation.prompts import build_messages  # noqa: E402
 from ragguard.tuning.config import TuneConfig, load_tune_config, parse_override  # noqa: E402
 from ragguard.tuning.data import load_examples, record_messages, split_examples  # noqa: E402
@@ -155,7 +156,7 @@ def test_two_deterministic_runs_give_identical_losses(tmp_path: Path, tiny_qwen2
 
 
 def test_the_adapter_folder_records_how_it_was_made(fp32_adapter: Path, tiny_qwen2_dir: Path) -> None:
-    from ragguard.generation.generators import weights_sha256
+    from ragguard.generation.sources import weights_sha256
 
     names = {p.name for p in fp32_adapter.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "ragguard-adapter.json",
@@ -238,7 +239,7 @@ def test_cli_tune_prints_metrics_and_refuses_empty_data(tmp_path: Path, tiny_qwe
 def test_embedded_model_formats_the_examples_like_ask_does() -> None:
     from transformers import AutoTokenizer
 
-    from ragguard.generation.generators import resolve_model_source
+    from ragguard.generation.sources import resolve_model_source
     from ragguard.tuning.data import record_messages
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_source("embedded")[0])  # no weights needed

@@ -2,17 +2,26 @@
 
 Any LLM can produce the samples; ragguard clusters them, runs the
 contradiction detectors and returns the same report as ``ask``.
+
+A sample is an answer string, or an object with its ``text`` and, optionally,
+its token log-probabilities: either the list itself (``"logprobs": [...]``,
+natural logs, one per token) or its summary (``logprob_mean``,
+``logprob_min``, ``tokens``). Samples with log-probabilities get the
+``logprob_*`` fields of ``ask``, and ``semantic_entropy_weighted`` is filled
+in when every sample of a record has a mean.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ragguard.config import Config
 from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
 from ragguard.core.protocols import Embedder
+from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Passage, Report, Sample
 from ragguard.errors import UsageError
 from ragguard.generation.nli import NLIModel
@@ -24,6 +33,7 @@ __all__ = [
     "default_embedder",
     "nli_from_config",
     "report_from_result",
+    "sample_from_input",
     "settings_from_config",
 ]
 
@@ -64,6 +74,7 @@ def report_from_result(question: str, result: ConsistencyResult) -> Report:
         verdict=result.verdict,
         agreement=result.agreement,
         semantic_entropy=result.semantic_entropy,
+        semantic_entropy_weighted=result.semantic_entropy_weighted,
         samples=result.samples,
         clusters=result.clusters,
         contradictions=result.contradictions,
@@ -73,9 +84,60 @@ def report_from_result(question: str, result: ConsistencyResult) -> Report:
     )
 
 
+_SAMPLE_KEYS = ("text", "logprobs", "logprob_mean", "logprob_min", "tokens")
+# A log-probability is at most 0; servers' float32 rounding can put a near-certain token a hair above.
+_LOGPROB_SLACK = 1e-6
+
+
+def _logprob(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{where} is {value!r}: give a natural-log probability, a finite number at most 0")
+    if value > _LOGPROB_SLACK:
+        raise UsageError(f"{where} is {value!r}, above 0: give natural-log probabilities (log p), not probabilities")
+    return min(float(value), 0.0)
+
+
+def sample_from_input(item: Any, index: int) -> Sample:
+    """One input sample (a string, or an object with ``text`` and optional log-probabilities) as a :class:`Sample`.
+
+    Raises:
+        UsageError: the sample is neither, has unknown keys, both a ``logprobs``
+            list and summary fields, or log-probabilities that are not numbers at most 0.
+    """
+    where = f"samples[{index}]"
+    if isinstance(item, str):
+        return Sample(text=item, seed=None, greedy=False)
+    if not isinstance(item, Mapping):
+        raise UsageError(f"{where} is {type(item).__name__}: give an answer string or an object with 'text'")
+    unknown = sorted(str(k) for k in item if k not in _SAMPLE_KEYS)
+    if unknown:
+        raise UsageError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}: valid keys are "
+                         f"{', '.join(_SAMPLE_KEYS)}")
+    text = item.get("text")
+    if not isinstance(text, str):
+        raise UsageError(f"{where} has no 'text' string (got {text!r}): give the answer as 'text'")
+    summary_keys = [k for k in ("logprob_mean", "logprob_min", "tokens") if item.get(k) is not None]
+    if item.get("logprobs") is not None:
+        if summary_keys:
+            raise UsageError(f"{where} has both 'logprobs' and {', '.join(summary_keys)}: give the list or its summary")
+        values = item["logprobs"]
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise UsageError(f"{where}.logprobs is {values!r}: give a list of token log-probabilities")
+        summary = logprob_summary([_logprob(v, f"{where}.logprobs[{j}]") for j, v in enumerate(values)])
+        return Sample(text=text, seed=None, greedy=False, **summary)
+    mean = _logprob(item["logprob_mean"], f"{where}.logprob_mean") if item.get("logprob_mean") is not None else None
+    low = _logprob(item["logprob_min"], f"{where}.logprob_min") if item.get("logprob_min") is not None else None
+    if mean is not None and low is not None and low > mean + _LOGPROB_SLACK:
+        raise UsageError(f"{where}.logprob_min {low!r} is above its logprob_mean {mean!r}: check the two fields")
+    tokens = item.get("tokens")
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
+        raise UsageError(f"{where}.tokens is {tokens!r}: give the number of scored tokens, an integer at least 0")
+    return Sample(text=text, seed=None, greedy=False, logprob_mean=mean, logprob_min=low, tokens=tokens)
+
+
 def check(
     question: str,
-    samples: Sequence[str],
+    samples: Sequence[str | Mapping[str, Any]],
     context: str | Sequence[str] | None = None,
     *,
     embedder: Embedder | None = None,
@@ -86,8 +148,12 @@ def check(
 
     Args:
         question: the question the samples answer.
-        samples: the answers (at least one). None of them is treated as the
-            greedy answer, so size ties go to the lowest cluster id.
+        samples: the answers (at least one): strings, or objects
+            ``{"text": ..., "logprobs": [...]}`` or ``{"text": ...,
+            "logprob_mean": ..., "logprob_min": ..., "tokens": ...}`` that also
+            carry the answer's token log-probabilities (natural logs). None of
+            them is treated as the greedy answer, so size ties go to the lowest
+            cluster id.
         context: passages the answers were generated from; carried in the
             report's ``sources`` so the evidence travels with the verdict.
         embedder: defaults to the configured (embedded) sentence embedder.
@@ -99,8 +165,7 @@ def check(
         raise UsageError("'question' is empty: every record needs the question its samples answer")
     if isinstance(samples, str) or not isinstance(samples, Sequence) or not samples:
         raise UsageError("'samples' must be a non-empty list of answer strings")
-    if not all(isinstance(s, str) for s in samples):
-        raise UsageError("'samples' must contain only strings")
+    samples_ = [sample_from_input(s, i) for i, s in enumerate(samples)]
     if embedder is None and cfg.embedder.backend != "sentence-transformers":
         from ragguard.generation.backends import build_embedder
 
@@ -109,7 +174,6 @@ def check(
         embedder = default_embedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
     checker = checker_from_config(cfg, embedder, nli)
     passages = [context] if isinstance(context, str) else list(context or [])
-    samples_ = [Sample(text=s, seed=None, greedy=False) for s in samples]
     result = checker.check(question.strip(), samples_, [str(p) for p in passages])
     report = report_from_result(question.strip(), result)
     report.sources = [
@@ -121,7 +185,7 @@ def check(
 
 
 def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Report:
-    """Score one input record ``{"question", "samples", "context"?}``."""
+    """Score one input record ``{"question", "samples", "context"?}`` (samples as :func:`check` takes them)."""
     if "question" not in data:
         raise UsageError("record has no 'question' field")
     if "samples" not in data:

@@ -21,6 +21,10 @@ Rules, all deterministic:
 * **Agreement**: winning cluster size / number of samples.
 * **Semantic entropy**: Shannon entropy of the cluster shares divided by
   ``log(n_samples)``, so 0 means all agree and 1 means every answer differs.
+  ``semantic_entropy_weighted`` weighs each sample by its sequence
+  probability instead of counting it
+  (:func:`ragguard.core.signals.weighted_semantic_entropy`; ``None`` when a
+  sample has no log-probabilities).
 * **Verdict**: ``abstain`` when the voted answer is empty; ``contradiction``
   when a detector of a contradiction kind fired; ``consistent`` when agreement
   is at least ``consistent_agreement``; otherwise ``inconsistent``.
@@ -50,6 +54,7 @@ from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
 from ragguard.core.detectors import Finding, detect_all, first_sentence, same_lead_pairs
 from ragguard.core.passages import embed_alone
 from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, Embedder, NLIModel
+from ragguard.core.signals import weighted_semantic_entropy
 from ragguard.core.types import (
     DIVERGENT,
     ENTITY,
@@ -112,6 +117,7 @@ class ConsistencyResult:
     confidence: float = 0.0
     grounded: bool | None = None
     warnings: list[str] = field(default_factory=list)
+    semantic_entropy_weighted: float | None = None
 
 
 def cluster_answers(
@@ -352,7 +358,7 @@ class ConsistencyChecker:
         covered = {tuple(sorted((labels[c.a], labels[c.b]))) for c in detected}
         contradictions = detected + divergent_pairs(clusters, texts, similarity, covered, measure)  # type: ignore[arg-type]
         verdict = decide_verdict(answer, agreement, contradictions, self.settings)
-        labelled = [Sample(text=texts[i], seed=s.seed, greedy=s.greedy, cluster=labels[i]) for i, s in enumerate(samples)]
+        labelled = [replace(s, text=texts[i], cluster=labels[i]) for i, s in enumerate(samples)]
         result = ConsistencyResult(
             answer=answer,
             verdict=verdict,
@@ -361,6 +367,7 @@ class ConsistencyChecker:
             samples=labelled,
             clusters=clusters,
             contradictions=contradictions,
+            semantic_entropy_weighted=weighted_semantic_entropy(labels, [s.logprob_mean for s in samples]),
         )
         result.confidence = self._confidence(result)
         return result

@@ -30,10 +30,18 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class Completion:
-    """One generated text and the seed that produced it (``None`` = greedy)."""
+    """One generated text and the seed that produced it (``None`` = greedy).
+
+    ``token_logprobs`` are the natural-log probabilities of the completion's
+    own tokens under the model's raw distribution (before temperature,
+    top-k, top-p and the repetition penalty), in order; the stop token that
+    ended the completion is included where the backend reports it. ``None``
+    when the backend gives none.
+    """
 
     text: str
     seed: int | None
+    token_logprobs: tuple[float, ...] | None = None
 
 
 @runtime_checkable

@@ -6,6 +6,7 @@ Every result has one ``to_dict()`` whose shape is the contract in
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -56,17 +57,36 @@ class Passage:
         }
 
 
+def _rounded(value: float | None) -> float | None:
+    """A float for JSON, rounded to 6 decimals; ``None`` (and anything not finite) is ``null``."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), 6)
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One generated answer. ``seed`` is ``None`` for the greedy answer."""
+    """One generated answer. ``seed`` is ``None`` for the greedy answer.
+
+    ``logprob_mean`` and ``logprob_min`` summarise the natural-log
+    probabilities of the answer's own tokens under the model's raw
+    distribution (see :class:`ragguard.core.protocols.Completion`), over
+    ``tokens`` scored tokens; all three are ``None`` when the backend (or the
+    ``check`` input) gave no log-probabilities.
+    """
 
     text: str
     seed: int | None
     greedy: bool
     cluster: int = -1
+    logprob_mean: float | None = None
+    logprob_min: float | None = None
+    tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "seed": self.seed, "greedy": self.greedy, "cluster": self.cluster}
+        return {"text": self.text, "seed": self.seed, "greedy": self.greedy, "cluster": self.cluster,
+                "logprob_mean": _rounded(self.logprob_mean), "logprob_min": _rounded(self.logprob_min),
+                "tokens": self.tokens}
 
 
 @dataclass(frozen=True)
@@ -147,6 +167,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     # With ``sampling.adaptive``: {"drawn": int, "of": int, "stopped": "agreed" | "contradiction" | "all drawn"}.
     adaptive: dict[str, Any] | None = None
+    # Semantic entropy with clusters weighted by their members' probabilities (None without log-probs).
+    semantic_entropy_weighted: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The contract JSON form (see CONTRACTS.md, ``ask --json``)."""
@@ -157,6 +179,7 @@ class Report:
             "verdict": self.verdict,
             "agreement": round(float(self.agreement), 6),
             "semantic_entropy": round(float(self.semantic_entropy), 6),
+            "semantic_entropy_weighted": _rounded(self.semantic_entropy_weighted),
             "confidence": round(float(self.confidence), 6),
             "grounded": self.grounded,
             "samples": [s.to_dict() for s in self.samples],

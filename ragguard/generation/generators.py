@@ -14,15 +14,24 @@ tokens to come, one copy of each prompt's keys and values shared by its rows,
 and a CPU path for linear layers with few rows) lives in
 :mod:`ragguard.generation.decoding`. Inference always runs in eval mode under
 ``torch.inference_mode``.
+
+Every row also records the log-probability of each token it emits under the
+model's raw distribution: ``log_softmax`` of the logits the step already
+computed, before the repetition penalty, temperature, top-k and top-p (so a
+sampled answer is scored the way a teacher-forced pass over it would score
+it). The stop token that ends a row is scored too (the model chose to stop),
+a row cut at ``max_new_tokens`` has none. This needs no extra forward pass:
+one log-sum-exp over the vocabulary per step (``bench/ask_overhead.py
+--logprobs-only`` measures it).
+
+Where the weights come from is :mod:`ragguard.generation.sources`, their
+quantization :mod:`ragguard.generation.quantization`, and how messages become
+prompt tokens :mod:`ragguard.generation.chat`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,196 +40,14 @@ from ragguard.config import GeneratorConfig, SamplingConfig
 from ragguard.core.protocols import BatchGenerator, Completion
 from ragguard.errors import GenerationError, ModelLoadError
 from ragguard.generation import decoding
-from ragguard.generation.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
+from ragguard.generation.chat import chat_prompt_ids
+from ragguard.generation.models import EMBEDDED_GENERATOR, quiet_transformers
+from ragguard.generation.quantization import bnb_4bit_config, quantization_summary
+from ragguard.generation.sources import hub_weights_sha256, resolve_device, resolve_dtype, resolve_model_source
 
-__all__ = [
-    "TransformersGenerator",
-    "resolve_device",
-    "resolve_dtype",
-    "resolve_model_source",
-    "weights_sha256",
-    "bnb_4bit_config",
-    "quantization_summary",
-    "chat_prompt_ids",
-    "chat_example_ids",
-]
+__all__ = ["TransformersGenerator"]
 
 logger = logging.getLogger("ragguard")
-
-
-def resolve_device(spec: str) -> str:
-    import torch
-
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"generator.device is {spec!r} but no CUDA device is available: use 'cpu' or 'auto'")
-    return spec
-
-
-def resolve_dtype(spec: str, device: str) -> Any:
-    import torch
-
-    if spec == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return getattr(torch, spec)
-
-
-def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
-    """Dequantize a GGUF checkpoint once and keep it as safetensors in the cache."""
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = cache_dir() / "models" / f"{Path(filename).stem}-{sha256[:16]}-tf{transformers.__version__}"
-    if (target / "ragguard-complete").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
-        import torch
-
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
-        # The weights are already dequantized to float32; drop the GGUF marker so
-        # transformers agrees to serialise them as ordinary safetensors.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        (tmp / "ragguard-complete").write_text(f"{folder / filename}\n{sha256}\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except Exception:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def weights_sha256(folder: Path) -> str | None:
-    """Hash of a model folder's safetensors weights (None when it holds none).
-
-    One file: that file's SHA-256. Several shards: the SHA-256 of their
-    ``name:sha256`` lines, so every shard counts.
-    """
-    files = sorted(Path(folder).glob("*.safetensors"))
-    if not files:
-        return None
-    if len(files) == 1:
-        return file_sha256(files[0])
-    lines = "".join(f"{f.name}:{file_sha256(f)}\n" for f in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def resolve_model_source(model: str, gguf_file: str | None = None) -> tuple[str, str | None]:
-    """Where to load ``model`` from (a folder or a hub id) and the hash of its weights.
-
-    ``'embedded'`` and GGUF checkpoints are converted once to safetensors in
-    the cache (see :func:`_load_gguf_cached`); their hash is the GGUF file's.
-    """
-    if model == "embedded" or gguf_file:
-        if model == "embedded":
-            gguf = embedded_gguf()
-        else:
-            gguf = Path(model) / str(gguf_file)
-            if not gguf.is_file():
-                raise ModelLoadError(f"GGUF file {str(gguf)!r} not found: check generator.model and generator.gguf_file")
-        sha = file_sha256(gguf)
-        return str(_load_gguf_cached(gguf.parent, gguf.name, sha)), sha
-    local = Path(model).expanduser()
-    if model.startswith(("/", "./", "../", "~")) and not local.is_dir():
-        raise ModelLoadError(
-            f"generator.model {model!r} is not a folder: check the path, or use a hub id "
-            "such as Qwen/Qwen2.5-0.5B-Instruct"
-        )
-    if local.is_dir():
-        return str(local), weights_sha256(local)
-    return model, _hub_weights_sha256(model)
-
-
-def _hub_weights_sha256(repo_id: str) -> str | None:
-    """Hash of a hub model already in the local hub cache (None when it is not cached)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        folder = snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.safetensors", "*.json"])
-    except Exception:  # noqa: BLE001 - not cached yet: the hash is filled in after the download
-        return None
-    return weights_sha256(Path(folder))
-
-
-def bnb_4bit_config(quant_type: str, double_quant: bool, compute_dtype: str) -> Any:
-    """The ``BitsAndBytesConfig`` of a 4-bit base (QLoRA)."""
-    try:
-        import bitsandbytes  # noqa: F401
-        import torch
-        from transformers import BitsAndBytesConfig
-    except ImportError:
-        raise ModelLoadError('4-bit loading needs bitsandbytes: run `pip install "ragguard[qlora]"`') from None
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=quant_type,
-        bnb_4bit_use_double_quant=double_quant,
-        bnb_4bit_compute_dtype=getattr(torch, compute_dtype),
-    )
-
-
-def quantization_summary(load_in_4bit: bool, quant_type: str, double_quant: bool, compute_dtype: str,
-                         dtype: str) -> dict[str, Any]:
-    """How a base's weights are held, in the form adapter metadata records and compares.
-
-    A 4-bit base: the bitsandbytes settings. Otherwise: the weights' dtype.
-    """
-    if load_in_4bit:
-        return {"method": "bitsandbytes-4bit", "quant_type": quant_type, "double_quant": bool(double_quant),
-                "compute_dtype": compute_dtype}
-    return {"method": "none", "dtype": dtype}
-
-
-def chat_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
-    """Token ids of a chat prompt, built with the tokenizer's own chat template.
-
-    This is the one place where messages become tokens: inference
-    (:meth:`TransformersGenerator.encode_prompt`) and tuning
-    (:func:`chat_example_ids`) both go through it.
-    """
-    if getattr(tokenizer, "chat_template", None):
-        encoded = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True,
-                                                return_dict=True)
-        ids = encoded["input_ids"]
-    else:  # base models without a template: plain concatenation
-        text = "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:"
-        ids = tokenizer(text)["input_ids"]
-    return [int(i) for i in ids]
-
-
-def chat_example_ids(tokenizer: Any, messages: Sequence[dict[str, str]], answer: str) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) of a training example.
-
-    The prompt ids are exactly what :func:`chat_prompt_ids` gives at inference.
-    The answer ids are what the chat template puts after them for an assistant
-    turn (the answer and its end-of-turn tokens); when a template does not
-    extend the prompt that way, the answer is tokenized alone and closed with
-    the end-of-sequence token.
-    """
-    prompt = chat_prompt_ids(tokenizer, messages)
-    eos = getattr(tokenizer, "eos_token_id", None)
-    if getattr(tokenizer, "chat_template", None):
-        turn = list(messages) + [{"role": "assistant", "content": answer}]
-        encoded = tokenizer.apply_chat_template(turn, add_generation_prompt=False, tokenize=True, return_dict=True)
-        full = [int(i) for i in encoded["input_ids"]]
-        if full[: len(prompt)] == prompt and len(full) > len(prompt):
-            return prompt, full[len(prompt) :]
-        answer_ids = [int(i) for i in tokenizer(answer, add_special_tokens=False)["input_ids"]]
-    else:
-        answer_ids = [int(i) for i in tokenizer(" " + answer.strip())["input_ids"]]
-    if isinstance(eos, int):
-        answer_ids.append(eos)
-    return prompt, answer_ids
 
 
 class TransformersGenerator(BatchGenerator):
@@ -247,6 +74,8 @@ class TransformersGenerator(BatchGenerator):
         # (bench/consistency_cost.py compares them).
         self.preallocate_cache = True
         self.share_prefix = True
+        # Record each token's raw log-probability into Completion.token_logprobs (off: None).
+        self.record_logprobs = True
 
     @classmethod
     def from_config(cls, gen_config: GeneratorConfig, sampling: SamplingConfig) -> TransformersGenerator:
@@ -294,7 +123,7 @@ class TransformersGenerator(BatchGenerator):
                 "check generator.model (a local folder, or a hub id with network access)"
             ) from None
         if self.model_sha256 is None and not Path(source).is_dir():
-            self.model_sha256 = _hub_weights_sha256(source)
+            self.model_sha256 = hub_weights_sha256(source)
         if not cfg.load_in_4bit:
             model = model.to(device)
         self.quantization = quantization_summary(
@@ -338,11 +167,15 @@ class TransformersGenerator(BatchGenerator):
     ) -> list[list[Completion]]:
         """Several prompts, each with its own seeds, in one batched pass."""
         prompts = [self.encode_prompt(m) for m in conversations]
-        rows = self.generate_tokens_batch(prompts, seeds)
+        rows, scores = self.decode_batch(prompts, seeds, logprobs=self.record_logprobs)
         tok = self.tokenizer
         return [
-            [Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s) for r, s in zip(out, sd, strict=True)]
-            for out, sd in zip(rows, seeds, strict=True)
+            [
+                Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s,
+                           token_logprobs=None if lp is None else tuple(lp))
+                for r, s, lp in zip(out, sd, row_scores, strict=True)
+            ]
+            for out, sd, row_scores in zip(rows, seeds, scores, strict=True)
         ]
 
     def pass_tokens(self, prompt_tokens: int, rows: int, new_tokens: int) -> int:
@@ -390,7 +223,27 @@ class TransformersGenerator(BatchGenerator):
         *,
         ignore_stop: bool = False,
     ) -> list[list[list[int]]]:
+        """Decode ``seeds[p]`` rows for every prompt ``p`` in one pass; new token ids per row.
+
+        See :meth:`decode_batch`, which also returns the tokens' log-probabilities.
+        """
+        return self.decode_batch(prompts, seeds, ignore_stop=ignore_stop, logprobs=False)[0]
+
+    def decode_batch(
+        self,
+        prompts: Sequence[Sequence[int]],
+        seeds: Sequence[Sequence[int | None]],
+        *,
+        ignore_stop: bool = False,
+        logprobs: bool = True,
+    ) -> tuple[list[list[list[int]]], list[list[list[float] | None]]]:
         """Decode ``seeds[p]`` rows for every prompt ``p`` in one pass.
+
+        Returns ``(tokens, logprobs)``: per prompt and row, the new token ids,
+        and (with ``logprobs``, else ``None``) the raw log-probability of each of
+        them followed by that of the stop token when the row stopped on one
+        (see the module docstring). The log-probabilities come from the logits
+        each step computes anyway; they change no token.
 
         Each prompt is encoded once. Where rows can share it
         (:func:`ragguard.generation.decoding.prefill_shared`, CPU), each prompt is
@@ -409,8 +262,9 @@ class TransformersGenerator(BatchGenerator):
         row_prompt = [p for p, sd in enumerate(seeds) for _ in sd]
         flat_seeds = [s for sd in seeds for s in sd]
         outputs: list[list[int]] = [[] for _ in flat_seeds]
+        scored: list[list[float]] = [[] for _ in flat_seeds]
         if not flat_seeds:
-            return [[] for _ in prompts]
+            return [[] for _ in prompts], [[] for _ in prompts]
         model = self.model
         if model.training:  # a model left in train mode gives dropout-noised answers
             model.eval()
@@ -459,6 +313,9 @@ class TransformersGenerator(BatchGenerator):
                 for step in range(s.max_new_tokens):
                     scores = _repetition_penalty(logits, row_history, s.repetition_penalty)
                     chosen = self._choose(scores, [flat_seeds[i] for i in active], [generators[i] for i in active])
+                    if logprobs:
+                        for i, value in zip(active, _token_logprobs(logits, chosen), strict=True):
+                            scored[i].append(value)
                     still: list[int] = []
                     keep_rows: list[int] = []
                     for row, (i, token) in enumerate(zip(active, chosen, strict=True)):
@@ -496,9 +353,11 @@ class TransformersGenerator(BatchGenerator):
             raise GenerationError(f"generation failed ({str(exc).splitlines()[0][:200]}): "
                                   "lower sampling.samples or max_new_tokens, or use a smaller model") from None
         grouped: list[list[list[int]]] = [[] for _ in prompts]
+        grouped_scores: list[list[list[float] | None]] = [[] for _ in prompts]
         for i, p in enumerate(row_prompt):
             grouped[p].append(outputs[i])
-        return grouped
+            grouped_scores[p].append(scored[i] if logprobs else None)
+        return grouped, grouped_scores
 
     def _pad_id(self) -> int:
         tok = self._tokenizer
@@ -527,6 +386,14 @@ class TransformersGenerator(BatchGenerator):
                 pick = torch.multinomial(probs[j], 1, generator=generators[row])
                 chosen[row] = int(ids[j, pick].item())
         return chosen
+
+
+def _token_logprobs(logits: Any, chosen: Sequence[int]) -> list[float]:
+    """``log_softmax(logits)[row, chosen[row]]`` per row, from one log-sum-exp (no softmax over the vocabulary kept)."""
+    import torch
+
+    picked = logits.gather(1, torch.tensor(list(chosen), device=logits.device).unsqueeze(1)).squeeze(1)
+    return (picked - torch.logsumexp(logits, dim=-1)).tolist()
 
 
 def _repetition_penalty(logits: Any, history: Any, penalty: float) -> Any:

@@ -10,7 +10,7 @@ Two record shapes, in ``.jsonl`` or ``.json`` (a list), as read by
   :func:`ragguard.generation.prompts.build_messages`, the function ``ragguard ask`` uses,
   so the adapter learns the exact prompt it will be asked with.
 
-Messages become tokens through :func:`ragguard.generation.generators.chat_example_ids`,
+Messages become tokens through :func:`ragguard.generation.chat.chat_example_ids`,
 the model's own chat template (the seed's script pasted Llama-3 markers into
 a Qwen model). Bad records are returned with their line numbers.
 """
@@ -119,7 +119,7 @@ def load_examples(path: str | Path, tokenizer: Any, prompt: TunePromptSection, m
     Raises:
         UsageError: the file is missing, unreadable or of an unsupported type.
     """
-    from ragguard.generation.generators import chat_example_ids
+    from ragguard.generation.chat import chat_example_ids
 
     p = Path(path)
     if p.suffix.lower() == ".csv":

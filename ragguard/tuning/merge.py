@@ -64,7 +64,7 @@ def _load_base(source: str, quant: dict[str, Any], dtype: str | None, device: st
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ragguard.generation.generators import bnb_4bit_config
+    from ragguard.generation.quantization import bnb_4bit_config
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is None and quant.get("method") == "bitsandbytes-4bit":
@@ -86,7 +86,7 @@ def _load_base(source: str, quant: dict[str, Any], dtype: str | None, device: st
 
 def _probe_prompts(adapter_dir: Path, tokenizer: Any, metadata: dict[str, Any]) -> list[list[int]]:
     """The validation prompts recorded at tuning, plus two RAG questions built like ``ask`` builds them."""
-    from ragguard.generation.generators import chat_prompt_ids
+    from ragguard.generation.chat import chat_prompt_ids
     from ragguard.generation.prompts import build_messages
 
     prompts = [prompt for prompt, _, _ in (read_reference(adapter_dir) or [])]
@@ -131,8 +131,8 @@ def merge_adapter(
         from transformers import AutoTokenizer
     except ImportError:
         raise ModelLoadError('merging needs peft: run `pip install "ragguard[peft]"`') from None
-    from ragguard.generation.generators import resolve_device, resolve_model_source
     from ragguard.generation.models import quiet_transformers
+    from ragguard.generation.sources import resolve_device, resolve_model_source
 
     quiet_transformers()
     device = resolve_device(device)

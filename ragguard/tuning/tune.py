@@ -162,7 +162,7 @@ def _load_base(cfg: TuneConfig, source: str, device: str, weights: str, compute:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from ragguard.generation.generators import bnb_4bit_config
+    from ragguard.generation.quantization import bnb_4bit_config
 
     attn = "eager" if cfg.train.deterministic else cfg.model.attn_implementation
     kwargs: dict[str, Any] = {"dtype": getattr(torch, weights), "attn_implementation": attn}
@@ -301,8 +301,9 @@ def tune(
         import transformers
     except ImportError:
         raise ModelLoadError('tuning needs peft: run `pip install "ragguard[peft]"`') from None
-    from ragguard.generation.generators import quantization_summary, resolve_device, resolve_model_source
     from ragguard.generation.models import quiet_transformers
+    from ragguard.generation.quantization import quantization_summary
+    from ragguard.generation.sources import resolve_device, resolve_model_source
 
     quiet_transformers()
     data_path, out = Path(data), Path(out)
@@ -359,9 +360,9 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
 
     model = _load_base(cfg, source, device, weights, compute)
     if base_sha is None:
-        from ragguard.generation.generators import _hub_weights_sha256
+        from ragguard.generation.sources import hub_weights_sha256
 
-        base_sha = _hub_weights_sha256(source)
+        base_sha = hub_weights_sha256(source)
     model = _wrap_lora(model, cfg)
     model.train()
     params = _trainable(model)

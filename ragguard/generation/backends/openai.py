@@ -23,11 +23,19 @@ Requests go round robin over ``generator.base_url`` when it lists several server
 connections ``generator.max_retries`` times with exponential backoff (honouring ``Retry-After``).
 A LoRA adapter served by vLLM (``--lora-modules NAME=PATH``) is chosen with
 ``generator.adapter: NAME``: requests then name the adapter as their model.
+
+Every request asks for ``logprobs`` (the chosen tokens' log-probabilities, no alternatives), and
+each completion carries the ones the server reports (``Completion.token_logprobs``), in the
+server's own terms: vLLM's V1 engine reports them from the raw logits by default, and servers
+differ on whether the end-of-turn token is among them. A server that sends none gives
+completions without log-probabilities; one that refuses the parameter (400/422) is asked again
+without it, and that endpoint is asked without it from then on.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -44,6 +52,7 @@ __all__ = ["OpenAIGenerator", "OpenAIEmbedder", "endpoints_of"]
 
 T = TypeVar("T")
 _NO_KEY = "not-set"  # local servers started without --api-key accept any key; the client insists on one
+_Answer = tuple[str, "tuple[float, ...] | None"]  # a choice's text and its tokens' log-probabilities
 
 
 def endpoints_of(base_url: str | Sequence[str] | None) -> list[str]:
@@ -153,6 +162,9 @@ class OpenAIGenerator(BatchGenerator):
         self._turn = itertools.count()
         # What `auto` learnt about each endpoint: "n" or "per_seed". Shared by shallow copies.
         self._modes: dict[str, str] = {}
+        # Ask for the answers' token log-probabilities (False: never ask).
+        self.request_logprobs = True
+        self._no_logprobs: set[str] = set()  # endpoints that refused the logprobs parameter
 
     @property
     def served_model(self) -> str:
@@ -191,7 +203,7 @@ class OpenAIGenerator(BatchGenerator):
             raise ValueError("one list of seeds per conversation is required")
         self.load()
         assert self._pool is not None
-        jobs = []  # (conversation, positions in its seed list, future of their texts)
+        jobs = []  # (conversation, positions in its seed list, future of their (text, logprobs))
         for c, (messages, row_seeds) in enumerate(zip(conversations, seeds, strict=True)):
             greedy = [i for i, s in enumerate(row_seeds) if s is None]
             seeded = [i for i, s in enumerate(row_seeds) if s is not None]
@@ -205,16 +217,16 @@ class OpenAIGenerator(BatchGenerator):
                 else:
                     group = [row_seeds[i] for i in seeded]
                     jobs.append((c, seeded, self._pool.submit(self._request, messages, group)))
-        texts: list[list[str | None]] = [[None] * len(s) for s in seeds]
+        answers: list[list[_Answer | None]] = [[None] * len(s) for s in seeds]
         for c, positions, future in jobs:
-            for i, text in zip(positions, future.result(), strict=True):
-                texts[c][i] = text
+            for i, answer in zip(positions, future.result(), strict=True):
+                answers[c][i] = answer
         return [
-            [Completion(text=str(t), seed=s) for t, s in zip(row, row_seeds, strict=True)]
-            for row, row_seeds in zip(texts, seeds, strict=True)
+            [Completion(text=str(a[0]), seed=s, token_logprobs=a[1]) for a, s in zip(row, row_seeds, strict=True)]  # type: ignore[index]
+            for row, row_seeds in zip(answers, seeds, strict=True)
         ]
 
-    def _request(self, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[str]:
+    def _request(self, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[_Answer]:
         """Texts for ``seeds``: one request (``n`` = len(seeds)), or one per seed where ``n`` is not served."""
         endpoint = self._next_endpoint()
         url = self.endpoints[endpoint]
@@ -240,7 +252,23 @@ class OpenAIGenerator(BatchGenerator):
         self._modes[url] = "per_seed"  # learnt only once the per-seed requests worked
         return texts
 
-    def _complete(self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[str]:
+    def _complete(self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[_Answer]:
+        """One request; asks for log-probabilities unless the endpoint refused them before."""
+        url = self.endpoints[endpoint]
+        if not self.request_logprobs or url in self._no_logprobs:
+            return self._create(endpoint, messages, seeds, logprobs=False)
+        try:
+            return self._create(endpoint, messages, seeds, logprobs=True)
+        except GenerationError as exc:
+            if getattr(exc, "status", None) not in (400, 422):
+                raise
+            answers = self._create(endpoint, messages, seeds, logprobs=False)  # a refusal of n fails again
+            self._no_logprobs.add(url)  # learnt only once the request without logprobs worked
+            return answers
+
+    def _create(
+        self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None], logprobs: bool
+    ) -> list[_Answer]:
         assert self._clients is not None
         client = self._clients[endpoint]
         s = self.sampling
@@ -250,6 +278,8 @@ class OpenAIGenerator(BatchGenerator):
             "max_tokens": s.max_new_tokens,
             "n": len(seeds),
         }
+        if logprobs:
+            kwargs["logprobs"] = True
         extra: dict[str, Any] = {}
         if seeds[0] is None:  # the greedy answer
             kwargs.update(temperature=0.0, top_p=1.0)
@@ -269,7 +299,26 @@ class OpenAIGenerator(BatchGenerator):
         choices = sorted(response.choices or [], key=lambda c: c.index)
         if not choices:
             raise GenerationError(f"the server at {url} returned no answer (no choices) for model {self.served_model!r}")
-        return [(c.message.content or "").strip() for c in choices]
+        return [((c.message.content or "").strip(), _choice_logprobs(c) if logprobs else None) for c in choices]
+
+
+def _choice_logprobs(choice: Any) -> tuple[float, ...] | None:
+    """The chosen tokens' log-probabilities of a chat choice (``logprobs.content[].logprob``), or None.
+
+    None when the server sent none or sent something else than finite numbers.
+    """
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not isinstance(content, list):
+        return None
+    values = []
+    for entry in content:
+        value = getattr(entry, "logprob", None)
+        if isinstance(entry, dict):
+            value = entry.get("logprob")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return None
+        values.append(float(value))
+    return tuple(values)
 
 
 class OpenAIEmbedder:

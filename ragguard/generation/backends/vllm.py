@@ -7,12 +7,19 @@ prompt once, and vLLM's continuous batching runs all rows of all questions of a 
 A LoRA adapter (``generator.adapter``, a local PEFT folder) is applied per request through
 ``LoRARequest`` and stays separate from the base weights.
 
+Each request asks for ``SamplingParams.logprobs`` so every completion carries its tokens'
+log-probabilities (``Completion.token_logprobs``): one per generated token id, the end-of-sequence
+token included when the answer stopped on it, as with the transformers backend. vLLM's V1 engine
+computes them from the raw logits (before temperature, penalties, top-k and top-p) unless
+``logprobs_mode`` says otherwise.
+
 vLLM is imported when the model loads, never at ``import ragguard``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,12 +127,14 @@ class VLLMGenerator(BatchGenerator):
         from vllm import SamplingParams
 
         s = self.sampling
+        # logprobs=1: the chosen token's log-probability (and the best alternative's, which is not kept);
+        # some vLLM versions treat 0 as "none".
         if seed is None:  # greedy
             return SamplingParams(n=1, temperature=0.0, max_tokens=s.max_new_tokens,
-                                  repetition_penalty=s.repetition_penalty)
+                                  repetition_penalty=s.repetition_penalty, logprobs=1)
         return SamplingParams(
             n=1, seed=seed, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k if s.top_k > 0 else -1,
-            repetition_penalty=s.repetition_penalty, max_tokens=s.max_new_tokens,
+            repetition_penalty=s.repetition_penalty, max_tokens=s.max_new_tokens, logprobs=1,
         )
 
     def generate_batch(
@@ -146,5 +155,31 @@ class VLLMGenerator(BatchGenerator):
         if not prompts:
             return [[] for _ in conversations]
         outputs = self._llm.generate(prompts, params, use_tqdm=False, lora_request=self._lora)
-        texts = iter(out.outputs[0].text.strip() for out in outputs)
-        return [[Completion(text=next(texts), seed=s) for s in row_seeds] for row_seeds in seeds]
+        completions = iter(outputs)
+        result: list[list[Completion]] = []
+        for row_seeds in seeds:
+            row = []
+            for seed in row_seeds:
+                out = next(completions).outputs[0]
+                row.append(Completion(text=out.text.strip(), seed=seed, token_logprobs=_output_logprobs(out)))
+            result.append(row)
+        return result
+
+
+def _output_logprobs(output: Any) -> tuple[float, ...] | None:
+    """The log-probability of each token of a vLLM ``CompletionOutput``, or None when it has none.
+
+    ``output.logprobs`` holds one ``{token_id: Logprob}`` per generated token; the chosen
+    token's entry is the one of ``output.token_ids`` at that position.
+    """
+    steps, ids = getattr(output, "logprobs", None), getattr(output, "token_ids", None)
+    if steps is None or ids is None or len(steps) != len(ids):
+        return None
+    values = []
+    for token_id, step in zip(ids, steps, strict=True):
+        entry = step.get(token_id) if isinstance(step, dict) else None
+        value = getattr(entry, "logprob", None)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        values.append(float(value))
+    return tuple(values)

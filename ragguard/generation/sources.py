@@ -1,0 +1,141 @@
+"""Where a generator's weights come from, and their hash.
+
+A model is a local folder, a hub id, a GGUF checkpoint or ``'embedded'``
+(:mod:`ragguard.generation.models` finds the bundled GGUF file). GGUF
+checkpoints are dequantized once and cached as safetensors. The weights'
+SHA-256 goes into fingerprints and adapter metadata, so inference, tuning and
+merging all resolve a model here. Also here: which device and dtype a
+generator config asks for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ragguard.errors import ModelLoadError
+from ragguard.generation.models import cache_dir, embedded_gguf, file_sha256
+
+__all__ = [
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_model_source",
+    "weights_sha256",
+    "hub_weights_sha256",
+]
+
+logger = logging.getLogger("ragguard")
+
+
+def resolve_device(spec: str) -> str:
+    import torch
+
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"generator.device is {spec!r} but no CUDA device is available: use 'cpu' or 'auto'")
+    return spec
+
+
+def resolve_dtype(spec: str, device: str) -> Any:
+    import torch
+
+    if spec == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, spec)
+
+
+def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
+    """Dequantize a GGUF checkpoint once and keep it as safetensors in the cache."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "models" / f"{Path(filename).stem}-{sha256[:16]}-tf{transformers.__version__}"
+    if (target / "ragguard-complete").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        import torch
+
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
+        # The weights are already dequantized to float32; drop the GGUF marker so
+        # transformers agrees to serialise them as ordinary safetensors.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "ragguard-complete").write_text(f"{folder / filename}\n{sha256}\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def weights_sha256(folder: Path) -> str | None:
+    """Hash of a model folder's safetensors weights (None when it holds none).
+
+    One file: that file's SHA-256. Several shards: the SHA-256 of their
+    ``name:sha256`` lines, so every shard counts.
+    """
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        return None
+    if len(files) == 1:
+        return file_sha256(files[0])
+    lines = "".join(f"{f.name}:{file_sha256(f)}\n" for f in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def resolve_model_source(model: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """Where to load ``model`` from (a folder or a hub id) and the hash of its weights.
+
+    ``'embedded'`` and GGUF checkpoints are converted once to safetensors in
+    the cache (see :func:`_load_gguf_cached`); their hash is the GGUF file's.
+    """
+    if model == "embedded" or gguf_file:
+        if model == "embedded":
+            gguf = embedded_gguf()
+        else:
+            gguf = Path(model) / str(gguf_file)
+            if not gguf.is_file():
+                raise ModelLoadError(f"GGUF file {str(gguf)!r} not found: check generator.model and generator.gguf_file")
+        sha = file_sha256(gguf)
+        return str(_load_gguf_cached(gguf.parent, gguf.name, sha)), sha
+    local = Path(model).expanduser()
+    if model.startswith(("/", "./", "../", "~")) and not local.is_dir():
+        raise ModelLoadError(
+            f"generator.model {model!r} is not a folder: check the path, or use a hub id "
+            "such as Qwen/Qwen2.5-0.5B-Instruct"
+        )
+    if local.is_dir():
+        return str(local), weights_sha256(local)
+    return model, hub_weights_sha256(model)
+
+
+def hub_weights_sha256(repo_id: str) -> str | None:
+    """Hash of a hub model's safetensors weights, read from the local hub cache.
+
+    Nothing is downloaded: returns None when the model is not cached yet
+    (callers fill the hash in after their own download).
+    """
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(repo_id, local_files_only=True, allow_patterns=["*.safetensors", "*.json"])
+    except Exception:  # noqa: BLE001 - not cached yet: the hash is filled in after the download
+        return None
+    return weights_sha256(Path(folder))
