@@ -102,7 +102,7 @@ def build_index(
         vectors, embed_seconds = embed_texts(embedder, [c.text for c in chunks], progress)
         assert vectors is not None
         kind = write_index(out_path, [c.to_record() for c in chunks], vectors, embedder.name, settings,
-                      scan.hashes, scan.skipped, index_type, progress)
+                           scan.hashes, scan.skipped, index_type, progress)
     return BuildSummary(
         out=str(out_path), documents=len({c.doc_id for c in chunks}), chunks=len(chunks),
         dimension=int(vectors.shape[1]), embedder=embedder.name, skipped=scan.skipped,
@@ -206,7 +206,7 @@ def update_index(
         vectors = np.stack(rows).astype(np.float32)
         requested = old.manifest.get("index_type_requested", old.manifest["index_type"])
         summary.index_type = write_index(out_path, records, vectors, embedder.name, settings, hashes, skipped,
-                                    requested, progress)
+                                         requested, progress)
     summary.chunks, summary.documents = len(records), len({r["doc_id"] for r in records})
     summary.seconds = time.perf_counter() - started
     return summary
@@ -244,7 +244,7 @@ def remove_from_index(out: str | Path, pattern: str, progress: Progress | None =
             progress(f"removing {len(removed)} sources ({len(old.chunks) - len(keep)} chunks)")
         requested = old.manifest.get("index_type_requested", old.manifest["index_type"])
         kind = write_index(out_path, records, old.vectors(keep), old.embedder_name,
-                      ChunkingSettings.from_dict(old.manifest["chunking"]), hashes, skipped, requested, progress)
+                           ChunkingSettings.from_dict(old.manifest["chunking"]), hashes, skipped, requested, progress)
     return BuildSummary(out=str(out_path), documents=len({r["doc_id"] for r in records}), chunks=len(records),
                         dimension=old.dimension, embedder=old.embedder_name, sources=len(hashes), index_type=kind,
                         removed=removed, reused=len(records), seconds=time.perf_counter() - started)

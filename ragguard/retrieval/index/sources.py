@@ -51,6 +51,8 @@ def chunking_for(embedder: Embedder, settings: ChunkingSettings | None = None) -
 
 @dataclass
 class Scan:
+    """The usable documents of a set of sources, their files' hashes, and what was skipped or excluded."""
+
     documents: dict[str, list[Any]]  # source -> documents in file order
     hashes: dict[str, str]
     skipped: list[dict[str, str]]
@@ -58,6 +60,7 @@ class Scan:
 
 
 def scan_sources(sources: Sequence[str | Path], include: Sequence[str], exclude: Sequence[str]) -> Scan:
+    """Read every file of ``sources`` (see :func:`ragguard.retrieval.loaders.iter_documents`)."""
     from ragguard.retrieval.loaders import EXCLUDED, iter_documents
 
     scan = Scan({}, {}, [])
@@ -76,7 +79,8 @@ def scan_sources(sources: Sequence[str | Path], include: Sequence[str], exclude:
 
 
 def chunk_sources(scan: Scan, names: Sequence[str], settings: ChunkingSettings,
-                   counter: TokenCounter | None) -> dict[str, list[Chunk]]:
+                  counter: TokenCounter | None) -> dict[str, list[Chunk]]:
+    """The chunks of each named source, in document order."""
     return {name: [c for doc in scan.documents[name] for c in chunk_document(doc, settings, counter)] for name in names}
 
 
@@ -95,6 +99,7 @@ def collect_chunks(
 
 
 def no_documents(sources: Sequence[str | Path]) -> UsageError:
+    """The error for sources that hold no readable document."""
     names = ", ".join(str(s) for s in sources)
     return UsageError(
         f"no readable documents found in {names}: point the index at a folder of .md, .txt, .html, .pdf, "

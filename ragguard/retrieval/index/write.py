@@ -100,6 +100,7 @@ def clear_leftovers(out: Path) -> None:
 
 
 def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty folder that is not an index."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"{str(out)!r} is a file, not an index folder: choose another --out")
     if out.is_dir() and not (out / MANIFEST).exists() and any(out.iterdir()):
