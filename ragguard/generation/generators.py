@@ -30,7 +30,7 @@ from typing import Any
 from ragguard.config import GeneratorConfig, SamplingConfig
 from ragguard.core.protocols import BatchGenerator, Completion
 from ragguard.errors import GenerationError, ModelLoadError
-from ragguard.generation import decoding
+from ragguard.generation import decoding, hardware
 from ragguard.generation.models import EMBEDDED_GENERATOR, cache_dir, embedded_gguf, file_sha256, quiet_transformers
 
 __all__ = [
@@ -64,7 +64,7 @@ def resolve_dtype(spec: str, device: str) -> Any:
     if spec == "auto":
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        return getattr(torch, hardware.auto_cpu_dtype())  # bfloat16 only where the CPU has AMX-BF16
     return getattr(torch, spec)
 
 
@@ -239,6 +239,8 @@ class TransformersGenerator(BatchGenerator):
         self.quantization: dict[str, Any] | None = None
         self.adapter_problems: list[str] = []
         self.device = "unloaded"
+        self.dtype: str | None = None  # of the loaded weights, and the CPU's capability (fingerprinted: tokens differ)
+        self.cpu: str | None = None
         self._model: Any = None
         self._tokenizer: Any = None
         # Decode into preallocated key/value buffers, with one copy of each prompt's keys and
@@ -260,6 +262,7 @@ class TransformersGenerator(BatchGenerator):
         gen._model = model.eval()
         gen._tokenizer = tokenizer
         gen.device = str(next(model.parameters()).device)
+        gen.dtype, gen.cpu = hardware.model_dtype(model), hardware.cpu_capability() if gen.device == "cpu" else None
         return gen
 
     # ----------------------------------------------------------------- loading
@@ -297,6 +300,8 @@ class TransformersGenerator(BatchGenerator):
             self.model_sha256 = _hub_weights_sha256(source)
         if not cfg.load_in_4bit:
             model = model.to(device)
+        else:
+            hardware.prepare_4bit(model, compute_dtype=cfg.bnb_4bit_compute_dtype, remedy="set generator.load_in_4bit: false")
         self.quantization = quantization_summary(
             cfg.load_in_4bit, cfg.bnb_4bit_quant_type, cfg.bnb_4bit_use_double_quant, cfg.bnb_4bit_compute_dtype,
             str(dtype).replace("torch.", ""),
@@ -307,6 +312,7 @@ class TransformersGenerator(BatchGenerator):
         self._model = model.eval()
         self._tokenizer = tokenizer
         self.device = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+        self.dtype, self.cpu = hardware.model_dtype(model), hardware.cpu_capability() if device == "cpu" else None
 
     def _attach_adapter(self, model: Any, adapter: str) -> Any:
         from ragguard.tuning.adapters import attach_adapter
