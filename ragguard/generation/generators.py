@@ -363,7 +363,8 @@ class TransformersGenerator(BatchGenerator):
 
     def _shares_prefix(self, rows_per_prompt: int) -> bool:
         """A pass whose prompts have up to ``rows_per_prompt`` rows uses shared-prefix attention."""
-        return rows_per_prompt >= 2 and self.share_prefix and decoding.shares_prefix(self.model)
+        shared = self.share_prefix and decoding.shares_prefix(self.model)
+        return shared and rows_per_prompt >= decoding.min_shared_rows(self.model)
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
