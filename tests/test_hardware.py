@@ -156,3 +156,14 @@ def test_the_packed_kernel_agrees_with_the_plain_path(tiny_qwen2_wide_dir: Path)
             logits[path] = gen.model(input_ids=torch.tensor([[5, 6, 7, 8, 9]])).logits.float()
         assert _packed(gen.model) == (14 if path == "avx512bf16" else 0)
     assert torch.allclose(logits["plain"], logits["avx512bf16"], atol=5e-2), (logits["plain"] - logits["avx512bf16"]).abs().max()
+
+
+def test_auto_loads_an_adapter_in_the_dtype_it_was_tuned_in(forced_cpu: str, fp32_adapter: Path,
+                                                            tiny_qwen2_dir: Path) -> None:
+    """On an AMX CPU ``auto`` would pick bfloat16, and the float32-tuned adapter would be refused."""
+    gen = TransformersGenerator(GeneratorConfig(model=str(tiny_qwen2_dir), adapter=str(fp32_adapter), dtype="auto",
+                                                attn_implementation="eager"), SamplingConfig(max_new_tokens=4))
+    gen.load()
+    assert gen.dtype == "float32" and not gen.adapter_problems
+    assert resolve_dtype("auto", "cpu", str(fp32_adapter)) is torch.float32
+    assert resolve_dtype("bfloat16", "cpu", str(fp32_adapter)) is torch.bfloat16  # an explicit dtype still wins

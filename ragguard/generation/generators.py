@@ -58,10 +58,15 @@ def resolve_device(spec: str) -> str:
     return spec
 
 
-def resolve_dtype(spec: str, device: str) -> Any:
+def resolve_dtype(spec: str, device: str, adapter: str | None = None) -> Any:
     import torch
 
     if spec == "auto":
+        from ragguard.tuning.adapters import tuned_dtype
+
+        tuned = tuned_dtype(adapter)  # an adapter reproduces its tuned model only in the dtype it was tuned in
+        if tuned:
+            return getattr(torch, tuned)
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return getattr(torch, hardware.auto_cpu_dtype())  # bfloat16 only where the CPU has AMX-BF16
@@ -278,7 +283,7 @@ class TransformersGenerator(BatchGenerator):
         quiet_transformers()
         cfg = self.gen_config
         device = resolve_device(cfg.device)
-        dtype = resolve_dtype(cfg.dtype, device)
+        dtype = resolve_dtype(cfg.dtype, device, cfg.adapter)
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
         try:
             source, self.model_sha256 = resolve_model_source(cfg.model, cfg.gguf_file)
