@@ -16,6 +16,7 @@ __all__ = [
     "IndexError_",
     "IndexLoadError",
     "ModelLoadError",
+    "QuantizationError",
     "GenerationError",
 ]
 
@@ -46,6 +47,10 @@ class IndexLoadError(IndexError_):
 
 class ModelLoadError(RagGuardError, RuntimeError):
     """A generator or embedder cannot be found or loaded."""
+
+
+class QuantizationError(ModelLoadError):
+    """A model cannot be held in 4-bit as asked (a layer narrower than the quantisation block...)."""
 
 
 class GenerationError(RagGuardError, RuntimeError):

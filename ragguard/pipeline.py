@@ -358,6 +358,8 @@ class RagGuard:
             seeds=list(seeds),
             model_sha256=getattr(self.generator, "model_sha256", None),
             index=_index_id(self.index_path),
+            dtype=getattr(self.generator, "dtype", None),
+            cpu=getattr(self.generator, "cpu", None),
         )
 
 

@@ -192,4 +192,13 @@ def fake_guard(tiny_index: Path, fake_generator: FakeGenerator, fake_embedder: F
 
 
 # Tiny Qwen2 models and tuned adapters for the tuning, adapter and merge tests (issue 7).
-from tiny_models import fp32_adapter, nf4_adapter, tiny_qwen2_dir, tune_data_file  # noqa: E402, F401
+# The 4-bit ones run once per bitsandbytes CPU path, forced (issue 19): see tiny_models.bnb_cpu_path.
+from tiny_models import (  # noqa: E402, F401
+    _forced_bnb_cpu_path,
+    bnb_cpu_path,
+    fp32_adapter,
+    nf4_adapter,
+    tiny_qwen2_dir,
+    tiny_qwen2_wide_dir,
+    tune_data_file,
+)

@@ -49,25 +49,25 @@ def test_a_reloaded_fp32_adapter_is_bitwise_identical_to_the_tuned_model(fp32_ad
     assert checks["quant_config"].figures["differences"] == 0
 
 
-def test_a_qlora_adapter_reloads_with_its_quantization(nf4_adapter: Path, tiny_qwen2_dir: Path) -> None:
-    g = _generator(tiny_qwen2_dir, nf4_adapter, load_in_4bit=True, bnb_4bit_compute_dtype="float32")
+def test_a_qlora_adapter_reloads_with_its_quantization(nf4_adapter: Path, tiny_qwen2_wide_dir: Path) -> None:
+    g = _generator(tiny_qwen2_wide_dir, nf4_adapter, load_in_4bit=True, bnb_4bit_compute_dtype="float32")
     assert type(g.model.base_model.model.model.layers[0].mlp.up_proj.base_layer).__name__ == "Linear4bit"
     quant, parity = quant_config_check(g), adapter_reload_parity_check(g)
     assert quant.passed, quant.detail
     assert parity.passed and parity.figures["bitwise_identical"] == 1, parity.to_dict()
 
 
-def test_a_quantization_mismatch_is_refused_at_load(nf4_adapter: Path, tiny_qwen2_dir: Path) -> None:
+def test_a_quantization_mismatch_is_refused_at_load(nf4_adapter: Path, tiny_qwen2_wide_dir: Path) -> None:
     with pytest.raises(AdapterMismatchError, match=r"trained on a 4-bit base, loaded non-quantized \(set "
                                                    r"generator.load_in_4bit: true\).*adapter_mismatch: warn"):
-        _generator(tiny_qwen2_dir, nf4_adapter)
+        _generator(tiny_qwen2_wide_dir, nf4_adapter)
     with pytest.raises(AdapterMismatchError, match=r"compute_dtype trained 'float32', loaded 'bfloat16' \(set "
                                                    r"generator.bnb_4bit_compute_dtype: float32\)"):
-        _generator(tiny_qwen2_dir, nf4_adapter, load_in_4bit=True, bnb_4bit_compute_dtype="bfloat16")
+        _generator(tiny_qwen2_wide_dir, nf4_adapter, load_in_4bit=True, bnb_4bit_compute_dtype="bfloat16")
 
 
-def test_warn_mode_loads_and_the_doctor_fails_quant_config(nf4_adapter: Path, tiny_qwen2_dir: Path) -> None:
-    g = _generator(tiny_qwen2_dir, nf4_adapter, adapter_mismatch="warn")
+def test_warn_mode_loads_and_the_doctor_fails_quant_config(nf4_adapter: Path, tiny_qwen2_wide_dir: Path) -> None:
+    g = _generator(tiny_qwen2_wide_dir, nf4_adapter, adapter_mismatch="warn")
     assert g.adapter_problems and "4-bit" in g.adapter_problems[0]
     quant = quant_config_check(g)
     assert not quant.passed and quant.figures["differences"] == 1

@@ -11,13 +11,20 @@ pytest.importorskip("torch")
 from test_generators import TinyTokenizer, make, tiny_model  # noqa: E402
 
 from ragguard.config import SamplingConfig  # noqa: E402
+from ragguard.generation import hardware  # noqa: E402
 from ragguard.generation.generators import TransformersGenerator  # noqa: E402
-from ragguard.tuning.doctor import batch_invariance_check, eval_mode_check, greedy_repeatability_check, run_checks  # noqa: E402
+from ragguard.tuning.doctor import (  # noqa: E402
+    batch_invariance_check,
+    eval_mode_check,
+    greedy_repeatability_check,
+    hardware_check,
+    run_checks,
+)
 
 
 def test_all_checks_pass_on_a_model_in_eval_mode() -> None:
     checks = {c.name: c for c in run_checks(make("qwen2"))}
-    assert set(checks) == {"eval_mode", "greedy_repeatability", "batch_invariance", "attention_dtype"}
+    assert set(checks) == {"eval_mode", "greedy_repeatability", "batch_invariance", "attention_dtype", "hardware"}
     assert all(c.passed for c in checks.values())
     assert checks["batch_invariance"].figures["tokens_differing"] == 0
     assert checks["greedy_repeatability"].figures["tokens"] == 12
@@ -87,3 +94,16 @@ def test_cli_doctor_exits_1_when_a_check_fails(monkeypatch: pytest.MonkeyPatch) 
     assert data["fingerprint"]["model"] == "tiny"
     failed = [c["name"] for c in data["checks"] if not c["passed"]]
     assert failed == ["eval_mode"]
+    assert data["fingerprint"]["dtype"] == "float32" and data["fingerprint"]["cpu"] == hardware.cpu_capability()
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_doctor_reports_the_cpu_capability_and_the_dtype_auto_picks(amx: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    features = {"cpu_name": "Test CPU", "avx512_bf16": amx, "amx_tile": amx, "amx_bf16": amx}
+    monkeypatch.setattr(hardware, "cpu_features", lambda: features)
+    monkeypatch.setattr(hardware, "kernel_level", lambda: "AVX512" if amx else "AVX2")
+    check = hardware_check(make("qwen2"))
+    assert check.passed and check.figures == {"amx_bf16": int(amx), "avx512_bf16": int(amx), "packed_4bit_layers": 0}
+    label = "AVX512+AVX512-BF16+AMX-BF16" if amx else "AVX2"
+    assert check.detail.startswith(f"CPU Test CPU, capability {label}; generator.dtype 'auto', loaded float32 "
+                                   f"(auto picks {'bfloat16' if amx else 'float32'} on this CPU")

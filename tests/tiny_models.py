@@ -65,6 +65,8 @@ def save_tiny_qwen2(folder: Path, *, seed: int = 0, hidden: int = 32, layers: in
 # ------------------------------------------------------------------ fixtures
 # Session-scoped (registered in conftest.py): tuning runs are shared by the tests that only read them.
 import json  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -126,13 +128,54 @@ def fp32_adapter(tiny_qwen2_dir: Path, tune_data_file: Path, tmp_path_factory: p
 
 
 @pytest.fixture(scope="session")
-def nf4_adapter(tiny_qwen2_dir: Path, tune_data_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """QLoRA: the tiny base in 4-bit NF4 (bitsandbytes on the CPU), float32 compute, two steps."""
+def tiny_qwen2_wide_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Qwen2 at width 64: bitsandbytes' CPU kernels need layers a multiple of its 64-value 4-bit block."""
+    return save_tiny_qwen2(tmp_path_factory.mktemp("tiny-qwen2-64"), hidden=64)
+
+
+# bitsandbytes picks its CPU 4-bit path per layer from `has_avx512bf16()` when the layer is built
+# (`Linear4bit.support_avx512bf16_for_cpu`): on AVX512-BF16 CPUs, eval-mode forwards without gradients
+# repack the weights for a fused bfloat16 kernel. Every test that uses `bnb_cpu_path` runs once with each
+# path forced, so a machine of either kind covers the other's. The packed kernel itself (registered only
+# on AVX512-BF16 CPUs) cannot run elsewhere: it dies of SIGILL on an AVX2 CPU.
+BNB_CPU_PATHS = ("plain", "avx512bf16")
+
+
+@contextmanager
+def forced_bnb_cpu_path(path: str) -> Iterator[None]:
+    """Make 4-bit layers built inside the block take bitsandbytes' ``path`` ('plain' or 'avx512bf16')."""
+    bnb_modules = pytest.importorskip("bitsandbytes.nn.modules")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bnb_modules, "has_avx512bf16", lambda: path == "avx512bf16")
+        yield
+
+
+@pytest.fixture(scope="session", params=BNB_CPU_PATHS)
+def bnb_cpu_path(request: pytest.FixtureRequest) -> str:
     pytest.importorskip("bitsandbytes")
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _forced_bnb_cpu_path(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that depends on ``bnb_cpu_path`` (directly or through ``nf4_adapter``) runs with it forced."""
+    if "bnb_cpu_path" not in request.fixturenames:
+        yield
+        return
+    with forced_bnb_cpu_path(request.getfixturevalue("bnb_cpu_path")):
+        yield
+
+
+@pytest.fixture(scope="session")
+def nf4_adapter(tiny_qwen2_wide_dir: Path, tune_data_file: Path, tmp_path_factory: pytest.TempPathFactory,
+                bnb_cpu_path: str) -> Path:
+    """QLoRA: the 64-wide tiny base in 4-bit NF4 (bitsandbytes on the CPU), float32 compute, two steps."""
     from ragguard.tuning.config import TuneConfig
     from ragguard.tuning.tune import tune
 
-    out = tmp_path_factory.mktemp("adapters") / "nf4"
-    overrides = tune_overrides(tiny_qwen2_dir, model__load_in_4bit=True, train__max_steps=2, train__probe_prompts=1)
-    tune(tune_data_file, out, TuneConfig().with_overrides(overrides), show_progress=False)
+    out = tmp_path_factory.mktemp("adapters") / f"nf4-{bnb_cpu_path}"
+    overrides = tune_overrides(tiny_qwen2_wide_dir, model__load_in_4bit=True, train__max_steps=2,
+                               train__probe_prompts=1)
+    with forced_bnb_cpu_path(bnb_cpu_path):
+        tune(tune_data_file, out, TuneConfig().with_overrides(overrides), show_progress=False)
     return out

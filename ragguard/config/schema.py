@@ -57,7 +57,11 @@ class GeneratorConfig:
     gguf_file: str | None = _help("GGUF file name inside `model` when loading a GGUF checkpoint", None)
     adapter: str | None = _help("path of a PEFT (LoRA) adapter kept separate from the base", None)
     device: str = _help("'auto', 'cpu', 'cuda' or 'cuda:N'", "auto")
-    dtype: str = _help("'auto', 'float32', 'bfloat16' or 'float16'", "auto")
+    dtype: str = _help(
+        "'auto' (bfloat16 on a CPU with AMX-BF16 or a bf16-capable GPU, float32 on other CPUs, float16 on other "
+        "GPUs; the fingerprint records the choice), 'float32', 'bfloat16' or 'float16'",
+        "auto",
+    )
     attn_implementation: str = _help(
         "'sdpa' (default; deterministic on CPU), 'eager' (bit-reproducible on GPU, seed 002) or 'flash_attention_2'",
         "sdpa",

@@ -142,6 +142,10 @@ class Fingerprint:
     seeds: list[int]
     model_sha256: str | None = None
     index: str | None = None
+    # The generator's weight dtype and, on a CPU, its capability (ragguard.generation.hardware.cpu_capability):
+    # bfloat16 and float32, or AMX and AVX2 kernels, give different tokens for the same config.
+    dtype: str | None = None
+    cpu: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,11 +17,17 @@ costing N times as much:
   does on GPUs. With a 600-token prompt and 9 rows, attention reads 9 times
   less memory; the rows' answers are the same up to float rounding. Such a
   pass prefills each prompt on its own (:func:`prefill_shared`), so a
-  prompt's cache is bit for bit the one it gets when asked alone.
+  prompt's cache is bit for bit the one it gets when asked alone. In
+  bfloat16 (and float16) the prompt's keys and values are kept once in
+  float32 and the attention sums in float32, as sdpa's kernels do; and a lone
+  row takes this path too (:func:`min_shared_rows`), because in 16 bits the
+  two attentions round differently enough to flip tokens, and a question
+  must get the same answers alone as inside a batch.
 * **Small-batch linear layers** (:func:`speed_up_small_batches`): on a CPU,
   PyTorch's float32 ``linear`` with 2 to 32 rows runs well below memory speed
   (measured: the 30 layers of SmolLM2-135M took 1.9x as long for 9 rows as
   for 1). Computing ``W @ x.T`` instead streams each weight once for all rows.
+  Float32 only: 16-bit layers go to oneDNN, whose small-row kernels need no help.
 
 ``bench/consistency_cost.py`` measures each against the plain path, and
 ``tests/test_generators.py`` checks that the tokens stay the same.
@@ -38,6 +44,7 @@ __all__ = [
     "share_prefix",
     "shares_prefix",
     "can_share_prefix",
+    "min_shared_rows",
     "speed_up_small_batches",
     "roomy_layer_class",
     "cache_keyword",
@@ -164,7 +171,8 @@ def roomy_layer_class() -> Any:
         def __init__(self, keys: Any, values: Any, rows: _Rows, room: int) -> None:
             _, heads, _, dim = keys.shape
             super().__init__(keys.new_empty((rows.count, heads, 0, dim)), values.new_empty((rows.count, heads, 0, dim)), room)
-            self.prefix_keys, self.prefix_values = keys, values
+            # Held once in float32 (a copy of a 16-bit cache): the attention sums in float32 (see the module doc).
+            self.prefix_keys, self.prefix_values = keys.float(), values.float()
             self.rows = rows
 
         def get_seq_length(self) -> int:
@@ -187,14 +195,14 @@ def roomy_layer_class() -> Any:
 class _Rows:
     """Which prompt each row decodes, and its place among that prompt's rows (shared by all layers)."""
 
-    def __init__(self, row_prompt: Any, prompt_mask: Any, prompts: int, dtype: Any) -> None:
+    def __init__(self, row_prompt: Any, prompt_mask: Any, prompts: int) -> None:
         import torch
 
         self.prompts = prompts
         self.bias: Any = None
         if prompt_mask is not None and not bool(prompt_mask.all()):
-            # Left padding of shorter prompts: -inf keeps those positions out of the softmax.
-            bias = torch.zeros(prompt_mask.shape, dtype=dtype, device=prompt_mask.device)
+            # Left padding of shorter prompts: -inf keeps those positions out of the (float32) softmax.
+            bias = torch.zeros(prompt_mask.shape, dtype=torch.float32, device=prompt_mask.device)
             self.bias = bias.masked_fill(~prompt_mask.bool(), float("-inf"))[:, None, None, :]
         self._index(row_prompt)
 
@@ -236,7 +244,7 @@ class SharedPrefixCache:
         roomy_layer_class()
         self.cache = cache
         keys = cache.layers[0].keys
-        self.rows = _Rows(row_prompt, prompt_mask, prompts=keys.shape[0], dtype=keys.dtype)
+        self.rows = _Rows(row_prompt, prompt_mask, prompts=keys.shape[0])
         cache.layers = [_CLASSES["shared"](layer.keys, layer.values, self.rows, room) for layer in cache.layers]
         if int(self.rows.row_prompt.unique().numel()) < self.rows.prompts:  # prompts asked for no rows
             import torch
@@ -259,10 +267,23 @@ def shares_prefix(model: Any) -> bool:
     return not getattr(config, "use_sliding_window", False) and next(model.parameters()).device.type == "cpu"
 
 
+def min_shared_rows(model: Any) -> int:
+    """Rows of one prompt from which a pass uses shared-prefix attention.
+
+    Float32: 2 (one row has nothing to share, and sdpa gives it the same
+    tokens up to float rounding). 16-bit weights: 1, so a prompt decoded alone
+    takes the same attention as inside a batch; sdpa and the shared-prefix
+    attention round differently in 16 bits, which flips tokens.
+    """
+    import torch
+
+    return 2 if next(model.parameters()).dtype == torch.float32 else 1
+
+
 def can_share_prefix(model: Any, cache: Any, rows_per_prompt: int) -> bool:
-    """Shared-prefix attention pays and applies: some prompt has several rows, the model
+    """Shared-prefix attention pays and applies: a prompt has :func:`min_shared_rows` rows, the model
     :func:`shares_prefix`, and the prefill cache's layers are dynamic full-attention ones."""
-    return rows_per_prompt >= 2 and shares_prefix(model) and _plain_layers(cache)
+    return rows_per_prompt >= min_shared_rows(model) and shares_prefix(model) and _plain_layers(cache)
 
 
 def _plain_layers(cache: Any) -> bool:
@@ -370,6 +391,8 @@ def _shared_prefix_attention(
     kv_heads = key.shape[1]
     per = heads // kv_heads  # query heads sharing one key/value head
     scale = scaling if scaling is not None else dim ** -0.5
+    dtype = query.dtype  # 16-bit models: the sums run in float32, like the prompt's keys and values
+    query, key, value = query.float(), key.float(), value.float()
     q = query.reshape(count, kv_heads, per, dim)
 
     # The prompt part: every row of a prompt is one more query against that prompt's keys.
@@ -397,7 +420,7 @@ def _shared_prefix_attention(
     top = torch.maximum(top1, top2)
     w1, w2 = torch.exp(top1 - top), torch.exp(top2 - top)
     out = (out1 * w1 + out2 * w2) / (sum1 * w1 + sum2 * w2)
-    return out.reshape(count, 1, heads, dim), None
+    return out.reshape(count, 1, heads, dim).to(dtype), None
 
 
 # -------------------------------------------------------- small-batch linear

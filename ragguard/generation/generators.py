@@ -39,7 +39,7 @@ from typing import Any
 from ragguard.config import GeneratorConfig, SamplingConfig
 from ragguard.core.protocols import BatchGenerator, Completion
 from ragguard.errors import GenerationError, ModelLoadError
-from ragguard.generation import decoding
+from ragguard.generation import decoding, hardware
 from ragguard.generation.chat import chat_prompt_ids
 from ragguard.generation.models import EMBEDDED_GENERATOR, quiet_transformers
 from ragguard.generation.quantization import bnb_4bit_config, quantization_summary
@@ -66,6 +66,8 @@ class TransformersGenerator(BatchGenerator):
         self.quantization: dict[str, Any] | None = None
         self.adapter_problems: list[str] = []
         self.device = "unloaded"
+        self.dtype: str | None = None  # of the loaded weights, and the CPU's capability (fingerprinted: tokens differ)
+        self.cpu: str | None = None
         self._model: Any = None
         self._tokenizer: Any = None
         # Decode into preallocated key/value buffers, with one copy of each prompt's keys and
@@ -89,6 +91,7 @@ class TransformersGenerator(BatchGenerator):
         gen._model = model.eval()
         gen._tokenizer = tokenizer
         gen.device = str(next(model.parameters()).device)
+        gen.dtype, gen.cpu = hardware.model_dtype(model), hardware.cpu_capability() if gen.device == "cpu" else None
         return gen
 
     # ----------------------------------------------------------------- loading
@@ -104,7 +107,7 @@ class TransformersGenerator(BatchGenerator):
         quiet_transformers()
         cfg = self.gen_config
         device = resolve_device(cfg.device)
-        dtype = resolve_dtype(cfg.dtype, device)
+        dtype = resolve_dtype(cfg.dtype, device, cfg.adapter)
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
         try:
             source, self.model_sha256 = resolve_model_source(cfg.model, cfg.gguf_file)
@@ -126,6 +129,8 @@ class TransformersGenerator(BatchGenerator):
             self.model_sha256 = hub_weights_sha256(source)
         if not cfg.load_in_4bit:
             model = model.to(device)
+        else:
+            hardware.prepare_4bit(model, compute_dtype=cfg.bnb_4bit_compute_dtype, remedy="set generator.load_in_4bit: false")
         self.quantization = quantization_summary(
             cfg.load_in_4bit, cfg.bnb_4bit_quant_type, cfg.bnb_4bit_use_double_quant, cfg.bnb_4bit_compute_dtype,
             str(dtype).replace("torch.", ""),
@@ -136,6 +141,7 @@ class TransformersGenerator(BatchGenerator):
         self._model = model.eval()
         self._tokenizer = tokenizer
         self.device = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+        self.dtype, self.cpu = hardware.model_dtype(model), hardware.cpu_capability() if device == "cpu" else None
 
     def _attach_adapter(self, model: Any, adapter: str) -> Any:
         from ragguard.tuning.adapters import attach_adapter
@@ -190,7 +196,8 @@ class TransformersGenerator(BatchGenerator):
 
     def _shares_prefix(self, rows_per_prompt: int) -> bool:
         """A pass whose prompts have up to ``rows_per_prompt`` rows uses shared-prefix attention."""
-        return rows_per_prompt >= 2 and self.share_prefix and decoding.shares_prefix(self.model)
+        shared = self.share_prefix and decoding.shares_prefix(self.model)
+        return shared and rows_per_prompt >= decoding.min_shared_rows(self.model)
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()

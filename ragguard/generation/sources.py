@@ -42,13 +42,20 @@ def resolve_device(spec: str) -> str:
     return spec
 
 
-def resolve_dtype(spec: str, device: str) -> Any:
+def resolve_dtype(spec: str, device: str, adapter: str | None = None) -> Any:
     import torch
 
     if spec == "auto":
+        from ragguard.tuning.adapters import tuned_dtype
+
+        tuned = tuned_dtype(adapter)  # an adapter reproduces its tuned model only in the dtype it was tuned in
+        if tuned:
+            return getattr(torch, tuned)
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        from ragguard.generation import hardware
+
+        return getattr(torch, hardware.auto_cpu_dtype())  # bfloat16 only where the CPU has AMX-BF16
     return getattr(torch, spec)
 
 

@@ -81,6 +81,20 @@ def read_metadata(adapter_dir: str | Path) -> dict[str, Any] | None:
     return data
 
 
+def tuned_dtype(adapter_dir: str | Path | None) -> str | None:
+    """The dtype an unquantised base was tuned in, from the adapter's metadata (None: unknown or 4-bit).
+
+    ``generator.dtype: auto`` with an adapter loads this dtype rather than the
+    CPU's choice (bfloat16 with AMX-BF16, issue 19): the adapter reproduces
+    its tuned model only in the dtype it was tuned in.
+    """
+    if not adapter_dir or not Path(adapter_dir).is_dir():
+        return None
+    quant = (read_metadata(adapter_dir) or {}).get("quantization") or {}
+    dtype = quant.get("dtype") if quant.get("method") == "none" else None
+    return dtype if dtype in ("float32", "bfloat16", "float16") else None
+
+
 def write_metadata(adapter_dir: str | Path, metadata: dict[str, Any]) -> Path:
     """Write ``ragguard-adapter.json`` (adds the format number)."""
     path = Path(adapter_dir) / META_FILE

@@ -17,6 +17,7 @@ __all__ = [
     "eval_mode_check",
     "greedy_repeatability_check",
     "batch_invariance_check",
+    "hardware_check",
     "quant_config_check",
     "adapter_reload_parity_check",
 ]
@@ -114,6 +115,29 @@ def attention_check(generator: Any) -> Check:
     return Check("attention_dtype", True, {}, f"attention {impl}, weights {dtype}, device {generator.device}")
 
 
+def hardware_check(generator: Any) -> Check:
+    """Record the CPU's capability and the dtype chosen (always passes; it is information, issue 19).
+
+    Tokens differ between float32 and bfloat16, and between AMX, AVX-512 and
+    AVX2 kernels, so two machines agree only when this check reads the same.
+    """
+    from ragguard.generation import hardware
+
+    features = hardware.cpu_features()
+    cfg = getattr(generator, "gen_config", None)
+    asked = getattr(cfg, "dtype", "auto")
+    loaded = getattr(generator, "dtype", None) or hardware.model_dtype(generator.model)
+    auto = hardware.auto_cpu_dtype()
+    figures = {"amx_bf16": int(hardware.has_amx_bf16()), "avx512_bf16": int(bool(features.get("avx512_bf16"))),
+               "packed_4bit_layers": hardware.packed_4bit_layers(generator.model)}
+    name = features.get("cpu_name") or "unknown CPU"
+    detail = (f"CPU {name}, capability {hardware.cpu_capability()}; generator.dtype {asked!r}, loaded {loaded} "
+              f"(auto picks {auto} on this CPU: bfloat16 needs AMX-BF16)")
+    if figures["packed_4bit_layers"]:
+        detail += f"; {figures['packed_4bit_layers']} 4-bit layers take bitsandbytes' packed AVX512-BF16 path"
+    return Check("hardware", True, figures, detail)
+
+
 def quant_config_check(generator: Any) -> Check:
     """The base hash and quantization loaded now are those recorded in the adapter's metadata (seed 001)."""
     from ragguard.tuning.adapters import META_FILE, metadata_differences, read_metadata
@@ -200,7 +224,8 @@ def run_checks(generator: Any) -> list[Check]:
     """Every check that needs only the loaded generator (plus the adapter checks when one is loaded)."""
     checks = [eval_mode_check(generator.model)]
     generator.model.eval()  # the remaining checks measure the model as ragguard runs it
-    checks += [greedy_repeatability_check(generator), batch_invariance_check(generator), attention_check(generator)]
+    checks += [greedy_repeatability_check(generator), batch_invariance_check(generator), attention_check(generator),
+               hardware_check(generator)]
     if getattr(generator, "adapter", None):
         checks += [quant_config_check(generator), adapter_reload_parity_check(generator)]
     return checks

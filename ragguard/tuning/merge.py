@@ -81,6 +81,11 @@ def _load_base(source: str, quant: dict[str, Any], dtype: str | None, device: st
                              f"{str(exc).splitlines()[0][:200]})") from None
     if "quantization_config" not in kwargs:
         model = model.to(device)
+    else:
+        from ragguard.generation.hardware import prepare_4bit
+
+        prepare_4bit(model, compute_dtype=quant["compute_dtype"],
+                     remedy="tune the adapter again on an unquantised base (model.load_in_4bit: false)")
     return model.eval()
 
 

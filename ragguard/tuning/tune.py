@@ -177,6 +177,12 @@ def _load_base(cfg: TuneConfig, source: str, device: str, weights: str, compute:
                              f"{str(exc).splitlines()[0][:200]}): check model.base") from None
     if not cfg.model.load_in_4bit:
         model = model.to(device)
+    else:
+        from ragguard.generation.hardware import prepare_4bit
+
+        # training=True: bitsandbytes' packed AVX512-BF16 path (taken in eval mode, e.g. by the eval steps)
+        # has no backward and computes in bfloat16, so the whole run keeps the plain path on every CPU.
+        prepare_4bit(model, compute_dtype=compute, training=True, remedy="set model.load_in_4bit: false")
     return model
 
 

@@ -41,7 +41,8 @@ def doctor(
     checks = run_checks(generator)
     fingerprint = {"model": generator.name, "adapter": generator.adapter, "model_sha256": generator.model_sha256,
                    "config_hash": cfg.hash(), "versions": library_versions(), "device": generator.device,
-                   "quantization": getattr(generator, "quantization", None)}
+                   "quantization": getattr(generator, "quantization", None), "dtype": generator.dtype,
+                   "cpu": generator.cpu}
     if as_json:
         typer.echo(json.dumps({"fingerprint": fingerprint, "checks": [c.to_dict() for c in checks]}, ensure_ascii=False))
     else:
