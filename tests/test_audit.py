@@ -205,10 +205,20 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
 def test_reference_matching() -> None:
     e = WordEmbedder()
     q = "Do I need a certificate?"
-    assert match_reference("Yes, ask HR for form HR-07.", "Yes, ask HR for form HR-07.", q, e, 0.6)[0] == "match"
-    assert match_reference("No, you do not need it.", "Yes, ask HR for it.", q, e, 0.6)[0] == "contradicts"
-    assert match_reference("Bananas are yellow.", "Yes, ask HR for it.", q, e, 0.6)[0] == "mismatch"
-    assert match_reference("", "Yes.", q, e, 0.6)[0] == "mismatch"
+    assert match_reference("Yes, ask HR for form HR-07.", "Yes, ask HR for form HR-07 first.", q, e, 0.6).label == "match"
+    assert match_reference("No, you do not need it.", "Yes, you must ask HR for it first.", q, e, 0.6).label == "contradicts"
+    assert match_reference("Bananas are yellow.", "Yes, you must ask HR for it first.", q, e, 0.6).label == "mismatch"
+
+
+def test_short_references_are_read_lexically_and_the_rule_is_recorded() -> None:
+    q, e = "Which form do I need?", WordEmbedder()
+    decided = match_reference("You need to fill in form HR-07 and send it to HR.", "HR-07", q, e, 0.6)
+    assert (decided.label, decided.rule, decided.score) == ("match", "containment", 1.0)
+    assert match_reference("You need form FIN-02.", "HR-07", q, e, 0.6).label == "mismatch"
+    # a long answer that contains a short reference: an embedding threshold would never reach it
+    answer = "They call the fiftieth wedding anniversary the golden anniversary, and it is celebrated widely."
+    assert match_reference(answer, "golden anniversary", "What is the 50th called?", e, 0.99).label == "match"
+    assert match_reference("", "Yes.", q, e, 0.6).label == "mismatch"
 
 
 def test_metrics() -> None:

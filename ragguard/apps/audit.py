@@ -33,8 +33,9 @@ from ragguard._version import __version__
 from ragguard.apps.audit_io import RESULTS, append_record, latest_per_id, read_json, read_results, write_csv, write_json
 from ragguard.apps.audit_summary import diff_audits, summarize
 from ragguard.apps.records import BadRecord, read_records
+from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
-from ragguard.core.types import POLARITY, QUANTITY
+from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
 from ragguard.errors import RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
@@ -102,15 +103,24 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
     return questions, invalid
 
 
-def match_reference(answer: str, reference: str, question: str, embedder: Any, threshold: float) -> tuple[str, float]:
-    """Compare the voted answer with the expected one: ``match``, ``mismatch`` or ``contradicts``."""
+def match_reference(answer: str, reference: str, question: str, embedder: Any, threshold: float) -> ReferenceMatch:
+    """Compare the voted answer with the expected one: ``match``, ``mismatch`` or ``contradicts``.
+
+    A reference of a few words is read lexically (normalised containment, then
+    token F1: :func:`ragguard.core.reference.match_short`), since a short
+    reference never reaches an embedding threshold against a sentence that
+    contains it. A longer one is compared by embedding cosine at ``threshold``,
+    and any contradiction kind the detectors find makes it ``contradicts``.
+    The result names the rule that decided and its score.
+    """
     if not answer.strip():
-        return "mismatch", 0.0
+        return ReferenceMatch("mismatch", "empty", 0.0, reference)
+    if is_short(reference):
+        return match_short(answer, reference)
     vectors = embedder.embed([answer, reference])
     similarity = float(vectors[0] @ vectors[1])
-    if any(f.kind in (POLARITY, QUANTITY) for f in detect(answer, reference, question)):
-        return "contradicts", similarity
-    return ("match" if similarity >= threshold else "mismatch"), similarity
+    kinds = [f.kind for f in detect(answer, reference, question) if f.kind in CONTRADICTION_KINDS]
+    return match_long(similarity, kinds, threshold)
 
 
 def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, only: str) -> bool:
@@ -277,9 +287,10 @@ def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: floa
     record: dict[str, Any] = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference, "status": "ok",
                               **report.to_dict()}
     if q.reference:
-        match, similarity = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
-        record["reference_match"] = match
-        record["reference_similarity"] = round(similarity, 6)
+        decided = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
+        record["reference_match"] = decided.label
+        record["reference_rule"] = decided.rule
+        record["reference_score"] = round(decided.score, 6)
     else:
         record["reference_match"] = None
     return record
