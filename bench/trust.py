@@ -155,20 +155,27 @@ def read_results(audit_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def rescore(records: dict[str, dict[str, Any]], config: str | None) -> dict[str, dict[str, Any]]:
-    """Re-check the cached samples with the current checking code (no generation)."""
-    from ragguard.pipeline import RagGuard
+    """Re-check the cached samples with the current checking code (no generation).
 
-    guard = RagGuard.from_config(config) if config else RagGuard.from_config()
+    The samples keep their recorded log-probability summaries; clustering,
+    detectors, grounding and the verdict are computed anew.
+    """
+    from ragguard.apps.check import checker_from_config, report_from_result
+    from ragguard.config import load_config
+    from ragguard.core.types import Passage, Sample
+    from ragguard.generation.backends import build_embedder
+
+    cfg = load_config(config)
+    embedder = build_embedder(cfg.embedder)
+    checker = checker_from_config(cfg, embedder)
+    keys = ("logprob_mean", "logprob_min", "tokens")
     out: dict[str, dict[str, Any]] = {}
     for rid, record in records.items():
-        report = guard.rescore_record(record) if hasattr(guard, "rescore_record") else None
-        if report is None:
-            texts = [s["text"] for s in record["samples"]]
-            seeds = [s["seed"] for s in record["samples"]]
-            report = guard.check(record["question"], texts, seeds, context=[p["text"] for p in record["sources"]])
-        new = report.to_dict()
-        new["sources"] = record["sources"]
-        out[rid] = {**record, **{k: v for k, v in new.items() if k not in ("fingerprint", "timings")}}
+        samples = [Sample(text=s["text"], seed=s["seed"], greedy=s["greedy"], **{k: s.get(k) for k in keys})
+                   for s in record["samples"]]
+        passages = [Passage(p["doc_id"], p["chunk_id"], p["text"], p["score"]) for p in record["sources"]]
+        new = report_from_result(record["question"], checker.check(record["question"], samples, passages)).to_dict()
+        out[rid] = {**record, **{k: v for k, v in new.items() if k not in ("sources", "fingerprint", "timings")}}
     return out
 
 

@@ -317,7 +317,7 @@ class RagGuard:
 
     def _check_job(self, job: _Job, cfg: Config) -> None:
         t = time.perf_counter()
-        job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, [p.text for p in job.passages],
+        job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, job.passages,
                                 logprobs=job.logprobs)
         job.timings["check"] = job.timings.get("check", 0.0) + time.perf_counter() - t
 
@@ -327,7 +327,7 @@ class RagGuard:
         texts: Sequence[str],
         seeds: Sequence[int | None],
         cfg: Config | None = None,
-        context: Sequence[str] = (),
+        context: Sequence[str | Passage] = (),
         logprobs: Sequence[Sequence[float] | None] | None = None,
     ) -> Report:
         """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one).

@@ -279,3 +279,16 @@ def test_ask_missing_model_folder_exits_3(runner: CliRunner, tiny_index: Path, f
     assert result.exit_code == 3 and "Traceback" not in result.output
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("ragguard: error: ") and "is not a folder" in line and "no-such-model" in line
+
+
+def test_ask_names_values_that_appear_in_no_retrieved_passage(runner: CliRunner, fake_cli) -> None:
+    invented = "Yes, pay the £70 fee to Alice Smith first."
+    fake_cli.enqueue([invented] * 5)
+    result = runner.invoke(app, ["ask", QUESTION, "--json"])
+    grounding = json.loads(result.stdout)["grounding"]
+    assert set(grounding["absent"]) == {"£70", "Alice Smith"}
+    assert grounding["unsupported"] == [invented]
+    fake_cli.enqueue([invented] * 5)
+    human = runner.invoke(app, ["ask", QUESTION]).stdout
+    assert "'£70' appears in no retrieved passage" in human
+    assert f"unsupported: {invented}" in human

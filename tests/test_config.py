@@ -225,7 +225,8 @@ def test_every_consistency_setting_is_read_from_the_config_with_the_same_default
     # Every value set in the config arrives in the settings, none left at its default.
     changed = {"similarity_threshold": 0.7, "consistent_agreement": 0.6, "grounding_threshold": 0.3,
                "on_flagged": "abstain", "clustering": "entailment", "grounding": "entailment",
-               "entailment_threshold": 0.4, "nli_contradiction_threshold": 0.9, "near_identical": 0.99}
+               "entailment_threshold": 0.4, "nli_contradiction_threshold": 0.9, "near_identical": 0.99,
+               "claim_support": 0.7}
     assert set(changed) == {f.name for f in setting_fields}
     settings = Config.from_dict({"consistency": {"nli_model": "some/nli", **changed}}).consistency.settings()
     assert dataclasses.asdict(settings) == changed

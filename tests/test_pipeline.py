@@ -18,7 +18,7 @@ QUESTION = "Do employees without the payroll bank card need an employment certif
 YES = "Yes, request an employment certificate from HR with form HR-07."
 FIVE = [YES] * 4 + ["Salaries are paid to a payroll bank card."]
 
-ADDED_KEYS = {"confidence", "grounded", "warnings", "semantic_entropy_weighted"}
+ADDED_KEYS = {"confidence", "grounded", "warnings", "semantic_entropy_weighted", "grounding"}
 
 
 def check_contract(d: dict) -> None:

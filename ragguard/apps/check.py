@@ -80,6 +80,7 @@ def report_from_result(question: str, result: ConsistencyResult) -> Report:
         contradictions=result.contradictions,
         confidence=result.confidence,
         grounded=result.grounded,
+        grounding=result.grounding.to_dict() if result.grounding is not None else None,
         warnings=list(result.warnings),
     )
 

@@ -292,6 +292,9 @@ class ConsistencyConfig:
         "NLI probability of contradiction that flags a pair", 0.5, hashed_when_set=True)
     near_identical: float = _help(
         "answer cosine at or above which two answers count as equal without NLI", 0.97, hashed_when_set=True)
+    claim_support: float = _help(
+        "share of what the voted answer adds to the question that must be in the passages supporting its "
+        "claims for grounded=true (lexical claim-level grounding)", 0.5, hashed_when_set=True)
 
     def __post_init__(self) -> None:
         _require(self.on_flagged in ("warn", "abstain"), "consistency", "on_flagged", self.on_flagged,
@@ -304,7 +307,7 @@ class ConsistencyConfig:
                     f"consistency.{key} is 'entailment' but no NLI model is configured: set consistency.nli_model "
                     "(e.g. cross-encoder/nli-deberta-v3-small) or use 'embedding'"
                 )
-        for key in ("entailment_threshold", "nli_contradiction_threshold", "near_identical"):
+        for key in ("entailment_threshold", "nli_contradiction_threshold", "near_identical", "claim_support"):
             value = getattr(self, key)
             _require(0 <= value <= 1, "consistency", key, value, "a number in [0, 1]")
         _require(self.nli_batch_size >= 1, "consistency", "nli_batch_size", self.nli_batch_size, "an integer >= 1")

@@ -52,6 +52,7 @@ import numpy as np
 
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
 from ragguard.core.detectors import Finding, detect_all, first_sentence, same_lead_pairs
+from ragguard.core.grounding import Grounding, ground
 from ragguard.core.passages import embed_alone
 from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, Embedder, NLIModel
 from ragguard.core.signals import weighted_semantic_entropy
@@ -64,6 +65,7 @@ from ragguard.core.types import (
     Cluster,
     Contradiction,
     FindingKind,
+    Passage,
     Sample,
     Verdict,
 )
@@ -101,6 +103,7 @@ class ConsistencySettings:
     entailment_threshold: float = 0.5
     nli_contradiction_threshold: float = 0.5
     near_identical: float = 0.97
+    claim_support: float = 0.5
 
 
 @dataclass
@@ -118,6 +121,7 @@ class ConsistencyResult:
     grounded: bool | None = None
     warnings: list[str] = field(default_factory=list)
     semantic_entropy_weighted: float | None = None
+    grounding: Grounding | None = None
 
 
 def cluster_answers(
@@ -300,15 +304,22 @@ class ConsistencyChecker:
             if getattr(self.settings, key) == "entailment" and nli is None:
                 raise ValueError(f"{key} by entailment needs an NLI model")
 
-    def check(self, question: str, samples: Sequence[Sample], context: Sequence[str] = ()) -> ConsistencyResult:
+    def check(
+        self, question: str, samples: Sequence[Sample], context: Sequence[str | Passage] = ()
+    ) -> ConsistencyResult:
         """Score ``samples`` (answers to ``question``) and return the voted result.
 
-        ``context`` (the retrieved passages) is used for grounding only.
+        ``context`` (the retrieved passages, as texts or :class:`Passage`
+        objects) is used for grounding only.
         """
         if not samples:
             return ConsistencyResult("", "abstain", 0.0, 0.0, [], [], [], warnings=["no samples to check"])
         texts = [s.text.strip() for s in samples]
-        passages = [c for c in context if c.strip()]
+        sources = [
+            p if isinstance(p, Passage) else Passage("context", f"context#{i}", p, 1.0) for i, p in enumerate(context)
+        ]
+        sources = [p for p in sources if p.text.strip()]
+        passages = [p.text for p in sources]
         by_entailment = self.settings.grounding == "entailment"
         vectors = self.embedder.embed(texts)
         similarity = cosine_matrix(vectors)
@@ -320,6 +331,7 @@ class ConsistencyChecker:
                 reps = [_rep_index(c, [s.text for s in result.samples]) for c in result.clusters]
                 support = support_scores(vectors[reps], embed_alone(self.embedder, passages))
             self._ground(result, support)
+            self._ground_claims(result, question, sources, embed_alone(self.embedder, passages))
         result.confidence = self._confidence(result)
         return self._apply_policy(result)
 
@@ -431,6 +443,35 @@ class ConsistencyChecker:
         )
         if result.answer:
             result.grounded = bool(winner.support is not None and winner.support >= threshold)
+
+    def _ground_claims(
+        self, result: ConsistencyResult, question: str, sources: Sequence[Passage], vectors: np.ndarray
+    ) -> None:
+        """Claim-level grounding of the voted answer (and the lexical support of every cluster).
+
+        The voted answer is ``grounded`` when at least ``claim_support`` of what
+        it adds to the question is in the passage that supports each claim
+        best, and its representative reached the embedding (or entailment)
+        threshold. An answer that adds nothing keeps the embedding decision.
+        """
+        entails = None
+        if self.nli is not None:
+            nli = self.nli
+
+            def entails(premise: str, hypothesis: str) -> float:
+                return float(nli.predict([(premise, hypothesis)])[0][ENTAILMENT])
+
+        result.clusters = [
+            replace(c, claim_support=ground(c.representative, question, sources).support) for c in result.clusters
+        ]
+        if not result.answer:
+            return
+        result.grounding = ground(
+            result.answer, question, sources, embedder=self.embedder, passage_vectors=vectors, entails=entails
+        )
+        support = result.grounding.support
+        if support is not None and result.grounded is not None:
+            result.grounded = result.grounded and support >= self.settings.claim_support
 
     def _confidence(self, result: ConsistencyResult) -> float:
         if not result.answer or not result.samples:

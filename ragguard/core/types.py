@@ -98,6 +98,7 @@ class Cluster:
     representative: str
     members: list[int]
     support: float | None = None  # best cosine between the representative and a source passage
+    claim_support: float | None = None  # lexical support of what the representative adds (core.grounding)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +107,7 @@ class Cluster:
             "representative": self.representative,
             "members": list(self.members),
             "support": None if self.support is None else round(float(self.support), 6),
+            "claim_support": None if self.claim_support is None else round(float(self.claim_support), 6),
         }
 
 
@@ -173,6 +175,8 @@ class Report:
     adaptive: dict[str, Any] | None = None
     # Semantic entropy with clusters weighted by their members' probabilities (None without log-probs).
     semantic_entropy_weighted: float | None = None
+    # Claim-level grounding of the voted answer (``ragguard.core.grounding.Grounding.to_dict()``).
+    grounding: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The contract JSON form (see CONTRACTS.md, ``ask --json``)."""
@@ -186,6 +190,7 @@ class Report:
             "semantic_entropy_weighted": _rounded(self.semantic_entropy_weighted),
             "confidence": round(float(self.confidence), 6),
             "grounded": self.grounded,
+            "grounding": self.grounding,
             "samples": [s.to_dict() for s in self.samples],
             "clusters": [c.to_dict() for c in self.clusters],
             "contradictions": [c.to_dict() for c in self.contradictions],

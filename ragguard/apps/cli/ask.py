@@ -66,10 +66,26 @@ def _print_report(report: Any) -> None:
         typer.echo(typer.style(f"  samples {c.a} and {c.b}, {c.kind}: {c.explanation}", fg="red"))
     if len(flagged) > 3:
         typer.echo(f"  (+{len(flagged) - 3} more; see --json)")
+    _print_grounding(report.grounding)
     if report.sources:
         typer.echo("sources:")
         for p in report.sources:
             typer.echo(f"  {p.score:.3f}  {p.doc_id}")
+
+
+def _print_grounding(grounding: dict[str, Any] | None) -> None:
+    """The voted answer's claims that its passages do not support, and values found in no passage."""
+    if not grounding:
+        return
+    support = grounding.get("support")
+    unsupported, absent = grounding.get("unsupported") or [], grounding.get("absent") or []
+    if support is not None and (unsupported or absent):
+        typer.echo(f"grounding: {support:.0%} of what the answer adds is in its best passages")
+    for claim in unsupported[:3]:
+        text = " ".join(claim.split())
+        typer.echo(typer.style(f"  unsupported: {text[:150]}{'…' if len(text) > 150 else ''}", fg="yellow"))
+    for value in absent[:5]:
+        typer.echo(typer.style(f"  '{value}' appears in no retrieved passage", fg="yellow"))
 
 
 @app.command()
