@@ -4,54 +4,23 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from importlib import metadata
 from pathlib import Path
 
-from ragguard._version import __version__
 from ragguard.apps.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.protocols import Embedder, Generator, Retriever
 from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Fingerprint, Passage, Report, Sample
-from ragguard.errors import IndexLoadError, UsageError
+from ragguard.errors import UsageError
 from ragguard.generation.nli import NLIModel
 from ragguard.generation.prompts import build_messages, context_cost
+from ragguard.provenance import bundled_index_path, derive_seed, library_versions, sample_seeds
 
 __all__ = ["RagGuard", "build_retriever", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions"]
-
-_VERSIONED = ("torch", "transformers", "sentence-transformers", "faiss-cpu", "numpy", "peft", "bitsandbytes")
-
-
-def derive_seed(base: int, question: str, index: int) -> int:
-    """A 31-bit seed from (base seed, question, sample index).
-
-    Deriving from the question (not from a running counter) makes a sample
-    the same whether its question is asked alone or inside a batch.
-    """
-    digest = hashlib.sha256(f"{base}\0{question.strip()}\0{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def sample_seeds(base: int, question: str, n: int) -> list[int | None]:
-    """``None`` (the greedy answer) followed by ``n - 1`` derived seeds."""
-    return [None] + [derive_seed(base, question, i) for i in range(1, n)]
-
-
-def bundled_index_path() -> Path:
-    """The example index: inside the wheel, or ``indexes/handbook`` of a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_bundled" / "handbook", here.parent / "indexes" / "handbook"):
-        if (candidate / "manifest.json").is_file():
-            return candidate
-    raise IndexLoadError(
-        "the bundled example index is not installed: pass --index DIR (build one with `ragguard index build`)"
-    )
-
 
 def build_retriever(cfg: Config, embedder: Embedder, index: str | Path | None = None) -> Retriever:
     """The retriever of ``cfg.retrieval``: its index loaded and verified, searched with its options.
@@ -70,17 +39,6 @@ def build_retriever(cfg: Config, embedder: Embedder, index: str | Path | None = 
     knowledge = KnowledgeIndex.load(index or cfg.retrieval.index or bundled_index_path())
     knowledge.check_embedder(embedder)
     return IndexRetriever(knowledge, embedder, RetrievalOptions.from_config(cfg.retrieval))
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape an answer (read without importing them)."""
-    versions = {"python": platform.python_version(), "ragguard": __version__}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 class RagGuard:

@@ -55,7 +55,7 @@ from ragguard.core.detectors import Finding, detect_all, first_sentence, same_le
 from ragguard.core.grounding import Grounding, ground
 from ragguard.core.passages import embed_alone
 from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, Embedder, NLIModel
-from ragguard.core.signals import weighted_semantic_entropy
+from ragguard.core.signals import semantic_entropy, weighted_semantic_entropy
 from ragguard.core.types import (
     DIVERGENT,
     ENTITY,
@@ -183,15 +183,6 @@ def pick_winner(labels: Sequence[int], greedy_index: int | None) -> int:
         return (-sizes[label], 0 if label == greedy_label else 1, label)
 
     return min(sizes, key=key)
-
-
-def semantic_entropy(cluster_sizes: Sequence[int]) -> float:
-    """Entropy of cluster shares normalised to 0..1 by ``log(total)``."""
-    total = sum(cluster_sizes)
-    if total <= 1:
-        return 0.0
-    h = -sum((s / total) * math.log(s / total) for s in cluster_sizes if s > 0)
-    return min(1.0, max(0.0, h / math.log(total)))
 
 
 def decide_verdict(

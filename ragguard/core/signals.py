@@ -8,7 +8,7 @@ and work the same for every backend and for ``ragguard check`` input.
   :class:`~ragguard.core.types.Sample`.
 * :func:`weighted_semantic_entropy` is semantic entropy with every cluster
   weighted by the probability mass of its members (Kuhn et al. 2023), beside
-  the count-based :func:`ragguard.core.consistency.semantic_entropy`.
+  the count-based :func:`semantic_entropy`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["logprob_summary", "weighted_semantic_entropy", "LOGPROB_DECIMALS"]
+__all__ = ["logprob_summary", "semantic_entropy", "weighted_semantic_entropy", "LOGPROB_DECIMALS"]
 
 # The summaries are rounded to 4 decimals. A prompt decoded inside a batch gets float32 logits
 # summed in another order than when decoded alone: the tokens are the same but their
@@ -52,6 +52,15 @@ def logprob_summary(token_logprobs: Sequence[float] | None) -> dict[str, Any]:
     mean = round(math.fsum(values) / len(values), LOGPROB_DECIMALS) + 0.0  # + 0.0: no -0.0 in JSON
     low = round(float(min(values)), LOGPROB_DECIMALS) + 0.0
     return {"logprob_mean": mean, "logprob_min": low, "tokens": len(values)}
+
+
+def semantic_entropy(cluster_sizes: Sequence[int]) -> float:
+    """Entropy of cluster shares normalised to 0..1 by ``log(total)``."""
+    total = sum(cluster_sizes)
+    if total <= 1:
+        return 0.0
+    h = -sum((s / total) * math.log(s / total) for s in cluster_sizes if s > 0)
+    return min(1.0, max(0.0, h / math.log(total)))
 
 
 def weighted_semantic_entropy(labels: Sequence[int], logprob_means: Sequence[float | None]) -> float | None:

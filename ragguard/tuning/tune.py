@@ -19,10 +19,8 @@ import hashlib
 import json
 import logging
 import math
-import os
 import platform
 import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from typing import Any
 from ragguard.errors import ModelLoadError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.tuning.adapters import write_metadata, write_reference
+from ragguard.tuning.checkpoints import last_checkpoint, load_checkpoint, save_checkpoint, trainable
 from ragguard.tuning.config import TuneConfig
 from ragguard.tuning.data import Example, load_examples, split_examples
 
@@ -39,8 +38,6 @@ __all__ = ["TuneResult", "tune", "resolve_precision", "learning_rate_at", "envir
 
 logger = logging.getLogger("ragguard")
 
-CHECKPOINTS = "checkpoints"
-COMPLETE = "ragguard-checkpoint-complete"
 
 
 @dataclass
@@ -210,76 +207,6 @@ def _wrap_lora(model: Any, cfg: TuneConfig) -> Any:
 
 
 # ------------------------------------------------------------ checkpoints
-def _trainable(model: Any) -> list[Any]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _save_checkpoint(out: Path, step: int, model: Any, optimizer: Any, state: dict[str, Any], keep: int) -> Path:
-    import torch
-    from peft import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    root = out / CHECKPOINTS
-    final = root / f"step-{step:06d}"
-    tmp = root / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    adapter = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
-    save_file(adapter, str(tmp / "adapter_model.safetensors"))
-    opt = optimizer.state_dict()
-    tensors: dict[str, Any] = {}
-    for index, slots in opt["state"].items():
-        for name, value in slots.items():
-            tensors[f"{index}.{name}"] = (value.detach().cpu().reshape(-1) if torch.is_tensor(value)
-                                          else torch.tensor([float(value)]))
-    tensors["rng.cpu"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "trainer_state.json").write_text(json.dumps({**state, "param_groups": opt["param_groups"]}, indent=1))
-    (tmp / COMPLETE).write_text(str(step))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file())
-    for old in done[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _last_checkpoint(out: Path) -> Path | None:
-    done = sorted(p for p in (out / CHECKPOINTS).glob("step-*") if (p / COMPLETE).is_file())
-    return done[-1] if done else None
-
-
-def _load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
-    import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(str(path / "adapter_model.safetensors")))
-    state = json.loads((path / "trainer_state.json").read_text())
-    tensors = load_file(str(path / "optimizer.safetensors"))
-    current = optimizer.state_dict()
-    slots: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("rng."):
-            continue
-        index, name = key.split(".", 1)
-        slots.setdefault(int(index), {})[name] = value
-    params = [p for group in current["param_groups"] for p in group["params"]]
-    shapes = {i: p.shape for i, p in zip(params, _trainable(model), strict=False)}
-    restored = {i: {n: (v.reshape(()) if n == "step" else v.reshape(shapes[i])) for n, v in s.items()}
-                for i, s in slots.items()}
-    optimizer.load_state_dict({"state": restored, "param_groups": state.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.cpu"])
-    if torch.cuda.is_available():
-        cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
-        if cuda:
-            torch.cuda.set_rng_state_all(cuda)
-    return state
-
-
 # -------------------------------------------------------------------- tune
 def tune(
     data: str | Path,
@@ -359,7 +286,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
 
     data_sha = sha256_of(data_path)
     run_key = hashlib.sha256(json.dumps([cfg.to_dict(), data_sha], sort_keys=True).encode()).hexdigest()[:16]
-    last = _last_checkpoint(out) if resume else None
+    last = last_checkpoint(out) if resume else None
     if last is not None and json.loads((last / "trainer_state.json").read_text()).get("run_key") != run_key:
         raise UsageError(f"the checkpoint {str(last)!r} was written with another config or data: rerun "
                          "with the same ones, or use a new --out without --resume")
@@ -371,7 +298,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
         base_sha = hub_weights_sha256(source)
     model = _wrap_lora(model, cfg)
     model.train()
-    params = _trainable(model)
+    params = trainable(model)
     optimizer = torch.optim.AdamW(params, lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
     pad_id = tokenizer.pad_token_id if isinstance(tokenizer.pad_token_id, int) else (tokenizer.eos_token_id or 0)
     batches_per_epoch = math.ceil(len(train) / cfg.train.batch_size)
@@ -384,7 +311,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     resumed_from: int | None = None
     out.mkdir(parents=True, exist_ok=True)
     if last is not None:
-        state = _load_checkpoint(last, model, optimizer)
+        state = load_checkpoint(last, model, optimizer)
         start_step = resumed_from = int(state["step"])
         losses, evals = list(state["losses"]), list(state["evals"])
         logger.info("resuming from %s (step %d of %d)", last.name, start_step, total)
@@ -432,7 +359,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
                     writer.add_scalar("eval/loss", figures["eval_loss"], done)
                     writer.add_scalar("eval/perplexity", figures["perplexity"], done)
             if done % cfg.train.save_steps == 0 and done < total:
-                _save_checkpoint(out, done, model, optimizer,
+                save_checkpoint(out, done, model, optimizer,
                                  {"step": done, "losses": losses, "evals": evals, "run_key": run_key},
                                  cfg.train.save_total_limit)
             if on_step is not None:
