@@ -137,7 +137,7 @@ def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
     }
 
 
-def run_audit(
+def _run_audit_unlocked(
     questions_file: str | Path,
     out: str | Path,
     guard: Any,
@@ -252,6 +252,21 @@ def run_audit(
 
     write_report(out_dir / "report.html", all_records, summary, run_info)
     return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages), gate_messages)
+
+
+def run_audit(questions_file: str | Path, out: str | Path, guard: Any, **options: Any) -> AuditResult:
+    """Ask every question of ``questions_file`` and write the audit folder ``out``, holding its lock.
+
+    Two runs into one ``out`` would both append every record: the second is
+    refused with a :class:`~ragguard.errors.UsageError` naming the holder. The
+    lock is an ``flock`` (:class:`~ragguard.locking.WriterLock`), dropped by the
+    kernel when its process dies, so a crashed run's lock file never blocks a
+    later ``--resume``. Options: see :func:`_run_audit_unlocked`.
+    """
+    from ragguard.locking import WriterLock
+
+    with WriterLock(out, what="audit folder"):
+        return _run_audit_unlocked(questions_file, out, guard, **options)
 
 
 # Questions per generation pass by default. Batching pays on a GPU and, since seeded rows draw among
