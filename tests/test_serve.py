@@ -335,3 +335,46 @@ def test_serving_the_embedded_model_end_to_end(tmp_path: Path) -> None:
             "messages": [{"role": "system", "content": remote.prompt.system},
                          {"role": "user", "content": f"Question: {question}"}]}).json()
         assert outer.samples[0].text == greedy["choices"][0]["message"]["content"].strip()
+
+
+def test_a_running_server_reloads_its_index_after_index_add_and_reports_a_change_it_cannot_load(
+        tmp_path: Path) -> None:
+    from fakes import WordEmbedder
+    from fastapi.testclient import TestClient
+    from serve_fakes import SimulatedGenerator
+
+    from ragguard.apps.serve import create_app
+    from ragguard.config import Config
+    from ragguard.pipeline import RagGuard
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex, build_index, update_index
+
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "leave.md").write_text("# Leave\n\nAnnual leave is 25 days per year.", encoding="utf-8")
+    embedder = WordEmbedder()
+    build_index([docs], index, embedder)
+    retriever = IndexRetriever(KnowledgeIndex.load(index), embedder)
+    config = Config().replace("retrieval", min_score=None, top_k=3)
+    guard = RagGuard(config, SimulatedGenerator(), embedder, retriever, str(index))
+    question = {"question": "How do I connect to the VPN from home?", "samples": 2}
+    with TestClient(create_app(guard)) as http:
+        before = http.get("/healthz").json()["index"]
+        assert before["path"] == str(index) and not before["stale"] and before["reloads"] == 0
+        assert {s["doc_id"] for s in http.post("/ask", json=question).json()["sources"]} == {"docs/leave.md"}
+
+        (docs / "vpn.md").write_text("# VPN\n\nConnect to the VPN from home with the client.", encoding="utf-8")
+        update_index(index, [docs], embedder)  # what `ragguard index add` does
+        record = http.post("/ask", json=question).json()
+        assert "docs/vpn.md" in {s["doc_id"] for s in record["sources"]}  # answered from the new index
+        after = http.get("/healthz").json()["index"]
+        assert after["version"] != before["version"] and after["reloads"] == 1 and not after["stale"]
+
+        # A change that cannot be loaded: the old index keeps answering, and health and records say so.
+        manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+        manifest["files"]["chunks.jsonl"] = "0" * 64
+        (index / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        record = http.post("/ask", json=question).json()
+        assert "docs/vpn.md" in {s["doc_id"] for s in record["sources"]}
+        assert any("changed but was not reloaded" in w and after["version"] in w for w in record["warnings"])
+        stale = http.get("/healthz").json()["index"]
+        assert stale["stale"] and "checksum" in stale["error"] and stale["version"] == after["version"]

@@ -32,7 +32,8 @@ async def healthz(request: Request) -> Any:
     state = _state(request)
     return {"status": "ok", "model": state.settings.model_name,
             "generator": str(getattr(state.guard.generator, "name", "")), "queue": state.batcher.depth,
-            "max_batch": state.settings.max_batch}
+            "max_batch": state.settings.max_batch,
+            "index": state.watcher.status() if state.watcher is not None else {"path": None}}
 
 
 @router.get("/metrics")
