@@ -222,15 +222,17 @@ def _run_audit_unlocked(
         fallback = ProgressBar(len(todo), _LineSink(progress), live=False) if progress and bar is None else None
         for chunk_start in range(0, len(todo), batch_questions):
             chunk = todo[chunk_start : chunk_start + batch_questions]
+            finished: list[tuple[str, str]] = []
             for q, record in zip(chunk, _ask_chunk(chunk, guard, reference_threshold), strict=True):
                 append_record(fh, record)
                 ran += 1
-                for tracker in (bar, fallback):
-                    if tracker is not None:
-                        detail = f"agreement {record['agreement']:.2f}" if "agreement" in record else ""
-                        if record["status"] == "error":
-                            detail = record.get("error", "")[:80]
-                        tracker.advance(record.get("verdict") or record["status"], f"{q.id} {detail}".strip())
+                detail = f"agreement {record['agreement']:.2f}" if "agreement" in record else ""
+                if record["status"] == "error":
+                    detail = record.get("error", "")[:80]
+                finished.append((record.get("verdict") or record["status"], f"{q.id} {detail}".strip()))
+            for tracker in (bar, fallback):
+                if tracker is not None:
+                    tracker.advance_many(finished)  # the batch ended at once: rates over whole batches
     if bar is not None:
         bar.close()
     all_records = _ordered(read_results(results_path), questions, invalid)
