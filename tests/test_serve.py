@@ -378,3 +378,51 @@ def test_a_running_server_reloads_its_index_after_index_add_and_reports_a_change
         assert any("changed but was not reloaded" in w and after["version"] in w for w in record["warnings"])
         stale = http.get("/healthz").json()["index"]
         assert stale["stale"] and "checksum" in stale["error"] and stale["version"] == after["version"]
+
+
+def test_chat_completions_carry_usage_from_the_token_counts(client: openai.OpenAI, server: str) -> None:
+    from fakes import WordEmbedder
+    from fastapi.testclient import TestClient
+    from serve_fakes import ListRetriever, SimulatedGenerator
+
+    from ragguard.apps.serve import create_app
+    from ragguard.config import Config
+    from ragguard.core.protocols import Completion
+    from ragguard.generation.prompts import build_messages
+    from ragguard.pipeline import RagGuard
+
+    class CountingGenerator(SimulatedGenerator):
+        """Answers with one log-probability per word, and a tokenizer that counts words."""
+
+        def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+            rows = super().generate_batch(conversations, seeds)
+            return [[Completion(c.text, c.seed, tuple(-0.1 for _ in c.text.split())) for c in row] for row in rows]
+
+        def encode_prompt(self, messages):  # type: ignore[no-untyped-def]
+            return [0] * sum(len(m["content"].split()) for m in messages)
+
+    embedder = WordEmbedder()
+    config = Config().replace("retrieval", min_score=None)
+    guard = RagGuard(config, CountingGenerator(), embedder, ListRetriever(embedder))
+    with TestClient(create_app(guard)) as http:
+        body = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTIONS[0]}],
+                                                       "samples": 3}).json()
+    report = body["ragguard"]
+    words = sum(len(s["text"].split()) for s in report["samples"])
+    assert [s["tokens"] for s in report["samples"]] == [len(s["text"].split()) for s in report["samples"]]
+    from ragguard.core.types import Passage
+
+    passages = [Passage(p["doc_id"], p["chunk_id"], p["text"], p["score"]) for p in report["sources"]]
+    prompt = build_messages(QUESTIONS[0], passages, config.prompt.system, config.prompt.max_context_chars)
+    expected_prompt = sum(len(m["content"].split()) for m in prompt)
+    assert body["usage"] == {"prompt_tokens": expected_prompt, "completion_tokens": words,
+                             "total_tokens": expected_prompt + words}
+
+    # The served fake has neither: zeros, with a note, and the OpenAI client reads them.
+    response = client.chat.completions.create(model="ragguard", messages=[{"role": "user", "content": QUESTIONS[2]}])
+    assert response.usage is not None
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens, response.usage.total_tokens) == (0, 0, 0)
+    assert "no tokenizer" in response.usage.model_extra["note"]
+    chunks = list(client.chat.completions.create(model="ragguard", stream=True,
+                                                 messages=[{"role": "user", "content": QUESTIONS[2]}]))
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 0
