@@ -6,6 +6,10 @@ threshold. With ``--embedder`` the pair's cosine is computed too, to count the p
 were split before (cosine below the threshold and no same yes/no lead) and are joined now.
 
     python bench/fact_agreement.py [--embedder] [--threshold 0.8]
+
+Measured (the 544 pairs of tests/data, embedded MiniLM, threshold 0.8): paraphrase 34 of 140 merged
+by facts, 15 of them split before (together 67 -> 82 of 140), none split that was together; polarity,
+quantity, entity and unrelated pairs: 0 merged by facts (together before = after: 59, 68, 31, 1).
 """
 
 from __future__ import annotations
