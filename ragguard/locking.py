@@ -1,4 +1,4 @@
-"""A writer lock for an index folder: one build, add or remove at a time.
+"""A writer lock for a folder: one index build/add/remove, or one audit into an ``--out``, at a time.
 
 The lock is a file next to the index (``.NAME.lock``) held with an
 exclusive ``flock``. The kernel drops the lock when its process dies, so a
@@ -26,14 +26,19 @@ def lock_path(target: Path) -> Path:
 
 
 class WriterLock:
-    """Context manager holding the writer lock of the index folder ``target``.
+    """Context manager holding the writer lock of the folder ``target``.
+
+    Args:
+        target: the folder written (an index, an audit ``--out``).
+        what: how the refusal names it ("index", "audit folder").
 
     Raises:
-        UsageError: another process holds the lock.
+        UsageError: another process (or another open of the lock in this process) holds it.
     """
 
-    def __init__(self, target: str | Path) -> None:
+    def __init__(self, target: str | Path, what: str = "index") -> None:
         self.target = Path(target)
+        self.what = what
         self.path = lock_path(self.target)
         self._fd: int | None = None
 
@@ -49,7 +54,7 @@ class WriterLock:
                 holder = _describe(fd)
                 os.close(fd)
                 raise UsageError(
-                    f"index {str(self.target)!r} is being written by another process ({holder}): "
+                    f"{self.what} {str(self.target)!r} is being written by another process ({holder}): "
                     "wait for it to finish, then run this again"
                 ) from None
             # The previous holder may have removed the file between our open and our lock: retry on a fresh one.

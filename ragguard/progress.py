@@ -1,4 +1,4 @@
-"""A progress bar for long runs (audits), on stderr, with rate, ETA and live counts.
+"""A progress bar for long runs (audits, embedding an index), on stderr, with rate, ETA and live counts.
 
 On a terminal it redraws one line in place::
 
@@ -6,6 +6,12 @@ On a terminal it redraws one line in place::
 
 Elsewhere (CI logs, files) it prints one plain line per finished item, so
 logs stay readable and nothing is lost when the run is killed.
+
+Items often finish together (an audit batch of 8 questions, 512 chunks
+embedded in one call): :meth:`ProgressBar.advance_many` counts the whole batch
+before it reports, so the rate and ETA of every line are those of the batches
+completed so far, not a ramp of per-item artefacts ("1/5 ... ETA 2m00s" for the
+first item of a batch that ended at once).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class ProgressBar:
         stream: where to write (default stderr).
         live: redraw in place; default: when ``stream`` is a terminal.
         unit: what an item is called in the rate ("q" for questions).
+        per: the rate's time unit, ``"min"`` or ``"s"`` (chunks per second).
         width: characters of the bar.
         clock: time source (tests pass a fake one).
     """
@@ -47,6 +54,7 @@ class ProgressBar:
         *,
         live: bool | None = None,
         unit: str = "q",
+        per: str = "min",
         width: int = 20,
         clock: object = time.perf_counter,
     ) -> None:
@@ -54,6 +62,7 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.live = bool(getattr(self.stream, "isatty", lambda: False)()) if live is None else live
         self.unit = unit
+        self.per = per
         self.width = width
         self.clock = clock
         self.done = 0
@@ -61,18 +70,24 @@ class ProgressBar:
         self.started = clock()  # type: ignore[operator]
         self._drawn = False
 
-    def line(self, label: str = "", detail: str = "") -> str:
-        """The current status line (without the line break)."""
+    def line(self, label: str = "", detail: str = "", position: int | None = None) -> str:
+        """The current status line (without the line break).
+
+        Args:
+            position: the item count to show (an item within a batch that is
+                already counted); rate and ETA always use everything done.
+        """
         elapsed = max(1e-9, self.clock() - self.started)  # type: ignore[operator]
-        share = self.done / self.total if self.total else 1.0
+        shown = self.done if position is None else position
+        share = shown / self.total if self.total else 1.0
         filled = int(round(share * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
-        rate = self.done / elapsed * 60
+        rate = self.done / elapsed * (60 if self.per == "min" else 1)
         eta = elapsed / self.done * (self.total - self.done) if self.done else None
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])) if k)
         parts = [
-            f"[{bar}] {self.done:>{len(str(self.total))}}/{self.total} {share:4.0%}",
-            f"{rate:.1f} {self.unit}/min",
+            f"[{bar}] {shown:>{len(str(self.total))}}/{self.total} {share:4.0%}",
+            f"{rate:.1f} {self.unit}/{self.per}",
             f"ETA {format_duration(eta) if eta is not None else '?'}",
         ]
         if counts:
@@ -81,11 +96,32 @@ class ProgressBar:
             parts.append(" ".join(p for p in (label, detail) if p))
         return " | ".join(parts)
 
-    def advance(self, label: str, detail: str = "") -> None:
-        """One item finished with ``label`` (a verdict, "error", ...)."""
-        self.done += 1
-        self.counts[label] += 1
+    def advance(self, label: str, detail: str = "", count: int = 1) -> None:
+        """``count`` items finished with ``label`` (a verdict, "error", ...; ``""`` counts no label)."""
+        self.done += count
+        self.counts[label] += count
         self._write(self.line(label, detail))
+
+    def advance_many(self, items: list[tuple[str, str]]) -> None:
+        """A batch of items finished at once, each ``(label, detail)``: counted first, then reported.
+
+        On a terminal the bar is redrawn once; elsewhere each item gets its line,
+        all with the rate and ETA of the completed batches.
+        """
+        first = self.done
+        for label, _ in items:
+            self.done += 1
+            self.counts[label] += 1
+        if self.live:
+            if items:
+                self._write(self.line())
+            return
+        for n, (label, detail) in enumerate(items, first + 1):
+            self._write(self.line(label, detail, position=n))
+
+    def __call__(self, message: str) -> None:
+        """A bar is also a progress callback: a message is a :meth:`note`."""
+        self.note(message)
 
     def note(self, message: str) -> None:
         """A message that must not be overwritten (invalid input, warnings)."""

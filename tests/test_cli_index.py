@@ -96,3 +96,17 @@ def test_search_options(runner: CliRunner, tiny_index: Path) -> None:
     assert ids("--tag", "none") == []
     bad = runner.invoke(app, ["index", "search", str(tiny_index), "x", "--mode", "sparse"])
     assert "option 'mode' has bad value 'sparse'" in one_error_line(bad, 2)
+
+
+def test_build_shows_an_embedding_bar_with_rate_and_eta(runner: CliRunner, tmp_path: Path) -> None:
+    src = tmp_path / "many"
+    src.mkdir()
+    for n in range(300):  # more chunks than one embed call takes
+        (src / f"doc{n:03d}.md").write_text(f"# Doc {n}\n\nText number {n} about leave.", encoding="utf-8")
+    result = runner.invoke(app, ["index", "build", str(src), "--out", str(tmp_path / "index")])
+    assert result.exit_code == 0, result.output
+    bars = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert len(bars) == 2  # one line per embed call (not a terminal: plain lines)
+    assert bars[0].startswith("[#################---] 256/300  85% | ") and " chunks/s | ETA " in bars[0]
+    assert bars[1].startswith("[####################] 300/300 100% | ") and bars[1].endswith("ETA 0s")
+    assert "embedding 300 chunks with fake-embedder" in result.stderr  # other messages stay plain lines

@@ -214,3 +214,23 @@ def test_markdown_front_matter_sets_tags_and_language(tmp_path: Path) -> None:
 )
 def test_language_is_guessed_from_the_script(text: str, lang: str) -> None:
     assert detect_language(text) == lang
+
+
+def test_a_symlinked_file_is_indexed_once_under_its_first_name(tmp_path: Path, fake_embedder) -> None:
+    src = tmp_path / "faq"
+    src.mkdir()
+    (src / "uptodate.en.html").write_text("<h1>Up to date</h1><p>Keep Debian up to date with apt.</p>", encoding="utf-8")
+    (src / "uptodate.html").symlink_to("uptodate.en.html")
+    (src / "zz-link.html").symlink_to(src / "uptodate.en.html")  # an absolute link too
+    (src / "other.md").write_text("# Other\n\nSomething else.", encoding="utf-8")
+    items = read_all(src)
+    assert sorted(k for k, (d, _) in items.items() if d is not None) == ["faq/other.md", "faq/uptodate.en.html"]
+    assert items["faq/uptodate.html"][1] == "excluded: same file as faq/uptodate.en.html"
+    assert items["faq/zz-link.html"][1] == "excluded: same file as faq/uptodate.en.html"
+    # The same file passed again as its own source is read once too.
+    again = list(iter_documents([src, src / "uptodate.html"]))
+    assert sum(d is not None and "Keep Debian" in d.text for d, _, _ in again) == 1
+    summary = build_index([src], tmp_path / "index", fake_embedder)
+    assert summary.sources == 2 and summary.excluded == 2
+    kb = KnowledgeIndex.load(tmp_path / "index")
+    assert sorted({c["doc_id"] for c in kb.chunks}) == ["faq/other.md", "faq/uptodate.en.html"]

@@ -69,3 +69,38 @@ def test_audit_drives_the_bar_with_verdicts(tmp_path: Path) -> None:
     again = io.StringIO()
     run_audit(questions, tmp_path / "out", make_guard(), resume=True, progress=ProgressBar(0, again, live=False))
     assert again.getvalue().splitlines() == [f"3 question(s) already done in {tmp_path / 'out' / 'results.jsonl'}: not asked again"]
+
+
+def test_a_batch_that_ends_at_once_reports_the_batch_rate_on_every_line() -> None:
+    clock, out = Clock(), io.StringIO()
+    bar = ProgressBar(10, out, live=False, clock=clock)
+    clock.now += 60  # five questions answered together in one minute
+    bar.advance_many([("consistent", f"q{i}") for i in range(1, 6)])
+    lines = out.getvalue().splitlines()
+    assert [line.split(" | ")[0].split("] ")[1] for line in lines] == [f"{i:>2}/10 {i / 10:4.0%}" for i in range(1, 6)]
+    assert {tuple(line.split(" | ")[1:3]) for line in lines} == {("5.0 q/min", "ETA 1m00s")}
+    assert lines[0].endswith("consistent q1") and lines[4].endswith("consistent q5")
+    live = io.StringIO()
+    bar = ProgressBar(10, live, live=True, clock=clock, unit="chunks", per="s")
+    clock.now += 5
+    bar.advance_many([("", "")] * 4)
+    bar.advance("", count=4)
+    assert live.getvalue().count("\r") == 2  # one redraw per batch
+    assert live.getvalue().endswith(" 8/10  80% | 1.6 chunks/s | ETA 1s")
+
+
+def test_audit_lines_of_one_batch_share_rate_and_eta(tmp_path: Path) -> None:
+    clock, out = Clock(), io.StringIO()
+    questions = write_questions(tmp_path / "q.jsonl")
+    bar = ProgressBar(0, out, live=False, clock=clock)
+    original = bar.advance_many
+
+    def later(items):  # type: ignore[no-untyped-def]
+        clock.now += 30  # the batch of three took 30 s
+        original(items)
+
+    bar.advance_many = later  # type: ignore[method-assign]
+    run_audit(questions, tmp_path / "out", make_guard(), progress=bar)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    assert len(lines) == 3
+    assert {tuple(line.split(" | ")[1:3]) for line in lines} == {("6.0 q/min", "ETA 0s")}

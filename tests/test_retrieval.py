@@ -56,7 +56,8 @@ def tagged_docs(tmp_path: Path) -> Path:
     (src / "hr" / "leave.md").write_text("---\ntags: hr\n---\n# Leave\n\nAnnual leave is 25 days.", encoding="utf-8")
     (src / "hr" / "zh-leave.md").write_text("# 年假\n\n员工每年享有十五天带薪年假。", encoding="utf-8")
     (src / "it" / "vpn.md").write_text("---\ntags: [it]\n---\n# VPN\n\nUse the VPN client.", encoding="utf-8")
-    (src / "it" / "vpn-copy.md").write_text("---\ntags: [it]\n---\n# VPN\n\nUse the VPN client.", encoding="utf-8")
+    # Near-duplicate (same words, so the same fake vector) but not the same text: retrieval keeps both.
+    (src / "it" / "vpn-copy.md").write_text("---\ntags: [it]\n---\n# VPN\n\nUse the VPN client!", encoding="utf-8")
     return src
 
 
@@ -85,6 +86,26 @@ def test_mmr_skips_the_duplicate(kb: KnowledgeIndex, fake_embedder) -> None:
     assert sorted(plain) == ["kb/it/vpn-copy.md", "kb/it/vpn.md"]
     diverse = search(kb, fake_embedder, "VPN client", k=2, mmr_lambda=0.5)
     assert len(diverse) == 2 and len({d for d in diverse if "vpn" in d}) == 1
+
+
+@pytest.mark.parametrize("options", [{}, {"mode": "hybrid", "candidates": 3}, {"mmr_lambda": 0.9, "candidates": 3}])
+def test_duplicate_chunk_texts_are_returned_once_and_the_next_results_fill_in(
+        tmp_path: Path, fake_embedder, options) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "kb"
+    src.mkdir()
+    for name in ("a-leave.md", "b-leave-copy.md", "c-leave-again.md"):
+        (src / name).write_text("Annual leave is 25 days.", encoding="utf-8")
+    (src / "d-leave-rules.md").write_text("Annual leave requests go to your manager.", encoding="utf-8")
+    (src / "e-vpn.md").write_text("Use the VPN client.", encoding="utf-8")
+    (src / "f-leave-case.md").write_text("ANNUAL   leave is 25 days.", encoding="utf-8")  # same after normalising
+    build_index([src], tmp_path / "index", fake_embedder)
+    kb = KnowledgeIndex.load(tmp_path / "index")
+    got = IndexRetriever(kb, fake_embedder, RetrievalOptions(**options)).search("annual leave 25 days", 3)
+    texts = [" ".join(p.text.casefold().split()) for p in got]
+    assert len(got) == 3 and len(set(texts)) == 3
+    copies = {"kb/a-leave.md", "kb/b-leave-copy.md", "kb/c-leave-again.md", "kb/f-leave-case.md"}
+    assert got[0].doc_id in copies and not {p.doc_id for p in got[1:]} & copies  # one copy, the best-ranked
+    assert "kb/d-leave-rules.md" in {p.doc_id for p in got}
 
 
 def test_hybrid_fuses_dense_and_bm25_ranks(kb: KnowledgeIndex, fake_embedder) -> None:

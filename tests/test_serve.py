@@ -335,3 +335,94 @@ def test_serving_the_embedded_model_end_to_end(tmp_path: Path) -> None:
             "messages": [{"role": "system", "content": remote.prompt.system},
                          {"role": "user", "content": f"Question: {question}"}]}).json()
         assert outer.samples[0].text == greedy["choices"][0]["message"]["content"].strip()
+
+
+def test_a_running_server_reloads_its_index_after_index_add_and_reports_a_change_it_cannot_load(
+        tmp_path: Path) -> None:
+    from fakes import WordEmbedder
+    from fastapi.testclient import TestClient
+    from serve_fakes import SimulatedGenerator
+
+    from ragguard.apps.serve import create_app
+    from ragguard.config import Config
+    from ragguard.pipeline import RagGuard
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex, build_index, update_index
+
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "leave.md").write_text("# Leave\n\nAnnual leave is 25 days per year.", encoding="utf-8")
+    embedder = WordEmbedder()
+    build_index([docs], index, embedder)
+    retriever = IndexRetriever(KnowledgeIndex.load(index), embedder)
+    config = Config().replace("retrieval", min_score=None, top_k=3)
+    guard = RagGuard(config, SimulatedGenerator(), embedder, retriever, str(index))
+    question = {"question": "How do I connect to the VPN from home?", "samples": 2}
+    with TestClient(create_app(guard)) as http:
+        before = http.get("/healthz").json()["index"]
+        assert before["path"] == str(index) and not before["stale"] and before["reloads"] == 0
+        assert {s["doc_id"] for s in http.post("/ask", json=question).json()["sources"]} == {"docs/leave.md"}
+
+        (docs / "vpn.md").write_text("# VPN\n\nConnect to the VPN from home with the client.", encoding="utf-8")
+        update_index(index, [docs], embedder)  # what `ragguard index add` does
+        record = http.post("/ask", json=question).json()
+        assert "docs/vpn.md" in {s["doc_id"] for s in record["sources"]}  # answered from the new index
+        after = http.get("/healthz").json()["index"]
+        assert after["version"] != before["version"] and after["reloads"] == 1 and not after["stale"]
+
+        # A change that cannot be loaded: the old index keeps answering, and health and records say so.
+        manifest = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+        manifest["files"]["chunks.jsonl"] = "0" * 64
+        (index / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        record = http.post("/ask", json=question).json()
+        assert "docs/vpn.md" in {s["doc_id"] for s in record["sources"]}
+        assert any("changed but was not reloaded" in w and after["version"] in w for w in record["warnings"])
+        stale = http.get("/healthz").json()["index"]
+        assert stale["stale"] and "checksum" in stale["error"] and stale["version"] == after["version"]
+
+
+def test_chat_completions_carry_usage_from_the_token_counts(client: openai.OpenAI, server: str) -> None:
+    from fakes import WordEmbedder
+    from fastapi.testclient import TestClient
+    from serve_fakes import ListRetriever, SimulatedGenerator
+
+    from ragguard.apps.serve import create_app
+    from ragguard.config import Config
+    from ragguard.core.protocols import Completion
+    from ragguard.generation.prompts import build_messages
+    from ragguard.pipeline import RagGuard
+
+    class CountingGenerator(SimulatedGenerator):
+        """Answers with one log-probability per word, and a tokenizer that counts words."""
+
+        def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+            rows = super().generate_batch(conversations, seeds)
+            return [[Completion(c.text, c.seed, tuple(-0.1 for _ in c.text.split())) for c in row] for row in rows]
+
+        def encode_prompt(self, messages):  # type: ignore[no-untyped-def]
+            return [0] * sum(len(m["content"].split()) for m in messages)
+
+    embedder = WordEmbedder()
+    config = Config().replace("retrieval", min_score=None)
+    guard = RagGuard(config, CountingGenerator(), embedder, ListRetriever(embedder))
+    with TestClient(create_app(guard)) as http:
+        body = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTIONS[0]}],
+                                                       "samples": 3}).json()
+    report = body["ragguard"]
+    words = sum(len(s["text"].split()) for s in report["samples"])
+    assert [s["tokens"] for s in report["samples"]] == [len(s["text"].split()) for s in report["samples"]]
+    from ragguard.core.types import Passage
+
+    passages = [Passage(p["doc_id"], p["chunk_id"], p["text"], p["score"]) for p in report["sources"]]
+    prompt = build_messages(QUESTIONS[0], passages, config.prompt.system, config.prompt.max_context_chars)
+    expected_prompt = sum(len(m["content"].split()) for m in prompt)
+    assert body["usage"] == {"prompt_tokens": expected_prompt, "completion_tokens": words,
+                             "total_tokens": expected_prompt + words}
+
+    # The served fake has neither: zeros, with a note, and the OpenAI client reads them.
+    response = client.chat.completions.create(model="ragguard", messages=[{"role": "user", "content": QUESTIONS[2]}])
+    assert response.usage is not None
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens, response.usage.total_tokens) == (0, 0, 0)
+    assert "no tokenizer" in response.usage.model_extra["note"]
+    chunks = list(client.chat.completions.create(model="ragguard", stream=True,
+                                                 messages=[{"role": "user", "content": QUESTIONS[2]}]))
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 0

@@ -147,7 +147,7 @@ def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
     }
 
 
-def run_audit(
+def _run_audit_unlocked(
     questions_file: str | Path,
     out: str | Path,
     guard: Any,
@@ -232,15 +232,17 @@ def run_audit(
         fallback = ProgressBar(len(todo), _LineSink(progress), live=False) if progress and bar is None else None
         for chunk_start in range(0, len(todo), batch_questions):
             chunk = todo[chunk_start : chunk_start + batch_questions]
+            finished: list[tuple[str, str]] = []
             for q, record in zip(chunk, _ask_chunk(chunk, guard, reference_threshold), strict=True):
                 append_record(fh, record)
                 ran += 1
-                for tracker in (bar, fallback):
-                    if tracker is not None:
-                        detail = f"agreement {record['agreement']:.2f}" if "agreement" in record else ""
-                        if record["status"] == "error":
-                            detail = record.get("error", "")[:80]
-                        tracker.advance(record.get("verdict") or record["status"], f"{q.id} {detail}".strip())
+                detail = f"agreement {record['agreement']:.2f}" if "agreement" in record else ""
+                if record["status"] == "error":
+                    detail = record.get("error", "")[:80]
+                finished.append((record.get("verdict") or record["status"], f"{q.id} {detail}".strip()))
+            for tracker in (bar, fallback):
+                if tracker is not None:
+                    tracker.advance_many(finished)  # the batch ended at once: rates over whole batches
     if bar is not None:
         bar.close()
     all_records = _ordered(read_results(results_path), questions, invalid)
@@ -262,6 +264,21 @@ def run_audit(
 
     write_report(out_dir / "report.html", all_records, summary, run_info)
     return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages), gate_messages)
+
+
+def run_audit(questions_file: str | Path, out: str | Path, guard: Any, **options: Any) -> AuditResult:
+    """Ask every question of ``questions_file`` and write the audit folder ``out``, holding its lock.
+
+    Two runs into one ``out`` would both append every record: the second is
+    refused with a :class:`~ragguard.errors.UsageError` naming the holder. The
+    lock is an ``flock`` (:class:`~ragguard.locking.WriterLock`), dropped by the
+    kernel when its process dies, so a crashed run's lock file never blocks a
+    later ``--resume``. Options: see :func:`_run_audit_unlocked`.
+    """
+    from ragguard.locking import WriterLock
+
+    with WriterLock(out, what="audit folder"):
+        return _run_audit_unlocked(questions_file, out, guard, **options)
 
 
 # Questions per generation pass by default. Batching pays on a GPU and, since seeded rows draw among

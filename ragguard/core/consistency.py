@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
-from ragguard.core.detectors import Finding, detect_all, first_sentence, same_lead_pairs
+from ragguard.core.detectors import Finding, detect_all, first_sentence, same_fact_pairs, same_lead_pairs
 from ragguard.core.grounding import Grounding, ground
 from ragguard.core.passages import embed_alone
 from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, Embedder, NLIModel
@@ -144,11 +144,15 @@ def agree_on_leads(
     findings: dict[tuple[int, int], list],
     threshold: float,
 ) -> np.ndarray:
-    """Raise the similarity of answers that open with the same yes/no to the threshold.
+    """Raise the similarity of answers that agree on what they commit to up to the threshold.
 
-    "Yes, ask HR for form HR-07" and "Yes. An employment certificate is
-    required" agree on what a yes/no question asks, though their embeddings
-    may sit below the threshold. Pairs a detector separated are left alone.
+    ``pairs`` are answers that open with the same yes/no
+    (:func:`~ragguard.core.detectors.same_lead_pairs`: "Yes, ask HR for form
+    HR-07" and "Yes. An employment certificate is required") or that state
+    the same non-empty set of key facts
+    (:func:`~ragguard.core.detectors.same_fact_pairs`: "You get 25 days." and
+    "25 working days per year."): they agree though their embeddings may sit
+    below the threshold. Pairs a detector separated are left alone.
     """
     sim = np.array(similarity, dtype=np.float64, copy=True)
     for i, j in pairs:
@@ -339,7 +343,8 @@ class ConsistencyChecker:
             findings = {**findings, **nli_found}
             if self.settings.clustering == "entailment":
                 similarity, threshold, measure = entail, self.settings.entailment_threshold, "two-way entailment"
-        similarity = agree_on_leads(similarity, same_lead_pairs(texts, question), findings, threshold)
+        agreeing = sorted({*same_lead_pairs(texts, question), *same_fact_pairs(texts, question)})
+        similarity = agree_on_leads(similarity, agreeing, findings, threshold)
         labels = cluster_answers(texts, similarity, threshold, findings.keys())
         members_of: dict[int, list[int]] = {}
         for i, label in enumerate(labels):

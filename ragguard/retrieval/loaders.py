@@ -61,9 +61,17 @@ def iter_documents(
     file name; with ``include`` set, only matching files are read. Hidden
     files and folders (a name starting with ``.``) are left out.
 
+    A file reached by several names (a symlink and its target, or one file
+    passed twice) is read once, by its resolved path, under the name met
+    first: sources in the order given, each walked in sorted order. The
+    first name is kept, rather than the target's, so that a document's id does
+    not depend on which of the names is the link; the others are reported as
+    excluded ("same file as ...").
+
     Raises:
         UsageError: a source does not exist.
     """
+    seen: dict[Path, str] = {}  # resolved path -> the doc id it was read under
     for source in sources:
         root = Path(source)
         if not root.exists():
@@ -82,6 +90,11 @@ def iter_documents(
             if why:
                 yield None, doc_id, why
                 continue
+            real = path.resolve()
+            if real in seen:
+                yield None, doc_id, f"{EXCLUDED}: same file as {seen[real]}"
+                continue
+            seen[real] = doc_id
             yield from _read_file(path, doc_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,16 @@ def index_build(
     """Build an index from SOURCE folders (walked recursively) or files."""
     from ragguard.retrieval.index import build_index
 
-    summary = build_index(sources, out, _embedder_from(config), progress=_progress, index_type=index_type,
+    summary = build_index(sources, out, _embedder_from(config), progress=_chunk_bar(), index_type=index_type,
                           include=include, exclude=exclude)
     _print_summary(summary, as_json, "wrote")
+
+
+def _chunk_bar() -> Any:
+    """Progress on stderr: messages as lines, embedding as a bar with chunks/s and ETA."""
+    from ragguard.progress import ProgressBar
+
+    return ProgressBar(0, sys.stderr, unit="chunks", per="s")
 
 
 @index_app.command("add")
@@ -73,7 +81,7 @@ def index_add(
     """Add new and changed files of SOURCE to an index; drop files gone from SOURCE (only they are embedded)."""
     from ragguard.retrieval.index import update_index
 
-    summary = update_index(directory, sources, _embedder_from(config), progress=_progress, include=include,
+    summary = update_index(directory, sources, _embedder_from(config), progress=_chunk_bar(), include=include,
                            exclude=exclude)
     _print_summary(summary, as_json, "updated")
 

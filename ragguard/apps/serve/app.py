@@ -10,6 +10,7 @@ from typing import Any
 
 from ragguard.apps.serve.batching import MicroBatcher
 from ragguard.apps.serve.http import ApiError, error_body
+from ragguard.apps.serve.reload import IndexWatcher
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.errors import UsageError
 from ragguard.pipeline import RagGuard
@@ -39,9 +40,11 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
 
     settings = settings or ServeSettings()
     metrics = Metrics()
-    batcher = MicroBatcher(guard, settings, observe_batch=metrics.batch_questions.observe)
+    watcher = IndexWatcher(guard)
+    batcher = MicroBatcher(guard, settings, observe_batch=metrics.batch_questions.observe,
+                           before_batch=watcher.refresh)
     metrics.queue_depth.set_function(lambda: batcher.depth)
-    state = ServerState(guard, settings, batcher, metrics)
+    state = ServerState(guard, settings, batcher, metrics, watcher)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:

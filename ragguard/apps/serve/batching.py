@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import queue
 import threading
 import time
@@ -15,6 +16,8 @@ from ragguard.apps.serve.settings import ServeSettings
 from ragguard.config import SamplingConfig
 from ragguard.errors import RagGuardError
 from ragguard.pipeline import RagGuard
+
+logger = logging.getLogger("ragguard")
 
 __all__ = ["MicroBatcher", "QueueFull"]
 
@@ -37,11 +40,13 @@ class MicroBatcher:
     Questions with different sampling settings go to separate calls of the same batch.
     """
 
-    def __init__(self, guard: RagGuard, settings: ServeSettings, observe_batch: Any = None) -> None:
+    def __init__(self, guard: RagGuard, settings: ServeSettings, observe_batch: Any = None,
+                 before_batch: Any = None) -> None:
         self.guard = guard
         self.settings = settings
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=settings.queue_size)
         self._observe_batch = observe_batch
+        self._before_batch = before_batch  # e.g. IndexWatcher.refresh: runs here, between batches
         self._thread: threading.Thread | None = None
 
     @property
@@ -88,6 +93,11 @@ class MicroBatcher:
                     stop = True
                     break
                 batch.append(item)
+            if self._before_batch is not None:
+                try:
+                    self._before_batch()
+                except Exception as exc:  # noqa: BLE001 - a failed index check must not stop the server
+                    logger.warning("before-batch hook failed: %s", exc)
             self._answer(batch)
             if stop:
                 return

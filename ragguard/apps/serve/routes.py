@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from ragguard.apps.serve.completions import completion, completion_chunks
+from ragguard.apps.serve.completions import completion, completion_chunks, usage
 from ragguard.apps.serve.http import ApiError, authorize, read_json
 from ragguard.apps.serve.metrics import CONTENT_TYPE_LATEST
 from ragguard.apps.serve.params import question_of, sampling_for
@@ -32,7 +32,8 @@ async def healthz(request: Request) -> Any:
     state = _state(request)
     return {"status": "ok", "model": state.settings.model_name,
             "generator": str(getattr(state.guard.generator, "name", "")), "queue": state.batcher.depth,
-            "max_batch": state.settings.max_batch}
+            "max_batch": state.settings.max_batch,
+            "index": state.watcher.status() if state.watcher is not None else {"path": None}}
 
 
 @router.get("/metrics")
@@ -93,9 +94,10 @@ async def chat_completions(request: Request) -> Any:
     name = model or state.settings.model_name
     fingerprint = f"rg-{report.fingerprint.config_hash}" if report.fingerprint is not None else None
     content = state.settings.refusals.reply(report)
+    tokens = usage(report, state.guard)
     if not stream:
-        return completion(completion_id, created, name, fingerprint, report, content)
+        return completion(completion_id, created, name, fingerprint, report, content, tokens)
     return StreamingResponse(
-        completion_chunks(completion_id, created, name, fingerprint, report, content),
+        completion_chunks(completion_id, created, name, fingerprint, report, content, tokens),
         media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
     )

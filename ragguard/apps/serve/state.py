@@ -26,12 +26,14 @@ class ServerState:
         settings: limits, batching, API key, model name and refusals.
         batcher: the queue that answers questions together.
         metrics: the app's :class:`~ragguard.apps.serve.metrics.Metrics`.
+        watcher: reloads the index when it changes on disk (:mod:`ragguard.apps.serve.reload`).
     """
 
     guard: RagGuard
     settings: ServeSettings
     batcher: MicroBatcher
     metrics: Any
+    watcher: Any = None
     model_names: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,4 +55,6 @@ class ServerState:
         except RagGuardError as exc:
             raise ApiError(500, str(exc), kind="server_error") from None
         self.metrics.verdicts.labels(report.verdict).inc()
+        if self.watcher is not None and self.watcher.stale:
+            report.warnings.append(f"{self.watcher.error}; answered from index version {self.watcher.version}")
         return report

@@ -23,6 +23,7 @@ the one table :data:`~.registry.CHECKS`.
 from __future__ import annotations
 
 from ragguard.core.detectors.entity import entities, roles
+from ragguard.core.detectors.facts import key_facts, same_fact_pairs
 from ragguard.core.detectors.finding import Finding
 from ragguard.core.detectors.languages import LEXICONS, register_lexicon
 from ragguard.core.detectors.lexicon import Lexicon
@@ -36,5 +37,5 @@ from ragguard.core.detectors.text import first_sentence
 __all__ = [
     "Finding", "detect", "detect_all", "CHECKS", "stance", "lead_stance", "same_lead_pairs", "predicate_clash",
     "quantities", "chinese_number", "entities", "roles", "first_sentence", "Lexicon", "LEXICONS",
-    "register_lexicon",
+    "register_lexicon", "key_facts", "same_fact_pairs",
 ]

@@ -17,6 +17,9 @@ class IndexRetriever:
 
     Args:
         options: filters, hybrid BM25 fusion and MMR (default: dense search only).
+
+    Results never repeat a text: among chunks whose text is the same after
+    case folding and whitespace collapsing, only the best-ranked is returned.
     """
 
     def __init__(self, index: KnowledgeIndex, embedder: Embedder, options: RetrievalOptions | None = None):
@@ -40,12 +43,21 @@ class IndexRetriever:
             if len(allowed) == 0:
                 return []
         wide = opts.mode == "hybrid" or opts.mmr_lambda is not None
-        dense = self.index.dense_search(vector, max(k, opts.candidates) if wide else k, allowed)
+        want = max(k, opts.candidates) if wide else k
+        pool = len(allowed) if allowed is not None else len(self.index.chunks)
+        fetch = want
+        while True:
+            # Widen the search until ``want`` distinct texts are found (or the index is exhausted).
+            dense = self.index.dense_search(vector, fetch, allowed)
+            ids = self._distinct([i for i, _ in dense])
+            if opts.mode == "hybrid":
+                keyword = self.index.bm25.search(query, fetch, allowed)
+                ids = self._distinct(reciprocal_rank_fusion([[i for i, _ in dense], keyword], opts.rrf_k))
+            if len(ids) >= want or fetch >= pool:
+                break
+            fetch = min(pool, fetch * 2)
+        ids = ids[:want]
         cosine = dict(dense)
-        ids = [i for i, _ in dense]
-        if opts.mode == "hybrid":
-            keyword = self.index.bm25.search(query, max(k, opts.candidates), allowed)
-            ids = reciprocal_rank_fusion([ids, keyword], opts.rrf_k)[: max(k, opts.candidates)]
         missing = [i for i in ids if i not in cosine]
         if missing:
             cosine.update(zip(missing, (self.index.vectors(missing) @ vector).tolist(), strict=True))
@@ -53,3 +65,19 @@ class IndexRetriever:
             picked = mmr_select(vector, self.index.vectors(ids), k, opts.mmr_lambda)
             ids = [ids[p] for p in picked]
         return [self.index.passage(i, cosine[i]) for i in ids[:k]]
+
+    def _distinct(self, ranked: list[int]) -> list[int]:
+        """``ranked`` without the chunks whose normalised text an earlier (better) one already has.
+
+        Two files with the same text (a copy, a page saved twice) would
+        otherwise fill the top-k with one passage; the best-ranked copy is
+        kept and the next results fill its place.
+        """
+        seen: set[str] = set()
+        out: list[int] = []
+        for i in ranked:
+            key = " ".join(self.index.chunks[i]["text"].casefold().split())
+            if key not in seen:
+                seen.add(key)
+                out.append(i)
+        return out

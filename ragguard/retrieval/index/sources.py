@@ -18,7 +18,8 @@ from ragguard.retrieval.chunking import Chunk, ChunkingSettings, TokenCounter, c
 __all__ = ["Progress", "Scan", "token_counter", "chunking_for", "scan_sources", "chunk_sources", "collect_chunks",
            "no_documents", "embed_texts"]
 
-EMBED_BATCH = 512
+# Chunks per embed call: small enough that the progress bar moves every few seconds on a CPU.
+EMBED_BATCH = 256
 Progress = Callable[[str], None]
 
 
@@ -108,10 +109,22 @@ def no_documents(sources: Sequence[str | Path]) -> UsageError:
 
 
 def embed_texts(embedder: Embedder, texts: Sequence[str], progress: Progress | None) -> tuple[np.ndarray | None, float]:
-    """Unit float32 vectors for ``texts`` in order (longest first in batches, as sentence-transformers does)."""
+    """Unit float32 vectors for ``texts`` in order (longest first in batches, as sentence-transformers does).
+
+    ``progress`` a :class:`~ragguard.progress.ProgressBar` (as ``ragguard index build``
+    passes): it counts the chunks embedded, with chunks per second and ETA,
+    redrawn in place on a terminal. Any other callback gets a status line every
+    few seconds.
+    """
+    from ragguard.progress import ProgressBar
+
     if not texts:
         return None, 0.0
     started = time.perf_counter()
+    bar = progress if isinstance(progress, ProgressBar) else None
+    if bar is not None:
+        bar.total, bar.done, bar.started = len(texts), 0, bar.clock()  # type: ignore[operator]
+        bar.counts.clear()
     order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
     parts: list[np.ndarray] = []
     last = started
@@ -121,9 +134,13 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], progress: Progress | N
         parts.append(np.asarray(embedder.embed(batch), dtype=np.float32))
         done += len(batch)
         now = time.perf_counter()
-        if progress and (now - last > 2 or done == len(texts)) and len(texts) > EMBED_BATCH:
+        if bar is not None:
+            bar.advance("", count=len(batch))
+        elif progress and (now - last > 2 or done == len(texts)) and len(texts) > EMBED_BATCH:
             progress(f"embedded {done}/{len(texts)} chunks ({done / (now - started):.1f} chunks/s)")
             last = now
+    if bar is not None:
+        bar.close()
     stacked = np.concatenate(parts)
     vectors = np.empty_like(stacked)
     vectors[order] = stacked
