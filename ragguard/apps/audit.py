@@ -93,7 +93,10 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         if problem is None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
             problem = "'tags' must be a list of strings"
         if problem:
-            invalid.append({"id": f"line-{record.line}", "line": record.line, "status": "invalid", "error": problem})
+            # Results are keyed by "id", unique per line; the record's own id (maybe a duplicate) rides beside it.
+            own = {"record_id": str(data["id"])} if data.get("id") not in (None, "") else {}
+            invalid.append({"id": f"line-{record.line}", "line": record.line, **own, "status": "invalid",
+                            "error": problem})
             continue
         seen.add(qid)
         questions.append(
