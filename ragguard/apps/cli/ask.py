@@ -59,7 +59,9 @@ def _print_report(report: Any) -> None:
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
             text = " ".join(c.representative.split())
             typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
-    flagged = [c for c in report.contradictions if c.kind != DIVERGENT]
+    # One line per finding: a detector may report the same pair and reason twice (from two sentences).
+    flagged = list({(min(c.a, c.b), max(c.a, c.b), c.kind, c.explanation): c
+                    for c in report.contradictions if c.kind != DIVERGENT}.values())
     if flagged:
         typer.echo("contradictions:")
     for c in flagged[:3]:
