@@ -18,6 +18,7 @@ from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.protocols import Embedder, Generator, Retriever
 from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Fingerprint, Passage, Report, Sample
+from ragguard.endpoints import mark_single_sample
 from ragguard.errors import IndexLoadError, UsageError
 from ragguard.generation.nli import NLIModel
 from ragguard.generation.prompts import build_messages, context_cost
@@ -262,6 +263,7 @@ class RagGuard:
             report = job.report
             used = job.seeds[: len(job.texts)]
             report.warnings.extend(_sampling_warnings(job.texts, used, cfg))
+            mark_single_sample(report)
             report.sources = job.passages
             report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
             if adaptive and job.off_topic is None:

@@ -301,3 +301,27 @@ def test_ask_conversation_sends_the_messages_as_they_are(fake_guard: RagGuard, f
     assert "retrieve" not in report.timings and {"generate", "check", "total"} <= set(report.timings)
     with pytest.raises(UsageError, match="question is empty"):
         fake_guard.ask_conversation([{"role": "system", "content": "no user message"}])
+
+
+def test_one_sample_says_it_measured_no_agreement(fake_guard: RagGuard, fake_generator) -> None:
+    from ragguard.endpoints import SINGLE_SAMPLE_NOTE, TEMPERATURE_ZERO_NOTE, add_notes
+
+    fake_generator.enqueue([YES])
+    one = fake_guard.ask(QUESTION, samples=1)
+    assert len(one.samples) == 1 and one.verdict == "consistent"
+    assert one.confidence == 0.0  # agreement 1.0 of one answer is no evidence
+    assert one.warnings.count(SINGLE_SAMPLE_NOTE) == 1
+    # serve/LangChain at temperature 0 say the same with the reason: one note, not two.
+    add_notes(one, [TEMPERATURE_ZERO_NOTE])
+    assert one.warnings == [TEMPERATURE_ZERO_NOTE]
+    fake_generator.enqueue(FIVE[:3])
+    three = fake_guard.ask(QUESTION, samples=3)
+    assert three.confidence > 0 and SINGLE_SAMPLE_NOTE not in three.warnings
+
+
+def test_check_of_one_sample_says_it_measured_no_agreement(fake_embedder) -> None:
+    from ragguard.apps.check import check
+    from ragguard.endpoints import SINGLE_SAMPLE_NOTE
+
+    report = check(QUESTION, [YES], embedder=fake_embedder)
+    assert report.confidence == 0.0 and SINGLE_SAMPLE_NOTE in report.warnings

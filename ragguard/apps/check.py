@@ -23,6 +23,7 @@ from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, Con
 from ragguard.core.protocols import Embedder
 from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Passage, Report, Sample
+from ragguard.endpoints import mark_single_sample
 from ragguard.errors import UsageError
 from ragguard.generation.nli import NLIModel
 
@@ -176,6 +177,7 @@ def check(
     passages = [context] if isinstance(context, str) else list(context or [])
     result = checker.check(question.strip(), samples_, [str(p) for p in passages])
     report = report_from_result(question.strip(), result)
+    mark_single_sample(report)
     report.sources = [
         Passage(doc_id="context", chunk_id=f"context#{i}", text=str(text), score=1.0)
         for i, text in enumerate(passages)
