@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 
+from ragguard._text import clean_text, clean_value
 from ragguard._version import __version__
 from ragguard.apps.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
@@ -198,7 +199,7 @@ class RagGuard:
         for q in questions:
             _require_question(q)
         cfg = self._overridden(samples, seed)
-        jobs = [_Job(question=q.strip()) for q in questions]
+        jobs = [_Job.of(q) for q in questions]
         for job in jobs:
             job.started = time.perf_counter()
             if self.retriever is not None and cfg.retrieval.top_k > 0:
@@ -230,7 +231,10 @@ class RagGuard:
         if question is None:
             question = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         _require_question(question)
-        job = _Job(question=question.strip(), messages=[dict(m) for m in messages], started=time.perf_counter())
+        job = _Job.of(question)
+        job.started = time.perf_counter()
+        job.messages = [{k: clean_value(v, f"messages[{i}].{k}", job.notes) for k, v in m.items()}
+                        for i, m in enumerate(messages)]
         return self._answer([job], self._overridden(samples, seed))[0]
 
     def _overridden(self, samples: int | None, seed: int | None) -> Config:
@@ -261,6 +265,7 @@ class RagGuard:
         reports = []
         for job in jobs:
             report = job.report
+            report.warnings[:0] = job.notes
             used = job.seeds[: len(job.texts)]
             report.warnings.extend(_sampling_warnings(job.texts, used, cfg))
             mark_single_sample(report)
@@ -385,6 +390,13 @@ class _Job:
     off_topic: str | None = None
     stopped: str | None = None  # why adaptive sampling stopped early ("agreed", "contradiction")
     report: Report = None  # type: ignore[assignment]
+    notes: list[str] = field(default_factory=list)  # warnings about the input (invalid text replaced)
+
+    @classmethod
+    def of(cls, question: str) -> _Job:
+        """The job of ``question``, its invalid characters replaced (see :mod:`ragguard._text`)."""
+        cleaned, warning = clean_text(question.strip(), "the question")
+        return cls(question=cleaned, notes=[warning] if warning else [])
 
 
 def _tokens_per_row(prompt_tokens: int, rows: int, new_tokens: int) -> int:

@@ -53,6 +53,7 @@ class AuditQuestion:
     question: str
     reference: str | None
     tags: list[str]
+    warnings: tuple[str, ...] = ()  # about the record's text (invalid characters replaced)
 
 
 @dataclass
@@ -100,7 +101,8 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
             continue
         seen.add(qid)
         questions.append(
-            AuditQuestion(qid, record.line, question.strip(), (reference or "").strip() or None, list(tags))
+            AuditQuestion(qid, record.line, question.strip(), (reference or "").strip() or None, list(tags),
+                          record.warnings)
         )
     return questions, invalid
 
@@ -279,6 +281,7 @@ def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: floa
 def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: float) -> dict[str, Any]:
     record: dict[str, Any] = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference, "status": "ok",
                               **report.to_dict()}
+    record["warnings"] = [*q.warnings, *record["warnings"]]
     if q.reference:
         match, similarity = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
         record["reference_match"] = match

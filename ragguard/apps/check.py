@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ragguard._text import clean_value
 from ragguard.config import Config
 from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
 from ragguard.core.protocols import Embedder
@@ -162,6 +163,10 @@ def check(
         nli: an NLI model; defaults to ``consistency.nli_model`` of the config (none by default).
     """
     cfg = config or Config()
+    notes: list[str] = []
+    question = clean_value(question, "the question", notes)
+    samples = clean_value(list(samples), "samples", notes) if isinstance(samples, (list, tuple)) else samples
+    context = clean_value(context if isinstance(context, str) or context is None else list(context), "context", notes)
     if not isinstance(question, str) or not question.strip():
         raise UsageError("'question' is empty: every record needs the question its samples answer")
     if isinstance(samples, str) or not isinstance(samples, Sequence) or not samples:
@@ -177,6 +182,7 @@ def check(
     passages = [context] if isinstance(context, str) else list(context or [])
     result = checker.check(question.strip(), samples_, [str(p) for p in passages])
     report = report_from_result(question.strip(), result)
+    report.warnings[:0] = notes
     mark_single_sample(report)
     report.sources = [
         Passage(doc_id="context", chunk_id=f"context#{i}", text=str(text), score=1.0)

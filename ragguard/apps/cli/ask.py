@@ -98,6 +98,7 @@ def check(
         else:
             try:
                 report = check_record(record.data, embedder, cfg)
+                report.warnings[:0] = record.warnings
                 entry = {"line": record.line, **report.to_dict()}
                 entry.pop("fingerprint", None)
                 entry.pop("timings", None)
