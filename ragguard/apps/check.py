@@ -14,7 +14,9 @@ in when every sample of a record has a mean.
 from __future__ import annotations
 
 import functools
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,6 +33,7 @@ from ragguard.generation.nli import NLIModel
 __all__ = [
     "check",
     "check_record",
+    "record_from_csv",
     "checker_from_config",
     "default_embedder",
     "nli_from_config",
@@ -190,6 +193,53 @@ def check(
         if str(text).strip()
     ]
     return report
+
+
+_SAMPLE_COLUMN = re.compile(r"sample_(\d+)")
+
+
+def _json_list_cell(value: str, column: str) -> list[Any]:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the {column!r} cell is not a JSON list ({exc.msg} at column {exc.colno}): write it as "
+                         '["first answer", "second answer"], or use sample_1, sample_2, ... columns') from None
+    if not isinstance(parsed, list):
+        raise UsageError(f"the {column!r} cell holds {type(parsed).__name__}, not a JSON list: write it as "
+                         '["first answer", "second answer"]')
+    return parsed
+
+
+def record_from_csv(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``check`` record from one CSV row (every cell a string).
+
+    The layout (also in the README): a ``question`` column, and the samples either in a
+    ``samples`` cell holding a JSON list (``["25 days.", "Twenty-five days."]``) or in
+    ``sample_1``, ``sample_2``, ... columns (in number order; empty cells skipped, so rows may
+    have different counts), not both. An optional ``context`` cell is one passage, or a JSON
+    list of passages when it starts with ``[``.
+
+    Raises:
+        UsageError: a ``samples`` cell that is not a JSON list, or both layouts in one row.
+    """
+    data = {k: v for k, v in row.items() if not _SAMPLE_COLUMN.fullmatch(k)}
+    numbered = sorted(((int(m.group(1)), v) for k, v in row.items() if (m := _SAMPLE_COLUMN.fullmatch(k))),
+                      key=lambda item: item[0])
+    columns = [v for _, v in numbered if isinstance(v, str) and v.strip()]
+    cell = row.get("samples")
+    if isinstance(cell, str) and cell.strip():
+        if columns:
+            raise UsageError("the row has both a 'samples' cell and sample_N columns: use one of the two")
+        data["samples"] = _json_list_cell(cell, "samples")
+    elif numbered:
+        data["samples"] = columns
+    context = row.get("context")
+    if isinstance(context, str):
+        if context.lstrip().startswith("["):
+            data["context"] = _json_list_cell(context, "context")
+        elif not context.strip():
+            data.pop("context")
+    return data
 
 
 def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Report:

@@ -82,7 +82,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {\"results\": [...]}."),
 ) -> None:
     """Score answers generated elsewhere (any LLM): cluster, detect contradictions, vote."""
-    from ragguard.apps.check import check_record
+    from ragguard.apps.check import check_record, record_from_csv
     from ragguard.apps.records import BadRecord, read_records
     from ragguard.config import load_config
     from ragguard.errors import UsageError
@@ -97,7 +97,8 @@ def check(
             entry: dict[str, Any] = record.to_dict()
         else:
             try:
-                report = check_record(record.data, embedder, cfg)
+                data = record_from_csv(record.data) if samples_file.suffix.lower() == ".csv" else record.data
+                report = check_record(data, embedder, cfg)
                 report.warnings[:0] = record.warnings
                 entry = {"line": record.line, **report.to_dict()}
                 entry.pop("fingerprint", None)
