@@ -325,3 +325,33 @@ def test_check_of_one_sample_says_it_measured_no_agreement(fake_embedder) -> Non
 
     report = check(QUESTION, [YES], embedder=fake_embedder)
     assert report.confidence == 0.0 and SINGLE_SAMPLE_NOTE in report.warnings
+
+
+def test_loading_the_models_is_timed_as_its_own_stage(tiny_index, fake_generator) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from conftest import FakeEmbedder
+
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+
+    class SlowToLoad(FakeEmbedder):
+        loaded = False
+
+        def load(self) -> None:
+            if not self.loaded:
+                time.sleep(0.3)
+                self.loaded = True
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            self.load()  # lazily, as the real embedder does
+            return super().embed(texts)
+
+    embedder = SlowToLoad()
+    guard = RagGuard(Config(), fake_generator, embedder, IndexRetriever(KnowledgeIndex.load(tiny_index), embedder),
+                     index_path=str(tiny_index))
+    fake_generator.enqueue(FIVE)
+    first = guard.ask(QUESTION)
+    assert first.timings["load"] >= 0.3 > first.timings["retrieve"]
+    assert first.timings["total"] >= first.timings["load"]
+    fake_generator.enqueue(FIVE)
+    assert guard.ask(QUESTION).timings["load"] < 0.1

@@ -95,6 +95,11 @@ class TransformersGenerator(BatchGenerator):
         return gen
 
     # ----------------------------------------------------------------- loading
+    @property
+    def loaded(self) -> bool:
+        """Whether :meth:`load` has run (the pipeline times loading as its own stage)."""
+        return self._model is not None
+
     def load(self) -> None:
         """Load tokenizer and weights now (otherwise done on first generate)."""
         if self._model is not None:
