@@ -339,12 +339,13 @@ class RagGuard:
             for (job, _), completions in zip(group, results, strict=True):
                 job.texts.extend(c.text for c in completions)
                 job.logprobs.extend(getattr(c, "token_logprobs", None) for c in completions)
+                job.truncated.extend(bool(getattr(c, "truncated", False)) for c in completions)
                 job.timings["generate"] = job.timings.get("generate", 0.0) + share
 
     def _check_job(self, job: _Job, cfg: Config) -> None:
         t = time.perf_counter()
         job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, [p.text for p in job.passages],
-                                logprobs=job.logprobs)
+                                logprobs=job.logprobs, truncated=job.truncated)
         job.timings["check"] = job.timings.get("check", 0.0) + time.perf_counter() - t
 
     def check(
@@ -355,10 +356,12 @@ class RagGuard:
         cfg: Config | None = None,
         context: Sequence[str] = (),
         logprobs: Sequence[Sequence[float] | None] | None = None,
+        truncated: Sequence[bool] | None = None,
     ) -> Report:
         """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one).
 
-        ``logprobs[i]``, when given, are answer ``i``'s token log-probabilities (``None``: unknown).
+        ``logprobs[i]``, when given, are answer ``i``'s token log-probabilities (``None``: unknown);
+        ``truncated[i]`` says answer ``i`` was cut at the length limit (a warning says how many).
         """
         cfg = cfg or self.config
         if len(texts) != len(seeds):
@@ -368,9 +371,16 @@ class RagGuard:
                              "(or None) per answer")
         checker = checker_from_config(cfg, self.embedder, self.nli)
         per_answer = list(logprobs) if logprobs is not None else [None] * len(texts)
-        samples = [Sample(text=t, seed=s, greedy=s is None, **logprob_summary(lp))
-                   for t, s, lp in zip(texts, seeds, per_answer, strict=True)]
-        return report_from_result(question, checker.check(question, samples, context))
+        cut = list(truncated) if truncated is not None else [False] * len(texts)
+        samples = [Sample(text=t, seed=s, greedy=s is None, truncated=c, **logprob_summary(lp))
+                   for t, s, lp, c in zip(texts, seeds, per_answer, cut, strict=True)]
+        report = report_from_result(question, checker.check(question, samples, context))
+        if any(cut):
+            report.warnings.append(
+                f"{sum(cut)} of {len(cut)} answers were cut at sampling.max_new_tokens "
+                f"({cfg.sampling.max_new_tokens} tokens) and may end mid-sentence: raise it to see them whole"
+            )
+        return report
 
     def fingerprint(self, cfg: Config, seeds: Sequence[int]) -> Fingerprint:
         """Everything that produced an answer (model, adapter, embedder, config, versions, device, seeds)."""
@@ -404,6 +414,7 @@ class _Job:
     seeds: list[int | None] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     logprobs: list[tuple[float, ...] | None] = field(default_factory=list)  # per text, from its completion
+    truncated: list[bool] = field(default_factory=list)  # per text: cut at the length limit
     timings: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
     off_topic: str | None = None

@@ -29,7 +29,8 @@ def check_contract(d: dict) -> None:
     assert isinstance(d["agreement"], float) and 0.0 <= d["agreement"] <= 1.0
     assert isinstance(d["semantic_entropy"], float) and 0.0 <= d["semantic_entropy"] <= 1.0
     for s in d["samples"]:
-        assert set(s) == {"text", "seed", "greedy", "cluster", "logprob_mean", "logprob_min", "tokens"}
+        assert set(s) == {"text", "seed", "greedy", "cluster", "logprob_mean", "logprob_min", "tokens",
+                          "truncated"}
         assert isinstance(s["text"], str) and isinstance(s["greedy"], bool) and isinstance(s["cluster"], int)
         assert s["seed"] is None or (isinstance(s["seed"], int) and not isinstance(s["seed"], bool))
     for c in d["clusters"]:
@@ -355,3 +356,21 @@ def test_loading_the_models_is_timed_as_its_own_stage(tiny_index, fake_generator
     assert first.timings["total"] >= first.timings["load"]
     fake_generator.enqueue(FIVE)
     assert guard.ask(QUESTION).timings["load"] < 0.1
+
+
+def test_answers_cut_at_the_length_limit_are_marked_truncated() -> None:
+    from fakes import WordEmbedder
+
+    from ragguard.core.protocols import Completion
+
+    class CutGenerator:
+        name, device, adapter, model_sha256 = "cut", "cpu", None, None
+
+        def generate(self, messages, seeds):  # type: ignore[no-untyped-def]
+            return [Completion(text="You get 25 days, based on your employment status. This", seed=s,
+                               truncated=s is not None) for s in seeds]
+
+    guard = RagGuard(Config().replace("retrieval", top_k=0), CutGenerator(), WordEmbedder())
+    report = guard.ask(QUESTION, samples=3)
+    assert [s["truncated"] for s in report.to_dict()["samples"]] == [False, True, True]
+    assert any("2 of 3 answers were cut at sampling.max_new_tokens" in w for w in report.warnings)

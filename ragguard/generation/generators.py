@@ -182,8 +182,10 @@ class TransformersGenerator(BatchGenerator):
         tok = self.tokenizer
         return [
             [
+                # Stop tokens are never kept, so a row of max_new_tokens tokens never stopped: it was cut.
                 Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s,
-                           token_logprobs=None if lp is None else tuple(lp))
+                           token_logprobs=None if lp is None else tuple(lp),
+                           truncated=len(r) >= self.sampling.max_new_tokens)
                 for r, s, lp in zip(out, sd, row_scores, strict=True)
             ]
             for out, sd, row_scores in zip(rows, seeds, scores, strict=True)
