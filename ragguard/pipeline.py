@@ -200,6 +200,8 @@ class RagGuard:
             _require_question(q)
         cfg = self._overridden(samples, seed)
         jobs = [_Job.of(q) for q in questions]
+        for job in jobs:
+            self._require_length(job.question, cfg)
         self._load_models(jobs)
         for job in jobs:
             job.started = job.started or time.perf_counter()
@@ -233,10 +235,30 @@ class RagGuard:
             question = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         _require_question(question)
         job = _Job.of(question)
+        self._require_length(job.question, cfg := self._overridden(samples, seed))
         self._load_models([job])
         job.messages = [{k: clean_value(v, f"messages[{i}].{k}", job.notes) for k, v in m.items()}
                         for i, m in enumerate(messages)]
-        return self._answer([job], self._overridden(samples, seed))[0]
+        return self._answer([job], cfg)[0]
+
+    def _require_length(self, question: str, cfg: Config) -> None:
+        """Refuse a question over ``generator.max_question_tokens`` tokens of the generator.
+
+        Refused rather than cut: a cut question may ask something else, and the answer would not say so.
+        Every generator token holds at least one UTF-8 byte, so a question of no more bytes than the
+        limit is never counted (no tokenizer is loaded for it). A generator without ``count_tokens``
+        (an HTTP backend) is estimated at 3 characters a token, as the batching estimates prompts.
+        """
+        limit = cfg.generator.max_question_tokens
+        if len(question.encode("utf-8")) <= limit:
+            return
+        count = getattr(self.generator, "count_tokens", None)
+        tokens = int(count(question)) if callable(count) else context_cost(question) // 3 + 1
+        if tokens > limit:
+            raise UsageError(
+                f"the question is {tokens} tokens ({len(question)} characters), over generator.max_question_tokens "
+                f"{limit}: shorten it, or raise generator.max_question_tokens in the config"
+            )
 
     def _load_models(self, jobs: list[_Job]) -> None:
         """Load the embedder and generator now, timed as the first job's ``load`` stage.

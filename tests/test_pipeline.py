@@ -374,3 +374,28 @@ def test_answers_cut_at_the_length_limit_are_marked_truncated() -> None:
     report = guard.ask(QUESTION, samples=3)
     assert [s["truncated"] for s in report.to_dict()["samples"]] == [False, True, True]
     assert any("2 of 3 answers were cut at sampling.max_new_tokens" in w for w in report.warnings)
+
+
+def test_a_question_over_max_question_tokens_is_refused(fake_guard: RagGuard, fake_generator) -> None:
+    counted: list[str] = []
+
+    def count_tokens(text: str) -> int:  # one token per word, as a fake tokenizer
+        counted.append(text)
+        return len(text.split())
+
+    fake_generator.count_tokens = count_tokens
+    fake_guard.config = fake_guard.config.replace("generator", max_question_tokens=20)
+    long_question = "How many leave days do I get " + "please " * 30 + "?"
+    with pytest.raises(UsageError, match=r"the question is 38 tokens .* over generator.max_question_tokens 20"):
+        fake_guard.ask(long_question)
+    with pytest.raises(UsageError, match="max_question_tokens"):
+        fake_guard.ask_conversation([{"role": "user", "content": long_question}])
+    assert fake_generator.calls == []  # refused before anything ran
+    fake_generator.enqueue(FIVE)
+    assert fake_guard.ask(QUESTION).answer == YES  # 75 bytes: over 20 bytes, counted, 11 tokens
+    assert counted[-1] == QUESTION
+    counted.clear()
+    fake_guard.config = fake_guard.config.replace("generator", max_question_tokens=512)
+    fake_generator.enqueue(FIVE)
+    fake_guard.ask(QUESTION)
+    assert counted == []  # no more bytes than the limit: never counted

@@ -169,6 +169,10 @@ class TransformersGenerator(BatchGenerator):
         return self._model
 
     # -------------------------------------------------------------- generation
+    def count_tokens(self, text: str) -> int:
+        """The number of this model's tokens in ``text`` (no special tokens)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
     def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of the chat prompt, built with the model's own chat template."""
         return chat_prompt_ids(self.tokenizer, messages)
