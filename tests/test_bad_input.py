@@ -190,3 +190,6 @@ def test_serve_answers_invalid_text_with_a_warning_not_a_500() -> None:
                           timeout=30)
         assert done.status_code == 200, done.text
         assert any("invalid character" in w for w in done.json()["ragguard"]["warnings"])
+        # A question over generator.max_question_tokens (512) is a 400, not minutes of decoding.
+        huge = httpx.post(f"{url}/ask", json={"question": "Who approves leave? " * 400}, timeout=30)
+        assert huge.status_code == 400 and "max_question_tokens" in huge.text
