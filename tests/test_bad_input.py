@@ -31,6 +31,15 @@ def test_the_bitsandbytes_kernels_notice_stays_off_stderr() -> None:
     assert done.returncode == 0, done.stderr
     assert "kernels" not in done.stderr
     assert "another bitsandbytes warning" in done.stderr
+    # Library users too: the embedder and generator loaders quiet it before importing the models.
+    done = _python(
+        "import logging\n"
+        "from ragguard.generation.models import quiet_transformers\n"
+        "quiet_transformers()\n"
+        "logging.getLogger('bitsandbytes.backends.cpu.ops').warning('Failed to load CPU gemm_4bit_forward from "
+        "kernels-community: x')\n"
+    )
+    assert done.returncode == 0 and "kernels" not in done.stderr, done.stderr
 
 
 def _report(**changes):  # type: ignore[no-untyped-def]
