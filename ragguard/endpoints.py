@@ -19,12 +19,44 @@ from ragguard.config import Config
 from ragguard.core.types import Report
 from ragguard.errors import ConfigError
 
-__all__ = ["TEMPERATURE_ZERO_NOTE", "call_config", "Refusals"]
+__all__ = ["SINGLE_SAMPLE_NOTE", "TEMPERATURE_ZERO_NOTE", "add_notes", "call_config", "mark_single_sample", "Refusals"]
 
 TEMPERATURE_ZERO_NOTE = (
     "temperature=0: only the greedy answer was drawn, so the verdict does not measure consistency "
     "(use a temperature > 0)"
 )
+SINGLE_SAMPLE_NOTE = (
+    "only one answer was drawn, so the verdict does not measure consistency and confidence is 0 "
+    "(draw 3 or more, e.g. --samples 5)"
+)
+
+
+def mark_single_sample(report: Report) -> None:
+    """Say that a report of one sample measured no agreement.
+
+    One answer always sits alone in its cluster, so its agreement is 1.0 by
+    construction, not by evidence. The verdict keeps the contract's values
+    (``consistent`` still means no second answer disagreed) and ``agreement``
+    keeps its definition (the winner's share), but ``confidence``, the number
+    gates and rankings read, is set to 0 and :data:`SINGLE_SAMPLE_NOTE` says why.
+    """
+    if len(report.samples) != 1:
+        return
+    report.confidence = 0.0
+    if SINGLE_SAMPLE_NOTE not in report.warnings and TEMPERATURE_ZERO_NOTE not in report.warnings:
+        report.warnings.append(SINGLE_SAMPLE_NOTE)
+
+
+def add_notes(report: Report, notes: list[str]) -> None:
+    """Add an endpoint's notes (from :func:`call_config`) to ``report``, once each.
+
+    :data:`TEMPERATURE_ZERO_NOTE` replaces :data:`SINGLE_SAMPLE_NOTE`: it says the same and why.
+    """
+    for note in notes:
+        if note == TEMPERATURE_ZERO_NOTE and SINGLE_SAMPLE_NOTE in report.warnings:
+            report.warnings.remove(SINGLE_SAMPLE_NOTE)
+        if note not in report.warnings:
+            report.warnings.append(note)
 
 
 def call_config(

@@ -9,12 +9,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ragguard._text import clean_text, clean_value
+from ragguard.adaptive import adaptive_rounds, samples_adaptively, settled
 from ragguard.apps.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
-from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.protocols import Embedder, Generator, Retriever
 from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Fingerprint, Passage, Report, Sample
+from ragguard.endpoints import mark_single_sample
 from ragguard.errors import UsageError
 from ragguard.generation.nli import NLIModel
 from ragguard.generation.prompts import build_messages, context_cost
@@ -155,9 +157,12 @@ class RagGuard:
         for q in questions:
             _require_question(q)
         cfg = self._overridden(samples, seed)
-        jobs = [_Job(question=q.strip()) for q in questions]
+        jobs = [_Job.of(q) for q in questions]
         for job in jobs:
-            job.started = time.perf_counter()
+            self._require_length(job.question, cfg)
+        self._load_models(jobs)
+        for job in jobs:
+            job.started = job.started or time.perf_counter()
             if self.retriever is not None and cfg.retrieval.top_k > 0:
                 t = time.perf_counter()
                 job.passages = self.retriever.search(job.question, cfg.retrieval.top_k)
@@ -187,8 +192,49 @@ class RagGuard:
         if question is None:
             question = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         _require_question(question)
-        job = _Job(question=question.strip(), messages=[dict(m) for m in messages], started=time.perf_counter())
-        return self._answer([job], self._overridden(samples, seed))[0]
+        job = _Job.of(question)
+        self._require_length(job.question, cfg := self._overridden(samples, seed))
+        self._load_models([job])
+        job.messages = [{k: clean_value(v, f"messages[{i}].{k}", job.notes) for k, v in m.items()}
+                        for i, m in enumerate(messages)]
+        return self._answer([job], cfg)[0]
+
+    def _require_length(self, question: str, cfg: Config) -> None:
+        """Refuse a question over ``generator.max_question_tokens`` tokens of the generator.
+
+        Refused rather than cut: a cut question may ask something else, and the answer would not say so.
+        Every generator token holds at least one UTF-8 byte, so a question of no more bytes than the
+        limit is never counted (no tokenizer is loaded for it). A generator without ``count_tokens``
+        (an HTTP backend) is estimated at 3 characters a token, as the batching estimates prompts.
+        """
+        limit = cfg.generator.max_question_tokens
+        if len(question.encode("utf-8")) <= limit:
+            return
+        count = getattr(self.generator, "count_tokens", None)
+        tokens = int(count(question)) if callable(count) else context_cost(question) // 3 + 1
+        if tokens > limit:
+            raise UsageError(
+                f"the question is {tokens} tokens ({len(question)} characters), over generator.max_question_tokens "
+                f"{limit}: shorten it, or raise generator.max_question_tokens in the config"
+            )
+
+    def _load_models(self, jobs: list[_Job]) -> None:
+        """Load the embedder and generator now, timed as the first job's ``load`` stage.
+
+        Models load lazily; without this the first search or pass would carry the loading time
+        (seconds) in ``retrieve`` or ``generate``. Loading is done once for the whole call, so it is
+        counted once, on the first job (and in its ``total``); a loaded model costs ~0. A generator
+        is loaded here only when it says it is not (``loaded`` is False): one without that flag
+        loads on its first pass, as before.
+        """
+        started = time.perf_counter()
+        for model in (self.embedder, self.generator):
+            load = getattr(model, "load", None)
+            if callable(load) and (model is self.embedder or getattr(model, "loaded", True) is False):
+                load()
+        if jobs:
+            jobs[0].started = started
+            jobs[0].timings["load"] = time.perf_counter() - started
 
     def _overridden(self, samples: int | None, seed: int | None) -> Config:
         changes = {k: v for k, v in (("samples", samples), ("seed", seed)) if v is not None}
@@ -208,7 +254,7 @@ class RagGuard:
             for job in pending:
                 self._check_job(job, cfg)
                 if adaptive and upto < cfg.sampling.samples:
-                    job.stopped = _settled(job.report, cfg.sampling.samples)
+                    job.stopped = settled(job.report, cfg.sampling.samples)
             pending = [job for job in pending if not job.stopped]
             if not pending:
                 break
@@ -218,8 +264,10 @@ class RagGuard:
         reports = []
         for job in jobs:
             report = job.report
+            report.warnings[:0] = job.notes
             used = job.seeds[: len(job.texts)]
             report.warnings.extend(_sampling_warnings(job.texts, used, cfg))
+            mark_single_sample(report)
             report.sources = job.passages
             report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
             if adaptive and job.off_topic is None:
@@ -271,12 +319,13 @@ class RagGuard:
             for (job, _), completions in zip(group, results, strict=True):
                 job.texts.extend(c.text for c in completions)
                 job.logprobs.extend(getattr(c, "token_logprobs", None) for c in completions)
+                job.truncated.extend(bool(getattr(c, "truncated", False)) for c in completions)
                 job.timings["generate"] = job.timings.get("generate", 0.0) + share
 
     def _check_job(self, job: _Job, cfg: Config) -> None:
         t = time.perf_counter()
         job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, job.passages,
-                                logprobs=job.logprobs)
+                                logprobs=job.logprobs, truncated=job.truncated)
         job.timings["check"] = job.timings.get("check", 0.0) + time.perf_counter() - t
 
     def check(
@@ -287,10 +336,12 @@ class RagGuard:
         cfg: Config | None = None,
         context: Sequence[str | Passage] = (),
         logprobs: Sequence[Sequence[float] | None] | None = None,
+        truncated: Sequence[bool] | None = None,
     ) -> Report:
         """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one).
 
-        ``logprobs[i]``, when given, are answer ``i``'s token log-probabilities (``None``: unknown).
+        ``logprobs[i]``, when given, are answer ``i``'s token log-probabilities (``None``: unknown);
+        ``truncated[i]`` says answer ``i`` was cut at the length limit (a warning says how many).
         """
         cfg = cfg or self.config
         if len(texts) != len(seeds):
@@ -300,9 +351,16 @@ class RagGuard:
                              "(or None) per answer")
         checker = checker_from_config(cfg, self.embedder, self.nli)
         per_answer = list(logprobs) if logprobs is not None else [None] * len(texts)
-        samples = [Sample(text=t, seed=s, greedy=s is None, **logprob_summary(lp))
-                   for t, s, lp in zip(texts, seeds, per_answer, strict=True)]
-        return report_from_result(question, checker.check(question, samples, context))
+        cut = list(truncated) if truncated is not None else [False] * len(texts)
+        samples = [Sample(text=t, seed=s, greedy=s is None, truncated=c, **logprob_summary(lp))
+                   for t, s, lp, c in zip(texts, seeds, per_answer, cut, strict=True)]
+        report = report_from_result(question, checker.check(question, samples, context))
+        if any(cut):
+            report.warnings.append(
+                f"{sum(cut)} of {len(cut)} answers were cut at sampling.max_new_tokens "
+                f"({cfg.sampling.max_new_tokens} tokens) and may end mid-sentence: raise it to see them whole"
+            )
+        return report
 
     def fingerprint(self, cfg: Config, seeds: Sequence[int]) -> Fingerprint:
         """Everything that produced an answer (model, adapter, embedder, config, versions, device, seeds)."""
@@ -336,11 +394,19 @@ class _Job:
     seeds: list[int | None] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     logprobs: list[tuple[float, ...] | None] = field(default_factory=list)  # per text, from its completion
+    truncated: list[bool] = field(default_factory=list)  # per text: cut at the length limit
     timings: dict[str, float] = field(default_factory=dict)
     started: float = 0.0
     off_topic: str | None = None
     stopped: str | None = None  # why adaptive sampling stopped early ("agreed", "contradiction")
     report: Report = None  # type: ignore[assignment]
+    notes: list[str] = field(default_factory=list)  # warnings about the input (invalid text replaced)
+
+    @classmethod
+    def of(cls, question: str) -> _Job:
+        """The job of ``question``, its invalid characters replaced (see :mod:`ragguard._text`)."""
+        cleaned, warning = clean_text(question.strip(), "the question")
+        return cls(question=cleaned, notes=[warning] if warning else [])
 
 
 def _tokens_per_row(prompt_tokens: int, rows: int, new_tokens: int) -> int:
@@ -397,48 +463,6 @@ def _draw_settings(sampling: object) -> tuple[object, ...]:
     """The sampling settings a generator reads (not the count or the base seed, which the pipeline owns)."""
     return tuple(getattr(sampling, k, None) for k in ("temperature", "top_p", "top_k", "repetition_penalty",
                                                        "max_new_tokens"))
-
-
-def adaptive_rounds(samples: int) -> list[int]:
-    """How many answers adaptive sampling has after each round: greedy + 2 first, then up to ``samples``.
-
-    The middle round, when there is room for one, ends at the first count that is a majority of
-    ``samples`` (from there :func:`_settled` may stop on agreement): ``[3, 5, 8]`` for 8,
-    ``[3, 4, 6]`` for 6, ``[3, 5]`` for 5.
-    """
-    if samples <= 3:
-        return [samples]
-    majority = samples // 2 + 1
-    return [3, majority, samples] if 3 < majority < samples else [3, samples]
-
-
-def samples_adaptively(adaptive: bool, samples: int) -> bool:
-    """Whether ``sampling.adaptive`` draws in more than one round for ``samples`` answers (more than 3)."""
-    return adaptive and len(adaptive_rounds(samples)) > 1
-
-
-def _round_agrees(report: Report) -> bool:
-    """A round agrees when every sample sits in one cluster and nothing contradicts."""
-    return len(report.clusters) == 1 and not report.contradictions and report.verdict != "abstain"
-
-
-def _settled(report: Report, of: int) -> str | None:
-    """Why adaptive sampling may stop now that ``len(report.samples)`` of ``of`` answers are drawn, or None.
-
-    ``contradiction`` (any round): a detector already found two answers that
-    contradict; the detectors read pairs, so that pair and the verdict
-    ``contradiction`` stay in any larger set of samples.
-    ``agreed``: every answer so far in one cluster, nothing contradicting, and
-    they are more than half of the ``of`` planned answers (so the vote's
-    majority is already there). Fewer agreeing answers are weak evidence with
-    a small model: stopping on agreement at 3 of 8 changed 2 of 36 FAQ verdicts
-    on each of two seeds, waiting for 5 of 8 none (see the README).
-    """
-    if any(c.kind in CONTRADICTION_KINDS for c in report.contradictions):
-        return "contradiction"
-    if 2 * len(report.samples) > of and _round_agrees(report):
-        return "agreed"
-    return None
 
 
 def _sampling_warnings(texts: Sequence[str], seeds: Sequence[int | None], cfg: Config) -> list[str]:

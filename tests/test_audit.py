@@ -82,6 +82,8 @@ def test_audit_writes_every_output_and_reports_bad_records(tmp_path: Path) -> No
     assert by_id["branch"]["reference_match"] is None
     invalid = [r for r in lines if r["status"] == "invalid"]
     assert {r["line"] for r in invalid} == {2, 5}
+    # An invalid record keeps its own id beside its line (the unparseable line has none).
+    assert {r["line"]: r.get("record_id") for r in invalid} == {2: None, 5: "empty"}
     s = result.summary
     assert s["questions"] == 5 and s["answered"] == 3 and s["invalid"] == 2 and s["errors"] == 0
     assert s["verdicts"]["consistent"] == 2 and s["verdicts"]["contradiction"] == 1

@@ -185,3 +185,41 @@ def test_cli_check_json_carries_input_logprobs(tmp_path: Path, monkeypatch: pyte
     assert first["semantic_entropy_weighted"] == 0.0  # one cluster
     assert second["semantic_entropy_weighted"] is None and second["samples"][0]["logprob_mean"] is None
     assert bad["line"] == 3 and "not probabilities" in bad["error"]
+
+
+def test_cli_check_reads_the_csv_layouts_of_the_readme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.generation.embedders
+
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    numbered = tmp_path / "numbered.csv"
+    numbered.write_text(
+        "question,sample_1,sample_2,sample_3,context\n"
+        f'"{Q}","Yes, ask HR.","No, you do not need it.",,"Ask HR for the certificate."\n'
+        "How long is probation?,Three months.,Three months.,Three months.,\n", encoding="utf-8")
+    listed = tmp_path / "listed.csv"
+    listed.write_text(
+        'question,samples,context\n"How long is probation?","[""Three months."", ""Three months.""]",'
+        '"[""Probation lasts three months."", ""It can be extended.""]"\n'
+        'Bad row?,"Three months.",\n'
+        'One sample?,"[""a""]",\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(numbered), "--json"])
+    assert result.exit_code == 0, result.output
+    first, second = json.loads(result.stdout)["results"]
+    assert [s["text"] for s in first["samples"]] == ["Yes, ask HR.", "No, you do not need it."]
+    assert first["verdict"] == "contradiction" and len(second["samples"]) == 3
+    assert second["verdict"] == "consistent"
+    result = CliRunner().invoke(app, ["check", str(listed), "--json"])
+    assert result.exit_code == 0, result.output
+    ok, bad, one = json.loads(result.stdout)["results"]
+    assert [s["text"] for s in ok["samples"]] == ["Three months."] * 2 and ok["verdict"] == "consistent"
+    assert "not a JSON list" in bad["error"]
+    assert [s["text"] for s in one["samples"]] == ["a"]
+
+
+def test_a_csv_row_with_both_sample_layouts_is_refused() -> None:
+    from ragguard.apps.check import record_from_csv
+
+    with pytest.raises(UsageError, match="both a 'samples' cell and sample_N columns"):
+        record_from_csv({"question": "q", "samples": '["a"]', "sample_1": "b"})
+    assert record_from_csv({"question": "q", "sample_2": "b", "sample_10": "c", "sample_1": "a", "context": ""}) == {
+        "question": "q", "samples": ["a", "b", "c"]}

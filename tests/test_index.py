@@ -121,6 +121,14 @@ def test_missing_folder_is_refused(tmp_path: Path) -> None:
     assert str(missing) in str(info.value)
 
 
+def test_a_file_passed_as_the_index_is_called_a_file(tmp_path: Path) -> None:
+    file = tmp_path / "chunks.jsonl"
+    file.write_text("{}\n", encoding="utf-8")
+    with pytest.raises(IndexLoadError, match="is a file, not an index folder") as info:
+        KnowledgeIndex.load(file)
+    assert "does not exist" not in str(info.value)
+
+
 def test_folder_without_manifest_is_refused(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "index.faiss").write_bytes(b"x")

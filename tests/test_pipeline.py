@@ -29,7 +29,8 @@ def check_contract(d: dict) -> None:
     assert isinstance(d["agreement"], float) and 0.0 <= d["agreement"] <= 1.0
     assert isinstance(d["semantic_entropy"], float) and 0.0 <= d["semantic_entropy"] <= 1.0
     for s in d["samples"]:
-        assert set(s) == {"text", "seed", "greedy", "cluster", "logprob_mean", "logprob_min", "tokens"}
+        assert set(s) == {"text", "seed", "greedy", "cluster", "logprob_mean", "logprob_min", "tokens",
+                          "truncated"}
         assert isinstance(s["text"], str) and isinstance(s["greedy"], bool) and isinstance(s["cluster"], int)
         assert s["seed"] is None or (isinstance(s["seed"], int) and not isinstance(s["seed"], bool))
     for c in d["clusters"]:
@@ -301,3 +302,100 @@ def test_ask_conversation_sends_the_messages_as_they_are(fake_guard: RagGuard, f
     assert "retrieve" not in report.timings and {"generate", "check", "total"} <= set(report.timings)
     with pytest.raises(UsageError, match="question is empty"):
         fake_guard.ask_conversation([{"role": "system", "content": "no user message"}])
+
+
+def test_one_sample_says_it_measured_no_agreement(fake_guard: RagGuard, fake_generator) -> None:
+    from ragguard.endpoints import SINGLE_SAMPLE_NOTE, TEMPERATURE_ZERO_NOTE, add_notes
+
+    fake_generator.enqueue([YES])
+    one = fake_guard.ask(QUESTION, samples=1)
+    assert len(one.samples) == 1 and one.verdict == "consistent"
+    assert one.confidence == 0.0  # agreement 1.0 of one answer is no evidence
+    assert one.warnings.count(SINGLE_SAMPLE_NOTE) == 1
+    # serve/LangChain at temperature 0 say the same with the reason: one note, not two.
+    add_notes(one, [TEMPERATURE_ZERO_NOTE])
+    assert one.warnings == [TEMPERATURE_ZERO_NOTE]
+    fake_generator.enqueue(FIVE[:3])
+    three = fake_guard.ask(QUESTION, samples=3)
+    assert three.confidence > 0 and SINGLE_SAMPLE_NOTE not in three.warnings
+
+
+def test_check_of_one_sample_says_it_measured_no_agreement(fake_embedder) -> None:
+    from ragguard.apps.check import check
+    from ragguard.endpoints import SINGLE_SAMPLE_NOTE
+
+    report = check(QUESTION, [YES], embedder=fake_embedder)
+    assert report.confidence == 0.0 and SINGLE_SAMPLE_NOTE in report.warnings
+
+
+def test_loading_the_models_is_timed_as_its_own_stage(tiny_index, fake_generator) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from conftest import FakeEmbedder
+
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+
+    class SlowToLoad(FakeEmbedder):
+        loaded = False
+
+        def load(self) -> None:
+            if not self.loaded:
+                time.sleep(0.3)
+                self.loaded = True
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            self.load()  # lazily, as the real embedder does
+            return super().embed(texts)
+
+    embedder = SlowToLoad()
+    guard = RagGuard(Config(), fake_generator, embedder, IndexRetriever(KnowledgeIndex.load(tiny_index), embedder),
+                     index_path=str(tiny_index))
+    fake_generator.enqueue(FIVE)
+    first = guard.ask(QUESTION)
+    assert first.timings["load"] >= 0.3 > first.timings["retrieve"]
+    assert first.timings["total"] >= first.timings["load"]
+    fake_generator.enqueue(FIVE)
+    assert guard.ask(QUESTION).timings["load"] < 0.1
+
+
+def test_answers_cut_at_the_length_limit_are_marked_truncated() -> None:
+    from fakes import WordEmbedder
+
+    from ragguard.core.protocols import Completion
+
+    class CutGenerator:
+        name, device, adapter, model_sha256 = "cut", "cpu", None, None
+
+        def generate(self, messages, seeds):  # type: ignore[no-untyped-def]
+            return [Completion(text="You get 25 days, based on your employment status. This", seed=s,
+                               truncated=s is not None) for s in seeds]
+
+    guard = RagGuard(Config().replace("retrieval", top_k=0), CutGenerator(), WordEmbedder())
+    report = guard.ask(QUESTION, samples=3)
+    assert [s["truncated"] for s in report.to_dict()["samples"]] == [False, True, True]
+    assert any("2 of 3 answers were cut at sampling.max_new_tokens" in w for w in report.warnings)
+
+
+def test_a_question_over_max_question_tokens_is_refused(fake_guard: RagGuard, fake_generator) -> None:
+    counted: list[str] = []
+
+    def count_tokens(text: str) -> int:  # one token per word, as a fake tokenizer
+        counted.append(text)
+        return len(text.split())
+
+    fake_generator.count_tokens = count_tokens
+    fake_guard.config = fake_guard.config.replace("generator", max_question_tokens=20)
+    long_question = "How many leave days do I get " + "please " * 30 + "?"
+    with pytest.raises(UsageError, match=r"the question is 38 tokens .* over generator.max_question_tokens 20"):
+        fake_guard.ask(long_question)
+    with pytest.raises(UsageError, match="max_question_tokens"):
+        fake_guard.ask_conversation([{"role": "user", "content": long_question}])
+    assert fake_generator.calls == []  # refused before anything ran
+    fake_generator.enqueue(FIVE)
+    assert fake_guard.ask(QUESTION).answer == YES  # 75 bytes: over 20 bytes, counted, 11 tokens
+    assert counted[-1] == QUESTION
+    counted.clear()
+    fake_guard.config = fake_guard.config.replace("generator", max_question_tokens=512)
+    fake_generator.enqueue(FIVE)
+    fake_guard.ask(QUESTION)
+    assert counted == []  # no more bytes than the limit: never counted

@@ -177,7 +177,7 @@ def test_adaptive_draws_the_rest_when_the_first_round_disagrees_and_matches_fixe
 
 
 def test_adaptive_rounds_and_a_middle_stop() -> None:
-    from ragguard.pipeline import adaptive_rounds
+    from ragguard.adaptive import adaptive_rounds
 
     assert adaptive_rounds(3) == [3] and adaptive_rounds(5) == [3, 5] and adaptive_rounds(6) == [3, 4, 6]
     assert adaptive_rounds(8) == [3, 5, 8] and adaptive_rounds(16) == [3, 9, 16] and adaptive_rounds(4) == [3, 4]
@@ -207,8 +207,8 @@ def test_adaptive_stops_on_agreement_only_once_a_majority_of_the_answers_is_draw
 
 
 def test_settled_waits_for_a_majority_to_agree_but_not_to_contradict() -> None:
+    from ragguard.adaptive import settled as _settled
     from ragguard.core.types import Cluster, Contradiction, Report
-    from ragguard.pipeline import _settled
 
     def report(n: int, contradicting: bool = False):  # type: ignore[no-untyped-def]
         samples = [Sample(text="Yes, ask HR.", seed=i or None, greedy=i == 0) for i in range(n)]

@@ -54,6 +54,7 @@ class AuditQuestion:
     question: str
     reference: str | None
     tags: list[str]
+    warnings: tuple[str, ...] = ()  # about the record's text (invalid characters replaced)
 
 
 @dataclass
@@ -94,11 +95,15 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         if problem is None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
             problem = "'tags' must be a list of strings"
         if problem:
-            invalid.append({"id": f"line-{record.line}", "line": record.line, "status": "invalid", "error": problem})
+            # Results are keyed by "id", unique per line; the record's own id (maybe a duplicate) rides beside it.
+            own = {"record_id": str(data["id"])} if data.get("id") not in (None, "") else {}
+            invalid.append({"id": f"line-{record.line}", "line": record.line, **own, "status": "invalid",
+                            "error": problem})
             continue
         seen.add(qid)
         questions.append(
-            AuditQuestion(qid, record.line, question.strip(), (reference or "").strip() or None, list(tags))
+            AuditQuestion(qid, record.line, question.strip(), (reference or "").strip() or None, list(tags),
+                          record.warnings)
         )
     return questions, invalid
 
@@ -303,6 +308,7 @@ def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: floa
 def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: float) -> dict[str, Any]:
     record: dict[str, Any] = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference, "status": "ok",
                               **report.to_dict()}
+    record["warnings"] = [*q.warnings, *record["warnings"]]
     if q.reference:
         decided = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
         record["reference_match"] = decided.label

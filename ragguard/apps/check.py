@@ -14,21 +14,26 @@ in when every sample of a record has a mean.
 from __future__ import annotations
 
 import functools
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ragguard._text import clean_value
 from ragguard.config import Config
 from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
 from ragguard.core.protocols import Embedder
 from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Passage, Report, Sample
+from ragguard.endpoints import mark_single_sample
 from ragguard.errors import UsageError
 from ragguard.generation.nli import NLIModel
 
 __all__ = [
     "check",
     "check_record",
+    "record_from_csv",
     "checker_from_config",
     "default_embedder",
     "nli_from_config",
@@ -162,6 +167,10 @@ def check(
         nli: an NLI model; defaults to ``consistency.nli_model`` of the config (none by default).
     """
     cfg = config or Config()
+    notes: list[str] = []
+    question = clean_value(question, "the question", notes)
+    samples = clean_value(list(samples), "samples", notes) if isinstance(samples, (list, tuple)) else samples
+    context = clean_value(context if isinstance(context, str) or context is None else list(context), "context", notes)
     if not isinstance(question, str) or not question.strip():
         raise UsageError("'question' is empty: every record needs the question its samples answer")
     if isinstance(samples, str) or not isinstance(samples, Sequence) or not samples:
@@ -177,12 +186,61 @@ def check(
     passages = [context] if isinstance(context, str) else list(context or [])
     result = checker.check(question.strip(), samples_, [str(p) for p in passages])
     report = report_from_result(question.strip(), result)
+    report.warnings[:0] = notes
+    mark_single_sample(report)
     report.sources = [
         Passage(doc_id="context", chunk_id=f"context#{i}", text=str(text), score=1.0)
         for i, text in enumerate(passages)
         if str(text).strip()
     ]
     return report
+
+
+_SAMPLE_COLUMN = re.compile(r"sample_(\d+)")
+
+
+def _json_list_cell(value: str, column: str) -> list[Any]:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the {column!r} cell is not a JSON list ({exc.msg} at column {exc.colno}): write it as "
+                         '["first answer", "second answer"], or use sample_1, sample_2, ... columns') from None
+    if not isinstance(parsed, list):
+        raise UsageError(f"the {column!r} cell holds {type(parsed).__name__}, not a JSON list: write it as "
+                         '["first answer", "second answer"]')
+    return parsed
+
+
+def record_from_csv(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``check`` record from one CSV row (every cell a string).
+
+    The layout (also in the README): a ``question`` column, and the samples either in a
+    ``samples`` cell holding a JSON list (``["25 days.", "Twenty-five days."]``) or in
+    ``sample_1``, ``sample_2``, ... columns (in number order; empty cells skipped, so rows may
+    have different counts), not both. An optional ``context`` cell is one passage, or a JSON
+    list of passages when it starts with ``[``.
+
+    Raises:
+        UsageError: a ``samples`` cell that is not a JSON list, or both layouts in one row.
+    """
+    data = {k: v for k, v in row.items() if not _SAMPLE_COLUMN.fullmatch(k)}
+    numbered = sorted(((int(m.group(1)), v) for k, v in row.items() if (m := _SAMPLE_COLUMN.fullmatch(k))),
+                      key=lambda item: item[0])
+    columns = [v for _, v in numbered if isinstance(v, str) and v.strip()]
+    cell = row.get("samples")
+    if isinstance(cell, str) and cell.strip():
+        if columns:
+            raise UsageError("the row has both a 'samples' cell and sample_N columns: use one of the two")
+        data["samples"] = _json_list_cell(cell, "samples")
+    elif numbered:
+        data["samples"] = columns
+    context = row.get("context")
+    if isinstance(context, str):
+        if context.lstrip().startswith("["):
+            data["context"] = _json_list_cell(context, "context")
+        elif not context.strip():
+            data.pop("context")
+    return data
 
 
 def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Report:

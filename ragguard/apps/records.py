@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ragguard._io import read_user_text
+from ragguard._text import clean_value
 from ragguard.errors import UsageError
 
 __all__ = ["Record", "BadRecord", "read_records"]
@@ -25,10 +26,19 @@ SUFFIXES = (".jsonl", ".json", ".csv")
 
 @dataclass(frozen=True)
 class Record:
-    """One usable input record and the line it starts on."""
+    """One usable input record and the line it starts on.
+
+    ``data`` has its invalid characters replaced (:mod:`ragguard._text`); ``warnings`` say where.
+    """
 
     line: int
     data: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def cleaned(cls, line: int, data: dict[str, Any]) -> Record:
+        warnings: list[str] = []
+        return cls(line, clean_value(data, "", warnings), tuple(warnings))
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ def _jsonl(text: str) -> Iterator[Record | BadRecord]:
         if not isinstance(data, dict):
             yield BadRecord(lineno, f"expected a JSON object, got {type(data).__name__}")
             continue
-        yield Record(lineno, data)
+        yield Record.cleaned(lineno, data)
 
 
 def _json_list(text: str, path: Path) -> Iterator[Record | BadRecord]:
@@ -87,7 +97,7 @@ def _json_list(text: str, path: Path) -> Iterator[Record | BadRecord]:
     # Line numbers of list items are not tracked by json; report 1-based positions.
     for position, item in enumerate(data, 1):
         if isinstance(item, dict):
-            yield Record(position, item)
+            yield Record.cleaned(position, item)
         else:
             yield BadRecord(position, f"item {position} is not a JSON object")
 
@@ -99,4 +109,4 @@ def _csv(text: str) -> Iterator[Record | BadRecord]:
         if None in row:
             yield BadRecord(lineno, "more fields than the header has")
             continue
-        yield Record(lineno, {k.strip(): (v if v is not None else "") for k, v in row.items() if k is not None})
+        yield Record.cleaned(lineno, {k.strip(): (v if v is not None else "") for k, v in row.items() if k is not None})

@@ -81,6 +81,11 @@ class GeneratorConfig:
         "prompt + rows x max_new_tokens where rows share their prompt's cache (CPU); audits batch questions up to it",
         32768,
     )
+    max_question_tokens: int = _help(
+        "longest question asked, in the generator's tokens: a longer one is refused (a usage error, HTTP 400 "
+        "in serve) instead of running for minutes and answering garbage",
+        512, hashed_when_set=True,
+    )
     # The keys below serve the 'openai' backend (and 'vllm' where noted); hashed only when set.
     base_url: str | list[str] | None = _help(
         "openai backend: server URL such as http://127.0.0.1:8000/v1, or a list of URLs used round robin",
@@ -151,6 +156,9 @@ class GeneratorConfig:
         )
         _require(isinstance(self.max_batch_tokens, int) and self.max_batch_tokens >= 1, s, "max_batch_tokens",
                  self.max_batch_tokens, "an integer >= 1")
+        _require(isinstance(self.max_question_tokens, int) and not isinstance(self.max_question_tokens, bool)
+                 and self.max_question_tokens >= 1, s, "max_question_tokens", self.max_question_tokens,
+                 "an integer >= 1")
         _require(self.bnb_4bit_quant_type in ("nf4", "fp4"), s, "bnb_4bit_quant_type", self.bnb_4bit_quant_type,
                  "'nf4' or 'fp4'")
         _require(self.adapter_mismatch in ("refuse", "warn"), s, "adapter_mismatch", self.adapter_mismatch,

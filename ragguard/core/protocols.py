@@ -36,12 +36,14 @@ class Completion:
     own tokens under the model's raw distribution (before temperature,
     top-k, top-p and the repetition penalty), in order; the stop token that
     ended the completion is included where the backend reports it. ``None``
-    when the backend gives none.
+    when the backend gives none. ``truncated`` is True when the completion hit the length
+    limit (``sampling.max_new_tokens``) without a stop token, so it may end mid-sentence.
     """
 
     text: str
     seed: int | None
     token_logprobs: tuple[float, ...] | None = None
+    truncated: bool = False
 
 
 @runtime_checkable

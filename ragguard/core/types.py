@@ -72,7 +72,8 @@ class Sample:
     probabilities of the answer's own tokens under the model's raw
     distribution (see :class:`ragguard.core.protocols.Completion`), over
     ``tokens`` scored tokens; all three are ``None`` when the backend (or the
-    ``check`` input) gave no log-probabilities.
+    ``check`` input) gave no log-probabilities. ``truncated`` is True when the answer was cut at
+    the generator's length limit (``sampling.max_new_tokens``) before it ended.
     """
 
     text: str
@@ -82,11 +83,12 @@ class Sample:
     logprob_mean: float | None = None
     logprob_min: float | None = None
     tokens: int | None = None
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "seed": self.seed, "greedy": self.greedy, "cluster": self.cluster,
                 "logprob_mean": _rounded(self.logprob_mean), "logprob_min": _rounded(self.logprob_min),
-                "tokens": self.tokens}
+                "tokens": self.tokens, "truncated": self.truncated}
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self._model: Any = None
 
+    def load(self) -> None:
+        """Load the model now (otherwise done on first use), so that loading can be timed apart."""
+        self._load()
+
     def _load(self) -> Any:
         if self._model is not None:
             return self._model

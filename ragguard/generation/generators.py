@@ -95,6 +95,11 @@ class TransformersGenerator(BatchGenerator):
         return gen
 
     # ----------------------------------------------------------------- loading
+    @property
+    def loaded(self) -> bool:
+        """Whether :meth:`load` has run (the pipeline times loading as its own stage)."""
+        return self._model is not None
+
     def load(self) -> None:
         """Load tokenizer and weights now (otherwise done on first generate)."""
         if self._model is not None:
@@ -164,6 +169,10 @@ class TransformersGenerator(BatchGenerator):
         return self._model
 
     # -------------------------------------------------------------- generation
+    def count_tokens(self, text: str) -> int:
+        """The number of this model's tokens in ``text`` (no special tokens)."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
     def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Token ids of the chat prompt, built with the model's own chat template."""
         return chat_prompt_ids(self.tokenizer, messages)
@@ -177,8 +186,10 @@ class TransformersGenerator(BatchGenerator):
         tok = self.tokenizer
         return [
             [
+                # Stop tokens are never kept, so a row of max_new_tokens tokens never stopped: it was cut.
                 Completion(text=tok.decode(r, skip_special_tokens=True).strip(), seed=s,
-                           token_logprobs=None if lp is None else tuple(lp))
+                           token_logprobs=None if lp is None else tuple(lp),
+                           truncated=len(r) >= self.sampling.max_new_tokens)
                 for r, s, lp in zip(out, sd, row_scores, strict=True)
             ]
             for out, sd, row_scores in zip(rows, seeds, scores, strict=True)

@@ -20,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+from ragguard._quiet import quiet_third_party_logs
 from ragguard.errors import ModelLoadError
 
 __all__ = [
@@ -102,6 +103,7 @@ def file_sha256(path: Path) -> str:
 def quiet_transformers() -> None:
     """Keep library chatter (progress bars, advisory warnings) off the user's terminal."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_third_party_logs()  # before sentence-transformers imports bitsandbytes (via transformers -> peft)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

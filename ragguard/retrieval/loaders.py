@@ -17,16 +17,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+from ragguard._text import clean_text
 from ragguard.errors import UsageError
 from ragguard.retrieval.documents import Document, sha256_bytes
 
 __all__ = ["SUFFIXES", "EXCLUDED", "iter_documents", "detect_language", "decode_text", "source_ids"]
+
+_log = logging.getLogger("ragguard.loaders")
 
 TEXT_SUFFIXES = (".md", ".markdown", ".txt")
 HTML_SUFFIXES = (".html", ".htm")
@@ -150,6 +154,10 @@ def _read_file(path: Path, doc_id: str) -> Iterator[Item]:
 
 
 def _document(doc_id: str, source: str, text: str, digest: str, meta: dict[str, Any]) -> Document:
+    # A JSON escape in a FAQ row can hold a lone surrogate; the embedder's tokenizer refuses those.
+    text, warning = clean_text(text, f"source {doc_id!r}")
+    if warning:
+        _log.warning("%s", warning)
     lang = meta.get("lang") or meta.get("language")
     return Document(
         doc_id=doc_id,

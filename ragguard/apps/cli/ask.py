@@ -59,7 +59,9 @@ def _print_report(report: Any) -> None:
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
             text = " ".join(c.representative.split())
             typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
-    flagged = [c for c in report.contradictions if c.kind != DIVERGENT]
+    # One line per finding: a detector may report the same pair and reason twice (from two sentences).
+    flagged = list({(min(c.a, c.b), max(c.a, c.b), c.kind, c.explanation): c
+                    for c in report.contradictions if c.kind != DIVERGENT}.values())
     if flagged:
         typer.echo("contradictions:")
     for c in flagged[:3]:
@@ -96,7 +98,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {\"results\": [...]}."),
 ) -> None:
     """Score answers generated elsewhere (any LLM): cluster, detect contradictions, vote."""
-    from ragguard.apps.check import check_record
+    from ragguard.apps.check import check_record, record_from_csv
     from ragguard.apps.records import BadRecord, read_records
     from ragguard.config import load_config
     from ragguard.errors import UsageError
@@ -111,7 +113,9 @@ def check(
             entry: dict[str, Any] = record.to_dict()
         else:
             try:
-                report = check_record(record.data, embedder, cfg)
+                data = record_from_csv(record.data) if samples_file.suffix.lower() == ".csv" else record.data
+                report = check_record(data, embedder, cfg)
+                report.warnings[:0] = record.warnings
                 entry = {"line": record.line, **report.to_dict()}
                 entry.pop("fingerprint", None)
                 entry.pop("timings", None)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 
+from ragguard._quiet import quiet_third_party_logs
 from ragguard._version import __version__
 from ragguard.errors import RagGuardError
 
@@ -68,6 +69,7 @@ def _setup_logging() -> None:
         handler.setFormatter(logging.Formatter("ragguard: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if os.environ.get("RAGGUARD_DEBUG") else logging.INFO)
+    quiet_third_party_logs()
 
 
 def _version_callback(value: bool) -> None:

@@ -16,6 +16,7 @@ from ragguard.apps.serve.http import ApiError, authorize, read_json
 from ragguard.apps.serve.metrics import CONTENT_TYPE_LATEST
 from ragguard.apps.serve.params import question_of, sampling_for
 from ragguard.apps.serve.state import ServerState
+from ragguard.endpoints import add_notes
 
 __all__ = ["router"]
 
@@ -63,7 +64,7 @@ async def ask(request: Request) -> Any:
     sampling, notes = sampling_for({k: body[k] for k in ("samples", "seed") if k in body}, state.guard.config,
                                    state.settings)
     report = await state.answer(question, sampling)
-    report.warnings.extend(notes)
+    add_notes(report, notes)
     return report.to_dict()
 
 
@@ -88,7 +89,7 @@ async def chat_completions(request: Request) -> Any:
     question = question_of(body.get("messages"))
     sampling, notes = sampling_for(body, state.guard.config, state.settings)
     report = await state.answer(question, sampling)
-    report.warnings.extend(notes)
+    add_notes(report, notes)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     name = model or state.settings.model_name

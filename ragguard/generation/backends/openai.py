@@ -52,7 +52,8 @@ __all__ = ["OpenAIGenerator", "OpenAIEmbedder", "endpoints_of"]
 
 T = TypeVar("T")
 _NO_KEY = "not-set"  # local servers started without --api-key accept any key; the client insists on one
-_Answer = tuple[str, "tuple[float, ...] | None"]  # a choice's text and its tokens' log-probabilities
+# A choice's text, its tokens' log-probabilities, and whether it was cut at max_tokens (finish_reason "length").
+_Answer = tuple[str, "tuple[float, ...] | None", bool]
 
 
 def endpoints_of(base_url: str | Sequence[str] | None) -> list[str]:
@@ -222,7 +223,8 @@ class OpenAIGenerator(BatchGenerator):
             for i, answer in zip(positions, future.result(), strict=True):
                 answers[c][i] = answer
         return [
-            [Completion(text=str(a[0]), seed=s, token_logprobs=a[1]) for a, s in zip(row, row_seeds, strict=True)]  # type: ignore[index]
+            [Completion(text=str(a[0]), seed=s, token_logprobs=a[1], truncated=a[2])  # type: ignore[index]
+             for a, s in zip(row, row_seeds, strict=True)]
             for row, row_seeds in zip(answers, seeds, strict=True)
         ]
 
@@ -299,7 +301,8 @@ class OpenAIGenerator(BatchGenerator):
         choices = sorted(response.choices or [], key=lambda c: c.index)
         if not choices:
             raise GenerationError(f"the server at {url} returned no answer (no choices) for model {self.served_model!r}")
-        return [((c.message.content or "").strip(), _choice_logprobs(c) if logprobs else None) for c in choices]
+        return [((c.message.content or "").strip(), _choice_logprobs(c) if logprobs else None,
+                 getattr(c, "finish_reason", None) == "length") for c in choices]
 
 
 def _choice_logprobs(choice: Any) -> tuple[float, ...] | None:

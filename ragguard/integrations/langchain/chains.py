@@ -9,7 +9,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import Field, PrivateAttr, model_validator
 
 from ragguard.config import Config
-from ragguard.endpoints import call_config
+from ragguard.endpoints import add_notes, call_config
 from ragguard.errors import UsageError
 from ragguard.integrations.langchain._messages import documents
 from ragguard.integrations.langchain._pipelines import pipeline_for, settings_for
@@ -87,7 +87,7 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
             with lock:
                 reports = base.with_settings(self._config).ask_many([q for _, q in asked])
             for (i, _), report in zip(asked, reports, strict=True):
-                report.warnings.extend(self._notes)
+                add_notes(report, self._notes)
                 results[i] = {
                     "answer": report.answer,
                     "report": report.to_dict(),

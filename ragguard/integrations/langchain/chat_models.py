@@ -13,7 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field, PrivateAttr, model_validator
 
 from ragguard.config import Config
-from ragguard.endpoints import Refusals, call_config
+from ragguard.endpoints import Refusals, add_notes, call_config
 from ragguard.errors import UsageError
 from ragguard.generation.models import EMBEDDED_GENERATOR
 from ragguard.generation.prompts import build_messages
@@ -197,7 +197,7 @@ class ChatRagGuard(BaseChatModel):
             else:
                 prompt = chat_dicts(messages)
                 report = guard.ask_conversation(prompt, question=last_human_text(messages))
-            report.warnings.extend(notes)
+            add_notes(report, notes)
             used = usage(guard.generator, prompt, [s.text for s in report.samples])
         name = str(getattr(guard.generator, "name", self._model_name()))
         return AIMessage(

@@ -54,6 +54,11 @@ class KnowledgeIndex:
                 checksum mismatch, or inconsistent counts.
         """
         root = Path(path)
+        if root.is_file():
+            raise IndexLoadError(
+                f"index {str(root)!r} is a file, not an index folder: pass the folder that holds manifest.json "
+                f"(build one with `ragguard index build SOURCE --out DIR`)"
+            )
         if not root.is_dir():
             raise IndexLoadError(
                 f"index folder {str(root)!r} does not exist: build one with `ragguard index build SOURCE --out {root}`"

@@ -1,0 +1,59 @@
+"""The one rule for invalid text: lone surrogates are replaced with U+FFFD, with a warning.
+
+A Python ``str`` can hold code points that no UTF-8 text can: lone surrogates
+(U+D800..U+DFFF). They arrive from a JSON escape (``"\\ud800"``), from an argv
+byte that is not UTF-8 (Python decodes argv with ``surrogateescape``, so
+``\\xff`` becomes U+DCFF), or from a record read with the same error handler.
+Tokenizers refuse them (a ``TypeError`` deep in the embedder), and writing
+them to a UTF-8 file raises.
+
+ragguard replaces each with U+FFFD (the Unicode replacement character) and says
+so in a warning, instead of refusing the input: one stray byte in a question,
+an audit record or a source document should not cost the whole answer, run or
+index, and the warning tells the user the text was changed. Files that are not
+UTF-8 at all are a different case, handled where they are read (refused, or
+decoded with their detected encoding for index sources).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["REPLACEMENT", "clean_text", "clean_value"]
+
+REPLACEMENT = "\ufffd"
+_INVALID = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str, what: str) -> tuple[str, str | None]:
+    """``text`` with every lone surrogate replaced by U+FFFD, and the warning to show (``None`` if clean).
+
+    Args:
+        text: any string.
+        what: what the text is, for the warning ("the question", "samples[2]").
+    """
+    cleaned, count = _INVALID.subn(REPLACEMENT, text)
+    if not count:
+        return text, None
+    plural = "s" if count > 1 else ""
+    return cleaned, (f"{what} held {count} invalid character{plural} (undecodable bytes or lone surrogates), "
+                     f"replaced with U+FFFD: pass UTF-8 text")
+
+
+def clean_value(value: Any, what: str, warnings: list[str]) -> Any:
+    """``value`` (a JSON-like value) with every string cleaned by :func:`clean_text`; warnings appended."""
+    if isinstance(value, str):
+        cleaned, warning = clean_text(value, what)
+        if warning:
+            warnings.append(warning)
+        return cleaned
+    if isinstance(value, list):
+        return [clean_value(v, f"{what}[{i}]", warnings) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = clean_value(k, f"a key of {what or 'the record'}", warnings)
+            out[key] = clean_value(v, f"{what}.{key}" if what else f"'{key}'", warnings)
+        return out
+    return value
