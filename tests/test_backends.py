@@ -541,3 +541,16 @@ def test_doctor_refuses_a_served_model_with_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["doctor", "--config", str(config)])
     assert result.exit_code == 2
     assert "doctor examines in-process transformers models" in result.output
+
+
+def test_openai_backend_marks_answers_cut_at_max_tokens() -> None:
+    def cut(body: dict, hit: int) -> tuple[int, dict, dict]:
+        if "seed" not in body:
+            return 200, completion(["a full answer."]), {}
+        payload = completion(["an answer cut in the"])
+        payload["choices"][0]["finish_reason"] = "length"
+        return 200, payload, {}
+
+    with openai_stub(cut) as (url, _):
+        out = generator_for(url, request_mode="per_seed").generate(MESSAGES, [None, 11])
+    assert [c.truncated for c in out] == [False, True]
