@@ -57,7 +57,7 @@ def test_sample_and_report_dicts_carry_the_signals_as_numbers_or_null() -> None:
     with_lp = Sample("Yes.", None, True, 0, logprob_mean=-0.12345678, logprob_min=-2.5, tokens=3)
     without = Sample("No.", 5, False, 1)
     assert with_lp.to_dict() == {"text": "Yes.", "seed": None, "greedy": True, "cluster": 0,
-                                 "logprob_mean": -0.123457, "logprob_min": -2.5, "tokens": 3}
+                                 "logprob_mean": -0.123457, "logprob_min": -2.5, "tokens": 3, "truncated": False}
     assert without.to_dict()["logprob_mean"] is None and without.to_dict()["tokens"] is None
     assert Sample("x", 1, False, logprob_mean=float("nan")).to_dict()["logprob_mean"] is None
     report = Report("q", "Yes.", "consistent", 1.0, 0.0, [with_lp], [], [])

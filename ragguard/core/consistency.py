@@ -326,7 +326,8 @@ class ConsistencyChecker:
                 reps = [_rep_index(c, [s.text for s in result.samples]) for c in result.clusters]
                 support = support_scores(vectors[reps], embed_alone(self.embedder, passages))
             self._ground(result, support)
-            self._ground_claims(result, question, sources, embed_alone(self.embedder, passages))
+            vectors = None if by_entailment else embed_alone(self.embedder, passages)
+            self._ground_claims(result, question, sources, vectors)
         result.confidence = self._confidence(result)
         return self._apply_policy(result)
 
@@ -441,7 +442,7 @@ class ConsistencyChecker:
             result.grounded = bool(winner.support is not None and winner.support >= threshold)
 
     def _ground_claims(
-        self, result: ConsistencyResult, question: str, sources: Sequence[Passage], vectors: np.ndarray
+        self, result: ConsistencyResult, question: str, sources: Sequence[Passage], vectors: np.ndarray | None
     ) -> None:
         """Claim-level grounding of the voted answer (and the lexical support of every cluster).
 
@@ -462,8 +463,9 @@ class ConsistencyChecker:
         ]
         if not result.answer:
             return
+        embedder = self.embedder if vectors is not None else None  # by entailment: no passage vectors
         result.grounding = ground(
-            result.answer, question, sources, embedder=self.embedder, passage_vectors=vectors, entails=entails
+            result.answer, question, sources, embedder=embedder, passage_vectors=vectors, entails=entails
         )
         support = result.grounding.support
         if support is not None and result.grounded is not None:

@@ -163,9 +163,10 @@ def content_terms(text: str) -> set[str]:
         terms.add(m.group(0).rstrip(".,;:)"))
     for m in _TERM.finditer(lowered):
         term = m.group(0).rstrip("./:-_").lstrip(".:-_")
-        if not term or term in _STOP or (len(term) == 1 and not term.isdigit()):
-            continue
-        terms.add(_stem(term))
+        parts = [term] if term.isalnum() else [term, *re.split(r"[^a-z0-9$£€¥%]+", term)]
+        for part in parts:  # a compound (9:00, HR-07, a path) also holds its parts (9, hr, 07)
+            if part and part not in _STOP and (len(part) > 1 or part.isdigit()):
+                terms.add(_stem(part))
     for run in _CJK_RUN.findall(text):
         if len(run) == 1:
             terms.add(run)
