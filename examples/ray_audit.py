@@ -45,12 +45,9 @@ class SampleAnswers:
         self.retriever = None
         if index:
             from ragguard.generation.backends import build_embedder
-            from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+            from ragguard.pipeline import build_retriever
 
-            knowledge = KnowledgeIndex.load(index)
-            embedder = build_embedder(self.config.embedder)
-            knowledge.check_embedder(embedder)
-            self.retriever = IndexRetriever(knowledge, embedder)
+            self.retriever = build_retriever(self.config, build_embedder(self.config.embedder), index)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         from ragguard.generation.prompts import build_messages

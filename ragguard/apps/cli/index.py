@@ -147,8 +147,7 @@ def index_search(
     from ragguard.config import load_config
     from ragguard.errors import UsageError
     from ragguard.generation.backends import build_embedder
-    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
-    from ragguard.retrieval.search import RetrievalOptions
+    from ragguard.pipeline import build_retriever
 
     if not query.strip():
         raise UsageError("the query is empty: pass some search text")
@@ -166,10 +165,7 @@ def index_search(
             cfg = cfg.replace("retrieval", **changes)
         except ConfigError as exc:
             raise UsageError(str(exc).replace("config key 'retrieval.", "option '")) from None
-    knowledge = KnowledgeIndex.load(directory)
-    embedder = build_embedder(cfg.embedder)
-    knowledge.check_embedder(embedder)
-    results = IndexRetriever(knowledge, embedder, RetrievalOptions.from_config(cfg.retrieval)).search(query, k)
+    results = build_retriever(cfg, build_embedder(cfg.embedder), directory).search(query, k)
     if as_json:
         typer.echo(json.dumps({"query": query, "results": [r.to_dict() for r in results]}, ensure_ascii=False))
         return
