@@ -230,7 +230,7 @@ def label_wrong(record: dict[str, Any], variants: list[str]) -> bool:
     return record.get("reference_match") != "match"  # long references: the audit's own rule
 
 
-def metrics(risk: list[float], wrong: list[bool], confidence: list[float]) -> dict[str, float | None]:
+def metrics(risk: list[float], wrong: list[bool]) -> dict[str, float | None]:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     out: dict[str, float | None] = {"auroc": None, "auprc": None}
@@ -276,13 +276,12 @@ def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> di
         for i in ids
     ]
     table = [features(records[i]) for i in ids]
-    confidence = [records[i].get("confidence", 0.0) for i in ids]
     signals: dict[str, Any] = {}
     for name in table[0] if table else []:
-        pairs = [(row[name], w, c) for row, w, c in zip(table, wrong, confidence, strict=True) if row[name] is not None]
+        pairs = [(row[name], w) for row, w in zip(table, wrong, strict=True) if row[name] is not None]
         if len(pairs) < len(table) * 0.5:
             continue
-        signals[name] = {**metrics([p[0] for p in pairs], [p[1] for p in pairs], [p[2] for p in pairs]), "n": len(pairs)}
+        signals[name] = {**metrics([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
     flagged = [records[i]["verdict"] != "consistent" for i in ids]
     consistent_right = [not w for w, f in zip(wrong, flagged, strict=True) if not f]
     combo_names = [n for n in (table[0] if table else {}) if n != "1 - confidence"]
