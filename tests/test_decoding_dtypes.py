@@ -16,10 +16,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from test_generators import EOS, PROMPT, make, tiny_model  # noqa: E402
+from test_generators import PROMPT, make, plain_and_shared, tiny_model  # noqa: E402
 
 from ragguard.generation import decoding  # noqa: E402
-from ragguard.generation.decoding import cache_keyword, cache_of  # noqa: E402
+from ragguard.generation.decoding import cache_keyword  # noqa: E402
 
 DTYPES = ["float32", "bfloat16"]
 
@@ -69,18 +69,10 @@ def test_shared_prefix_logits_match_repeated_caches(kind: str, dtype: str, atol:
     model = tiny_model(kind).to(getattr(torch, dtype))
     prompts = [PROMPT, [8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]
     rows = [0, 0, 0, 1, 1, 2]
-    width = max(len(p) for p in prompts)
-    ids = torch.tensor([[EOS] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    index = torch.tensor(rows)
+    model, row_mask, shared, plain = plain_and_shared(model, prompts, rows)
     with torch.inference_mode():
-        plain = cache_of(model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True))
-        plain.batch_select_indices(index)
-        prefill = cache_of(model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True))
-        shared = decoding.share_prefix(model, prefill, index, mask, room=4)
         assert shared.cache.layers[0].prefix_keys.dtype == torch.float32  # held once, summed in float32
-        row_mask, next_pos = mask[index], mask[index].sum(-1)
+        next_pos = row_mask.sum(-1)
         tokens = torch.tensor([[11], [12], [13], [14], [15], [16]])
         for keep in (None, torch.tensor([0, 2, 3, 4, 5]), torch.tensor([0, 1, 4]), None, None):
             if keep is not None:

@@ -172,11 +172,10 @@ def test_decoding_modes_give_the_tokens_of_plain_transformers(kind: str) -> None
         assert got[name] == got["plain"], name
 
 
-def _plain_and_shared(kind: str, prompts: list[list[int]], rows: list[int]) -> tuple:
+def plain_and_shared(model, prompts: list[list[int]], rows: list[int]) -> tuple:  # type: ignore[no-untyped-def]
     """The prompts left-padded and prefilled twice: one cache repeated per row, one shared."""
     from ragguard.generation import decoding
 
-    model = tiny_model(kind)
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[EOS] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
@@ -197,7 +196,7 @@ def test_shared_prefix_attention_matches_attention_over_repeated_caches(kind: st
 
     prompts = [PROMPT, [8, 9], [4, 5, 6, 7, 8, 9, 10, 11]]
     rows = [0, 0, 0, 1, 1, 2]
-    model, row_mask, shared, plain = _plain_and_shared(kind, prompts, rows)
+    model, row_mask, shared, plain = plain_and_shared(tiny_model(kind), prompts, rows)
     next_pos = row_mask.sum(-1)
     tokens = torch.tensor([[11], [12], [13], [14], [15], [16]])
     keeps = [None, torch.tensor([0, 2, 3, 4, 5]), torch.tensor([0, 1, 4]), None, None, None]  # 2nd drops prompt 1
