@@ -446,10 +446,8 @@ class ConsistencyChecker:
     ) -> None:
         """Claim-level grounding of the voted answer (and the lexical support of every cluster).
 
-        The voted answer is ``grounded`` when at least ``claim_support`` of what
-        it adds to the question is in the passage that supports each claim
-        best, and its representative reached the embedding (or entailment)
-        threshold. An answer that adds nothing keeps the embedding decision.
+        The voted answer is ``grounded`` when at least ``claim_support`` of what it adds to the
+        question is in its claims' best passages and the embedding (or entailment) threshold is met.
         """
         entails = None
         if self.nli is not None:
@@ -458,16 +456,17 @@ class ConsistencyChecker:
             def entails(premise: str, hypothesis: str) -> float:
                 return float(nli.predict([(premise, hypothesis)])[0][ENTAILMENT])
 
+        if result.answer:
+            embedder = self.embedder if vectors is not None else None  # by entailment: no passage vectors
+            result.grounding = ground(
+                result.answer, question, sources, embedder=embedder, passage_vectors=vectors, entails=entails
+            )
         result.clusters = [
-            replace(c, claim_support=ground(c.representative, question, sources).support) for c in result.clusters
+            replace(c, claim_support=result.grounding.support if result.grounding and c.representative == result.answer
+                    else ground(c.representative, question, sources).support)
+            for c in result.clusters
         ]
-        if not result.answer:
-            return
-        embedder = self.embedder if vectors is not None else None  # by entailment: no passage vectors
-        result.grounding = ground(
-            result.answer, question, sources, embedder=embedder, passage_vectors=vectors, entails=entails
-        )
-        support = result.grounding.support
+        support = result.grounding.support if result.grounding else None
         if support is not None and result.grounded is not None:
             result.grounded = result.grounded and support >= self.settings.claim_support
 
