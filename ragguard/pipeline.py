@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ragguard._text import clean_text, clean_value
 from ragguard.adaptive import adaptive_rounds, samples_adaptively, settled
+from ragguard.apps.calibration_io import annotate, resolve_calibration
 from ragguard.apps.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
 from ragguard.core.protocols import Embedder, Generator, Retriever
@@ -270,6 +271,7 @@ class RagGuard:
             mark_single_sample(report)
             report.sources = job.passages
             report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
+            annotate(report, resolve_calibration(cfg))
             if adaptive and job.off_topic is None:
                 report.adaptive = {"drawn": len(job.texts), "of": cfg.sampling.samples,
                                    "stopped": job.stopped or "all drawn"}

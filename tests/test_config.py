@@ -226,7 +226,16 @@ def test_every_consistency_setting_is_read_from_the_config_with_the_same_default
     changed = {"similarity_threshold": 0.7, "consistent_agreement": 0.6, "grounding_threshold": 0.3,
                "on_flagged": "abstain", "clustering": "entailment", "grounding": "entailment",
                "entailment_threshold": 0.4, "nli_contradiction_threshold": 0.9, "near_identical": 0.99,
-               "claim_support": 0.7}
+               "claim_support": 0.7, "min_confidence": 0.6}
     assert set(changed) == {f.name for f in setting_fields}
     settings = Config.from_dict({"consistency": {"nli_model": "some/nli", **changed}}).consistency.settings()
     assert dataclasses.asdict(settings) == changed
+
+
+def test_the_calibration_keys_do_not_change_the_hash() -> None:
+    # A calibration fitted on an audit recognises the config it was fitted for by this hash.
+    base = Config().hash()
+    assert Config().replace("consistency", calibration="cal.json", min_confidence=0.7).hash() == base
+    assert Config().replace("consistency", calibration=None).hash() == base
+    with pytest.raises(ConfigError, match="min_confidence"):
+        Config().replace("consistency", min_confidence=1.5)

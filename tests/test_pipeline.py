@@ -18,12 +18,13 @@ QUESTION = "Do employees without the payroll bank card need an employment certif
 YES = "Yes, request an employment certificate from HR with form HR-07."
 FIVE = [YES] * 4 + ["Salaries are paid to a payroll bank card."]
 
-ADDED_KEYS = {"confidence", "grounded", "warnings", "semantic_entropy_weighted", "grounding"}
+ADDED_KEYS = {"confidence", "calibrated", "grounded", "warnings", "semantic_entropy_weighted", "grounding"}
 
 
 def check_contract(d: dict) -> None:
     """The ask --json shape of CONTRACTS.md, key by key and type by type."""
-    assert set(d) == CONTRACT_KEYS | ADDED_KEYS
+    assert set(d) == CONTRACT_KEYS | ADDED_KEYS | ({"calibration"} if d["calibrated"] else set())
+    assert isinstance(d["calibrated"], bool)
     assert isinstance(d["question"], str) and isinstance(d["answer"], str)
     assert d["verdict"] in {"consistent", "inconsistent", "contradiction", "abstain"}
     assert isinstance(d["agreement"], float) and 0.0 <= d["agreement"] <= 1.0

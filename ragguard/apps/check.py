@@ -67,8 +67,11 @@ def nli_from_config(config: Config) -> NLIModel | None:
 
 
 def checker_from_config(config: Config, embedder: Embedder, nli: NLIModel | None = None) -> ConsistencyChecker:
-    """A :class:`ConsistencyChecker` with the config's thresholds and NLI model."""
-    return ConsistencyChecker(embedder, settings_from_config(config), nli if nli is not None else nli_from_config(config))
+    """A :class:`ConsistencyChecker` with the config's thresholds, NLI model and calibration."""
+    from ragguard.apps.calibration_io import resolve_calibration
+
+    return ConsistencyChecker(embedder, settings_from_config(config), nli if nli is not None else nli_from_config(config),
+                              calibration=resolve_calibration(config))
 
 
 def report_from_result(question: str, result: ConsistencyResult) -> Report:
@@ -87,6 +90,8 @@ def report_from_result(question: str, result: ConsistencyResult) -> Report:
         grounded=result.grounded,
         grounding=result.grounding.to_dict() if result.grounding is not None else None,
         warnings=list(result.warnings),
+        calibrated=result.calibrated,
+        calibration=result.calibration,
     )
 
 

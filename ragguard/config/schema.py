@@ -303,6 +303,15 @@ class ConsistencyConfig:
     claim_support: float = _help(
         "share of what the voted answer adds to the question that must be in the passages supporting its "
         "claims for grounded=true (lexical claim-level grounding)", 0.5, hashed_when_set=True)
+    calibration: str | None = _help(
+        "calibration file written by `ragguard calibrate`: confidence becomes the fitted probability that the "
+        "voted answer is right; 'auto': the calibration shipped with ragguard when the embedded default model "
+        "answers (none otherwise); null: the uncalibrated formula",
+        "auto", hashed_when_set=True)
+    min_confidence: float | None = _help(
+        "with a calibration: an answer whose calibrated confidence is below this gets a warning, or is withheld "
+        "under on_flagged: abstain (null: the calibration file's threshold for its target precision)",
+        None, hashed_when_set=True)
 
     def __post_init__(self) -> None:
         _require(self.on_flagged in ("warn", "abstain"), "consistency", "on_flagged", self.on_flagged,
@@ -315,9 +324,11 @@ class ConsistencyConfig:
                     f"consistency.{key} is 'entailment' but no NLI model is configured: set consistency.nli_model "
                     "(e.g. cross-encoder/nli-deberta-v3-small) or use 'embedding'"
                 )
-        for key in ("entailment_threshold", "nli_contradiction_threshold", "near_identical", "claim_support"):
+        for key in ("entailment_threshold", "nli_contradiction_threshold", "near_identical", "claim_support",
+                    "min_confidence"):
             value = getattr(self, key)
-            _require(0 <= value <= 1, "consistency", key, value, "a number in [0, 1]")
+            _require(value is None and key == "min_confidence" or 0 <= value <= 1, "consistency", key, value,
+                     "a number in [0, 1]")
         _require(self.nli_batch_size >= 1, "consistency", "nli_batch_size", self.nli_batch_size, "an integer >= 1")
         _require(-1 <= self.grounding_threshold <= 1, "consistency", "grounding_threshold",
                  self.grounding_threshold, "a number in [-1, 1]")
@@ -380,13 +391,18 @@ class Config:
     def hash(self) -> str:
         """A stable short hash of every setting (part of the fingerprint).
 
-        Keys declared ``hashed_when_set`` count only when they differ from their default.
+        Keys declared ``hashed_when_set`` count only when they differ from their default. The
+        calibration file and ``min_confidence`` never count: they map the answers' signals to a
+        probability after the fact, so a calibration fitted on an audit can recognise the config it
+        was fitted for (the record's ``calibration`` names the file and its hash).
         """
         data = self.to_dict()
         for section in fields(self):
             for f in fields(_SECTION_TYPES[section.name]):
                 if f.metadata.get("hashed_when_set") and data[section.name][f.name] == f.default:
                     del data[section.name][f.name]
+        for key in ("calibration", "min_confidence"):
+            data["consistency"].pop(key, None)
         blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 

@@ -33,10 +33,11 @@ Rules, all deterministic:
   passage embedded on its own and remembered, see
   :func:`ragguard.core.passages.embed_alone`); the voted
   answer is ``grounded`` when its support reaches ``grounding_threshold``.
-* **Confidence** in 0..1, higher is more trustworthy: the agreement, minus
-  the share of samples that explicitly contradict the voted answer
-  (polarity, quantity), halved when the answer is not grounded. It is 0 when
-  abstaining.
+* **Confidence** in 0..1: the agreement, minus the share of samples that
+  explicitly contradict the voted answer, halved when the answer is not
+  grounded; 0 when abstaining. With a calibration
+  (:mod:`ragguard.core.calibration`) it is the fitted probability that the
+  voted answer is right, and ``min_confidence`` gates it.
 * **Policy** ``on_flagged``: ``warn`` returns the majority answer with a
   warning on ``inconsistent``/``contradiction``; ``abstain`` returns no
   answer (verdict ``abstain``) and a warning that lists the conflicting answers.
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ragguard.core.calibration import Calibration, apply_calibration
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
 from ragguard.core.detectors import Finding, detect_all, first_sentence, same_fact_pairs, same_lead_pairs
 from ragguard.core.grounding import Grounding, ground
@@ -71,18 +73,9 @@ from ragguard.core.types import (
 )
 
 __all__ = [
-    "ConsistencySettings",
-    "ConsistencyResult",
-    "ConsistencyChecker",
-    "cluster_answers",
-    "pick_winner",
-    "representative",
-    "semantic_entropy",
-    "decide_verdict",
-    "divergent_pairs",
-    "confidence_score",
-    "support_scores",
-    "nli_statement",
+    "ConsistencySettings", "ConsistencyResult", "ConsistencyChecker", "cluster_answers", "pick_winner",
+    "representative", "semantic_entropy", "decide_verdict", "divergent_pairs", "confidence_score",
+    "support_scores", "nli_statement",
 ]
 
 # Kinds that make the verdict ``contradiction``. ``divergent`` only says two
@@ -104,6 +97,7 @@ class ConsistencySettings:
     nli_contradiction_threshold: float = 0.5
     near_identical: float = 0.97
     claim_support: float = 0.5
+    min_confidence: float | None = None  # with a calibration: None = the calibration's threshold
 
 
 @dataclass
@@ -122,6 +116,8 @@ class ConsistencyResult:
     warnings: list[str] = field(default_factory=list)
     semantic_entropy_weighted: float | None = None
     grounding: Grounding | None = None
+    calibrated: bool = False
+    calibration: dict | None = None  # the file and any mismatch with the setup it was fitted for
 
 
 def cluster_answers(
@@ -290,11 +286,11 @@ class ConsistencyChecker:
     """
 
     def __init__(
-        self, embedder: Embedder, settings: ConsistencySettings | None = None, nli: NLIModel | None = None
+        self, embedder: Embedder, settings: ConsistencySettings | None = None, nli: NLIModel | None = None,
+        calibration: Calibration | None = None, calibration_note: dict | None = None,
     ) -> None:
-        self.embedder = embedder
-        self.settings = settings or ConsistencySettings()
-        self.nli = nli
+        self.embedder, self.settings, self.nli = embedder, settings or ConsistencySettings(), nli
+        self.calibration, self.calibration_note = calibration, calibration_note
         for key in ("clustering", "grounding"):
             if getattr(self.settings, key) == "entailment" and nli is None:
                 raise ValueError(f"{key} by entailment needs an NLI model")
@@ -329,6 +325,9 @@ class ConsistencyChecker:
             vectors = None if by_entailment else embed_alone(self.embedder, passages)
             self._ground_claims(result, question, sources, vectors)
         result.confidence = self._confidence(result)
+        if self.calibration is not None:
+            apply_calibration(result, sources, self.calibration, self.settings.min_confidence,
+                              self.settings.on_flagged, self.calibration_note)
         return self._apply_policy(result)
 
     def check_with_similarity(

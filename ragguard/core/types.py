@@ -179,6 +179,10 @@ class Report:
     semantic_entropy_weighted: float | None = None
     # Claim-level grounding of the voted answer (``ragguard.core.grounding.Grounding.to_dict()``).
     grounding: dict[str, Any] | None = None
+    # With a calibration (``consistency.calibration``): confidence is the fitted P(right), and
+    # ``calibration`` names the file and any mismatch with the setup it was fitted for.
+    calibrated: bool = False
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The contract JSON form (see CONTRACTS.md, ``ask --json``)."""
@@ -191,6 +195,8 @@ class Report:
             "semantic_entropy": round(float(self.semantic_entropy), 6),
             "semantic_entropy_weighted": _rounded(self.semantic_entropy_weighted),
             "confidence": round(float(self.confidence), 6),
+            "calibrated": self.calibrated,
+            **({"calibration": dict(self.calibration)} if self.calibration is not None else {}),
             "grounded": self.grounded,
             "grounding": self.grounding,
             "samples": [s.to_dict() for s in self.samples],

@@ -5,7 +5,7 @@ one JSON object. Every error is one line on stderr with exit code 2 (usage)
 or 3 (runtime); ``RAGGUARD_DEBUG=1`` shows the traceback as well.
 
 One module per command group (:mod:`~ragguard.apps.cli.ask`: ask and check;
-:mod:`~ragguard.apps.cli.audit`; :mod:`~ragguard.apps.cli.index`;
+:mod:`~ragguard.apps.cli.audit`; :mod:`~ragguard.apps.cli.calibrate`; :mod:`~ragguard.apps.cli.index`;
 :mod:`~ragguard.apps.cli.models`: doctor, tune and merge;
 :mod:`~ragguard.apps.cli.serve`) over :mod:`~ragguard.apps.cli.common`.
 """
@@ -22,6 +22,7 @@ from ragguard.apps.cli.common import app, handle_errors, index_app
 # Importing a command module registers its commands; this order is the order of `ragguard --help`.
 import ragguard.apps.cli.ask
 import ragguard.apps.cli.audit
+import ragguard.apps.cli.calibrate
 import ragguard.apps.cli.models
 import ragguard.apps.cli.serve
 import ragguard.apps.cli.index  # noqa: F401

@@ -20,6 +20,7 @@ from langchain_core.runnables.config import get_executor_for_config, patch_confi
 from langchain_core.runnables.utils import gather_with_concurrency
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
+from ragguard.apps.calibration_io import annotate, resolve_calibration
 from ragguard.apps.check import check
 from ragguard.config import Config
 from ragguard.core.types import Fingerprint
@@ -278,6 +279,7 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
             device="external",
             seeds=list(seeds) if seeded else [],
         )
+        annotate(report, resolve_calibration(self._config))
         if self.output == "dict":
             return {"answer": report.answer, "report": report.to_dict()}
         usages = [o.usage_metadata for o in outputs if isinstance(o, AIMessage) and o.usage_metadata]

@@ -1,0 +1,234 @@
+"""``ragguard calibrate``: fit the probability that the voted answer is right, on audit results.
+
+Each audit record with a reference is one example: its label is
+``reference_match == "match"`` and its features are
+:func:`ragguard.core.calibration.features`. The fit is scikit-learn's
+logistic regression on standardised features (missing values filled with the
+training median), and for ``method="isotonic"`` an isotonic map of the
+logistic score fitted on out-of-fold scores. Seeds are fixed, so the same
+records give the same file.
+
+The figures (AUROC and AUPRC for a wrong answer, Brier score, expected
+calibration error over 10 bins) are cross-validated: every record is scored by
+a model that did not see it. The same figures are printed for every single
+signal (AUROC and AUPRC, each signal read in its fixed direction) and for the
+uncalibrated confidence. The threshold is the lowest calibrated confidence at
+which the answers kept reach the target precision, on the out-of-fold scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ragguard.core.calibration import FEATURES, Calibration, features
+from ragguard.errors import UsageError
+
+__all__ = ["MIN_RECORDS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "threshold_for"]
+
+MIN_RECORDS = 30
+# +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
+# single signal's AUROC is never flattered by flipping it on the data.
+RISK_DIRECTION: dict[str, int] = {
+    "agreement": -1, "semantic_entropy": 1, "semantic_entropy_weighted": 1, "logprob_mean_greedy": -1,
+    "logprob_min_greedy": -1, "logprob_mean_voted": -1, "logprob_min_voted": -1, "claim_support": -1,
+    "embedding_support": -1, "unsupported_claims": 1, "absent_values": 1, "findings_polarity": 1,
+    "findings_quantity": 1, "findings_entity": 1, "findings_nli": 1, "findings_divergent": 1,
+    "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1,
+}
+assert set(RISK_DIRECTION) == set(FEATURES)
+
+
+def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """The answered records with a reference label from audit folders (the last record per id wins)."""
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    for folder in folders:
+        path = Path(folder) / "results.jsonl"
+        if not path.is_file():
+            raise UsageError(f"{folder} holds no results.jsonl: pass folders written by `ragguard audit`")
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a half-written last line
+            if isinstance(record, dict) and record.get("status", "ok") == "ok" and record.get("reference_match"):
+                records[(str(folder), str(record.get("id")))] = record
+    return list(records.values())
+
+
+def _matrix(rows: Sequence[dict[str, float | None]], names: Sequence[str]):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    return np.array([[math.nan if row[n] is None else row[n] for n in names] for row in rows], dtype=float)
+
+
+def _fit_arrays(x, y, method: str, folds: int, seed: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Fit on arrays; returns the plain-number parameters."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    medians = np.nanmedian(x, axis=0)
+    filled = np.where(np.isnan(x), medians, x)
+    means = filled.mean(axis=0)
+    scales = filled.std(axis=0)
+    scales[scales < 1e-12] = 1.0  # a constant feature: its weight is 0 whatever the scale
+    z = (filled - means) / scales
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(z, y)
+    params: dict[str, Any] = {"medians": medians, "means": means, "scales": scales, "coef": model.coef_[0],
+                              "intercept": float(model.intercept_[0]), "iso_x": [], "iso_y": []}
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        inner = StratifiedKFold(n_splits=_folds(y, folds), shuffle=True, random_state=seed)
+        scores = np.zeros(len(y))
+        for train, test in inner.split(z, y):
+            sub = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(z[train], y[train])
+            scores[test] = sub.decision_function(z[test])
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, y)
+        params["iso_x"], params["iso_y"] = list(iso.X_thresholds_), list(iso.y_thresholds_)
+    return params
+
+
+def _folds(y, folds: int) -> int:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    return max(2, min(folds, int(np.bincount(y, minlength=2).min())))
+
+
+def _calibration(params: dict[str, Any], names: Sequence[str], method: str) -> Calibration:
+    def floats(values: Any) -> tuple[float, ...]:
+        return tuple(float(v) for v in values)
+
+    return Calibration(method=method, feature_names=tuple(names), medians=floats(params["medians"]),
+                       means=floats(params["means"]), scales=floats(params["scales"]), coef=floats(params["coef"]),
+                       intercept=float(params["intercept"]), isotonic_x=floats(params["iso_x"]),
+                       isotonic_y=floats(params["iso_y"]))
+
+
+def ece(confidence: Sequence[float], right: Sequence[bool], bins: int = 10) -> float:
+    """Expected calibration error: count-weighted mean |accuracy - mean confidence| over equal-width bins."""
+    groups: dict[int, list[tuple[float, bool]]] = {}
+    for c, r in zip(confidence, right, strict=True):
+        groups.setdefault(min(bins - 1, max(0, int(c * bins))), []).append((c, r))
+    total = len(confidence)
+    return math.fsum(
+        len(g) / total * abs(sum(r for _, r in g) / len(g) - math.fsum(c for c, _ in g) / len(g))
+        for g in groups.values()
+    )
+
+
+def figures(confidence: Sequence[float], right: Sequence[bool]) -> dict[str, float | None]:
+    """AUROC and AUPRC of ``1 - confidence`` for a wrong answer, Brier score and ECE of ``confidence``."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    wrong = [not r for r in right]
+    both = 0 < sum(wrong) < len(wrong)
+    risk = [1.0 - c for c in confidence]
+    return {
+        "auroc": float(roc_auc_score(wrong, risk)) if both else None,
+        "auprc": float(average_precision_score(wrong, risk)) if both else None,
+        "brier": float(brier_score_loss([int(r) for r in right], confidence)),
+        "ece": ece(confidence, right),
+    }
+
+
+def _ranking(risk: Sequence[float], right: Sequence[bool]) -> dict[str, float | None]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    wrong = [not r for r in right]
+    both = 0 < sum(wrong) < len(wrong)
+    return {"auroc": float(roc_auc_score(wrong, risk)) if both else None,
+            "auprc": float(average_precision_score(wrong, risk)) if both else None}
+
+
+def threshold_for(confidence: Sequence[float], right: Sequence[bool], target: float) -> dict[str, Any]:
+    """The lowest confidence at which the answers kept (confidence >= it) reach ``target`` precision."""
+    pairs = sorted(zip(confidence, right, strict=True), key=lambda p: -p[0])
+    best: dict[str, Any] = {"threshold": None, "precision": None, "coverage": 0.0}
+    kept_right = 0
+    for i, (c, r) in enumerate(pairs):
+        kept_right += int(r)
+        if i + 1 < len(pairs) and pairs[i + 1][0] == c:
+            continue  # a threshold keeps every answer with that confidence
+        precision = kept_right / (i + 1)
+        if precision >= target:
+            best = {"threshold": float(c), "precision": precision, "coverage": (i + 1) / len(pairs)}
+    return best
+
+
+def fit_calibration(
+    records: Sequence[dict[str, Any]], right: Sequence[bool] | None = None, *, method: str = "logistic",
+    folds: int = 5, target_precision: float = 0.9, seed: int = 0,
+) -> Calibration:
+    """Fit a :class:`Calibration` on audit records and attach its cross-validated figures.
+
+    Args:
+        records: audit records (ask records with ``reference_match``).
+        right: the labels; default ``reference_match == "match"`` of each record.
+        method: ``"logistic"`` or ``"isotonic"``.
+        folds: cross-validation folds for the figures (fewer when a class is smaller).
+        target_precision: precision the threshold is chosen for.
+        seed: seed of the folds and the solver.
+
+    Raises:
+        UsageError: fewer than :data:`MIN_RECORDS` labelled records, or one class only.
+    """
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    if method not in ("logistic", "isotonic"):
+        raise UsageError(f"--method {method!r} is not known: use 'logistic' or 'isotonic'")
+    labels = [r.get("reference_match") == "match" for r in records] if right is None else list(right)
+    if len(records) < MIN_RECORDS:
+        raise UsageError(f"only {len(records)} labelled records: calibrating needs at least {MIN_RECORDS} audit "
+                         "results with a reference")
+    if len(set(labels)) < 2:
+        only = "right" if labels[0] else "wrong"
+        raise UsageError(f"all {len(labels)} labelled answers are {only}: calibrating needs both right and wrong "
+                         "answers (audit more, or harder, questions)")
+    table = [features(r) for r in records]
+    names = [n for n in FEATURES if any(row[n] is not None for row in table)]
+    x, y = _matrix(table, names), np.array(labels, dtype=int)
+    k = _folds(y, folds)
+    oof = np.zeros(len(y))
+    for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y):
+        cal = _calibration(_fit_arrays(x[train], y[train], method, k, seed), names, method)
+        oof[test] = [cal.probability(table[i]) for i in test]
+    final = _calibration(_fit_arrays(x, y, method, k, seed), names, method)
+    chosen = threshold_for(list(oof), labels, target_precision)
+    signals = {}
+    for name in names:
+        pairs = [(RISK_DIRECTION[name] * row[name], lab) for row, lab in zip(table, labels, strict=True)
+                 if row[name] is not None]
+        if len({lab for _, lab in pairs}) == 2:
+            signals[name] = {**_ranking([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
+    raw = [float(r.get("confidence") or 0.0) for r in records]
+    uncalibrated = figures(raw, labels) if not any(r.get("calibrated") for r in records) else None
+    data = "\n".join(sorted(f"{r.get('id')}\t{r.get('question')}\t{r.get('answer')}\t{int(lab)}"
+                            for r, lab in zip(records, labels, strict=True)))
+    return replace(
+        final, threshold=chosen["threshold"], target_precision=target_precision, fitted_for=fitted_for(records),
+        data={"records": len(records), "right": int(sum(labels)),
+              "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest()},
+        figures={"method": method, "folds": k, "calibrated": figures(list(oof), labels),
+                 "uncalibrated": uncalibrated, "signals": signals, "target": chosen},
+    )
+
+
+def fitted_for(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The setup the records came from: the most common fingerprint values, and the samples per question."""
+    out: dict[str, Any] = {}
+    prints = [r.get("fingerprint") or {} for r in records]
+    for key in ("model", "model_sha256", "adapter", "embedder", "config_hash"):
+        values = [json.dumps(p.get(key)) for p in prints if key in p]
+        if values:
+            out[key] = json.loads(max(sorted(set(values)), key=values.count))
+    sizes = [len(r.get("samples") or []) for r in records]
+    out["samples"] = max(sorted(set(sizes)), key=sizes.count) if sizes else None
+    return out

@@ -1,0 +1,111 @@
+"""Finding, reading and checking calibration files (``consistency.calibration``).
+
+* ``'auto'`` (the default) uses the calibration shipped in
+  ``ragguard/calibrations/embedded.json`` when the embedded default model
+  answers, and none otherwise: a calibration holds for the model, adapter and
+  prompt it was fitted for only.
+* A path is read as JSON (never unpickled) and validated by
+  :meth:`ragguard.core.calibration.Calibration.from_dict`; a file that is
+  missing, not JSON or not a calibration is refused with a one-line
+  :class:`~ragguard.errors.ConfigError`.
+* :func:`mismatches` compares what a calibration was fitted for with the
+  fingerprint of the answer it calibrates; the record says so, and a warning
+  is logged once per file and setup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ragguard.core.calibration import Calibration, CalibrationFileError
+from ragguard.errors import ConfigError
+
+__all__ = ["EMBEDDED_CALIBRATION", "load_calibration", "resolve_calibration", "mismatches", "annotate"]
+
+EMBEDDED_CALIBRATION = Path(__file__).resolve().parent.parent / "calibrations" / "embedded.json"
+_log = logging.getLogger("ragguard.calibration")
+_cache: dict[tuple[str, int, int], Calibration] = {}
+_warned: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Read and validate a calibration file (cached by path, size and modification time)."""
+    file = Path(path).expanduser()
+    try:
+        stat = file.stat()
+    except OSError:
+        raise ConfigError(
+            f"consistency.calibration: {file} does not exist: write one with `ragguard calibrate AUDIT_DIR --out "
+            f"{file.name}`, or set it to null"
+        ) from None
+    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _cache:
+        return _cache[key]
+    raw = file.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"consistency.calibration: {file} is not JSON ({exc}): pass a file `ragguard calibrate` "
+                          "wrote") from None
+    try:
+        calibration = Calibration.from_dict(data, source=str(file))
+    except CalibrationFileError as exc:
+        raise ConfigError(f"consistency.calibration: {file} is refused: {exc}") from None
+    calibration.data.setdefault("file_sha256", hashlib.sha256(raw).hexdigest())
+    _cache[key] = calibration
+    return calibration
+
+
+def resolve_calibration(config: Any) -> Calibration | None:
+    """The calibration ``config.consistency.calibration`` asks for, or ``None``."""
+    value = config.consistency.calibration
+    if value is None or str(value).strip().lower() in ("", "none", "null", "off"):
+        return None
+    if str(value).strip().lower() == "auto":
+        if config.generator.model != "embedded" or config.generator.adapter or not EMBEDDED_CALIBRATION.exists():
+            return None
+        return load_calibration(EMBEDDED_CALIBRATION)
+    return load_calibration(value)
+
+
+def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None) -> list[str]:
+    """What differs between the setup ``calibration`` was fitted for and ``fingerprint``'s."""
+    if not fingerprint:
+        return []
+    fitted = calibration.fitted_for
+    out: list[str] = []
+    if fitted.get("model_sha256") and fingerprint.get("model_sha256"):
+        if fitted["model_sha256"] != fingerprint["model_sha256"]:
+            out.append(f"model: fitted for {fitted.get('model')} ({str(fitted['model_sha256'])[:12]}), "
+                       f"answered by {fingerprint.get('model')} ({str(fingerprint['model_sha256'])[:12]})")
+    elif fitted.get("model") and fitted.get("model") != fingerprint.get("model"):
+        out.append(f"model: fitted for {fitted.get('model')}, answered by {fingerprint.get('model')}")
+    for key, what in (("adapter", "adapter"), ("embedder", "embedder"),
+                      ("config_hash", "config (prompt, sampling or thresholds)")):
+        if key in fitted and fitted.get(key) != fingerprint.get(key):
+            out.append(f"{what}: fitted for {fitted.get(key)}, this answer used {fingerprint.get(key)}")
+    return out
+
+
+def annotate(report: Any, calibration: Calibration | None) -> None:
+    """Add the fitted-for check to a calibrated report's ``calibration`` field (and log it once)."""
+    if calibration is None or not report.calibrated:
+        return
+    fingerprint = report.fingerprint.to_dict() if report.fingerprint is not None else None
+    found = mismatches(calibration, fingerprint)
+    note = dict(report.calibration or {})
+    note.update(file=calibration.source, sha256=calibration.data.get("file_sha256"),
+                fitted_for_this_setup=not found)
+    if found:
+        note["mismatch"] = found
+        key = (calibration.source, tuple(found))
+        if key not in _warned:
+            _warned.add(key)
+            _log.warning("the calibration %s was fitted for another setup (%s): its confidence may not hold; "
+                         "refit it with `ragguard calibrate` on an audit of this setup", calibration.source,
+                         "; ".join(found))
+    report.calibration = note

@@ -1,0 +1,67 @@
+"""``ragguard calibrate``: fit a calibrated confidence on audit results and write calibration.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ragguard.apps.cli.common import app, handle_errors
+
+
+@app.command()
+@handle_errors
+def calibrate(
+    audit_dirs: list[Path] = typer.Argument(..., help="Folders written by `ragguard audit` with references."),
+    out: Path = typer.Option(..., "--out", help="Where to write calibration.json."),
+    method: str = typer.Option("logistic", "--method", help="'logistic' (default) or 'isotonic'."),
+    folds: int = typer.Option(5, "--folds", min=2, max=20, help="Cross-validation folds for the figures."),
+    target_precision: float = typer.Option(
+        0.9, "--target-precision", min=0.0, max=1.0,
+        help="Choose the confidence threshold at which the answers kept are right this often."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+) -> None:
+    """Fit the probability that the voted answer is right, for the model the audits ran."""
+    from ragguard.apps.calibrate import fit_calibration, read_labelled
+
+    records = read_labelled(audit_dirs)
+    calibration = fit_calibration(records, method=method, folds=folds, target_precision=target_precision)
+    data = calibration.to_dict()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    if as_json:
+        typer.echo(json.dumps({"out": str(out), "figures": data["figures"], "threshold": data["threshold"],
+                               "data": data["data"], "fitted_for": data["fitted_for"]}, ensure_ascii=False))
+        return
+    typer.echo(format_figures(data))
+    typer.echo(f"wrote {out}: set consistency.calibration: {out} in your config")
+
+
+def format_figures(data: dict[str, Any]) -> str:
+    """The figures of a calibration as a table (cross-validated)."""
+    fig = data["figures"]
+
+    def f(x: float | None) -> str:
+        return "    -" if x is None else f"{x:5.3f}"
+
+    lines = [f"{data['data']['records']} labelled records, {data['data']['right']} right; "
+             f"{fig['folds']}-fold cross-validated; method {data['method']}",
+             f"{'':28} {'AUROC':>6} {'AUPRC':>6} {'Brier':>6} {'ECE':>6}"]
+    for name, row in (("calibrated confidence", fig["calibrated"]), ("uncalibrated confidence", fig["uncalibrated"])):
+        if row:
+            lines.append(f"{name:28} {f(row['auroc']):>6} {f(row['auprc']):>6} {f(row['brier']):>6} {f(row['ece']):>6}")
+    for name, row in fig["signals"].items():
+        lines.append(f"{name:28} {f(row['auroc']):>6} {f(row['auprc']):>6}")
+    target = fig["target"]
+    if target["threshold"] is None:
+        lines.append(f"no confidence threshold reaches precision {data['target_precision']:.2f}: "
+                     "min_confidence stays unset (no gate)")
+    else:
+        lines.append(f"threshold {target['threshold']:.3f}: precision {target['precision']:.2f} at coverage "
+                     f"{target['coverage']:.0%} (target {data['target_precision']:.2f})")
+    return "\n".join(lines)

@@ -1,0 +1,288 @@
+"""A calibrated confidence: the probability that the voted answer is right.
+
+``ragguard calibrate`` (:mod:`ragguard.apps.calibrate`) fits a model of "the
+voted answer matched its reference" on audit results; this module holds what
+is needed to *use* the fit, in plain numbers and without scikit-learn:
+
+* :func:`features` turns one ask record (the JSON form of a report, or the
+  in-process result through :func:`record_view`) into the named signals that
+  issue 9 recorded: agreement, both semantic entropies, token
+  log-probabilities, claim and embedding support, detector findings by kind,
+  retrieval scores and answer length. A signal the record lacks (no
+  log-probabilities from ``check`` input, no context) is ``None`` and is
+  filled with the training median.
+* :class:`Calibration` is the fitted model: the medians, the standardisation,
+  the logistic coefficients and, for ``method: isotonic``, the isotonic map of
+  the logistic score to a probability. It reads and writes plain JSON (no
+  pickle) and refuses a file that is not one.
+* :func:`apply_calibration` sets a checker result's ``confidence`` to the
+  calibrated probability and applies ``min_confidence``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragguard.core.reference import normalize_tokens
+
+__all__ = ["FEATURES", "FORMAT", "Calibration", "CalibrationFileError", "features", "record_view", "apply_calibration"]
+
+FORMAT = "ragguard-calibration/1"
+
+# The signals a calibration can use, in a fixed order (the file names the subset it was fitted on).
+FEATURES: tuple[str, ...] = (
+    "agreement",
+    "semantic_entropy",
+    "semantic_entropy_weighted",
+    "logprob_mean_greedy",
+    "logprob_min_greedy",
+    "logprob_mean_voted",
+    "logprob_min_voted",
+    "claim_support",
+    "embedding_support",
+    "unsupported_claims",
+    "absent_values",
+    "findings_polarity",
+    "findings_quantity",
+    "findings_entity",
+    "findings_nli",
+    "findings_divergent",
+    "retrieval_top",
+    "retrieval_mean",
+    "answer_tokens",
+)
+
+
+class CalibrationFileError(ValueError):
+    """A calibration file that is not one ragguard wrote (the message says what is wrong)."""
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return math.fsum(kept) / len(kept) if kept else None
+
+
+def _min(values: Sequence[float | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return min(kept) if kept else None
+
+
+def features(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """The calibration signals of one ask record (``None`` where the record lacks one)."""
+    samples = list(record.get("samples") or [])
+    clusters = list(record.get("clusters") or [])
+    answer = str(record.get("answer") or "")
+    winner = next((c for c in clusters if c.get("representative") == answer), None)
+    voted = [samples[i] for i in (winner or {}).get("members", []) if 0 <= i < len(samples)]
+    greedy = next((s for s in samples if s.get("greedy")), None) or {}
+    grounding = record.get("grounding") or None
+    sources = list(record.get("sources") or [])
+    n = max(1, len(samples))
+    kinds: dict[str, int] = {}
+    for c in record.get("contradictions") or []:
+        kinds[str(c.get("kind"))] = kinds.get(str(c.get("kind")), 0) + 1
+    claims = list((grounding or {}).get("claims") or [])
+    scores = [float(p["score"]) for p in sources if isinstance(p.get("score"), (int, float))]
+    out: dict[str, float | None] = {
+        "agreement": _float(record.get("agreement")),
+        "semantic_entropy": _float(record.get("semantic_entropy")),
+        "semantic_entropy_weighted": _float(record.get("semantic_entropy_weighted")),
+        "logprob_mean_greedy": _float(greedy.get("logprob_mean")),
+        "logprob_min_greedy": _float(greedy.get("logprob_min")),
+        "logprob_mean_voted": _mean([_float(s.get("logprob_mean")) for s in voted]),
+        "logprob_min_voted": _min([_float(s.get("logprob_min")) for s in voted]),
+        "claim_support": _float((grounding or {}).get("support")),
+        "embedding_support": _float((winner or {}).get("support")),
+        "unsupported_claims": None if not claims else len((grounding or {}).get("unsupported") or []) / len(claims),
+        "absent_values": None if grounding is None else float(len(grounding.get("absent") or [])),
+        "retrieval_top": max(scores) if scores else None,
+        "retrieval_mean": _mean(scores),
+        "answer_tokens": math.log1p(len(normalize_tokens(answer))),
+    }
+    for kind in ("polarity", "quantity", "entity", "nli", "divergent"):
+        out[f"findings_{kind}"] = kinds.get(kind, 0) / n
+    return {name: out[name] for name in FEATURES}
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def record_view(result: Any, sources: Sequence[Any]) -> dict[str, Any]:
+    """The parts of an ask record that :func:`features` reads, from an in-process checker result."""
+    grounding = result.grounding.to_dict() if result.grounding is not None else None
+    return {
+        "answer": result.answer,
+        "agreement": result.agreement,
+        "semantic_entropy": result.semantic_entropy,
+        "semantic_entropy_weighted": result.semantic_entropy_weighted,
+        "samples": [s.to_dict() for s in result.samples],
+        "clusters": [c.to_dict() for c in result.clusters],
+        "contradictions": [c.to_dict() for c in result.contradictions],
+        "grounding": grounding,
+        "sources": [{"score": p.score} for p in sources],
+    }
+
+
+def _numbers(data: Mapping[str, Any], key: str, length: int | None = None) -> tuple[float, ...]:
+    values = data.get(key)
+    if not isinstance(values, list) or not all(_float(v) is not None for v in values):
+        raise CalibrationFileError(f"'{key}' must be a list of finite numbers")
+    if length is not None and len(values) != length:
+        raise CalibrationFileError(f"'{key}' has {len(values)} values for {length} features")
+    return tuple(float(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted calibrator (see the module docstring); ``probability`` maps signals to P(right)."""
+
+    method: str
+    feature_names: tuple[str, ...]
+    medians: tuple[float, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    isotonic_x: tuple[float, ...] = ()
+    isotonic_y: tuple[float, ...] = ()
+    threshold: float | None = None
+    target_precision: float | None = None
+    fitted_for: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the file it was read from (not written)
+
+    def score(self, values: Mapping[str, float | None]) -> float:
+        """The logistic model's log-odds of a right answer for these signals."""
+        total = self.intercept
+        for name, median, mean, scale, weight in zip(
+            self.feature_names, self.medians, self.means, self.scales, self.coef, strict=True
+        ):
+            value = values.get(name)
+            x = median if value is None else float(value)
+            total += weight * (x - mean) / scale
+        return total
+
+    def probability(self, values: Mapping[str, float | None]) -> float:
+        """P(the voted answer is right) for these signals, in [0, 1]."""
+        s = self.score(values)
+        if self.method == "isotonic":
+            return _interp(s, self.isotonic_x, self.isotonic_y)
+        return 1.0 / (1.0 + math.exp(-s)) if s >= 0 else math.exp(s) / (1.0 + math.exp(s))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (plain numbers and strings)."""
+        return {
+            "format": FORMAT,
+            "method": self.method,
+            "features": list(self.feature_names),
+            "medians": list(self.medians),
+            "means": list(self.means),
+            "scales": list(self.scales),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+            "isotonic": {"x": list(self.isotonic_x), "y": list(self.isotonic_y)} if self.method == "isotonic" else None,
+            "threshold": self.threshold,
+            "target_precision": self.target_precision,
+            "fitted_for": dict(self.fitted_for),
+            "data": dict(self.data),
+            "figures": dict(self.figures),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "") -> Calibration:
+        """Read the JSON form back; a file ragguard did not write raises :class:`CalibrationFileError`."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise CalibrationFileError(f"not a ragguard calibration (format {found!r}, expected {FORMAT!r})")
+        method = data.get("method")
+        if method not in ("logistic", "isotonic"):
+            raise CalibrationFileError(f"unknown method {method!r} (expected 'logistic' or 'isotonic')")
+        names = data.get("features")
+        if not isinstance(names, list) or not names or any(n not in FEATURES for n in names):
+            unknown = [n for n in names or [] if n not in FEATURES] if isinstance(names, list) else names
+            raise CalibrationFileError(f"'features' must name known signals (unknown: {unknown!r})")
+        k = len(names)
+        scales = _numbers(data, "scales", k)
+        if any(s <= 0 for s in scales):
+            raise CalibrationFileError("'scales' must be positive")
+        iso_x: tuple[float, ...] = ()
+        iso_y: tuple[float, ...] = ()
+        if method == "isotonic":
+            iso = data.get("isotonic")
+            if not isinstance(iso, dict):
+                raise CalibrationFileError("an isotonic calibration needs 'isotonic': {'x': [...], 'y': [...]}")
+            iso_x, iso_y = _numbers(iso, "x"), _numbers(iso, "y")
+            if not iso_x or len(iso_x) != len(iso_y) or list(iso_x) != sorted(iso_x):
+                raise CalibrationFileError("'isotonic' needs as many increasing x as y values")
+        intercept = _float(data.get("intercept"))
+        threshold = data.get("threshold")
+        if intercept is None or (threshold is not None and _float(threshold) is None):
+            raise CalibrationFileError("'intercept' (and 'threshold' when set) must be finite numbers")
+        return cls(
+            method=method, feature_names=tuple(names), medians=_numbers(data, "medians", k),
+            means=_numbers(data, "means", k), scales=scales, coef=_numbers(data, "coef", k), intercept=intercept,
+            isotonic_x=iso_x, isotonic_y=iso_y, threshold=None if threshold is None else float(threshold),
+            target_precision=_float(data.get("target_precision")),
+            fitted_for=dict(data.get("fitted_for") or {}), data=dict(data.get("data") or {}),
+            figures=dict(data.get("figures") or {}), source=source,
+        )
+
+
+def _interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Piecewise-linear interpolation, clipped at both ends (what isotonic regression predicts)."""
+    if x <= xs[0]:
+        return min(1.0, max(0.0, ys[0]))
+    if x >= xs[-1]:
+        return min(1.0, max(0.0, ys[-1]))
+    lo, hi = 0, len(xs) - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if xs[mid] <= x else (lo, mid)
+    span = xs[hi] - xs[lo]
+    t = 0.0 if span == 0 else (x - xs[lo]) / span
+    return min(1.0, max(0.0, ys[lo] + t * (ys[hi] - ys[lo])))
+
+
+def apply_calibration(
+    result: Any, sources: Sequence[Any], calibration: Calibration, min_confidence: float | None,
+    on_flagged: str, note: Mapping[str, Any] | None = None,
+) -> None:
+    """Replace ``result.confidence`` by the calibrated probability and apply ``min_confidence``.
+
+    Args:
+        result: a checker result (``answer``, ``samples``, ``clusters`` ... fields), changed in place.
+        sources: the passages the answer was checked against (their ``score`` is read).
+        calibration: the fitted calibrator.
+        min_confidence: below it the answer gets a warning, or is withheld under ``on_flagged: abstain``;
+            ``None`` uses the calibration's own threshold (which may be ``None``: no gate).
+        on_flagged: ``'warn'`` or ``'abstain'``.
+        note: what the record says about the calibration (file, and any mismatch with this setup).
+    """
+    result.calibrated = True
+    result.calibration = dict(note or {"file": calibration.source})
+    if not result.answer:
+        result.confidence = 0.0
+        return
+    result.confidence = round(calibration.probability(features(record_view(result, sources))), 6)
+    gate = calibration.threshold if min_confidence is None else min_confidence
+    if gate is None or result.confidence >= gate:
+        return
+    if on_flagged == "abstain":
+        result.warnings.append(
+            f"abstained: the calibrated confidence {result.confidence:.2f} is below min_confidence {gate:.2f}"
+        )
+        result.answer = ""
+        result.verdict = "abstain"
+        result.confidence = 0.0
+    else:
+        result.warnings.append(
+            f"the calibrated confidence {result.confidence:.2f} is below min_confidence {gate:.2f}: "
+            "treat this answer with care"
+        )

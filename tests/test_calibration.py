@@ -1,0 +1,191 @@
+"""Calibrated confidence: features, the JSON file, the fit and its figures, ``ragguard calibrate``, and its use."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+from fakes import WordEmbedder
+from typer.testing import CliRunner
+
+from ragguard.apps.calibrate import MIN_RECORDS, ece, fit_calibration, read_labelled, threshold_for
+from ragguard.apps.calibration_io import annotate, load_calibration, mismatches, resolve_calibration
+from ragguard.apps.check import check
+from ragguard.apps.cli import app
+from ragguard.config import Config
+from ragguard.core.calibration import FEATURES, Calibration, CalibrationFileError, features
+from ragguard.core.types import Fingerprint, Report
+from ragguard.errors import ConfigError, UsageError
+
+FINGERPRINT = {"model": "tiny", "model_sha256": "ab" * 32, "adapter": None, "embedder": "words",
+               "config_hash": Config().hash(), "seeds": [1, 2]}
+
+
+def record(agreement: float, right: bool, i: int, logprob: float | None = -0.5) -> dict:
+    """An audit record whose signals are known (5 samples, the voted cluster holds round(5 * agreement))."""
+    members = list(range(round(5 * agreement)))
+    samples = [{"text": f"answer {i}", "seed": None if k == 0 else k, "greedy": k == 0, "cluster": 0 if k in members else 1,
+                "logprob_mean": logprob, "logprob_min": None if logprob is None else 2 * logprob, "tokens": 4}
+               for k in range(5)]
+    return {
+        "id": f"q{i}", "question": f"question {i}?", "answer": f"answer {i}", "status": "ok",
+        "agreement": agreement, "semantic_entropy": 1 - agreement, "semantic_entropy_weighted": None,
+        "confidence": agreement / 2, "samples": samples,
+        "clusters": [{"id": 0, "size": len(members), "representative": f"answer {i}", "members": members,
+                      "support": 0.6, "claim_support": 0.5}],
+        "contradictions": [{"a": 0, "b": 4, "kind": "quantity", "score": 1.0, "explanation": "x"}],
+        "grounding": {"support": 0.25, "claims": [{"text": "a"}, {"text": "b"}], "unsupported": ["b"], "absent": []},
+        "sources": [{"score": 0.7}, {"score": 0.5}],
+        "reference": "r", "reference_match": "match" if right else "mismatch", "fingerprint": FINGERPRINT,
+    }
+
+
+def labelled_set(n: int = 120, seed: int = 0) -> list[dict]:
+    """Right answers have higher agreement and token probabilities than wrong ones, with overlap."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        right = rng.random() < 0.4
+        agreement = rng.choice([0.6, 0.8, 1.0] if right else [0.2, 0.4, 0.6, 0.8])
+        rows.append(record(agreement, right, i, logprob=round(rng.gauss(-0.4 if right else -1.0, 0.3), 4)))
+    return rows
+
+
+def test_features_read_every_signal_from_a_record() -> None:
+    values = features(record(0.6, True, 1))
+    assert set(values) == set(FEATURES)
+    assert values["agreement"] == 0.6 and values["semantic_entropy"] == pytest.approx(0.4)
+    assert values["logprob_mean_greedy"] == -0.5 and values["logprob_min_greedy"] == -1.0
+    assert values["logprob_mean_voted"] == -0.5 and values["logprob_min_voted"] == -1.0
+    assert values["claim_support"] == 0.25 and values["embedding_support"] == 0.6
+    assert values["unsupported_claims"] == 0.5 and values["absent_values"] == 0.0
+    assert values["findings_quantity"] == 1 / 5 and values["findings_polarity"] == 0.0
+    assert values["retrieval_top"] == 0.7 and values["retrieval_mean"] == pytest.approx(0.6)
+    assert values["answer_tokens"] == pytest.approx(math.log1p(2))  # "answer 1"
+    assert values["semantic_entropy_weighted"] is None
+    # `check` input without log-probabilities and without context: those signals are missing, not 0.
+    bare = features({"answer": "yes", "agreement": 1.0, "samples": [{"text": "yes", "greedy": True}],
+                     "clusters": [{"representative": "yes", "members": [0]}]})
+    assert bare["logprob_mean_greedy"] is None and bare["claim_support"] is None and bare["retrieval_top"] is None
+
+
+def test_ece_and_the_threshold_by_hand() -> None:
+    # bin 0.1-0.2: conf 0.1, 0.1 with 1 right -> |0.5 - 0.1| = 0.4; bin 0.9-1.0: conf 0.9 x2, 2 right -> 0.1
+    assert ece([0.1, 0.1, 0.9, 0.9], [True, False, True, True]) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
+    chosen = threshold_for([0.9, 0.8, 0.7, 0.6, 0.2], [True, True, False, True, False], 0.75)
+    # keep >= 0.6: 3 of 4 right = 0.75 (the lowest threshold reaching it)
+    assert chosen == {"threshold": 0.6, "precision": 0.75, "coverage": 0.8}
+    assert threshold_for([0.5, 0.4], [False, False], 0.9)["threshold"] is None
+
+
+def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> None:
+    cal = fit_calibration(labelled_set(), target_precision=0.8)
+    fig = cal.figures
+    assert fig["calibrated"]["auroc"] > 0.85 > fig["uncalibrated"]["auroc"]
+    assert fig["calibrated"]["ece"] < fig["uncalibrated"]["ece"]
+    assert fig["signals"]["logprob_mean_greedy"]["auroc"] > 0.8  # read in its fixed direction
+    assert cal.threshold is not None and fig["target"]["precision"] >= 0.8
+    assert cal.fitted_for["model_sha256"] == "ab" * 32 and cal.fitted_for["samples"] == 5
+    assert cal.data["records"] == 120 and len(cal.data["sha256"]) == 64
+    # Deterministic: the same records give the same file.
+    assert fit_calibration(labelled_set(), target_precision=0.8).to_dict() == cal.to_dict()
+    iso = fit_calibration(labelled_set(), method="isotonic")
+    assert iso.isotonic_x and 0.0 <= iso.probability(features(record(1.0, True, 0, -0.2))) <= 1.0
+
+
+def test_too_few_records_or_one_class_is_refused() -> None:
+    with pytest.raises(UsageError, match=f"at least {MIN_RECORDS}"):
+        fit_calibration(labelled_set(10))
+    with pytest.raises(UsageError, match="all 40 labelled answers are wrong"):
+        fit_calibration([record(0.4, False, i) for i in range(40)])
+
+
+def test_the_file_round_trips_and_a_foreign_or_broken_one_is_refused(tmp_path: Path) -> None:
+    cal = fit_calibration(labelled_set())
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(cal.to_dict()))
+    back = load_calibration(path)
+    probe = features(record(0.8, True, 3))
+    assert back.probability(probe) == pytest.approx(cal.probability(probe))
+    with pytest.raises(CalibrationFileError, match="not a ragguard calibration"):
+        Calibration.from_dict({"format": "sklearn-pickle"})
+    with pytest.raises(CalibrationFileError, match="unknown: \\['colour'\\]"):
+        Calibration.from_dict({**cal.to_dict(), "features": ["colour"]})
+    with pytest.raises(CalibrationFileError, match="'coef' has 1 values"):
+        Calibration.from_dict({**cal.to_dict(), "coef": [1.0]})
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b"\x80\x04\x95 pickle bytes")
+    with pytest.raises(ConfigError, match="is not JSON"):
+        load_calibration(broken)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_calibration(tmp_path / "missing.json")
+
+
+def write_audit(folder: Path, rows: list[dict]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"half": ')
+    return folder
+
+
+def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path) -> None:
+    rows = labelled_set()
+    audits = [write_audit(tmp_path / "a", rows[:60]), write_audit(tmp_path / "b", rows[60:])]
+    assert len(read_labelled(audits)) == 120
+    out = tmp_path / "calibration.json"
+    result = CliRunner().invoke(app, ["calibrate", *map(str, audits), "--out", str(out), "--target-precision", "0.8"])
+    assert result.exit_code == 0, result.output
+    assert "calibrated confidence" in result.output and "threshold" in result.output
+    data = json.loads(out.read_text())
+    assert data["format"] == "ragguard-calibration/1" and data["figures"]["calibrated"]["auroc"] > 0.85
+    few = CliRunner().invoke(app, ["calibrate", str(write_audit(tmp_path / "c", rows[:5])), "--out", str(out)])
+    assert few.exit_code == 2 and "at least 30" in few.output
+
+
+def test_check_with_a_calibration_gives_the_fitted_probability_and_gates_it(tmp_path: Path) -> None:
+    cal = fit_calibration(labelled_set())
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(cal.to_dict()))
+    answers = [{"text": "Yes, file form HR-07.", "logprobs": [-0.1, -0.2]}] * 5
+    plain = check("Do I file form HR-07?", answers, "File form HR-07.", embedder=WordEmbedder())
+    assert plain.calibrated is False and plain.calibration is None
+    cfg = Config().replace("consistency", calibration=str(path), min_confidence=0.0)
+    report = check("Do I file form HR-07?", answers, "File form HR-07.", embedder=WordEmbedder(), config=cfg)
+    assert report.calibrated is True and report.calibration == {"file": str(path)}
+    expected = cal.probability(features(report.to_dict()))
+    assert report.confidence == pytest.approx(expected, abs=1e-6) and report.confidence != plain.confidence
+    assert report.to_dict()["calibrated"] is True and report.to_dict()["calibration"]["file"] == str(path)
+    # Above every possible confidence: a warning under 'warn', no answer under 'abstain'.
+    gated = check("Do I file form HR-07?", answers, "File form HR-07.", embedder=WordEmbedder(),
+                  config=cfg.replace("consistency", min_confidence=1.0))
+    assert gated.answer and any("below min_confidence 1.00" in w for w in gated.warnings)
+    withheld = check("Do I file form HR-07?", answers, "File form HR-07.", embedder=WordEmbedder(),
+                     config=cfg.replace("consistency", min_confidence=1.0, on_flagged="abstain"))
+    assert withheld.verdict == "abstain" and withheld.answer == "" and withheld.confidence == 0.0
+    assert any(w.startswith("abstained: the calibrated confidence") for w in withheld.warnings)
+
+
+def test_auto_uses_the_shipped_calibration_for_the_embedded_model_only(tmp_path: Path) -> None:
+    assert resolve_calibration(Config().replace("generator", model="some/other-model")) is None
+    assert resolve_calibration(Config().replace("consistency", calibration=None)) is None
+    shipped = resolve_calibration(Config())
+    if shipped is not None:  # ragguard/calibrations/embedded.json
+        assert shipped.fitted_for["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+def test_a_calibration_for_another_setup_says_so_in_the_record(caplog: pytest.LogCaptureFixture) -> None:
+    cal = fit_calibration(labelled_set())
+    same = Fingerprint(**{k: v for k, v in FINGERPRINT.items()}, versions={}, device="cpu")
+    assert mismatches(cal, same.to_dict()) == []
+    other = Fingerprint(**{**FINGERPRINT, "model": "big", "model_sha256": "cd" * 32, "adapter": "lora/"},
+                        versions={}, device="cpu")
+    report = Report("q", "a", "consistent", 1.0, 0.0, [], [], [], fingerprint=other, calibrated=True,
+                    calibration={"file": "cal.json"})
+    with caplog.at_level("WARNING", logger="ragguard.calibration"):
+        annotate(report, cal)
+    assert report.calibration["fitted_for_this_setup"] is False
+    assert any(m.startswith("model: fitted for tiny") for m in report.calibration["mismatch"])
+    assert any(m.startswith("adapter: fitted for None") for m in report.calibration["mismatch"])
+    assert "fitted for another setup" in caplog.text
