@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fakes import WordEmbedder
 
-from ragguard.apps.audit import match_reference, run_audit, summarize
+from ragguard.apps.audit import load_questions, match_reference, run_audit, summarize
 from ragguard.config import Config
 from ragguard.core.metrics import auroc, histogram
 from ragguard.core.protocols import Completion
@@ -221,6 +221,30 @@ def test_short_references_are_read_lexically_and_the_rule_is_recorded() -> None:
     answer = "They call the fiftieth wedding anniversary the golden anniversary, and it is celebrated widely."
     assert match_reference(answer, "golden anniversary", "What is the 50th called?", e, 0.99).label == "match"
     assert match_reference("", "Yes.", q, e, 0.6).label == "mismatch"
+
+
+def test_accepted_answers_and_yes_no_references(tmp_path: Path) -> None:
+    e = WordEmbedder()
+    q = "How many packages does Debian include?"
+    assert match_reference("It has 59,100 packages.", "more than 59100", q, e, 0.6).label == "mismatch"
+    decided = match_reference("It has 59,100 packages.", "more than 59100", q, e, 0.6, answers=["59,100"])
+    assert (decided.label, decided.rule) == ("match", "containment")
+    yes_no = "Do I need a certificate?"
+    assert match_reference("Yes, and there is no fee.", "no", yes_no, e, 0.6).label == "contradicts"
+    # In the input: a list, or "|"-separated in a CSV cell; recorded with the result.
+    rows = [{"id": "n", "question": q, "reference": "more than 59100", "answers": ["59,100"]},
+            {"id": "bad", "question": q, "reference": "x", "answers": [3]},
+            {"id": "orphan", "question": q, "answers": ["59,100"]}]
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    questions, invalid = load_questions(path)
+    assert [x.answers for x in questions] == [("59,100",)]
+    assert {r["id"]: r["error"] for r in invalid} == {
+        "line-2": "'answers' must be a list of strings (accepted forms of the reference)",
+        "line-3": "'answers' needs a 'reference' (the main expected answer)"}
+    csv = tmp_path / "q.csv"
+    csv.write_text('id,question,reference,answers\nn,How many?,more than 59100,"59100 | 59,100"\n', encoding="utf-8")
+    assert load_questions(csv)[0][0].answers == ("59100", "59,100")
 
 
 def test_metrics() -> None:

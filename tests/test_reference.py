@@ -56,3 +56,21 @@ def test_long_references_use_similarity_and_any_detector_kind() -> None:
     assert match_long(0.5, [], 0.6).label == "mismatch"
     decided = match_long(0.9, ["entity"], 0.6)
     assert (decided.label, decided.rule) == ("contradicts", "detector:entity")
+
+
+YES_NO = "Has Debian officially released its non-Linux ports?"
+
+
+def test_a_yes_no_reference_is_decided_by_the_answers_stance() -> None:
+    # Containment alone took this "yes" answer for a "no": it mentions "no" later on.
+    wrong = "Yes, Debian has released them. There is no waiting list."
+    assert match_short(wrong, ["no", "no, not yet"]).label == "match"  # without the question: lexical only
+    decided = match_short(wrong, ["no", "no, not yet"], YES_NO)
+    assert (decided.label, decided.rule) == ("contradicts", "polarity")
+    right = match_short("Debian has not officially released them yet.", ["no"], YES_NO)
+    assert (right.label, right.rule) == ("match", "polarity")
+    # No stance in the answer: the lexical rules decide.
+    assert match_short("The correct answer is no.", ["no"], YES_NO).rule == "containment"
+    # A question that is not yes/no, or references on both sides, never use the rule.
+    assert match_short("Yes, freedom.", ["freedom"], "Does it mean price or freedom?").rule == "containment"
+    assert match_short("Yes.", ["yes", "no"], YES_NO).rule != "polarity"

@@ -24,7 +24,7 @@ This module runs the questions; the figures and ``audit diff`` are in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ class AuditQuestion:
     reference: str | None
     tags: list[str]
     warnings: tuple[str, ...] = ()  # about the record's text (invalid characters replaced)
+    answers: tuple[str, ...] = ()  # other accepted forms of the reference ("59,100", "more than 59100")
 
 
 @dataclass
@@ -89,6 +90,13 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         reference = data.get("reference")
         if problem is None and reference is not None and not isinstance(reference, str):
             problem = "'reference' must be a string"
+        answers = data.get("answers") or []
+        if isinstance(answers, str):  # a CSV cell: variants separated by "|"
+            answers = [a.strip() for a in answers.split("|") if a.strip()]
+        if problem is None and not (isinstance(answers, list) and all(isinstance(a, str) for a in answers)):
+            problem = "'answers' must be a list of strings (accepted forms of the reference)"
+        if problem is None and answers and not (reference or "").strip():
+            problem = "'answers' needs a 'reference' (the main expected answer)"
         tags = data.get("tags") or []
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
@@ -103,25 +111,28 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         seen.add(qid)
         questions.append(
             AuditQuestion(qid, record.line, question.strip(), (reference or "").strip() or None, list(tags),
-                          record.warnings)
+                          record.warnings, tuple(a.strip() for a in answers if a.strip()))
         )
     return questions, invalid
 
 
-def match_reference(answer: str, reference: str, question: str, embedder: Any, threshold: float) -> ReferenceMatch:
+def match_reference(
+    answer: str, reference: str, question: str, embedder: Any, threshold: float, answers: Sequence[str] = ()
+) -> ReferenceMatch:
     """Compare the voted answer with the expected one: ``match``, ``mismatch`` or ``contradicts``.
 
-    A reference of a few words is read lexically (normalised containment, then
-    token F1: :func:`ragguard.core.reference.match_short`), since a short
-    reference never reaches an embedding threshold against a sentence that
-    contains it. A longer one is compared by embedding cosine at ``threshold``,
-    and any contradiction kind the detectors find makes it ``contradicts``.
-    The result names the rule that decided and its score.
+    A reference of a few words (and its accepted ``answers``) is read
+    lexically, after the yes/no rule for yes/no questions
+    (:func:`ragguard.core.reference.match_short`), since a short reference
+    never reaches an embedding threshold against a sentence that contains it.
+    A longer one is compared by embedding cosine at ``threshold``, and any
+    contradiction kind the detectors find makes it ``contradicts``. The result
+    names the rule that decided and its score.
     """
     if not answer.strip():
         return ReferenceMatch("mismatch", "empty", 0.0, reference)
     if is_short(reference):
-        return match_short(answer, reference)
+        return match_short(answer, [reference, *[a for a in answers if is_short(a)]], question)
     vectors = embedder.embed([answer, reference])
     similarity = float(vectors[0] @ vectors[1])
     kinds = [f.kind for f in detect(answer, reference, question) if f.kind in CONTRADICTION_KINDS]
@@ -309,8 +320,11 @@ def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: floa
     record: dict[str, Any] = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference, "status": "ok",
                               **report.to_dict()}
     record["warnings"] = [*q.warnings, *record["warnings"]]
+    if q.answers:
+        record["answers"] = list(q.answers)
     if q.reference:
-        decided = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold)
+        decided = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold,
+                                  q.answers)
         record["reference_match"] = decided.label
         record["reference_rule"] = decided.rule
         record["reference_score"] = round(decided.score, 6)

@@ -13,6 +13,12 @@ it, so references of a few words are read lexically, SQuAD-style:
 * **token F1** (SQuAD's): the harmonic mean of token precision and recall;
   a match at :data:`F1_THRESHOLD` or above.
 
+* **polarity**: for a yes/no question whose reference takes a side ("no",
+  "no, not yet"), the answer's stance decides (the polarity detector's
+  reader): the same side is a match, the other side ``contradicts``. A "yes"
+  answer that mentions "no" somewhere is not taken for a "no". Only an answer
+  without a stance falls back to the lexical rules.
+
 A reference is *short* when it has at most :data:`SHORT_TOKENS` tokens. A
 long reference (a sentence or more) is compared by embedding cosine plus the
 contradiction detectors (any contradiction kind makes it ``contradicts``),
@@ -31,6 +37,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ragguard.core.detectors.polarity import is_yes_no_question, stance
+
 __all__ = [
     "ReferenceMatch",
     "normalize_tokens",
@@ -38,6 +46,7 @@ __all__ = [
     "token_f1",
     "is_short",
     "match_short",
+    "match_yes_no",
     "match_long",
     "SHORT_TOKENS",
     "F1_THRESHOLD",
@@ -101,16 +110,21 @@ def is_short(reference: str) -> bool:
     return 0 < len(normalize_tokens(reference)) <= SHORT_TOKENS
 
 
-def match_short(answer: str, references: str | Iterable[str]) -> ReferenceMatch:
+def match_short(answer: str, references: str | Iterable[str], question: str = "") -> ReferenceMatch:
     """Match ``answer`` against one or several accepted short references.
 
-    Containment of any variant wins; otherwise the best token F1 decides
-    against :data:`F1_THRESHOLD`. Ties keep the first variant given.
+    With the ``question``, a yes/no question whose references take one side is
+    decided by the answer's stance (see the module docstring). Otherwise
+    containment of any variant wins, then the best token F1 decides against
+    :data:`F1_THRESHOLD`. Ties keep the first variant given.
     """
     variants = [references] if isinstance(references, str) else list(references)
     answer_tokens = normalize_tokens(answer)
     if not answer_tokens:
         return ReferenceMatch("mismatch", "empty", 0.0, variants[0] if variants else "")
+    by_stance = match_yes_no(answer, variants, question)
+    if by_stance is not None:
+        return by_stance
     best = ReferenceMatch("mismatch", "token_f1", 0.0, variants[0] if variants else "")
     for variant in variants:
         ref_tokens = normalize_tokens(variant)
@@ -120,6 +134,22 @@ def match_short(answer: str, references: str | Iterable[str]) -> ReferenceMatch:
         if f1 > best.score:
             best = ReferenceMatch("match" if f1 >= F1_THRESHOLD else "mismatch", "token_f1", f1, variant)
     return best
+
+
+def match_yes_no(answer: str, references: Sequence[str], question: str) -> ReferenceMatch | None:
+    """The polarity rule: ``None`` unless ``question`` asks yes/no, the references take one side and the answer one."""
+    if not question or not references or not is_yes_no_question(question):
+        return None
+    sides = {stance(ref, question)[0] for ref in references} - {0}
+    if len(sides) != 1:
+        return None
+    expected = sides.pop()
+    got, _span = stance(answer, question)
+    if got == 0:
+        return None
+    if got == expected:
+        return ReferenceMatch("match", "polarity", 1.0, references[0])
+    return ReferenceMatch("contradicts", "polarity", 0.0, references[0])
 
 
 def match_long(similarity: float, contradiction_kinds: Sequence[str], threshold: float) -> ReferenceMatch:
