@@ -268,4 +268,5 @@ def test_chinese_renders_and_values_are_shown_as_text(server: str, browser: Any,
     # Markup in an answer is shown as text, never run or parsed.
     ask(browser, server, "How many days of annual leave in html?")
     assert browser.find_element(By.ID, "answer").text == HOSTILE
+    assert browser.find_element(By.ID, "unsupported").text == HOSTILE  # no word of it is in a source
     assert not browser.find_elements(By.ID, "injected") and not browser.find_elements(By.ID, "bold")
