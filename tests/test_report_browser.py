@@ -6,33 +6,20 @@ skipped where they are missing.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from browser import headless_chromium
 
 from ragguard.apps.audit import run_audit
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
-
 
 @pytest.fixture()
 def browser():  # type: ignore[no-untyped-def]
-    if not (CHROMIUM and DRIVER):
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,1600"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
-    yield driver
-    driver.quit()
+    with headless_chromium() as driver:
+        yield driver
 
 
 def test_report_loads_offline_filters_and_opens_a_question(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""The routes: ``/healthz``, ``/metrics``, ``/v1/models``, ``/ask`` and ``/v1/chat/completions``.
+"""The routes: ``/`` (the page), ``/healthz``, ``/metrics``, ``/v1/models``, ``/ask`` and ``/v1/chat/completions``.
 
 Every handler reads the app's :class:`~ragguard.apps.serve.state.ServerState` from ``app.state.server``.
 Imported by :func:`ragguard.apps.serve.create_app` only, after it checked that FastAPI is installed.
@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from ragguard.apps.serve.completions import completion, completion_chunks, usage
 from ragguard.apps.serve.http import ApiError, authorize, read_json
 from ragguard.apps.serve.metrics import CONTENT_TYPE_LATEST
+from ragguard.apps.serve.page import page_response
 from ragguard.apps.serve.params import question_of, sampling_for
 from ragguard.apps.serve.state import ServerState
 from ragguard.endpoints import add_notes
@@ -25,6 +26,12 @@ router = APIRouter()
 
 def _state(request: Request) -> ServerState:
     return request.app.state.server
+
+
+@router.get("/")
+async def page(request: Request) -> Any:
+    """The page to try questions; never needs the API key (it asks for it and sends it to ``/ask``)."""
+    return page_response(_state(request))
 
 
 @router.get("/healthz")

@@ -1,0 +1,272 @@
+"""serve's page in a real headless Chromium against a real uvicorn server on loopback.
+
+The server runs in a thread and serves a fake pipeline whose sampled answers contradict the greedy
+one ("25 days" against "30 days"), answers a Chinese question in Chinese, waits on an event for a
+question that contains "slow", and abstains on a question that shares no word with its passages.
+Needs Debian's chromium and chromium-driver; skipped where they are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from browser import headless_chromium
+from serve_fakes import SimulatedGenerator
+from servers import free_port
+
+from ragguard.config import Config
+from ragguard.core.protocols import Completion
+from ragguard.core.types import Passage
+from ragguard.pipeline import RagGuard
+
+pytestmark = pytest.mark.slow
+
+KEY = "browser-test-key"
+LEAVE = "How many days of annual leave do I get?"
+ZH = "年假有多少天？"
+OFF_TOPIC = "zebra quantum saxophone"
+HOSTILE = '<img src=x id=injected> & <b id="bold">not bold</b>'
+NOTES_SCREENSHOT = Path("/work/notes/page.png")
+PASSAGES = [
+    ("leave-annual.md", "Every employee gets 25 days of annual leave per calendar year."),
+    ("zh-leave.md", "员工每年享有十五天带薪年假。"),
+    ("it-vpn.md", "Connect to the office network from home with the VPN client and your hardware token."),
+]
+RELEASE = threading.Event()  # a "slow" question waits for it
+
+
+def answers_for(question: str) -> tuple[str, str]:
+    """The greedy answer and the one every other sample gives."""
+    if "年假" in question:
+        return "员工每年享有十五天带薪年假。", "员工每年享有十五天带薪年假，需要提前申请。"
+    if "html" in question:
+        return HOSTILE, HOSTILE
+    return "You get 25 days of annual leave per year.", "You get 30 days of annual leave per year."
+
+
+class PageGenerator(SimulatedGenerator):
+    """Sample ``k`` of a question answers its greedy answer for even ``k``, the other one for odd ``k``."""
+
+    name = "page-fake"
+
+    def generate_batch(self, conversations: Sequence[Sequence[dict[str, str]]],
+                       seeds: Sequence[Sequence[int | None]]) -> list[list[Completion]]:
+        out = []
+        for messages, row in zip(conversations, seeds, strict=True):
+            question = self._question(messages)
+            if "slow" in question:
+                RELEASE.wait(60)
+            first, other = answers_for(question)
+            out.append([Completion(other if k % 2 else first, seed) for k, seed in enumerate(row)])
+        return out
+
+
+class CharEmbedder:
+    """Bag of words and single CJK characters, hashed into 64 buckets (unit length)."""
+
+    name = "char-embedder"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", text.lower()):
+                out[row, int(hashlib.sha256(token.encode()).hexdigest(), 16) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+class Retriever:
+    def __init__(self, embedder: CharEmbedder) -> None:
+        self.embedder = embedder
+        self.vectors = embedder.embed([text for _, text in PASSAGES])
+
+    def search(self, query: str, k: int) -> list[Passage]:
+        scores = self.vectors @ self.embedder.embed([query])[0]
+        order = sorted(range(len(PASSAGES)), key=lambda i: (-float(scores[i]), i))[:k]
+        return [Passage(PASSAGES[i][0], f"{PASSAGES[i][0]}#0", PASSAGES[i][1], float(scores[i])) for i in order]
+
+
+def build_guard() -> RagGuard:
+    embedder = CharEmbedder()
+    config = Config().replace("retrieval", min_score=0.2)  # the off-topic question abstains
+    return RagGuard(config, PageGenerator(), embedder, Retriever(embedder))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
+    from ragguard.apps.serve import ServeSettings, create_app
+
+    app = create_app(build_guard(), ServeSettings(api_key=KEY, max_batch=1))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    RELEASE.set()
+    srv.should_exit = True
+    thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    with headless_chromium(1280, 1800) as driver:
+        yield driver
+
+
+def ask(browser: Any, url: str, question: str, key: str = KEY, samples: str = "", wait: bool = True) -> None:
+    """Open the page, fill in the key, the question and the samples, and click Ask (then wait for its end)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(url + "/")
+    browser.execute_script("sessionStorage.clear()")
+    for name, value in (("api-key", key), ("question", question), ("samples", samples)):
+        field = browser.find_element(By.ID, name)
+        field.clear()
+        if value:
+            field.send_keys(value)
+    browser.find_element(By.ID, "ask").click()
+    if wait:
+        finished(browser)
+
+
+def finished(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "ask").is_enabled()
+                                     and (b.find_element(By.ID, "result").is_displayed()
+                                          or b.find_element(By.ID, "error").is_displayed()))
+
+
+def test_the_verdict_the_clusters_the_highlighted_contradiction_and_the_sources(
+        server: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    assert browser.title == "ragguard"
+    assert browser.find_element(By.ID, "api-key").is_displayed()  # the server has a key: the page asks for it
+    ask(browser, server, LEAVE)
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    assert browser.find_element(By.ID, "verdict").text == "contradiction"
+    assert "agreement 60%" in browser.find_element(By.ID, "figures").text
+    assert browser.find_element(By.ID, "answer").text == "You get 25 days of annual leave per year."
+    # Samples grouped by cluster, the voted cluster first, the greedy answer marked in it.
+    clusters = browser.find_elements(By.CSS_SELECTOR, "#clusters .cluster")
+    assert [len(c.find_elements(By.CSS_SELECTOR, ".sample")) for c in clusters] == [3, 2]
+    assert "voted" in clusters[0].get_attribute("class")
+    greedy = browser.find_elements(By.CSS_SELECTOR, "#clusters .sample .tag.greedy")
+    assert len(greedy) == 1 and "25 days" in greedy[0].find_element(By.XPATH, "..").text
+    # The contradiction quotes one span of each answer; each is in a <mark> inside its own answer.
+    # Six pairs say "25 days" vs "30 days": one entry lists them.
+    quantity, = browser.find_elements(By.CSS_SELECTOR, '.contradiction[data-kind="quantity"]')
+    assert quantity.find_element(By.CLASS_NAME, "pairs").text.count(" and #") == 5
+    sides = quantity.find_elements(By.CSS_SELECTOR, ".side")
+    assert len(sides) == 2
+    marks = [side.find_elements(By.TAG_NAME, "mark") for side in sides]
+    assert sorted(m[0].text for m in marks) == ["25 days", "30 days"] and all(len(m) == 1 for m in marks)
+    for side, found in zip(sides, marks, strict=True):
+        assert found[0].text in side.find_element(By.CLASS_NAME, "text").text
+    # Sources with their scores and the claim each supports (its supporting window highlighted).
+    source = browser.find_element(By.CSS_SELECTOR, '#sources li[data-chunk="leave-annual.md#0"]')
+    assert "score 0." in source.text and "supports “You get 25 days of annual leave per year.”" in source.text
+    assert source.find_elements(By.CSS_SELECTOR, "mark.support")
+    # The fingerprint is there, folded away.
+    details = browser.find_element(By.ID, "fingerprint")
+    assert details.get_attribute("open") is None and not details.find_element(By.TAG_NAME, "pre").is_displayed()
+    details.find_element(By.TAG_NAME, "summary").click()
+    assert '"model": "page-fake"' in details.find_element(By.TAG_NAME, "pre").text
+    details.find_element(By.TAG_NAME, "summary").click()
+    # Nothing but /ask was requested: no CDN, no font, no favicon.
+    requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert requested == [f"{server}/ask"]
+    shot = tmp_path / "page.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
+    if NOTES_SCREENSHOT.parent.is_dir():
+        shutil.copyfile(shot, NOTES_SCREENSHOT)
+    print(f"screenshot: {shot}")
+
+
+def test_the_page_shows_it_is_working_and_takes_a_second_question(server: str, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    RELEASE.clear()
+    ask(browser, server, f"{LEAVE} (slow)", wait=False)
+    try:
+        button = browser.find_element(By.ID, "ask")
+        assert not button.is_enabled()
+        assert browser.find_element(By.ID, "status").text.startswith("working")
+        browser.find_element(By.ID, "ask-form").submit()  # a second submit while busy is ignored
+    finally:
+        RELEASE.set()
+    finished(browser)
+    assert browser.find_element(By.ID, "status").text == ""
+    assert browser.find_element(By.ID, "asked").text.endswith("(slow)")
+    # The next question runs once the first returned.
+    browser.find_element(By.ID, "question").send_keys(" again")
+    browser.find_element(By.ID, "ask").click()
+    finished(browser)
+    assert browser.find_element(By.ID, "asked").text.endswith("(slow) again")
+    assert browser.find_element(By.ID, "verdict").text == "contradiction"
+
+
+def test_an_abstention_shows_its_message(server: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    ask(browser, server, OFF_TOPIC)
+    browser.save_screenshot(str(tmp_path / "page-abstain.png"))
+    assert browser.find_element(By.ID, "verdict").text == "abstain"
+    assert browser.find_element(By.ID, "abstention").text == "The knowledge base has nothing on this."
+    assert not browser.find_elements(By.ID, "answer") and not browser.find_elements(By.ID, "clusters")
+    assert "below retrieval.min_score 0.2" in browser.find_element(By.ID, "warnings").text
+
+
+def test_a_wrong_key_shows_the_servers_401_message_and_stays_in_the_tab(
+        server: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    ask(browser, server, LEAVE, key="not-the-key")
+    browser.save_screenshot(str(tmp_path / "page-401.png"))
+    assert browser.find_element(By.ID, "error-code").text == "401"
+    assert browser.find_element(By.ID, "error-message").text == (
+        "missing or wrong API key: send the header 'Authorization: Bearer <RAGGUARD_API_KEY>'")
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    store = browser.execute_script("return [sessionStorage.getItem('ragguard.apiKey'), localStorage.length]")
+    assert store == ["not-the-key", 0]
+    browser.refresh()  # the key stays for the tab
+    assert browser.find_element(By.ID, "api-key").get_attribute("value") == "not-the-key"
+    browser.find_element(By.ID, "forget-key").click()
+    assert browser.execute_script("return sessionStorage.getItem('ragguard.apiKey')") is None
+    # A request the server refuses for its value shows the server's own message too.
+    ask(browser, server, LEAVE, samples="99")
+    assert browser.find_element(By.ID, "error-code").text == "400"
+    assert browser.find_element(By.ID, "error-message").text.startswith("'samples' must be an integer from 1 to 16")
+
+
+def test_chinese_renders_and_values_are_shown_as_text(server: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    ask(browser, server, ZH)
+    assert browser.find_element(By.ID, "asked").text == f"Q: {ZH}"
+    assert browser.find_element(By.ID, "answer").text == "员工每年享有十五天带薪年假。"
+    assert "员工每年享有十五天带薪年假" in browser.find_element(By.ID, "sources").text
+    browser.save_screenshot(str(tmp_path / "page-zh.png"))
+    # Markup in an answer is shown as text, never run or parsed.
+    ask(browser, server, "How many days of annual leave in html?")
+    assert browser.find_element(By.ID, "answer").text == HOSTILE
+    assert browser.find_element(By.ID, "unsupported").text == HOSTILE  # no word of it is in a source
+    assert not browser.find_elements(By.ID, "injected") and not browser.find_elements(By.ID, "bold")
