@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -124,7 +123,8 @@ def run_audit(rows: list[dict[str, Any]], index: Path | None, out: Path, samples
     out.mkdir(parents=True, exist_ok=True)
     questions = out / "questions.jsonl"
     questions.write_text(
-        "".join(json.dumps({"id": r["id"], "question": r["question"], "reference": r["reference"]},
+        "".join(json.dumps({"id": r["id"], "question": r["question"], "reference": r["reference"],
+                            **({"answers": r["answers"]} if r.get("answers") else {})},
                            ensure_ascii=False) + "\n" for r in rows),
         encoding="utf-8",
     )
@@ -165,7 +165,8 @@ def rescore(records: dict[str, dict[str, Any]], config: str | None) -> dict[str,
     from ragguard.core.types import Passage, Sample
     from ragguard.generation.backends import build_embedder
 
-    cfg = load_config(config)
+    # Uncalibrated: the calibrator is fitted and measured on these records' plain signals.
+    cfg = load_config(config).replace("consistency", calibration=None)
     embedder = build_embedder(cfg.embedder)
     checker = checker_from_config(cfg, embedder)
     keys = ("logprob_mean", "logprob_min", "tokens")
@@ -183,51 +184,28 @@ def _greedy(record: dict[str, Any]) -> dict[str, Any] | None:
     return next((s for s in record["samples"] if s.get("greedy")), None)
 
 
-def _winning_members(record: dict[str, Any]) -> list[dict[str, Any]]:
-    winner = next((c for c in record["clusters"] if c["representative"] == record["answer"]), None)
-    if winner is None:
-        return []
-    return [record["samples"][i] for i in winner["members"]]
+def variants(row: dict[str, Any]) -> list[str]:
+    return [row["reference"], *[a for a in row.get("answers") or [] if a != row["reference"]]]
 
 
-def _mean(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
+def is_right(text: str, row: dict[str, Any], record: dict[str, Any]) -> bool:
+    """The label: the audit's rule for short references, over every accepted answer of the set."""
+    forms = variants(row)
+    if all(is_short(v) for v in forms):
+        return match_short(text, forms, row["question"]).label == "match"
+    return record.get("reference_match") == "match"  # long references: the audit's own rule
 
 
-def features(record: dict[str, Any]) -> dict[str, float | None]:
-    """Risk-oriented signals (higher = more likely wrong), as ragguard records them."""
-    greedy = _greedy(record) or {}
-    winners = _winning_members(record)
-    grounding = record.get("grounding") or {}
-    winner_cluster = next((c for c in record["clusters"] if c["representative"] == record["answer"]), {})
+def signal_table(record: dict[str, Any]) -> dict[str, float | None]:
+    """Risk-oriented signals (higher = more likely wrong): the calibration features, each in its fixed direction."""
+    from ragguard.apps.calibrate import RISK_DIRECTION
+    from ragguard.core.calibration import features
 
-    def neg(x: float | None) -> float | None:
-        return None if x is None else -x
-
-    def one_minus(x: float | None) -> float | None:
-        return None if x is None else 1.0 - x
-
-    return {
-        "1 - confidence": one_minus(record.get("confidence")),
-        "1 - agreement": one_minus(record.get("agreement")),
-        "semantic_entropy": record.get("semantic_entropy"),
-        "semantic_entropy_weighted": record.get("semantic_entropy_weighted"),
-        "detector findings": float(len(record.get("contradictions", []))),
-        "1 - support (embedding)": one_minus(winner_cluster.get("support")),
-        "-logprob_min (greedy)": neg(greedy.get("logprob_min")),
-        "-logprob_mean (greedy)": neg(greedy.get("logprob_mean")),
-        "-logprob_mean (voted cluster)": neg(_mean([s.get("logprob_mean") for s in winners])),
-        "1 - grounding support": one_minus(grounding.get("support")),
-        "absent values": None if not grounding else float(len(grounding.get("absent", []))),
-        "1 - top retrieval score": one_minus(record["sources"][0]["score"] if record.get("sources") else None),
-    }
-
-
-def label_wrong(record: dict[str, Any], variants: list[str]) -> bool:
-    if all(is_short(v) for v in variants):
-        return match_short(record["answer"], variants).label != "match"
-    return record.get("reference_match") != "match"  # long references: the audit's own rule
+    conf = record.get("confidence")
+    out: dict[str, float | None] = {"1 - confidence": None if conf is None else 1.0 - conf}
+    for name, value in features(record).items():
+        out[name] = None if value is None else RISK_DIRECTION[name] * value
+    return out
 
 
 def metrics(risk: list[float], wrong: list[bool]) -> dict[str, float | None]:
@@ -244,57 +222,67 @@ def metrics(risk: list[float], wrong: list[bool]) -> dict[str, float | None]:
     return out
 
 
-def combine(table: list[dict[str, float | None]], wrong: list[bool], names: list[str], seed: int = 0) -> dict[str, Any]:
-    """Cross-validated AUROC of a logistic regression over the given signals (missing -> median)."""
-    import numpy as np
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    cols = [n for n in names if any(row[n] is not None for row in table)]
-    x = np.array([[math.nan if row[n] is None else row[n] for n in cols] for row in table], dtype=float)
-    y = np.array(wrong, dtype=int)
-    if len(set(y)) < 2 or min(np.bincount(y)) < 5:
-        return {"signals": cols, "auroc": None}
-    model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=1000))
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    risk = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
-    from sklearn.metrics import roc_auc_score
-
-    return {"signals": cols, "auroc": float(roc_auc_score(y, risk))}
+def labelled(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[bool]]:
+    by_id = {r["id"]: r for r in rows}
+    ids = [i for i in by_id if i in records]
+    return [records[i] for i in ids], [is_right(records[i]["answer"], by_id[i], records[i]) for i in ids]
 
 
 def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from ragguard.apps.calibrate import fit_calibration
+
     by_id = {r["id"]: r for r in rows}
-    ids = [i for i in by_id if i in records]
-    wrong = [label_wrong(records[i], by_id[i].get("answers") or [by_id[i]["reference"]]) for i in ids]
-    greedy_wrong = [
-        match_short((_greedy(records[i]) or {"text": ""})["text"], by_id[i].get("answers") or [by_id[i]["reference"]]).label
-        != "match"
-        for i in ids
-    ]
-    table = [features(records[i]) for i in ids]
+    recs, right = labelled(records, rows)
+    wrong = [not r for r in right]
+    greedy_right = [is_right((_greedy(r) or {"text": ""})["text"], by_id[str(r["id"])], r) for r in recs]
+    table = [signal_table(r) for r in recs]
     signals: dict[str, Any] = {}
     for name in table[0] if table else []:
         pairs = [(row[name], w) for row, w in zip(table, wrong, strict=True) if row[name] is not None]
         if len(pairs) < len(table) * 0.5:
             continue
         signals[name] = {**metrics([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
-    flagged = [records[i]["verdict"] != "consistent" for i in ids]
-    consistent_right = [not w for w, f in zip(wrong, flagged, strict=True) if not f]
-    combo_names = [n for n in (table[0] if table else {}) if n != "1 - confidence"]
+    flagged = [r["verdict"] != "consistent" for r in recs]
+    consistent_right = [r for r, f in zip(right, flagged, strict=True) if not f]
+    try:  # the calibrator, cross-validated on this set (what `ragguard calibrate` prints)
+        combo = fit_calibration(recs, right).figures["calibrated"]
+    except Exception as exc:  # too few records or one class
+        combo = {"auroc": None, "note": str(exc)}
     return {
-        "n": len(ids),
+        "n": len(recs),
         "wrong": sum(wrong),
-        "voted_accuracy": 1 - sum(wrong) / len(ids) if ids else None,
-        "greedy_accuracy": 1 - sum(greedy_wrong) / len(ids) if ids else None,
+        "voted_accuracy": sum(right) / len(recs) if recs else None,
+        "greedy_accuracy": sum(greedy_right) / len(recs) if recs else None,
         "flagged": sum(flagged),
         "consistent_accuracy": (sum(consistent_right) / len(consistent_right)) if consistent_right else None,
         "signals": signals,
-        "combination": combine(table, wrong, combo_names) if ids else None,
+        "combination": combo,
     }
+
+
+def cross_set(fit_on: list[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]],
+              test_on: tuple[dict[str, dict[str, Any]], list[dict[str, Any]]], method: str) -> dict[str, Any]:
+    """Fit the calibrator on some sets' records and measure it on another's (never seen by the fit)."""
+    from ragguard.apps.calibrate import figures, fit_calibration
+    from ragguard.core.calibration import features
+
+    recs: list[dict[str, Any]] = []
+    right: list[bool] = []
+    for records, rows in fit_on:
+        a, b = labelled(records, rows)
+        recs += a
+        right += b
+    calibration = fit_calibration(recs, right, method=method)
+    test_recs, test_right = labelled(*test_on)
+    conf = [calibration.probability(features(r)) for r in test_recs]
+    kept = [(c, r) for c, r in zip(conf, test_right, strict=True) if calibration.threshold is not None
+            and c >= calibration.threshold]
+    return {"calibration": calibration, "fit_n": len(recs), "fit_right": sum(right),
+            "test_n": len(test_recs), "test_right": sum(test_right),
+            "test": figures(conf, test_right), "cv_on_fit": calibration.figures["calibrated"],
+            "threshold": calibration.threshold,
+            "test_precision_at_threshold": (sum(r for _, r in kept) / len(kept)) if kept else None,
+            "test_coverage_at_threshold": len(kept) / len(test_recs) if test_recs else None}
 
 
 def print_report(name: str, split: str, result: dict[str, Any]) -> None:
@@ -308,7 +296,28 @@ def print_report(name: str, split: str, result: dict[str, Any]) -> None:
     for sig, m in result["signals"].items():
         print(f"{sig:34} {f(m['auroc']):>6} {f(m['auprc']):>6} {f(m['acc@50%']):>8} {f(m['acc@80%']):>8} {m['n']:>5}")
     combo = result.get("combination") or {}
-    print(f"{'logistic combination (5-fold CV)':34} {f(combo.get('auroc')):>6}   over: {', '.join(combo.get('signals', []))}")
+    print(f"{'calibrator (5-fold CV on this set)':34} {f(combo.get('auroc')):>6} {f(combo.get('auprc')):>6}"
+          + (f"   Brier {f(combo.get('brier'))} ECE {f(combo.get('ece'))}" if "ece" in combo else
+             f"   ({combo.get('note', '')})"))
+
+
+def load_records(set_name: str, split: str, args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], list]:
+    """A set's cached audit records (running the audit when missing) and its rows."""
+    spec = SETS[set_name]
+    rows = load_set(set_name, split, args.limit)
+    if args.audit_dir is not None and set_name == args.set_name and split == args.split:
+        audit_dir = args.audit_dir
+    else:
+        ensure_docs(spec)
+        index = ensure_index(set_name, spec, args.cache)
+        run_dir = args.cache / (f"{set_name}-{split}" + (f"-n{args.samples}" if args.samples else ""))
+        if not args.cached_only:
+            run_audit(rows, index, run_dir, args.samples, args.config)
+        audit_dir = run_dir / "audit"
+    records = read_results(audit_dir)
+    if args.rescore:
+        records = rescore(records, args.config)
+    return records, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,26 +330,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("RAGGUARD_CACHE", Path.home() / ".cache" / "ragguard")) / "bench-trust")
     parser.add_argument("--audit-dir", type=Path, default=None, help="score an existing audit folder instead of running one")
     parser.add_argument("--rescore", action="store_true", help="re-check the cached samples with the current code")
+    parser.add_argument("--calibrate", action="append", default=[], metavar="SET:SPLIT",
+                        help="fit the calibrator on these sets' audits (repeatable) and measure it on --set/--split")
+    parser.add_argument("--method", choices=["logistic", "isotonic"], default="logistic")
+    parser.add_argument("--write-calibration", type=Path, default=None,
+                        help="with --calibrate: also write the fitted calibration.json here")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score the audits already in --cache as they are (run no audit, even when incomplete)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    spec = SETS[args.set_name]
-    rows = load_set(args.set_name, args.split, args.limit)
-    if args.audit_dir is None:
-        ensure_docs(spec)
-        index = ensure_index(args.set_name, spec, args.cache)
-        run_dir = args.cache / (f"{args.set_name}-{args.split}" + (f"-n{args.samples}" if args.samples else ""))
-        run_audit(rows, index, run_dir, args.samples, args.config)
-        audit_dir = run_dir / "audit"
-    else:
-        audit_dir = args.audit_dir
-    records = read_results(audit_dir)
-    if args.rescore:
-        records = rescore(records, args.config)
+    records, rows = load_records(args.set_name, args.split, args)
     result = report(records, rows)
     print_report(args.set_name, args.split, result)
+    out: dict[str, Any] = {"set": args.set_name, "split": args.split, "cpu": cpu_name(), **result}
+    if args.calibrate:
+        fit_on = []
+        for spec in args.calibrate:
+            name, _, split = spec.partition(":")
+            if name not in SETS or split not in ("dev", "test", "all"):
+                raise SystemExit(f"--calibrate {spec!r}: expected SET:SPLIT with SET in {sorted(SETS)}")
+            fit_on.append(load_records(name, split, argparse.Namespace(**{**vars(args), "limit": None})))
+        cross = cross_set(fit_on, (records, rows), args.method)
+        t, cv = cross["test"], cross["cv_on_fit"]
+        print(f"\ncalibrator ({args.method}) fitted on {', '.join(args.calibrate)} ({cross['fit_n']} answers, "
+              f"{cross['fit_right']} right), measured on {args.set_name}/{args.split} ({cross['test_n']} answers, "
+              f"{cross['test_right']} right)")
+        print(f"  on the set it was not fitted on: AUROC {t['auroc'] or float('nan'):.3f}  AUPRC "
+              f"{t['auprc'] or float('nan'):.3f}  Brier {t['brier']:.3f}  ECE {t['ece']:.3f}")
+        print(f"  cross-validated on its own data: AUROC {cv['auroc'] or float('nan'):.3f}  ECE {cv['ece']:.3f}")
+        thr = cross["threshold"]
+        print("  threshold for precision 0.9: " + ("none reached on the fit data" if thr is None else
+              f"{thr:.3f}; on this set it keeps {cross['test_coverage_at_threshold']:.0%} at precision "
+              f"{cross['test_precision_at_threshold'] or 0:.2f}"))
+        calibration = cross.pop("calibration")
+        out["calibrate"] = {"fit_on": args.calibrate, "method": args.method, **cross}
+        if args.write_calibration:
+            args.write_calibration.parent.mkdir(parents=True, exist_ok=True)
+            args.write_calibration.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n", encoding="utf-8")
+            print(f"  wrote {args.write_calibration}")
     if args.json:
-        args.json.write_text(json.dumps({"set": args.set_name, "split": args.split, "cpu": cpu_name(), **result}, indent=2))
+        args.json.write_text(json.dumps(out, indent=2))
     return 0
 
 

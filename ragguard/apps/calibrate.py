@@ -79,8 +79,12 @@ def _fit_arrays(x, y, method: str, folds: int, seed: int) -> dict[str, Any]:  # 
     scales = filled.std(axis=0)
     scales[scales < 1e-12] = 1.0  # a constant feature: its weight is 0 whatever the scale
     z = (filled - means) / scales
-    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(z, y)
-    params: dict[str, Any] = {"medians": medians, "means": means, "scales": scales, "coef": model.coef_[0],
+    # The regularisation is chosen by an inner cross-validation on log-loss: with a few dozen right
+    # answers and ~20 signals, a fixed weak penalty overfits (on 80 real answers, 8 right, C=1 gave a
+    # cross-validated AUROC of 0.13).
+    c = _choose_c(z, y, folds, seed)
+    model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z, y)
+    params: dict[str, Any] = {"C": c, "medians": medians, "means": means, "scales": scales, "coef": model.coef_[0],
                               "intercept": float(model.intercept_[0]), "iso_x": [], "iso_y": []}
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
@@ -88,11 +92,36 @@ def _fit_arrays(x, y, method: str, folds: int, seed: int) -> dict[str, Any]:  # 
         inner = StratifiedKFold(n_splits=_folds(y, folds), shuffle=True, random_state=seed)
         scores = np.zeros(len(y))
         for train, test in inner.split(z, y):
-            sub = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(z[train], y[train])
+            sub = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z[train], y[train])
             scores[test] = sub.decision_function(z[test])
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, y)
         params["iso_x"], params["iso_y"] = list(iso.X_thresholds_), list(iso.y_thresholds_)
     return params
+
+
+C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def _choose_c(z, y, folds: int, seed: int) -> float:  # type: ignore[no-untyped-def]
+    """The inverse regularisation strength with the best inner cross-validated log-loss (ties: the stronger)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    k = _folds(y, folds)
+    best, best_loss = C_GRID[0], math.inf
+    for c in C_GRID:
+        probs = np.zeros(len(y))
+        for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed + 1).split(z, y):
+            if len(set(y[train])) < 2:
+                continue
+            probs[test] = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(
+                z[train], y[train]).predict_proba(z[test])[:, 1]
+        loss = log_loss(y, np.clip(probs, 1e-6, 1 - 1e-6), labels=[0, 1])
+        if loss < best_loss - 1e-9:
+            best, best_loss = c, loss
+    return best
 
 
 def _folds(y, folds: int) -> int:  # type: ignore[no-untyped-def]
@@ -200,7 +229,8 @@ def fit_calibration(
     for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y):
         cal = _calibration(_fit_arrays(x[train], y[train], method, k, seed), names, method)
         oof[test] = [cal.probability(table[i]) for i in test]
-    final = _calibration(_fit_arrays(x, y, method, k, seed), names, method)
+    final_params = _fit_arrays(x, y, method, k, seed)
+    final = _calibration(final_params, names, method)
     chosen = threshold_for(list(oof), labels, target_precision)
     signals = {}
     for name in names:
@@ -216,7 +246,7 @@ def fit_calibration(
         final, threshold=chosen["threshold"], target_precision=target_precision, fitted_for=fitted_for(records),
         data={"records": len(records), "right": int(sum(labels)),
               "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest()},
-        figures={"method": method, "folds": k, "calibrated": figures(list(oof), labels),
+        figures={"method": method, "folds": k, "C": final_params["C"], "calibrated": figures(list(oof), labels),
                  "uncalibrated": uncalibrated, "signals": signals, "target": chosen},
     )
 
