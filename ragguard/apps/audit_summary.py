@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from ragguard.apps.audit_io import RESULTS, latest_per_id, read_json, read_results
-from ragguard.core.metrics import auroc, histogram
+from ragguard.core.metrics import (
+    accuracy_at_coverage,
+    auroc,
+    brier_score,
+    expected_calibration_error,
+    histogram,
+    reliability,
+)
 from ragguard.errors import UsageError
 
-__all__ = ["VERDICTS", "summarize", "diff_audits"]
+__all__ = ["VERDICTS", "calibration_summary", "summarize", "diff_audits"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
 
@@ -52,6 +60,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             "accuracy_flagged": accuracy(flagged),
             "auroc_confidence_wrong": None if auc is None else round(auc, 6),
         },
+        "calibration": calibration_summary(ok),
         "worst": [
             {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": r.get("confidence")}
             for r in worst
@@ -59,6 +68,53 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
         "error_records": [{"id": r["id"], "error": r["error"]} for r in records if r.get("status") == "error"],
     }
+
+
+def calibration_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How far ``confidence`` can be read as the probability that the answer is right.
+
+    Over the answered records that have a reference label (``reference_match``
+    set: ``match`` counts as right, ``mismatch`` and ``contradicts`` as wrong)
+    and a finite confidence: the reliability table (10 equal-width bins, see
+    :func:`ragguard.core.metrics.reliability`), the expected calibration error
+    and Brier score, and the accuracy of the most confident answers at 10%,
+    20%, ..., 100% coverage (ties in record order). ``None`` when no record
+    is labelled. Every figure is a plain number or ``None``, never NaN.
+    """
+    labelled = [(conf, r["reference_match"] == "match") for r in records
+                if r.get("status", "ok") == "ok" and r.get("reference_match")
+                and (conf := _finite(r.get("confidence"))) is not None]
+    if not labelled:
+        return None
+    conf, right = [c for c, _ in labelled], [k for _, k in labelled]
+    ece, brier = expected_calibration_error(conf, right), brier_score(conf, right)
+    return {
+        "labelled": len(labelled),
+        "bins": [{k: _round(v) for k, v in b.items()} for b in reliability(conf, right)],
+        "ece": _round(ece),
+        "brier": _round(brier),
+        "coverage": [{k: _round(v) for k, v in p.items()} for p in accuracy_at_coverage(conf, right)],
+    }
+
+
+def accuracy_at(calibration: dict[str, Any] | None, coverage: float) -> float | None:
+    """The accuracy at ``coverage`` (one of 0.1, ..., 1.0) in a :func:`calibration_summary`, or ``None``."""
+    for point in (calibration or {}).get("coverage") or []:
+        if abs(float(point["coverage"]) - coverage) < 1e-9:
+            return point["accuracy"]
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _round(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
 
 
 def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,7 +137,11 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     """Compare two audit folders: changed questions and the change of each summary figure.
 
     Questions are matched by ``id``. A question counts as changed when its
-    verdict, its answer or its reference match differs.
+    verdict, its answer or its reference match differs. The figures include
+    the calibration of ``confidence`` (``calibration.ece``,
+    ``calibration.brier``, ``calibration.accuracy_at_coverage_50`` and
+    ``_80``; see :func:`calibration_summary`), computed from the records
+    for an audit whose ``summary.json`` predates them.
     """
     old_dir, new_dir = Path(old), Path(new)
     for d in (old_dir, new_dir):
@@ -109,6 +169,14 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
                                             s_new.get("sampling", {}).get("mean_drawn"))
     for key in ("accuracy", "accuracy_consistent", "accuracy_flagged", "auroc_confidence_wrong"):
         figures[f"reference.{key}"] = _delta(s_old.get("reference", {}).get(key), s_new.get("reference", {}).get(key))
+    # Audits written before the calibration figures existed: compute them from their records.
+    cal_old = s_old["calibration"] if "calibration" in s_old else calibration_summary(list(before.values()))
+    cal_new = s_new["calibration"] if "calibration" in s_new else calibration_summary(list(after.values()))
+    for key in ("ece", "brier"):
+        figures[f"calibration.{key}"] = _delta((cal_old or {}).get(key), (cal_new or {}).get(key))
+    for coverage in (0.5, 0.8):
+        figures[f"calibration.accuracy_at_coverage_{round(coverage * 100)}"] = _delta(accuracy_at(cal_old, coverage),
+                                                                                  accuracy_at(cal_new, coverage))
     for verdict in VERDICTS:
         figures[f"verdicts.{verdict}"] = _delta(s_old.get("verdicts", {}).get(verdict), s_new.get("verdicts", {}).get(verdict))
     return {
