@@ -27,7 +27,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in records if r.get("status") == "ok"]
     verdicts = {v: sum(1 for r in ok if r.get("verdict") == v) for v in VERDICTS}
     with_ref = [r for r in ok if r.get("reference_match")]
-    correct = [r.get("reference_match") == "match" for r in with_ref]
+    # A confidence that is not a finite number (a hand-edited or foreign results file) is left out of
+    # the confidence figures rather than turning them, and summary.json, into NaN.
+    scored = [(c, r["reference_match"] == "match") for r in with_ref if (c := _confidence(r)) is not None]
+    confidences = [c for r in ok if (c := _confidence(r)) is not None]
 
     def accuracy(rows: list[dict[str, Any]]) -> float | None:
         rows = [r for r in rows if r.get("reference_match")]
@@ -37,8 +40,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     flagged = [r for r in ok if r.get("verdict") in ("inconsistent", "contradiction")]
     # AUROC of (1 - confidence) for predicting a wrong answer: 1.0 means confidence ranks
     # every wrong answer below every right one, 0.5 means it tells nothing.
-    auc = auroc([1.0 - float(r.get("confidence", 0.0)) for r in with_ref], [not c for c in correct]) if with_ref else None
-    worst = sorted(ok, key=lambda r: (float(r.get("confidence", 0.0)), r.get("line", 0)))[:5]
+    auc = auroc([1.0 - c for c, _ in scored], [not right for _, right in scored]) if scored else None
+    worst = sorted(ok, key=lambda r: (_confidence(r) or 0.0, r.get("line", 0)))[:5]
     return {
         "questions": len(records),
         "answered": len(ok),
@@ -48,7 +51,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "consistent_share": round(verdicts["consistent"] / len(ok), 6) if ok else None,
         "contradiction_rate": round(verdicts["contradiction"] / len(ok), 6) if ok else None,
         "agreement_histogram": histogram([float(r.get("agreement", 0.0)) for r in ok]),
-        "mean_confidence": round(sum(float(r.get("confidence", 0.0)) for r in ok) / len(ok), 6) if ok else None,
+        "mean_confidence": round(sum(confidences) / len(confidences), 6) if confidences else None,
         "sampling": _sampling_summary(ok),
         "reference": {
             "with_reference": len(with_ref),
@@ -62,7 +65,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "calibration": calibration_summary(ok),
         "worst": [
-            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": r.get("confidence")}
+            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": None if r.get("confidence") is None else _confidence(r)}
             for r in worst
         ],
         "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
@@ -83,7 +86,7 @@ def calibration_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """
     labelled = [(conf, r["reference_match"] == "match") for r in records
                 if r.get("status", "ok") == "ok" and r.get("reference_match")
-                and (conf := _finite(r.get("confidence"))) is not None]
+                and (conf := _confidence(r)) is not None]
     if not labelled:
         return None
     conf, right = [c for c, _ in labelled], [k for _, k in labelled]
@@ -105,9 +108,10 @@ def accuracy_at(calibration: dict[str, Any] | None, coverage: float) -> float | 
     return None
 
 
-def _finite(value: Any) -> float | None:
+def _confidence(record: dict[str, Any]) -> float | None:
+    """The record's confidence (0.0 when it has none, as ever), or ``None`` when it is not a finite number."""
     try:
-        number = float(value)
+        number = float(record.get("confidence", 0.0))
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
