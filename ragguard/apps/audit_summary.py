@@ -65,7 +65,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "calibration": calibration_summary(ok),
         "worst": [
-            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": None if r.get("confidence") is None else _confidence(r)}
+            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"),
+             "confidence": None if r.get("confidence") is None else _confidence(r)}
             for r in worst
         ],
         "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
@@ -109,7 +110,7 @@ def accuracy_at(calibration: dict[str, Any] | None, coverage: float) -> float | 
 
 
 def _confidence(record: dict[str, Any]) -> float | None:
-    """The record's confidence (0.0 when it has none, as ever), or ``None`` when it is not a finite number."""
+    """The record's confidence (0.0 when the field is missing, as before), or ``None`` when it is not a finite number."""
     try:
         number = float(record.get("confidence", 0.0))
     except (TypeError, ValueError):
