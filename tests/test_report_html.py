@@ -139,3 +139,5 @@ def test_header_says_when_confidence_is_calibrated_and_from_which_file() -> None
     note = re.search(r'<div class="meta" id="calibrated">(.*?)</div>', page).group(1)
     assert note.startswith("confidence is a calibrated probability for 1 of 2 answers (calibration &lt;/script&gt;")
     assert "<img" not in page
+    unnamed = [{**r, "calibrated": True} for r in plain]  # the field is optional
+    assert "(calibration file not named)" in render_report(unnamed, summarize(unnamed), RUN)
