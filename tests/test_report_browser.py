@@ -1,4 +1,4 @@
-"""report.html in a real headless Chromium: loads offline, filters, opens a question.
+"""report.html in a real headless Chromium: loads offline, filters, opens a question, draws the calibration charts.
 
 Needs Debian's chromium and chromium-driver (`make test-browser` installs them);
 skipped where they are missing.
@@ -44,6 +44,12 @@ def test_report_loads_offline_filters_and_opens_a_question(tmp_path: Path, brows
     visible[0].click()
     assert detail.is_displayed()
     assert "25 days" in detail.text and "30 days" in detail.text and "quantity" in detail.text
+    # Two questions have a reference: the calibration charts are drawn, one bar per non-empty bin.
+    for chart in ("reliability-diagram", "coverage-curve"):
+        svg = browser.find_element(By.ID, chart)
+        assert svg.is_displayed() and svg.size["width"] > 200 and svg.size["height"] > 200
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#reliability-diagram rect.bin")) == 2
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#coverage-curve circle.point")) == 10
     browser.save_screenshot(str(tmp_path / "report.png"))
     assert (tmp_path / "report.png").stat().st_size > 10_000
 

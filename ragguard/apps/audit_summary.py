@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from ragguard.apps.audit_io import RESULTS, latest_per_id, read_json, read_results
-from ragguard.core.metrics import auroc, histogram
+from ragguard.core.metrics import (
+    accuracy_at_coverage,
+    auroc,
+    brier_score,
+    expected_calibration_error,
+    histogram,
+    reliability,
+)
 from ragguard.errors import UsageError
 
-__all__ = ["VERDICTS", "summarize", "diff_audits"]
+__all__ = ["VERDICTS", "calibration_summary", "summarize", "diff_audits"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
 
@@ -19,7 +27,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in records if r.get("status") == "ok"]
     verdicts = {v: sum(1 for r in ok if r.get("verdict") == v) for v in VERDICTS}
     with_ref = [r for r in ok if r.get("reference_match")]
-    correct = [r.get("reference_match") == "match" for r in with_ref]
+    # A confidence that is not a finite number (a hand-edited or foreign results file) is left out of
+    # the confidence figures rather than turning them, and summary.json, into NaN.
+    scored = [(c, r["reference_match"] == "match") for r in with_ref if (c := _confidence(r)) is not None]
+    confidences = [c for r in ok if (c := _confidence(r)) is not None]
 
     def accuracy(rows: list[dict[str, Any]]) -> float | None:
         rows = [r for r in rows if r.get("reference_match")]
@@ -29,8 +40,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     flagged = [r for r in ok if r.get("verdict") in ("inconsistent", "contradiction")]
     # AUROC of (1 - confidence) for predicting a wrong answer: 1.0 means confidence ranks
     # every wrong answer below every right one, 0.5 means it tells nothing.
-    auc = auroc([1.0 - float(r.get("confidence", 0.0)) for r in with_ref], [not c for c in correct]) if with_ref else None
-    worst = sorted(ok, key=lambda r: (float(r.get("confidence", 0.0)), r.get("line", 0)))[:5]
+    auc = auroc([1.0 - c for c, _ in scored], [not right for _, right in scored]) if scored else None
+    worst = sorted(ok, key=lambda r: (_confidence(r) or 0.0, r.get("line", 0)))[:5]
     return {
         "questions": len(records),
         "answered": len(ok),
@@ -40,7 +51,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "consistent_share": round(verdicts["consistent"] / len(ok), 6) if ok else None,
         "contradiction_rate": round(verdicts["contradiction"] / len(ok), 6) if ok else None,
         "agreement_histogram": histogram([float(r.get("agreement", 0.0)) for r in ok]),
-        "mean_confidence": round(sum(float(r.get("confidence", 0.0)) for r in ok) / len(ok), 6) if ok else None,
+        "mean_confidence": round(sum(confidences) / len(confidences), 6) if confidences else None,
         "sampling": _sampling_summary(ok),
         "reference": {
             "with_reference": len(with_ref),
@@ -52,13 +63,63 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             "accuracy_flagged": accuracy(flagged),
             "auroc_confidence_wrong": None if auc is None else round(auc, 6),
         },
+        "calibration": calibration_summary(ok),
         "worst": [
-            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"), "confidence": r.get("confidence")}
+            {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"),
+             "confidence": None if r.get("confidence") is None else _confidence(r)}
             for r in worst
         ],
         "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
         "error_records": [{"id": r["id"], "error": r["error"]} for r in records if r.get("status") == "error"],
     }
+
+
+def calibration_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How far ``confidence`` can be read as the probability that the answer is right.
+
+    Over the answered records that have a reference label (``reference_match``
+    set: ``match`` counts as right, ``mismatch`` and ``contradicts`` as wrong)
+    and a finite confidence: the reliability table (10 equal-width bins, see
+    :func:`ragguard.core.metrics.reliability`), the expected calibration error
+    and Brier score, and the accuracy of the most confident answers at 10%,
+    20%, ..., 100% coverage (ties in record order). ``None`` when no record
+    is labelled. Every figure is a plain number or ``None``, never NaN.
+    """
+    labelled = [(conf, r["reference_match"] == "match") for r in records
+                if r.get("status", "ok") == "ok" and r.get("reference_match")
+                and (conf := _confidence(r)) is not None]
+    if not labelled:
+        return None
+    conf, right = [c for c, _ in labelled], [k for _, k in labelled]
+    ece, brier = expected_calibration_error(conf, right), brier_score(conf, right)
+    return {
+        "labelled": len(labelled),
+        "bins": [{k: _round(v) for k, v in b.items()} for b in reliability(conf, right)],
+        "ece": _round(ece),
+        "brier": _round(brier),
+        "coverage": [{k: _round(v) for k, v in p.items()} for p in accuracy_at_coverage(conf, right)],
+    }
+
+
+def accuracy_at(calibration: dict[str, Any] | None, coverage: float) -> float | None:
+    """The accuracy at ``coverage`` (one of 0.1, ..., 1.0) in a :func:`calibration_summary`, or ``None``."""
+    for point in (calibration or {}).get("coverage") or []:
+        if abs(float(point["coverage"]) - coverage) < 1e-9:
+            return point["accuracy"]
+    return None
+
+
+def _confidence(record: dict[str, Any]) -> float | None:
+    """The record's confidence (0.0 when the field is missing, as before), or ``None`` when it is not a finite number."""
+    try:
+        number = float(record.get("confidence", 0.0))
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _round(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
 
 
 def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,7 +142,11 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     """Compare two audit folders: changed questions and the change of each summary figure.
 
     Questions are matched by ``id``. A question counts as changed when its
-    verdict, its answer or its reference match differs.
+    verdict, its answer or its reference match differs. The figures include
+    the calibration of ``confidence`` (``calibration.ece``,
+    ``calibration.brier``, ``calibration.accuracy_at_coverage_50`` and
+    ``_80``; see :func:`calibration_summary`), computed from the records
+    for an audit whose ``summary.json`` predates them.
     """
     old_dir, new_dir = Path(old), Path(new)
     for d in (old_dir, new_dir):
@@ -109,6 +174,14 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
                                             s_new.get("sampling", {}).get("mean_drawn"))
     for key in ("accuracy", "accuracy_consistent", "accuracy_flagged", "auroc_confidence_wrong"):
         figures[f"reference.{key}"] = _delta(s_old.get("reference", {}).get(key), s_new.get("reference", {}).get(key))
+    # Audits written before the calibration figures existed: compute them from their records.
+    cal_old = s_old["calibration"] if "calibration" in s_old else calibration_summary(list(before.values()))
+    cal_new = s_new["calibration"] if "calibration" in s_new else calibration_summary(list(after.values()))
+    for key in ("ece", "brier"):
+        figures[f"calibration.{key}"] = _delta((cal_old or {}).get(key), (cal_new or {}).get(key))
+    for coverage in (0.5, 0.8):
+        figures[f"calibration.accuracy_at_coverage_{round(coverage * 100)}"] = _delta(accuracy_at(cal_old, coverage),
+                                                                                  accuracy_at(cal_new, coverage))
     for verdict in VERDICTS:
         figures[f"verdicts.{verdict}"] = _delta(s_old.get("verdicts", {}).get(verdict), s_new.get("verdicts", {}).get(verdict))
     return {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["auroc", "histogram"]
+__all__ = ["accuracy_at_coverage", "auroc", "brier_score", "expected_calibration_error", "histogram", "reliability"]
 
 
 def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
@@ -34,3 +36,84 @@ def histogram(values: Sequence[float], bins: int = 5) -> dict[str, int]:
         index = min(bins - 1, max(0, int(v * bins)))
         counts[keys[index]] += 1
     return counts
+
+
+def _checked(confidences: Sequence[float], correct: Sequence[bool]) -> list[tuple[float, bool]]:
+    pairs = [(float(c), bool(k)) for c, k in zip(confidences, correct, strict=True)]
+    bad = [c for c, _ in pairs if not math.isfinite(c)]
+    if bad:
+        raise ValueError(f"confidence {bad[0]!r} is not a finite number: drop or fix that record before computing metrics")
+    return pairs
+
+
+def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> list[dict[str, Any]]:
+    """The reliability table: ``bins`` equal-width bins of confidence over [0, 1].
+
+    Bins are closed on the left, as in :func:`histogram` (``[0.0, 0.1)``,
+    ..., ``[0.9, 1.0]``: 1.0 falls in the last; values outside [0, 1] in the
+    nearest end bin). Each bin holds ``lower``, ``upper``, ``count``,
+    ``mean_confidence`` and ``accuracy`` (the share of ``correct``); the last
+    two are ``None`` for an empty bin, never NaN.
+    """
+    pairs = _checked(confidences, correct)
+    members: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
+    for c, k in pairs:
+        members[min(bins - 1, max(0, int(c * bins)))].append((c, k))
+    table = []
+    for i, rows in enumerate(members):
+        n = len(rows)
+        table.append({
+            "lower": i / bins,
+            "upper": (i + 1) / bins,
+            "count": n,
+            "mean_confidence": sum(c for c, _ in rows) / n if n else None,
+            "accuracy": sum(k for _, k in rows) / n if n else None,
+        })
+    return table
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float | None:
+    """Count-weighted mean of ``|accuracy - mean confidence|`` over the non-empty bins of :func:`reliability`.
+
+    ``None`` when there is nothing to measure.
+    """
+    table = reliability(confidences, correct, bins)
+    total = sum(b["count"] for b in table)
+    if not total:
+        return None
+    return sum(b["count"] * abs(b["accuracy"] - b["mean_confidence"]) for b in table if b["count"]) / total
+
+
+def brier_score(confidences: Sequence[float], correct: Sequence[bool]) -> float | None:
+    """Mean squared difference between confidence and the outcome (1 right, 0 wrong); ``None`` when empty."""
+    pairs = _checked(confidences, correct)
+    if not pairs:
+        return None
+    return sum((c - (1.0 if k else 0.0)) ** 2 for c, k in pairs) / len(pairs)
+
+
+def accuracy_at_coverage(confidences: Sequence[float], correct: Sequence[bool], steps: int = 10) -> list[dict[str, Any]]:
+    """Accuracy of the answers kept when only the most confident ones are kept.
+
+    Answers are sorted by confidence, highest first; ties keep the input order
+    (so the figure is deterministic; pass records in a stable order). For each
+    coverage ``i / steps`` (i = 1..steps) the first ``ceil(coverage * n)``
+    answers are kept. Each point holds ``coverage``, ``kept`` (answers kept),
+    ``threshold`` (the lowest confidence kept) and ``accuracy``. Empty input
+    gives an empty list.
+    """
+    pairs = _checked(confidences, correct)
+    ranked = sorted(pairs, key=lambda p: -p[0])  # sorted() is stable: ties stay in input order
+    n = len(ranked)
+    points: list[dict[str, Any]] = []
+    if not n:
+        return points
+    for i in range(1, steps + 1):
+        kept = -(-i * n // steps)  # ceil(i * n / steps) in integers, free of float rounding
+        points.append({
+            "coverage": i / steps,
+            "kept": kept,
+            "threshold": ranked[kept - 1][0],
+            "accuracy": sum(k for _, k in ranked[:kept]) / kept,
+        })
+    return points

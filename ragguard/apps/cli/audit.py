@@ -76,5 +76,17 @@ def audit_diff(
         typer.echo(f"  {c['id']}: {c['old']['verdict']} -> {c['new']['verdict']}  ({', '.join(c['changed'])})")
     typer.echo("figures:")
     for key, v in d["figures"].items():
-        if v["change"]:
+        if v["change"] and not key.startswith("calibration."):
             typer.echo(f"  {key}: {v['old']} -> {v['new']} ({v['change']:+.3f})")
+    # Calibration figures are printed whenever either audit has them, changed or not: "the ECE
+    # stayed at 0.04" is as much an answer as a change.
+    calibration = {k: v for k, v in d["figures"].items() if k.startswith("calibration.")}
+    if any(v["old"] is not None or v["new"] is not None for v in calibration.values()):
+        typer.echo("calibration (answers with a reference):")
+        for key, v in calibration.items():
+            change = "" if v["change"] is None else f" ({v['change']:+.3f})"
+            typer.echo(f"  {key.removeprefix('calibration.')}: {_num(v['old'])} -> {_num(v['new'])}{change}")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,143 @@
+"""report.html from its template: structure the page script relies on, escaping, calibration charts, header."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from test_audit_summary import labelled_records
+
+from ragguard.apps.audit_summary import summarize
+from ragguard.apps.report_html import render_report
+
+HOSTILE = "</script><img src=x onerror=alert(1)>&\"'"
+RUN = {"input": "q.jsonl", "config_hash": "abc123", "ragguard_version": "0.1.0"}
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text of the page."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):  # type: ignore[no-untyped-def]
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):  # type: ignore[no-untyped-def]
+        self.text.append(data)
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.tags if t == tag and all(a.get(k.rstrip("_")) == v for k, v in attrs.items())]
+
+
+def hostile_record() -> dict:
+    return {
+        "status": "ok", "id": HOSTILE, "line": 1, "question": HOSTILE, "answer": HOSTILE, "verdict": "contradiction",
+        "agreement": 0.6, "confidence": 0.3, "tags": [HOSTILE],
+        "samples": [{"text": HOSTILE, "seed": 1}, {"text": "25 days", "seed": 2}, {"text": "30 days", "greedy": True}],
+        "clusters": [{"id": 0, "size": 2, "representative": HOSTILE, "members": [0, 1], "support": 0.5},
+                     {"id": 1, "size": 1, "representative": "30 days", "members": [2]}],
+        "contradictions": [{"a": 1, "b": 2, "kind": "quantity", "score": 1.0, "explanation": HOSTILE}],
+        "warnings": [HOSTILE], "reference": HOSTILE, "reference_match": "contradicts",
+        "sources": [{"doc_id": HOSTILE, "score": 0.5, "text": HOSTILE}],
+    }
+
+
+def test_rows_carry_what_the_page_script_uses() -> None:
+    records = [hostile_record(), {"status": "error", "id": "e", "line": 2, "question": "q", "error": "out of memory"},
+               {"status": "invalid", "id": "line-3", "line": 3, "error": "not json"}]
+    page = Elements(render_report(records, summarize(records), RUN))
+    rows = page.find("tr", class_="q")
+    assert [r["data-key"] for r in rows] == ["0", "1", "2"]
+    assert [r["data-verdict"] for r in rows] == ["contradiction", "error", "invalid"]
+    assert rows[0]["data-id"] == HOSTILE and rows[0]["data-confidence"] == "0.3" and rows[0]["data-line"] == "1"
+    assert rows[0]["data-search"] == f"{HOSTILE} {HOSTILE} {HOSTILE} {HOSTILE}".lower()
+    for key in ("0", "1", "2"):
+        assert page.find("tr", id=f"d-{key}", class_="detail hidden")
+    for element_id in ("filter", "verdict", "shown", "rows"):
+        assert len([a for _, a in page.tags if a.get("id") == element_id]) == 1, element_id
+    sortable = [a["data-col"] for a in page.find("th") if "data-col" in a]
+    assert sortable == ["line", "verdict", "agreement", "confidence"]
+    assert [o["value"] for o in page.find("option")][1:] == ["consistent", "inconsistent", "contradiction", "abstain",
+                                                              "invalid", "error"]
+    text = "".join(page.text)
+    assert "samples 1 and 2: quantity" in text and "out of memory" in text and "support 0.50" in text
+
+
+def test_every_value_is_escaped_and_nothing_is_fetched() -> None:
+    records = [hostile_record()]
+    page = render_report(records, summarize(records), {**RUN, "input": HOSTILE})
+    assert "<img" not in page and "</script><img" not in page
+    assert page.count("<script") == 1 and "<script src" not in page
+    assert "http://" not in page and "https://" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    # the hostile text shows up, decoded, in every place it was put
+    text = "".join(Elements(page).text)
+    assert text.count(HOSTILE) >= 9
+
+
+def charts(page: str) -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in re.finditer(r'<svg id="([\w-]+)".*?</svg>', page, flags=re.S)}
+
+
+def test_calibration_charts_only_with_labelled_records() -> None:
+    labelled = labelled_records()
+    page = render_report(labelled, summarize(labelled), RUN)
+    svgs = charts(page)
+    assert set(svgs) == {"reliability-diagram", "coverage-curve"}
+    assert "expected calibration error 0.125" in page and "Brier score 0.177" in page
+    assert "accuracy at 50% coverage 70%" in page and "accuracy at 80% coverage 62%" in page
+    assert "20 answers with a reference" in page
+
+    unlabelled = [{**r, "reference_match": None} for r in labelled]
+    plain = render_report(unlabelled, summarize(unlabelled), RUN)
+    assert charts(plain) == {} and 'id="calibration"' not in plain and "calibration error" not in plain
+    # a summary.json from before the figures existed renders too
+    legacy = {k: v for k, v in summarize(labelled).items() if k != "calibration"}
+    assert charts(render_report(labelled, legacy, RUN)) == {}
+
+
+def test_reliability_bars_and_coverage_points_sit_where_the_figures_say() -> None:
+    labelled = labelled_records()
+    svgs = charts(render_report(labelled, summarize(labelled), RUN))
+    reliability = Elements(svgs["reliability-diagram"])
+    axis = [a for a in reliability.find("line") if a.get("class") == "axis"]
+    left, bottom, top = float(axis[1]["x1"]), float(axis[1]["y1"]), float(axis[1]["y2"])
+    right = float(axis[0]["x2"])
+    height, width = bottom - top, right - left
+    bars = reliability.find("rect", class_="bin")
+    # one bar per non-empty bin (1, 5, 7, 9), as tall as the observed accuracy, starting at the bin's edge
+    assert len(bars) == 4
+    starts = [(float(b["x"]) - left) / width for b in bars]
+    assert starts == pytest.approx([0.1, 0.5, 0.7, 0.9], abs=0.01)
+    assert [float(b["height"]) / height for b in bars] == pytest.approx([0.0, 0.6, 0.6, 0.8], abs=0.01)
+    assert all(float(b["y"]) + float(b["height"]) == pytest.approx(bottom) for b in bars)
+    assert reliability.find("line", class_="ideal")  # the diagonal
+    points = Elements(svgs["coverage-curve"]).find("circle", class_="point")
+    assert len(points) == 10
+    expected = [1 / 2, 3 / 4, 5 / 6, 7 / 8, 7 / 10, 9 / 12, 10 / 14, 10 / 16, 10 / 18, 10 / 20]
+    assert [(bottom - float(p["cy"])) / height for p in points] == pytest.approx(expected, abs=0.01)
+    assert [(float(p["cx"]) - left) / width for p in points] == pytest.approx([i / 10 for i in range(1, 11)], abs=0.01)
+
+
+def test_header_says_when_confidence_is_calibrated_and_from_which_file() -> None:
+    plain = labelled_records()[:2]
+    assert 'id="calibrated"' not in render_report(plain, summarize(plain), RUN)
+    calibrated = [{**r, "calibrated": True, "calibration": "calibrations/debian.json"} for r in plain]
+    header = Elements(render_report(calibrated, summarize(calibrated), RUN)).find("div", id="calibrated")
+    assert header
+    page = render_report(calibrated, summarize(calibrated), RUN)
+    note = re.search(r'<div class="meta" id="calibrated">(.*?)</div>', page).group(1)
+    assert note == "confidence is a calibrated probability (calibration calibrations/debian.json)"
+    # one answer of two calibrated, the file given as an object with a hostile name: said, and escaped
+    mixed = [{**plain[0], "calibrated": True, "calibration": {"file": HOSTILE}}, {**plain[1], "calibrated": False}]
+    page = render_report(mixed, summarize(mixed), RUN)
+    note = re.search(r'<div class="meta" id="calibrated">(.*?)</div>', page).group(1)
+    assert note.startswith("confidence is a calibrated probability for 1 of 2 answers (calibration &lt;/script&gt;")
+    assert "<img" not in page
+    unnamed = [{**r, "calibrated": True} for r in plain]  # the field is optional
+    assert "(calibration file not named)" in render_report(unnamed, summarize(unnamed), RUN)
