@@ -11,12 +11,13 @@ import pytest
 from fakes import WordEmbedder
 from typer.testing import CliRunner
 
-from ragguard.apps.calibrate import MIN_RECORDS, ece, fit_calibration, read_labelled, threshold_for
+from ragguard.apps.calibrate import MIN_RECORDS, fit_calibration, read_labelled, threshold_for
 from ragguard.apps.calibration_io import annotate, load_calibration, mismatches, resolve_calibration
 from ragguard.apps.check import check
 from ragguard.apps.cli import app
 from ragguard.config import Config
 from ragguard.core.calibration import FEATURES, Calibration, CalibrationFileError, features
+from ragguard.core.metrics import expected_calibration_error
 from ragguard.core.types import Fingerprint, Report
 from ragguard.errors import ConfigError, UsageError
 
@@ -74,7 +75,7 @@ def test_features_read_every_signal_from_a_record() -> None:
 
 def test_ece_and_the_threshold_by_hand() -> None:
     # bin 0.1-0.2: conf 0.1, 0.1 with 1 right -> |0.5 - 0.1| = 0.4; bin 0.9-1.0: conf 0.9 x2, 2 right -> 0.1
-    assert ece([0.1, 0.1, 0.9, 0.9], [True, False, True, True]) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
+    assert expected_calibration_error([0.1, 0.1, 0.9, 0.9], [True, False, True, True]) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
     chosen = threshold_for([0.9, 0.8, 0.7, 0.6, 0.2], [True, True, False, True, False], 0.75)
     # keep >= 0.6: 3 of 4 right = 0.75 (the lowest threshold reaching it)
     assert chosen == {"threshold": 0.6, "precision": 0.75, "coverage": 0.8}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ragguard.core.calibration import FEATURES, Calibration, features
+from ragguard.core.metrics import brier_score, expected_calibration_error
 from ragguard.errors import UsageError
 
 __all__ = ["MIN_RECORDS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "threshold_for"]
@@ -140,21 +141,9 @@ def _calibration(params: dict[str, Any], names: Sequence[str], method: str) -> C
                        isotonic_y=floats(params["iso_y"]))
 
 
-def ece(confidence: Sequence[float], right: Sequence[bool], bins: int = 10) -> float:
-    """Expected calibration error: count-weighted mean |accuracy - mean confidence| over equal-width bins."""
-    groups: dict[int, list[tuple[float, bool]]] = {}
-    for c, r in zip(confidence, right, strict=True):
-        groups.setdefault(min(bins - 1, max(0, int(c * bins))), []).append((c, r))
-    total = len(confidence)
-    return math.fsum(
-        len(g) / total * abs(sum(r for _, r in g) / len(g) - math.fsum(c for c, _ in g) / len(g))
-        for g in groups.values()
-    )
-
-
 def figures(confidence: Sequence[float], right: Sequence[bool]) -> dict[str, float | None]:
     """AUROC and AUPRC of ``1 - confidence`` for a wrong answer, Brier score and ECE of ``confidence``."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     wrong = [not r for r in right]
     both = 0 < sum(wrong) < len(wrong)
@@ -162,8 +151,8 @@ def figures(confidence: Sequence[float], right: Sequence[bool]) -> dict[str, flo
     return {
         "auroc": float(roc_auc_score(wrong, risk)) if both else None,
         "auprc": float(average_precision_score(wrong, risk)) if both else None,
-        "brier": float(brier_score_loss([int(r) for r in right], confidence)),
-        "ece": ece(confidence, right),
+        "brier": brier_score(confidence, right),  # the audit report's figures, computed the same way
+        "ece": expected_calibration_error(confidence, right),
     }
 
 
