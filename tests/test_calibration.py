@@ -66,6 +66,7 @@ def test_features_read_every_signal_from_a_record() -> None:
     assert values["findings_quantity"] == 1 / 5 and values["findings_polarity"] == 0.0
     assert values["retrieval_top"] == 0.7 and values["retrieval_mean"] == pytest.approx(0.6)
     assert values["answer_tokens"] == pytest.approx(math.log1p(2))  # "answer 1"
+    assert values["question_echo"] == 0.5  # "1" is in "question 1?", "answer" is not
     assert values["semantic_entropy_weighted"] is None
     # `check` input without log-probabilities and without context: those signals are missing, not 0.
     bare = features({"answer": "yes", "agreement": 1.0, "samples": [{"text": "yes", "greedy": True}],

@@ -40,7 +40,7 @@ RISK_DIRECTION: dict[str, int] = {
     "logprob_min_greedy": -1, "logprob_mean_voted": -1, "logprob_min_voted": -1, "claim_support": -1,
     "embedding_support": -1, "unsupported_claims": 1, "absent_values": 1, "findings_polarity": 1,
     "findings_quantity": 1, "findings_entity": 1, "findings_nli": 1, "findings_divergent": 1,
-    "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1,
+    "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1, "question_echo": 1,
 }
 assert set(RISK_DIRECTION) == set(FEATURES)
 

@@ -53,6 +53,7 @@ FEATURES: tuple[str, ...] = (
     "retrieval_top",
     "retrieval_mean",
     "answer_tokens",
+    "question_echo",
 )
 
 
@@ -101,10 +102,20 @@ def features(record: Mapping[str, Any]) -> dict[str, float | None]:
         "retrieval_top": max(scores) if scores else None,
         "retrieval_mean": _mean(scores),
         "answer_tokens": math.log1p(len(normalize_tokens(answer))),
+        "question_echo": _echo(answer, str(record.get("question") or "")),
     }
     for kind in ("polarity", "quantity", "entity", "nli", "divergent"):
         out[f"findings_{kind}"] = kinds.get(kind, 0) / n
     return {name: out[name] for name in FEATURES}
+
+
+def _echo(answer: str, question: str) -> float | None:
+    """The share of the answer's tokens that only repeat the question (an answer that restates it says little)."""
+    tokens = normalize_tokens(answer)
+    if not tokens or not question:
+        return None
+    asked = set(normalize_tokens(question))
+    return sum(t in asked for t in tokens) / len(tokens)
 
 
 def _float(value: Any) -> float | None:
@@ -113,10 +124,11 @@ def _float(value: Any) -> float | None:
     return float(value)
 
 
-def record_view(result: Any, sources: Sequence[Any]) -> dict[str, Any]:
+def record_view(result: Any, sources: Sequence[Any], question: str = "") -> dict[str, Any]:
     """The parts of an ask record that :func:`features` reads, from an in-process checker result."""
     grounding = result.grounding.to_dict() if result.grounding is not None else None
     return {
+        "question": question,
         "answer": result.answer,
         "agreement": result.agreement,
         "semantic_entropy": result.semantic_entropy,
@@ -252,7 +264,7 @@ def _interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
 
 def apply_calibration(
     result: Any, sources: Sequence[Any], calibration: Calibration, min_confidence: float | None,
-    on_flagged: str, note: Mapping[str, Any] | None = None,
+    on_flagged: str, note: Mapping[str, Any] | None = None, question: str = "",
 ) -> None:
     """Replace ``result.confidence`` by the calibrated probability and apply ``min_confidence``.
 
@@ -264,13 +276,14 @@ def apply_calibration(
             ``None`` uses the calibration's own threshold (which may be ``None``: no gate).
         on_flagged: ``'warn'`` or ``'abstain'``.
         note: what the record says about the calibration (file, and any mismatch with this setup).
+        question: the question (one of the signals is how much of the answer only repeats it).
     """
     result.calibrated = True
     result.calibration = dict(note or {"file": calibration.source})
     if not result.answer:
         result.confidence = 0.0
         return
-    result.confidence = round(calibration.probability(features(record_view(result, sources))), 6)
+    result.confidence = round(calibration.probability(features(record_view(result, sources, question))), 6)
     gate = calibration.threshold if min_confidence is None else min_confidence
     if gate is None or result.confidence >= gate:
         return

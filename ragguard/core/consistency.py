@@ -327,7 +327,7 @@ class ConsistencyChecker:
         result.confidence = self._confidence(result)
         if self.calibration is not None:
             apply_calibration(result, sources, self.calibration, self.settings.min_confidence,
-                              self.settings.on_flagged, self.calibration_note)
+                              self.settings.on_flagged, self.calibration_note, question)
         return self._apply_policy(result)
 
     def check_with_similarity(
