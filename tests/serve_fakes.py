@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from fakes import WordEmbedder
 
@@ -84,14 +85,15 @@ class SimulatedGenerator:
 class ListRetriever:
     """Scores a fixed list of passages by cosine with the query."""
 
-    def __init__(self, embedder: WordEmbedder) -> None:
-        self.embedder = embedder
-        self.vectors = embedder.embed([text for _, text in PASSAGES])
+    def __init__(self, embedder: Any, passages: Sequence[tuple[str, str]] = PASSAGES) -> None:
+        self.embedder, self.passages = embedder, list(passages)
+        self.vectors = embedder.embed([text for _, text in self.passages])
 
     def search(self, query: str, k: int) -> list[Passage]:
         scores = self.vectors @ self.embedder.embed([query])[0]
-        order = sorted(range(len(PASSAGES)), key=lambda i: (-float(scores[i]), i))[:k]
-        return [Passage(PASSAGES[i][0], f"{PASSAGES[i][0]}#0", PASSAGES[i][1], float(scores[i])) for i in order]
+        order = sorted(range(len(self.passages)), key=lambda i: (-float(scores[i]), i))[:k]
+        return [Passage(self.passages[i][0], f"{self.passages[i][0]}#0", self.passages[i][1], float(scores[i]))
+                for i in order]
 
 
 def build_guard() -> RagGuard:

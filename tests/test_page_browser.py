@@ -20,12 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 from browser import headless_chromium
-from serve_fakes import SimulatedGenerator
+from serve_fakes import ListRetriever, SimulatedGenerator
 from servers import free_port
 
 from ragguard.config import Config
 from ragguard.core.protocols import Completion
-from ragguard.core.types import Passage
 from ragguard.pipeline import RagGuard
 
 pytestmark = pytest.mark.slow
@@ -83,21 +82,10 @@ class CharEmbedder:
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-class Retriever:
-    def __init__(self, embedder: CharEmbedder) -> None:
-        self.embedder = embedder
-        self.vectors = embedder.embed([text for _, text in PASSAGES])
-
-    def search(self, query: str, k: int) -> list[Passage]:
-        scores = self.vectors @ self.embedder.embed([query])[0]
-        order = sorted(range(len(PASSAGES)), key=lambda i: (-float(scores[i]), i))[:k]
-        return [Passage(PASSAGES[i][0], f"{PASSAGES[i][0]}#0", PASSAGES[i][1], float(scores[i])) for i in order]
-
-
 def build_guard() -> RagGuard:
     embedder = CharEmbedder()
     config = Config().replace("retrieval", min_score=0.2)  # the off-topic question abstains
-    return RagGuard(config, PageGenerator(), embedder, Retriever(embedder))
+    return RagGuard(config, PageGenerator(), embedder, ListRetriever(embedder, PASSAGES))
 
 
 @pytest.fixture(scope="module")
