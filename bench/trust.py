@@ -366,6 +366,16 @@ def main(argv: list[str] | None = None) -> int:
         calibration = cross.pop("calibration")
         out["calibrate"] = {"fit_on": args.calibrate, "method": args.method, **cross}
         if args.write_calibration:
+            from dataclasses import replace
+
+            from ragguard.config import load_config
+
+            # The audits ran this config over their own index folders: the setup hash (config without the
+            # index folder) is what the calibration holds for; records from before it was recorded lack it.
+            fitted = {k: v for k, v in calibration.fitted_for.items() if k != "config_hash"}
+            fitted["setup_hash"] = load_config(args.config).setup_hash()
+            calibration = replace(calibration, fitted_for=fitted,
+                                  data={**calibration.data, "fitted_on": args.calibrate, "cpu": cpu_name()})
             args.write_calibration.parent.mkdir(parents=True, exist_ok=True)
             args.write_calibration.write_text(json.dumps(calibration.to_dict(), indent=2) + "\n", encoding="utf-8")
             print(f"  wrote {args.write_calibration}")

@@ -371,6 +371,7 @@ class RagGuard:
             adapter=getattr(self.generator, "adapter", None),
             embedder=getattr(self.embedder, "name", type(self.embedder).__name__),
             config_hash=cfg.hash(),
+            setup_hash=cfg.setup_hash(),
             versions=library_versions(),
             device=str(getattr(self.generator, "device", "unknown")),
             seeds=list(seeds),

@@ -22,7 +22,7 @@ from ragguard.core.types import Fingerprint, Report
 from ragguard.errors import ConfigError, UsageError
 
 FINGERPRINT = {"model": "tiny", "model_sha256": "ab" * 32, "adapter": None, "embedder": "words",
-               "config_hash": Config().hash(), "seeds": [1, 2]}
+               "config_hash": Config().hash(), "setup_hash": Config().setup_hash(), "seeds": [1, 2]}
 
 
 def record(agreement: float, right: bool, i: int, logprob: float | None = -0.5) -> dict:
@@ -191,3 +191,10 @@ def test_a_calibration_for_another_setup_says_so_in_the_record(caplog: pytest.Lo
     assert any(m.startswith("model: fitted for tiny") for m in report.calibration["mismatch"])
     assert any(m.startswith("adapter: fitted for None") for m in report.calibration["mismatch"])
     assert "fitted for another setup" in caplog.text
+    # Another index folder is the same setup; another prompt is not.
+    elsewhere = Config().replace("retrieval", index="/srv/our-index")
+    assert cal.fitted_for["setup_hash"] == elsewhere.setup_hash() and "config_hash" not in cal.fitted_for
+    assert mismatches(cal, {**FINGERPRINT, "config_hash": elsewhere.hash()}) == []
+    reprompted = Config().replace("prompt", system="Answer in one word.")
+    found = mismatches(cal, {**FINGERPRINT, "setup_hash": reprompted.setup_hash()})
+    assert found and found[0].startswith("config (prompt, sampling or thresholds): fitted for")

@@ -239,3 +239,6 @@ def test_the_calibration_keys_do_not_change_the_hash() -> None:
     assert Config().replace("consistency", calibration=None).hash() == base
     with pytest.raises(ConfigError, match="min_confidence"):
         Config().replace("consistency", min_confidence=1.5)
+    # The setup hash leaves out the index folder too; the config hash keeps it.
+    moved = Config().replace("retrieval", index="/srv/index")
+    assert moved.setup_hash() == Config().setup_hash() and moved.hash() != base

@@ -244,10 +244,12 @@ def fitted_for(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The setup the records came from: the most common fingerprint values, and the samples per question."""
     out: dict[str, Any] = {}
     prints = [r.get("fingerprint") or {} for r in records]
-    for key in ("model", "model_sha256", "adapter", "embedder", "config_hash"):
+    for key in ("model", "model_sha256", "adapter", "embedder", "setup_hash", "config_hash"):
         values = [json.dumps(p.get(key)) for p in prints if key in p]
         if values:
             out[key] = json.loads(max(sorted(set(values)), key=values.count))
+    if "setup_hash" in out:  # the config hash also names the audit's index folder: the setup hash is what counts
+        out.pop("config_hash", None)
     sizes = [len(r.get("samples") or []) for r in records]
     out["samples"] = max(sorted(set(sizes)), key=sizes.count) if sizes else None
     return out

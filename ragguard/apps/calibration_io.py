@@ -84,8 +84,9 @@ def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None) -> 
                        f"answered by {fingerprint.get('model')} ({str(fingerprint['model_sha256'])[:12]})")
     elif fitted.get("model") and fitted.get("model") != fingerprint.get("model"):
         out.append(f"model: fitted for {fitted.get('model')}, answered by {fingerprint.get('model')}")
+    setup = "setup_hash" if fitted.get("setup_hash") and fingerprint.get("setup_hash") else "config_hash"
     for key, what in (("adapter", "adapter"), ("embedder", "embedder"),
-                      ("config_hash", "config (prompt, sampling or thresholds)")):
+                      (setup, "config (prompt, sampling or thresholds)")):
         if key in fitted and fitted.get(key) != fingerprint.get(key):
             out.append(f"{what}: fitted for {fitted.get(key)}, this answer used {fingerprint.get(key)}")
     return out

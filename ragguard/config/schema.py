@@ -388,7 +388,7 @@ class Config:
         current = getattr(self, section)
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **changes)})
 
-    def hash(self) -> str:
+    def hash(self, with_index: bool = True) -> str:
         """A stable short hash of every setting (part of the fingerprint).
 
         Keys declared ``hashed_when_set`` count only when they differ from their default. The
@@ -403,8 +403,18 @@ class Config:
                     del data[section.name][f.name]
         for key in ("calibration", "min_confidence"):
             data["consistency"].pop(key, None)
+        if not with_index:
+            data["retrieval"].pop("index", None)
         blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    def setup_hash(self) -> str:
+        """:meth:`hash` without the index folder: what a calibration holds for (model, prompt, sampling, checks).
+
+        A calibration fitted on audits over one index is meant for answers over another (the
+        fingerprint's ``index`` names the index itself), so the folder does not count here.
+        """
+        return self.hash(with_index=False)
 
 
 _SECTION_TYPES: dict[str, type] = {

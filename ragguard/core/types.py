@@ -150,6 +150,8 @@ class Fingerprint:
     # bfloat16 and float32, or AMX and AVX2 kernels, give different tokens for the same config.
     dtype: str | None = None
     cpu: str | None = None
+    # The config hash without the index folder (``Config.setup_hash``): what a calibration is checked against.
+    setup_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

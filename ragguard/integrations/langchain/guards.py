@@ -275,6 +275,7 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
             adapter=None,
             embedder=str(getattr(embedder, "name", type(embedder).__name__)),
             config_hash=self._config.hash(),
+            setup_hash=self._config.setup_hash(),
             versions={**library_versions(), "langchain-core": metadata.version("langchain-core")},
             device="external",
             seeds=list(seeds) if seeded else [],
