@@ -228,7 +228,8 @@ def labelled(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> 
     return [records[i] for i in ids], [is_right(records[i]["answer"], by_id[i], records[i]) for i in ids]
 
 
-def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> dict[str, Any]:
+def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]], method: str = "logistic",
+           signals: list[str] | None = None) -> dict[str, Any]:
     from ragguard.apps.calibrate import fit_calibration
 
     by_id = {r["id"]: r for r in rows}
@@ -245,7 +246,7 @@ def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> di
     flagged = [r["verdict"] != "consistent" for r in recs]
     consistent_right = [r for r, f in zip(right, flagged, strict=True) if not f]
     try:  # the calibrator, cross-validated on this set (what `ragguard calibrate` prints)
-        combo = fit_calibration(recs, right).figures["calibrated"]
+        combo = fit_calibration(recs, right, method=method, signals=signals).figures["calibrated"]
     except Exception as exc:  # too few records or one class
         combo = {"auroc": None, "note": str(exc)}
     return {
@@ -261,7 +262,8 @@ def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> di
 
 
 def cross_set(fit_on: list[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]],
-              test_on: tuple[dict[str, dict[str, Any]], list[dict[str, Any]]], method: str) -> dict[str, Any]:
+              test_on: tuple[dict[str, dict[str, Any]], list[dict[str, Any]]], method: str,
+              signals: list[str] | None = None) -> dict[str, Any]:
     """Fit the calibrator on some sets' records and measure it on another's (never seen by the fit)."""
     from ragguard.apps.calibrate import figures, fit_calibration
     from ragguard.core.calibration import features
@@ -272,7 +274,7 @@ def cross_set(fit_on: list[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]
         a, b = labelled(records, rows)
         recs += a
         right += b
-    calibration = fit_calibration(recs, right, method=method)
+    calibration = fit_calibration(recs, right, method=method, signals=signals)
     test_recs, test_right = labelled(*test_on)
     conf = [calibration.probability(features(r)) for r in test_recs]
     kept = [(c, r) for c, r in zip(conf, test_right, strict=True) if calibration.threshold is not None
@@ -333,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="append", default=[], metavar="SET:SPLIT",
                         help="fit the calibrator on these sets' audits (repeatable) and measure it on --set/--split")
     parser.add_argument("--method", choices=["logistic", "isotonic"], default="logistic")
+    parser.add_argument("--signals", default=None, help="comma-separated signals for the calibrator (default: all)")
     parser.add_argument("--write-calibration", type=Path, default=None,
                         help="with --calibrate: also write the fitted calibration.json here")
     parser.add_argument("--cached-only", action="store_true",
@@ -341,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     records, rows = load_records(args.set_name, args.split, args)
-    result = report(records, rows)
+    signals = [n.strip() for n in args.signals.split(",")] if args.signals else None
+    result = report(records, rows, args.method, signals)
     print_report(args.set_name, args.split, result)
     out: dict[str, Any] = {"set": args.set_name, "split": args.split, "cpu": cpu_name(), **result}
     if args.calibrate:
@@ -351,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             if name not in SETS or split not in ("dev", "test", "all"):
                 raise SystemExit(f"--calibrate {spec!r}: expected SET:SPLIT with SET in {sorted(SETS)}")
             fit_on.append(load_records(name, split, argparse.Namespace(**{**vars(args), "limit": None})))
-        cross = cross_set(fit_on, (records, rows), args.method)
+        cross = cross_set(fit_on, (records, rows), args.method, signals)
         t, cv = cross["test"], cross["cv_on_fit"]
         print(f"\ncalibrator ({args.method}) fitted on {', '.join(args.calibrate)} ({cross['fit_n']} answers, "
               f"{cross['fit_right']} right), measured on {args.set_name}/{args.split} ({cross['test_n']} answers, "

@@ -63,7 +63,7 @@ def test_features_read_every_signal_from_a_record() -> None:
     assert values["logprob_mean_voted"] == -0.5 and values["logprob_min_voted"] == -1.0
     assert values["claim_support"] == 0.25 and values["embedding_support"] == 0.6
     assert values["unsupported_claims"] == 0.5 and values["absent_values"] == 0.0
-    assert values["findings_quantity"] == 1 / 5 and values["findings_polarity"] == 0.0
+    assert values["findings_quantity"] == 1 / 5 and values["findings_polarity"] == 0.0 and values["findings"] == 1 / 5
     assert values["retrieval_top"] == 0.7 and values["retrieval_mean"] == pytest.approx(0.6)
     assert values["answer_tokens"] == pytest.approx(math.log1p(2))  # "answer 1"
     assert values["question_echo"] == 0.5  # "1" is in "question 1?", "answer" is not
@@ -101,6 +101,10 @@ def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> N
 def test_too_few_records_or_one_class_is_refused() -> None:
     with pytest.raises(UsageError, match=f"at least {MIN_RECORDS}"):
         fit_calibration(labelled_set(10))
+    with pytest.raises(UsageError, match="unknown signal\\(s\\) colour"):
+        fit_calibration(labelled_set(), signals=["agreement", "colour"])
+    two = fit_calibration(labelled_set(), signals=["agreement", "logprob_mean_greedy"])
+    assert two.feature_names == ("agreement", "logprob_mean_greedy")
     with pytest.raises(UsageError, match="all 40 labelled answers are wrong"):
         fit_calibration([record(0.4, False, i) for i in range(40)])
 

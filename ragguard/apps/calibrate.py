@@ -38,7 +38,7 @@ MIN_RECORDS = 30
 RISK_DIRECTION: dict[str, int] = {
     "agreement": -1, "semantic_entropy": 1, "semantic_entropy_weighted": 1, "logprob_mean_greedy": -1,
     "logprob_min_greedy": -1, "logprob_mean_voted": -1, "logprob_min_voted": -1, "claim_support": -1,
-    "embedding_support": -1, "unsupported_claims": 1, "absent_values": 1, "findings_polarity": 1,
+    "embedding_support": -1, "unsupported_claims": 1, "absent_values": 1, "findings": 1, "findings_polarity": 1,
     "findings_quantity": 1, "findings_entity": 1, "findings_nli": 1, "findings_divergent": 1,
     "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1, "question_echo": 1,
 }
@@ -182,7 +182,7 @@ def threshold_for(confidence: Sequence[float], right: Sequence[bool], target: fl
 
 def fit_calibration(
     records: Sequence[dict[str, Any]], right: Sequence[bool] | None = None, *, method: str = "logistic",
-    folds: int = 5, target_precision: float = 0.9, seed: int = 0,
+    folds: int = 5, target_precision: float = 0.9, seed: int = 0, signals: Sequence[str] | None = None,
 ) -> Calibration:
     """Fit a :class:`Calibration` on audit records and attach its cross-validated figures.
 
@@ -193,6 +193,8 @@ def fit_calibration(
         folds: cross-validation folds for the figures (fewer when a class is smaller).
         target_precision: precision the threshold is chosen for.
         seed: seed of the folds and the solver.
+        signals: the features to fit on (default: every one of
+            :data:`~ragguard.core.calibration.FEATURES` that some record has).
 
     Raises:
         UsageError: fewer than :data:`MIN_RECORDS` labelled records, or one class only.
@@ -210,8 +212,13 @@ def fit_calibration(
         only = "right" if labels[0] else "wrong"
         raise UsageError(f"all {len(labels)} labelled answers are {only}: calibrating needs both right and wrong "
                          "answers (audit more, or harder, questions)")
+    unknown = [n for n in signals or [] if n not in FEATURES]
+    if unknown:
+        raise UsageError(f"unknown signal(s) {', '.join(unknown)}: choose from {', '.join(FEATURES)}")
     table = [features(r) for r in records]
-    names = [n for n in FEATURES if any(row[n] is not None for row in table)]
+    names = [n for n in (signals or FEATURES) if any(row[n] is not None for row in table)]
+    if not names:
+        raise UsageError("none of the chosen signals is in the records: audit with the current ragguard")
     x, y = _matrix(table, names), np.array(labels, dtype=int)
     k = _folds(y, folds)
     oof = np.zeros(len(y))

@@ -45,6 +45,7 @@ FEATURES: tuple[str, ...] = (
     "embedding_support",
     "unsupported_claims",
     "absent_values",
+    "findings",
     "findings_polarity",
     "findings_quantity",
     "findings_entity",
@@ -104,6 +105,7 @@ def features(record: Mapping[str, Any]) -> dict[str, float | None]:
         "answer_tokens": math.log1p(len(normalize_tokens(answer))),
         "question_echo": _echo(answer, str(record.get("question") or "")),
     }
+    out["findings"] = sum(kinds.values()) / n  # every detector finding, per sample
     for kind in ("polarity", "quantity", "entity", "nli", "divergent"):
         out[f"findings_{kind}"] = kinds.get(kind, 0) / n
     return {name: out[name] for name in FEATURES}

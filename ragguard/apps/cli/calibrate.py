@@ -22,13 +22,17 @@ def calibrate(
     target_precision: float = typer.Option(
         0.9, "--target-precision", min=0.0, max=1.0,
         help="Choose the confidence threshold at which the answers kept are right this often."),
+    signals: str | None = typer.Option(
+        None, "--signals", help="Comma-separated signals to fit on (default: every recorded one)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Fit the probability that the voted answer is right, for the model the audits ran."""
     from ragguard.apps.calibrate import fit_calibration, read_labelled
 
     records = read_labelled(audit_dirs)
-    calibration = fit_calibration(records, method=method, folds=folds, target_precision=target_precision)
+    chosen = [n.strip() for n in signals.split(",") if n.strip()] if signals else None
+    calibration = fit_calibration(records, method=method, folds=folds, target_precision=target_precision,
+                                  signals=chosen)
     data = calibration.to_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
