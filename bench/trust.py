@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ragguard.core.reference import is_short, match_short  # noqa: E402
+from ragguard.errors import UsageError  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 SETS: dict[str, dict[str, Any]] = {
@@ -237,17 +238,17 @@ def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]], metho
     wrong = [not r for r in right]
     greedy_right = [is_right((_greedy(r) or {"text": ""})["text"], by_id[str(r["id"])], r) for r in recs]
     table = [signal_table(r) for r in recs]
-    signals: dict[str, Any] = {}
+    per_signal: dict[str, Any] = {}
     for name in table[0] if table else []:
         pairs = [(row[name], w) for row, w in zip(table, wrong, strict=True) if row[name] is not None]
         if len(pairs) < len(table) * 0.5:
             continue
-        signals[name] = {**metrics([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
+        per_signal[name] = {**metrics([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
     flagged = [r["verdict"] != "consistent" for r in recs]
     consistent_right = [r for r, f in zip(right, flagged, strict=True) if not f]
     try:  # the calibrator, cross-validated on this set (what `ragguard calibrate` prints)
         combo = fit_calibration(recs, right, method=method, signals=signals).figures["calibrated"]
-    except Exception as exc:  # too few records or one class
+    except UsageError as exc:  # too few records or one class
         combo = {"auroc": None, "note": str(exc)}
     return {
         "n": len(recs),
@@ -256,7 +257,7 @@ def report(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]], metho
         "greedy_accuracy": sum(greedy_right) / len(recs) if recs else None,
         "flagged": sum(flagged),
         "consistent_accuracy": (sum(consistent_right) / len(consistent_right)) if consistent_right else None,
-        "signals": signals,
+        "signals": per_signal,
         "combination": combo,
     }
 
@@ -364,9 +365,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{t['auprc'] or float('nan'):.3f}  Brier {t['brier']:.3f}  ECE {t['ece']:.3f}")
         print(f"  cross-validated on its own data: AUROC {cv['auroc'] or float('nan'):.3f}  ECE {cv['ece']:.3f}")
         thr = cross["threshold"]
+        kept = cross["test_coverage_at_threshold"]
         print("  threshold for precision 0.9: " + ("none reached on the fit data" if thr is None else
-              f"{thr:.3f}; on this set it keeps {cross['test_coverage_at_threshold']:.0%} at precision "
-              f"{cross['test_precision_at_threshold'] or 0:.2f}"))
+              f"{thr:.3f}; on this set it keeps no answer" if not kept else
+              f"{thr:.3f}; on this set it keeps {kept:.0%} at precision {cross['test_precision_at_threshold']:.2f}"))
         calibration = cross.pop("calibration")
         out["calibrate"] = {"fit_on": args.calibrate, "method": args.method, **cross}
         if args.write_calibration:

@@ -50,8 +50,12 @@ def _print_report(report: Any) -> None:
     drawn = str(len(report.samples))
     if report.adaptive:
         drawn += f" of {report.adaptive['of']} (adaptive: {report.adaptive['stopped']})"
-    typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  confidence: {report.confidence:.2f}  "
-               f"grounded: {grounded}  semantic entropy: {report.semantic_entropy:.2f}  samples: {drawn}")
+    calibrated = ""
+    if report.calibrated:  # P(right) for the setup the calibration was fitted on
+        stale = (report.calibration or {}).get("fitted_for_this_setup") is False
+        calibrated = " (calibrated for another setup)" if stale else " (calibrated)"
+    typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  confidence: {report.confidence:.2f}"
+               f"{calibrated}  grounded: {grounded}  semantic entropy: {report.semantic_entropy:.2f}  samples: {drawn}")
     for warning in report.warnings:
         typer.echo(typer.style(f"warning: {warning}", fg="yellow"))
     if len(report.clusters) > 1:
