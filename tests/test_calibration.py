@@ -174,11 +174,14 @@ def test_check_with_a_calibration_gives_the_fitted_probability_and_gates_it(tmp_
 
 
 def test_auto_uses_the_shipped_calibration_for_the_embedded_model_only(tmp_path: Path) -> None:
-    assert resolve_calibration(Config().replace("generator", model="some/other-model")) is None
-    assert resolve_calibration(Config().replace("consistency", calibration=None)) is None
-    shipped = resolve_calibration(Config())
-    if shipped is not None:  # ragguard/calibrations/embedded.json
-        assert shipped.fitted_for["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert resolve_calibration(Config().replace("generator", model="some/other-model"), generated=True) is None
+    assert resolve_calibration(Config().replace("consistency", calibration=None), generated=True) is None
+    # Answers from elsewhere (`check`, LangChain guards) say nothing about the embedded model.
+    assert resolve_calibration(Config()) is None
+    shipped = resolve_calibration(Config(), generated=True)  # ragguard/calibrations/embedded.json
+    assert shipped is not None and shipped.fitted_for["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert shipped.fitted_for["setup_hash"] == Config().setup_hash()  # the default `ragguard ask` setup
+    assert shipped.data["fitted_on"] == ["faq:dev", "reference:dev"]
 
 
 def test_a_calibration_for_another_setup_says_so_in_the_record(caplog: pytest.LogCaptureFixture) -> None:

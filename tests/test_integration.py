@@ -61,6 +61,11 @@ def test_real_models_contract_and_determinism(guard: RagGuard) -> None:
     assert CONTRACT_KEYS <= set(first)
     assert _without_timings(first) == _without_timings(second)
     assert 0.0 <= first["confidence"] <= 1.0 and first["grounded"] in (True, False)
+    # The embedded default ships a calibration; this guard draws 3 answers of at most 40 tokens, not the
+    # 5 of 64 it was fitted for, and the record says so.
+    assert first["calibrated"] is True and first["calibration"]["file"].endswith("embedded.json")
+    assert first["calibration"]["fitted_for_this_setup"] is False
+    assert [m.split(":")[0] for m in first["calibration"]["mismatch"]] == ["config (prompt, sampling or thresholds)"]
     assert all(c["support"] is not None for c in first["clusters"])
     assert first["verdict"] in {"consistent", "inconsistent", "contradiction", "abstain"}
     assert len(first["samples"]) == 3
@@ -107,6 +112,7 @@ def test_cli_ask_json_on_embedded_default(shared_cache: str) -> None:
     data = json.loads(lines[0])
     assert CONTRACT_KEYS <= set(data)
     assert len(data["samples"]) == 2
+    assert data["calibrated"] is True
     assert "Traceback" not in proc.stderr
 
 

@@ -60,13 +60,19 @@ def load_calibration(path: str | Path) -> Calibration:
     return calibration
 
 
-def resolve_calibration(config: Any) -> Calibration | None:
-    """The calibration ``config.consistency.calibration`` asks for, or ``None``."""
+def resolve_calibration(config: Any, generated: bool = False) -> Calibration | None:
+    """The calibration ``config.consistency.calibration`` asks for, or ``None``.
+
+    ``generated`` says the answers come from the config's own generator: ``'auto'`` applies the shipped
+    calibration only then (answers checked with ``ragguard check`` or a LangChain guard come from
+    another model, which that calibration says nothing about).
+    """
     value = config.consistency.calibration
     if value is None or str(value).strip().lower() in ("", "none", "null", "off"):
         return None
     if str(value).strip().lower() == "auto":
-        if config.generator.model != "embedded" or config.generator.adapter or not EMBEDDED_CALIBRATION.exists():
+        if (not generated or config.generator.model != "embedded" or config.generator.adapter
+                or not EMBEDDED_CALIBRATION.exists()):
             return None
         return load_calibration(EMBEDDED_CALIBRATION)
     return load_calibration(value)

@@ -66,12 +66,18 @@ def nli_from_config(config: Config) -> NLIModel | None:
     return load_nli(c.nli_model, c.nli_device, c.nli_batch_size)
 
 
-def checker_from_config(config: Config, embedder: Embedder, nli: NLIModel | None = None) -> ConsistencyChecker:
-    """A :class:`ConsistencyChecker` with the config's thresholds, NLI model and calibration."""
+def checker_from_config(
+    config: Config, embedder: Embedder, nli: NLIModel | None = None, generated: bool = False
+) -> ConsistencyChecker:
+    """A :class:`ConsistencyChecker` with the config's thresholds, NLI model and calibration.
+
+    ``generated``: the answers come from the config's generator (see
+    :func:`ragguard.apps.calibration_io.resolve_calibration`).
+    """
     from ragguard.apps.calibration_io import resolve_calibration
 
     return ConsistencyChecker(embedder, settings_from_config(config), nli if nli is not None else nli_from_config(config),
-                              calibration=resolve_calibration(config))
+                              calibration=resolve_calibration(config, generated))
 
 
 def report_from_result(question: str, result: ConsistencyResult) -> Report:
