@@ -271,7 +271,7 @@ class RagGuard:
             mark_single_sample(report)
             report.sources = job.passages
             report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
-            annotate(report, resolve_calibration(cfg, generated=True))
+            annotate(report, resolve_calibration(cfg, getattr(self.generator, "model_sha256", None)))
             if adaptive and job.off_topic is None:
                 report.adaptive = {"drawn": len(job.texts), "of": cfg.sampling.samples,
                                    "stopped": job.stopped or "all drawn"}
@@ -327,7 +327,8 @@ class RagGuard:
     def _check_job(self, job: _Job, cfg: Config) -> None:
         t = time.perf_counter()
         job.report = self.check(job.question, job.texts, job.seeds[: len(job.texts)], cfg, job.passages,
-                                logprobs=job.logprobs, truncated=job.truncated, generated=True)
+                                logprobs=job.logprobs, truncated=job.truncated,
+                                model_sha256=getattr(self.generator, "model_sha256", None))
         job.timings["check"] = job.timings.get("check", 0.0) + time.perf_counter() - t
 
     def check(
@@ -339,14 +340,14 @@ class RagGuard:
         context: Sequence[str | Passage] = (),
         logprobs: Sequence[Sequence[float] | None] | None = None,
         truncated: Sequence[bool] | None = None,
-        generated: bool = False,
+        model_sha256: str | None = None,
     ) -> Report:
         """Score answers produced elsewhere (``seeds[i] is None`` marks the greedy one).
 
         ``logprobs[i]``, when given, are answer ``i``'s token log-probabilities (``None``: unknown);
         ``truncated[i]`` says answer ``i`` was cut at the length limit (a warning says how many).
-        ``generated`` says this guard's own generator wrote them (``ask`` does; then
-        ``consistency.calibration: auto`` may apply the calibration shipped for the embedded model).
+        ``model_sha256`` is the hash of the weights that wrote them when known (``ask`` passes its
+        generator's; ``consistency.calibration: auto`` applies the shipped calibration to that file only).
         """
         cfg = cfg or self.config
         if len(texts) != len(seeds):
@@ -354,7 +355,7 @@ class RagGuard:
         if logprobs is not None and len(logprobs) != len(texts):
             raise UsageError(f"got {len(texts)} answers but {len(logprobs)} log-probability lists: pass one "
                              "(or None) per answer")
-        checker = checker_from_config(cfg, self.embedder, self.nli, generated)
+        checker = checker_from_config(cfg, self.embedder, self.nli, model_sha256)
         per_answer = list(logprobs) if logprobs is not None else [None] * len(texts)
         cut = list(truncated) if truncated is not None else [False] * len(texts)
         samples = [Sample(text=t, seed=s, greedy=s is None, truncated=c, **logprob_summary(lp))

@@ -174,11 +174,15 @@ def test_check_with_a_calibration_gives_the_fitted_probability_and_gates_it(tmp_
 
 
 def test_auto_uses_the_shipped_calibration_for_the_embedded_model_only(tmp_path: Path) -> None:
-    assert resolve_calibration(Config().replace("generator", model="some/other-model"), generated=True) is None
-    assert resolve_calibration(Config().replace("consistency", calibration=None), generated=True) is None
-    # Answers from elsewhere (`check`, LangChain guards) say nothing about the embedded model.
+    from ragguard.apps.calibration_io import EMBEDDED_CALIBRATION
+
+    embedded = json.loads(EMBEDDED_CALIBRATION.read_text())["fitted_for"]["model_sha256"]
+    assert resolve_calibration(Config(), model_sha256="ef" * 32) is None  # other weights
+    assert resolve_calibration(Config().replace("consistency", calibration=None), model_sha256=embedded) is None
+    assert resolve_calibration(Config().replace("generator", adapter="lora/"), model_sha256=embedded) is None
+    # Answers from elsewhere (`check`, LangChain guards: no weights known) say nothing about the embedded model.
     assert resolve_calibration(Config()) is None
-    shipped = resolve_calibration(Config(), generated=True)  # ragguard/calibrations/embedded.json
+    shipped = resolve_calibration(Config(), model_sha256=embedded)  # ragguard/calibrations/embedded.json
     assert shipped is not None and shipped.fitted_for["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
     assert shipped.fitted_for["setup_hash"] == Config().setup_hash()  # the default `ragguard ask` setup
     assert shipped.data["fitted_on"] == ["faq:dev", "reference:dev"]

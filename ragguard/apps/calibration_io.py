@@ -60,21 +60,22 @@ def load_calibration(path: str | Path) -> Calibration:
     return calibration
 
 
-def resolve_calibration(config: Any, generated: bool = False) -> Calibration | None:
+def resolve_calibration(config: Any, model_sha256: str | None = None) -> Calibration | None:
     """The calibration ``config.consistency.calibration`` asks for, or ``None``.
 
-    ``generated`` says the answers come from the config's own generator: ``'auto'`` applies the shipped
-    calibration only then (answers checked with ``ragguard check`` or a LangChain guard come from
-    another model, which that calibration says nothing about).
+    ``model_sha256`` is the hash of the weights that wrote the answers: ``'auto'`` applies the shipped
+    calibration only to answers of the very model file it was fitted for, without an adapter
+    (answers checked with ``ragguard check`` or a LangChain guard come from a model it says nothing
+    about, and so do those of a test's stand-in generator).
     """
     value = config.consistency.calibration
     if value is None or str(value).strip().lower() in ("", "none", "null", "off"):
         return None
     if str(value).strip().lower() == "auto":
-        if (not generated or config.generator.model != "embedded" or config.generator.adapter
-                or not EMBEDDED_CALIBRATION.exists()):
+        if not model_sha256 or config.generator.adapter or not EMBEDDED_CALIBRATION.exists():
             return None
-        return load_calibration(EMBEDDED_CALIBRATION)
+        shipped = load_calibration(EMBEDDED_CALIBRATION)
+        return shipped if shipped.fitted_for.get("model_sha256") == model_sha256 else None
     return load_calibration(value)
 
 

@@ -67,17 +67,17 @@ def nli_from_config(config: Config) -> NLIModel | None:
 
 
 def checker_from_config(
-    config: Config, embedder: Embedder, nli: NLIModel | None = None, generated: bool = False
+    config: Config, embedder: Embedder, nli: NLIModel | None = None, model_sha256: str | None = None
 ) -> ConsistencyChecker:
     """A :class:`ConsistencyChecker` with the config's thresholds, NLI model and calibration.
 
-    ``generated``: the answers come from the config's generator (see
+    ``model_sha256``: the weights that wrote the answers, when known (see
     :func:`ragguard.apps.calibration_io.resolve_calibration`).
     """
     from ragguard.apps.calibration_io import resolve_calibration
 
     return ConsistencyChecker(embedder, settings_from_config(config), nli if nli is not None else nli_from_config(config),
-                              calibration=resolve_calibration(config, generated))
+                              calibration=resolve_calibration(config, model_sha256))
 
 
 def report_from_result(question: str, result: ConsistencyResult) -> Report:
