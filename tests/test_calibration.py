@@ -81,6 +81,9 @@ def test_ece_and_the_threshold_by_hand() -> None:
     # keep >= 0.6: 3 of 4 right = 0.75 (the lowest threshold reaching it)
     assert chosen == {"threshold": 0.6, "precision": 0.75, "coverage": 0.8}
     assert threshold_for([0.5, 0.4], [False, False], 0.9)["threshold"] is None
+    # One lucky answer at the top is no threshold when at least 2 must stay.
+    assert threshold_for([0.9, 0.8, 0.7], [True, False, False], 0.9)["threshold"] == 0.9
+    assert threshold_for([0.9, 0.8, 0.7], [True, False, False], 0.9, min_kept=2)["threshold"] is None
 
 
 def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> None:

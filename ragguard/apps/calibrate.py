@@ -165,8 +165,13 @@ def _ranking(risk: Sequence[float], right: Sequence[bool]) -> dict[str, float | 
             "auprc": float(average_precision_score(wrong, risk)) if both else None}
 
 
-def threshold_for(confidence: Sequence[float], right: Sequence[bool], target: float) -> dict[str, Any]:
-    """The lowest confidence at which the answers kept (confidence >= it) reach ``target`` precision."""
+def threshold_for(
+    confidence: Sequence[float], right: Sequence[bool], target: float, min_kept: int = 1
+) -> dict[str, Any]:
+    """The lowest confidence at which the answers kept (confidence >= it) reach ``target`` precision.
+
+    A threshold must keep at least ``min_kept`` answers: the precision of a handful says nothing.
+    """
     pairs = sorted(zip(confidence, right, strict=True), key=lambda p: -p[0])
     best: dict[str, Any] = {"threshold": None, "precision": None, "coverage": 0.0}
     kept_right = 0
@@ -175,7 +180,7 @@ def threshold_for(confidence: Sequence[float], right: Sequence[bool], target: fl
         if i + 1 < len(pairs) and pairs[i + 1][0] == c:
             continue  # a threshold keeps every answer with that confidence
         precision = kept_right / (i + 1)
-        if precision >= target:
+        if precision >= target and i + 1 >= min_kept:
             best = {"threshold": float(c), "precision": precision, "coverage": (i + 1) / len(pairs)}
     return best
 
@@ -227,7 +232,8 @@ def fit_calibration(
         oof[test] = [cal.probability(table[i]) for i in test]
     final_params = _fit_arrays(x, y, method, k, seed)
     final = _calibration(final_params, names, method)
-    chosen = threshold_for(list(oof), labels, target_precision)
+    # At least 10 answers, and 5 % of them, must stay above a threshold for its precision to mean anything.
+    chosen = threshold_for(list(oof), labels, target_precision, min_kept=max(10, math.ceil(0.05 * len(labels))))
     signals = {}
     for name in names:
         pairs = [(RISK_DIRECTION[name] * row[name], lab) for row, lab in zip(table, labels, strict=True)

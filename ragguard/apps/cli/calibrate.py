@@ -63,9 +63,9 @@ def format_figures(data: dict[str, Any]) -> str:
         lines.append(f"{name:28} {f(row['auroc']):>6} {f(row['auprc']):>6}")
     target = fig["target"]
     if target["threshold"] is None:
-        lines.append(f"no confidence threshold reaches precision {data['target_precision']:.2f}: "
-                     "min_confidence stays unset (no gate)")
+        lines.append(f"no confidence threshold keeping at least 10 answers (and 5 %) reaches precision "
+                     f"{data['target_precision']:.2f}: min_confidence stays unset (no gate)")
     else:
         lines.append(f"threshold {target['threshold']:.3f}: precision {target['precision']:.2f} at coverage "
-                     f"{target['coverage']:.0%} (target {data['target_precision']:.2f})")
+                     f"{target['coverage']:.1%} (target {data['target_precision']:.2f})")
     return "\n".join(lines)
