@@ -8,7 +8,10 @@ Needs Debian's chromium and chromium-driver; skipped where they are missing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
 import re
 import shutil
 import threading
@@ -34,7 +37,8 @@ LEAVE = "How many days of annual leave do I get?"
 ZH = "年假有多少天？"
 OFF_TOPIC = "zebra quantum saxophone"
 HOSTILE = '<img src=x id=injected> & <b id="bold">not bold</b>'
-NOTES_SCREENSHOT = Path("/work/notes/page.png")
+# Set RAGGUARD_SCREENSHOT_DIR to keep a copy of the page's screenshot (to look at it).
+SCREENSHOT_DIR = os.environ.get("RAGGUARD_SCREENSHOT_DIR")
 PASSAGES = [
     ("leave-annual.md", "Every employee gets 25 days of annual leave per calendar year."),
     ("zh-leave.md", "员工每年享有十五天带薪年假。"),
@@ -90,10 +94,17 @@ def build_guard() -> RagGuard:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
     from ragguard.apps.serve import ServeSettings, create_app
 
-    app = create_app(build_guard(), ServeSettings(api_key=KEY, max_batch=1))
+    with serving(create_app(build_guard(), ServeSettings(api_key=KEY, max_batch=1))) as url:
+        yield url
+    RELEASE.set()
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run ``app`` on a free loopback port in a thread; yields its URL."""
+    uvicorn = pytest.importorskip("uvicorn")
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -103,10 +114,11 @@ def server() -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    RELEASE.set()
-    srv.should_exit = True
-    thread.join(15)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(15)
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +196,8 @@ def test_the_verdict_the_clusters_the_highlighted_contradiction_and_the_sources(
     shot = tmp_path / "page.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 20_000
-    if NOTES_SCREENSHOT.parent.is_dir():
-        shutil.copyfile(shot, NOTES_SCREENSHOT)
+    if SCREENSHOT_DIR:
+        shutil.copyfile(shot, Path(SCREENSHOT_DIR) / "page.png")
     print(f"screenshot: {shot}")
 
 
@@ -258,3 +270,21 @@ def test_chinese_renders_and_values_are_shown_as_text(server: str, browser: Any,
     assert browser.find_element(By.ID, "answer").text == HOSTILE
     assert browser.find_element(By.ID, "unsupported").text == HOSTILE  # no word of it is in a source
     assert not browser.find_elements(By.ID, "injected") and not browser.find_elements(By.ID, "bold")
+
+
+def test_a_calibrated_confidence_says_so_and_names_another_setup(browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from test_calibration import labelled_set
+
+    from ragguard.apps.calibrate import fit_calibration
+    from ragguard.apps.serve import ServeSettings, create_app
+
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(fit_calibration(labelled_set()).to_dict()))  # fitted for model "tiny"
+    guard = build_guard()
+    guard.config = guard.config.replace("consistency", calibration=str(path))
+    with serving(create_app(guard, ServeSettings(api_key=KEY, max_batch=1))) as url:
+        ask(browser, url, LEAVE)
+        note = browser.find_element(By.ID, "calibrated")
+        assert note.text == "(calibrated for another setup)" and "stale" in note.get_attribute("class")
+        assert str(path) in note.get_attribute("title")
