@@ -210,12 +210,9 @@ def signal_table(record: dict[str, Any]) -> dict[str, float | None]:
 
 
 def metrics(risk: list[float], wrong: list[bool]) -> dict[str, float | None]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from ragguard.apps.calibrate import ranking
 
-    out: dict[str, float | None] = {"auroc": None, "auprc": None}
-    if 0 < sum(wrong) < len(wrong):
-        out["auroc"] = float(roc_auc_score(wrong, risk))
-        out["auprc"] = float(average_precision_score(wrong, risk))
+    out = ranking(risk, [not w for w in wrong])
     order = sorted(range(len(risk)), key=lambda i: (risk[i], i))  # least risky first
     for cover in (0.5, 0.8):
         kept = order[: max(1, round(cover * len(order)))]

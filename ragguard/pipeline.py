@@ -263,6 +263,7 @@ class RagGuard:
             if job.off_topic is not None:
                 job.report = Report(job.question, "", "abstain", 0.0, 0.0, [], [], [], warnings=[job.off_topic])
         reports = []
+        calibration = resolve_calibration(cfg, getattr(self.generator, "model_sha256", None))  # once per batch
         for job in jobs:
             report = job.report
             report.warnings[:0] = job.notes
@@ -271,7 +272,7 @@ class RagGuard:
             mark_single_sample(report)
             report.sources = job.passages
             report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
-            annotate(report, resolve_calibration(cfg, getattr(self.generator, "model_sha256", None)))
+            annotate(report, calibration)
             if adaptive and job.off_topic is None:
                 report.adaptive = {"drawn": len(job.texts), "of": cfg.sampling.samples,
                                    "stopped": job.stopped or "all drawn"}

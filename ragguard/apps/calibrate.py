@@ -30,7 +30,7 @@ from ragguard.core.calibration import FEATURES, Calibration, features
 from ragguard.core.metrics import brier_score, expected_calibration_error
 from ragguard.errors import UsageError
 
-__all__ = ["MIN_RECORDS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "threshold_for"]
+__all__ = ["MIN_RECORDS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "threshold_for"]
 
 MIN_RECORDS = 30
 # +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
@@ -143,20 +143,15 @@ def _calibration(params: dict[str, Any], names: Sequence[str], method: str) -> C
 
 def figures(confidence: Sequence[float], right: Sequence[bool]) -> dict[str, float | None]:
     """AUROC and AUPRC of ``1 - confidence`` for a wrong answer, Brier score and ECE of ``confidence``."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    wrong = [not r for r in right]
-    both = 0 < sum(wrong) < len(wrong)
-    risk = [1.0 - c for c in confidence]
     return {
-        "auroc": float(roc_auc_score(wrong, risk)) if both else None,
-        "auprc": float(average_precision_score(wrong, risk)) if both else None,
+        **ranking([1.0 - c for c in confidence], right),
         "brier": brier_score(confidence, right),  # the audit report's figures, computed the same way
         "ece": expected_calibration_error(confidence, right),
     }
 
 
-def _ranking(risk: Sequence[float], right: Sequence[bool]) -> dict[str, float | None]:
+def ranking(risk: Sequence[float], right: Sequence[bool]) -> dict[str, float | None]:
+    """AUROC and AUPRC of ``risk`` for a wrong answer (``None`` with one class only)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     wrong = [not r for r in right]
@@ -239,7 +234,7 @@ def fit_calibration(
         pairs = [(RISK_DIRECTION[name] * row[name], lab) for row, lab in zip(table, labels, strict=True)
                  if row[name] is not None]
         if len({lab for _, lab in pairs}) == 2:
-            signals[name] = {**_ranking([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
+            signals[name] = {**ranking([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
     raw = [float(r.get("confidence") or 0.0) for r in records]
     uncalibrated = figures(raw, labels) if not any(r.get("calibrated") for r in records) else None
     data = "\n".join(sorted(f"{r.get('id')}\t{r.get('question')}\t{r.get('answer')}\t{int(lab)}"

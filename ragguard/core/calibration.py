@@ -28,7 +28,8 @@ from typing import Any
 
 from ragguard.core.reference import normalize_tokens
 
-__all__ = ["FEATURES", "FORMAT", "Calibration", "CalibrationFileError", "features", "record_view", "apply_calibration"]
+__all__ = ["FEATURES", "FORMAT", "Calibration", "CalibrationFileError", "features", "record_view", "apply_calibration",
+           "flag"]
 
 FORMAT = "ragguard-calibration/1"
 
@@ -289,15 +290,16 @@ def apply_calibration(
     gate = calibration.threshold if min_confidence is None else min_confidence
     if gate is None or result.confidence >= gate:
         return
+    reason = f"the calibrated confidence {result.confidence:.2f} is below min_confidence {gate:.2f}"
+    flag(result, on_flagged, f"abstained: {reason}", f"{reason}: treat this answer with care")
+
+
+def flag(result: Any, on_flagged: str, abstained: str, warning: str) -> None:
+    """The ``on_flagged`` policy on a checker result: withhold the answer with ``abstained``, or warn."""
     if on_flagged == "abstain":
-        result.warnings.append(
-            f"abstained: the calibrated confidence {result.confidence:.2f} is below min_confidence {gate:.2f}"
-        )
+        result.warnings.append(abstained)
         result.answer = ""
         result.verdict = "abstain"
         result.confidence = 0.0
     else:
-        result.warnings.append(
-            f"the calibrated confidence {result.confidence:.2f} is below min_confidence {gate:.2f}: "
-            "treat this answer with care"
-        )
+        result.warnings.append(warning)

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ragguard.core.calibration import Calibration, apply_calibration
+from ragguard.core.calibration import Calibration, apply_calibration, flag
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
 from ragguard.core.detectors import Finding, detect_all, first_sentence, same_fact_pairs, same_lead_pairs
 from ragguard.core.grounding import Grounding, ground
@@ -484,15 +484,8 @@ class ConsistencyChecker:
     def _apply_policy(self, result: ConsistencyResult) -> ConsistencyResult:
         if result.verdict not in ("inconsistent", "contradiction"):
             return result
-        if self.settings.on_flagged == "abstain":
-            others = [c.representative for c in result.clusters if c.representative != result.answer][:3]
-            listed = "; ".join(f'"{_quote(t, 60)[1:-1]}"' for t in [result.answer, *others])
-            result.warnings.append(f"abstained: the answers were {result.verdict} ({listed})")
-            result.answer = ""
-            result.verdict = "abstain"
-            result.confidence = 0.0
-        else:
-            result.warnings.append(
-                f"the answers were {result.verdict} (agreement {result.agreement:.0%}): treat this answer with care"
-            )
+        others = [c.representative for c in result.clusters if c.representative != result.answer][:3]
+        listed = "; ".join(f'"{_quote(t, 60)[1:-1]}"' for t in [result.answer, *others])
+        flag(result, self.settings.on_flagged, f"abstained: the answers were {result.verdict} ({listed})",
+             f"the answers were {result.verdict} (agreement {result.agreement:.0%}): treat this answer with care")
         return result
