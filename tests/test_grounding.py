@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragguard.core.grounding import added_terms, content_terms, ground, split_claims
+from ragguard.core.grounding import added_terms, anchor, content_terms, ground, overlap, split_claims
 from ragguard.core.types import Passage
 
 LEAVE = Passage("hr", "hr#0", "Full-time employees receive 25 working days of paid annual leave. "
@@ -81,3 +81,42 @@ def test_embedding_and_entailment_are_recorded_when_given() -> None:
     assert g.entailment == 0.75 and seen[0][1] == "You get 25 days."
     assert seen[0][0].startswith("Full-time employees receive 25")
     assert "absent" in g.to_dict() and g.to_dict()["claims"][0]["chunk_id"] == "hr#0"
+
+
+# The Debian FAQ's own wording (two sentences about different things in one passage) is the kind of
+# text where the answer's words occur somewhere, but only a copied phrase next to the question's terms
+# is evidence.
+ARCHIVE = Passage("faq", "faq#1", "The unstable distribution is always called sid. Packages enter it first. "
+                  "The stable distribution is the released one, and security updates go to stable only.", 0.7)
+
+
+def test_overlap_counts_copied_bigrams_in_the_best_passage() -> None:
+    assert overlap("The unstable distribution is always called sid.", [VPN, ARCHIVE]) == 1.0
+    # The same words shuffled share no bigram in order with the passage.
+    assert overlap("sid called always is distribution unstable", [ARCHIVE]) == 0.0
+    # a one-word answer is read by its word; nothing to read is None
+    assert overlap("sid", [ARCHIVE]) == 1.0 and overlap("", [ARCHIVE]) is None and overlap("sid", []) is None
+    assert overlap("年假需要提前两周申请", [ZH]) == pytest.approx(8 / 9)  # Chinese by characters: 周申 is new
+
+
+def test_the_anchor_is_where_the_passages_talk_about_the_question() -> None:
+    index, (a, b) = anchor("What is the unstable distribution called?", [VPN, ARCHIVE])
+    assert index == 1 and ARCHIVE.text[a:b].startswith("The unstable distribution is always called sid.")
+    assert anchor("Which colour is the logo?", [VPN, ARCHIVE]) is None  # no sentence shares a term
+
+
+def test_anchored_support_reads_the_added_content_next_to_the_question() -> None:
+    question = "What is the unstable distribution always called?"
+    right = ground("It is called sid.", question, [ARCHIVE])
+    # "stable" and "security" are in the passage, but in the sentence about stable, not next to the question's terms
+    far = Passage("faq", "faq#2", "The unstable distribution is always called sid. Packages enter it first. "
+                  "Mirrors copy it daily. Security updates go to the stable distribution.", 0.7)
+    wrong = ground("It is called stable security.", question, [far])
+    assert right.anchored == 1.0 and right.anchor == ("faq#1", right.anchor[1])
+    assert wrong.claims[0].support == 1.0  # claim support finds every word in the passage...
+    assert wrong.anchored == 0.0  # ...but none where the passage answers the question
+    echo = ground("The unstable distribution is always called.", question, [ARCHIVE])
+    assert echo.anchored == 0.0  # adds nothing: answers nothing
+    assert ground("It is sid.", "Which colour is the logo?", [ARCHIVE]).anchored is None
+    record = right.to_dict()
+    assert record["anchored"] == 1.0 and record["anchor"]["chunk_id"] == "faq#1" and record["overlap"] is not None
