@@ -38,7 +38,8 @@ def record(agreement: float, right: bool, i: int, logprob: float | None = -0.5) 
         "clusters": [{"id": 0, "size": len(members), "representative": f"answer {i}", "members": members,
                       "support": 0.6, "claim_support": 0.5}],
         "contradictions": [{"a": 0, "b": 4, "kind": "quantity", "score": 1.0, "explanation": "x"}],
-        "grounding": {"support": 0.25, "claims": [{"text": "a"}, {"text": "b"}], "unsupported": ["b"], "absent": []},
+        "grounding": {"support": 0.25, "overlap": 0.4, "anchored": 0.75, "claims": [{"text": "a"}, {"text": "b"}],
+                      "unsupported": ["b"], "absent": []},
         "sources": [{"score": 0.7}, {"score": 0.5}],
         "reference": "r", "reference_match": "match" if right else "mismatch", "fingerprint": FINGERPRINT,
     }
@@ -62,6 +63,7 @@ def test_features_read_every_signal_from_a_record() -> None:
     assert values["logprob_mean_greedy"] == -0.5 and values["logprob_min_greedy"] == -1.0
     assert values["logprob_mean_voted"] == -0.5 and values["logprob_min_voted"] == -1.0
     assert values["claim_support"] == 0.25 and values["embedding_support"] == 0.6
+    assert values["passage_overlap"] == 0.4 and values["anchored_support"] == 0.75
     assert values["unsupported_claims"] == 0.5 and values["absent_values"] == 0.0
     assert values["findings_quantity"] == 1 / 5 and values["findings_polarity"] == 0.0 and values["findings"] == 1 / 5
     assert values["retrieval_top"] == 0.7 and values["retrieval_mean"] == pytest.approx(0.6)
@@ -72,6 +74,7 @@ def test_features_read_every_signal_from_a_record() -> None:
     bare = features({"answer": "yes", "agreement": 1.0, "samples": [{"text": "yes", "greedy": True}],
                      "clusters": [{"representative": "yes", "members": [0]}]})
     assert bare["logprob_mean_greedy"] is None and bare["claim_support"] is None and bare["retrieval_top"] is None
+    assert bare["passage_overlap"] is None and bare["anchored_support"] is None
 
 
 def test_ece_and_the_threshold_by_hand() -> None:
@@ -99,6 +102,20 @@ def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> N
     assert fit_calibration(labelled_set(), target_precision=0.8).to_dict() == cal.to_dict()
     iso = fit_calibration(labelled_set(), method="isotonic")
     assert iso.isotonic_x and 0.0 <= iso.probability(features(record(1.0, True, 0, -0.2))) <= 1.0
+
+
+def test_the_mean_method_fits_only_the_map_from_the_equal_weight_score() -> None:
+    names = ["agreement", "logprob_mean_greedy", "findings"]
+    cal = fit_calibration(labelled_set(), method="mean", signals=names)
+    # One weight for every signal, signed by its fixed direction (findings: more is riskier), same magnitude.
+    assert cal.coef[0] == pytest.approx(cal.coef[1]) == pytest.approx(-cal.coef[2]) and cal.coef[0] > 0
+    assert cal.figures["C"] is None and cal.figures["calibrated"]["auroc"] > 0.8
+    sure, unsure = features(record(1.0, True, 0, -0.2)), features(record(0.2, False, 1, -1.5))
+    assert 0.0 <= cal.probability(unsure) < cal.probability(sure) <= 1.0
+    back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.method == "mean" and back.probability(sure) == pytest.approx(cal.probability(sure))
+    with pytest.raises(UsageError, match="use one of logistic, isotonic, mean"):
+        fit_calibration(labelled_set(), method="forest")
 
 
 def test_too_few_records_or_one_class_is_refused() -> None:

@@ -5,8 +5,15 @@ Each audit record with a reference is one example: its label is
 :func:`ragguard.core.calibration.features`. The fit is scikit-learn's
 logistic regression on standardised features (missing values filled with the
 training median), and for ``method="isotonic"`` an isotonic map of the
-logistic score fitted on out-of-fold scores. Seeds are fixed, so the same
-records give the same file.
+logistic score fitted on out-of-fold scores. ``method="mean"`` fits no weight
+per signal: the score is the equal-weight mean of the standardised signals,
+each in its fixed direction (:data:`RISK_DIRECTION`), and only the map from
+that score to a probability (two numbers) is fitted. With a few dozen right
+answers the weights of a logistic fit are mostly noise: on the Debian dev sets
+the signal weights a fit learnt on one set did not carry to the other
+(``bench/calibration_design.py``), while the equal-weight mean ranks about as
+well everywhere (Dawes' "improper linear models"). Seeds are fixed, so the
+same records give the same file.
 
 The figures (AUROC and AUPRC for a wrong answer, Brier score, expected
 calibration error over 10 bins) are cross-validated: every record is scored by
@@ -30,15 +37,16 @@ from ragguard.core.calibration import FEATURES, Calibration, features
 from ragguard.core.metrics import brier_score, expected_calibration_error
 from ragguard.errors import UsageError
 
-__all__ = ["MIN_RECORDS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "threshold_for"]
+__all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "threshold_for"]
 
 MIN_RECORDS = 30
+METHODS = ("logistic", "isotonic", "mean")
 # +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
 # single signal's AUROC is never flattered by flipping it on the data.
 RISK_DIRECTION: dict[str, int] = {
     "agreement": -1, "semantic_entropy": 1, "semantic_entropy_weighted": 1, "logprob_mean_greedy": -1,
     "logprob_min_greedy": -1, "logprob_mean_voted": -1, "logprob_min_voted": -1, "claim_support": -1,
-    "embedding_support": -1, "unsupported_claims": 1, "absent_values": 1, "findings": 1, "findings_polarity": 1,
+    "embedding_support": -1, "passage_overlap": -1, "anchored_support": -1, "unsupported_claims": 1, "absent_values": 1, "findings": 1, "findings_polarity": 1,
     "findings_quantity": 1, "findings_entity": 1, "findings_nli": 1, "findings_divergent": 1,
     "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1, "question_echo": 1,
 }
@@ -68,7 +76,7 @@ def _matrix(rows: Sequence[dict[str, float | None]], names: Sequence[str]):  # t
     return np.array([[math.nan if row[n] is None else row[n] for n in names] for row in rows], dtype=float)
 
 
-def _fit_arrays(x, y, method: str, folds: int, seed: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _fit_arrays(x, y, method: str, folds: int, seed: int, names: Sequence[str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Fit on arrays; returns the plain-number parameters."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -80,6 +88,12 @@ def _fit_arrays(x, y, method: str, folds: int, seed: int) -> dict[str, Any]:  # 
     scales = filled.std(axis=0)
     scales[scales < 1e-12] = 1.0  # a constant feature: its weight is 0 whatever the scale
     z = (filled - means) / scales
+    if method == "mean":  # equal weights in the fixed directions; only the score's slope and intercept are fitted
+        weights = np.array([-RISK_DIRECTION[n] for n in names], dtype=float) / len(names)
+        link = LogisticRegression(C=100.0, max_iter=2000, random_state=seed).fit((z @ weights)[:, None], y)
+        return {"C": None, "medians": medians, "means": means, "scales": scales,
+                "coef": weights * float(link.coef_[0][0]), "intercept": float(link.intercept_[0]),
+                "iso_x": [], "iso_y": []}
     # The regularisation is chosen by an inner cross-validation on log-loss: with a few dozen right
     # answers and ~20 signals, a fixed weak penalty overfits (on 80 real answers, 8 right, C=1 gave a
     # cross-validated AUROC of 0.13).
@@ -189,7 +203,7 @@ def fit_calibration(
     Args:
         records: audit records (ask records with ``reference_match``).
         right: the labels; default ``reference_match == "match"`` of each record.
-        method: ``"logistic"`` or ``"isotonic"``.
+        method: ``"logistic"``, ``"isotonic"`` or ``"mean"`` (see the module docstring).
         folds: cross-validation folds for the figures (fewer when a class is smaller).
         target_precision: precision the threshold is chosen for.
         seed: seed of the folds and the solver.
@@ -202,8 +216,8 @@ def fit_calibration(
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
-    if method not in ("logistic", "isotonic"):
-        raise UsageError(f"--method {method!r} is not known: use 'logistic' or 'isotonic'")
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r} is not known: use one of {', '.join(METHODS)}")
     labels = [r.get("reference_match") == "match" for r in records] if right is None else list(right)
     if len(records) < MIN_RECORDS:
         raise UsageError(f"only {len(records)} labelled records: calibrating needs at least {MIN_RECORDS} audit "
@@ -223,9 +237,9 @@ def fit_calibration(
     k = _folds(y, folds)
     oof = np.zeros(len(y))
     for train, test in StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y):
-        cal = _calibration(_fit_arrays(x[train], y[train], method, k, seed), names, method)
+        cal = _calibration(_fit_arrays(x[train], y[train], method, k, seed, names), names, method)
         oof[test] = [cal.probability(table[i]) for i in test]
-    final_params = _fit_arrays(x, y, method, k, seed)
+    final_params = _fit_arrays(x, y, method, k, seed, names)
     final = _calibration(final_params, names, method)
     # At least 10 answers, and 5 % of them, must stay above a threshold for its precision to mean anything.
     chosen = threshold_for(list(oof), labels, target_precision, min_kept=max(10, math.ceil(0.05 * len(labels))))

@@ -7,10 +7,10 @@ is needed to *use* the fit, in plain numbers and without scikit-learn:
 * :func:`features` turns one ask record (the JSON form of a report, or the
   in-process result through :func:`record_view`) into the named signals that
   issue 9 recorded: agreement, both semantic entropies, token
-  log-probabilities, claim and embedding support, detector findings by kind,
-  retrieval scores and answer length. A signal the record lacks (no
-  log-probabilities from ``check`` input, no context) is ``None`` and is
-  filled with the training median.
+  log-probabilities, claim and embedding support, passage overlap and anchored
+  support, detector findings by kind, retrieval scores and answer length. A
+  signal the record lacks (no log-probabilities from ``check`` input, no
+  context) is ``None`` and is filled with the training median.
 * :class:`Calibration` is the fitted model: the medians, the standardisation,
   the logistic coefficients and, for ``method: isotonic``, the isotonic map of
   the logistic score to a probability. It reads and writes plain JSON (no
@@ -44,6 +44,8 @@ FEATURES: tuple[str, ...] = (
     "logprob_min_voted",
     "claim_support",
     "embedding_support",
+    "passage_overlap",
+    "anchored_support",
     "unsupported_claims",
     "absent_values",
     "findings",
@@ -99,6 +101,8 @@ def features(record: Mapping[str, Any]) -> dict[str, float | None]:
         "logprob_min_voted": _min([_float(s.get("logprob_min")) for s in voted]),
         "claim_support": _float((grounding or {}).get("support")),
         "embedding_support": _float((winner or {}).get("support")),
+        "passage_overlap": _float((grounding or {}).get("overlap")),
+        "anchored_support": _float((grounding or {}).get("anchored")),
         "unsupported_claims": None if not claims else len((grounding or {}).get("unsupported") or []) / len(claims),
         "absent_values": None if grounding is None else float(len(grounding.get("absent") or [])),
         "retrieval_top": max(scores) if scores else None,
@@ -217,8 +221,8 @@ class Calibration:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise CalibrationFileError(f"not a ragguard calibration (format {found!r}, expected {FORMAT!r})")
         method = data.get("method")
-        if method not in ("logistic", "isotonic"):
-            raise CalibrationFileError(f"unknown method {method!r} (expected 'logistic' or 'isotonic')")
+        if method not in ("logistic", "isotonic", "mean"):
+            raise CalibrationFileError(f"unknown method {method!r} (expected 'logistic', 'isotonic' or 'mean')")
         names = data.get("features")
         if not isinstance(names, list) or not names or any(n not in FEATURES for n in names):
             unknown = [n for n in names or [] if n not in FEATURES] if isinstance(names, list) else names
