@@ -126,11 +126,16 @@ def test_resume_skips_done_questions_and_redoes_a_torn_line(tmp_path: Path) -> N
     assert sorted(ids) == sorted(["cert", "line-2", "leave", "branch", "line-5"])  # no duplicates, nothing lost
 
 
-def test_errors_are_kept_apart_and_retried_only_on_request(tmp_path: Path) -> None:
+def test_errors_are_kept_apart_and_retried_only_on_request(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     out = tmp_path / "out"
-    result = run_audit(q, out, make_guard(fail_on={"Where is the branch?"}))
+    with caplog.at_level("WARNING", logger="ragguard.audit"):
+        result = run_audit(q, out, make_guard(fail_on={"Where is the branch?"}))
     assert result.summary["errors"] == 1 and result.summary["answered"] == 2
+    # The slower one-by-one pass says why it is needed.
+    assert [r.getMessage() for r in caplog.records] == [
+        "a batch of 3 questions (cert ... branch) failed (GenerationError: out of memory (simulated)): "
+        "asking them one by one"]
     assert result.summary["error_records"][0]["id"] == "branch"
     again = make_guard()
     run_audit(q, out, again, resume=True)

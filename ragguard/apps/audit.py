@@ -24,6 +24,7 @@ This module runs the questions; the figures and ``audit diff`` are in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_
 from ragguard.errors import RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
+
+log = logging.getLogger("ragguard.audit")
 
 __all__ = ["AuditQuestion", "AuditResult", "load_questions", "run_audit", "summarize", "match_reference", "diff_audits"]
 
@@ -309,8 +312,10 @@ def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: floa
     if ask_many is not None and len(chunk) > 1:
         try:
             reports = ask_many([q.question for q in chunk])
-        except (RagGuardError, RuntimeError, MemoryError):
-            pass  # find out which question fails by asking them one by one
+        except (RagGuardError, RuntimeError, MemoryError) as exc:
+            # Find out which question fails by asking them one by one (slower: say so, and why).
+            log.warning("a batch of %d questions (%s ... %s) failed (%s: %s): asking them one by one",
+                        len(chunk), chunk[0].id, chunk[-1].id, type(exc).__name__, str(exc).splitlines()[0][:300])
         else:
             return [_record(q, r, guard, reference_threshold) for q, r in zip(chunk, reports, strict=True)]
     return [_ask_one(q, guard, reference_threshold) for q in chunk]
