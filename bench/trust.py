@@ -59,6 +59,13 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/debian-reference"),
         "include": [f"ch{n:02d}.en.html" for n in (1, 2, 3, 4, 5, 6, 8, 10)],
     },
+    "handbook": {  # measure only: every row is in the test split (bench/data/README.md)
+        "file": DATA / "debian_handbook_qa.jsonl",
+        "package": "debian-handbook",
+        "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
+        "include": sorted({json.loads(line)["source"] for line in (DATA / "debian_handbook_qa.jsonl").read_text(
+            encoding="utf-8").splitlines() if line.strip()}),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
@@ -220,6 +227,24 @@ def metrics(risk: list[float], wrong: list[bool]) -> dict[str, float | None]:
     return out
 
 
+def auroc_interval(risk: list[float], wrong: list[bool], rounds: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """A 95 % bootstrap interval of the AUROC (resampling the answers): how far a few dozen right answers let it move."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    r, w = np.asarray(risk, dtype=float), np.asarray(wrong, dtype=bool)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(r), len(r))
+        if 0 < w[pick].sum() < len(pick):
+            values.append(roc_auc_score(w[pick], r[pick]))
+    if not values:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def labelled(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[bool]]:
     by_id = {r["id"]: r for r in rows}
     ids = [i for i in by_id if i in records]
@@ -275,11 +300,13 @@ def cross_set(fit_on: list[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]
     calibration = fit_calibration(recs, right, method=method, signals=signals)
     test_recs, test_right = labelled(*test_on)
     conf = [calibration.probability(features(r)) for r in test_recs]
+    interval = auroc_interval([1.0 - c for c in conf], [not r for r in test_right])
     kept = [(c, r) for c, r in zip(conf, test_right, strict=True) if calibration.threshold is not None
             and c >= calibration.threshold]
     return {"calibration": calibration, "fit_n": len(recs), "fit_right": sum(right),
             "test_n": len(test_recs), "test_right": sum(test_right),
-            "test": figures(conf, test_right), "cv_on_fit": calibration.figures["calibrated"],
+            "test": {**figures(conf, test_right), "auroc_95": interval},
+            "cv_on_fit": calibration.figures["calibrated"],
             "threshold": calibration.threshold,
             "test_precision_at_threshold": (sum(r for _, r in kept) / len(kept)) if kept else None,
             "test_coverage_at_threshold": len(kept) / len(test_recs) if test_recs else None}
@@ -332,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescore", action="store_true", help="re-check the cached samples with the current code")
     parser.add_argument("--calibrate", action="append", default=[], metavar="SET:SPLIT",
                         help="fit the calibrator on these sets' audits (repeatable) and measure it on --set/--split")
-    parser.add_argument("--method", choices=["logistic", "isotonic"], default="logistic")
+    parser.add_argument("--method", choices=["logistic", "isotonic", "mean"], default="logistic")
     parser.add_argument("--signals", default=None, help="comma-separated signals for the calibrator (default: all)")
     parser.add_argument("--write-calibration", type=Path, default=None,
                         help="with --calibrate: also write the fitted calibration.json here")
@@ -358,8 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncalibrator ({args.method}) fitted on {', '.join(args.calibrate)} ({cross['fit_n']} answers, "
               f"{cross['fit_right']} right), measured on {args.set_name}/{args.split} ({cross['test_n']} answers, "
               f"{cross['test_right']} right)")
-        print(f"  on the set it was not fitted on: AUROC {t['auroc'] or float('nan'):.3f}  AUPRC "
-              f"{t['auprc'] or float('nan'):.3f}  Brier {t['brier']:.3f}  ECE {t['ece']:.3f}")
+        ci = t["auroc_95"]
+        print(f"  on the set it was not fitted on: AUROC {t['auroc'] or float('nan'):.3f}"
+              + (f" (95 % bootstrap {ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
+              + f"  AUPRC {t['auprc'] or float('nan'):.3f}  Brier {t['brier']:.3f}  ECE {t['ece']:.3f}")
         print(f"  cross-validated on its own data: AUROC {cv['auroc'] or float('nan'):.3f}  ECE {cv['ece']:.3f}")
         thr = cross["threshold"]
         kept = cross["test_coverage_at_threshold"]

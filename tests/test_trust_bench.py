@@ -1,0 +1,56 @@
+"""bench/trust.py's data and figures: the labelled sets load, labels follow the audit's rule, intervals bracket."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trust():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("trust_bench", ROOT / "bench" / "trust.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_every_set_loads_and_the_handbook_set_is_measure_only(trust) -> None:  # type: ignore[no-untyped-def]
+    sizes = {name: len(trust.load_set(name, "all", None)) for name in ("faq", "reference", "handbook")}
+    assert sizes["faq"] >= 300 and sizes["reference"] >= 100 and sizes["handbook"] >= 200
+    handbook = trust.load_set("handbook", "all", None)
+    assert {r["split"] for r in handbook} == {"test"} and trust.load_set("handbook", "dev", None) == []
+    # The index is built from exactly the pages the questions were written from.
+    assert trust.SETS["handbook"]["include"] == sorted({r["source"] for r in handbook})
+    for row in handbook:
+        assert row["answers"][0] == row["reference"] and trust.variants(row)[0] == row["reference"]
+
+
+def test_labels_use_every_accepted_variant(trust) -> None:  # type: ignore[no-untyped-def]
+    row = {"question": "Which file lists the APT sources?", "reference": "/etc/apt/sources.list",
+           "answers": ["/etc/apt/sources.list", "sources.list"]}
+    assert trust.is_right("APT reads sources.list.", row, {})
+    assert not trust.is_right("APT reads preferences.", row, {})
+
+
+def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers(trust) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.metrics import roc_auc_score
+
+    rng = random.Random(0)
+
+    def sample(n: int) -> tuple[list[float], list[bool]]:
+        wrong = [rng.random() < 0.85 for _ in range(n)]
+        return [rng.gauss(0.6 if w else 0.0, 1.0) for w in wrong], wrong
+
+    risk, wrong = sample(150)
+    low, high = trust.auroc_interval(risk, wrong)
+    assert low < roc_auc_score(wrong, risk) < high
+    big_low, big_high = trust.auroc_interval(*sample(1500))
+    assert big_high - big_low < (high - low) / 2
+    assert trust.auroc_interval([0.1, 0.2], [True, True]) is None  # one class: no AUROC at all
+    json.dumps(trust.auroc_interval(risk, wrong))  # plain floats (the --json output)
