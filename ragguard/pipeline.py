@@ -83,6 +83,7 @@ class RagGuard:
         cfg = config if isinstance(config, Config) else load_config(config)
         if index is not None:
             cfg = cfg.replace("retrieval", index=str(index))
+        resolve_calibration(cfg)  # a calibration file named in the config is refused now, before any model loads
         embedder = build_embedder(cfg.embedder)  # embedder.backend: sentence-transformers or openai
         retriever, index_path = None, None
         if retrieval:

@@ -146,6 +146,39 @@ def test_errors_are_kept_apart_and_retried_only_on_request(tmp_path: Path, caplo
     assert result.summary["errors"] == 0 and result.summary["answered"] == 3
 
 
+def test_a_config_error_stops_the_audit_and_keeps_what_was_written(tmp_path: Path) -> None:
+    from ragguard.errors import ConfigError
+
+    class BrokenAfterOne:
+        """A guard whose setup breaks after the first question (a calibration file refused, say)."""
+
+        embedder = WordEmbedder()
+        config = Config()
+
+        def __init__(self) -> None:
+            self.inner, self.asked = make_guard(), 0
+
+        def ask(self, question: str):  # type: ignore[no-untyped-def]
+            self.asked += 1
+            if self.asked > 1:
+                raise ConfigError("consistency.calibration: cal.json is refused: unknown method 'mean'")
+            return self.inner.ask(question)
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(self.inner, name)
+
+    q = write_questions(tmp_path / "q.jsonl")
+    out = tmp_path / "out"
+    guard = BrokenAfterOne()
+    with pytest.raises(ConfigError, match="is refused"):
+        run_audit(q, out, guard, batch_questions=1)
+    assert guard.asked == 2  # stopped at the first failure, not one refusal per remaining question
+    kept = {r["id"]: r["status"] for r in read_lines(out)}
+    # The two malformed rows are reported as before; the question asked under the broken setup is not
+    # marked invalid, so --resume asks it once the setup is fixed.
+    assert kept == {"line-2": "invalid", "line-5": "invalid", "cert": "ok"}
+
+
 def test_only_reruns_a_subset(tmp_path: Path) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     out = tmp_path / "out"

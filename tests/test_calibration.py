@@ -150,6 +150,25 @@ def test_the_file_round_trips_and_a_foreign_or_broken_one_is_refused(tmp_path: P
         load_calibration(tmp_path / "missing.json")
 
 
+def test_a_process_keeps_the_calibration_it_first_read(tmp_path: Path) -> None:
+    # An audit that runs while someone refits the file must not mix two calibrations (nor fail half way).
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(fit_calibration(labelled_set()).to_dict()))
+    first = load_calibration(path)
+    path.write_text('{"format": "something else"}')
+    assert load_calibration(path) is first
+
+
+def test_a_refused_calibration_stops_the_guard_before_any_model_loads(tmp_path: Path) -> None:
+    from ragguard.pipeline import RagGuard
+
+    bad = tmp_path / "cal.json"
+    bad.write_text('{"format": "ragguard-calibration/1", "method": "forest"}')
+    config = Config().replace("consistency", calibration=str(bad)).replace("generator", model="no/such-model")
+    with pytest.raises(ConfigError, match="is refused: unknown method 'forest'"):
+        RagGuard.from_config(config, retrieval=False)
+
+
 def write_audit(folder: Path, rows: list[dict]) -> Path:
     folder.mkdir(parents=True)
     (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"half": ')

@@ -37,7 +37,7 @@ from ragguard.apps.records import BadRecord, read_records
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
 from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
-from ragguard.errors import RagGuardError, UsageError
+from ragguard.errors import ConfigError, RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
 
@@ -312,6 +312,8 @@ def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: floa
     if ask_many is not None and len(chunk) > 1:
         try:
             reports = ask_many([q.question for q in chunk])
+        except ConfigError:
+            raise  # the setup, not a question, is wrong: stop (what is written stays; --resume continues)
         except (RagGuardError, RuntimeError, MemoryError) as exc:
             # Find out which question fails by asking them one by one (slower: say so, and why).
             log.warning("a batch of %d questions (%s ... %s) failed (%s: %s): asking them one by one",
@@ -342,6 +344,8 @@ def _ask_one(q: AuditQuestion, guard: Any, reference_threshold: float) -> dict[s
     base = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference}
     try:
         report = guard.ask(q.question)
+    except ConfigError:
+        raise  # not this question's fault: every other one would fail the same way
     except UsageError as exc:
         return {**base, "question": q.question, "status": "invalid", "error": str(exc)}
     except (RagGuardError, RuntimeError, MemoryError) as exc:

@@ -28,21 +28,25 @@ __all__ = ["EMBEDDED_CALIBRATION", "load_calibration", "resolve_calibration", "m
 
 EMBEDDED_CALIBRATION = Path(__file__).resolve().parent.parent / "calibrations" / "embedded.json"
 _log = logging.getLogger("ragguard.calibration")
-_cache: dict[tuple[str, int, int], Calibration] = {}
+_cache: dict[str, Calibration] = {}
 _warned: set[tuple[str, tuple[str, ...]]] = set()
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Read and validate a calibration file (cached by path, size and modification time)."""
+    """Read and validate a calibration file, once per process.
+
+    A process keeps the calibration it first read from a path: a file rewritten while an audit or a
+    server runs takes effect at the next start, so one run never mixes two calibrations (each
+    record names the file's sha256).
+    """
     file = Path(path).expanduser()
     try:
-        stat = file.stat()
+        key = str(file.resolve(strict=True))
     except OSError:
         raise ConfigError(
             f"consistency.calibration: {file} does not exist: write one with `ragguard calibrate AUDIT_DIR --out "
             f"{file.name}`, or set it to null"
         ) from None
-    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
     if key in _cache:
         return _cache[key]
     raw = file.read_bytes()
