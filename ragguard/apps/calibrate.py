@@ -9,11 +9,11 @@ logistic score fitted on out-of-fold scores. ``method="mean"`` fits no weight
 per signal: the score is the equal-weight mean of the standardised signals,
 each in its fixed direction (:data:`RISK_DIRECTION`), and only the map from
 that score to a probability (two numbers) is fitted. With a few dozen right
-answers the weights of a logistic fit are mostly noise: on the Debian dev sets
-the signal weights a fit learnt on one set did not carry to the other
-(``bench/calibration_design.py``), while the equal-weight mean ranks about as
-well everywhere (Dawes' "improper linear models"). Seeds are fixed, so the
-same records give the same file.
+answers the weights of a logistic fit are mostly noise (on the Debian dev sets
+the weights learnt on one set did not carry to the other,
+``bench/calibration_design.py``); equal weights have nothing to carry over
+(Dawes' "improper linear models"). Seeds are fixed, so the same records give
+the same file.
 
 The figures (AUROC and AUPRC for a wrong answer, Brier score, expected
 calibration error over 10 bins) are cross-validated: every record is scored by
@@ -37,7 +37,8 @@ from ragguard.core.calibration import FEATURES, Calibration, features
 from ragguard.core.metrics import brier_score, expected_calibration_error
 from ragguard.errors import UsageError
 
-__all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "threshold_for"]
+__all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking",
+           "threshold_for"]
 
 MIN_RECORDS = 30
 METHODS = ("logistic", "isotonic", "mean")
@@ -46,8 +47,8 @@ METHODS = ("logistic", "isotonic", "mean")
 RISK_DIRECTION: dict[str, int] = {
     "agreement": -1, "semantic_entropy": 1, "semantic_entropy_weighted": 1, "logprob_mean_greedy": -1,
     "logprob_min_greedy": -1, "logprob_mean_voted": -1, "logprob_min_voted": -1, "claim_support": -1,
-    "embedding_support": -1, "passage_overlap": -1, "anchored_support": -1, "unsupported_claims": 1, "absent_values": 1, "findings": 1, "findings_polarity": 1,
-    "findings_quantity": 1, "findings_entity": 1, "findings_nli": 1, "findings_divergent": 1,
+    "embedding_support": -1, "passage_overlap": -1, "anchored_support": -1, "unsupported_claims": 1,
+    "absent_values": 1, "findings": 1, "findings_polarity": 1, "findings_quantity": 1, "findings_entity": 1, "findings_nli": 1, "findings_divergent": 1,
     "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1, "question_echo": 1,
 }
 assert set(RISK_DIRECTION) == set(FEATURES)
@@ -76,8 +77,10 @@ def _matrix(rows: Sequence[dict[str, float | None]], names: Sequence[str]):  # t
     return np.array([[math.nan if row[n] is None else row[n] for n in names] for row in rows], dtype=float)
 
 
-def _fit_arrays(x, y, method: str, folds: int, seed: int, names: Sequence[str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Fit on arrays; returns the plain-number parameters."""
+def _fit_arrays(  # type: ignore[no-untyped-def]
+    x, y, method: str, folds: int, seed: int, names: Sequence[str]
+) -> dict[str, Any]:
+    """Fit on arrays (columns named by ``names``); returns the plain-number parameters."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold

@@ -12,8 +12,9 @@ is needed to *use* the fit, in plain numbers and without scikit-learn:
   signal the record lacks (no log-probabilities from ``check`` input, no
   context) is ``None`` and is filled with the training median.
 * :class:`Calibration` is the fitted model: the medians, the standardisation,
-  the logistic coefficients and, for ``method: isotonic``, the isotonic map of
-  the logistic score to a probability. It reads and writes plain JSON (no
+  the logistic coefficients (for ``method: mean``, equal weights times the
+  fitted slope) and, for ``method: isotonic``, the isotonic map of the
+  logistic score to a probability. It reads and writes plain JSON (no
   pickle) and refuses a file that is not one.
 * :func:`apply_calibration` sets a checker result's ``confidence`` to the
   calibrated probability and applies ``min_confidence``.

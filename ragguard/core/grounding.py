@@ -20,12 +20,15 @@ boundaries; Chinese at 。！？；). For each claim:
 
 The answer's overall ``support`` is the added-content-weighted mean of its
 claims' lexical support, so a long answer with one invented sentence scores
-in proportion.
+in proportion. A claim that adds nothing has no support of its own and no
+weight. Numbers, amounts and names (read by the contradiction detectors'
+readers) that appear in no retrieved passage are listed in ``absent``: exact
+values are where embeddings fail.
 
 Two answer-level readings measure whether the answer was *taken from* the
-passages rather than merely sharing words with them (on the Debian dev sets
-they separate right from wrong answers better than any other single signal;
-``bench/calibration_design.py``):
+passages rather than merely sharing words with them (on the Debian sets of
+``bench/trust.py`` they are among the strongest single signals of a wrong
+answer, though not the strongest on every set):
 
 * **overlap**: the share of the answer's word bigrams (SQuAD-normalised
   tokens; Chinese by characters) that occur in the passage holding most of
@@ -36,10 +39,7 @@ they separate right from wrong answers better than any other single signal;
   on each side. An answer to "which package holds X" is usually written next
   to X; a right word from the wrong paragraph is not support. An answer that
   adds nothing to the question scores 0 (it answers nothing); with no
-  sentence sharing a term with the question there is no anchor (``None``). A claim that adds nothing has no support of its own and no
-weight. Numbers, amounts and names (read by the contradiction detectors'
-readers) that appear in no retrieved passage are listed in ``absent``: exact
-values are where embeddings fail.
+  sentence sharing a term with the question there is no anchor (``None``).
 
 Everything here is deterministic and works on plain texts; models come in as
 objects (an :class:`~ragguard.core.protocols.Embedder`, an NLI callable).

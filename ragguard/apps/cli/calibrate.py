@@ -17,7 +17,9 @@ from ragguard.apps.cli.common import app, handle_errors
 def calibrate(
     audit_dirs: list[Path] = typer.Argument(..., help="Folders written by `ragguard audit` with references."),
     out: Path = typer.Option(..., "--out", help="Where to write calibration.json."),
-    method: str = typer.Option("logistic", "--method", help="'logistic' (default), 'isotonic', or 'mean' (equal weights: for a few dozen right answers)."),
+    method: str = typer.Option(
+        "logistic", "--method",
+        help="'logistic' (default), 'isotonic', or 'mean' (equal weights: for a few dozen right answers)."),
     folds: int = typer.Option(5, "--folds", min=2, max=20, help="Cross-validation folds for the figures."),
     target_precision: float = typer.Option(
         0.9, "--target-precision", min=0.0, max=1.0,
