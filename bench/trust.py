@@ -332,6 +332,9 @@ def load_records(set_name: str, split: str, args: argparse.Namespace) -> tuple[d
     """A set's cached audit records (running the audit when missing) and its rows."""
     spec = SETS[set_name]
     rows = load_set(set_name, split, args.limit)
+    if not rows:
+        raise SystemExit(f"the {set_name} set has no {split!r} questions (the handbook set is test only): "
+                         "pick another --split")
     if args.audit_dir is not None and set_name == args.set_name and split == args.split:
         audit_dir = args.audit_dir
     else:
