@@ -14,7 +14,7 @@ Side by side in one run on the embedded model:
 2. Adaptive vs fixed N over examples/faq.jsonl. Every question is asked
    once with N samples; the adaptive result is then computed from the same
    samples: each round's prefix (greedy + 2, then half way, then N; see
-   ``ragguard.pipeline.adaptive_rounds``) is checked, and the first one that
+   ``ragguard.adaptive.adaptive_rounds``) is checked, and the first one that
    agrees or already contradicts is what adaptive mode returns. This equals
    running with ``sampling.adaptive: true`` because sample seeds derive from
    the sample index (tests/test_scores_and_policy.py checks that).
@@ -128,7 +128,8 @@ def main() -> None:
     parser.add_argument("--reseed", action="store_true", help="also compare fixed N with fixed N from the next seed")
     args = parser.parse_args()
 
-    from ragguard.pipeline import RagGuard, _settled, adaptive_rounds
+    from ragguard.adaptive import adaptive_rounds, settled
+    from ragguard.pipeline import RagGuard
     guard = RagGuard.from_config(None)
     cfg = guard.config.replace("sampling", samples=args.samples)
     if args.temperature is not None:
@@ -169,7 +170,7 @@ def main() -> None:
         sources = [p.text for p in fixed.sources]
         for upto in adaptive_rounds(args.samples):
             adaptive = guard.check(question, texts[:upto], seeds[:upto], cfg, sources)
-            why = _settled(adaptive, args.samples) if upto < args.samples else "all drawn"
+            why = settled(adaptive, args.samples) if upto < args.samples else "all drawn"
             if why:
                 break
         stops[why] = stops.get(why, 0) + 1
