@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trust  # noqa: E402
 
+from ragguard.core.calibration import METHODS  # noqa: E402
+
 CANDIDATES: dict[str, list[str] | None] = {
     "all signals": None,
     "agreement + findings + support + logprob": [
@@ -48,7 +50,7 @@ def main() -> int:
         f"{n} {len(trust.labelled(*d)[0])} answers ({sum(trust.labelled(*d)[1])} right)" for n, d in dev.items()))
     print(f"{'candidate':54} {'method':9} {'CV faq':>14} {'CV ref':>14} {'faq->ref':>14} {'ref->faq':>14} {'mean':>6}")
     for label, signals in CANDIDATES.items():
-        for method in ("logistic", "isotonic", "mean"):
+        for method in METHODS:
             cells, aurocs = [], []
             for name in ("faq", "reference"):
                 fig = trust.report(*dev[name], method, signals)["combination"]

@@ -42,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ragguard.core.calibration import METHODS  # noqa: E402
 from ragguard.core.reference import is_short, match_short  # noqa: E402
 from ragguard.errors import UsageError  # noqa: E402
 
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rescore", action="store_true", help="re-check the cached samples with the current code")
     parser.add_argument("--calibrate", action="append", default=[], metavar="SET:SPLIT",
                         help="fit the calibrator on these sets' audits (repeatable) and measure it on --set/--split")
-    parser.add_argument("--method", choices=["logistic", "isotonic", "mean"], default="logistic")
+    parser.add_argument("--method", choices=list(METHODS), default="logistic")
     parser.add_argument("--signals", default=None, help="comma-separated signals for the calibrator (default: all)")
     parser.add_argument("--write-calibration", type=Path, default=None,
                         help="with --calibrate: also write the fitted calibration.json here")

@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ragguard.core.calibration import FEATURES, Calibration, features
+from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
 from ragguard.core.metrics import brier_score, expected_calibration_error
 from ragguard.errors import UsageError
 
@@ -41,7 +41,6 @@ __all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_cal
            "threshold_for"]
 
 MIN_RECORDS = 30
-METHODS = ("logistic", "isotonic", "mean")
 # +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
 # single signal's AUROC is never flattered by flipping it on the data.
 RISK_DIRECTION: dict[str, int] = {

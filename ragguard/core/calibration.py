@@ -29,10 +29,11 @@ from typing import Any
 
 from ragguard.core.reference import normalize_tokens
 
-__all__ = ["FEATURES", "FORMAT", "Calibration", "CalibrationFileError", "features", "record_view", "apply_calibration",
+__all__ = ["FEATURES", "FORMAT", "METHODS", "Calibration", "CalibrationFileError", "features", "record_view", "apply_calibration",
            "flag"]
 
 FORMAT = "ragguard-calibration/1"
+METHODS = ("logistic", "isotonic", "mean")  # see ragguard.apps.calibrate
 
 # The signals a calibration can use, in a fixed order (the file names the subset it was fitted on).
 FEATURES: tuple[str, ...] = (
@@ -222,8 +223,8 @@ class Calibration:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise CalibrationFileError(f"not a ragguard calibration (format {found!r}, expected {FORMAT!r})")
         method = data.get("method")
-        if method not in ("logistic", "isotonic", "mean"):
-            raise CalibrationFileError(f"unknown method {method!r} (expected 'logistic', 'isotonic' or 'mean')")
+        if method not in METHODS:
+            raise CalibrationFileError(f"unknown method {method!r} (expected one of {', '.join(METHODS)})")
         names = data.get("features")
         if not isinstance(names, list) or not names or any(n not in FEATURES for n in names):
             unknown = [n for n in names or [] if n not in FEATURES] if isinstance(names, list) else names

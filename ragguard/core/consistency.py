@@ -462,7 +462,7 @@ class ConsistencyChecker:
             )
         result.clusters = [
             replace(c, claim_support=result.grounding.support if result.grounding and c.representative == result.answer
-                    else ground(c.representative, question, sources).support)
+                    else ground(c.representative, question, sources, readings=False).support)
             for c in result.clusters
         ]
         support = result.grounding.support if result.grounding else None

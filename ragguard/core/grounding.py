@@ -258,7 +258,7 @@ def anchor(question: str, passages: Sequence[Passage]) -> tuple[int, tuple[int, 
 
 
 def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> tuple[float | None, tuple[str, tuple[int, int]] | None]:
-    found = anchor(question, passages) if passages else None
+    found = anchor(question, passages)
     if found is None:
         return None, None
     index, (a, b) = found
@@ -293,6 +293,7 @@ def ground(
     embedder: Embedder | None = None,
     passage_vectors: np.ndarray | None = None,
     entails: Callable[[str, str], float] | None = None,
+    readings: bool = True,
 ) -> Grounding:
     """Ground ``answer`` against the retrieved ``passages`` (see the module docstring).
 
@@ -302,11 +303,13 @@ def ground(
             per passage), when the caller already has them.
         entails: ``entails(premise, hypothesis)`` -> probability of entailment;
             when given, each content-adding claim is checked against its best window.
+        readings: also read ``overlap`` and ``anchored`` (``False`` where only the claims'
+            support is wanted, as for the cluster representatives).
     """
     claims_text = split_claims(answer)
     if not claims_text or not passages:
         return Grounding(None, [Claim(t, len(added_terms(t, question)), None) for t in claims_text], [])
-    anchored, anchor_at = _anchored(answer, question, passages)
+    anchored, anchor_at = _anchored(answer, question, passages) if readings else (None, None)
     passage_terms = [(content_terms(p.text), p.text.lower()) for p in passages]
     cosines: np.ndarray | None = None
     if embedder is not None:
@@ -342,7 +345,7 @@ def ground(
         _absent_values(answer, question, passages),
         embedding=float(np.mean(embeddings)) if embeddings else None,
         entailment=min(entailments) if entailments else None,
-        overlap=overlap(answer, passages),
+        overlap=overlap(answer, passages) if readings else None,
         anchored=anchored,
         anchor=anchor_at,
     )
