@@ -47,6 +47,14 @@ from ragguard.core.reference import is_short, match_short  # noqa: E402
 from ragguard.errors import UsageError  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
+
+
+def sources(path: Path) -> list[str]:
+    """The pages a set's questions come from: its index holds exactly these."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return sorted({row["source"] for row in rows})
+
+
 SETS: dict[str, dict[str, Any]] = {
     "faq": {
         "file": DATA / "debian_faq_qa.jsonl",
@@ -64,8 +72,19 @@ SETS: dict[str, dict[str, Any]] = {
         "file": DATA / "debian_handbook_qa.jsonl",
         "package": "debian-handbook",
         "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
-        "include": sorted({json.loads(line)["source"] for line in (DATA / "debian_handbook_qa.jsonl").read_text(
-            encoding="utf-8").splitlines() if line.strip()}),
+        "include": sources(DATA / "debian_handbook_qa.jsonl"),
+    },
+    "reference2": {  # four other chapters of the same package, split half dev, half test
+        "file": DATA / "debian_reference2_qa.jsonl",
+        "package": "debian-reference-en",
+        "docs": Path("/usr/share/debian-reference"),
+        "include": [f"ch{n:02d}.en.html" for n in (7, 9, 11, 12)],
+    },
+    "handbook2": {  # 18 other sections of the handbook, split half dev, half test
+        "file": DATA / "debian_handbook2_qa.jsonl",
+        "package": "debian-handbook",
+        "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
+        "include": sources(DATA / "debian_handbook2_qa.jsonl"),
     },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
@@ -334,7 +353,7 @@ def load_records(set_name: str, split: str, args: argparse.Namespace) -> tuple[d
     spec = SETS[set_name]
     rows = load_set(set_name, split, args.limit)
     if not rows:
-        raise SystemExit(f"the {set_name} set has no {split!r} questions (the handbook set is test only): "
+        raise SystemExit(f"the {set_name} set has no {split!r} questions (the handbook set has only test questions): "
                          "pick another --split")
     if args.audit_dir is not None and set_name == args.set_name and split == args.split:
         audit_dir = args.audit_dir
@@ -351,9 +370,18 @@ def load_records(set_name: str, split: str, args: argparse.Namespace) -> tuple[d
     return records, rows
 
 
+def set_names(value: str) -> str:
+    """``--set``: a set name, or several joined by ``+``."""
+    unknown = [n for n in value.split("+") if n not in SETS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown set {unknown[0]!r}: pick from {', '.join(sorted(SETS))}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", dest="set_name", choices=sorted(SETS), default="faq")
+    parser.add_argument("--set", dest="set_name", type=set_names, default="faq",
+                        help=f"one of {', '.join(sorted(SETS))}, or several joined by '+' (their answers pooled)")
     parser.add_argument("--split", choices=["dev", "test", "all"], default="dev")
     parser.add_argument("--limit", type=int, default=None, help="first N questions of the split")
     parser.add_argument("--samples", type=int, default=None, help="answers per question (default: the config's)")
@@ -372,7 +400,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
 
-    records, rows = load_records(args.set_name, args.split, args)
+    if "+" in args.set_name and args.audit_dir is not None:
+        raise SystemExit("--audit-dir scores one set: name one --set")
+    records, rows = {}, []
+    for name in args.set_name.split("+"):  # ids carry the set's prefix, so pooled sets never collide
+        more, more_rows = load_records(name, args.split, args)
+        records.update(more)
+        rows += more_rows
     signals = [n.strip() for n in args.signals.split(",")] if args.signals else None
     result = report(records, rows, args.method, signals)
     print_report(args.set_name, args.split, result)

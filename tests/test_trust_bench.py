@@ -31,6 +31,30 @@ def test_every_set_loads_and_the_handbook_set_is_measure_only(trust) -> None:  #
         assert row["answers"][0] == row["reference"] and trust.variants(row)[0] == row["reference"]
 
 
+@pytest.mark.parametrize("name", ["reference2", "handbook2"])
+def test_the_second_sets_split_half_and_half_by_their_written_rule(trust, name) -> None:  # type: ignore[no-untyped-def]
+    rows = trust.load_set(name, "all", None)
+    assert len(rows) >= 200 and len({r["question"] for r in rows}) == len(rows)
+    ids = [r["id"] for r in rows]
+    dev = set(random.Random(0).sample(ids, round(0.5 * len(ids))))  # bench/data/README.md
+    assert [r["id"] for r in trust.load_set(name, "dev", None)] == [i for i in ids if i in dev]
+    assert {r["split"] for r in rows} == {"dev", "test"}
+    assert set(trust.SETS[name]["include"]) >= {r["source"] for r in rows}
+    for row in rows:
+        assert row["answers"][0] == row["reference"] and len(row["reference"].split()) <= 6
+
+
+def test_sets_pool_with_a_plus_and_unknown_names_are_refused(trust) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    assert trust.set_names("reference2+handbook2") == "reference2+handbook2"
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown set 'handbok'"):
+        trust.set_names("handbook+handbok")
+    prefixes = {name: {r["id"].rsplit("-", 1)[0] for r in trust.load_set(name, "all", None)}
+                for name in trust.SETS if name != "zh"}
+    assert all(len(p) == 1 for p in prefixes.values()) and len(set.union(*prefixes.values())) == len(prefixes)
+
+
 def test_labels_use_every_accepted_variant(trust) -> None:  # type: ignore[no-untyped-def]
     row = {"question": "Which file lists the APT sources?", "reference": "/etc/apt/sources.list",
            "answers": ["/etc/apt/sources.list", "sources.list"]}
