@@ -70,6 +70,11 @@ def test_features_read_every_signal_from_a_record() -> None:
     assert values["answer_tokens"] == pytest.approx(math.log1p(2))  # "answer 1"
     assert values["question_echo"] == 0.5  # "1" is in "question 1?", "answer" is not
     assert values["semantic_entropy_weighted"] is None
+    # The voted cluster's lowest-token signal does not move with the cluster's size.
+    members = [{"text": "a", "greedy": i == 0, "logprob_mean": -0.5, "logprob_min": m} for i, m in enumerate((-1.0, -3.0))]
+    pair = {"answer": "a", "samples": members, "clusters": [{"representative": "a", "members": [0, 1]}]}
+    four = {**pair, "samples": members * 2, "clusters": [{"representative": "a", "members": [0, 1, 2, 3]}]}
+    assert features(pair)["logprob_min_voted"] == features(four)["logprob_min_voted"] == -2.0
     # `check` input without log-probabilities and without context: those signals are missing, not 0.
     bare = features({"answer": "yes", "agreement": 1.0, "samples": [{"text": "yes", "greedy": True}],
                      "clusters": [{"representative": "yes", "members": [0]}]})

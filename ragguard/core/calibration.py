@@ -72,11 +72,6 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return math.fsum(kept) / len(kept) if kept else None
 
 
-def _min(values: Sequence[float | None]) -> float | None:
-    kept = [float(v) for v in values if v is not None]
-    return min(kept) if kept else None
-
-
 def features(record: Mapping[str, Any]) -> dict[str, float | None]:
     """The calibration signals of one ask record (``None`` where the record lacks one)."""
     samples = list(record.get("samples") or [])
@@ -100,7 +95,9 @@ def features(record: Mapping[str, Any]) -> dict[str, float | None]:
         "logprob_mean_greedy": _float(greedy.get("logprob_mean")),
         "logprob_min_greedy": _float(greedy.get("logprob_min")),
         "logprob_mean_voted": _mean([_float(s.get("logprob_mean")) for s in voted]),
-        "logprob_min_voted": _min([_float(s.get("logprob_min")) for s in voted]),
+        # Each member's own lowest token, averaged: a minimum over the members would fall as the
+        # cluster grows, and a big cluster is the mark of a right answer (it ranked backwards).
+        "logprob_min_voted": _mean([_float(s.get("logprob_min")) for s in voted]),
         "claim_support": _float((grounding or {}).get("support")),
         "embedding_support": _float((winner or {}).get("support")),
         "passage_overlap": _float((grounding or {}).get("overlap")),
