@@ -43,7 +43,7 @@ CANDIDATES: dict[str, list[str] | None] = {
 
 
 DEV_SETS = ("faq", "reference", "reference2", "handbook2")
-SHIPPED = "agreement + findings + embedding + overlap + anchored"
+SHIPPED = ("agreement + overlap + anchored", "logistic")  # ragguard/calibrations/embedded.json
 
 
 def leave_one_out(dev: dict[str, tuple], method: str, signals: list[str] | None) -> dict[str, dict]:
@@ -83,10 +83,10 @@ def main() -> int:
     print("cells: AUROC for a wrong answer / ECE (10 bins) of a calibrator fitted on the other dev sets and measured"
           " on this one; mean: of those AUROCs.")
     best = max(scores, key=lambda k: scores[k])
-    shipped = (SHIPPED, "mean")
-    keep = shipped in scores and scores[shipped] >= scores[best] - 0.01
+    keep = SHIPPED in scores and scores[SHIPPED] >= scores[best] - 0.01
     print(f"best: {best[0]} ({best[1]}) {scores[best]:.3f}; the rule (README, Calibrated confidence) ships "
-          + (f"{SHIPPED} (mean), {scores[shipped]:.3f}, which is within 0.01" if keep else f"{best[0]} ({best[1]})"))
+          + (f"{SHIPPED[0]} ({SHIPPED[1]}), {scores[SHIPPED]:.3f}, the file shipped now, which is within 0.01"
+             if keep else f"{best[0]} ({best[1]})"))
     return 0
 
 
