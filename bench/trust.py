@@ -22,6 +22,8 @@ Examples::
     python bench/trust.py --set faq --split dev
     python bench/trust.py --set reference --split test --limit 60
     python bench/trust.py --set faq --split dev --rescore --json out.json
+    python bench/trust.py --set handbook+reference2+handbook2 --split test --calibrate faq:dev \
+        --calibrate reference:dev --calibrate reference2:dev --calibrate handbook2:dev   # pooled sets
 
 Absolute times are not the point here; the figures are. The CPU is printed
 with them because the tokens (and so the answers) depend on it.
