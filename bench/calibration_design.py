@@ -65,8 +65,9 @@ def main() -> int:
     ns = argparse.Namespace(cache=args.cache, audit_dir=None, set_name=None, split=None, limit=None, samples=None,
                             config=None, cached_only=True, rescore=args.rescore)
     dev = {name: trust.load_records(name, "dev", ns) for name in names}
+    labels = {n: trust.labelled(*d)[1] for n, d in dev.items()}
     print(f"CPU: {trust.cpu_name()}; dev sets: " + ", ".join(
-        f"{n} {len(trust.labelled(*d)[0])} answers ({sum(trust.labelled(*d)[1])} right)" for n, d in dev.items()))
+        f"{n} {len(right)} answers ({sum(right)} right)" for n, right in labels.items()))
     print(f"{'candidate':54} {'method':9} " + " ".join(f"{'-> ' + n:>16}" for n in names) + f" {'mean':>6}")
     scores: dict[tuple[str, str], float] = {}
     for label, signals in CANDIDATES.items():
