@@ -74,3 +74,35 @@ def test_a_yes_no_reference_is_decided_by_the_answers_stance() -> None:
     # A question that is not yes/no, or references on both sides, never use the rule.
     assert match_short("Yes, freedom.", ["freedom"], "Does it mean price or freedom?").rule == "containment"
     assert match_short("Yes.", ["yes", "no"], YES_NO).rule != "polarity"
+
+
+def test_restating_the_question_is_not_giving_the_reference() -> None:
+    # The question holds the reference's tokens; an answer that copies a longer run of the
+    # question around them has only repeated the question.
+    question = "Which package provides the lsb_release program?"
+    echo = match_short("The package that provides the lsb_release program is coreutils.", ["lsb-release"], question)
+    assert echo.label == "mismatch"
+    assert match_short("It is lsb-release.", ["lsb-release"], question).label == "match"
+    # Said once in its own words and once inside the echo: the first occurrence counts.
+    handbook = "Which Debian package contains the Debian Kernel Handbook?"
+    both = match_short("debian-kernel-handbook contains the Debian Kernel Handbook.", ["debian-kernel-handbook"], handbook)
+    assert (both.label, both.rule) == ("match", "containment")
+    # A short answer that is only the echo does not reach the F1 threshold either.
+    assert match_short("The deabi package contains the Debian Kernel Handbook.", "debian-kernel-handbook",
+                       handbook).label == "mismatch"
+    # A one-token reference inside a copied path is not given; on its own it is.
+    group = "Which group lets its members work in /usr/src/ without being root?"
+    assert match_short("Members can work in /usr/src/ if they are staff.", ["src"], group).label == "mismatch"
+    assert match_short("The src group.", ["src"], group).label == "match"
+    # Without the question the rule has nothing to compare with: plain containment.
+    assert match_short("The package that provides the lsb_release program is coreutils.", "lsb-release").label == "match"
+
+
+def test_echoed_marks_runs_copied_from_the_question() -> None:
+    from ragguard.core.reference import echoed
+
+    answer = normalize_tokens("so the list of packages along with their maintainers is long")
+    question = normalize_tokens("which file gives a list of packages along with their maintainers")
+    assert echoed(answer, question, 3) == [False] + [True] * 7 + [False, False]
+    assert echoed(answer, question, 8) == [False] * 10
+    assert echoed(answer, [], 1) == [False] * 10

@@ -9,7 +9,13 @@ it, so references of a few words are read lexically, SQuAD-style:
   ``sources list``), English articles dropped, whitespace collapsed; Chinese
   is compared character by character (each CJK character is a token).
 * **containment**: every token of the normalised reference appears, in
-  order and contiguously, in the normalised answer. Score 1.0.
+  order and contiguously, in the normalised answer. Score 1.0. An
+  occurrence that only restates the question does not count: when it lies
+  inside a run of tokens copied from the question that is longer than the
+  reference ("the package that provides the lsb_release program is Debian"
+  for reference ``lsb-release``), the answer has repeated the question, not
+  given the reference. This can only happen when the question holds the
+  reference's tokens. Token F1 leaves such runs out of the answer too.
 * **token F1** (SQuAD's): the harmonic mean of token precision and recall;
   a match at :data:`F1_THRESHOLD` or above.
 
@@ -94,6 +100,38 @@ def contains(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> b
     )
 
 
+def echoed(answer_tokens: Sequence[str], question_tokens: Sequence[str], min_run: int) -> list[bool]:
+    """For each answer token, whether it lies in a run of at least ``min_run`` tokens copied, in order, from the question."""
+    masked = [False] * len(answer_tokens)
+    if min_run < 1:
+        return masked
+    # run[j]: length of the shared run ending at the current answer token and question token j.
+    previous = [0] * (len(question_tokens) + 1)
+    for i, token in enumerate(answer_tokens):
+        current = [0] * (len(question_tokens) + 1)
+        for j, asked in enumerate(question_tokens, start=1):
+            if token == asked:
+                current[j] = previous[j - 1] + 1
+                if current[j] >= min_run:
+                    for k in range(i - current[j] + 1, i + 1):
+                        masked[k] = True
+        previous = current
+    return masked
+
+
+def _contains_beyond_question(answer_tokens: Sequence[str], reference_tokens: Sequence[str],
+                              question_tokens: Sequence[str]) -> bool:
+    """Containment that skips occurrences which only restate the question (see the module docstring)."""
+    n = len(reference_tokens)
+    if n == 0:
+        return False
+    masked = echoed(answer_tokens, question_tokens, n + 1)
+    return any(
+        list(answer_tokens[i : i + n]) == list(reference_tokens) and not all(masked[i : i + n])
+        for i in range(len(answer_tokens) - n + 1)
+    )
+
+
 def token_f1(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> float:
     """SQuAD's token F1 between two token lists (0.0 when either is empty)."""
     common = Counter(answer_tokens) & Counter(reference_tokens)
@@ -116,7 +154,9 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     With the ``question``, a yes/no question whose references take one side is
     decided by the answer's stance (see the module docstring). Otherwise
     containment of any variant wins, then the best token F1 decides against
-    :data:`F1_THRESHOLD`. Ties keep the first variant given.
+    :data:`F1_THRESHOLD`. Ties keep the first variant given. An occurrence
+    inside a longer run copied from the ``question`` is not containment, and
+    such runs are left out of the answer's tokens for the F1.
     """
     variants = [references] if isinstance(references, str) else list(references)
     answer_tokens = normalize_tokens(answer)
@@ -125,12 +165,14 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     by_stance = match_yes_no(answer, variants, question)
     if by_stance is not None:
         return by_stance
+    question_tokens = normalize_tokens(question)
     best = ReferenceMatch("mismatch", "token_f1", 0.0, variants[0] if variants else "")
     for variant in variants:
         ref_tokens = normalize_tokens(variant)
-        if contains(answer_tokens, ref_tokens):
+        if _contains_beyond_question(answer_tokens, ref_tokens, question_tokens):
             return ReferenceMatch("match", "containment", 1.0, variant)
-        f1 = token_f1(answer_tokens, ref_tokens)
+        masked = echoed(answer_tokens, question_tokens, len(ref_tokens) + 1)
+        f1 = token_f1([t for t, m in zip(answer_tokens, masked, strict=True) if not m], ref_tokens)
         if f1 > best.score:
             best = ReferenceMatch("match" if f1 >= F1_THRESHOLD else "mismatch", "token_f1", f1, variant)
     return best
