@@ -49,6 +49,7 @@ __all__ = [
     "ReferenceMatch",
     "normalize_tokens",
     "contains",
+    "echoed",
     "token_f1",
     "is_short",
     "match_short",
@@ -88,14 +89,19 @@ def normalize_tokens(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(cleaned) if t not in _ARTICLES]
 
 
-def contains(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> bool:
-    """Whether ``reference_tokens`` occur contiguously, in order, in ``answer_tokens``."""
+def contains(answer_tokens: Sequence[str], reference_tokens: Sequence[str], skip: Sequence[bool] | None = None) -> bool:
+    """Whether ``reference_tokens`` occur contiguously, in order, in ``answer_tokens``.
+
+    An occurrence whose every token is marked in ``skip`` (one flag per answer
+    token, see :func:`echoed`) does not count.
+    """
     n = len(reference_tokens)
     if n == 0:
         return False
     first = reference_tokens[0]
     return any(
         answer_tokens[i] == first and list(answer_tokens[i : i + n]) == list(reference_tokens)
+        and not (skip is not None and all(skip[i : i + n]))
         for i in range(len(answer_tokens) - n + 1)
     )
 
@@ -105,7 +111,7 @@ def echoed(answer_tokens: Sequence[str], question_tokens: Sequence[str], min_run
     masked = [False] * len(answer_tokens)
     if min_run < 1:
         return masked
-    # run[j]: length of the shared run ending at the current answer token and question token j.
+    # current[j]: length of the shared run ending at this answer token and at question token j.
     previous = [0] * (len(question_tokens) + 1)
     for i, token in enumerate(answer_tokens):
         current = [0] * (len(question_tokens) + 1)
@@ -117,19 +123,6 @@ def echoed(answer_tokens: Sequence[str], question_tokens: Sequence[str], min_run
                         masked[k] = True
         previous = current
     return masked
-
-
-def _contains_beyond_question(answer_tokens: Sequence[str], reference_tokens: Sequence[str],
-                              question_tokens: Sequence[str]) -> bool:
-    """Containment that skips occurrences which only restate the question (see the module docstring)."""
-    n = len(reference_tokens)
-    if n == 0:
-        return False
-    masked = echoed(answer_tokens, question_tokens, n + 1)
-    return any(
-        list(answer_tokens[i : i + n]) == list(reference_tokens) and not all(masked[i : i + n])
-        for i in range(len(answer_tokens) - n + 1)
-    )
 
 
 def token_f1(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> float:
@@ -169,9 +162,10 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     best = ReferenceMatch("mismatch", "token_f1", 0.0, variants[0] if variants else "")
     for variant in variants:
         ref_tokens = normalize_tokens(variant)
-        if _contains_beyond_question(answer_tokens, ref_tokens, question_tokens):
-            return ReferenceMatch("match", "containment", 1.0, variant)
+        # Runs copied from the question that are longer than the reference only restate it.
         masked = echoed(answer_tokens, question_tokens, len(ref_tokens) + 1)
+        if contains(answer_tokens, ref_tokens, masked):
+            return ReferenceMatch("match", "containment", 1.0, variant)
         f1 = token_f1([t for t, m in zip(answer_tokens, masked, strict=True) if not m], ref_tokens)
         if f1 > best.score:
             best = ReferenceMatch("match" if f1 >= F1_THRESHOLD else "mismatch", "token_f1", f1, variant)
