@@ -39,6 +39,13 @@ CANDIDATES: dict[str, list[str] | None] = {
     "grounding + retrieval": ["embedding_support", "passage_overlap", "anchored_support", "retrieval_top"],
     "agreement + findings + grounding + retrieval": ["agreement", "findings", "embedding_support", "passage_overlap",
                                                      "anchored_support", "retrieval_top"],
+    # The shipped three plus one token-probability signal (issue 9's strongest kind on the held-out set).
+    "agreement + overlap + anchored + logprob greedy": ["agreement", "passage_overlap", "anchored_support",
+                                                        "logprob_mean_greedy"],
+    "agreement + overlap + anchored + logprob voted": ["agreement", "passage_overlap", "anchored_support",
+                                                       "logprob_mean_voted"],
+    "agreement + overlap + anchored + weighted entropy": ["agreement", "passage_overlap", "anchored_support",
+                                                          "semantic_entropy_weighted"],
 }
 
 
