@@ -20,15 +20,18 @@ def trust():  # type: ignore[no-untyped-def]
     return module
 
 
-def test_every_set_loads_and_the_handbook_set_is_measure_only(trust) -> None:  # type: ignore[no-untyped-def]
-    sizes = {name: len(trust.load_set(name, "all", None)) for name in ("faq", "reference", "handbook")}
-    assert sizes["faq"] >= 300 and sizes["reference"] >= 100 and sizes["handbook"] >= 200
-    handbook = trust.load_set("handbook", "all", None)
-    assert {r["split"] for r in handbook} == {"test"} and trust.load_set("handbook", "dev", None) == []
+@pytest.mark.parametrize("name", ["handbook", "handbook3"])
+def test_every_set_loads_and_the_handbook_sets_are_measure_only(trust, name) -> None:  # type: ignore[no-untyped-def]
+    sizes = {n: len(trust.load_set(n, "all", None)) for n in ("faq", "reference", name)}
+    assert sizes["faq"] >= 300 and sizes["reference"] >= 100 and sizes[name] >= 200
+    handbook = trust.load_set(name, "all", None)
+    assert {r["split"] for r in handbook} == {"test"} and trust.load_set(name, "dev", None) == []
+    assert len({r["question"] for r in handbook}) == len(handbook)
     # The index is built from exactly the pages the questions were written from.
-    assert trust.SETS["handbook"]["include"] == sorted({r["source"] for r in handbook})
+    assert trust.SETS[name]["include"] == sorted({r["source"] for r in handbook})
     for row in handbook:
         assert row["answers"][0] == row["reference"] and trust.variants(row)[0] == row["reference"]
+        assert len(row["reference"].split()) <= 6
 
 
 @pytest.mark.parametrize("name", ["reference2", "handbook2"])
@@ -78,3 +81,26 @@ def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers
     assert big_high - big_low < (high - low) / 2
     assert trust.auroc_interval([0.1, 0.2], [True, True]) is None  # one class: no AUROC at all
     json.dumps(trust.auroc_interval(risk, wrong))  # plain floats (the --json output)
+
+
+def test_calibration_design_marks_weights_against_their_direction() -> None:
+    import sys
+
+    from ragguard.core.calibration import Calibration
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location("calibration_design", ROOT / "bench" / "calibration_design.py")
+        design = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(design)  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+    def fitted(method: str, coef: tuple[float, ...]) -> Calibration:
+        names = ("agreement", "findings", "logprob_mean_voted")
+        return Calibration(method, names, (0.0,) * 3, (0.0,) * 3, (1.0,) * 3, coef, 0.0)
+
+    # Toward "right": agreement and log-probability should weigh up, findings (a risk) down.
+    assert design.opposed(fitted("logistic", (0.4, -0.3, 0.2))) == []
+    assert design.opposed(fitted("logistic", (0.4, 0.3, -0.4))) == ["findings", "logprob_mean_voted"]
+    assert design.opposed(fitted("mean", (0.4, 0.3, -0.4))) == []
