@@ -3,7 +3,10 @@
 For each candidate (a signal subset and a method) it prints, for every dev
 set, the AUROC and ECE of a calibrator fitted on the *other* dev sets and
 measured on that one (leave one set out), and the mean of those AUROCs: the
-score the shipped candidate is chosen by. With --cv it also prints each dev
+score the shipped candidate is chosen by. A fitted candidate whose weight on
+some signal points against that signal's fixed direction, when fitted on all
+the dev splits, is marked: such a weight is fitted to noise (from the next
+round such a candidate is not eligible; README, Calibrated confidence). With --cv it also prints each dev
 set's 5-fold cross-validated figures. The test splits are never read here;
 bench/trust.py --calibrate measures the chosen candidate on them afterwards.
 
@@ -20,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trust  # noqa: E402
 
+from ragguard.apps.calibrate import fit_calibration  # noqa: E402
 from ragguard.core.calibration import METHODS  # noqa: E402
 
 CANDIDATES: dict[str, list[str] | None] = {
@@ -53,6 +57,20 @@ DEV_SETS = ("faq", "reference", "reference2", "handbook2")
 SHIPPED = ("agreement + overlap + anchored", "logistic")  # ragguard/calibrations/embedded.json
 
 
+def opposed(calibration) -> list[str]:  # type: ignore[no-untyped-def]
+    """The signals whose fitted weight points against their fixed direction (a weight fitted to noise).
+
+    A weight toward "right" that is positive for a risk signal, or negative for
+    a signal that marks a right answer, opposes :data:`RISK_DIRECTION`.
+    """
+    from ragguard.apps.calibrate import RISK_DIRECTION
+
+    if calibration.method == "mean":
+        return []  # equal weights in the fixed directions: nothing is fitted per signal
+    return [name for name, weight in zip(calibration.feature_names, calibration.coef, strict=True)
+            if weight * RISK_DIRECTION[name] > 0]
+
+
 def leave_one_out(dev: dict[str, tuple], method: str, signals: list[str] | None) -> dict[str, dict]:
     """Per dev set: the test figures of a calibrator fitted on all the other dev sets."""
     return {name: trust.cross_set([d for other, d in dev.items() if other != name], held, method, signals)["test"]
@@ -82,8 +100,14 @@ def main() -> int:
             held = leave_one_out(dev, method, signals)
             aurocs = [held[n]["auroc"] for n in names]
             scores[(label, method)] = sum(aurocs) / len(aurocs)
+            recs, right = [], []
+            for n in names:
+                a, b = trust.labelled(*dev[n])
+                recs, right = recs + a, right + b
+            against = opposed(fit_calibration(recs, right, method=method, signals=signals))
             print(f"{label:54} {method:9} " + " ".join(f"{held[n]['auroc']:.3f}/{held[n]['ece']:.3f}".rjust(16)
-                                                      for n in names) + f" {scores[(label, method)]:>6.3f}")
+                                                      for n in names) + f" {scores[(label, method)]:>6.3f}"
+                  + (f"  against its direction (fit on all): {', '.join(against)}" if against else ""))
             if args.cv:
                 cv = [trust.report(*dev[n], method, signals)["combination"] for n in names]
                 print(f"{'  (5-fold CV on each set)':64} " + " ".join(
