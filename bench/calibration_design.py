@@ -6,8 +6,8 @@ measured on that one (leave one set out), and the mean of those AUROCs: the
 score the shipped candidate is chosen by. A fitted candidate whose weight on
 some signal points against that signal's fixed direction, when fitted on all
 the dev splits, is marked: such a weight is fitted to noise (from the next
-round such a candidate is not eligible; README, Calibrated confidence). With --cv it also prints each dev
-set's 5-fold cross-validated figures. The test splits are never read here;
+round such a candidate is not eligible; README, Calibrated confidence). With
+--cv it also prints each dev set's 5-fold cross-validated figures. The test splits are never read here;
 bench/trust.py --calibrate measures the chosen candidate on them afterwards.
 
     python bench/calibration_design.py --cache ~/.cache/ragguard/bench-trust
@@ -54,7 +54,7 @@ CANDIDATES: dict[str, list[str] | None] = {
 
 
 DEV_SETS = ("faq", "reference", "reference2", "handbook2")
-SHIPPED = ("agreement + overlap + anchored", "logistic")  # ragguard/calibrations/embedded.json
+SHIPPED = ("agreement + overlap + anchored + logprob voted", "logistic")  # ragguard/calibrations/embedded.json
 
 
 def opposed(calibration) -> list[str]:  # type: ignore[no-untyped-def]
