@@ -94,6 +94,12 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
         "include": sources(DATA / "debian_handbook3_qa.jsonl"),
     },
+    "handbook4": {  # 26 more handbook sections, split half dev, half test (for the next choice)
+        "file": DATA / "debian_handbook4_qa.jsonl",
+        "package": "debian-handbook",
+        "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
+        "include": sources(DATA / "debian_handbook4_qa.jsonl"),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
