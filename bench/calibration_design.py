@@ -7,8 +7,9 @@ score the shipped candidate is chosen by. A fitted candidate whose weight on
 some signal points against that signal's fixed direction, when fitted on all
 the dev splits, is marked: such a weight is fitted to noise (from the next
 round such a candidate is not eligible; README, Calibrated confidence). With
---cv it also prints each dev set's 5-fold cross-validated figures. The test splits are never read here;
-bench/trust.py --calibrate measures the chosen candidate on them afterwards.
+--cv it also prints each dev set's 5-fold cross-validated figures. The test
+splits are never read here; bench/trust.py --calibrate measures the chosen
+candidate on them afterwards.
 
     python bench/calibration_design.py --cache ~/.cache/ragguard/bench-trust
 """
@@ -90,9 +91,11 @@ def main() -> int:
     ns = argparse.Namespace(cache=args.cache, audit_dir=None, set_name=None, split=None, limit=None, samples=None,
                             config=None, cached_only=True, rescore=args.rescore)
     dev = {name: trust.load_records(name, "dev", ns) for name in names}
-    labels = {n: trust.labelled(*d)[1] for n, d in dev.items()}
+    labelled = {n: trust.labelled(*d) for n, d in dev.items()}
     print(f"CPU: {trust.cpu_name()}; dev sets: " + ", ".join(
-        f"{n} {len(right)} answers ({sum(right)} right)" for n, right in labels.items()))
+        f"{n} {len(right)} answers ({sum(right)} right)" for n, (_, right) in labelled.items()))
+    every = [r for n in names for r in labelled[n][0]]  # all dev splits pooled: the fit that would ship
+    every_right = [y for n in names for y in labelled[n][1]]
     print(f"{'candidate':54} {'method':9} " + " ".join(f"{'-> ' + n:>16}" for n in names) + f" {'mean':>6}")
     scores: dict[tuple[str, str], float] = {}
     for label, signals in CANDIDATES.items():
@@ -100,11 +103,7 @@ def main() -> int:
             held = leave_one_out(dev, method, signals)
             aurocs = [held[n]["auroc"] for n in names]
             scores[(label, method)] = sum(aurocs) / len(aurocs)
-            recs, right = [], []
-            for n in names:
-                a, b = trust.labelled(*dev[n])
-                recs, right = recs + a, right + b
-            against = opposed(fit_calibration(recs, right, method=method, signals=signals))
+            against = opposed(fit_calibration(every, every_right, method=method, signals=signals))
             print(f"{label:54} {method:9} " + " ".join(f"{held[n]['auroc']:.3f}/{held[n]['ece']:.3f}".rjust(16)
                                                       for n in names) + f" {scores[(label, method)]:>6.3f}"
                   + (f"  against its direction (fit on all): {', '.join(against)}" if against else ""))

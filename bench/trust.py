@@ -57,6 +57,12 @@ def sources(path: Path) -> list[str]:
     return sorted({row["source"] for row in rows})
 
 
+def handbook_set(file: str) -> dict[str, Any]:
+    """A set written from debian-handbook sections: its index holds exactly the sections it asks about."""
+    return {"file": DATA / file, "package": "debian-handbook", "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
+            "include": sources(DATA / file)}
+
+
 SETS: dict[str, dict[str, Any]] = {
     "faq": {
         "file": DATA / "debian_faq_qa.jsonl",
@@ -70,36 +76,20 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/debian-reference"),
         "include": [f"ch{n:02d}.en.html" for n in (1, 2, 3, 4, 5, 6, 8, 10)],
     },
-    "handbook": {  # measure only: every row is in the test split (bench/data/README.md)
-        "file": DATA / "debian_handbook_qa.jsonl",
-        "package": "debian-handbook",
-        "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
-        "include": sources(DATA / "debian_handbook_qa.jsonl"),
-    },
+    # measure only: every row is in the test split (bench/data/README.md)
+    "handbook": handbook_set("debian_handbook_qa.jsonl"),
     "reference2": {  # four other chapters of the same package, split half dev, half test
         "file": DATA / "debian_reference2_qa.jsonl",
         "package": "debian-reference-en",
         "docs": Path("/usr/share/debian-reference"),
         "include": [f"ch{n:02d}.en.html" for n in (7, 9, 11, 12)],
     },
-    "handbook2": {  # 18 other sections of the handbook, split half dev, half test
-        "file": DATA / "debian_handbook2_qa.jsonl",
-        "package": "debian-handbook",
-        "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
-        "include": sources(DATA / "debian_handbook2_qa.jsonl"),
-    },
-    "handbook3": {  # 20 more handbook sections, measure only: every row is in the test split
-        "file": DATA / "debian_handbook3_qa.jsonl",
-        "package": "debian-handbook",
-        "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
-        "include": sources(DATA / "debian_handbook3_qa.jsonl"),
-    },
-    "handbook4": {  # 26 more handbook sections, split half dev, half test (for the next choice)
-        "file": DATA / "debian_handbook4_qa.jsonl",
-        "package": "debian-handbook",
-        "docs": Path("/usr/share/doc/debian-handbook/html/en-US"),
-        "include": sources(DATA / "debian_handbook4_qa.jsonl"),
-    },
+    # 18 other sections of the handbook, split half dev, half test
+    "handbook2": handbook_set("debian_handbook2_qa.jsonl"),
+    # 20 more handbook sections, measure only: every row is in the test split
+    "handbook3": handbook_set("debian_handbook3_qa.jsonl"),
+    # 26 more handbook sections, split half dev, half test (for the next choice)
+    "handbook4": handbook_set("debian_handbook4_qa.jsonl"),
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
@@ -367,7 +357,7 @@ def load_records(set_name: str, split: str, args: argparse.Namespace) -> tuple[d
     spec = SETS[set_name]
     rows = load_set(set_name, split, args.limit)
     if not rows:
-        raise SystemExit(f"the {set_name} set has no {split!r} questions (the handbook sets have only test questions): "
+        raise SystemExit(f"the {set_name} set has no {split!r} questions (handbook and handbook3 have only test questions): "
                          "pick another --split")
     if args.audit_dir is not None and set_name == args.set_name and split == args.split:
         audit_dir = args.audit_dir
