@@ -190,7 +190,8 @@ def rescore(records: dict[str, dict[str, Any]], config: str | None) -> dict[str,
     """Re-check the cached samples with the current checking code (no generation).
 
     The samples keep their recorded log-probability summaries; clustering,
-    detectors, grounding and the verdict are computed anew.
+    detectors, grounding and the verdict are computed anew. A record with no
+    samples (the audit abstained before generating) is kept as it was.
     """
     from ragguard.apps.check import checker_from_config, report_from_result
     from ragguard.config import load_config
@@ -204,6 +205,9 @@ def rescore(records: dict[str, dict[str, Any]], config: str | None) -> dict[str,
     keys = ("logprob_mean", "logprob_min", "tokens")
     out: dict[str, dict[str, Any]] = {}
     for rid, record in records.items():
+        if not record["samples"]:
+            out[rid] = record  # nothing to re-check; keep the abstention's own reason
+            continue
         samples = [Sample(text=s["text"], seed=s["seed"], greedy=s["greedy"], **{k: s.get(k) for k in keys})
                    for s in record["samples"]]
         passages = [Passage(p["doc_id"], p["chunk_id"], p["text"], p["score"]) for p in record["sources"]]

@@ -104,3 +104,37 @@ def test_calibration_design_marks_weights_against_their_direction() -> None:
     assert design.opposed(fitted("logistic", (0.4, -0.3, 0.2))) == []
     assert design.opposed(fitted("logistic", (0.4, 0.3, -0.4))) == ["findings", "logprob_mean_voted"]
     assert design.opposed(fitted("mean", (0.4, 0.3, -0.4))) == []
+
+
+def test_calibration_design_rule_skips_ineligible_candidates() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location("calibration_design", ROOT / "bench" / "calibration_design.py")
+        design = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(design)  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    shipped, a, b = design.SHIPPED, ("a", "logistic"), ("b", "mean")
+    # The best score is not eligible: the best eligible one wins, and the shipped one stays within 0.01 of it.
+    assert design.choose({shipped: 0.80, a: 0.90, b: 0.805}, {a}) == (b, True)
+    assert design.choose({shipped: 0.80, a: 0.90, b: 0.83}, {a}) == (b, False)
+    # An ineligible shipped candidate never stays, however close it is.
+    assert design.choose({shipped: 0.83, b: 0.83}, {shipped}) == (b, False)
+    with pytest.raises(SystemExit, match="no candidate is eligible"):
+        design.choose({a: 0.9}, {a})
+
+
+def test_rescoring_keeps_an_abstention_that_has_no_samples(trust) -> None:  # type: ignore[no-untyped-def]
+    source = {"doc_id": "d", "chunk_id": "d#1", "text": "The grub-pc package installs GRUB for BIOS machines.",
+              "score": 0.7}
+    abstained = {"id": "a", "question": "Which package installs GRUB?", "samples": [], "sources": [source],
+                 "answer": "", "verdict": "abstain",
+                 "warnings": ["the index has nothing on this: the best passage scores 0.20"]}
+    answered = {**abstained, "id": "b", "answer": "grub-pc", "verdict": "consistent", "warnings": [],
+                "samples": [{"text": "grub-pc", "seed": None, "greedy": True},
+                            {"text": "grub-pc", "seed": 1, "greedy": False}]}
+    out = trust.rescore({"a": abstained, "b": answered}, None)
+    assert out["a"] == abstained  # the audit's own reason stays, not "no samples to check"
+    assert out["b"]["answer"] == "grub-pc" and [c["size"] for c in out["b"]["clusters"]] == [2]
