@@ -55,7 +55,7 @@ CANDIDATES: dict[str, list[str] | None] = {
 
 
 DEV_SETS = ("faq", "reference", "reference2", "handbook2", "handbook4")
-SHIPPED = ("agreement + overlap + anchored + logprob voted", "logistic")  # ragguard/calibrations/embedded.json
+SHIPPED = ("overlap + anchored", "mean")  # ragguard/calibrations/embedded.json
 
 
 def opposed(calibration) -> list[str]:  # type: ignore[no-untyped-def]

@@ -20,6 +20,21 @@ def trust():  # type: ignore[no-untyped-def]
     return module
 
 
+@pytest.fixture(scope="module")
+def design():  # type: ignore[no-untyped-def]
+    """bench/calibration_design.py, which imports bench/trust.py by name."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location("calibration_design", ROOT / "bench" / "calibration_design.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return module
+
+
 @pytest.mark.parametrize("name", ["handbook", "handbook3"])
 def test_every_set_loads_and_the_handbook_sets_are_measure_only(trust, name) -> None:  # type: ignore[no-untyped-def]
     sizes = {n: len(trust.load_set(n, "all", None)) for n in ("faq", "reference", name)}
@@ -83,18 +98,9 @@ def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers
     json.dumps(trust.auroc_interval(risk, wrong))  # plain floats (the --json output)
 
 
-def test_calibration_design_marks_weights_against_their_direction() -> None:
-    import sys
-
+def test_calibration_design_marks_weights_against_their_direction(design) -> None:  # type: ignore[no-untyped-def]
     from ragguard.core.calibration import Calibration
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location("calibration_design", ROOT / "bench" / "calibration_design.py")
-        design = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(design)  # type: ignore[union-attr]
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
 
     def fitted(method: str, coef: tuple[float, ...]) -> Calibration:
         names = ("agreement", "findings", "logprob_mean_voted")
@@ -106,16 +112,7 @@ def test_calibration_design_marks_weights_against_their_direction() -> None:
     assert design.opposed(fitted("mean", (0.4, 0.3, -0.4))) == []
 
 
-def test_calibration_design_rule_skips_ineligible_candidates() -> None:
-    import sys
-
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location("calibration_design", ROOT / "bench" / "calibration_design.py")
-        design = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(design)  # type: ignore[union-attr]
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+def test_calibration_design_rule_skips_ineligible_candidates(design) -> None:  # type: ignore[no-untyped-def]
     shipped, a, b = design.SHIPPED, ("a", "logistic"), ("b", "mean")
     # The best score is not eligible: the best eligible one wins, and the shipped one stays within 0.01 of it.
     assert design.choose({shipped: 0.80, a: 0.90, b: 0.805}, {a}) == (b, True)
@@ -138,3 +135,10 @@ def test_rescoring_keeps_an_abstention_that_has_no_samples(trust) -> None:  # ty
     out = trust.rescore({"a": abstained, "b": answered}, None)
     assert out["a"] == abstained  # the audit's own reason stays, not "no samples to check"
     assert out["b"]["answer"] == "grub-pc" and [c["size"] for c in out["b"]["clusters"]] == [2]
+
+
+def test_the_shipped_file_is_the_candidate_the_rule_names(design) -> None:  # type: ignore[no-untyped-def]
+    shipped = json.loads((ROOT / "ragguard" / "calibrations" / "embedded.json").read_text())
+    label, method = design.SHIPPED
+    assert shipped["method"] == method and shipped["features"] == design.CANDIDATES[label]
+    assert shipped["data"]["fitted_on"] == [f"{name}:dev" for name in design.DEV_SETS]  # every dev split, no test
