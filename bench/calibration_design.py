@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trust  # noqa: E402
 
-from ragguard.apps.calibrate import fit_calibration  # noqa: E402
+from ragguard.apps.calibrate import against_direction, fit_calibration  # noqa: E402
 from ragguard.core.calibration import METHODS  # noqa: E402
 
 CANDIDATES: dict[str, list[str] | None] = {
@@ -56,20 +56,6 @@ CANDIDATES: dict[str, list[str] | None] = {
 
 DEV_SETS = ("faq", "reference", "reference2", "handbook2", "handbook4")
 SHIPPED = ("overlap + anchored", "mean")  # ragguard/calibrations/embedded.json
-
-
-def opposed(calibration) -> list[str]:  # type: ignore[no-untyped-def]
-    """The signals whose fitted weight points against their fixed direction (a weight fitted to noise).
-
-    A weight toward "right" that is positive for a risk signal, or negative for
-    a signal that marks a right answer, opposes :data:`RISK_DIRECTION`.
-    """
-    from ragguard.apps.calibrate import RISK_DIRECTION
-
-    if calibration.method == "mean":
-        return []  # equal weights in the fixed directions: nothing is fitted per signal
-    return [name for name, weight in zip(calibration.feature_names, calibration.coef, strict=True)
-            if weight * RISK_DIRECTION[name] > 0]
 
 
 def leave_one_out(dev: dict[str, tuple], method: str, signals: list[str] | None) -> dict[str, dict]:
@@ -104,7 +90,7 @@ def main() -> int:
             held = leave_one_out(dev, method, signals)
             aurocs = [held[n]["auroc"] for n in names]
             scores[(label, method)] = sum(aurocs) / len(aurocs)
-            against = opposed(fit_calibration(every, every_right, method=method, signals=signals))
+            against = against_direction(fit_calibration(every, every_right, method=method, signals=signals))
             if against:
                 ineligible.add((label, method))
             print(f"{label:54} {method:9} " + " ".join(f"{held[n]['auroc']:.3f}/{held[n]['ece']:.3f}".rjust(16)

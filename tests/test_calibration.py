@@ -11,7 +11,7 @@ import pytest
 from fakes import WordEmbedder
 from typer.testing import CliRunner
 
-from ragguard.apps.calibrate import MIN_RECORDS, fit_calibration, read_labelled, threshold_for
+from ragguard.apps.calibrate import MIN_RECORDS, against_direction, fit_calibration, read_labelled, threshold_for
 from ragguard.apps.calibration_io import annotate, load_calibration, mismatches, resolve_calibration
 from ragguard.apps.check import check
 from ragguard.apps.cli import app
@@ -188,10 +188,44 @@ def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["calibrate", *map(str, audits), "--out", str(out), "--target-precision", "0.8"])
     assert result.exit_code == 0, result.output
     assert "calibrated confidence" in result.output and "threshold" in result.output
+    assert "against the signal's usual direction" not in result.output  # every weight points the expected way
     data = json.loads(out.read_text())
     assert data["format"] == "ragguard-calibration/1" and data["figures"]["calibrated"]["auroc"] > 0.85
     few = CliRunner().invoke(app, ["calibrate", str(write_audit(tmp_path / "c", rows[:5])), "--out", str(out)])
     assert few.exit_code == 2 and "at least 30" in few.output
+
+
+def test_cli_warns_of_a_weight_against_its_signals_direction(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    rows = []
+    for i in range(120):  # here a right answer is *less* probable: a weight the fit learns from such data
+        right = rng.random() < 0.4
+        agreement = rng.choice([0.6, 0.8, 1.0] if right else [0.2, 0.4, 0.6, 0.8])
+        rows.append(record(agreement, right, i, logprob=round(rng.gauss(-1.0 if right else -0.4, 0.3), 4)))
+    audit, out = write_audit(tmp_path / "a", rows), tmp_path / "cal.json"
+    signals = ["--signals", "agreement,logprob_mean_greedy"]
+    fitted = CliRunner().invoke(app, ["calibrate", str(audit), "--out", str(out), *signals])
+    assert fitted.exit_code == 0, fitted.output
+    assert ("warning: the fitted weight of logprob_mean_greedy points against the signal's usual direction"
+            in fitted.output)
+    assert against_direction(Calibration.from_dict(json.loads(out.read_text()))) == ["logprob_mean_greedy"]
+    as_json = CliRunner().invoke(app, ["calibrate", str(audit), "--out", str(out), *signals, "--json"])
+    assert json.loads(as_json.output)["against_direction"] == ["logprob_mean_greedy"]
+    mean = CliRunner().invoke(app, ["calibrate", str(audit), "--out", str(out), *signals, "--method", "mean"])
+    assert mean.exit_code == 0 and "warning" not in mean.output  # equal weights in the fixed directions
+
+
+def test_against_direction_reads_each_weight_with_its_signals_direction() -> None:
+    def fitted(method: str, coef: tuple[float, ...]) -> Calibration:
+        names = ("agreement", "findings", "logprob_mean_voted")
+        return Calibration(method, names, (0.0,) * 3, (0.0,) * 3, (1.0,) * 3, coef, 0.0)
+
+    # Toward "right": agreement and log-probability should weigh up, findings (a risk) down.
+    assert against_direction(fitted("logistic", (0.4, -0.3, 0.2))) == []
+    assert against_direction(fitted("logistic", (0.4, 0.3, -0.4))) == ["findings", "logprob_mean_voted"]
+    assert against_direction(fitted("isotonic", (0.4, 0.3, 0.2))) == ["findings"]
+    assert against_direction(fitted("mean", (0.4, 0.3, -0.4))) == []
+    assert against_direction(fitted("logistic", (0.4, 1e-17, -1e-17))) == []  # constant signals: no weight
 
 
 def test_check_with_a_calibration_gives_the_fitted_probability_and_gates_it(tmp_path: Path) -> None:

@@ -98,20 +98,6 @@ def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers
     json.dumps(trust.auroc_interval(risk, wrong))  # plain floats (the --json output)
 
 
-def test_calibration_design_marks_weights_against_their_direction(design) -> None:  # type: ignore[no-untyped-def]
-    from ragguard.core.calibration import Calibration
-
-
-    def fitted(method: str, coef: tuple[float, ...]) -> Calibration:
-        names = ("agreement", "findings", "logprob_mean_voted")
-        return Calibration(method, names, (0.0,) * 3, (0.0,) * 3, (1.0,) * 3, coef, 0.0)
-
-    # Toward "right": agreement and log-probability should weigh up, findings (a risk) down.
-    assert design.opposed(fitted("logistic", (0.4, -0.3, 0.2))) == []
-    assert design.opposed(fitted("logistic", (0.4, 0.3, -0.4))) == ["findings", "logprob_mean_voted"]
-    assert design.opposed(fitted("mean", (0.4, 0.3, -0.4))) == []
-
-
 def test_calibration_design_rule_skips_ineligible_candidates(design) -> None:  # type: ignore[no-untyped-def]
     shipped, a, b = design.SHIPPED, ("a", "logistic"), ("b", "mean")
     # The best score is not eligible: the best eligible one wins, and the shipped one stays within 0.01 of it.

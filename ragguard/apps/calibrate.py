@@ -38,7 +38,7 @@ from ragguard.core.metrics import brier_score, expected_calibration_error
 from ragguard.errors import UsageError
 
 __all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking",
-           "threshold_for"]
+           "threshold_for", "against_direction"]
 
 MIN_RECORDS = 30
 # +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
@@ -51,6 +51,21 @@ RISK_DIRECTION: dict[str, int] = {
     "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1, "question_echo": 1,
 }
 assert set(RISK_DIRECTION) == set(FEATURES)
+
+
+def against_direction(calibration: Calibration) -> list[str]:
+    """The signals whose fitted weight points against their fixed direction in :data:`RISK_DIRECTION`.
+
+    Such a weight (a more probable answer counted as *less* likely right, say)
+    is what a fit on a few dozen right answers can learn from noise: on the
+    Debian sets, a fit with one led on the dev splits and not on unseen ones
+    (README, Calibrated confidence). ``mean`` fits no weight per signal: never any.
+    """
+    if calibration.method == "mean":
+        return []
+    # A signal that never varies in the data gets a weight of about 1e-17 of either sign: not a weight.
+    return [name for name, weight in zip(calibration.feature_names, calibration.coef, strict=True)
+            if weight * RISK_DIRECTION[name] > 1e-6]
 
 
 def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:

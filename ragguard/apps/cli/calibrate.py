@@ -29,22 +29,27 @@ def calibrate(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Fit the probability that the voted answer is right, for the model the audits ran."""
-    from ragguard.apps.calibrate import fit_calibration, read_labelled
+    from ragguard.apps.calibrate import against_direction, fit_calibration, read_labelled
 
     records = read_labelled(audit_dirs)
     chosen = [n.strip() for n in signals.split(",") if n.strip()] if signals else None
     calibration = fit_calibration(records, method=method, folds=folds, target_precision=target_precision,
                                   signals=chosen)
     data = calibration.to_dict()
+    against = against_direction(calibration)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     if as_json:
         typer.echo(json.dumps({"out": str(out), "figures": data["figures"], "threshold": data["threshold"],
-                               "data": data["data"], "fitted_for": data["fitted_for"]}, ensure_ascii=False))
+                               "data": data["data"], "fitted_for": data["fitted_for"],
+                               "against_direction": against}, ensure_ascii=False))
         return
     typer.echo(format_figures(data))
+    if against:
+        typer.echo(f"warning: the fitted weight of {', '.join(against)} points against the signal's usual direction "
+                   "(likely noise with this many right answers): try --method mean, or leave it out of --signals")
     typer.echo(f"wrote {out}: set consistency.calibration: {out} in your config")
 
 
