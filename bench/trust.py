@@ -88,7 +88,7 @@ SETS: dict[str, dict[str, Any]] = {
     "handbook2": handbook_set("debian_handbook2_qa.jsonl"),
     # 20 more handbook sections, measure only: every row is in the test split
     "handbook3": handbook_set("debian_handbook3_qa.jsonl"),
-    # 26 more handbook sections, split half dev, half test (for the next choice)
+    # 26 more handbook sections, split half dev, half test (its dev split is one of the dev sets since session 12)
     "handbook4": handbook_set("debian_handbook4_qa.jsonl"),
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
