@@ -6,10 +6,9 @@ measured on that one (leave one set out), and the mean of those AUROCs: the
 score the shipped candidate is chosen by. A fitted candidate whose weight on
 some signal points against that signal's fixed direction, when fitted on all
 the dev splits, is marked and is not eligible: such a weight is fitted to
-noise (README, Calibrated confidence). With
---cv it also prints each dev set's 5-fold cross-validated figures. The test
-splits are never read here; bench/trust.py --calibrate measures the chosen
-candidate on them afterwards.
+noise (README, Calibrated confidence). With --cv it also prints each dev
+set's 5-fold cross-validated figures. The test splits are never read here;
+bench/trust.py --calibrate measures the chosen candidate on them afterwards.
 
     python bench/calibration_design.py --cache ~/.cache/ragguard/bench-trust
 """

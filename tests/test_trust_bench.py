@@ -12,27 +12,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def trust():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("trust_bench", ROOT / "bench" / "trust.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-@pytest.fixture(scope="module")
-def design():  # type: ignore[no-untyped-def]
-    """bench/calibration_design.py, which imports bench/trust.py by name."""
+def bench_module(name: str):  # type: ignore[no-untyped-def]
+    """Load bench/NAME.py; bench/ is on the path while it loads, as calibration_design imports trust by name."""
     import sys
 
     sys.path.insert(0, str(ROOT / "bench"))
     try:
-        spec = importlib.util.spec_from_file_location("calibration_design", ROOT / "bench" / "calibration_design.py")
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", ROOT / "bench" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     finally:
         sys.path.remove(str(ROOT / "bench"))
     return module
+
+
+@pytest.fixture(scope="module")
+def trust():  # type: ignore[no-untyped-def]
+    return bench_module("trust")
+
+
+@pytest.fixture(scope="module")
+def design():  # type: ignore[no-untyped-def]
+    return bench_module("calibration_design")
 
 
 @pytest.mark.parametrize("name", ["handbook", "handbook3"])
