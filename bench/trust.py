@@ -21,6 +21,7 @@ Examples::
 
     python bench/trust.py --set faq --split dev
     python bench/trust.py --set reference --split test --limit 60
+    python bench/trust.py --set devref --split test --rescore   # the Developer's Reference set (measure only)
     python bench/trust.py --set faq --split dev --rescore --json out.json
     python bench/trust.py --set handbook+reference2+handbook2 --split test --calibrate faq:dev \
         --calibrate reference:dev --calibrate reference2:dev --calibrate handbook2:dev   # pooled sets
@@ -92,6 +93,13 @@ SETS: dict[str, dict[str, Any]] = {
     "handbook4": handbook_set("debian_handbook4_qa.jsonl"),
     # 23 further handbook sections, split half dev, half test (for the next choice; no figure read yet)
     "handbook5": handbook_set("debian_handbook5_qa.jsonl"),
+    # measure only: 276 questions from the 9 chapters of the Debian Developer's Reference, every row test
+    "devref": {
+        "file": DATA / "debian_devref_qa.jsonl",
+        "package": "developers-reference",
+        "docs": Path("/usr/share/developers-reference"),
+        "include": sources(DATA / "debian_devref_qa.jsonl"),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
@@ -363,7 +371,7 @@ def load_records(set_name: str, split: str, args: argparse.Namespace) -> tuple[d
     spec = SETS[set_name]
     rows = load_set(set_name, split, args.limit)
     if not rows:
-        raise SystemExit(f"the {set_name} set has no {split!r} questions (handbook and handbook3 have only test questions): "
+        raise SystemExit(f"the {set_name} set has no {split!r} questions (handbook, handbook3 and devref have only test questions): "
                          "pick another --split")
     if args.audit_dir is not None and set_name == args.set_name and split == args.split:
         audit_dir = args.audit_dir

@@ -36,8 +36,8 @@ def design():  # type: ignore[no-untyped-def]
     return bench_module("calibration_design")
 
 
-@pytest.mark.parametrize("name", ["handbook", "handbook3"])
-def test_every_set_loads_and_the_handbook_sets_are_measure_only(trust, name) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("name", ["handbook", "handbook3", "devref"])
+def test_every_set_loads_and_the_measure_only_sets_have_no_dev_split(trust, name) -> None:  # type: ignore[no-untyped-def]
     sizes = {n: len(trust.load_set(n, "all", None)) for n in ("faq", "reference", name)}
     assert sizes["faq"] >= 300 and sizes["reference"] >= 100 and sizes[name] >= 200
     handbook = trust.load_set(name, "all", None)
