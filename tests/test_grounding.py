@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ragguard.core.grounding import added_terms, anchor, content_terms, ground, overlap, split_claims
+from ragguard.core.grounding import added_terms, anchor, content_terms, coverage, ground, overlap, split_claims
 from ragguard.core.types import Passage
 
 LEAVE = Passage("hr", "hr#0", "Full-time employees receive 25 working days of paid annual leave. "
@@ -120,3 +120,18 @@ def test_anchored_support_reads_the_added_content_next_to_the_question() -> None
     assert ground("It is sid.", "Which colour is the logo?", [ARCHIVE]).anchored is None
     record = right.to_dict()
     assert record["anchored"] == 1.0 and record["anchor"]["chunk_id"] == "faq#1" and record["overlap"] is not None
+
+
+def test_coverage_is_the_share_of_the_question_the_best_retrieved_sentence_holds() -> None:
+    # unstable, distribution, called: all three in one sentence of ARCHIVE
+    assert coverage("What is the unstable distribution called?", [VPN, ARCHIVE]) == 1.0
+    # "logo" and "colour" appear nowhere, "distribution" does: one term of three
+    assert coverage("Which colour is the distribution logo?", [ARCHIVE]) == pytest.approx(1 / 3)
+    assert coverage("Which colour is the logo?", [VPN, ARCHIVE]) == 0.0  # no sentence shares a term
+    assert coverage("What is it?", [ARCHIVE]) is None  # nothing asked: no content terms
+    assert coverage("What is the unstable distribution called?", []) is None
+    # the reading is the retrieval's, not the answer's: every answer to one question gets the same
+    question = "What is the unstable distribution always called?"
+    readings = {ground(a, question, [ARCHIVE]).coverage for a in ("It is called sid.", "It is stable.", "No idea.")}
+    assert readings == {1.0} and ground("sid", question, [ARCHIVE]).to_dict()["coverage"] == 1.0
+    assert ground("It is sid.", question, [ARCHIVE], readings=False).coverage is None

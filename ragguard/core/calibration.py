@@ -8,7 +8,8 @@ is needed to *use* the fit, in plain numbers and without scikit-learn:
   in-process result through :func:`record_view`) into the named signals that
   issue 9 recorded: agreement, both semantic entropies, token
   log-probabilities, claim and embedding support, passage overlap and anchored
-  support, detector findings by kind, retrieval scores and answer length. A
+  support, the question's coverage by the retrieved passages, detector findings by
+  kind, retrieval scores and answer length. A
   signal the record lacks (no log-probabilities from ``check`` input, no
   context) is ``None`` and is filled with the training median.
 * :class:`Calibration` is the fitted model: the medians, the standardisation,
@@ -48,6 +49,7 @@ FEATURES: tuple[str, ...] = (
     "embedding_support",
     "passage_overlap",
     "anchored_support",
+    "question_coverage",
     "unsupported_claims",
     "absent_values",
     "findings",
@@ -102,6 +104,7 @@ def features(record: Mapping[str, Any]) -> dict[str, float | None]:
         "embedding_support": _float((winner or {}).get("support")),
         "passage_overlap": _float((grounding or {}).get("overlap")),
         "anchored_support": _float((grounding or {}).get("anchored")),
+        "question_coverage": _float((grounding or {}).get("coverage")),
         "unsupported_claims": None if not claims else len((grounding or {}).get("unsupported") or []) / len(claims),
         "absent_values": None if grounding is None else float(len(grounding.get("absent") or [])),
         "retrieval_top": max(scores) if scores else None,

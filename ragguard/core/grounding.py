@@ -40,6 +40,12 @@ answer, though not the strongest on every set):
   to X; a right word from the wrong paragraph is not support. An answer that
   adds nothing to the question scores 0 (it answers nothing); with no
   sentence sharing a term with the question there is no anchor (``None``).
+* **coverage**: the share of the question's content terms found in the
+  anchor's central sentence, the retrieved sentence that holds most of them.
+  It reads the retrieval, not the answer: low coverage means no retrieved
+  sentence talks about what was asked, so even a copied answer is likely to
+  be copied from the wrong place (0 when no sentence shares a term with the
+  question; ``None`` when the question has no content terms).
 
 Everything here is deterministic and works on plain texts; models come in as
 objects (an :class:`~ragguard.core.protocols.Embedder`, an NLI callable).
@@ -59,7 +65,7 @@ from ragguard.core.protocols import Embedder
 from ragguard.core.reference import normalize_tokens
 from ragguard.core.types import Passage
 
-__all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "overlap", "anchor",
+__all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "overlap", "anchor", "coverage",
            "WINDOW", "ANCHOR_RADIUS", "CLAUSE_WORDS"]
 
 WINDOW = 2  # sentences in a supporting window
@@ -123,6 +129,7 @@ class Grounding:
     overlap: float | None = None  # share of the answer's bigrams in the passage holding most of them
     anchored: float | None = None  # share of the added content in the anchor window
     anchor: tuple[str, tuple[int, int]] | None = None  # (chunk_id, span) of the anchor window
+    coverage: float | None = None  # share of the question's content terms in the anchor's central sentence
 
     @property
     def unsupported(self) -> list[str]:
@@ -137,6 +144,7 @@ class Grounding:
             "overlap": _round(self.overlap),
             "anchored": _round(self.anchored),
             "anchor": None if self.anchor is None else {"chunk_id": self.anchor[0], "span": list(self.anchor[1])},
+            "coverage": _round(self.coverage),
             "claims": [c.to_dict() for c in self.claims],
             "unsupported": self.unsupported,
             "absent": list(self.absent),
@@ -238,13 +246,8 @@ def overlap(answer: str, passages: Sequence[Passage]) -> float | None:
     return best / len(grams)
 
 
-def anchor(question: str, passages: Sequence[Passage]) -> tuple[int, tuple[int, int]] | None:
-    """(passage index, character span) of the window where the passages talk about the question.
-
-    The sentence with the most of the question's content terms (ties: the
-    higher-ranked passage, then the earlier sentence) and :data:`ANCHOR_RADIUS`
-    sentences on each side; ``None`` when no sentence shares a term with the question.
-    """
+def _anchor_sentence(question: str, passages: Sequence[Passage]) -> tuple[int, int, tuple[int, int]] | None:
+    """(hits, passage index, window span) of the sentence holding most of the question's content terms."""
     asked = content_terms(question)
     best: tuple[int, int, tuple[int, int]] | None = None
     for pi, p in enumerate(passages):
@@ -254,19 +257,46 @@ def anchor(question: str, passages: Sequence[Passage]) -> tuple[int, tuple[int, 
             if hits and (best is None or hits > best[0]):
                 lo, hi = spans[max(0, si - ANCHOR_RADIUS)][0], spans[min(len(spans) - 1, si + ANCHOR_RADIUS)][1]
                 best = (hits, pi, (lo, hi))
+    return best
+
+
+def anchor(question: str, passages: Sequence[Passage]) -> tuple[int, tuple[int, int]] | None:
+    """(passage index, character span) of the window where the passages talk about the question.
+
+    The sentence with the most of the question's content terms (ties: the
+    higher-ranked passage, then the earlier sentence) and :data:`ANCHOR_RADIUS`
+    sentences on each side; ``None`` when no sentence shares a term with the question.
+    """
+    best = _anchor_sentence(question, passages)
     return None if best is None else (best[1], best[2])
 
 
-def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> tuple[float | None, tuple[str, tuple[int, int]] | None]:
-    found = anchor(question, passages)
+def coverage(question: str, passages: Sequence[Passage]) -> float | None:
+    """Share of the question's content terms in the retrieved sentence that holds most of them.
+
+    0.0 when no sentence of the passages shares a term with the question;
+    ``None`` when the question has no content terms or there are no passages.
+    """
+    asked = content_terms(question)
+    if not asked or not passages:
+        return None
+    best = _anchor_sentence(question, passages)
+    return 0.0 if best is None else best[0] / len(asked)
+
+
+def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> tuple[float | None, tuple[str, tuple[int, int]] | None, float | None]:
+    """(anchored support, (chunk_id, span) of the anchor window, coverage); one pass over the sentences."""
+    asked = content_terms(question)
+    found = _anchor_sentence(question, passages)
+    covered = (0.0 if found is None else found[0] / len(asked)) if asked else None
     if found is None:
-        return None, None
-    index, (a, b) = found
+        return None, None, covered
+    _, index, (a, b) = found
     window = passages[index].text[a:b]
     added = added_terms(answer, question)
     terms, lowered = content_terms(window), window.lower()
     share = sum(_found(t, terms, lowered) for t in added) / len(added) if added else 0.0
-    return share, (passages[index].chunk_id, (a, b))
+    return share, (passages[index].chunk_id, (a, b)), covered
 
 
 def _absent_values(answer: str, question: str, passages: Sequence[Passage]) -> list[str]:
@@ -303,13 +333,13 @@ def ground(
             per passage), when the caller already has them.
         entails: ``entails(premise, hypothesis)`` -> probability of entailment;
             when given, each content-adding claim is checked against its best window.
-        readings: also read ``overlap`` and ``anchored`` (``False`` where only the claims'
+        readings: also read ``overlap``, ``anchored`` and ``coverage`` (``False`` where only the claims'
             support is wanted, as for the cluster representatives).
     """
     claims_text = split_claims(answer)
     if not claims_text or not passages:
         return Grounding(None, [Claim(t, len(added_terms(t, question)), None) for t in claims_text], [])
-    anchored, anchor_at = _anchored(answer, question, passages) if readings else (None, None)
+    anchored, anchor_at, covered = _anchored(answer, question, passages) if readings else (None, None, None)
     passage_terms = [(content_terms(p.text), p.text.lower()) for p in passages]
     cosines: np.ndarray | None = None
     if embedder is not None:
@@ -348,4 +378,5 @@ def ground(
         overlap=overlap(answer, passages) if readings else None,
         anchored=anchored,
         anchor=anchor_at,
+        coverage=covered,
     )
