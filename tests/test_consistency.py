@@ -226,3 +226,20 @@ def test_all_empty_answers_abstain(make_embedder) -> None:
 def test_no_samples_abstain(make_embedder) -> None:
     result = ConsistencyChecker(make_embedder()).check(WHERE, [])
     assert result.verdict == "abstain" and result.samples == [] and result.clusters == []
+
+
+def test_a_warning_when_no_retrieved_sentence_is_about_the_question(make_embedder) -> None:
+    texts = ["Send it to HR.", "Send it to HR.", "Send it to HR."]
+    checker = ConsistencyChecker(make_embedder())
+    question = "Where do I send the signed expense form?"  # content terms: send, signed, expense, form
+    about = ["Send the signed expense form to HR within a week."]
+    off = ["The canteen opens at noon. Parking is free on Sundays."]
+    half = ["Send the form to HR. Expenses are paid monthly."]  # best sentence: send, form (2 of 4)
+    assert not [w for w in checker.check(question, samples_of(texts), about).warnings if "question's terms" in w]
+    (warning,) = [w for w in checker.check(question, samples_of(texts), off).warnings if "question's terms" in w]
+    assert warning.startswith("no retrieved sentence holds any of the question's terms")
+    result = checker.check(question, samples_of(texts), half)
+    assert result.grounding.coverage == 0.5  # at the threshold: no warning
+    assert not [w for w in result.warnings if "question's terms" in w]
+    # without context there is nothing to read, so no warning
+    assert not [w for w in checker.check(question, samples_of(texts)).warnings if "question's terms" in w]
