@@ -91,7 +91,7 @@ SETS: dict[str, dict[str, Any]] = {
     "handbook3": handbook_set("debian_handbook3_qa.jsonl"),
     # 26 more handbook sections, split half dev, half test (its dev split is one of the dev sets since session 12)
     "handbook4": handbook_set("debian_handbook4_qa.jsonl"),
-    # 23 further handbook sections, split half dev, half test (for the next choice; no figure read yet)
+    # 23 further handbook sections, split half dev, half test (its dev split is one of the dev sets since session 13)
     "handbook5": handbook_set("debian_handbook5_qa.jsonl"),
     # measure only: 276 questions from the 9 chapters of the Debian Developer's Reference, every row test
     "devref": {
