@@ -65,7 +65,7 @@ from ragguard.core.protocols import Embedder
 from ragguard.core.reference import normalize_tokens
 from ragguard.core.types import Passage
 
-__all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "overlap", "anchor", "coverage",
+__all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "overlap", "anchor", "coverage", "has_cjk",
            "WINDOW", "ANCHOR_RADIUS", "CLAUSE_WORDS"]
 
 WINDOW = 2  # sentences in a supporting window
@@ -269,6 +269,11 @@ def anchor(question: str, passages: Sequence[Passage]) -> tuple[int, tuple[int, 
     """
     best = _anchor_sentence(question, passages)
     return None if best is None else (best[1], best[2])
+
+
+def has_cjk(text: str) -> bool:
+    """Whether ``text`` holds Chinese characters (read by character bigrams here, not by words)."""
+    return _CJK_RUN.search(text) is not None
 
 
 def coverage(question: str, passages: Sequence[Passage]) -> float | None:
