@@ -65,8 +65,8 @@ from ragguard.core.protocols import Embedder
 from ragguard.core.reference import normalize_tokens
 from ragguard.core.types import Passage
 
-__all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "overlap", "anchor", "coverage", "has_cjk",
-           "WINDOW", "ANCHOR_RADIUS", "CLAUSE_WORDS"]
+__all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "overlap", "anchor",
+           "coverage", "has_cjk", "WINDOW", "ANCHOR_RADIUS", "CLAUSE_WORDS"]
 
 WINDOW = 2  # sentences in a supporting window
 ANCHOR_RADIUS = 1  # sentences on each side of the question's sentence in the anchor window
@@ -246,9 +246,8 @@ def overlap(answer: str, passages: Sequence[Passage]) -> float | None:
     return best / len(grams)
 
 
-def _anchor_sentence(question: str, passages: Sequence[Passage]) -> tuple[int, int, tuple[int, int]] | None:
-    """(hits, passage index, window span) of the sentence holding most of the question's content terms."""
-    asked = content_terms(question)
+def _anchor_sentence(asked: set[str], passages: Sequence[Passage]) -> tuple[int, int, tuple[int, int]] | None:
+    """(hits, passage index, window span) of the sentence holding most of the question's content terms ``asked``."""
     best: tuple[int, int, tuple[int, int]] | None = None
     for pi, p in enumerate(passages):
         spans = _sentences(p.text)
@@ -267,7 +266,7 @@ def anchor(question: str, passages: Sequence[Passage]) -> tuple[int, tuple[int, 
     higher-ranked passage, then the earlier sentence) and :data:`ANCHOR_RADIUS`
     sentences on each side; ``None`` when no sentence shares a term with the question.
     """
-    best = _anchor_sentence(question, passages)
+    best = _anchor_sentence(content_terms(question), passages)
     return None if best is None else (best[1], best[2])
 
 
@@ -282,18 +281,24 @@ def coverage(question: str, passages: Sequence[Passage]) -> float | None:
     0.0 when no sentence of the passages shares a term with the question;
     ``None`` when the question has no content terms or there are no passages.
     """
-    asked = content_terms(question)
-    if not asked or not passages:
+    if not passages:
         return None
-    best = _anchor_sentence(question, passages)
-    return 0.0 if best is None else best[0] / len(asked)
+    asked = content_terms(question)
+    return _covered(asked, _anchor_sentence(asked, passages))
+
+
+def _covered(asked: set[str], found: tuple[int, int, tuple[int, int]] | None) -> float | None:
+    """Coverage from the anchor sentence's hit count (``None``: nothing asked)."""
+    if not asked:
+        return None
+    return 0.0 if found is None else found[0] / len(asked)
 
 
 def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> tuple[float | None, tuple[str, tuple[int, int]] | None, float | None]:
     """(anchored support, (chunk_id, span) of the anchor window, coverage); one pass over the sentences."""
     asked = content_terms(question)
-    found = _anchor_sentence(question, passages)
-    covered = (0.0 if found is None else found[0] / len(asked)) if asked else None
+    found = _anchor_sentence(asked, passages)
+    covered = _covered(asked, found)
     if found is None:
         return None, None, covered
     _, index, (a, b) = found
