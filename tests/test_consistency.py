@@ -14,8 +14,9 @@ from ragguard.core.consistency import (
     pick_winner,
     representative,
     semantic_entropy,
+    tie_preference,
 )
-from ragguard.core.types import Contradiction, Sample
+from ragguard.core.types import Cluster, Contradiction, Passage, Sample
 
 WHERE = "Where do I send the signed form?"  # not a yes/no question: the polarity detector stays quiet
 
@@ -68,6 +69,50 @@ def test_size_tie_without_greedy_goes_to_the_smallest_id() -> None:
     assert pick_winner(labels, greedy_index=4) == 0
     assert pick_winner([2, 1, 0], greedy_index=None) == 0
     assert pick_winner([0, 1, 2], greedy_index=2) == 2
+
+
+def test_size_tie_goes_to_the_preferred_cluster_before_the_greedy_one() -> None:
+    labels = [0, 1, 2, 3, 4]  # five single answers, greedy is sample 0
+    assert pick_winner(labels, greedy_index=0, preference={0: 0.2, 1: 0.5, 2: 0.9, 3: None, 4: 0.9}) == 2
+    # equal preference: greedy's cluster, then the smallest id
+    assert pick_winner(labels, greedy_index=4, preference={2: 0.9, 4: 0.9}) == 4
+    assert pick_winner(labels, greedy_index=0, preference={2: 0.9, 4: 0.9}) == 2
+    # None and a missing label count lowest, below 0.0
+    assert pick_winner([0, 1], greedy_index=0, preference={0: None, 1: 0.0}) == 1
+    assert pick_winner([0, 1], greedy_index=0, preference={1: 0.0}) == 1
+    # preference never beats size
+    assert pick_winner([0, 0, 1], greedy_index=None, preference={0: 0.0, 1: 1.0}) == 0
+
+
+def test_tie_preference_reads_only_the_clusters_tied_for_the_most_members() -> None:
+    question = "Which office handles the signed expense form?"
+    passages = [Passage("d", "d#0", "The canteen opens at noon. The signed expense form goes to the Finance office.", 1.0)]
+    clusters = [
+        Cluster(id=0, size=2, representative="It goes to the Legal office.", members=[0, 1]),
+        Cluster(id=1, size=2, representative="It goes to the Finance office.", members=[2, 3]),
+        Cluster(id=2, size=1, representative="The Finance office.", members=[4]),
+    ]
+    pref = tie_preference(clusters, question, passages)
+    assert set(pref) == {0, 1}  # the single answer is not tied for the top
+    assert pref[1] > pref[0]
+    assert tie_preference(clusters[:1] + clusters[2:], question, passages) is None  # no tie
+    assert tie_preference(clusters, question, []) is None  # nothing retrieved
+    # no retrieved sentence shares a term with the question: no preference either way
+    assert tie_preference(clusters, question, [Passage("d", "d#0", "Parking is free.", 1.0)]) == {0: None, 1: None}
+
+
+def test_among_single_answers_the_vote_takes_the_one_the_passages_hold(make_embedder) -> None:
+    question = "Which office handles the signed expense form?"
+    texts = ["It goes to the Legal office.", "Ask the canteen.", "It goes to the Finance office.", "Nobody knows."]
+    passages = ["The canteen opens at noon. The signed expense form goes to the Finance office."]
+    vectors = {t: [float(i == k) for k in range(5)] for i, t in enumerate([*texts, *passages])}  # all different
+    checker = ConsistencyChecker(make_embedder(vectors))
+    result = checker.check(question, samples_of(texts), passages)
+    assert [c.size for c in result.clusters] == [1, 1, 1, 1] and result.agreement == pytest.approx(0.25)
+    assert result.answer == "It goes to the Finance office."
+    assert result.grounding.anchored == 1.0
+    # without passages the tie goes to the greedy answer, as before
+    assert checker.check(question, samples_of(texts)).answer == texts[0]
 
 
 # ------------------------------------------------------------------ representative

@@ -13,8 +13,13 @@ Rules, all deterministic:
   detector found contradicting never share a cluster (embeddings alone put
   "yes, you must" next to "no, you need not"). Answers that open with the
   same yes/no marker count as similar enough to share a cluster.
-* **Winner**: the largest cluster; ties go to the cluster holding the greedy
-  answer, then to the cluster with the smallest id.
+* **Winner**: the largest cluster. A tie goes to the cluster whose
+  representative is best ``anchored`` in the retrieved passages (the share of
+  what it adds to the question found around the sentence that holds most of
+  the question's terms, :func:`ragguard.core.grounding.anchored_shares`), then
+  to the cluster holding the greedy answer, then to the smallest id. With
+  five samples most questions of a small model end in a tie of single answers,
+  and the greedy answer is not the one most often right among them.
 * **Representative** of a cluster: the greedy answer when it is a member,
   otherwise the medoid (highest mean similarity to the other members, ties to
   the lowest sample index).
@@ -59,7 +64,7 @@ import numpy as np
 from ragguard.core.calibration import Calibration, apply_calibration, flag
 from ragguard.core.clustering import agglomerative_clusters, cosine_matrix
 from ragguard.core.detectors import Finding, detect_all, first_sentence, same_fact_pairs, same_lead_pairs
-from ragguard.core.grounding import Grounding, ground, has_cjk
+from ragguard.core.grounding import Grounding, anchored_shares, ground, has_cjk
 from ragguard.core.passages import embed_alone
 from ragguard.core.protocols import CONTRADICTION, ENTAILMENT, Embedder, NLIModel
 from ragguard.core.signals import semantic_entropy, weighted_semantic_entropy
@@ -78,7 +83,7 @@ from ragguard.core.types import (
 )
 
 __all__ = [
-    "ConsistencySettings", "ConsistencyResult", "ConsistencyChecker", "cluster_answers", "pick_winner",
+    "ConsistencySettings", "ConsistencyResult", "ConsistencyChecker", "cluster_answers", "pick_winner", "tie_preference",
     "representative", "semantic_entropy", "decide_verdict", "divergent_pairs", "confidence_score",
     "support_scores", "nli_statement",
 ]
@@ -186,17 +191,45 @@ def representative(members: Sequence[int], similarity: np.ndarray, greedy_index:
     return best
 
 
-def pick_winner(labels: Sequence[int], greedy_index: int | None) -> int:
-    """Return the winning cluster label (largest; ties: greedy's, then lowest id)."""
+def pick_winner(
+    labels: Sequence[int], greedy_index: int | None, preference: dict[int, float | None] | None = None
+) -> int:
+    """Return the winning cluster label.
+
+    The largest cluster wins; a size tie goes to the cluster with the highest
+    ``preference`` (the grounding's ``anchored`` support of its representative;
+    ``None`` or missing counts lowest), then to the greedy answer's cluster,
+    then to the lowest id.
+    """
     sizes: dict[int, int] = {}
     for label in labels:
         sizes[label] = sizes.get(label, 0) + 1
     greedy_label = labels[greedy_index] if greedy_index is not None else None
+    prefer = preference or {}
 
-    def key(label: int) -> tuple[int, int, int]:
-        return (-sizes[label], 0 if label == greedy_label else 1, label)
+    def key(label: int) -> tuple[int, float, int, int]:
+        value = prefer.get(label)
+        return (-sizes[label], -round(value, 6) if value is not None else math.inf,
+                0 if label == greedy_label else 1, label)
 
     return min(sizes, key=key)
+
+
+def tie_preference(
+    clusters: Sequence[Cluster], question: str, passages: Sequence[Passage]
+) -> dict[int, float | None] | None:
+    """The ``anchored`` support of the representatives of the clusters tied for the most members.
+
+    ``None`` when no tie or no passages: the vote then needs no grounding.
+    """
+    if not clusters or not passages:
+        return None
+    top = max(c.size for c in clusters)
+    tied = [c for c in clusters if c.size == top]
+    if len(tied) < 2:
+        return None
+    shares = anchored_shares([c.representative for c in tied], question, passages)
+    return {c.id: v for c, v in zip(tied, shares, strict=True)}
 
 
 def decide_verdict(
@@ -315,7 +348,7 @@ class ConsistencyChecker:
         """Score ``samples`` (answers to ``question``) and return the voted result.
 
         ``context`` (the retrieved passages, as texts or :class:`Passage`
-        objects) is used for grounding only.
+        objects) is used for grounding and to break a tie in the vote.
         """
         if not samples:
             return ConsistencyResult("", "abstain", 0.0, 0.0, [], [], [], warnings=["no samples to check"])
@@ -328,7 +361,7 @@ class ConsistencyChecker:
         by_entailment = self.settings.grounding == "entailment"
         vectors = self.embedder.embed(texts)
         similarity = cosine_matrix(vectors)
-        result = self.check_with_similarity(samples, similarity, question)
+        result = self.check_with_similarity(samples, similarity, question, sources)
         if passages and result.clusters:
             if by_entailment:
                 support = self._entailment_support(result, passages, question)
@@ -352,9 +385,12 @@ class ConsistencyChecker:
         return result
 
     def check_with_similarity(
-        self, samples: Sequence[Sample], similarity: np.ndarray, question: str = ""
+        self, samples: Sequence[Sample], similarity: np.ndarray, question: str = "", passages: Sequence[Passage] = ()
     ) -> ConsistencyResult:
-        """Cluster, vote and detect with a precomputed similarity matrix (no grounding, no policy)."""
+        """Cluster, vote and detect with a precomputed similarity matrix (no grounding, no policy).
+
+        ``passages`` only break a tie for the most members (:func:`tie_preference`).
+        """
         texts = [s.text.strip() for s in samples]
         greedy_index = next((i for i, s in enumerate(samples) if s.greedy), None)
         findings = detect_all(texts, question)
@@ -375,7 +411,7 @@ class ConsistencyChecker:
             members = members_of[label]
             rep = representative(members, similarity, greedy_index)
             clusters.append(Cluster(id=label, size=len(members), representative=texts[rep], members=members))
-        winner = pick_winner(labels, greedy_index)
+        winner = pick_winner(labels, greedy_index, tie_preference(clusters, question, passages))
         answer = clusters[winner].representative
         agreement = clusters[winner].size / len(samples)
         entropy = semantic_entropy([c.size for c in clusters])

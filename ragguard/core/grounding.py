@@ -294,6 +294,13 @@ def _covered(asked: set[str], found: tuple[int, int, tuple[int, int]] | None) ->
     return 0.0 if found is None else found[0] / len(asked)
 
 
+def _share_in(answer: str, question: str, window: str) -> float:
+    """Share of what ``answer`` adds to ``question`` found in ``window`` (0 when it adds nothing)."""
+    added = added_terms(answer, question)
+    terms, lowered = content_terms(window), window.lower()
+    return sum(_found(t, terms, lowered) for t in added) / len(added) if added else 0.0
+
+
 def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> tuple[float | None, tuple[str, tuple[int, int]] | None, float | None]:
     """(anchored support, (chunk_id, span) of the anchor window, coverage); one pass over the sentences."""
     asked = content_terms(question)
@@ -302,11 +309,20 @@ def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> tuple[
     if found is None:
         return None, None, covered
     _, index, (a, b) = found
+    return _share_in(answer, question, passages[index].text[a:b]), (passages[index].chunk_id, (a, b)), covered
+
+
+def anchored_shares(answers: Sequence[str], question: str, passages: Sequence[Passage]) -> list[float | None]:
+    """Each answer's ``anchored`` support, with one search for the anchor window.
+
+    ``None`` for every answer when no retrieved sentence shares a term with the question.
+    """
+    found = anchor(question, passages)
+    if found is None:
+        return [None] * len(answers)
+    index, (a, b) = found
     window = passages[index].text[a:b]
-    added = added_terms(answer, question)
-    terms, lowered = content_terms(window), window.lower()
-    share = sum(_found(t, terms, lowered) for t in added) / len(added) if added else 0.0
-    return share, (passages[index].chunk_id, (a, b)), covered
+    return [_share_in(answer, question, window) for answer in answers]
 
 
 def _absent_values(answer: str, question: str, passages: Sequence[Passage]) -> list[str]:
