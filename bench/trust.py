@@ -328,6 +328,7 @@ def cross_set(fit_on: list[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]
     """Fit the calibrator on some sets' records and measure it on another's (never seen by the fit)."""
     from ragguard.apps.calibrate import figures, fit_calibration
     from ragguard.core.calibration import features
+    from ragguard.core.metrics import accuracy_at_coverage
 
     recs: list[dict[str, Any]] = []
     right: list[bool] = []
@@ -344,6 +345,10 @@ def cross_set(fit_on: list[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]
     return {"calibration": calibration, "fit_n": len(recs), "fit_right": sum(right),
             "test_n": len(test_recs), "test_right": sum(test_right),
             "test": {**figures(conf, test_right), "auroc_95": interval},
+            # right answers among the most confident 10 %, 20 %, ... (what abstaining below a threshold keeps)
+            "test_most_confident": [{"coverage": p["coverage"], "kept": p["kept"],
+                                     "right": round(p["accuracy"] * p["kept"])}
+                                    for p in accuracy_at_coverage(conf, test_right)],
             "cv_on_fit": calibration.figures["calibrated"],
             "threshold": calibration.threshold,
             "test_precision_at_threshold": (sum(r for _, r in kept) / len(kept)) if kept else None,
@@ -445,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  on the set it was not fitted on: AUROC {t['auroc'] or float('nan'):.3f}"
               + (f" (95 % bootstrap {ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
               + f"  AUPRC {t['auprc'] or float('nan'):.3f}  Brier {t['brier']:.3f}  ECE {t['ece']:.3f}")
+        top = {round(p["coverage"] * 100): p for p in cross["test_most_confident"]}
+        print("  right answers among the most confident "
+              + ", ".join(f"{c} %: {top[c]['right']}/{top[c]['kept']}" for c in (10, 20, 30, 50) if c in top))
         print(f"  cross-validated on its own data: AUROC {cv['auroc'] or float('nan'):.3f}  ECE {cv['ece']:.3f}")
         thr = cross["threshold"]
         kept = cross["test_coverage_at_threshold"]

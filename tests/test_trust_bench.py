@@ -130,3 +130,25 @@ def test_the_shipped_file_is_the_candidate_the_rule_names(design) -> None:  # ty
     label, method = design.SHIPPED
     assert shipped["method"] == method and shipped["features"] == design.CANDIDATES[label]
     assert shipped["data"]["fitted_on"] == [f"{name}:dev" for name in design.DEV_SETS]  # every dev split, no test
+
+
+def test_cross_set_counts_the_right_answers_among_the_most_confident(trust) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(1)
+
+    def split(prefix: str, n: int) -> tuple[dict, list]:
+        records, rows = {}, []
+        for i in range(n):
+            right = i % 4 == 0  # a quarter right
+            rid = f"{prefix}{i}"
+            rows.append({"id": rid, "question": "Which file lists the APT sources?", "reference": "sources.list"})
+            overlap = (0.6 if right else 0.1) + rng.random() * 0.3  # right answers are the better grounded ones
+            records[rid] = {"id": rid, "answer": "APT reads sources.list." if right else "APT reads preferences.",
+                            "samples": [], "grounding": {"overlap": overlap, "anchored": overlap}}
+        return records, rows
+
+    cross = trust.cross_set([split("fit", 80)], split("test", 40), "mean", ["passage_overlap", "anchored_support"])
+    points = {round(p["coverage"] * 100): p for p in cross["test_most_confident"]}
+    assert [points[c]["kept"] for c in (10, 20, 30, 50, 100)] == [4, 8, 12, 20, 40]
+    # every right answer outranks every wrong one here: the top quarter is all right, the whole set a quarter
+    assert [points[c]["right"] for c in (10, 20, 30, 50, 100)] == [4, 8, 10, 10, 10]
+    json.dumps(cross["test_most_confident"])
