@@ -55,6 +55,12 @@ CANDIDATES: dict[str, list[str] | None] = {
     "overlap + anchored + coverage": ["passage_overlap", "anchored_support", "question_coverage"],
     "agreement + overlap + anchored + coverage": ["agreement", "passage_overlap", "anchored_support",
                                                   "question_coverage"],
+    # Session 15: how many of the answer's added terms the question's key sentence holds (a count, where
+    # anchored is a share that a long answer dilutes). Added after a look at the dev splits' right answers.
+    "overlap + anchored + coverage + key sentence": ["passage_overlap", "anchored_support", "question_coverage",
+                                                     "key_sentence_hits"],
+    "overlap + coverage + key sentence": ["passage_overlap", "question_coverage", "key_sentence_hits"],
+    "key sentence only": ["key_sentence_hits"],
 }
 
 

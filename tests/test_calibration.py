@@ -38,7 +38,8 @@ def record(agreement: float, right: bool, i: int, logprob: float | None = -0.5) 
         "clusters": [{"id": 0, "size": len(members), "representative": f"answer {i}", "members": members,
                       "support": 0.6, "claim_support": 0.5}],
         "contradictions": [{"a": 0, "b": 4, "kind": "quantity", "score": 1.0, "explanation": "x"}],
-        "grounding": {"support": 0.25, "overlap": 0.4, "anchored": 0.75, "coverage": 0.5, "claims": [{"text": "a"}, {"text": "b"}],
+        "grounding": {"support": 0.25, "overlap": 0.4, "anchored": 0.75, "coverage": 0.5, "key_hits": 3,
+                      "claims": [{"text": "a"}, {"text": "b"}],
                       "unsupported": ["b"], "absent": []},
         "sources": [{"score": 0.7}, {"score": 0.5}],
         "reference": "r", "reference_match": "match" if right else "mismatch", "fingerprint": FINGERPRINT,
@@ -65,6 +66,7 @@ def test_features_read_every_signal_from_a_record() -> None:
     assert values["claim_support"] == 0.25 and values["embedding_support"] == 0.6
     assert values["passage_overlap"] == 0.4 and values["anchored_support"] == 0.75
     assert values["question_coverage"] == 0.5
+    assert values["key_sentence_hits"] == pytest.approx(math.log(4))  # log(1 + 3 hits)
     assert values["unsupported_claims"] == 0.5 and values["absent_values"] == 0.0
     assert values["findings_quantity"] == 1 / 5 and values["findings_polarity"] == 0.0 and values["findings"] == 1 / 5
     assert values["retrieval_top"] == 0.7 and values["retrieval_mean"] == pytest.approx(0.6)
@@ -81,6 +83,7 @@ def test_features_read_every_signal_from_a_record() -> None:
                      "clusters": [{"representative": "yes", "members": [0]}]})
     assert bare["logprob_mean_greedy"] is None and bare["claim_support"] is None and bare["retrieval_top"] is None
     assert bare["passage_overlap"] is None and bare["anchored_support"] is None and bare["question_coverage"] is None
+    assert bare["key_sentence_hits"] is None
 
 
 def test_ece_and_the_threshold_by_hand() -> None:

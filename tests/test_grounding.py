@@ -135,3 +135,19 @@ def test_coverage_is_the_share_of_the_question_the_best_retrieved_sentence_holds
     readings = {ground(a, question, [ARCHIVE]).coverage for a in ("It is called sid.", "It is stable.", "No idea.")}
     assert readings == {1.0} and ground("sid", question, [ARCHIVE]).to_dict()["coverage"] == 1.0
     assert ground("It is sid.", question, [ARCHIVE], readings=False).coverage is None
+
+
+def test_key_hits_count_what_the_answer_adds_in_the_questions_key_sentence() -> None:
+    question = "Which release is the unstable distribution called?"
+    passage = Passage("faq", "faq#3", "Packages enter the archive daily. The unstable distribution is always called sid, "
+                      "after the boy next door. Mirrors copy it daily.", 0.7)
+    short = ground("It is called sid.", question, [passage])
+    long = ground("The boy next door gave his name to it: sid. Packages enter it daily from many uploads, and mirrors "
+                  "copy the archive around the world.", question, [passage])
+    assert short.key_hits == 1 and long.key_hits == 4  # sid; boy, door, sid, next
+    # the long answer's share in the anchor window is diluted by what it adds from other sentences; its count is not
+    assert long.anchored < short.anchored
+    wrong = ground("It is called stable.", question, [passage])
+    assert wrong.key_hits == 0 and wrong.to_dict()["key_hits"] == 0
+    assert ground("It is sid.", "Which colour is the logo?", [passage]).key_hits is None  # no key sentence
+    assert ground("It is sid.", question, [passage], readings=False).key_hits is None

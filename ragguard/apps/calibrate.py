@@ -47,7 +47,7 @@ RISK_DIRECTION: dict[str, int] = {
     "agreement": -1, "semantic_entropy": 1, "semantic_entropy_weighted": 1, "logprob_mean_greedy": -1,
     "logprob_min_greedy": -1, "logprob_mean_voted": -1, "logprob_min_voted": -1, "claim_support": -1,
     "embedding_support": -1, "passage_overlap": -1, "anchored_support": -1, "question_coverage": -1,
-    "unsupported_claims": 1,
+    "key_sentence_hits": -1, "unsupported_claims": 1,
     "absent_values": 1, "findings": 1, "findings_polarity": 1, "findings_quantity": 1, "findings_entity": 1, "findings_nli": 1, "findings_divergent": 1,
     "retrieval_top": -1, "retrieval_mean": -1, "answer_tokens": 1, "question_echo": 1,
 }

@@ -8,7 +8,8 @@ is needed to *use* the fit, in plain numbers and without scikit-learn:
   in-process result through :func:`record_view`) into the named signals that
   issue 9 recorded: agreement, both semantic entropies, token
   log-probabilities, claim and embedding support, passage overlap and anchored
-  support, the question's coverage by the retrieved passages, detector findings by
+  support, the question's coverage by the retrieved passages, the answer's
+  hits in the question's key sentence, detector findings by
   kind, retrieval scores and answer length. A
   signal the record lacks (no log-probabilities from ``check`` input, no
   context) is ``None`` and is filled with the training median.
@@ -50,6 +51,7 @@ FEATURES: tuple[str, ...] = (
     "passage_overlap",
     "anchored_support",
     "question_coverage",
+    "key_sentence_hits",
     "unsupported_claims",
     "absent_values",
     "findings",
@@ -105,6 +107,7 @@ def features(record: Mapping[str, Any]) -> dict[str, float | None]:
         "passage_overlap": _float((grounding or {}).get("overlap")),
         "anchored_support": _float((grounding or {}).get("anchored")),
         "question_coverage": _float((grounding or {}).get("coverage")),
+        "key_sentence_hits": _log1p((grounding or {}).get("key_hits")),
         "unsupported_claims": None if not claims else len((grounding or {}).get("unsupported") or []) / len(claims),
         "absent_values": None if grounding is None else float(len(grounding.get("absent") or [])),
         "retrieval_top": max(scores) if scores else None,
@@ -125,6 +128,12 @@ def _echo(answer: str, question: str) -> float | None:
         return None
     asked = set(normalize_tokens(question))
     return sum(t in asked for t in tokens) / len(tokens)
+
+
+def _log1p(value: Any) -> float | None:
+    """``log(1 + value)`` of a count (``None`` stays ``None``): the tenth hit says less than the first."""
+    count = _float(value)
+    return None if count is None or count < 0 else math.log1p(count)
 
 
 def _float(value: Any) -> float | None:

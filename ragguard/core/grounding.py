@@ -46,6 +46,10 @@ answer, though not the strongest on every set):
   sentence talks about what was asked, so even a copied answer is likely to
   be copied from the wrong place (0 when no sentence shares a term with the
   question; ``None`` when the question has no content terms).
+* **key hits**: how many of the answer's added terms the anchor's central
+  sentence holds (the *key sentence*). A share dilutes a long answer that
+  does state the key fact (a name, a package, a year) among other words; a
+  count does not (``None`` when there is no anchor).
 
 Everything here is deterministic and works on plain texts; models come in as
 objects (an :class:`~ragguard.core.protocols.Embedder`, an NLI callable).
@@ -56,7 +60,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -130,6 +134,7 @@ class Grounding:
     anchored: float | None = None  # share of the added content in the anchor window
     anchor: tuple[str, tuple[int, int]] | None = None  # (chunk_id, span) of the anchor window
     coverage: float | None = None  # share of the question's content terms in the anchor's central sentence
+    key_hits: int | None = None  # added content terms found in the anchor's central sentence
 
     @property
     def unsupported(self) -> list[str]:
@@ -145,6 +150,7 @@ class Grounding:
             "anchored": _round(self.anchored),
             "anchor": None if self.anchor is None else {"chunk_id": self.anchor[0], "span": list(self.anchor[1])},
             "coverage": _round(self.coverage),
+            "key_hits": self.key_hits,
             "claims": [c.to_dict() for c in self.claims],
             "unsupported": self.unsupported,
             "absent": list(self.absent),
@@ -246,16 +252,19 @@ def overlap(answer: str, passages: Sequence[Passage]) -> float | None:
     return best / len(grams)
 
 
-def _anchor_sentence(asked: set[str], passages: Sequence[Passage]) -> tuple[int, int, tuple[int, int]] | None:
-    """(hits, passage index, window span) of the sentence holding most of the question's content terms ``asked``."""
-    best: tuple[int, int, tuple[int, int]] | None = None
+_Anchor = tuple[int, int, tuple[int, int], tuple[int, int]]
+
+
+def _anchor_sentence(asked: set[str], passages: Sequence[Passage]) -> _Anchor | None:
+    """(hits, passage index, window span, sentence span) of the sentence holding most of the terms ``asked``."""
+    best: _Anchor | None = None
     for pi, p in enumerate(passages):
         spans = _sentences(p.text)
         for si, (a, b) in enumerate(spans):
             hits = len(asked & content_terms(p.text[a:b]))
             if hits and (best is None or hits > best[0]):
                 lo, hi = spans[max(0, si - ANCHOR_RADIUS)][0], spans[min(len(spans) - 1, si + ANCHOR_RADIUS)][1]
-                best = (hits, pi, (lo, hi))
+                best = (hits, pi, (lo, hi), (a, b))
     return best
 
 
@@ -287,29 +296,43 @@ def coverage(question: str, passages: Sequence[Passage]) -> float | None:
     return _covered(asked, _anchor_sentence(asked, passages))
 
 
-def _covered(asked: set[str], found: tuple[int, int, tuple[int, int]] | None) -> float | None:
+def _covered(asked: set[str], found: _Anchor | None) -> float | None:
     """Coverage from the anchor sentence's hit count (``None``: nothing asked)."""
     if not asked:
         return None
     return 0.0 if found is None else found[0] / len(asked)
 
 
+def _hits_in(added: set[str], text: str) -> int:
+    """How many of the terms ``added`` occur in ``text``."""
+    terms, lowered = content_terms(text), text.lower()
+    return sum(_found(t, terms, lowered) for t in added)
+
+
 def _share_in(answer: str, question: str, window: str) -> float:
     """Share of what ``answer`` adds to ``question`` found in ``window`` (0 when it adds nothing)."""
     added = added_terms(answer, question)
-    terms, lowered = content_terms(window), window.lower()
-    return sum(_found(t, terms, lowered) for t in added) / len(added) if added else 0.0
+    return _hits_in(added, window) / len(added) if added else 0.0
 
 
-def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> tuple[float | None, tuple[str, tuple[int, int]] | None, float | None]:
-    """(anchored support, (chunk_id, span) of the anchor window, coverage); one pass over the sentences."""
+class _Readings(NamedTuple):
+    anchored: float | None
+    anchor: tuple[str, tuple[int, int]] | None  # (chunk_id, span) of the anchor window
+    coverage: float | None
+    key_hits: int | None
+
+
+def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> _Readings:
+    """The readings that hang on the anchor (see the module docstring); one pass over the sentences."""
     asked = content_terms(question)
     found = _anchor_sentence(asked, passages)
     covered = _covered(asked, found)
     if found is None:
-        return None, None, covered
-    _, index, (a, b) = found
-    return _share_in(answer, question, passages[index].text[a:b]), (passages[index].chunk_id, (a, b)), covered
+        return _Readings(None, None, covered, None)
+    _, index, (a, b), (sa, sb) = found
+    text = passages[index].text
+    key_hits = _hits_in(added_terms(answer, question), text[sa:sb])
+    return _Readings(_share_in(answer, question, text[a:b]), (passages[index].chunk_id, (a, b)), covered, key_hits)
 
 
 def anchored_shares(answers: Sequence[str], question: str, passages: Sequence[Passage]) -> list[float | None]:
@@ -359,13 +382,13 @@ def ground(
             per passage), when the caller already has them.
         entails: ``entails(premise, hypothesis)`` -> probability of entailment;
             when given, each content-adding claim is checked against its best window.
-        readings: also read ``overlap``, ``anchored`` and ``coverage`` (``False`` where only the claims'
+        readings: also read ``overlap``, ``anchored``, ``coverage`` and ``key_hits`` (``False`` where only the claims'
             support is wanted, as for the cluster representatives).
     """
     claims_text = split_claims(answer)
     if not claims_text or not passages:
         return Grounding(None, [Claim(t, len(added_terms(t, question)), None) for t in claims_text], [])
-    anchored, anchor_at, covered = _anchored(answer, question, passages) if readings else (None, None, None)
+    read = _anchored(answer, question, passages) if readings else _Readings(None, None, None, None)
     passage_terms = [(content_terms(p.text), p.text.lower()) for p in passages]
     cosines: np.ndarray | None = None
     if embedder is not None:
@@ -402,7 +425,8 @@ def ground(
         embedding=float(np.mean(embeddings)) if embeddings else None,
         entailment=min(entailments) if entailments else None,
         overlap=overlap(answer, passages) if readings else None,
-        anchored=anchored,
-        anchor=anchor_at,
-        coverage=covered,
+        anchored=read.anchored,
+        anchor=read.anchor,
+        coverage=read.coverage,
+        key_hits=read.key_hits,
     )
