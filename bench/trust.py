@@ -283,26 +283,6 @@ def auroc_interval(risk: list[float], wrong: list[bool], rounds: int = 1000, see
     return float(low), float(high)
 
 
-def ece_by_chance(confidences: list[float], rounds: int = 1000, seed: int = 0) -> tuple[float, float] | None:
-    """The ECE a perfectly calibrated confidence shows on a set this size: (median, 95th percentile).
-
-    Each round draws every answer's outcome from its own confidence (right with probability ``c``),
-    so the confidence is calibrated by construction and all the ECE measured is sampling noise. On
-    a hundred answers with a few right it is far from 0: read a set's ECE against it.
-    """
-    import numpy as np
-
-    from ragguard.core.metrics import expected_calibration_error
-
-    c = np.asarray(confidences, dtype=float)
-    if not len(c):
-        return None
-    rng = np.random.default_rng(seed)
-    values = [expected_calibration_error(c.tolist(), (rng.random(len(c)) < c).tolist()) for _ in range(rounds)]
-    median, high = np.percentile(values, [50, 95])
-    return float(median), float(high)
-
-
 def labelled(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[bool]]:
     by_id = {r["id"]: r for r in rows}
     ids = [i for i in by_id if i in records]
@@ -348,7 +328,7 @@ def cross_set(fit_on: list[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]
     """Fit the calibrator on some sets' records and measure it on another's (never seen by the fit)."""
     from ragguard.apps.calibrate import figures, fit_calibration
     from ragguard.core.calibration import features
-    from ragguard.core.metrics import accuracy_at_coverage
+    from ragguard.core.metrics import accuracy_at_coverage, ece_by_chance
 
     recs: list[dict[str, Any]] = []
     right: list[bool] = []
@@ -472,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
               + f"  AUPRC {t['auprc'] or float('nan'):.3f}  Brier {t['brier']:.3f}  ECE {t['ece']:.3f}")
         if t["ece_by_chance"]:
             print(f"  ECE a perfectly calibrated confidence would show here by chance: median "
-                  f"{t['ece_by_chance'][0]:.3f}, 95th percentile {t['ece_by_chance'][1]:.3f}")
+                  f"{t['ece_by_chance']['median']:.3f}, 95th percentile {t['ece_by_chance']['p95']:.3f}")
         top = {round(p["coverage"] * 100): p for p in cross["test_most_confident"]}
         print("  right answers among the most confident "
               + ", ".join(f"{c} %: {top[c]['right']}/{top[c]['kept']}" for c in (10, 20, 30, 50) if c in top))

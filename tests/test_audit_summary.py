@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from ragguard.apps.audit_summary import calibration_summary, diff_audits, summarize
-from ragguard.core.metrics import accuracy_at_coverage, brier_score, expected_calibration_error, reliability
+from ragguard.core.metrics import (
+    _ece_rows,
+    accuracy_at_coverage,
+    brier_score,
+    ece_by_chance,
+    expected_calibration_error,
+    reliability,
+)
 
 # 20 labelled answers in four confidence groups of five, right (True) or wrong in this record order:
 #   0.95: F T T T T -> bin 9, accuracy 0.8, |0.8 - 0.95| = 0.15
@@ -61,6 +68,10 @@ def test_figures_on_twenty_hand_made_records() -> None:
     assert cal["labelled"] == 20
     assert cal["ece"] == pytest.approx(0.125, abs=1e-6)
     assert cal["brier"] == pytest.approx(0.1775, abs=1e-6)
+    # the summary carries the noise floor of its own ECE, computed on the same 20 confidences
+    chance = ece_by_chance([r["confidence"] for r in labelled_records()])
+    assert cal["ece_by_chance"] == {k: pytest.approx(v, abs=1e-6) for k, v in chance.items()}
+    assert 0 < cal["ece_by_chance"]["median"] < cal["ece_by_chance"]["p95"]
     bins = cal["bins"]
     assert [b["count"] for b in bins] == [0, 5, 0, 0, 0, 5, 0, 5, 0, 5]
     assert [(b["lower"], b["upper"]) for b in bins] == [(i / 10, (i + 1) / 10) for i in range(10)]
@@ -196,3 +207,24 @@ def test_cli_diff_prints_the_calibration_figures(tmp_path: Path) -> None:
     plain = CliRunner().invoke(app, ["audit-diff", str(write_audit(tmp_path / "a", unlabelled)),
                                      str(write_audit(tmp_path / "b", unlabelled))])
     assert plain.exit_code == 0 and "calibration" not in plain.stdout
+
+
+def test_ece_by_chance_is_the_noise_a_calibrated_confidence_shows_on_a_small_set() -> None:
+    small = ece_by_chance([0.1] * 100)
+    large = ece_by_chance([0.1] * 5000)
+    # outcomes drawn from the confidence itself, so calibrated by construction; only the set's size keeps the ECE off 0
+    assert 0.01 < small["median"] <= small["p95"] < 0.2
+    assert large["p95"] < small["median"]
+    assert ece_by_chance([0.1] * 100) == small  # seeded: the same figures every run
+    assert ece_by_chance([0.0, 1.0] * 50) == {"median": 0.0, "p95": 0.0}  # certain outcomes leave no noise
+    assert ece_by_chance([]) is None
+    with pytest.raises(ValueError, match="not a finite number"):
+        ece_by_chance([0.5, float("nan")])
+
+
+def test_ece_rows_is_the_ece_of_each_draw() -> None:
+    rng = random.Random(3)
+    conf = [rng.random() for _ in range(40)] + [0.0, 1.0, 0.1, 0.9999]
+    draws = [[rng.random() < c for c in conf] for _ in range(5)]
+    assert list(_ece_rows(conf, draws)) == pytest.approx([expected_calibration_error(conf, row) for row in draws])
+

@@ -103,6 +103,7 @@ def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> N
     fig = cal.figures
     assert fig["calibrated"]["auroc"] > 0.85 > fig["uncalibrated"]["auroc"]
     assert fig["calibrated"]["ece"] < fig["uncalibrated"]["ece"]
+    assert 0 < fig["ece_by_chance"]["median"] < fig["ece_by_chance"]["p95"] < 0.2  # the noise floor of 120 answers
     assert fig["signals"]["logprob_mean_greedy"]["auroc"] > 0.8  # read in its fixed direction
     assert cal.threshold is not None and fig["target"]["precision"] >= 0.8
     assert cal.fitted_for["model_sha256"] == "ab" * 32 and cal.fitted_for["samples"] == 5
@@ -192,6 +193,8 @@ def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["calibrate", *map(str, audits), "--out", str(out), "--target-precision", "0.8"])
     assert result.exit_code == 0, result.output
     assert "calibrated confidence" in result.output and "threshold" in result.output
+    chance = json.loads(out.read_text())["figures"]["ece_by_chance"]
+    assert f"would show an ECE of {chance['median']:.3f} here by chance" in result.output
     assert "against the signal's usual direction" not in result.output  # every weight points the expected way
     data = json.loads(out.read_text())
     assert data["format"] == "ragguard-calibration/1" and data["figures"]["calibrated"]["auroc"] > 0.85

@@ -90,6 +90,8 @@ def test_calibration_charts_only_with_labelled_records() -> None:
     svgs = charts(page)
     assert set(svgs) == {"reliability-diagram", "coverage-curve"}
     assert "expected calibration error 0.125" in page and "Brier score 0.177" in page
+    chance = summarize(labelled)["calibration"]["ece_by_chance"]["median"]
+    assert f"would show about {chance:.3f} on this many answers" in page
     assert "accuracy at 50% coverage 70%" in page and "accuracy at 80% coverage 62%" in page
     assert "20 answers with a reference" in page
 
@@ -99,6 +101,10 @@ def test_calibration_charts_only_with_labelled_records() -> None:
     # a summary.json from before the figures existed renders too
     legacy = {k: v for k, v in summarize(labelled).items() if k != "calibration"}
     assert charts(render_report(labelled, legacy, RUN)) == {}
+    older = {**summarize(labelled), "calibration": {k: v for k, v in summarize(labelled)["calibration"].items()
+                                                   if k != "ece_by_chance"}}
+    page = render_report(labelled, older, RUN)  # a summary from before the noise floor was recorded
+    assert "expected calibration error 0.125" in page and "by chance" not in page
 
 
 def test_reliability_bars_and_coverage_points_sit_where_the_figures_say() -> None:

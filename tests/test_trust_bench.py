@@ -152,14 +152,3 @@ def test_cross_set_counts_the_right_answers_among_the_most_confident(trust) -> N
     # every right answer outranks every wrong one here: the top quarter is all right, the whole set a quarter
     assert [points[c]["right"] for c in (10, 20, 30, 50, 100)] == [4, 8, 10, 10, 10]
     json.dumps(cross["test_most_confident"])
-
-
-def test_ece_by_chance_is_the_noise_a_calibrated_confidence_shows_on_a_small_set(trust) -> None:  # type: ignore[no-untyped-def]
-    small = trust.ece_by_chance([0.1] * 100)
-    large = trust.ece_by_chance([0.1] * 5000)
-    # drawn from the confidence itself, so calibrated by construction; only the sample's size keeps the ECE off 0
-    assert 0.01 < small[0] <= small[1] < 0.2
-    assert large[1] < small[0]
-    assert trust.ece_by_chance([0.1] * 100) == small  # seeded: the same figures every run
-    assert trust.ece_by_chance([0.0, 1.0] * 50) == (0.0, 0.0)  # certain outcomes leave no noise
-    assert trust.ece_by_chance([]) is None

@@ -11,6 +11,7 @@ from ragguard.core.metrics import (
     accuracy_at_coverage,
     auroc,
     brier_score,
+    ece_by_chance,
     expected_calibration_error,
     histogram,
     reliability,
@@ -96,6 +97,8 @@ def calibration_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         "labelled": len(labelled),
         "bins": [{k: _round(v) for k, v in b.items()} for b in reliability(conf, right)],
         "ece": _round(ece),
+        # what a perfectly calibrated confidence would show on this many answers, by chance alone
+        "ece_by_chance": {k: _round(v) for k, v in (ece_by_chance(conf) or {}).items()} or None,
         "brier": _round(brier),
         "coverage": [{k: _round(v) for k, v in p.items()} for p in accuracy_at_coverage(conf, right)],
     }

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
-from ragguard.core.metrics import brier_score, expected_calibration_error
+from ragguard.core.metrics import brier_score, ece_by_chance, expected_calibration_error
 from ragguard.errors import UsageError
 
 __all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking",
@@ -276,6 +276,8 @@ def fit_calibration(
         data={"records": len(records), "right": int(sum(labels)),
               "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest()},
         figures={"method": method, "folds": k, "C": final_params["C"], "calibrated": figures(list(oof), labels),
+                 # the ECE a perfectly calibrated confidence would show on this many records: read the ECE against it
+                 "ece_by_chance": ece_by_chance(list(oof)),
                  "uncalibrated": uncalibrated, "signals": signals, "target": chosen},
     )
 

@@ -125,6 +125,7 @@ def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:
     return {
         "labelled": cal["labelled"],
         "ece": _num(cal.get("ece")),
+        "ece_by_chance": _num((cal.get("ece_by_chance") or {}).get("median")),
         "brier": _num(cal.get("brier")),
         "at": at,
         "reliability": {**_frame("reliability-diagram", "reliability diagram",

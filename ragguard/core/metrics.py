@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["accuracy_at_coverage", "auroc", "brier_score", "expected_calibration_error", "histogram", "reliability"]
+__all__ = ["accuracy_at_coverage", "auroc", "brier_score", "ece_by_chance", "expected_calibration_error", "histogram",
+           "reliability"]
 
 
 def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
@@ -58,7 +59,7 @@ def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int
     pairs = _checked(confidences, correct)
     members: list[list[tuple[float, bool]]] = [[] for _ in range(bins)]
     for c, k in pairs:
-        members[min(bins - 1, max(0, int(c * bins)))].append((c, k))
+        members[_bin_of(c, bins)].append((c, k))
     table = []
     for i, rows in enumerate(members):
         n = len(rows)
@@ -82,6 +83,43 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     if not total:
         return None
     return sum(b["count"] * abs(b["accuracy"] - b["mean_confidence"]) for b in table if b["count"]) / total
+
+
+def _bin_of(c: float, bins: int) -> int:
+    return min(bins - 1, max(0, int(c * bins)))
+
+
+def _ece_rows(confidences: Sequence[float], outcomes: Any, bins: int = 10) -> Any:
+    """The ECE of ``confidences`` against each row of the 0/1 matrix ``outcomes`` (one row per draw)."""
+    import numpy as np
+
+    c = np.asarray(confidences, dtype=float)
+    which = np.array([_bin_of(float(v), bins) for v in c])
+    onehot = np.zeros((len(c), bins))
+    onehot[np.arange(len(c)), which] = 1.0
+    # count * |accuracy - mean confidence| = |right in the bin - confidence summed over the bin|
+    right = np.asarray(outcomes, dtype=float) @ onehot
+    return np.abs(right - c @ onehot).sum(axis=1) / len(c)
+
+
+def ece_by_chance(confidences: Sequence[float], bins: int = 10, rounds: int = 1000, seed: int = 0) -> dict[str, float] | None:
+    """The ECE that a perfectly calibrated confidence shows on this many answers: ``{"median", "p95"}``.
+
+    Each round draws every answer's outcome from its own confidence (right with
+    probability ``c``), so the confidence is calibrated by construction and the
+    ECE measured is sampling noise alone. On a hundred answers with a few
+    right it is far from 0: read a measured ECE against it. Seeded, so the same
+    confidences give the same figures; ``None`` when there are none.
+    """
+    import numpy as np
+
+    pairs = _checked(confidences, [False] * len(confidences))
+    if not pairs:
+        return None
+    c = np.clip([v for v, _ in pairs], 0.0, 1.0)
+    draws = np.random.default_rng(seed).random((rounds, len(c))) < c
+    median, high = np.percentile(_ece_rows(c, draws, bins), [50, 95])
+    return {"median": float(median), "p95": float(high)}
 
 
 def brier_score(confidences: Sequence[float], correct: Sequence[bool]) -> float | None:

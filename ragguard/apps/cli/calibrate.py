@@ -66,6 +66,10 @@ def format_figures(data: dict[str, Any]) -> str:
     for name, row in (("calibrated confidence", fig["calibrated"]), ("uncalibrated confidence", fig["uncalibrated"])):
         if row:
             lines.append(f"{name:28} {f(row['auroc']):>6} {f(row['auprc']):>6} {f(row['brier']):>6} {f(row['ece']):>6}")
+    chance = fig.get("ece_by_chance")
+    if chance:
+        lines.append(f"{'':28} a perfectly calibrated confidence would show an ECE of {chance['median']:.3f} here by chance "
+                     f"(95th percentile {chance['p95']:.3f})")
     for name, row in fig["signals"].items():
         lines.append(f"{name:28} {f(row['auroc']):>6} {f(row['auprc']):>6}")
     target = fig["target"]
