@@ -100,6 +100,13 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/developers-reference"),
         "include": sources(DATA / "debian_devref_qa.jsonl"),
     },
+    # measure only (session 15): 165 questions from the 12 chapters of the Debian Policy Manual, every row test
+    "policy": {
+        "file": DATA / "debian_policy_qa.jsonl",
+        "package": "debian-policy",
+        "docs": Path("/usr/share/doc/debian-policy/policy.html"),
+        "include": sources(DATA / "debian_policy_qa.jsonl"),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
