@@ -40,6 +40,30 @@ def test_token_f1_decides_near_misses_and_the_best_variant_is_kept() -> None:
     assert match_short("Something else entirely", "free software guidelines").label == "mismatch"
 
 
+@pytest.mark.parametrize(
+    ("answer", "reference", "label"),
+    [
+        ("Chain them with cd build && make so a failure stops it.", "&&", "match"),
+        ("&&", "&&", "match"),
+        ("Use the `>>` relation.", ">>", "match"),
+        ("Use >>> here.", ">>", "mismatch"),  # a longer run of its own symbol
+        ("The version sorts before with a `~`.", "~", "match"),
+        ("Name it foo~bar.", "~", "mismatch"),  # inside a word
+        ("Set x=1 in the file.", "=", "mismatch"),
+        ("Pass -a to apt-get.", "-a", "match"),  # "a" is an article: nothing survives normalisation
+        ("Steps:\n- install it\n- run it", "-", "mismatch"),  # list markers are not the reference
+        ("Separate them with - and nothing else.", "-", "match"),
+        ("Use a semicolon.", "&&", "mismatch"),
+    ],
+)
+def test_a_reference_of_symbols_is_read_as_written_standing_alone(answer: str, reference: str, label: str) -> None:
+    assert normalize_tokens(reference) == []  # what made such references unmatchable before
+    decided = match_short(answer, ["no such words", reference])
+    assert decided.label == label
+    if label == "match":
+        assert (decided.rule, decided.score, decided.reference) == ("verbatim", 1.0, reference)
+
+
 def test_an_empty_answer_never_matches() -> None:
     assert match_short("", "stable").rule == "empty"
     assert match_short("   ", ["stable"]).label == "mismatch"

@@ -18,6 +18,12 @@ it, so references of a few words are read lexically, SQuAD-style:
   reference's tokens. Token F1 leaves such runs out of the answer too.
 * **token F1** (SQuAD's): the harmonic mean of token precision and recall;
   a match at :data:`F1_THRESHOLD` or above.
+* **verbatim**: a reference that normalises to no token at all (symbols such
+  as ``&&``, ``>>`` or ``~``; an option such as ``-a``, whose letter is an
+  article) is looked for as written (case aside), standing alone: not inside
+  a longer run of letters, digits or its own symbols, so ``~`` is in "use a
+  `~`" but not in "foo~bar", and ``=`` not in "x=1"; a list marker ("- item")
+  is not an occurrence of ``-``. Score 1.0.
 
 * **polarity**: for a yes/no question whose reference takes a side ("no",
   "no, not yet"), the answer's stance decides (the polarity detector's
@@ -53,6 +59,7 @@ __all__ = [
     "token_f1",
     "is_short",
     "match_short",
+    "standalone",
     "match_yes_no",
     "match_long",
     "SHORT_TOKENS",
@@ -73,7 +80,7 @@ class ReferenceMatch:
     """How an answer compares with a reference, and which rule decided."""
 
     label: MatchLabel
-    rule: str  # "containment", "token_f1", "embedding", "detector:<kind>", "empty"
+    rule: str  # "containment", "verbatim", "token_f1", "polarity", "embedding", "detector:<kind>", "empty"
     score: float
     reference: str = ""  # the accepted variant that decided (when several were given)
 
@@ -152,6 +159,9 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     such runs are left out of the answer's tokens for the F1.
     """
     variants = [references] if isinstance(references, str) else list(references)
+    for variant in variants:  # nothing of these survives normalisation: read the text as written
+        if not normalize_tokens(variant) and standalone(answer, variant):
+            return ReferenceMatch("match", "verbatim", 1.0, variant)
     answer_tokens = normalize_tokens(answer)
     if not answer_tokens:
         return ReferenceMatch("mismatch", "empty", 0.0, variants[0] if variants else "")
@@ -162,6 +172,8 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     best = ReferenceMatch("mismatch", "token_f1", 0.0, variants[0] if variants else "")
     for variant in variants:
         ref_tokens = normalize_tokens(variant)
+        if not ref_tokens:  # symbols only: read above, as written
+            continue
         # Runs copied from the question that are longer than the reference only restate it.
         masked = echoed(answer_tokens, question_tokens, len(ref_tokens) + 1)
         if contains(answer_tokens, ref_tokens, masked):
@@ -170,6 +182,29 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
         if f1 > best.score:
             best = ReferenceMatch("match" if f1 >= F1_THRESHOLD else "mismatch", "token_f1", f1, variant)
     return best
+
+
+_NEIGHBOURS = frozenset(" \t\r\n'\"`()[]{},.:;!?")
+
+
+def standalone(text: str, reference: str) -> bool:
+    """Whether ``reference`` occurs in ``text`` (case aside) with no letter, digit or symbol of its own next to it.
+
+    A list marker does not count: a one-character reference that opens its line, followed by a space ("- item").
+    """
+    ref = reference.strip().lower()
+    if not ref:
+        return False
+    lowered, allowed = text.lower(), _NEIGHBOURS - set(ref)
+    start = lowered.find(ref)
+    while start >= 0:
+        end = start + len(ref)
+        bullet = (len(ref) == 1 and not lowered[lowered.rfind("\n", 0, start) + 1 : start].strip()
+                  and lowered[end : end + 1] in (" ", "\t"))
+        if (start == 0 or lowered[start - 1] in allowed) and (end == len(lowered) or lowered[end] in allowed) and not bullet:
+            return True
+        start = lowered.find(ref, start + 1)
+    return False
 
 
 def match_yes_no(answer: str, references: Sequence[str], question: str) -> ReferenceMatch | None:
