@@ -107,6 +107,19 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/doc/debian-policy/policy.html"),
         "include": sources(DATA / "debian_policy_qa.jsonl"),
     },
+    # session 15, split half dev, half test: their dev splits are for the next round's dev pool
+    "kernel": {  # 125 questions from the nine chapters of the Debian Linux Kernel Handbook
+        "file": DATA / "debian_kernelhandbook_qa.jsonl",
+        "package": "debian-kernel-handbook",
+        "docs": Path("/usr/share/doc/debian-kernel-handbook/kernel-handbook.html"),
+        "include": sources(DATA / "debian_kernelhandbook_qa.jsonl"),
+    },
+    "maintguide": {  # 164 questions from the ten chapters of the Debian New Maintainers' Guide
+        "file": DATA / "debian_maintguide_qa.jsonl",
+        "package": "maint-guide",
+        "docs": Path("/usr/share/doc/maint-guide/html"),
+        "include": sources(DATA / "debian_maintguide_qa.jsonl"),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
