@@ -20,8 +20,9 @@ it, so references of a few words are read lexically, SQuAD-style:
   a match at :data:`F1_THRESHOLD` or above.
 * **verbatim**: a reference that normalises to no token at all (symbols such
   as ``&&``, ``>>`` or ``~``; an option such as ``-a``, whose letter is an
-  article) is looked for as written (case aside), standing alone: not inside
-  a longer run of letters, digits or its own symbols, so ``~`` is in "use a
+  article) is looked for as written (case aside), standing alone: with only
+  spaces, quotes, brackets or punctuation around it, not inside a word or a
+  longer run of symbols, so ``~`` is in "use a
   `~`" but not in "foo~bar", and ``=`` not in "x=1"; a list marker ("- item")
   is not an occurrence of ``-``. Score 1.0.
 
@@ -188,7 +189,10 @@ _NEIGHBOURS = frozenset(" \t\r\n'\"`()[]{},.:;!?")
 
 
 def standalone(text: str, reference: str) -> bool:
-    """Whether ``reference`` occurs in ``text`` (case aside) with no letter, digit or symbol of its own next to it.
+    """Whether ``reference`` occurs in ``text`` (case aside) standing alone.
+
+    Standing alone: only the text's ends, whitespace, quotes, brackets or sentence punctuation next to
+    it, and none of its own characters (so ``>>`` is not in ``>>>``, nor ``=`` in ``x=1``).
 
     A list marker does not count: a one-character reference that opens its line, followed by a space ("- item").
     """
