@@ -45,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ragguard.apps.calibrate import auroc_interval  # noqa: E402,F401  (the bootstrap interval, as `calibrate` prints it)
 from ragguard.core.calibration import METHODS  # noqa: E402
 from ragguard.core.reference import is_short, match_short  # noqa: E402
 from ragguard.errors import UsageError  # noqa: E402
@@ -283,24 +284,6 @@ def metrics(risk: list[float], wrong: list[bool]) -> dict[str, float | None]:
         kept = order[: max(1, round(cover * len(order)))]
         out[f"acc@{int(cover * 100)}%"] = 1.0 - sum(wrong[i] for i in kept) / len(kept)
     return out
-
-
-def auroc_interval(risk: list[float], wrong: list[bool], rounds: int = 1000, seed: int = 0) -> tuple[float, float] | None:
-    """A 95 % bootstrap interval of the AUROC (resampling the answers): how far a few dozen right answers let it move."""
-    import numpy as np
-    from sklearn.metrics import roc_auc_score
-
-    r, w = np.asarray(risk, dtype=float), np.asarray(wrong, dtype=bool)
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(rounds):
-        pick = rng.integers(0, len(r), len(r))
-        if 0 < w[pick].sum() < len(pick):
-            values.append(roc_auc_score(w[pick], r[pick]))
-    if not values:
-        return None
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def labelled(records: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[bool]]:

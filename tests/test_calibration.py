@@ -11,7 +11,14 @@ import pytest
 from fakes import WordEmbedder
 from typer.testing import CliRunner
 
-from ragguard.apps.calibrate import MIN_RECORDS, against_direction, fit_calibration, read_labelled, threshold_for
+from ragguard.apps.calibrate import (
+    MIN_RECORDS,
+    against_direction,
+    auroc_interval,
+    fit_calibration,
+    read_labelled,
+    threshold_for,
+)
 from ragguard.apps.calibration_io import annotate, load_calibration, mismatches, resolve_calibration
 from ragguard.apps.check import check
 from ragguard.apps.cli import app
@@ -104,6 +111,8 @@ def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> N
     assert fig["calibrated"]["auroc"] > 0.85 > fig["uncalibrated"]["auroc"]
     assert fig["calibrated"]["ece"] < fig["uncalibrated"]["ece"]
     assert 0 < fig["ece_by_chance"]["median"] < fig["ece_by_chance"]["p95"] < 0.2  # the noise floor of 120 answers
+    low, high = fig["calibrated"]["auroc_95"]
+    assert low < fig["calibrated"]["auroc"] < high
     assert fig["signals"]["logprob_mean_greedy"]["auroc"] > 0.8  # read in its fixed direction
     assert cal.threshold is not None and fig["target"]["precision"] >= 0.8
     assert cal.fitted_for["model_sha256"] == "ab" * 32 and cal.fitted_for["samples"] == 5
@@ -195,6 +204,8 @@ def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path) -> None:
     assert "calibrated confidence" in result.output and "threshold" in result.output
     chance = json.loads(out.read_text())["figures"]["ece_by_chance"]
     assert f"would show an ECE of {chance['median']:.3f} here by chance" in result.output
+    low, high = json.loads(out.read_text())["figures"]["calibrated"]["auroc_95"]
+    assert f"95 % bootstrap interval: {low:.3f}-{high:.3f}" in result.output
     assert "against the signal's usual direction" not in result.output  # every weight points the expected way
     data = json.loads(out.read_text())
     assert data["format"] == "ragguard-calibration/1" and data["figures"]["calibrated"]["auroc"] > 0.85
@@ -295,3 +306,21 @@ def test_a_calibration_for_another_setup_says_so_in_the_record(caplog: pytest.Lo
     reprompted = Config().replace("prompt", system="Answer in one word.")
     found = mismatches(cal, {**FINGERPRINT, "setup_hash": reprompted.setup_hash()})
     assert found and found[0].startswith("config (prompt, sampling or thresholds): fitted for")
+
+
+def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = random.Random(0)
+
+    def sample(n: int) -> tuple[list[float], list[bool]]:
+        wrong = [rng.random() < 0.85 for _ in range(n)]
+        return [rng.gauss(0.6 if w else 0.0, 1.0) for w in wrong], wrong
+
+    risk, wrong = sample(150)
+    low, high = auroc_interval(risk, wrong)
+    assert low < roc_auc_score(wrong, risk) < high
+    big_low, big_high = auroc_interval(*sample(1500))
+    assert big_high - big_low < (high - low) / 2
+    assert auroc_interval([0.1, 0.2], [True, True]) is None  # one class: no AUROC at all
+    json.dumps(auroc_interval(risk, wrong))  # plain floats (the --json output)

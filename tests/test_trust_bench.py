@@ -82,24 +82,6 @@ def test_labels_use_every_accepted_variant(trust) -> None:  # type: ignore[no-un
     assert not trust.is_right("APT reads preferences.", row, {})
 
 
-def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers(trust) -> None:  # type: ignore[no-untyped-def]
-    from sklearn.metrics import roc_auc_score
-
-    rng = random.Random(0)
-
-    def sample(n: int) -> tuple[list[float], list[bool]]:
-        wrong = [rng.random() < 0.85 for _ in range(n)]
-        return [rng.gauss(0.6 if w else 0.0, 1.0) for w in wrong], wrong
-
-    risk, wrong = sample(150)
-    low, high = trust.auroc_interval(risk, wrong)
-    assert low < roc_auc_score(wrong, risk) < high
-    big_low, big_high = trust.auroc_interval(*sample(1500))
-    assert big_high - big_low < (high - low) / 2
-    assert trust.auroc_interval([0.1, 0.2], [True, True]) is None  # one class: no AUROC at all
-    json.dumps(trust.auroc_interval(risk, wrong))  # plain floats (the --json output)
-
-
 def test_calibration_design_rule_skips_ineligible_candidates(design) -> None:  # type: ignore[no-untyped-def]
     shipped, a, b = design.SHIPPED, ("a", "logistic"), ("b", "mean")
     # The best score is not eligible: the best eligible one wins, and the shipped one stays within 0.01 of it.

@@ -37,7 +37,7 @@ from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
 from ragguard.core.metrics import brier_score, ece_by_chance, expected_calibration_error
 from ragguard.errors import UsageError
 
-__all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking",
+__all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "auroc_interval",
            "threshold_for", "against_direction"]
 
 MIN_RECORDS = 30
@@ -192,6 +192,24 @@ def ranking(risk: Sequence[float], right: Sequence[bool]) -> dict[str, float | N
             "auprc": float(average_precision_score(wrong, risk)) if both else None}
 
 
+def auroc_interval(risk: list[float], wrong: list[bool], rounds: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """A 95 % bootstrap interval of the AUROC (resampling the answers): how far a few dozen right answers let it move."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    r, w = np.asarray(risk, dtype=float), np.asarray(wrong, dtype=bool)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(r), len(r))
+        if 0 < w[pick].sum() < len(pick):
+            values.append(roc_auc_score(w[pick], r[pick]))
+    if not values:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def threshold_for(
     confidence: Sequence[float], right: Sequence[bool], target: float, min_kept: int = 1
 ) -> dict[str, Any]:
@@ -275,7 +293,9 @@ def fit_calibration(
         final, threshold=chosen["threshold"], target_precision=target_precision, fitted_for=fitted_for(records),
         data={"records": len(records), "right": int(sum(labels)),
               "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest()},
-        figures={"method": method, "folds": k, "C": final_params["C"], "calibrated": figures(list(oof), labels),
+        figures={"method": method, "folds": k, "C": final_params["C"],
+                 "calibrated": {**figures(list(oof), labels),
+                                "auroc_95": auroc_interval([1.0 - c for c in oof], [not lab for lab in labels])},
                  # the ECE a perfectly calibrated confidence would show on this many records: read the ECE against it
                  "ece_by_chance": ece_by_chance(list(oof)),
                  "uncalibrated": uncalibrated, "signals": signals, "target": chosen},
