@@ -228,3 +228,13 @@ def test_ece_rows_is_the_ece_of_each_draw() -> None:
     draws = [[rng.random() < c for c in conf] for _ in range(5)]
     assert list(_ece_rows(conf, draws)) == pytest.approx([expected_calibration_error(conf, row) for row in draws])
 
+
+
+def test_ece_by_chance_gives_the_same_figures_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.core.metrics as metrics
+
+    rng = random.Random(5)
+    conf = [rng.random() * 0.4 for _ in range(300)]
+    whole = ece_by_chance(conf)
+    monkeypatch.setattr(metrics, "_CELLS", 1000)  # 3 rounds a batch instead of all 1000 at once
+    assert ece_by_chance(conf) == whole

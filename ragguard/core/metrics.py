@@ -102,6 +102,9 @@ def _ece_rows(confidences: Sequence[float], outcomes: Any, bins: int = 10) -> An
     return np.abs(right - c @ onehot).sum(axis=1) / len(c)
 
 
+_CELLS = 1_000_000  # draws held in memory at once by ece_by_chance
+
+
 def ece_by_chance(confidences: Sequence[float], bins: int = 10, rounds: int = 1000, seed: int = 0) -> dict[str, float] | None:
     """The ECE that a perfectly calibrated confidence shows on this many answers: ``{"median", "p95"}``.
 
@@ -117,8 +120,10 @@ def ece_by_chance(confidences: Sequence[float], bins: int = 10, rounds: int = 10
     if not pairs:
         return None
     c = np.clip([v for v, _ in pairs], 0.0, 1.0)
-    draws = np.random.default_rng(seed).random((rounds, len(c))) < c
-    median, high = np.percentile(_ece_rows(c, draws, bins), [50, 95])
+    rng = np.random.default_rng(seed)
+    step = max(1, _CELLS // len(c))  # rounds per batch: memory stays bounded on a large audit
+    values = [_ece_rows(c, rng.random((min(step, rounds - done), len(c))) < c, bins) for done in range(0, rounds, step)]
+    median, high = np.percentile(np.concatenate(values), [50, 95])
     return {"median": float(median), "p95": float(high)}
 
 
