@@ -151,3 +151,12 @@ def test_key_hits_count_what_the_answer_adds_in_the_questions_key_sentence() -> 
     assert wrong.key_hits == 0 and wrong.to_dict()["key_hits"] == 0
     assert ground("It is sid.", "Which colour is the logo?", [passage]).key_hits is None  # no key sentence
     assert ground("It is sid.", question, [passage], readings=False).key_hits is None
+
+
+def test_key_hits_read_chinese_by_character_bigrams() -> None:
+    question = "年假需要提前多久申请？"
+    right, other, wrong = (ground(a, question, [ZH]) for a in ("需要提前两周。", "十五天。", "需要提前三个月。"))
+    assert right.key_hits == 2  # 两周, 前两: in the sentence about applying ahead
+    # "fifteen days" is in the anchor window (the sentence before) but not in the key sentence
+    assert other.anchored == 1.0 and other.key_hits == 0
+    assert wrong.key_hits == 0
