@@ -102,7 +102,11 @@ def test_ece_and_the_threshold_by_hand() -> None:
     assert threshold_for([0.5, 0.4], [False, False], 0.9)["threshold"] is None
     # One lucky answer at the top is no threshold when at least 2 must stay.
     assert threshold_for([0.9, 0.8, 0.7], [True, False, False], 0.9)["threshold"] == 0.9
-    assert threshold_for([0.9, 0.8, 0.7], [True, False, False], 0.9, min_kept=2)["threshold"] is None
+    unreached = threshold_for([0.9, 0.8, 0.7], [True, False, False], 0.9, min_kept=2)
+    assert unreached["threshold"] is None
+    # what can be had instead: the best precision among thresholds keeping at least 2 answers
+    assert unreached["reachable"] == {"threshold": 0.8, "precision": 0.5, "coverage": pytest.approx(2 / 3)}
+    assert threshold_for([0.5], [False], 0.9, min_kept=2)["reachable"] is None  # no threshold keeps enough
 
 
 def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> None:
@@ -209,6 +213,15 @@ def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path) -> None:
     assert "against the signal's usual direction" not in result.output  # every weight points the expected way
     data = json.loads(out.read_text())
     assert data["format"] == "ragguard-calibration/1" and data["figures"]["calibrated"]["auroc"] > 0.85
+    # a target no threshold reaches (labels unrelated to the signals): say so, and what the data can give instead
+    rng = random.Random(7)
+    noise = [record(rng.choice([0.2, 0.6, 1.0]), rng.random() < 0.4, i, logprob=round(rng.gauss(-0.7, 0.3), 4))
+             for i in range(80)]
+    strict = CliRunner().invoke(app, ["calibrate", str(write_audit(tmp_path / "n", noise)), "--out",
+                                      str(tmp_path / "strict.json"), "--target-precision", "0.95"])
+    reach = json.loads((tmp_path / "strict.json").read_text())["figures"]["target"]["reachable"]
+    assert strict.exit_code == 0 and "no confidence threshold" in strict.output and reach["precision"] < 1.0
+    assert f"the best reachable: precision {reach['precision']:.2f} at coverage {reach['coverage']:.1%}" in strict.output
     few = CliRunner().invoke(app, ["calibrate", str(write_audit(tmp_path / "c", rows[:5])), "--out", str(out)])
     assert few.exit_code == 2 and "at least 30" in few.output
 

@@ -216,17 +216,27 @@ def threshold_for(
     """The lowest confidence at which the answers kept (confidence >= it) reach ``target`` precision.
 
     A threshold must keep at least ``min_kept`` answers: the precision of a handful says nothing.
+    When none reaches ``target``, ``reachable`` says what can be had: the threshold (keeping at
+    least ``min_kept``) with the highest precision, and its coverage.
     """
     pairs = sorted(zip(confidence, right, strict=True), key=lambda p: -p[0])
     best: dict[str, Any] = {"threshold": None, "precision": None, "coverage": 0.0}
+    reachable: dict[str, Any] | None = None
     kept_right = 0
     for i, (c, r) in enumerate(pairs):
         kept_right += int(r)
         if i + 1 < len(pairs) and pairs[i + 1][0] == c:
             continue  # a threshold keeps every answer with that confidence
         precision = kept_right / (i + 1)
-        if precision >= target and i + 1 >= min_kept:
-            best = {"threshold": float(c), "precision": precision, "coverage": (i + 1) / len(pairs)}
+        if i + 1 < min_kept:
+            continue
+        point = {"threshold": float(c), "precision": precision, "coverage": (i + 1) / len(pairs)}
+        if precision >= target:
+            best = point
+        if reachable is None or precision > reachable["precision"]:
+            reachable = point
+    if best["threshold"] is None:
+        best["reachable"] = reachable
     return best
 
 

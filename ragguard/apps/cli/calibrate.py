@@ -80,6 +80,10 @@ def format_figures(data: dict[str, Any]) -> str:
     if target["threshold"] is None:
         lines.append(f"no confidence threshold keeping at least 10 answers (and 5 %) reaches precision "
                      f"{data['target_precision']:.2f}: min_confidence stays unset (no gate)")
+        reach = target.get("reachable")
+        if reach:
+            lines.append(f"  the best reachable: precision {reach['precision']:.2f} at coverage {reach['coverage']:.1%} "
+                         f"(confidence >= {reach['threshold']:.3f}); pass a lower --target-precision to gate there")
     else:
         lines.append(f"threshold {target['threshold']:.3f}: precision {target['precision']:.2f} at coverage "
                      f"{target['coverage']:.1%} (target {data['target_precision']:.2f})")
