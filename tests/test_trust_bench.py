@@ -85,6 +85,7 @@ def test_labels_use_every_accepted_variant(trust) -> None:  # type: ignore[no-un
 def test_calibration_design_rule_skips_ineligible_candidates(design) -> None:  # type: ignore[no-untyped-def]
     shipped, a, b = design.SHIPPED, ("a", "logistic"), ("b", "mean")
     # The best score is not eligible: the best eligible one wins, and the shipped one stays within 0.01 of it.
+    assert design.wins([0.8, 0.7, 0.9], [0.75, 0.7, 0.95]) == 1  # ties are not wins
     assert design.choose({shipped: 0.80, a: 0.90, b: 0.805}, {a}) == (b, True)
     assert design.choose({shipped: 0.80, a: 0.90, b: 0.83}, {a}) == (b, False)
     # An ineligible shipped candidate never stays, however close it is.
