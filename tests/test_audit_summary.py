@@ -174,6 +174,10 @@ def test_diff_compares_calibration_figures(tmp_path: Path) -> None:
     assert figures["calibration.brier"]["old"] == pytest.approx(0.1775)
     assert figures["calibration.brier"]["new"] == pytest.approx(0.16)
     assert figures["calibration.brier"]["change"] == pytest.approx(0.16 - 0.1775, abs=1e-6)
+    chance = {k: ece_by_chance([r["confidence"] for r in records])["median"]
+              for k, records in (("old", labelled_records()), ("new", improved_records()))}
+    assert figures["calibration.ece_by_chance"]["old"] == pytest.approx(chance["old"], abs=1e-6)
+    assert figures["calibration.ece_by_chance"]["new"] == pytest.approx(chance["new"], abs=1e-6)
     assert figures["calibration.accuracy_at_coverage_50"] == pytest.approx({"old": 0.7, "new": 0.7, "change": 0.0})
     assert figures["calibration.accuracy_at_coverage_80"] == pytest.approx({"old": 0.625, "new": 0.625, "change": 0.0})
 
@@ -200,7 +204,11 @@ def test_cli_diff_prints_the_calibration_figures(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     block = lines[lines.index("calibration (answers with a reference):") + 1:]
-    assert block == ["  ece: 0.125 -> 0.000 (-0.125)", "  brier: 0.177 -> 0.160 (-0.018)",
+    chance = [ece_by_chance([r["confidence"] for r in records])["median"] for records in (labelled_records(),
+                                                                                           improved_records())]
+    assert block == ["  ece: 0.125 -> 0.000 (-0.125)",
+                     f"  ece_by_chance: {chance[0]:.3f} -> {chance[1]:.3f} ({chance[1] - chance[0]:+.3f})",
+                     "  brier: 0.177 -> 0.160 (-0.018)",
                      "  accuracy_at_coverage_50: 0.700 -> 0.700 (+0.000)",
                      "  accuracy_at_coverage_80: 0.625 -> 0.625 (+0.000)"]
     unlabelled = [{**r, "reference_match": None} for r in labelled_records()]

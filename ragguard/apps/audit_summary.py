@@ -146,7 +146,7 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
 
     Questions are matched by ``id``. A question counts as changed when its
     verdict, its answer or its reference match differs. The figures include
-    the calibration of ``confidence`` (``calibration.ece``,
+    the calibration of ``confidence`` (``calibration.ece``, ``calibration.ece_by_chance``,
     ``calibration.brier``, ``calibration.accuracy_at_coverage_50`` and
     ``_80``; see :func:`calibration_summary`), computed from the records
     for an audit whose ``summary.json`` predates them.
@@ -180,8 +180,13 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     # Audits written before the calibration figures existed: compute them from their records.
     cal_old = s_old["calibration"] if "calibration" in s_old else calibration_summary(list(before.values()))
     cal_new = s_new["calibration"] if "calibration" in s_new else calibration_summary(list(after.values()))
-    for key in ("ece", "brier"):
-        figures[f"calibration.{key}"] = _delta((cal_old or {}).get(key), (cal_new or {}).get(key))
+    def read(cal: dict[str, Any] | None, key: str) -> float | None:
+        if key == "ece_by_chance":  # beside the ECE, what chance alone gives (None: a summary from before it)
+            return ((cal or {}).get(key) or {}).get("median")
+        return (cal or {}).get(key)
+
+    for key in ("ece", "ece_by_chance", "brier"):
+        figures[f"calibration.{key}"] = _delta(read(cal_old, key), read(cal_new, key))
     for coverage in (0.5, 0.8):
         figures[f"calibration.accuracy_at_coverage_{round(coverage * 100)}"] = _delta(accuracy_at(cal_old, coverage),
                                                                                   accuracy_at(cal_new, coverage))
