@@ -66,14 +66,13 @@ def format_figures(data: dict[str, Any]) -> str:
     for name, row in (("calibrated confidence", fig["calibrated"]), ("uncalibrated confidence", fig["uncalibrated"])):
         if row:
             lines.append(f"{name:28} {f(row['auroc']):>6} {f(row['auprc']):>6} {f(row['brier']):>6} {f(row['ece']):>6}")
-    interval = (fig["calibrated"] or {}).get("auroc_95")
-    if interval:
-        lines.append(f"{'':28} the calibrated AUROC's 95 % bootstrap interval: {interval[0]:.3f}-{interval[1]:.3f} "
-                     f"(with {data['data']['right']} right answers)")
-    chance = fig.get("ece_by_chance")
-    if chance:
-        lines.append(f"{'':28} a perfectly calibrated confidence would show an ECE of {chance['median']:.3f} here by chance "
-                     f"(95th percentile {chance['p95']:.3f})")
+    # How far to trust the two figures above (files written before these were recorded lack them).
+    interval, chance = (fig["calibrated"] or {}).get("auroc_95"), fig.get("ece_by_chance")
+    notes = ([f"the calibrated AUROC's 95 % bootstrap interval: {interval[0]:.3f}-{interval[1]:.3f} "
+              f"(with {data['data']['right']} right answers)"] if interval else []) + \
+            ([f"a perfectly calibrated confidence would show an ECE of {chance['median']:.3f} here by chance "
+              f"(95th percentile {chance['p95']:.3f})"] if chance else [])
+    lines += [f"{'':28} {note}" for note in notes]
     for name, row in fig["signals"].items():
         lines.append(f"{name:28} {f(row['auroc']):>6} {f(row['auprc']):>6}")
     target = fig["target"]
