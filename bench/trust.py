@@ -45,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ragguard.apps.calibrate import auroc_interval  # noqa: E402,F401  (the bootstrap interval, as `calibrate` prints it)
+from ragguard.apps.calibrate import auroc_interval  # noqa: E402  (the same bootstrap interval `calibrate` prints)
 from ragguard.core.calibration import METHODS  # noqa: E402
 from ragguard.core.reference import is_short, match_short  # noqa: E402
 from ragguard.errors import UsageError  # noqa: E402
