@@ -309,9 +309,8 @@ def _hits_in(added: set[str], text: str) -> int:
     return sum(_found(t, terms, lowered) for t in added)
 
 
-def _share_in(answer: str, question: str, window: str) -> float:
-    """Share of what ``answer`` adds to ``question`` found in ``window`` (0 when it adds nothing)."""
-    added = added_terms(answer, question)
+def _share_in(added: set[str], window: str) -> float:
+    """Share of the terms an answer ``added`` found in ``window`` (0 when it adds nothing)."""
     return _hits_in(added, window) / len(added) if added else 0.0
 
 
@@ -330,9 +329,8 @@ def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> _Readi
     if found is None:
         return _Readings(None, None, covered, None)
     _, index, (a, b), (sa, sb) = found
-    text = passages[index].text
-    key_hits = _hits_in(added_terms(answer, question), text[sa:sb])
-    return _Readings(_share_in(answer, question, text[a:b]), (passages[index].chunk_id, (a, b)), covered, key_hits)
+    text, added = passages[index].text, added_terms(answer, question)
+    return _Readings(_share_in(added, text[a:b]), (passages[index].chunk_id, (a, b)), covered, _hits_in(added, text[sa:sb]))
 
 
 def anchored_shares(answers: Sequence[str], question: str, passages: Sequence[Passage]) -> list[float | None]:
@@ -345,7 +343,7 @@ def anchored_shares(answers: Sequence[str], question: str, passages: Sequence[Pa
         return [None] * len(answers)
     index, (a, b) = found
     window = passages[index].text[a:b]
-    return [_share_in(answer, question, window) for answer in answers]
+    return [_share_in(added_terms(answer, question), window) for answer in answers]
 
 
 def _absent_values(answer: str, question: str, passages: Sequence[Passage]) -> list[str]:

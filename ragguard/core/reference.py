@@ -160,8 +160,9 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     such runs are left out of the answer's tokens for the F1.
     """
     variants = [references] if isinstance(references, str) else list(references)
-    for variant in variants:  # nothing of these survives normalisation: read the text as written
-        if not normalize_tokens(variant) and standalone(answer, variant):
+    tokenized = [(variant, normalize_tokens(variant)) for variant in variants]
+    for variant, ref_tokens in tokenized:  # nothing of these survives normalisation: read the text as written
+        if not ref_tokens and standalone(answer, variant):
             return ReferenceMatch("match", "verbatim", 1.0, variant)
     answer_tokens = normalize_tokens(answer)
     if not answer_tokens:
@@ -171,10 +172,7 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
         return by_stance
     question_tokens = normalize_tokens(question)
     best = ReferenceMatch("mismatch", "token_f1", 0.0, variants[0] if variants else "")
-    for variant in variants:
-        ref_tokens = normalize_tokens(variant)
-        if not ref_tokens:  # symbols only: read above, as written
-            continue
+    for variant, ref_tokens in tokenized:
         # Runs copied from the question that are longer than the reference only restate it.
         masked = echoed(answer_tokens, question_tokens, len(ref_tokens) + 1)
         if contains(answer_tokens, ref_tokens, masked):
