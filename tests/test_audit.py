@@ -259,6 +259,11 @@ def test_short_references_are_read_lexically_and_the_rule_is_recorded() -> None:
     answer = "They call the fiftieth wedding anniversary the golden anniversary, and it is celebrated widely."
     assert match_reference(answer, "golden anniversary", "What is the 50th called?", e, 0.99).label == "match"
     assert match_reference("", "Yes.", q, e, 0.6).label == "mismatch"
+    # A web address is read lexically: another address is not it, however close their embeddings.
+    url = "https://kernel-team.pages.debian.net/kernel-handbook/"
+    other = match_reference("It is published at https://www.linuxkernal.org/.", url, q, e, -1.0)
+    assert (other.label, other.rule) == ("mismatch", "token_f1")
+    assert match_reference(f"See {url} for it.", url, q, e, 2.0).rule == "containment"
 
 
 def test_accepted_answers_and_yes_no_references(tmp_path: Path) -> None:

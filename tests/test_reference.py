@@ -73,6 +73,13 @@ def test_short_and_long_references() -> None:
     assert is_short("apt-cache rdepends")
     assert not is_short("Employees without the card must request a certificate from HR with form HR-07.")
     assert not is_short("")
+    # Code is short by its words though its punctuation splits it into more tokens than SHORT_TOKENS.
+    for code in ("https://kernel-team.pages.debian.net/kernel-handbook/", "apt-get install linux-headers-$(uname -r)",
+                 "dh_make -f ../gentoo-0.9.12.tar.gz"):
+        assert len(normalize_tokens(code)) > 6 and is_short(code)
+    assert not is_short("one two three four five six seven")
+    assert is_short("一二三四五六") and not is_short("一二三四五六七")  # each CJK character is a word
+    assert not is_short("— ... --")  # no word at all
 
 
 def test_long_references_use_similarity_and_any_detector_kind() -> None:

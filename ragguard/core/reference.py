@@ -32,8 +32,11 @@ it, so references of a few words are read lexically, SQuAD-style:
   answer that mentions "no" somewhere is not taken for a "no". Only an answer
   without a stance falls back to the lexical rules.
 
-A reference is *short* when it has at most :data:`SHORT_TOKENS` tokens. A
-long reference (a sentence or more) is compared by embedding cosine plus the
+A reference is *short* when it has at most :data:`SHORT_TOKENS` words
+(whitespace-separated; each CJK character is a word), so a command, path or
+web address of a few words is read lexically even though its punctuation
+splits it into many tokens: an embedding puts two different web addresses
+close together. A long reference (a sentence or more) is compared by embedding cosine plus the
 contradiction detectors (any contradiction kind makes it ``contradicts``),
 which :func:`match_long` takes as already computed inputs so this module
 stays pure.
@@ -69,7 +72,7 @@ __all__ = [
 
 MatchLabel = Literal["match", "mismatch", "contradicts"]
 
-SHORT_TOKENS = 6  # references of at most this many normalised tokens are read lexically
+SHORT_TOKENS = 6  # references of at most this many words are read lexically (is_short)
 F1_THRESHOLD = 0.5  # SQuAD token F1 at which a short reference matches without containment
 _ARTICLES = frozenset({"a", "an", "the"})
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -145,8 +148,17 @@ def token_f1(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> f
 
 
 def is_short(reference: str) -> bool:
-    """Whether ``reference`` is read lexically (at most :data:`SHORT_TOKENS` tokens)."""
-    return 0 < len(normalize_tokens(reference)) <= SHORT_TOKENS
+    """Whether ``reference`` is read lexically: at most :data:`SHORT_TOKENS` words.
+
+    A word is what whitespace separates (each CJK character is one), so code of a few words
+    (``apt-get install linux-headers-$(uname -r)``, a web address) is short though its punctuation splits
+    it into more tokens. Articles and words of punctuation only do not count.
+    """
+    words = 0
+    for chunk in unicodedata.normalize("NFKC", reference).split():
+        tokens = normalize_tokens(chunk)
+        words += len(tokens) if re.search(f"[{_CJK}]", chunk) else min(1, len(tokens))
+    return 0 < words <= SHORT_TOKENS
 
 
 def match_short(answer: str, references: str | Iterable[str], question: str = "") -> ReferenceMatch:
