@@ -108,7 +108,7 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/doc/debian-policy/policy.html"),
         "include": sources(DATA / "debian_policy_qa.jsonl"),
     },
-    # session 15, split half dev, half test: their dev splits are for the next round's dev pool
+    # session 15, split half dev, half test: their dev splits joined the dev pool in session 16
     "kernel": {  # 125 questions from the nine chapters of the Debian Linux Kernel Handbook
         "file": DATA / "debian_kernelhandbook_qa.jsonl",
         "package": "debian-kernel-handbook",
