@@ -15,6 +15,7 @@ from ragguard.apps.calibrate import (
     MIN_RECORDS,
     against_direction,
     auroc_interval,
+    bootstrap_aurocs,
     fit_calibration,
     read_labelled,
     threshold_for,
@@ -337,3 +338,23 @@ def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers
     assert big_high - big_low < (high - low) / 2
     assert auroc_interval([0.1, 0.2], [True, True]) is None  # one class: no AUROC at all
     json.dumps(auroc_interval(risk, wrong))  # plain floats (the --json output)
+
+
+@pytest.mark.parametrize("cells", [60, 2_000_000])  # two answers' counts at a time, or every resample at once
+def test_each_bootstrap_auroc_is_scikit_learns_on_that_resample(cells: int) -> None:
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    risk = np.round(rng.random(30), 1)  # many ties
+    wrong = rng.random(30) < 0.7
+    values = bootstrap_aurocs(risk, wrong, rounds=40, seed=3, cells=cells)
+    draws, expected = np.random.default_rng(3), []
+    for _ in range(40):
+        pick = draws.integers(0, 30, 30)
+        if 0 < wrong[pick].sum() < 30:
+            expected.append(roc_auc_score(wrong[pick], risk[pick]))
+    assert len(values) == len(expected) > 30
+    assert np.allclose(values, expected, rtol=0, atol=1e-12)
+    assert len(bootstrap_aurocs([0.2, 0.4, 0.4], [True, False, True], rounds=200)) < 200  # one-class draws skipped
+    assert len(bootstrap_aurocs([], [])) == 0

@@ -195,19 +195,48 @@ def ranking(risk: Sequence[float], right: Sequence[bool]) -> dict[str, float | N
 def auroc_interval(risk: list[float], wrong: list[bool], rounds: int = 1000, seed: int = 0) -> tuple[float, float] | None:
     """A 95 % bootstrap interval of the AUROC (resampling the answers): how far a few dozen right answers let it move."""
     import numpy as np
-    from sklearn.metrics import roc_auc_score
 
-    r, w = np.asarray(risk, dtype=float), np.asarray(wrong, dtype=bool)
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(rounds):
-        pick = rng.integers(0, len(r), len(r))
-        if 0 < w[pick].sum() < len(pick):
-            values.append(roc_auc_score(w[pick], r[pick]))
-    if not values:
+    values = bootstrap_aurocs(risk, wrong, rounds, seed)
+    if not len(values):
         return None
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+def bootstrap_aurocs(risk: Sequence[float], wrong: Sequence[bool], rounds: int = 1000, seed: int = 0,
+                     cells: int = 2_000_000) -> Any:
+    """The AUROC of ``risk`` for a wrong answer on each of ``rounds`` resamples of the answers (with replacement).
+
+    The same values as :func:`sklearn.metrics.roc_auc_score` on each resample (tested), skipping resamples of one
+    class, but all at once: a resample is a count of draws per answer, and its AUROC the Mann-Whitney statistic
+    of those counts over the answers grouped by equal risk (ties count one half). Calling scikit-learn once per
+    resample took seconds per interval. At most ``cells`` counts are held at a time.
+    """
+    import numpy as np
+
+    r, w = np.asarray(risk, dtype=float), np.asarray(wrong, dtype=bool)
+    n = len(r)
+    if n == 0:
+        return np.zeros(0)
+    rng = np.random.default_rng(seed)
+    _, group = np.unique(r, return_inverse=True)  # answers of equal risk share a group, in rising order
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    wrong_sorted, right_sorted = w[order], ~w[order]
+    values = []
+    per = max(1, cells // n)
+    for done in range(0, rounds, per):
+        b = min(per, rounds - done)
+        picks = rng.integers(0, n, (b, n))  # the same draws as b successive resamples of n
+        counts = np.bincount((picks + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)[:, order]
+        pos = np.add.reduceat(counts * wrong_sorted, starts, axis=1)  # wrong answers drawn, per risk group
+        neg = np.add.reduceat(counts * right_sorted, starts, axis=1)
+        below = np.cumsum(neg, axis=1) - neg  # right answers drawn with a lower risk
+        u = (pos * (below + 0.5 * neg)).sum(axis=1)
+        npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
+        both = (npos > 0) & (nneg > 0)
+        values.append(u[both] / (npos[both] * nneg[both]))
+    return np.concatenate(values)
 
 
 def threshold_for(
