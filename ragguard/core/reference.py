@@ -36,10 +36,10 @@ A reference is *short* when it has at most :data:`SHORT_TOKENS` words
 (whitespace-separated; each CJK character is a word), so a command, path or
 web address of a few words is read lexically even though its punctuation
 splits it into many tokens: an embedding puts two different web addresses
-close together. A long reference (a sentence or more) is compared by embedding cosine plus the
-contradiction detectors (any contradiction kind makes it ``contradicts``),
-which :func:`match_long` takes as already computed inputs so this module
-stays pure.
+close together. A long reference (a sentence or more) is compared by
+embedding cosine plus the contradiction detectors (any contradiction kind
+makes it ``contradicts``), which :func:`match_long` takes as already computed
+inputs so this module stays pure.
 
 Every decision says which rule decided and its score (:class:`ReferenceMatch`).
 """
