@@ -38,7 +38,7 @@ from ragguard.core.metrics import brier_score, ece_by_chance, expected_calibrati
 from ragguard.errors import UsageError
 
 __all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "auroc_interval",
-           "threshold_for", "against_direction"]
+           "bootstrap_aurocs", "threshold_for", "against_direction"]
 
 MIN_RECORDS = 30
 # +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
