@@ -121,6 +121,13 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/doc/maint-guide/html"),
         "include": sources(DATA / "debian_maintguide_qa.jsonl"),
     },
+    # session 16, split half dev, half test: the dev split is for the next round's dev pool
+    "installguide": {  # 142 questions from chapters 1-8 of the Debian Installation Guide (amd64)
+        "file": DATA / "debian_installguide_qa.jsonl",
+        "package": "installation-guide-amd64",
+        "docs": Path("/usr/share/doc/installation-guide-amd64/en"),
+        "include": sources(DATA / "debian_installguide_qa.jsonl"),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
