@@ -15,7 +15,6 @@ from ragguard.apps.calibrate import (
     MIN_RECORDS,
     against_direction,
     auroc_interval,
-    bootstrap_aurocs,
     fit_calibration,
     read_labelled,
     threshold_for,
@@ -25,7 +24,7 @@ from ragguard.apps.check import check
 from ragguard.apps.cli import app
 from ragguard.config import Config
 from ragguard.core.calibration import FEATURES, Calibration, CalibrationFileError, features
-from ragguard.core.metrics import expected_calibration_error
+from ragguard.core.metrics import bootstrap_aurocs, expected_calibration_error
 from ragguard.core.types import Fingerprint, Report
 from ragguard.errors import ConfigError, UsageError
 

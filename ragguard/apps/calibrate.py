@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
-from ragguard.core.metrics import brier_score, ece_by_chance, expected_calibration_error
+from ragguard.core.metrics import bootstrap_aurocs, brier_score, ece_by_chance, expected_calibration_error
 from ragguard.errors import UsageError
 
 __all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "auroc_interval",
-           "bootstrap_aurocs", "threshold_for", "against_direction"]
+           "threshold_for", "against_direction"]
 
 MIN_RECORDS = 30
 # +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
@@ -201,42 +201,6 @@ def auroc_interval(risk: list[float], wrong: list[bool], rounds: int = 1000, see
         return None
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
-
-
-def bootstrap_aurocs(risk: Sequence[float], wrong: Sequence[bool], rounds: int = 1000, seed: int = 0,
-                     cells: int = 2_000_000) -> Any:
-    """The AUROC of ``risk`` for a wrong answer on each of ``rounds`` resamples of the answers (with replacement).
-
-    The same values as :func:`sklearn.metrics.roc_auc_score` on each resample (tested), skipping resamples of one
-    class, but all at once: a resample is a count of draws per answer, and its AUROC the Mann-Whitney statistic
-    of those counts over the answers grouped by equal risk (ties count one half). Calling scikit-learn once per
-    resample took seconds per interval. At most ``cells`` counts are held at a time.
-    """
-    import numpy as np
-
-    r, w = np.asarray(risk, dtype=float), np.asarray(wrong, dtype=bool)
-    n = len(r)
-    if n == 0:
-        return np.zeros(0)
-    rng = np.random.default_rng(seed)
-    _, group = np.unique(r, return_inverse=True)  # answers of equal risk share a group, in rising order
-    order = np.argsort(group, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
-    wrong_sorted, right_sorted = w[order], ~w[order]
-    values = []
-    per = max(1, cells // n)
-    for done in range(0, rounds, per):
-        b = min(per, rounds - done)
-        picks = rng.integers(0, n, (b, n))  # the same draws as b successive resamples of n
-        counts = np.bincount((picks + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)[:, order]
-        pos = np.add.reduceat(counts * wrong_sorted, starts, axis=1)  # wrong answers drawn, per risk group
-        neg = np.add.reduceat(counts * right_sorted, starts, axis=1)
-        below = np.cumsum(neg, axis=1) - neg  # right answers drawn with a lower risk
-        u = (pos * (below + 0.5 * neg)).sum(axis=1)
-        npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
-        both = (npos > 0) & (nneg > 0)
-        values.append(u[both] / (npos[both] * nneg[both]))
-    return np.concatenate(values)
 
 
 def threshold_for(

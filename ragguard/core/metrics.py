@@ -6,8 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["accuracy_at_coverage", "auroc", "brier_score", "ece_by_chance", "expected_calibration_error", "histogram",
-           "reliability"]
+__all__ = ["accuracy_at_coverage", "auroc", "bootstrap_aurocs", "brier_score", "ece_by_chance", "expected_calibration_error",
+           "histogram", "reliability"]
 
 
 def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
@@ -102,7 +102,14 @@ def _ece_rows(confidences: Sequence[float], outcomes: Any, bins: int = 10) -> An
     return np.abs(right - c @ onehot).sum(axis=1) / len(c)
 
 
-_CELLS = 1_000_000  # draws held in memory at once by ece_by_chance
+_CELLS = 1_000_000  # draws held in memory at once by ece_by_chance and bootstrap_aurocs
+
+
+def _batches(rounds: int, width: int, cells: int | None = None) -> Any:
+    """Rounds per batch, so that a batch holds at most ``cells`` (default :data:`_CELLS`) draws of ``width``."""
+    step = max(1, (_CELLS if cells is None else cells) // max(1, width))
+    for done in range(0, rounds, step):
+        yield min(step, rounds - done)
 
 
 def ece_by_chance(confidences: Sequence[float], bins: int = 10, rounds: int = 1000, seed: int = 0) -> dict[str, float] | None:
@@ -121,10 +128,44 @@ def ece_by_chance(confidences: Sequence[float], bins: int = 10, rounds: int = 10
         return None
     c = np.clip([v for v, _ in pairs], 0.0, 1.0)
     rng = np.random.default_rng(seed)
-    step = max(1, _CELLS // len(c))  # rounds per batch: memory stays bounded on a large audit
-    values = [_ece_rows(c, rng.random((min(step, rounds - done), len(c))) < c, bins) for done in range(0, rounds, step)]
+    # in batches of rounds: memory stays bounded on a large audit
+    values = [_ece_rows(c, rng.random((b, len(c))) < c, bins) for b in _batches(rounds, len(c))]
     median, high = np.percentile(np.concatenate(values), [50, 95])
     return {"median": float(median), "p95": float(high)}
+
+
+def bootstrap_aurocs(risk: Sequence[float], wrong: Sequence[bool], rounds: int = 1000, seed: int = 0,
+                     cells: int | None = None) -> Any:
+    """The AUROC of ``risk`` for a wrong answer on each of ``rounds`` resamples of the answers (with replacement).
+
+    The same values as :func:`sklearn.metrics.roc_auc_score` on each resample (tested), skipping resamples of one
+    class, but all at once: a resample is a count of draws per answer, and its AUROC the Mann-Whitney statistic
+    of those counts over the answers grouped by equal risk (ties count one half). Calling scikit-learn once per
+    resample took seconds per interval. At most ``cells`` counts (default :data:`_CELLS`) are held at a time.
+    """
+    import numpy as np
+
+    r, w = np.asarray(risk, dtype=float), np.asarray(wrong, dtype=bool)
+    n = len(r)
+    if n == 0:
+        return np.zeros(0)
+    rng = np.random.default_rng(seed)
+    _, group = np.unique(r, return_inverse=True)  # answers of equal risk share a group, in rising order
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    wrong_sorted, right_sorted = w[order], ~w[order]
+    values = []
+    for b in _batches(rounds, n, cells):
+        picks = rng.integers(0, n, (b, n))  # the same draws as b successive resamples of n
+        counts = np.bincount((picks + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)[:, order]
+        pos = np.add.reduceat(counts * wrong_sorted, starts, axis=1)  # wrong answers drawn, per risk group
+        neg = np.add.reduceat(counts * right_sorted, starts, axis=1)
+        below = np.cumsum(neg, axis=1) - neg  # right answers drawn with a lower risk
+        u = (pos * (below + 0.5 * neg)).sum(axis=1)
+        npos, nneg = pos.sum(axis=1), neg.sum(axis=1)
+        both = (npos > 0) & (nneg > 0)
+        values.append(u[both] / (npos[both] * nneg[both]))
+    return np.concatenate(values)
 
 
 def brier_score(confidences: Sequence[float], correct: Sequence[bool]) -> float | None:
