@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragguard.core.reference import contains, is_short, match_long, match_short, normalize_tokens, token_f1
+from ragguard.core.reference import compounds, contains, is_short, match_long, match_short, normalize_tokens, token_f1
 
 
 def test_normalisation_drops_case_articles_and_turns_punctuation_into_spaces() -> None:
@@ -31,6 +31,47 @@ def test_an_answer_that_contains_a_short_reference_matches(answer: str, referenc
 def test_containment_is_by_whole_tokens_not_substrings() -> None:
     assert match_short("It happened in 2018.", "8").label == "mismatch"
     assert not contains(["aptitude"], ["apt"])
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "label"),
+    [
+        # Part of a longer name joined by - or _ is another name, by containment and by token F1 alike.
+        ("Install xdg-desktop-portal-qtv for that.", "xdg-desktop-portal", "mismatch"),
+        ("xdg-desktop-portal-qtv", "xdg-desktop-portal", "mismatch"),
+        ("ibus-mozc", "ibus", "mismatch"),
+        ("Pass --force-overwrite-dir to dpkg.", "--force-overwrite", "mismatch"),
+        ("Pass --force-overwrite to dpkg.", "--force-overwrite", "match"),
+        ("Set MY_VAR_NAME first.", "VAR", "mismatch"),
+        # A reference open at one end is a prefix or a suffix, and a compound may continue it there.
+        ("Install foo-dbgsym.", "-dbgsym", "match"),
+        ("Only for linux-image-6.1.0-13-amd64.", "linux-image-", "match"),
+        ("Only for linux-image-6.1.0-13-amd64.", "linux-image", "mismatch"),
+        # Not compounds: paths, sigils, options and words split by spaces still match.
+        ("Edit /etc/apt/sources.list.", "sources.list", "match"),
+        ("It reads $QUERY_STRING.", "QUERY_STRING", "match"),
+        ("Use extend-diff-ignore.", "--extend-diff-ignore", "match"),
+        ("The disk is mounted read only.", "read-only", "match"),
+        ("The disk is mounted read-only.", "read only", "match"),
+        # A compound that is the reference's own counts by its parts in the F1 ("excluded" ~ "exclude").
+        ('The correct answer is: "excluded port 0x800-0x8ff"', "exclude port 0x800-0x8ff", "match"),
+        # Inside a web address only an address-like reference is stated.
+        ("See https://github.com/x/y/blob/master/config/utils for it.", "config", "mismatch"),
+        ("See [https://wiki.example.com/Debian_bug_tracking_System].", "the bug tracking system", "mismatch"),
+        ("Browse https://www.debian.org/ for it.", "debian.org", "match"),
+        ("It is the config script.", "config", "match"),
+    ],
+)
+def test_a_reference_is_not_found_inside_a_longer_name_or_a_web_address(answer: str, reference: str, label: str) -> None:
+    assert match_short(answer, reference).label == label
+
+
+def test_compounds_are_single_units_unless_they_are_the_references_own() -> None:
+    tokens, glued = ["xdg", "desktop", "portal", "qtv", "is", "0x800", "0x8ff"], [False, True, True, True, False, False, True]
+    assert compounds(tokens, glued) == ["xdg-desktop-portal-qtv", "is", "0x800-0x8ff"]
+    assert compounds(tokens, glued, parts_of=frozenset({"0x800-0x8ff"})) == ["xdg-desktop-portal-qtv", "is", "0x800", "0x8ff"]
+    assert compounds(tokens, glued, skip=[True] * 4 + [False] * 3) == ["is", "0x800-0x8ff"]
+    assert compounds(tokens, glued, skip=[True, False] + [True] * 5) == ["xdg-desktop-portal-qtv"]
 
 
 def test_token_f1_decides_near_misses_and_the_best_variant_is_kept() -> None:

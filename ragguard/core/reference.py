@@ -16,8 +16,17 @@ it, so references of a few words are read lexically, SQuAD-style:
   for reference ``lsb-release``), the answer has repeated the question, not
   given the reference. This can only happen when the question holds the
   reference's tokens. Token F1 leaves such runs out of the answer too.
+  Nor does an occurrence that is only part of a longer name: one joined to
+  more of its word by ``-`` or ``_`` (``xdg-desktop-portal`` in
+  ``xdg-desktop-portal-qtv``, ``ibus`` in ``ibus-mozc``), unless the
+  reference is itself open at that end (the suffix ``-dbgsym``, the prefix
+  ``linux-image-``); or one inside a web address, unless the reference looks
+  like (part of) an address itself (``debian.org``): "config" in
+  ``https://github.com/.../config/...`` is not the answer "config".
 * **token F1** (SQuAD's): the harmonic mean of token precision and recall;
-  a match at :data:`F1_THRESHOLD` or above.
+  a match at :data:`F1_THRESHOLD` or above. A name joined by ``-`` or ``_``
+  counts as one word, as SQuAD's deletion of punctuation would make it, unless
+  it is one of the reference's own (:func:`compounds`).
 * **verbatim**: a reference that normalises to no token at all (symbols such
   as ``&&``, ``>>`` or ``~``; an option such as ``-a``, whose letter is an
   article) is looked for as written (case aside), standing alone: with only
@@ -61,6 +70,7 @@ __all__ = [
     "contains",
     "echoed",
     "token_f1",
+    "compounds",
     "is_short",
     "match_short",
     "standalone",
@@ -77,6 +87,7 @@ F1_THRESHOLD = 0.5  # SQuAD token F1 at which a short reference matches without 
 _ARTICLES = frozenset({"a", "an", "the"})
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+_ADDRESS_LIKE = re.compile(r"[./:]")  # a reference with one of these may be (part of) a web address
 
 
 @dataclass(frozen=True)
@@ -94,17 +105,47 @@ class ReferenceMatch:
 
 def normalize_tokens(text: str) -> list[str]:
     """The SQuAD-style tokens of ``text`` (see the module docstring)."""
+    return [token for token, _glued, _address in _read_words(text)]
+
+
+def _read_words(text: str) -> list[tuple[str, bool, bool]]:
+    """Each normalised token of ``text`` with where it stands in its whitespace-separated word.
+
+    ``glued``: the token is joined to the previous one by a single ``-`` or ``_`` inside one word, as the parts of
+    ``xdg-desktop-portal-qtv`` are. ``address``: the token's word is a web address (holds ``://`` or starts ``www.``).
+    """
     text = unicodedata.normalize("NFKC", text).lower()
-    # Punctuation (and symbols) become spaces; letters, digits and CJK stay.
+    # Punctuation (and symbols) become spaces, one for one; letters, digits and CJK stay.
     cleaned = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
-    return [t for t in _TOKEN.findall(cleaned) if t not in _ARTICLES]
+    out: list[tuple[str, bool, bool]] = []
+    for word in re.finditer(r"\S+", text):
+        address = "://" in word.group() or word.group().startswith("www.")
+        previous_end = None
+        for m in _TOKEN.finditer(cleaned, word.start(), word.end()):
+            token = m.group()
+            if token in _ARTICLES:
+                previous_end = None
+                continue
+            glued = previous_end is not None and text[previous_end : m.start()] in ("-", "_")
+            out.append((token, glued, address))
+            previous_end = m.end()
+    return out
 
 
-def contains(answer_tokens: Sequence[str], reference_tokens: Sequence[str], skip: Sequence[bool] | None = None) -> bool:
+def contains(answer_tokens: Sequence[str], reference_tokens: Sequence[str], skip: Sequence[bool] | None = None,
+             glued: Sequence[bool] | None = None, *, hidden: Sequence[bool] | None = None,
+             open_ends: tuple[bool, bool] = (False, False)) -> bool:
     """Whether ``reference_tokens`` occur contiguously, in order, in ``answer_tokens``.
 
     An occurrence whose every token is marked in ``skip`` (one flag per answer
-    token, see :func:`echoed`) does not count.
+    token, see :func:`echoed`) does not count. With ``glued`` (one flag per
+    answer token: joined to the previous token by ``-`` or ``_`` inside one
+    word), an occurrence that is only part of such a compound does not count:
+    ``xdg-desktop-portal`` is not in ``xdg-desktop-portal-qtv``, unless the
+    reference is open at that end (``open_ends``: it starts or ends with ``-``
+    or ``_``, as a suffix ``-dbgsym`` or a prefix ``linux-image-`` does). An occurrence
+    wholly inside tokens marked in ``hidden`` (a web address's) does not count
+    either.
     """
     n = len(reference_tokens)
     if n == 0:
@@ -113,6 +154,9 @@ def contains(answer_tokens: Sequence[str], reference_tokens: Sequence[str], skip
     return any(
         answer_tokens[i] == first and list(answer_tokens[i : i + n]) == list(reference_tokens)
         and not (skip is not None and all(skip[i : i + n]))
+        and not (hidden is not None and all(hidden[i : i + n]))
+        and not (glued is not None and ((glued[i] and not open_ends[0])
+                                        or (i + n < len(glued) and glued[i + n] and not open_ends[1])))
         for i in range(len(answer_tokens) - n + 1)
     )
 
@@ -134,6 +178,34 @@ def echoed(answer_tokens: Sequence[str], question_tokens: Sequence[str], min_run
                         masked[k] = True
         previous = current
     return masked
+
+
+def compounds(tokens: Sequence[str], glued: Sequence[bool], skip: Sequence[bool] | None = None,
+              parts_of: frozenset[str] = frozenset()) -> list[str]:
+    """``tokens`` with each run glued by ``-`` or ``_`` inside one word made one unit (``xdg-desktop-portal-qtv``).
+
+    Token F1 counts such a compound as one word, as SQuAD's normalisation (which deletes punctuation) would, so
+    the package ``xdg-desktop-portal-qtv`` does not mostly match ``xdg-desktop-portal``; a compound that is in
+    ``parts_of`` (the reference's own, such as ``0x800-0x8ff``) stays split into its tokens. A unit whose every
+    token is marked in ``skip`` is left out.
+    """
+    units: list[tuple[list[str], bool]] = []
+    for i, token in enumerate(tokens):
+        marked = bool(skip is not None and skip[i])
+        if glued[i] and units:
+            units[-1] = (units[-1][0] + [token], units[-1][1] and marked)
+        else:
+            units.append(([token], marked))
+    out: list[str] = []
+    for parts, skipped in units:
+        if not skipped:
+            unit = "-".join(parts)
+            out.extend(parts if len(parts) == 1 or unit in parts_of else [unit])
+    return out
+
+
+def _split(words: Sequence[tuple[str, bool, bool]]) -> tuple[list[str], list[bool]]:
+    return [token for token, _glued, _address in words], [glued for _token, glued, _address in words]
 
 
 def token_f1(answer_tokens: Sequence[str], reference_tokens: Sequence[str]) -> float:
@@ -176,7 +248,8 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     for variant, ref_tokens in tokenized:  # nothing of these survives normalisation: read the text as written
         if not ref_tokens and standalone(answer, variant):
             return ReferenceMatch("match", "verbatim", 1.0, variant)
-    answer_tokens = normalize_tokens(answer)
+    words = _read_words(answer)
+    answer_tokens, glued = _split(words)
     if not answer_tokens:
         return ReferenceMatch("mismatch", "empty", 0.0, variants[0] if variants else "")
     by_stance = match_yes_no(answer, variants, question)
@@ -187,9 +260,13 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     for variant, ref_tokens in tokenized:
         # Runs copied from the question that are longer than the reference only restate it.
         masked = echoed(answer_tokens, question_tokens, len(ref_tokens) + 1)
-        if contains(answer_tokens, ref_tokens, masked):
+        # Inside a web address, only an address-like reference (a host, a path) is stated: "config" in a URL is not.
+        hidden = [address for _token, _glued, address in words] if not _ADDRESS_LIKE.search(variant) else None
+        edges = (variant.strip()[:1] in ("-", "_"), variant.strip()[-1:] in ("-", "_"))
+        if contains(answer_tokens, ref_tokens, masked, glued, hidden=hidden, open_ends=edges):
             return ReferenceMatch("match", "containment", 1.0, variant)
-        f1 = token_f1([t for t, m in zip(answer_tokens, masked, strict=True) if not m], ref_tokens)
+        own = frozenset(compounds(*_split(_read_words(variant))))
+        f1 = token_f1(compounds(answer_tokens, glued, masked, own), ref_tokens)
         if f1 > best.score:
             best = ReferenceMatch("match" if f1 >= F1_THRESHOLD else "mismatch", "token_f1", f1, variant)
     return best
