@@ -153,6 +153,26 @@ def test_key_hits_count_what_the_answer_adds_in_the_questions_key_sentence() -> 
     assert ground("It is sid.", question, [passage], readings=False).key_hits is None
 
 
+def test_the_key_sentence_is_chosen_by_the_rarity_of_the_question_terms_it_holds() -> None:
+    question = "Which package provides the flatpak portal on a Debian desktop?"
+    passages = [
+        Passage("ref", "ref#1", "Every Debian package for the desktop is built by the Debian team. Debian desktop "
+                "packages are tested. The Debian desktop package set is large.", 0.8),
+        Passage("ref", "ref#2", "Sandboxed apps talk to the flatpak portal: install pipewire for it.", 0.6),
+    ]
+    # Each of the first three sentences holds three of the question's terms (debian, package, desktop), which are
+    # common among the four retrieved sentences; the last holds two (flatpak, portal) that no other sentence has.
+    # Weighted by rarity (log((1 + 4) / (1 + df)) + 1 each: 3 x 1.22 = 3.67 against 2 x 1.92 = 3.83), the last is
+    # the key sentence; counted, the first would be.
+    right = ground("It is pipewire.", question, passages)
+    assert right.key_hits == 1
+    assert right.coverage == pytest.approx(3 / 6)  # coverage still reads the sentence holding most of the terms
+    assert ground("The Debian team builds it.", question, passages).key_hits == 0
+    # Equal weights: the higher-ranked passage, then the earlier sentence.
+    tie = [Passage("a", "a#1", "The portal is xdg.", 0.9), Passage("b", "b#1", "The portal is kde.", 0.5)]
+    assert ground("xdg", "Which portal?", tie).key_hits == 1 and ground("kde", "Which portal?", tie).key_hits == 0
+
+
 def test_key_hits_read_chinese_by_character_bigrams() -> None:
     question = "年假需要提前多久申请？"
     right, other, wrong = (ground(a, question, [ZH]) for a in ("需要提前两周。", "十五天。", "需要提前三个月。"))

@@ -46,10 +46,16 @@ answer, though not the strongest on every set):
   sentence talks about what was asked, so even a copied answer is likely to
   be copied from the wrong place (0 when no sentence shares a term with the
   question; ``None`` when the question has no content terms).
-* **key hits**: how many of the answer's added terms the anchor's central
-  sentence holds (the *key sentence*). A share dilutes a long answer that
-  does state the key fact (a name, a package, a year) among other words; a
-  count does not (``None`` when there is no anchor).
+* **key hits**: how many of the answer's added terms the question's *key
+  sentence* holds. A share dilutes a long answer that does state the key
+  fact (a name, a package, a year) among other words; a count does not. The
+  key sentence is the retrieved sentence whose question terms weigh most,
+  each term weighted by its rarity among the retrieved sentences (smooth
+  inverse document frequency, ``log((1 + S) / (1 + df)) + 1`` over the ``S``
+  sentences; ties: the higher-ranked passage, then the earlier sentence):
+  a sentence that holds the question's one rare name says more about where
+  the answer is than one holding three of its common words (``None`` when
+  no sentence shares a term with the question).
 
 Everything here is deterministic and works on plain texts; models come in as
 objects (an :class:`~ragguard.core.protocols.Embedder`, an NLI callable).
@@ -57,6 +63,7 @@ objects (an :class:`~ragguard.core.protocols.Embedder`, an NLI callable).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -255,16 +262,42 @@ def overlap(answer: str, passages: Sequence[Passage]) -> float | None:
 _Anchor = tuple[int, int, tuple[int, int], tuple[int, int]]
 
 
-def _anchor_sentence(asked: set[str], passages: Sequence[Passage]) -> _Anchor | None:
+class _Sentence(NamedTuple):
+    passage: int  # index in the retrieved passages
+    index: int  # the sentence's position in its passage
+    span: tuple[int, int]
+    terms: set[str]
+
+
+def _read_sentences(passages: Sequence[Passage]) -> list[list[_Sentence]]:
+    """Every retrieved sentence with its content terms, passage by passage (read once, used by each reading)."""
+    return [[_Sentence(pi, si, (a, b), content_terms(p.text[a:b])) for si, (a, b) in enumerate(_sentences(p.text))]
+            for pi, p in enumerate(passages)]
+
+
+def _anchor_sentence(asked: set[str], passages: Sequence[Passage],
+                     sentences: list[list[_Sentence]] | None = None) -> _Anchor | None:
     """(hits, passage index, window span, sentence span) of the sentence holding most of the terms ``asked``."""
     best: _Anchor | None = None
-    for pi, p in enumerate(passages):
-        spans = _sentences(p.text)
-        for si, (a, b) in enumerate(spans):
-            hits = len(asked & content_terms(p.text[a:b]))
+    for spans in sentences if sentences is not None else _read_sentences(passages):
+        for sentence in spans:
+            hits = len(asked & sentence.terms)
             if hits and (best is None or hits > best[0]):
-                lo, hi = spans[max(0, si - ANCHOR_RADIUS)][0], spans[min(len(spans) - 1, si + ANCHOR_RADIUS)][1]
-                best = (hits, pi, (lo, hi), (a, b))
+                si = sentence.index
+                lo, hi = spans[max(0, si - ANCHOR_RADIUS)].span[0], spans[min(len(spans) - 1, si + ANCHOR_RADIUS)].span[1]
+                best = (hits, sentence.passage, (lo, hi), sentence.span)
+    return best
+
+
+def _key_sentence(asked: set[str], sentences: list[list[_Sentence]]) -> _Sentence | None:
+    """The sentence whose terms ``asked`` weigh most, each by its rarity among the sentences (module docstring)."""
+    flat = [sentence for spans in sentences for sentence in spans]
+    weight = {term: math.log((1 + len(flat)) / (1 + sum(term in s.terms for s in flat))) + 1 for term in asked}
+    best, best_score = None, 0.0
+    for sentence in flat:
+        score = math.fsum(weight[term] for term in asked & sentence.terms)  # exact: no tie depends on set order
+        if score > best_score:
+            best, best_score = sentence, score
     return best
 
 
@@ -324,13 +357,16 @@ class _Readings(NamedTuple):
 def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> _Readings:
     """The readings that hang on the anchor (see the module docstring); one pass over the sentences."""
     asked = content_terms(question)
-    found = _anchor_sentence(asked, passages)
+    sentences = _read_sentences(passages)
+    found = _anchor_sentence(asked, passages, sentences)
     covered = _covered(asked, found)
     if found is None:
         return _Readings(None, None, covered, None)
-    _, index, (a, b), (sa, sb) = found
+    _, index, (a, b), _ = found
+    key = _key_sentence(asked, sentences)
     text, added = passages[index].text, added_terms(answer, question)
-    return _Readings(_share_in(added, text[a:b]), (passages[index].chunk_id, (a, b)), covered, _hits_in(added, text[sa:sb]))
+    hits = None if key is None else _hits_in(added, passages[key.passage].text[key.span[0] : key.span[1]])
+    return _Readings(_share_in(added, text[a:b]), (passages[index].chunk_id, (a, b)), covered, hits)
 
 
 def anchored_shares(answers: Sequence[str], question: str, passages: Sequence[Passage]) -> list[float | None]:
