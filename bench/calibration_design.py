@@ -64,7 +64,7 @@ CANDIDATES: dict[str, list[str] | None] = {
 }
 
 
-DEV_SETS = ("faq", "reference", "reference2", "handbook2", "handbook4", "handbook5", "kernel", "maintguide")
+DEV_SETS = ("faq", "reference", "reference2", "handbook2", "handbook4", "handbook5", "kernel", "maintguide", "installguide")
 SHIPPED = ("overlap + coverage + key sentence", "mean")  # ragguard/calibrations/embedded.json
 
 
