@@ -128,6 +128,14 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/doc/installation-guide-amd64/en"),
         "include": sources(DATA / "debian_installguide_qa.jsonl"),
     },
+    # session 17, split half dev, half test: the test half was read once for session 17's design, the dev half
+    # is for the next round's dev pool
+    "securing": {  # 169 questions from chapters 1-12 of the Securing Debian Manual
+        "file": DATA / "debian_securing_qa.jsonl",
+        "package": "harden-doc",
+        "docs": Path("/usr/share/doc/harden-doc/html/en-US"),
+        "include": sources(DATA / "debian_securing_qa.jsonl"),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 
