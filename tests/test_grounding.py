@@ -150,6 +150,7 @@ def test_key_hits_count_what_the_answer_adds_in_the_questions_key_sentence() -> 
     wrong = ground("It is called stable.", question, [passage])
     assert wrong.key_hits == 0 and wrong.to_dict()["key_hits"] == 0
     assert ground("It is sid.", "Which colour is the logo?", [passage]).key_hits is None  # no key sentence
+    assert ground("It is sid.", "Which colour is the logo?", [passage]).to_dict()["key"] is None
     assert ground("It is sid.", question, [passage], readings=False).key_hits is None
 
 
@@ -166,6 +167,9 @@ def test_the_key_sentence_is_chosen_by_the_rarity_of_the_question_terms_it_holds
     # the key sentence; counted, the first would be.
     right = ground("It is pipewire.", question, passages)
     assert right.key_hits == 1
+    where = passages[1].text.index("Sandboxed")
+    assert right.to_dict()["key"] == {"chunk_id": "ref#2", "span": [where, len(passages[1].text)]}
+    assert right.to_dict()["anchor"]["chunk_id"] == "ref#1"  # the anchor window keeps the count-chosen sentence
     assert right.coverage == pytest.approx(3 / 6)  # coverage still reads the sentence holding most of the terms
     assert ground("The Debian team builds it.", question, passages).key_hits == 0
     # Equal weights: the higher-ranked passage, then the earlier sentence.

@@ -55,7 +55,8 @@ answer, though not the strongest on every set):
   sentences; ties: the higher-ranked passage, then the earlier sentence):
   a sentence that holds the question's one rare name says more about where
   the answer is than one holding three of its common words (``None`` when
-  no sentence shares a term with the question).
+  no sentence shares a term with the question). ``key`` records where that
+  sentence is (``chunk_id`` and character span).
 
 Everything here is deterministic and works on plain texts; models come in as
 objects (an :class:`~ragguard.core.protocols.Embedder`, an NLI callable).
@@ -141,7 +142,8 @@ class Grounding:
     anchored: float | None = None  # share of the added content in the anchor window
     anchor: tuple[str, tuple[int, int]] | None = None  # (chunk_id, span) of the anchor window
     coverage: float | None = None  # share of the question's content terms in the anchor's central sentence
-    key_hits: int | None = None  # added content terms found in the anchor's central sentence
+    key_hits: int | None = None  # added content terms found in the question's key sentence
+    key: tuple[str, tuple[int, int]] | None = None  # (chunk_id, span) of the question's key sentence
 
     @property
     def unsupported(self) -> list[str]:
@@ -158,6 +160,7 @@ class Grounding:
             "anchor": None if self.anchor is None else {"chunk_id": self.anchor[0], "span": list(self.anchor[1])},
             "coverage": _round(self.coverage),
             "key_hits": self.key_hits,
+            "key": None if self.key is None else {"chunk_id": self.key[0], "span": list(self.key[1])},
             "claims": [c.to_dict() for c in self.claims],
             "unsupported": self.unsupported,
             "absent": list(self.absent),
@@ -352,6 +355,7 @@ class _Readings(NamedTuple):
     anchor: tuple[str, tuple[int, int]] | None  # (chunk_id, span) of the anchor window
     coverage: float | None
     key_hits: int | None
+    key: tuple[str, tuple[int, int]] | None  # (chunk_id, span) of the key sentence
 
 
 def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> _Readings:
@@ -361,12 +365,16 @@ def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> _Readi
     found = _anchor_sentence(asked, passages, sentences)
     covered = _covered(asked, found)
     if found is None:
-        return _Readings(None, None, covered, None)
+        return _Readings(None, None, covered, None, None)
     _, index, (a, b), _ = found
     key = _key_sentence(asked, sentences)
     text, added = passages[index].text, added_terms(answer, question)
-    hits = None if key is None else _hits_in(added, passages[key.passage].text[key.span[0] : key.span[1]])
-    return _Readings(_share_in(added, text[a:b]), (passages[index].chunk_id, (a, b)), covered, hits)
+    if key is None:
+        hits, where = None, None
+    else:
+        hits = _hits_in(added, passages[key.passage].text[key.span[0] : key.span[1]])
+        where = (passages[key.passage].chunk_id, key.span)
+    return _Readings(_share_in(added, text[a:b]), (passages[index].chunk_id, (a, b)), covered, hits, where)
 
 
 def anchored_shares(answers: Sequence[str], question: str, passages: Sequence[Passage]) -> list[float | None]:
@@ -422,7 +430,7 @@ def ground(
     claims_text = split_claims(answer)
     if not claims_text or not passages:
         return Grounding(None, [Claim(t, len(added_terms(t, question)), None) for t in claims_text], [])
-    read = _anchored(answer, question, passages) if readings else _Readings(None, None, None, None)
+    read = _anchored(answer, question, passages) if readings else _Readings(None, None, None, None, None)
     passage_terms = [(content_terms(p.text), p.text.lower()) for p in passages]
     cosines: np.ndarray | None = None
     if embedder is not None:
@@ -463,4 +471,5 @@ def ground(
         anchor=read.anchor,
         coverage=read.coverage,
         key_hits=read.key_hits,
+        key=read.key,
     )
