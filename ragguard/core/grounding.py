@@ -278,11 +278,10 @@ def _read_sentences(passages: Sequence[Passage]) -> list[list[_Sentence]]:
             for pi, p in enumerate(passages)]
 
 
-def _anchor_sentence(asked: set[str], passages: Sequence[Passage],
-                     sentences: list[list[_Sentence]] | None = None) -> _Anchor | None:
+def _anchor_sentence(asked: set[str], sentences: list[list[_Sentence]]) -> _Anchor | None:
     """(hits, passage index, window span, sentence span) of the sentence holding most of the terms ``asked``."""
     best: _Anchor | None = None
-    for spans in sentences if sentences is not None else _read_sentences(passages):
+    for spans in sentences:
         for sentence in spans:
             hits = len(asked & sentence.terms)
             if hits and (best is None or hits > best[0]):
@@ -311,7 +310,7 @@ def anchor(question: str, passages: Sequence[Passage]) -> tuple[int, tuple[int, 
     higher-ranked passage, then the earlier sentence) and :data:`ANCHOR_RADIUS`
     sentences on each side; ``None`` when no sentence shares a term with the question.
     """
-    best = _anchor_sentence(content_terms(question), passages)
+    best = _anchor_sentence(content_terms(question), _read_sentences(passages))
     return None if best is None else (best[1], best[2])
 
 
@@ -329,7 +328,7 @@ def coverage(question: str, passages: Sequence[Passage]) -> float | None:
     if not passages:
         return None
     asked = content_terms(question)
-    return _covered(asked, _anchor_sentence(asked, passages))
+    return _covered(asked, _anchor_sentence(asked, _read_sentences(passages)))
 
 
 def _covered(asked: set[str], found: _Anchor | None) -> float | None:
@@ -362,7 +361,7 @@ def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> _Readi
     """The readings that hang on the anchor (see the module docstring); one pass over the sentences."""
     asked = content_terms(question)
     sentences = _read_sentences(passages)
-    found = _anchor_sentence(asked, passages, sentences)
+    found = _anchor_sentence(asked, sentences)
     covered = _covered(asked, found)
     if found is None:
         return _Readings(None, None, covered, None, None)

@@ -244,12 +244,13 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
     such runs are left out of the answer's tokens for the F1.
     """
     variants = [references] if isinstance(references, str) else list(references)
-    tokenized = [(variant, normalize_tokens(variant)) for variant in variants]
-    for variant, ref_tokens in tokenized:  # nothing of these survives normalisation: read the text as written
+    tokenized = [(variant, *_split(_read_words(variant))) for variant in variants]  # read once: tokens, glued
+    for variant, ref_tokens, _ in tokenized:  # nothing of these survives normalisation: read the text as written
         if not ref_tokens and standalone(answer, variant):
             return ReferenceMatch("match", "verbatim", 1.0, variant)
     words = _read_words(answer)
     answer_tokens, glued = _split(words)
+    addresses = [address for _token, _glued, address in words]
     if not answer_tokens:
         return ReferenceMatch("mismatch", "empty", 0.0, variants[0] if variants else "")
     by_stance = match_yes_no(answer, variants, question)
@@ -257,15 +258,15 @@ def match_short(answer: str, references: str | Iterable[str], question: str = ""
         return by_stance
     question_tokens = normalize_tokens(question)
     best = ReferenceMatch("mismatch", "token_f1", 0.0, variants[0] if variants else "")
-    for variant, ref_tokens in tokenized:
+    for variant, ref_tokens, ref_glued in tokenized:
         # Runs copied from the question that are longer than the reference only restate it.
         masked = echoed(answer_tokens, question_tokens, len(ref_tokens) + 1)
         # Inside a web address, only an address-like reference (a host, a path) is stated: "config" in a URL is not.
-        hidden = [address for _token, _glued, address in words] if not _ADDRESS_LIKE.search(variant) else None
+        hidden = None if _ADDRESS_LIKE.search(variant) else addresses
         edges = (variant.strip()[:1] in ("-", "_"), variant.strip()[-1:] in ("-", "_"))
         if contains(answer_tokens, ref_tokens, masked, glued, hidden=hidden, open_ends=edges):
             return ReferenceMatch("match", "containment", 1.0, variant)
-        own = frozenset(compounds(*_split(_read_words(variant))))
+        own = frozenset(compounds(ref_tokens, ref_glued))
         f1 = token_f1(compounds(answer_tokens, glued, masked, own), ref_tokens)
         if f1 > best.score:
             best = ReferenceMatch("match" if f1 >= F1_THRESHOLD else "mismatch", "token_f1", f1, variant)
