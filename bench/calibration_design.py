@@ -64,7 +64,8 @@ CANDIDATES: dict[str, list[str] | None] = {
 }
 
 
-DEV_SETS = ("faq", "reference", "reference2", "handbook2", "handbook4", "handbook5", "kernel", "maintguide", "installguide")
+DEV_SETS = ("faq", "reference", "reference2", "handbook2", "handbook4", "handbook5", "kernel", "maintguide", "installguide",
+            "securing")
 SHIPPED = ("overlap + coverage + key sentence", "mean")  # ragguard/calibrations/embedded.json
 
 
