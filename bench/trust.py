@@ -136,6 +136,14 @@ SETS: dict[str, dict[str, Any]] = {
         "docs": Path("/usr/share/doc/harden-doc/html/en-US"),
         "include": sources(DATA / "debian_securing_qa.jsonl"),
     },
+    # session 18, split half dev, half test: the test half was read once for session 18's design, the dev half
+    # is for the next round's dev pool
+    "debmake": {  # 163 questions from the English Guide for Debian Maintainers (debmake-doc)
+        "file": DATA / "debian_debmake_qa.jsonl",
+        "package": "debmake-doc",
+        "docs": Path("/usr/share/doc/debmake-doc/html"),
+        "include": sources(DATA / "debian_debmake_qa.jsonl"),
+    },
     "zh": {"file": ROOT / "examples" / "faq.jsonl", "package": None, "docs": None, "include": []},
 }
 

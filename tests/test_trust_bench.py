@@ -52,7 +52,8 @@ def test_every_set_loads_and_the_measure_only_sets_have_no_dev_split(trust, name
 
 @pytest.mark.parametrize(("name", "size"), [("reference2", 224), ("handbook2", 240), ("handbook4", 198),
                                             ("handbook5", 129), ("kernel", 125), ("maintguide", 164),
-                                            ("installguide", 142), ("securing", 169)])
+                                            ("installguide", 142), ("securing", 169),
+                                            ("debmake", 163)])
 def test_the_later_sets_split_half_and_half_by_their_written_rule(trust, name, size) -> None:  # type: ignore[no-untyped-def]
     rows = trust.load_set(name, "all", None)
     assert len(rows) == size and len({r["question"] for r in rows}) == len(rows)
