@@ -126,6 +126,31 @@ def test_resume_skips_done_questions_and_redoes_a_torn_line(tmp_path: Path) -> N
     assert sorted(ids) == sorted(["cert", "line-2", "leave", "branch", "line-5"])  # no duplicates, nothing lost
 
 
+def test_resume_asks_again_a_line_fixed_or_edited_since_and_keeps_one_record_per_question(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard())
+    rows = [json.loads(line) if line.startswith("{") else line for line in q.read_text(encoding="utf-8").splitlines()]
+    rows[1] = {"question": "How many leave days?"}  # the bad line, fixed: still line-2
+    rows[2] = {**rows[2], "question": "Where is the branch?"}  # 'leave' edited: its old answer is another question's
+    rows[3] = "branch, broken by a careless edit"  # now line-4, invalid; the old 'branch' record is kept, not lost
+    q.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    guard, notes = make_guard(), []
+    result = run_audit(q, out, guard, resume=True, progress=notes.append)
+    assert guard.generator.asked == ["How many leave days?", "Where is the branch?"]  # type: ignore[attr-defined]
+    assert result.ran == 2 and result.skipped == 1
+    assert any("2 question(s) changed" in n and "asked again" in n for n in notes)
+    lines = read_lines(out)
+    assert [r["id"] for r in lines] == ["cert", "line-2", "leave", "line-4", "line-5", "branch"]  # one each, input order
+    by_id = {r["id"]: r for r in lines}
+    assert by_id["line-2"]["status"] == "ok" and by_id["leave"]["question"] == "Where is the branch?"
+    assert by_id["line-4"]["status"] == "invalid" and by_id["branch"]["status"] == "ok"
+    assert result.summary["invalid"] == 2  # line-4 and line-5 (blank); the fixed line-2 no longer
+    again = make_guard()
+    assert run_audit(q, out, again, resume=True).ran == 0 and again.generator.asked == []  # type: ignore[attr-defined]
+    assert read_lines(out) == lines
+
+
 def test_errors_are_kept_apart_and_retried_only_on_request(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     out = tmp_path / "out"
@@ -191,6 +216,9 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
     assert sorted(guard.generator.asked) == ["Do I need a certificate?", "Where is the branch?"]  # type: ignore[attr-defined]
     with pytest.raises(UsageError, match="--only"):
         run_audit(q, out, make_guard(), only="colour:red")
+    assert sorted(r["id"] for r in read_lines(out)) == ["branch", "cert", "leave", "line-2", "line-5"]  # no duplicate
+    with pytest.raises(UsageError, match="no question in .* has the id 'zzz'"):
+        run_audit(q, out, make_guard(), only="id:cert,zzz")  # a typo is said, not run as nothing
 
 
 def test_fail_under_gate(tmp_path: Path) -> None:

@@ -31,7 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from ragguard._version import __version__
-from ragguard.apps.audit_io import RESULTS, append_record, latest_per_id, read_json, read_results, write_csv, write_json
+from ragguard.apps.audit_io import (
+    RESULTS,
+    append_record,
+    compact_results,
+    latest_per_id,
+    read_json,
+    read_results,
+    write_csv,
+    write_json,
+)
 from ragguard.apps.audit_summary import diff_audits, summarize
 from ragguard.apps.records import BadRecord, read_records
 from ragguard.core.consistency import CONTRADICTION_KINDS
@@ -156,6 +165,31 @@ def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, on
     raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID], tag:TAG[,TAG], verdict:VERDICT or status:STATUS")
 
 
+def _check_only_ids(only: str, questions: list[AuditQuestion], qfile: Path) -> None:
+    """``--only id:...`` naming an id the input does not hold is a typo: say which, before anything runs."""
+    kind, _, values = only.partition(":")
+    if kind != "id":
+        return
+    known = {q.id for q in questions}
+    unknown = [v.strip() for v in values.split(",") if v.strip() and v.strip() not in known]
+    if unknown:
+        raise UsageError(f"--only {only!r}: no question in {qfile} has the id {', '.join(map(repr, unknown))} "
+                         f"(its ids run {questions[0].id} ... {questions[-1].id})" if questions else
+                         f"--only {only!r}: {qfile} holds no valid question")
+
+
+def _asked_as(previous: dict[str, Any], q: AuditQuestion) -> bool:
+    """Whether ``previous`` answers ``q`` as the input now states it (same text, reference and accepted answers)."""
+    return (previous.get("question") == q.question and previous.get("reference") == q.reference
+            and tuple(previous.get("answers") or ()) == tuple(q.answers))
+
+
+def _same_invalid(previous: dict[str, Any] | None, record: dict[str, Any]) -> bool:
+    """Whether ``previous`` already reports the invalid input line ``record`` (so it is not written twice)."""
+    return (previous is not None and previous.get("status") == "invalid"
+            and previous.get("error") == record.get("error"))
+
+
 def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
     return {
         "input": str(questions_file),
@@ -220,16 +254,22 @@ def _run_audit_unlocked(
     write_json(out_dir / "audit.json", run_info)
 
     latest = latest_per_id(existing)
+    if only:
+        _check_only_ids(only, questions, qfile)
     todo: list[AuditQuestion] = []
+    changed = 0
     for q in questions:
         prev = latest.get(q.id)
         if only:
             if _matches_filter(q, prev, only):
                 todo.append(q)
             continue
-        if prev is None or (retry_errors and prev.get("status") == "error"):
+        if prev is not None and not _asked_as(prev, q):
+            changed += 1  # the line was fixed or edited since: its old record answers another question
             todo.append(q)
-    new_invalid = [r for r in invalid if r["id"] not in latest]
+        elif prev is None or (retry_errors and prev.get("status") == "error"):
+            todo.append(q)
+    new_invalid = [r for r in invalid if not _same_invalid(latest.get(r["id"]), r)]
     skipped = len(questions) - len(todo)
 
     if batch_questions is None:
@@ -248,6 +288,9 @@ def _run_audit_unlocked(
                 note(f"{qfile}:{record['line']}: invalid record: {record['error']}")
         if skipped and note:
             note(f"{skipped} question(s) already done in {results_path}: not asked again")
+        if changed and note:
+            note(f"{changed} question(s) changed in {qfile} since the last run (text, reference or accepted "
+                 "answers): asked again")
         fallback = ProgressBar(len(todo), _LineSink(progress), live=False) if progress and bar is None else None
         for chunk_start in range(0, len(todo), batch_questions):
             chunk = todo[chunk_start : chunk_start + batch_questions]
@@ -265,6 +308,7 @@ def _run_audit_unlocked(
     if bar is not None:
         bar.close()
     all_records = _ordered(read_results(results_path), questions, invalid)
+    compact_results(results_path, all_records)
     summary = summarize(all_records)
     gate_messages: list[str] = []
     if fail_under is not None:
