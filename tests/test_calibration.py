@@ -202,6 +202,11 @@ def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path) -> None:
     rows = labelled_set()
     audits = [write_audit(tmp_path / "a", rows[:60]), write_audit(tmp_path / "b", rows[60:])]
     assert len(read_labelled(audits)) == 120
+    # A copied audit is not more evidence: its records count once, and the minimum cannot be met with copies.
+    copies = [write_audit(tmp_path / f"copy{i}", rows[:10]) for i in range(3)]
+    assert len(read_labelled([*copies, audits[0], audits[0]])) == 60
+    refused = CliRunner().invoke(app, ["calibrate", *map(str, copies), "--out", str(tmp_path / "c.json")])
+    assert refused.exit_code == 2 and "10 labelled records" in refused.output and not (tmp_path / "c.json").exists()
     out = tmp_path / "calibration.json"
     result = CliRunner().invoke(app, ["calibrate", *map(str, audits), "--out", str(out), "--target-precision", "0.8"])
     assert result.exit_code == 0, result.output

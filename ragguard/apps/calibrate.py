@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -36,6 +37,8 @@ from typing import Any
 from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
 from ragguard.core.metrics import bootstrap_aurocs, brier_score, ece_by_chance, expected_calibration_error
 from ragguard.errors import UsageError
+
+log = logging.getLogger("ragguard.calibrate")
 
 __all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "auroc_interval",
            "threshold_for", "against_direction"]
@@ -70,7 +73,11 @@ def against_direction(calibration: Calibration) -> list[str]:
 
 
 def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """The answered records with a reference label from audit folders (the last record per id wins)."""
+    """The answered records with a reference label from audit folders (the last record per id wins).
+
+    A record found again in another folder (a copied audit, the same folder named twice) counts once: a copy
+    is not more evidence, and counting it would pass the minimum of records with half the data.
+    """
     records: dict[tuple[str, str], dict[str, Any]] = {}
     for folder in folders:
         path = Path(folder) / "results.jsonl"
@@ -82,8 +89,17 @@ def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue  # a half-written last line
             if isinstance(record, dict) and record.get("status", "ok") == "ok" and record.get("reference_match"):
-                records[(str(folder), str(record.get("id")))] = record
-    return list(records.values())
+                records[(str(Path(folder).resolve()), str(record.get("id")))] = record
+    unique = {_content_key(r): r for r in records.values()}
+    if len(unique) < len(records):
+        log.warning("%d record(s) appear in more than one audit folder and count once", len(records) - len(unique))
+    return list(unique.values())
+
+
+def _content_key(record: dict[str, Any]) -> str:
+    """What makes a record the same evidence: everything but where and when it was written."""
+    return json.dumps({k: v for k, v in record.items() if k not in ("id", "line", "tags", "timings")},
+                      sort_keys=True, ensure_ascii=False)
 
 
 def _matrix(rows: Sequence[dict[str, float | None]], names: Sequence[str]):  # type: ignore[no-untyped-def]
