@@ -179,6 +179,21 @@ def test_unexpected_error_is_one_line_exit_3(runner: CliRunner, monkeypatch: pyt
     assert "unexpected KeyError" in line and "RAGGUARD_DEBUG=1" in line
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    (["ask", QUESTION, "--bogus"], "No such option: --bogus (see 'ragguard ask --help')"),
+    (["ask", QUESTION, "--samples", "0"], "Invalid value for '--samples'"),
+    (["audit", "diff", "old-only"], "Missing argument 'new'. (see 'ragguard audit diff --help')"),
+    (["nosuch"], "No such command 'nosuch'."),
+])
+def test_a_bad_flag_or_command_is_one_line_exit_2(argv: list[str], says: str, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.argv", ["ragguard", *argv])
+    with pytest.raises(SystemExit) as stop:
+        ragguard.apps.cli.run()  # the console script, not the test runner's wrapper
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and err.startswith("ragguard: error: ") and says in err
+
+
 def test_index_info(runner: CliRunner, tiny_index: Path) -> None:
     result = runner.invoke(app, ["index", "info", str(tiny_index), "--json"])
     assert result.exit_code == 0, result.output

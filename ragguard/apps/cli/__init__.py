@@ -45,9 +45,23 @@ def run() -> None:
     ``audit-diff`` command: typer cannot hold both ``audit FILE`` and a
     ``diff`` sub-command under one name.
     """
+    import typer
+    from typer.exceptions import TyperException
+
     if sys.argv[1:3] == ["audit", "diff"]:
         sys.argv[1:3] = ["audit-diff"]
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="ragguard")
+    except TyperException as exc:  # a bad flag, value or command: one line like every other error, not a box
+        ctx, message = getattr(exc, "ctx", None), exc.format_message()  # type: ignore[attr-defined]
+        where = ctx.command_path.replace("audit-diff", "audit diff") if ctx is not None else "ragguard"
+        if message:  # (no message: a bare group name, whose help was just printed)
+            print(f"ragguard: error: {message} (see '{where} --help')", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:  # Ctrl-C while the parser itself reads input
+        print("ragguard: error: interrupted", file=sys.stderr)
+        sys.exit(130)
     except BrokenPipeError:  # e.g. `ragguard ask ... | head -1`
         sys.stderr.close()
+        return
+    sys.exit(code if isinstance(code, int) else 0)
