@@ -112,6 +112,9 @@ def test_ece_and_the_threshold_by_hand() -> None:
 def test_fit_ranks_and_calibrates_on_held_out_folds_and_beats_the_formula() -> None:
     cal = fit_calibration(labelled_set(), target_precision=0.8)
     fig = cal.figures
+    # Records calibrated already (the embedded default ships a file) still show the formula beside the fit.
+    calibrated = [{**r, "confidence": 0.99, "calibrated": True} for r in labelled_set()]
+    assert fit_calibration(calibrated, target_precision=0.8).figures["uncalibrated"] == fig["uncalibrated"]
     assert fig["calibrated"]["auroc"] > 0.85 > fig["uncalibrated"]["auroc"]
     assert fig["calibrated"]["ece"] < fig["uncalibrated"]["ece"]
     assert 0 < fig["ece_by_chance"]["median"] < fig["ece_by_chance"]["p95"] < 0.2  # the noise floor of 120 answers

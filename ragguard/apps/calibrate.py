@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
+from ragguard.core.consistency import formula_confidence
 from ragguard.core.metrics import bootstrap_aurocs, brier_score, ece_by_chance, expected_calibration_error
 from ragguard.errors import UsageError
 
@@ -304,8 +305,9 @@ def fit_calibration(
                  if row[name] is not None]
         if len({lab for _, lab in pairs}) == 2:
             signals[name] = {**ranking([p[0] for p in pairs], [p[1] for p in pairs]), "n": len(pairs)}
-    raw = [float(r.get("confidence") or 0.0) for r in records]
-    uncalibrated = figures(raw, labels) if not any(r.get("calibrated") for r in records) else None
+    # The hand-made formula, recomputed from each record's fields: records already calibrated (the embedded
+    # default ships a file) hold the calibrated value in `confidence`, not the formula's.
+    uncalibrated = figures([formula_confidence(r) for r in records], labels)
     data = "\n".join(sorted(f"{r.get('id')}\t{r.get('question')}\t{r.get('answer')}\t{int(lab)}"
                             for r, lab in zip(records, labels, strict=True)))
     return replace(

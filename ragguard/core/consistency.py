@@ -56,8 +56,9 @@ Rules, all deterministic:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -261,6 +262,31 @@ def confidence_score(agreement: float, contradicting_share: float, grounded: boo
     if grounded is False:
         value *= 0.5
     return round(min(1.0, value), 6)
+
+
+def contradicting_share(members: Iterable[int], pairs: Iterable[tuple[int, int, str]], samples: int) -> float:
+    """Share of the ``samples`` that a detector finds contradicting the voted cluster (its ``members``).
+
+    ``pairs`` are ``(a, b, kind)`` sample pairs; a pair counts when its kind is a contradiction and it
+    crosses the cluster's border; each sample outside counts once.
+    """
+    inside = set(members)
+    against = {b if a in inside else a for a, b, kind in pairs
+               if kind in CONTRADICTION_KINDS and ((a in inside) != (b in inside))}
+    return len(against) / samples if samples else 0.0
+
+
+def formula_confidence(record: Mapping[str, Any]) -> float:
+    """The uncalibrated confidence of an ``ask`` record, recomputed from its fields (what ``confidence``
+    holds when no calibration file is set): a calibrated record can still be compared with the formula."""
+    samples = record.get("samples") or []
+    answer = record.get("answer")
+    winner = next((c for c in record.get("clusters") or [] if c.get("representative") == answer), None)
+    if not answer or not samples or winner is None:
+        return 0.0
+    pairs = [(int(c["a"]), int(c["b"]), str(c.get("kind"))) for c in record.get("contradictions") or []]
+    share = contradicting_share(winner.get("members") or [], pairs, len(samples))
+    return confidence_score(float(record.get("agreement") or 0.0), share, record.get("grounded"))
 
 
 def divergent_pairs(
@@ -530,13 +556,9 @@ class ConsistencyChecker:
         if not result.answer or not result.samples:
             return 0.0
         winner = next(c for c in result.clusters if c.representative == result.answer)
-        inside = set(winner.members)
-        against = {
-            (c.b if c.a in inside else c.a)
-            for c in result.contradictions
-            if c.kind in CONTRADICTION_KINDS and ((c.a in inside) != (c.b in inside))
-        }
-        return confidence_score(result.agreement, len(against) / len(result.samples), result.grounded)
+        share = contradicting_share(winner.members, [(c.a, c.b, c.kind) for c in result.contradictions],
+                                    len(result.samples))
+        return confidence_score(result.agreement, share, result.grounded)
 
     def _apply_policy(self, result: ConsistencyResult) -> ConsistencyResult:
         if result.verdict not in ("inconsistent", "contradiction"):
