@@ -33,7 +33,7 @@ def ask(
 
         count = samples or guard.config.sampling.samples
         upto = "up to " if samples_adaptively(guard.config.sampling.adaptive, count) else ""
-        _progress(f"retrieving and sampling {upto}{count} answers…")
+        _progress(f"retrieving and sampling {upto}{count} answer{'s' if count != 1 else ''}…")
     report = guard.ask(question, samples=samples, seed=seed)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -141,7 +141,7 @@ def check(
             verdict = typer.style(entry["verdict"].upper(), fg=colour, bold=True)
             typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {entry['question'][:70]}")
             for c in entry["contradictions"]:
-                if c["kind"] != DIVERGENT:
-                    typer.echo(f"       {c['kind']}: {c['explanation']}")
+                if c["kind"] != DIVERGENT:  # the pair, as `ask` prints it: two pairs may share an explanation
+                    typer.echo(f"       samples {c['a']} and {c['b']}, {c['kind']}: {c['explanation']}")
     if bad == len(results):
         raise typer.Exit(2)
