@@ -184,6 +184,7 @@ def test_unexpected_error_is_one_line_exit_3(runner: CliRunner, monkeypatch: pyt
     (["ask", QUESTION, "--samples", "0"], "Invalid value for '--samples'"),
     (["audit", "diff", "old-only"], "Missing argument 'new'. (see 'ragguard audit diff --help')"),
     (["nosuch"], "No such command 'nosuch'."),
+    (["doctor", "--adapter", "no-such-adapter"], "Invalid value for '--adapter': dir 'no-such-adapter' does not exist"),
 ])
 def test_a_bad_flag_or_command_is_one_line_exit_2(argv: list[str], says: str, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:

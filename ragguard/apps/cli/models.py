@@ -16,7 +16,8 @@ from ragguard.apps.cli.common import _fail, app, handle_errors
 @handle_errors
 def doctor(
     config: Path | None = typer.Option(None, "--config", help="YAML config of the model to examine."),
-    adapter: Path | None = typer.Option(None, "--adapter", help="LoRA adapter folder to load on the base."),
+    adapter: Path | None = typer.Option(None, "--adapter", exists=True, file_okay=False,
+                                        help="LoRA adapter folder to load on the base."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {fingerprint, checks}."),
 ) -> None:
     """Check that answers depend on the question alone: eval mode, repeatability, batch invariance."""
@@ -108,7 +109,7 @@ def tune(
 @app.command()
 @handle_errors
 def merge(
-    adapter_dir: Path = typer.Argument(..., help="Adapter folder written by ragguard tune."),
+    adapter_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Adapter folder written by ragguard tune."),
     out: Path = typer.Option(..., "--out", help="Folder for the merged model (and merge-parity.json)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (never 4-bit)."),
     into: str = typer.Option("dequantized", "--into",
