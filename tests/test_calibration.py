@@ -328,6 +328,11 @@ def test_a_calibration_for_another_setup_says_so_in_the_record(caplog: pytest.Lo
     reprompted = Config().replace("prompt", system="Answer in one word.")
     found = mismatches(cal, {**FINGERPRINT, "setup_hash": reprompted.setup_hash()})
     assert found and found[0].startswith("config (prompt, sampling or thresholds): fitted for")
+    assert "samples" not in found[0]  # the same number of answers: the hash is all there is to say
+    fewer = Config().replace("sampling", samples=3)
+    found = mismatches(cal, {**FINGERPRINT, "setup_hash": fewer.setup_hash()}, samples=3)
+    assert found[0].endswith("it drew 3 samples where the file was fitted on 5 per question "
+                             "(--samples 5, or sampling.samples, gives its setup)")
 
 
 def test_the_bootstrap_interval_brackets_the_auroc_and_narrows_with_more_answers() -> None:

@@ -83,8 +83,12 @@ def resolve_calibration(config: Any, model_sha256: str | None = None) -> Calibra
     return load_calibration(value)
 
 
-def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None) -> list[str]:
-    """What differs between the setup ``calibration`` was fitted for and ``fingerprint``'s."""
+def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, samples: int | None = None) -> list[str]:
+    """What differs between the setup ``calibration`` was fitted for and ``fingerprint``'s.
+
+    ``samples``: how many answers the record drew. The setup is known only by its hash, so when it
+    differs the number of samples, the usual cause (``--samples``), is named where it differs too.
+    """
     if not fingerprint:
         return []
     fitted = calibration.fitted_for
@@ -100,6 +104,9 @@ def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None) -> 
                       (setup, "config (prompt, sampling or thresholds)")):
         if key in fitted and fitted.get(key) != fingerprint.get(key):
             out.append(f"{what}: fitted for {fitted.get(key)}, this answer used {fingerprint.get(key)}")
+            if key == setup and samples is not None and fitted.get("samples") and samples != fitted["samples"]:
+                out[-1] += (f"; it drew {samples} samples where the file was fitted on {fitted['samples']} per "
+                            f"question (--samples {fitted['samples']}, or sampling.samples, gives its setup)")
     return out
 
 
@@ -108,7 +115,7 @@ def annotate(report: Any, calibration: Calibration | None) -> None:
     if calibration is None or not report.calibrated:
         return
     fingerprint = report.fingerprint.to_dict() if report.fingerprint is not None else None
-    found = mismatches(calibration, fingerprint)
+    found = mismatches(calibration, fingerprint, len(report.samples or []) or None)
     note = dict(report.calibration or {})
     note.update(file=calibration.source, sha256=calibration.data.get("file_sha256"),
                 fitted_for_this_setup=not found)
