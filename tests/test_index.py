@@ -139,8 +139,11 @@ def test_folder_without_manifest_is_refused(tmp_path: Path) -> None:
 def test_truncated_faiss_file_is_refused_by_its_checksum(tiny_index: Path) -> None:
     data = (tiny_index / "index.faiss").read_bytes()
     (tiny_index / "index.faiss").write_bytes(data[: len(data) // 2])
-    with pytest.raises(IndexLoadError, match="index.faiss does not match its checksum"):
+    with pytest.raises(IndexLoadError, match="index.faiss does not match its checksum") as refused:
         KnowledgeIndex.load(tiny_index)
+    # what to do, in the same line: the build command for this folder, and where its sources are listed
+    assert f"`ragguard index build SOURCE --out {tiny_index}`" in str(refused.value)
+    assert "manifest.json lists them under 'sources'" in str(refused.value)
 
 
 def test_truncated_faiss_file_with_a_matching_checksum_is_refused(tiny_index: Path) -> None:

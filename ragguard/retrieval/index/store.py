@@ -20,6 +20,12 @@ from ragguard.retrieval.search import BM25Index
 __all__ = ["KnowledgeIndex"]
 
 
+
+def _rebuild(root: Path) -> str:
+    """How to replace a damaged index: the same build again (its sources are listed in its manifest)."""
+    return (f"rebuild it with `ragguard index build SOURCE --out {root}` from the documents it was built from "
+            "(manifest.json lists them under 'sources')")
+
 class KnowledgeIndex:
     """A verified, loaded index. Use :meth:`load`."""
 
@@ -67,10 +73,10 @@ class KnowledgeIndex:
         for name, expected in manifest["files"].items():
             file = root / name
             if not file.is_file():
-                raise IndexLoadError(f"index {str(root)!r} is missing {name}: rebuild it with `ragguard index build`")
+                raise IndexLoadError(f"index {str(root)!r} is missing {name}; " + _rebuild(root))
             if sha256_of(file) != expected:
                 raise IndexLoadError(
-                    f"index {str(root)!r} is damaged: {name} does not match its checksum in manifest.json; rebuild it"
+                    f"index {str(root)!r} is damaged: {name} does not match its checksum in manifest.json; " + _rebuild(root)
                 )
         chunks = []
         with open(root / CHUNKS, encoding="utf-8") as fh:
@@ -83,20 +89,20 @@ class KnowledgeIndex:
                         "tags": list(record.get("tags") or []),
                     })
                 except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                    raise IndexLoadError(f"index {str(root)!r}: chunks.jsonl line {lineno} is malformed; rebuild it") from None
+                    raise IndexLoadError(f"index {str(root)!r}: chunks.jsonl line {lineno} is malformed; " + _rebuild(root)) from None
         faiss = faiss_module()
         try:
             index = faiss.read_index(str(root / FAISS_FILE))
         except RuntimeError as exc:
-            raise IndexLoadError(f"index {str(root)!r}: index.faiss cannot be read ({exc}); rebuild it") from None
+            raise IndexLoadError(f"index {str(root)!r}: index.faiss cannot be read ({exc}); " + _rebuild(root)) from None
         if index.ntotal != len(chunks) or index.ntotal != manifest["counts"]["chunks"]:
             raise IndexLoadError(
-                f"index {str(root)!r} is inconsistent: {index.ntotal} vectors, {len(chunks)} chunks; rebuild it"
+                f"index {str(root)!r} is inconsistent: {index.ntotal} vectors, {len(chunks)} chunks; " + _rebuild(root)
             )
         if index.d != manifest["embedder"]["dimension"]:
             raise IndexLoadError(
                 f"index {str(root)!r}: vectors have dimension {index.d}, manifest says "
-                f"{manifest['embedder']['dimension']}; rebuild it"
+                f"{manifest['embedder']['dimension']}; " + _rebuild(root)
             )
         apply_search_params(index, manifest.get("index_type", "flat"), manifest.get("index_params") or {})
         vectors = None
@@ -104,9 +110,9 @@ class KnowledgeIndex:
             try:
                 vectors = np.load(root / VECTORS, mmap_mode="r", allow_pickle=False)
             except ValueError as exc:
-                raise IndexLoadError(f"index {str(root)!r}: vectors.npy cannot be read ({exc}); rebuild it") from None
+                raise IndexLoadError(f"index {str(root)!r}: vectors.npy cannot be read ({exc}); " + _rebuild(root)) from None
             if vectors.shape != (index.ntotal, index.d) or vectors.dtype != np.float32:
-                raise IndexLoadError(f"index {str(root)!r}: vectors.npy has shape {vectors.shape}; rebuild it")
+                raise IndexLoadError(f"index {str(root)!r}: vectors.npy has shape {vectors.shape}; " + _rebuild(root))
         return cls(root, manifest, chunks, index, vectors)
 
     def check_embedder(self, embedder: Embedder, dimension: int | None = None) -> None:
@@ -118,7 +124,8 @@ class KnowledgeIndex:
             )
         if dimension is not None and dimension != self.dimension:
             raise IndexLoadError(
-                f"index {str(self.path)!r} has dimension {self.dimension} but the embedder gives {dimension}: rebuild it"
+                f"index {str(self.path)!r} has dimension {self.dimension} but the embedder gives {dimension}: use the "
+                "embedder it was built with, or rebuild the index with this one"
             )
 
     def vectors(self, ids: Sequence[int] | None = None) -> np.ndarray:
