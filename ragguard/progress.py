@@ -109,14 +109,15 @@ class ProgressBar:
         all with the rate and ETA of the completed batches.
         """
         first = self.done
-        for label, _ in items:
-            self.done += 1
-            self.counts[label] += 1
+        self.done += len(items)
         if self.live:
+            for label, _ in items:
+                self.counts[label] += 1
             if items:
                 self._write(self.line())
             return
         for n, (label, detail) in enumerate(items, first + 1):
+            self.counts[label] += 1  # each line counts the items up to its own, as its position does
             self._write(self.line(label, detail, position=n))
 
     def __call__(self, message: str) -> None:

@@ -80,6 +80,8 @@ def test_a_batch_that_ends_at_once_reports_the_batch_rate_on_every_line() -> Non
     assert [line.split(" | ")[0].split("] ")[1] for line in lines] == [f"{i:>2}/10 {i / 10:4.0%}" for i in range(1, 6)]
     assert {tuple(line.split(" | ")[1:3]) for line in lines} == {("5.0 q/min", "ETA 1m00s")}
     assert lines[0].endswith("consistent q1") and lines[4].endswith("consistent q5")
+    # each line's counts stop at its own item, as its position does (not the whole batch on the first line)
+    assert [line.split(" | ")[3] for line in lines] == [f"consistent {i}" for i in range(1, 6)]
     live = io.StringIO()
     bar = ProgressBar(10, live, live=True, clock=clock, unit="chunks", per="s")
     clock.now += 5
