@@ -372,14 +372,17 @@ def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     run_audit(q, tmp_path / "b", make_guard())
     called = {}
     real_app = cli.app
-    monkeypatch.setattr(cli, "app", lambda: called.setdefault("argv", list(sys.argv)))
+    monkeypatch.setattr(cli, "app", lambda **kw: called.setdefault("argv", list(sys.argv)) and 0)
     monkeypatch.setattr(sys, "argv", ["ragguard", "audit", "diff", str(tmp_path / "a"), str(tmp_path / "b")])
-    cli.run()
-    assert called["argv"][1:2] == ["audit-diff"]
+    with pytest.raises(SystemExit) as done:
+        cli.run()
+    assert called["argv"][1:2] == ["audit-diff"] and done.value.code == 0
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["changed"] == []
+    text = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "b")]).stdout
+    assert text.startswith("5 records in both (invalid lines included); 0 changed\nfigures: none changed\n")
 
 
 def test_batched_audit_gives_the_same_records(tmp_path: Path) -> None:

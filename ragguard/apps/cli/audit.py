@@ -71,13 +71,13 @@ def audit_diff(
     if as_json:
         typer.echo(json.dumps(d, ensure_ascii=False))
         return
-    typer.echo(f"{d['compared']} questions in both; {len(d['changed'])} changed")
+    typer.echo(f"{d['compared']} records in both (invalid lines included); {len(d['changed'])} changed")
     for c in d["changed"]:
         typer.echo(f"  {c['id']}: {c['old']['verdict']} -> {c['new']['verdict']}  ({', '.join(c['changed'])})")
-    typer.echo("figures:")
-    for key, v in d["figures"].items():
-        if v["change"] and not key.startswith("calibration."):
-            typer.echo(f"  {key}: {v['old']} -> {v['new']} ({v['change']:+.3f})")
+    moved = {k: v for k, v in d["figures"].items() if v["change"] and not k.startswith("calibration.")}
+    typer.echo("figures:" if moved else "figures: none changed")
+    for key, v in moved.items():
+        typer.echo(f"  {key}: {v['old']} -> {v['new']} ({v['change']:+.3f})")
     # Calibration figures are printed whenever either audit has them, changed or not: "the ECE
     # stayed at 0.04" is as much an answer as a change.
     calibration = {k: v for k, v in d["figures"].items() if k.startswith("calibration.")}
