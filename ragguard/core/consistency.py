@@ -566,6 +566,7 @@ class ConsistencyChecker:
         others = [c.representative for c in result.clusters if c.representative != result.answer][:3]
         listed = "; ".join(f'"{_quote(t, 60)[1:-1]}"' for t in [result.answer, *others])
         said = "contradict each other" if result.verdict == "contradiction" else "disagree"
-        flag(result, self.settings.on_flagged, f"abstained: the answers {said} ({listed})",
-             f"the answers {said} (agreement {result.agreement:.0%}): treat this answer with care")
+        flag(result, self.settings.on_flagged, f"abstained: the answers {said} (verdict {result.verdict}: {listed})",
+             f"the answers {said} (verdict {result.verdict}, agreement {result.agreement:.0%}): treat this answer "
+             "with care")
         return result
