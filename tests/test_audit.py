@@ -318,6 +318,14 @@ def test_accepted_answers_and_yes_no_references(tmp_path: Path) -> None:
     assert load_questions(csv)[0][0].answers == ("59100", "59,100")
 
 
+def test_a_misspelled_question_field_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "a", "questoin": "How many?"}\n{"id": "b", "text": "How many?"}\n', encoding="utf-8")
+    assert [r["error"] for r in load_questions(path)[1]] == [
+        "missing or empty 'question' field (it has 'questoin': rename it to 'question')",
+        "missing or empty 'question' field"]  # nothing like it: no guess
+
+
 def test_metrics() -> None:
     assert auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
     assert auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0

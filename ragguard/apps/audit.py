@@ -96,7 +96,7 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         question = data.get("question")
         problem = None
         if not isinstance(question, str) or not question.strip():
-            problem = "missing or empty 'question' field"
+            problem = "missing or empty 'question' field" + _misspelled(data, "question")
         elif qid in seen:
             problem = f"duplicate id {qid!r}"
         reference = data.get("reference")
@@ -163,6 +163,14 @@ def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, on
     if kind == "status":
         return previous is not None and previous.get("status") in wanted
     raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID], tag:TAG[,TAG], verdict:VERDICT or status:STATUS")
+
+
+def _misspelled(data: dict[str, Any], wanted: str) -> str:
+    """A hint when the record holds a key that looks like ``wanted`` (``questoin``, ``Question``)."""
+    import difflib
+
+    near = difflib.get_close_matches(wanted, [str(k) for k in data if k != wanted], n=1, cutoff=0.75)
+    return f" (it has {near[0]!r}: rename it to {wanted!r})" if near else ""
 
 
 def _check_only_ids(only: str, questions: list[AuditQuestion], qfile: Path) -> None:
