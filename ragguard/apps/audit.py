@@ -315,8 +315,9 @@ def _run_audit_unlocked(
                     tracker.advance_many(finished)  # the batch ended at once: rates over whole batches
     if bar is not None:
         bar.close()
-    all_records = _ordered(read_results(results_path), questions, invalid)
-    compact_results(results_path, all_records)
+    written = read_results(results_path)
+    all_records = _ordered(written, questions, invalid)
+    compact_results(results_path, written, all_records)
     summary = summarize(all_records)
     gate_messages: list[str] = []
     if fail_under is not None:

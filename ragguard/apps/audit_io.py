@@ -54,14 +54,14 @@ def append_record(fh: Any, record: dict[str, Any]) -> None:
     os.fsync(fh.fileno())
 
 
-def compact_results(path: Path, current: list[dict[str, Any]]) -> None:
-    """Rewrite ``results.jsonl`` with one record per question: ``current`` (the input's latest records, in its
-    order), then the latest records of questions no longer in the input (kept, never lost).
+def compact_results(path: Path, records: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:
+    """Rewrite ``results.jsonl`` (which holds ``records``, as read) with one record per question: ``current``
+    (the input's latest records, in its order), then the latest records of questions no longer in the input
+    (kept, never lost).
 
     Reruns append while they run, so a crash loses nothing; a finished run folds each question's superseded
     records away. The file is written beside, made durable, then renamed over the old one.
     """
-    records = read_results(path)
     kept = {str(r.get("id")) for r in current}
     latest = latest_per_id(records)
     rest = [latest[i] for i in dict.fromkeys(str(r.get("id")) for r in records) if i not in kept]
