@@ -64,7 +64,10 @@ def audit_diff(
     new: Path = typer.Argument(..., help="Audit folder of the later run."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Compare two audits: questions whose verdict or answer changed, and each summary figure."""
+    """Compare two audits: questions whose verdict or answer changed, and each summary figure.
+
+    Spelled `ragguard audit diff OLD NEW` (as the README writes it) or `ragguard audit-diff OLD NEW`.
+    """
     from ragguard.apps.audit import diff_audits
 
     d = diff_audits(old, new)
