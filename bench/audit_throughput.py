@@ -64,6 +64,21 @@ def main() -> None:
           f"({qpm_batched:.1f} q/min)   speed-up: {qpm_batched / qpm_single:.2f}x")
     print(f"same verdict: {same_verdict}/{n}   same samples (token for token): {same_samples}/{n}   "
           f"identical records (all but timings): {same_record}/{n}")
+    differ: dict[str, int] = {}
+    for a, b in zip(single, batched, strict=True):
+        for field in {path for path, _ in set(_leaves(strip(a))) ^ set(_leaves(strip(b)))}:
+            differ[field] = differ.get(field, 0) + 1
+    fields = ", ".join(f"{k} ({v})" for k, v in sorted(differ.items())) or "none"
+    print(f"fields that differ between asked alone and batched (records): {fields}")
+
+
+def _leaves(value: object, path: str = "") -> list[tuple[str, str]]:
+    """(field path, value) pairs of a record (list items as ``[i]``), to name the fields that differ."""
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, f"{path}[{i}]")]
+    return [(path, repr(value))]
 
 
 if __name__ == "__main__":

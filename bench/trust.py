@@ -214,7 +214,9 @@ def run_audit(rows: list[dict[str, Any]], index: Path | None, out: Path, samples
                            ensure_ascii=False) + "\n" for r in rows),
         encoding="utf-8",
     )
-    cmd = [*ragguard_cmd(), "audit", str(questions), "--out", str(out / "audit")]
+    # --batch 8, as every cached audit was made: the signals read here do not use the last digit of a
+    # log-probability, which is all that batching changes (bench/audit_throughput.py).
+    cmd = [*ragguard_cmd(), "audit", str(questions), "--out", str(out / "audit"), "--batch", "8"]
     if (out / "audit" / "results.jsonl").exists():
         cmd.append("--resume")
     if index is not None:

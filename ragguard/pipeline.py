@@ -151,10 +151,13 @@ class RagGuard:
     ) -> list[Report]:
         """Answer several questions, sharing batched generation passes.
 
-        Each report is the one :meth:`ask` gives for its question alone: seeds
+        Each report has the tokens :meth:`ask` gives its question alone: seeds
         derive from the question, and every row samples from its own
-        generator. Questions are grouped so that one pass holds at most
-        ``generator.max_batch_tokens`` tokens.
+        generator. The float32 sums of a batched pass run in another order, so a
+        sample's ``logprob_mean`` or ``logprob_min`` can differ in its last
+        (4th) decimal; ask one question at a time where the record must match
+        :meth:`ask` bit for bit. Questions are grouped so that one pass holds at
+        most ``generator.max_batch_tokens`` tokens.
         """
         for q in questions:
             _require_question(q)

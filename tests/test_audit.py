@@ -155,7 +155,7 @@ def test_errors_are_kept_apart_and_retried_only_on_request(tmp_path: Path, caplo
     q = write_questions(tmp_path / "q.jsonl")
     out = tmp_path / "out"
     with caplog.at_level("WARNING", logger="ragguard.audit"):
-        result = run_audit(q, out, make_guard(fail_on={"Where is the branch?"}))
+        result = run_audit(q, out, make_guard(fail_on={"Where is the branch?"}), batch_questions=8)
     assert result.summary["errors"] == 1 and result.summary["answered"] == 2
     # The slower one-by-one pass says why it is needed.
     assert [r.getMessage() for r in caplog.records] == [
@@ -391,6 +391,30 @@ def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 0 and json.loads(result.stdout)["changed"] == []
     text = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "b")]).stdout
     assert text.startswith("5 records in both (invalid lines included); 0 changed\nfigures: none changed\n")
+
+
+def test_the_default_batch_is_one_for_a_model_on_this_cpu_so_records_are_those_asked_alone() -> None:
+    from ragguard.apps.audit import DEFAULT_BATCH, default_batch
+
+    class Lazy:
+        """A generator whose device is known only once loaded."""
+
+        device = "unloaded"
+
+        def __init__(self, device: str) -> None:
+            self.placed = device
+
+        def load(self) -> None:
+            self.device = self.placed
+
+    class Guard:
+        def __init__(self, generator: object) -> None:
+            self.generator = generator
+
+    assert default_batch(Guard(Lazy("cpu"))) == 1  # loaded first: "unloaded" would have meant batching
+    assert default_batch(Guard(Lazy("NVIDIA H100 80GB HBM3"))) == DEFAULT_BATCH == 8
+    assert default_batch(Guard(object())) == 8  # a server backend: requests in flight together
+    assert default_batch(make_guard()) == 1  # the table generator says "cpu"
 
 
 def test_batched_audit_gives_the_same_records(tmp_path: Path) -> None:

@@ -102,7 +102,7 @@ def test_audit_lines_of_one_batch_share_rate_and_eta(tmp_path: Path) -> None:
         original(items)
 
     bar.advance_many = later  # type: ignore[method-assign]
-    run_audit(questions, tmp_path / "out", make_guard(), progress=bar)
+    run_audit(questions, tmp_path / "out", make_guard(), progress=bar, batch_questions=8)
     lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
     assert len(lines) == 3
     assert {tuple(line.split(" | ")[1:3]) for line in lines} == {("6.0 q/min", "ETA 0s")}

@@ -232,8 +232,8 @@ def _run_audit_unlocked(
         fail_under: gate on the consistent share (and on reference accuracy when references exist).
         batch_questions: questions handed to one ``ask_many`` call (their generation is
             batched up to ``generator.max_batch_tokens``); records are written after each.
-            ``None``: :data:`DEFAULT_BATCH` (8). A question asked in a batch gets the
-            record it gets alone.
+            ``None``: :func:`default_batch` (1 for an in-process model on the CPU, where only then
+            is every record the one ``ask`` gives alone; else :data:`DEFAULT_BATCH`, 8).
         progress: a :class:`~ragguard.progress.ProgressBar` (redrawn in place on a
             terminal, with rate, ETA and live counts per verdict), or a function
             that receives one status line per finished question.
@@ -281,7 +281,7 @@ def _run_audit_unlocked(
     skipped = len(questions) - len(todo)
 
     if batch_questions is None:
-        batch_questions = DEFAULT_BATCH
+        batch_questions = default_batch(guard) if todo else DEFAULT_BATCH
     if batch_questions < 1:
         raise UsageError(f"--batch must be at least 1, got {batch_questions}")
     ran = 0
@@ -353,10 +353,24 @@ def run_audit(questions_file: str | Path, out: str | Path, guard: Any, **options
         return _run_audit_unlocked(questions_file, out, guard, **options)
 
 
-# Questions per generation pass by default. Batching pays on a GPU and, since seeded rows draw among
-# the top-k candidates only, on a 2-core CPU too: bench/audit_throughput.py, 36 FAQ questions,
-# 5 samples: 1.84x the questions per minute of single asks, 36/36 records identical.
+# Questions per generation pass where the model is not in this process on a CPU (a GPU, a server).
 DEFAULT_BATCH = 8
+
+
+def default_batch(guard: Any) -> int:
+    """Questions per pass when ``--batch`` is not given: 1 for a model running in this process on the CPU.
+
+    There a batched pass computes each row's float32 sums in another order than the question alone,
+    so while the tokens stay the same a record's log-probabilities can differ in their last digit
+    (``bench/audit_throughput.py``, 16 FAQ questions, AMD EPYC: 4 records differ, one
+    ``logprob_min`` or ``logprob_mean`` each), and a record must be the one ``ask`` gives alone.
+    ``--batch 8`` is faster there (1.62x the questions per minute in the same run).
+    """
+    generator = getattr(guard, "generator", None)
+    load = getattr(generator, "load", None)
+    if callable(load):
+        load()  # the device is known once the weights are placed (the first question would load them anyway)
+    return 1 if str(getattr(generator, "device", "")) == "cpu" else DEFAULT_BATCH
 
 
 def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: float) -> list[dict[str, Any]]:
