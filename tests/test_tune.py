@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,19 @@ def test_resume_after_an_interruption_takes_the_same_steps(tmp_path: Path, tiny_
     assert resumed.metrics["eval_loss"] == uninterrupted["eval_loss"]
     with pytest.raises(UsageError, match="another config or data"):
         tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__learning_rate=0.5), resume=True, show_progress=False)
+
+
+
+def test_resume_never_trains_over_a_finished_adapter_that_left_no_checkpoint(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                                             tune_data_file: Path,
+                                                                             fp32_adapter: Path) -> None:
+    out = tmp_path / "done"
+    shutil.copytree(fp32_adapter, out)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a run shorter than train.save_steps keeps none
+    before = (out / "adapter_model.safetensors").read_bytes()
+    with pytest.raises(UsageError, match="holds a finished adapter and no checkpoint"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__learning_rate=0.5), resume=True, show_progress=False)
+    assert (out / "adapter_model.safetensors").read_bytes() == before
 
 
 def test_qlora_nf4_path_records_its_quantization(nf4_adapter: Path) -> None:

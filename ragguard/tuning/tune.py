@@ -287,6 +287,11 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     data_sha = sha256_of(data_path)
     run_key = hashlib.sha256(json.dumps([cfg.to_dict(), data_sha], sort_keys=True).encode()).hexdigest()[:16]
     last = last_checkpoint(out) if resume else None
+    if resume and last is None and (out / "adapter_model.safetensors").is_file():
+        # A run shorter than train.save_steps leaves no checkpoint: "resuming" would train over the finished
+        # adapter from step 0, whatever config or data it was trained with.
+        raise UsageError(f"--out {str(out)!r} holds a finished adapter and no checkpoint to resume from: nothing "
+                         "to continue; choose a new --out to train again (the adapter there is kept)")
     if last is not None and json.loads((last / "trainer_state.json").read_text()).get("run_key") != run_key:
         raise UsageError(f"the checkpoint {str(last)!r} was written with another config or data: rerun "
                          "with the same ones, or use a new --out without --resume")
