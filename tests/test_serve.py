@@ -159,7 +159,8 @@ GOOD = {"model": "ragguard", "messages": [{"role": "user", "content": "How many 
         (CHAT, json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}).encode(), AUTH, 400,
          "invalid_value"),
         ("/ask", json.dumps({"question": ""}).encode(), AUTH, 400, "invalid_value"),
-        ("/ask", json.dumps({"query": "typo"}).encode(), AUTH, 400, "invalid_value"),
+        ("/ask", json.dumps({"query": "typo"}).encode(), AUTH, 400, "unknown_field"),
+        ("/ask", json.dumps({"question": "leave?", "sample": 3}).encode(), AUTH, 400, "unknown_field"),
         ("/ask", json.dumps({"question": "leave?", "samples": 0}).encode(), AUTH, 400, "invalid_value"),
         ("/ask", json.dumps({"question": "leave?"}).encode(), {}, 401, "invalid_api_key"),
         ("/nowhere", b"{}", AUTH, 404, None),
@@ -175,6 +176,9 @@ def test_bad_requests_get_openai_style_errors_and_the_server_stays_up(
     error = response.json()["error"]
     assert isinstance(error["message"], str) and error["message"] and "\n" not in error["message"]
     assert error["code"] == code
+    if code == "unknown_field":  # named, with the field it probably meant
+        assert error["param"] in ("query", "sample") and "/ask takes question, samples, seed" in error["message"]
+        assert error["param"] != "sample" or "did you mean 'samples'?" in error["message"]
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
     assert httpx.get(f"{server}/healthz", timeout=5).json()["status"] == "ok"

@@ -59,12 +59,23 @@ async def models(request: Request) -> Any:
                                        for name in sorted(state.model_names)]}
 
 
+ASK_FIELDS = frozenset({"question", "samples", "seed"})  # what /ask reads: anything else is refused, named
+
+
 @router.post("/ask")
 async def ask(request: Request) -> Any:
     """The ``ask --json`` record (``answer`` is ``""`` when ragguard abstains)."""
     state = _state(request)
     authorize(request, state.settings)
     body = await read_json(request, state.settings.max_body_bytes)
+    unknown = sorted(set(map(str, body)) - ASK_FIELDS)
+    if unknown:  # a typo ("sample") would otherwise silently run the defaults
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], sorted(ASK_FIELDS), n=1, cutoff=0.6)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ApiError(400, f"unknown field {unknown[0]!r}{hint}: /ask takes {', '.join(sorted(ASK_FIELDS))}",
+                       param=unknown[0], code="unknown_field")
     question = body.get("question")
     if not isinstance(question, str) or not question.strip():
         raise ApiError(400, "'question' must be a non-empty string", param="question", code="invalid_value")
