@@ -327,7 +327,7 @@ def test_a_calibration_for_another_setup_says_so_in_the_record(caplog: pytest.Lo
     assert mismatches(cal, {**FINGERPRINT, "config_hash": elsewhere.hash()}) == []
     reprompted = Config().replace("prompt", system="Answer in one word.")
     found = mismatches(cal, {**FINGERPRINT, "setup_hash": reprompted.setup_hash()})
-    assert found and found[0].startswith("config (prompt, sampling or thresholds): fitted for")
+    assert found and found[0].startswith("config (prompt, sampling or thresholds; fingerprint.setup_hash): fitted for")
     assert "samples" not in found[0]  # the same number of answers: the hash is all there is to say
     fewer = Config().replace("sampling", samples=3)
     found = mismatches(cal, {**FINGERPRINT, "setup_hash": fewer.setup_hash()}, samples=3)

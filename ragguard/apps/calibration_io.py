@@ -101,11 +101,12 @@ def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, sam
         out.append(f"model: fitted for {fitted.get('model')}, answered by {fingerprint.get('model')}")
     setup = "setup_hash" if fitted.get("setup_hash") and fingerprint.get("setup_hash") else "config_hash"
     for key, what in (("adapter", "adapter"), ("embedder", "embedder"),
-                      (setup, "config (prompt, sampling or thresholds)")):
+                      (setup, f"config (prompt, sampling or thresholds; fingerprint.{setup})")):
         if key in fitted and fitted.get(key) != fingerprint.get(key):
             out.append(f"{what}: fitted for {fitted.get(key)}, this answer used {fingerprint.get(key)}")
             if key == setup and samples is not None and fitted.get("samples") and samples != fitted["samples"]:
-                out[-1] += (f"; it drew {samples} samples where the file was fitted on {fitted['samples']} per "
+                out[-1] += (f"; it drew {samples} sample{'s' if samples != 1 else ''} where the file was fitted "
+                            f"on {fitted['samples']} per "
                             f"question (--samples {fitted['samples']}, or sampling.samples, gives its setup)")
     return out
 
