@@ -65,7 +65,7 @@ def test_real_models_contract_and_determinism(guard: RagGuard) -> None:
     # 5 of 64 it was fitted for, and the record says so.
     assert first["calibrated"] is True and first["calibration"]["file"].endswith("embedded.json")
     assert first["calibration"]["fitted_for_this_setup"] is False
-    assert [m.split(":")[0] for m in first["calibration"]["mismatch"]] == ["config (prompt, sampling or thresholds)"]
+    assert [m.split(":")[0] for m in first["calibration"]["mismatch"]] == ["config (prompt, sampling or thresholds; fingerprint.setup_hash)"]
     assert all(c["support"] is not None for c in first["clusters"])
     assert first["verdict"] in {"consistent", "inconsistent", "contradiction", "abstain"}
     assert len(first["samples"]) == 3
