@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -399,3 +401,14 @@ def test_completions_carry_logprobs_and_recording_can_be_turned_off() -> None:
     assert all(c.token_logprobs is None for c in off)
     _, none = gen.decode_batch([PROMPT], [[None]], logprobs=False)
     assert none == [[None]]
+
+
+def test_an_unusable_cache_folder_names_ragguard_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard.errors import ModelLoadError
+    from ragguard.generation.sources import _load_gguf_cached
+
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("RAGGUARD_CACHE", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(ModelLoadError, match="set RAGGUARD_CACHE to a writable folder") as refused:
+        _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32)  # refused before any conversion starts
+    assert "it is set to" in str(refused.value) and "Not a directory" in str(refused.value)

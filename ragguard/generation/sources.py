@@ -67,9 +67,16 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
     target = cache_dir() / "models" / f"{Path(filename).stem}-{sha256[:16]}-tf{transformers.__version__}"
     if (target / "ragguard-complete").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    except OSError as exc:
+        env = os.environ.get("RAGGUARD_CACHE")
+        now = f"it is set to {env!r}" if env else "unset, so ~/.cache/ragguard is used"
+        raise ModelLoadError(f"cannot write the converted model under {str(target.parent)!r} "
+                             f"({exc.strerror or type(exc).__name__}): set RAGGUARD_CACHE to a writable folder "
+                             f"({now})") from None
     logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         import torch
 
