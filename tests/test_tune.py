@@ -285,3 +285,16 @@ def test_embedded_model_tunes_and_reloads_bitwise(tmp_path: Path) -> None:
     checks = {c.name: c for c in run_checks(generator)}
     assert all(c.passed for c in checks.values()), [c.to_dict() for c in checks.values() if not c.passed]
     assert checks["adapter_reload_parity"].figures["bitwise_identical"] == 1
+
+
+def test_tunes_hint_names_every_key_a_config_needs_to_load_the_adapter(nf4_adapter: Path, tmp_path: Path) -> None:
+    from ragguard.apps.cli.models import _load_keys
+    from ragguard.config import load_config
+
+    keys = _load_keys(nf4_adapter)
+    assert "generator.load_in_4bit: true" in keys and "generator.bnb_4bit_compute_dtype: float32" in keys
+    lines = ["generator:"] + [f"  {k.split('.', 1)[1]}" for k in keys.split(", ")]
+    config = tmp_path / "load.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    loaded = load_config(config).generator  # every key is one the config knows, with a valid value
+    assert loaded.load_in_4bit and loaded.bnb_4bit_quant_type == "nf4" and loaded.bnb_4bit_compute_dtype == "float32"

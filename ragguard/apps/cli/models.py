@@ -103,7 +103,24 @@ def tune(
         figures += f", validation loss {m['eval_loss']:.4f}, perplexity {m['perplexity']:.2f}"
     typer.echo(f"wrote adapter {result.out} after {result.steps} steps: {figures}; "
                f"{len(result.bad_records)} records skipped")
-    typer.echo(f"check it: ragguard doctor --adapter {result.out} --config <config with generator.model = the base>")
+    typer.echo(f"check it: ragguard doctor --adapter {result.out} --config <a config with {_load_keys(result.out)}>")
+
+
+def _load_keys(adapter: Path) -> str:
+    """The generator keys a config needs to load ``adapter`` as it was tuned (from its metadata)."""
+    try:
+        meta = json.loads((Path(adapter) / "ragguard-adapter.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "generator.model = the base"
+    keys = [f"generator.model: {meta['base']['model']}"]
+    if meta["base"].get("gguf_file"):
+        keys.append(f"generator.gguf_file: {meta['base']['gguf_file']}")
+    quant = meta.get("quantization") or {}
+    if quant.get("method") == "bitsandbytes-4bit":
+        keys += ["generator.load_in_4bit: true", f"generator.bnb_4bit_quant_type: {quant.get('quant_type')}",
+                 f"generator.bnb_4bit_use_double_quant: {str(bool(quant.get('double_quant'))).lower()}",
+                 f"generator.bnb_4bit_compute_dtype: {quant.get('compute_dtype')}"]
+    return ", ".join(keys)
 
 
 @app.command()
