@@ -145,6 +145,7 @@ GOOD = {"model": "ragguard", "messages": [{"role": "user", "content": "How many 
         (CHAT, json.dumps({**GOOD, "model": "gpt-4o"}).encode(), AUTH, 404, "model_not_found"),
         (CHAT, json.dumps({**GOOD, "n": 3}).encode(), AUTH, 400, "invalid_value"),
         (CHAT, json.dumps({**GOOD, "max_tokens": 100000}).encode(), AUTH, 400, "max_tokens_exceeded"),
+        (CHAT, json.dumps({**GOOD, "max_completion_tokens": 100000}).encode(), AUTH, 400, "max_tokens_exceeded"),
         (CHAT, json.dumps({**GOOD, "max_tokens": 0}).encode(), AUTH, 400, "invalid_value"),
         (CHAT, json.dumps({**GOOD, "temperature": "hot"}).encode(), AUTH, 400, "invalid_value"),
         (CHAT, json.dumps({**GOOD, "temperature": 5}).encode(), AUTH, 400, "invalid_value"),
@@ -176,6 +177,8 @@ def test_bad_requests_get_openai_style_errors_and_the_server_stays_up(
     error = response.json()["error"]
     assert isinstance(error["message"], str) and error["message"] and "\n" not in error["message"]
     assert error["code"] == code
+    if code == "max_tokens_exceeded":  # the field the client sent, not its alias
+        assert error["param"] in json.loads(content)
     if code == "unknown_field":  # named, with the field it probably meant
         assert error["param"] in ("query", "sample") and "/ask takes question, samples, seed" in error["message"]
         assert error["param"] != "sample" or "did you mean 'samples'?" in error["message"]

@@ -80,14 +80,15 @@ def sampling_for(body: dict[str, Any], config: Config, settings: ServeSettings) 
     seed = _int_field(body, "seed", 0, 2**63 - 1, "the base seed of the samples")
     top_p = _number_field(body, "top_p", 0.0, 1.0, low_open=True)
     limit = settings.max_tokens
-    tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"  # the one the client sent
+    tokens = body.get(name)
     if tokens is not None:
         if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
-            raise ApiError(400, f"'max_tokens' must be a positive integer, got {tokens!r}", param="max_tokens",
+            raise ApiError(400, f"'{name}' must be a positive integer, got {tokens!r}", param=name,
                            code="invalid_value")
         if tokens > limit:
-            raise ApiError(400, f"'max_tokens' {tokens} exceeds this server's limit of {limit}: ask for at most "
-                                f"{limit}", param="max_tokens", code="max_tokens_exceeded")
+            raise ApiError(400, f"'{name}' {tokens} exceeds this server's limit of {limit}: ask for at most "
+                                f"{limit}", param=name, code="max_tokens_exceeded")
     temperature = _number_field(body, "temperature", 0.0, 2.0)
     try:
         cfg, notes = call_config(config, temperature=temperature, top_p=top_p, max_tokens=tokens, samples=samples,
