@@ -204,6 +204,23 @@ def test_a_config_error_stops_the_audit_and_keeps_what_was_written(tmp_path: Pat
     assert kept == {"line-2": "invalid", "line-5": "invalid", "cert": "ok"}
 
 
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_a_model_that_cannot_load_stops_the_audit_instead_of_an_error_per_question(tmp_path: Path, batch: int) -> None:
+    from ragguard.errors import ModelLoadError
+
+    guard = make_guard()
+
+    def cannot_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ModelLoadError("generator.model '/nowhere' is not a folder: check the path")
+
+    guard.ask = guard.ask_many = cannot_load  # type: ignore[method-assign]
+    out = tmp_path / "out"
+    with pytest.raises(ModelLoadError, match="is not a folder"):
+        run_audit(write_questions(tmp_path / "q.jsonl"), out, guard, batch_questions=batch)
+    assert {r["status"] for r in read_lines(out)} == {"invalid"}  # the two bad lines; no error record per question
+
+
 def test_only_reruns_a_subset(tmp_path: Path) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     out = tmp_path / "out"

@@ -46,7 +46,7 @@ from ragguard.apps.records import BadRecord, read_records
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
 from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
-from ragguard.errors import ConfigError, RagGuardError, UsageError
+from ragguard.errors import ConfigError, IndexLoadError, ModelLoadError, RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
 
@@ -373,13 +373,19 @@ def default_batch(guard: Any) -> int:
     return 1 if str(getattr(generator, "device", "")) == "cpu" else DEFAULT_BATCH
 
 
+# Errors of the setup, not of a question: a refused config, a model or an index that cannot load. Every
+# other question would fail the same way, so the audit stops (one line; --resume continues once fixed)
+# instead of writing one error record per question.
+SETUP_ERRORS = (ConfigError, ModelLoadError, IndexLoadError)
+
+
 def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: float) -> list[dict[str, Any]]:
     """Records for a chunk: one batched call, or one call per question when the batch fails."""
     ask_many = getattr(guard, "ask_many", None)
     if ask_many is not None and len(chunk) > 1:
         try:
             reports = ask_many([q.question for q in chunk])
-        except ConfigError:
+        except SETUP_ERRORS:
             raise  # the setup, not a question, is wrong: stop (what is written stays; --resume continues)
         except (RagGuardError, RuntimeError, MemoryError) as exc:
             # Find out which question fails by asking them one by one (slower: say so, and why).
@@ -411,7 +417,7 @@ def _ask_one(q: AuditQuestion, guard: Any, reference_threshold: float) -> dict[s
     base = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference}
     try:
         report = guard.ask(q.question)
-    except ConfigError:
+    except SETUP_ERRORS:
         raise  # not this question's fault: every other one would fail the same way
     except UsageError as exc:
         return {**base, "question": q.question, "status": "invalid", "error": str(exc)}
