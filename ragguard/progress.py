@@ -110,15 +110,12 @@ class ProgressBar:
         """
         first = self.done
         self.done += len(items)
-        if self.live:
-            for label, _ in items:
-                self.counts[label] += 1
-            if items:
-                self._write(self.line())
-            return
         for n, (label, detail) in enumerate(items, first + 1):
-            self.counts[label] += 1  # each line counts the items up to its own, as its position does
-            self._write(self.line(label, detail, position=n))
+            self.counts[label] += 1  # a log line counts the items up to its own, as its position does
+            if not self.live:
+                self._write(self.line(label, detail, position=n))
+        if self.live and items:
+            self._write(self.line())
 
     def __call__(self, message: str) -> None:
         """A bar is also a progress callback: a message is a :meth:`note`."""

@@ -262,7 +262,7 @@ def overlap(answer: str, passages: Sequence[Passage]) -> float | None:
     return best / len(grams)
 
 
-_Anchor = tuple[int, int, tuple[int, int], tuple[int, int]]
+_Anchor = tuple[int, int, tuple[int, int]]
 
 
 class _Sentence(NamedTuple):
@@ -279,7 +279,7 @@ def _read_sentences(passages: Sequence[Passage]) -> list[list[_Sentence]]:
 
 
 def _anchor_sentence(asked: set[str], sentences: list[list[_Sentence]]) -> _Anchor | None:
-    """(hits, passage index, window span, sentence span) of the sentence holding most of the terms ``asked``."""
+    """(hits, passage index, window span) of the sentence holding most of the terms ``asked``."""
     best: _Anchor | None = None
     for spans in sentences:
         for sentence in spans:
@@ -287,7 +287,7 @@ def _anchor_sentence(asked: set[str], sentences: list[list[_Sentence]]) -> _Anch
             if hits and (best is None or hits > best[0]):
                 si = sentence.index
                 lo, hi = spans[max(0, si - ANCHOR_RADIUS)].span[0], spans[min(len(spans) - 1, si + ANCHOR_RADIUS)].span[1]
-                best = (hits, sentence.passage, (lo, hi), sentence.span)
+                best = (hits, sentence.passage, (lo, hi))
     return best
 
 
@@ -338,9 +338,9 @@ def _covered(asked: set[str], found: _Anchor | None) -> float | None:
     return 0.0 if found is None else found[0] / len(asked)
 
 
-def _hits_in(added: set[str], text: str) -> int:
-    """How many of the terms ``added`` occur in ``text``."""
-    terms, lowered = content_terms(text), text.lower()
+def _hits_in(added: set[str], text: str, terms: set[str] | None = None) -> int:
+    """How many of the terms ``added`` occur in ``text`` (``terms``: its content terms, when already read)."""
+    terms, lowered = content_terms(text) if terms is None else terms, text.lower()
     return sum(_found(t, terms, lowered) for t in added)
 
 
@@ -365,15 +365,14 @@ def _anchored(answer: str, question: str, passages: Sequence[Passage]) -> _Readi
     covered = _covered(asked, found)
     if found is None:
         return _Readings(None, None, covered, None, None)
-    _, index, (a, b), _ = found
+    _, index, (a, b) = found
+    # Some sentence holds a term asked (found), so the key sentence exists: every term weighs more than 0.
     key = _key_sentence(asked, sentences)
+    assert key is not None
     text, added = passages[index].text, added_terms(answer, question)
-    if key is None:
-        hits, where = None, None
-    else:
-        hits = _hits_in(added, passages[key.passage].text[key.span[0] : key.span[1]])
-        where = (passages[key.passage].chunk_id, key.span)
-    return _Readings(_share_in(added, text[a:b]), (passages[index].chunk_id, (a, b)), covered, hits, where)
+    hits = _hits_in(added, passages[key.passage].text[key.span[0] : key.span[1]], key.terms)
+    return _Readings(_share_in(added, text[a:b]), (passages[index].chunk_id, (a, b)), covered, hits,
+                     (passages[key.passage].chunk_id, key.span))
 
 
 def anchored_shares(answers: Sequence[str], question: str, passages: Sequence[Passage]) -> list[float | None]:
