@@ -18,6 +18,10 @@ Q_ZH = "没有东桥银行借记卡的员工需要开在职证明吗？"
         ("是的，需要向人事部申请在职证明。", "不是的，不需要开在职证明。", Q_ZH),
         ("需要，请通过HR-07表申请。", "不需要，直接去银行开户即可。", Q_ZH),
         ("可以。", "不可以，必须先申请。", "我可以在家办公吗？"),
+        # "No" without a comma, and a question with one content word ("need" is not one).
+        ("Yes you need the certificate", "No you don't need the certificate", "Do I need the certificate?"),
+        ("You need the certificate.", "You do not need the certificate.", "Do I need the certificate?"),
+        ("You need the certificate.", "You don't need the certificate.", "Do I need the certificate?"),
     ],
 )
 def test_polarity_flags_opposite_answers(a: str, b: str, question: str) -> None:
@@ -148,3 +152,11 @@ def test_same_lead_pairs_are_answers_opening_with_the_same_marker() -> None:
     texts = ["Yes, ask HR.", "No, you don't.", "Yes. HR issues it.", "A certificate is needed."]
     # The last one says yes too, but not with an opening marker: it is left to the clustering.
     assert same_lead_pairs(texts, Q_EN) == [(0, 2)]
+
+
+def test_no_opens_a_no_before_a_pronoun_not_before_a_noun() -> None:
+    question = "Do I need the certificate?"
+    assert stance("No you don't need it.", question)[0] == -1
+    assert stance("No it is not required for the certificate.", question)[0] == -1
+    assert lead_stance("No you don't need it.", question) == -1
+    assert lead_stance("No receipts are needed.", question) == 0  # "no" as a determiner opens no "no"

@@ -136,8 +136,10 @@ EN = Lexicon(
             r"^\s*(?:aren't|isn't|don't|doesn't|didn't|can't|won't|wasn't|weren't|shouldn't|haven't|hasn't|mustn't)\b",
             re.I),
         yes_lead=re.compile(r"^\s*(yes|yeah|yep|correct|that's right|that is right|absolutely|sure)\b", re.I),
-        # "No" answers only when punctuation follows it ("No receipts are needed" is not a "no").
-        no_lead=re.compile(r"^\s*(no need|(?:no|nope|not at all|incorrect)(?=\s*(?:[,.!;:\u2014-]|$)))", re.I),
+        # "No" answers only when punctuation or a pronoun follows it ("No receipts are needed" is not a
+        # "no"; "No you don't" is).
+        no_lead=re.compile(r"^\s*(no need|(?:no|nope|not at all|incorrect)(?=\s*(?:[,.!;:\u2014-]|$)"
+                           r"|\s+(?:you|it|they|we|i|he|she|there|this is|that is|that's)\b))", re.I),
         # "Aren't contractors eligible?" - "Correct, they can't enroll" is a "no".
         confirm=re.compile(r"(correct|that's right|that is right)$", re.I),
         negation=re.compile(

@@ -149,8 +149,10 @@ def topic_terms(text: str, prefix: int | None = None) -> set[str]:
 
 
 def on_topic(sentence: str, question: str) -> bool:
-    """Does the sentence talk about the question (two shared content words or bigrams)?"""
-    return len(topic_terms(sentence) & topic_terms(question)) >= 2
+    """Does the sentence talk about the question (two shared content words or bigrams, or the
+    question's only one: "Do I need the certificate?")?"""
+    asked = topic_terms(question)
+    return len(topic_terms(sentence) & asked) >= min(2, len(asked) or 2)
 
 
 def in_script(lexicon: Lexicon, text: str) -> bool:
