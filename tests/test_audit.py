@@ -246,6 +246,17 @@ def test_fail_under_gate(tmp_path: Path) -> None:
     assert failed.gate_failed and "consistent share" in failed.gate_messages[0]
 
 
+def test_fail_under_fails_when_nothing_was_answered_or_a_question_failed(tmp_path: Path) -> None:
+    renamed = tmp_path / "renamed.csv"  # every row invalid: a gate that passed would hide the broken file
+    renamed.write_text("query,expected\nWho approves overtime?,manager\nHow many leave days?,25\n", encoding="utf-8")
+    nothing = run_audit(renamed, tmp_path / "a", make_guard(), fail_under=0.1)
+    assert nothing.gate_failed and nothing.summary["gates"]["passed"] is False
+    assert nothing.gate_messages == ["no question was answered (2 invalid, 0 errors): nothing passed --fail-under"]
+    q = write_questions(tmp_path / "q.jsonl")
+    errored = run_audit(q, tmp_path / "b", make_guard(fail_on={"Where is the branch?"}), fail_under=0.1)
+    assert errored.gate_failed and errored.gate_messages[0].startswith("1 question(s) ended in error")
+
+
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     run_audit(q, tmp_path / "out", make_guard())

@@ -323,6 +323,12 @@ def _run_audit_unlocked(
     if fail_under is not None:
         summary["gates"] = {"fail_under": fail_under}
         share = summary["consistent_share"]
+        if not summary["answered"]:  # a file of bad rows measures nothing: a gate on it must not pass
+            gate_messages.append(f"no question was answered ({summary['invalid']} invalid, {summary['errors']} "
+                                 "errors): nothing passed --fail-under")
+        elif summary["errors"]:
+            gate_messages.append(f"{summary['errors']} question(s) ended in error and were not measured "
+                                 "(rerun with --retry-errors)")
         if share is not None and share < fail_under:
             gate_messages.append(f"consistent share {share:.2f} is below --fail-under {fail_under:.2f}")
         accuracy = summary["reference"]["accuracy"]
