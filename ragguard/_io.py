@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from ragguard.errors import UsageError
 
-__all__ = ["read_user_text"]
+__all__ = ["read_user_text", "numbered_lines"]
+
+
+def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, line)`` split at line feeds only (a CR before one is dropped).
+
+    ``str.splitlines`` also splits at U+2028, U+2029, U+0085 and form feeds, which are legal
+    inside a JSON string: a question pasted from a web page would be cut in two and every later
+    line number would be off.
+    """
+    for number, line in enumerate(text.split("\n"), 1):
+        yield number, line.removesuffix("\r")
 
 
 def read_user_text(path: Path, what: str, hint: str, error: type[UsageError] = UsageError) -> str:
@@ -20,5 +32,9 @@ def read_user_text(path: Path, what: str, hint: str, error: type[UsageError] = U
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise error(f"{what} {str(path)!r} does not exist: {hint}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise error(f"{what} {str(path)!r} is not UTF-8 (line {line} holds the byte {exc.object[exc.start]:#04x}): "
+                    "save it as UTF-8") from None
+    except OSError as exc:
         raise error(f"{what} {str(path)!r} cannot be read ({exc}): pass a readable UTF-8 text file") from None

@@ -16,6 +16,7 @@ import pytest
 from fakes import WordEmbedder
 
 from ragguard.apps.audit import load_questions, match_reference, run_audit, summarize
+from ragguard.apps.audit_summary import diff_audits
 from ragguard.config import Config
 from ragguard.core.metrics import auroc, histogram
 from ragguard.core.protocols import Completion
@@ -124,6 +125,28 @@ def test_resume_skips_done_questions_and_redoes_a_torn_line(tmp_path: Path) -> N
     assert result.ran == 2 and result.skipped == 1
     ids = [r["id"] for r in read_lines(out)]
     assert sorted(ids) == sorted(["cert", "line-2", "leave", "branch", "line-5"])  # no duplicates, nothing lost
+
+
+def test_a_blank_line_or_a_missing_last_line_feed_loses_no_record_and_diff_writes_nothing(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard())
+    lines = (out / "results.jsonl").read_bytes().split(b"\n")[:-1]
+    edited = b"\n".join(lines[:1] + [b"", b"  "] + lines[1:])  # blank lines, and no line feed after the last record
+    (out / "results.jsonl").write_bytes(edited)
+    diff_audits(out, out)
+    assert (out / "results.jsonl").read_bytes() == edited  # a comparison never writes
+    guard = make_guard()
+    result = run_audit(q, out, guard, resume=True)
+    assert guard.generator.asked == [] and result.skipped == 3  # type: ignore[attr-defined]
+    kept = [line for line in (out / "results.jsonl").read_bytes().split(b"\n") if line.strip()]
+    assert kept == lines and len(lines) == 5  # every record, the last one given its line feed
+    # A line in the middle that is not a record is named, not cut off with everything after it.
+    (out / "results.jsonl").write_bytes(b"\n".join(lines[:2] + [b"[1]"] + lines[2:]) + b"\n")
+    for read in (lambda: diff_audits(out, out), lambda: run_audit(q, out, make_guard(), resume=True)):
+        with pytest.raises(UsageError, match=r"results.jsonl line 3 is a JSON list, not a record: .*fix or delete"):
+            read()
+    assert len((out / "results.jsonl").read_bytes().split(b"\n")) == 7  # nothing cut
 
 
 def test_resume_asks_again_a_line_fixed_or_edited_since_and_keeps_one_record_per_question(tmp_path: Path) -> None:
@@ -352,6 +375,21 @@ def test_a_misspelled_question_field_is_named(tmp_path: Path) -> None:
     assert [r["error"] for r in load_questions(path)[1]] == [
         "missing or empty 'question' field (it has 'questoin': rename it to 'question')",
         "missing or empty 'question' field"]  # nothing like it: no guess
+
+
+def test_line_separators_inside_a_question_and_deep_nesting_keep_every_row_and_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    rows = ['{"id": "a", "question": "Who approves\u2028overtime?\u0085 Or leave?"}',  # raw U+2028 and NEL
+            "[" * 100_000 + "]" * 100_000,
+            '{"id": "z", "question": "x", "reference": 7}']
+    path.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    questions, invalid = load_questions(path)
+    assert [(q.id, q.line, q.question) for q in questions] == [("a", 1, "Who approves\u2028overtime?\u0085 Or leave?")]
+    assert [(r["id"], r["error"]) for r in invalid] == [("line-2", "nested too deeply to be a record"),
+                                                        ("line-3", "'reference' must be a string")]
+    path.write_bytes(b'{"question": "ok"}\n{"question": "caf\xe9"}\n')
+    with pytest.raises(UsageError, match=r"is not UTF-8 \(line 2 holds the byte 0xe9\): save it as UTF-8"):
+        load_questions(path)
 
 
 def test_metrics() -> None:

@@ -1,4 +1,4 @@
-"""The files of an audit folder: ``results.jsonl`` read back (a torn last line cut off) and appended to
+"""The files of an audit folder: ``results.jsonl`` read back (a torn last line cut off, nothing else) and appended to
 durably, and ``summary.json`` and ``results.csv`` replaced atomically."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ragguard.core.types import DIVERGENT
+from ragguard.errors import UsageError
 
 __all__ = ["RESULTS", "CSV_FIELDS", "read_results", "latest_per_id", "append_record", "write_csv", "write_json",
            "read_json"]
@@ -18,24 +19,44 @@ __all__ = ["RESULTS", "CSV_FIELDS", "read_results", "latest_per_id", "append_rec
 RESULTS = "results.jsonl"
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Existing result lines; a torn last line (killed mid-write) is cut off the file."""
+def read_results(path: Path, repair: bool = True) -> list[dict[str, Any]]:
+    """The records of ``results.jsonl``, in file order.
+
+    Blank lines are skipped. Only the last line can be torn (a run killed mid-write): one that is
+    not a complete record is left out, and with ``repair`` cut off the file so the next record
+    starts on a line of its own; a complete last record that merely lacks its line feed is kept,
+    and with ``repair`` given one. Any other line that is not a record (edited by hand, another
+    encoding) is refused with its number, never dropped: what follows it is real work.
+    ``repair=False`` (``audit diff``) reads without writing.
+    """
     if not path.exists():
         return []
     data = path.read_bytes()
+    lines = data.split(b"\n")  # the last item is what follows the last line feed: b"" when the file ends in one
     records: list[dict[str, Any]] = []
-    good_end = 0
-    for raw in data.splitlines(keepends=True):
-        if not raw.endswith(b"\n"):
-            break
+    for number, raw in enumerate(lines, 1):
+        last = number == len(lines)
+        if not raw.strip():
+            continue
         try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError:
-            break
-        good_end += len(raw)
-    if good_end != len(data):
-        with open(path, "r+b") as fh:
-            fh.truncate(good_end)
+            record = json.loads(raw.decode("utf-8"))
+            problem = None if isinstance(record, dict) else f"a JSON {type(record).__name__}, not a record"
+        except UnicodeDecodeError:
+            problem = "not UTF-8"
+        except (json.JSONDecodeError, RecursionError):
+            problem = "not valid JSON"
+        if problem is None:
+            records.append(record)
+            if last and repair:
+                with open(path, "ab") as fh:
+                    fh.write(b"\n")
+        elif last:
+            if repair:
+                with open(path, "r+b") as fh:
+                    fh.truncate(len(data) - len(raw))
+        else:
+            raise UsageError(f"{path} line {number} is {problem}: it was edited by hand or written by another "
+                             "tool; fix or delete that line (the other records are kept)")
     return records
 
 

@@ -155,7 +155,7 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     for d in (old_dir, new_dir):
         if not (d / RESULTS).is_file():
             raise UsageError(f"{d} is not an audit folder (no {RESULTS}): pass folders written by `ragguard audit`")
-    before, after = latest_per_id(read_results(old_dir / RESULTS)), latest_per_id(read_results(new_dir / RESULTS))
+    before, after = (latest_per_id(read_results(d / RESULTS, repair=False)) for d in (old_dir, new_dir))  # read only
     changed = []
     for qid in [k for k in after if k in before]:
         a, b = before[qid], after[qid]

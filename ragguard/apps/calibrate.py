@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ragguard.apps.audit_io import read_results
 from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
 from ragguard.core.consistency import formula_confidence
 from ragguard.core.metrics import bootstrap_aurocs, brier_score, ece_by_chance, expected_calibration_error
@@ -84,12 +85,8 @@ def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
         path = Path(folder) / "results.jsonl"
         if not path.is_file():
             raise UsageError(f"{folder} holds no results.jsonl: pass folders written by `ragguard audit`")
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a half-written last line
-            if isinstance(record, dict) and record.get("status", "ok") == "ok" and record.get("reference_match"):
+        for record in read_results(path, repair=False):  # a torn last line is left out; any other bad line named
+            if record.get("status", "ok") == "ok" and record.get("reference_match"):
                 records[(str(Path(folder).resolve()), str(record.get("id")))] = record
     unique = {_content_key(r): r for r in records.values()}
     if len(unique) < len(records):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragguard._io import read_user_text
+from ragguard._io import numbered_lines, read_user_text
 from ragguard._text import clean_value
 from ragguard.errors import UsageError
 
@@ -73,13 +73,16 @@ def read_records(path: str | Path) -> Iterator[Record | BadRecord]:
 
 
 def _jsonl(text: str) -> Iterator[Record | BadRecord]:
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in numbered_lines(text):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             yield BadRecord(lineno, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            yield BadRecord(lineno, "nested too deeply to be a record")
             continue
         if not isinstance(data, dict):
             yield BadRecord(lineno, f"expected a JSON object, got {type(data).__name__}")

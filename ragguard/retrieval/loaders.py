@@ -24,6 +24,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
+from ragguard._io import numbered_lines
 from ragguard._text import clean_text
 from ragguard.errors import UsageError
 from ragguard.retrieval.documents import Document, sha256_bytes
@@ -288,7 +289,7 @@ def _faq_rows(text: str, suffix: str, source: str, digest: str) -> Iterator[Item
     """One document per question/answer row, ids ``SOURCE:N`` (N = 1-based row number)."""
     rows: list[tuple[int, Any]] = []
     if suffix == ".jsonl":
-        for n, line in enumerate((ln for ln in text.splitlines() if ln.strip()), 1):
+        for n, line in enumerate((ln for _, ln in numbered_lines(text) if ln.strip()), 1):
             try:
                 rows.append((n, json.loads(line)))
             except json.JSONDecodeError:
