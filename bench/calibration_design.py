@@ -65,7 +65,7 @@ CANDIDATES: dict[str, list[str] | None] = {
 
 
 DEV_SETS = ("faq", "reference", "reference2", "handbook2", "handbook4", "handbook5", "kernel", "maintguide", "installguide",
-            "securing")
+            "securing", "debmake")
 SHIPPED = ("overlap + coverage + key sentence", "mean")  # ragguard/calibrations/embedded.json
 
 

@@ -304,7 +304,7 @@ def test_auto_uses_the_shipped_calibration_for_the_embedded_model_only(tmp_path:
     assert shipped.fitted_for["setup_hash"] == Config().setup_hash()  # the default `ragguard ask` setup
     assert shipped.data["fitted_on"] == ["faq:dev", "reference:dev", "reference2:dev", "handbook2:dev", "handbook4:dev",
                                         "handbook5:dev", "kernel:dev", "maintguide:dev", "installguide:dev",
-                                        "securing:dev"]  # dev splits only
+                                        "securing:dev", "debmake:dev"]  # dev splits only
 
 
 def test_a_calibration_for_another_setup_says_so_in_the_record(caplog: pytest.LogCaptureFixture) -> None:
