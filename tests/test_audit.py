@@ -392,6 +392,24 @@ def test_line_separators_inside_a_question_and_deep_nesting_keep_every_row_and_i
         load_questions(path)
 
 
+def test_an_id_of_another_line_cannot_take_the_id_a_bad_row_gets(tmp_path: Path) -> None:
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"id": "cert", "question": "Do I need a certificate?"}\n[1, 2]\n'
+                 '{"id": "line-2", "question": "How many leave days?"}\n{"id": "line-4", "question": "Where is the branch?"}\n',
+                 encoding="utf-8")
+    questions, invalid = load_questions(q)
+    assert [x.id for x in questions] == ["cert", "line-4"]  # its own line's id is the id it would get anyway
+    assert [(r["id"], r["error"]) for r in invalid] == [
+        ("line-2", "expected a JSON object, got list"),
+        ("line-3", "id 'line-2' is reserved for the row on line 2: choose another id")]
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard())
+    guard = make_guard()
+    again = run_audit(q, out, guard, resume=True)  # one record per id, and a resume asks nothing again
+    assert guard.generator.asked == [] and again.skipped == 2  # type: ignore[attr-defined]
+    assert sorted(r["id"] for r in read_lines(out)) == ["cert", "line-2", "line-3", "line-4"]
+
+
 def test_metrics() -> None:
     assert auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
     assert auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0

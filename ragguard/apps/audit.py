@@ -25,6 +25,7 @@ This module runs the questions; the figures and ``audit diff`` are in
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,9 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
             problem = "missing or empty 'question' field" + _misspelled(data, "question")
         elif qid in seen:
             problem = f"duplicate id {qid!r}"
+        elif re.fullmatch(r"line-\d+", qid) and qid != f"line-{record.line}":
+            # the id a row without one (or a bad row) on that line gets: two records would share it
+            problem = f"id {qid!r} is reserved for the row on {qid.replace('-', ' ')}: choose another id"
         reference = data.get("reference")
         if problem is None and reference is not None and not isinstance(reference, str):
             problem = "'reference' must be a string"
