@@ -158,6 +158,7 @@ def test_check_takes_samples_with_logprob_lists_summaries_or_none() -> None:
     ({"text": "x", "logprob_mean": -1.0, "logprob_min": -0.5}, "above its logprob_mean"),
     ({"text": "x", "logprob_mean": float("nan")}, "finite number"),
     ({"text": "x", "tokens": 2.5}, "an integer"),
+    ({"text": "x", "logprobs": []}, "logprobs is empty: leave it out"),
 ])
 def test_check_rejects_bad_logprobs_with_one_line(sample: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
@@ -223,3 +224,34 @@ def test_a_csv_row_with_both_sample_layouts_is_refused() -> None:
         record_from_csv({"question": "q", "samples": '["a"]', "sample_1": "b"})
     assert record_from_csv({"question": "q", "sample_2": "b", "sample_10": "c", "sample_1": "a", "context": ""}) == {
         "question": "q", "samples": ["a", "b", "c"]}
+
+
+def test_cli_check_reads_every_context_shape_and_a_bad_record_stops_only_itself(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.generation.embedders
+
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    leave = "Full-time staff get 25 days of leave."
+    rows = [
+        {"question": LEAVE, "samples": ["25 days.", "25 days."], "context": 5},
+        {"question": LEAVE, "samples": ["25 days.", "25 days."], "context": [{"text": leave, "doc_id": "leave.md"}]},
+        {"question": LEAVE, "samples": ["25 days.", "25 days."], "context": {"text": leave}},
+        {"question": LEAVE, "samples": ["25 days.", "25 days."], "context": [leave, 3]},
+        {"question": LEAVE, "samples": [{"text": "25 days.", "logprobs": [-1e308, -1e308]}, "25 days."]},
+        {"question": LEAVE, "samples": ["25 days.", "25 days."], "contexts": [leave], "id": 7},
+        {"question": LEAVE, "samples": ["", "", "25 days."]},
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)["results"]
+    assert [r["line"] for r in out] == [1, 2, 3, 4, 5, 6, 7]
+    assert out[0]["error"].startswith("'context' is int: give a passage string or a list of passages")
+    assert [s["text"] for s in out[1]["sources"]] == [leave]  # the text, not the object's repr
+    assert out[2]["error"].startswith("'context' is dict") and out[3]["error"].startswith("context[1] is int")
+    assert out[4]["samples"][0]["logprob_mean"] == -1e308  # finite values whose sum overflows
+    assert "field 'contexts' is not read (did you mean 'context'?)" in out[5]["warnings"]
+    assert not any("'id'" in w for w in out[5]["warnings"])  # the caller's own fields ride along unremarked
+    assert out[6]["verdict"] == "abstain" and out[6]["warnings"] == [
+        "2 of 3 answers were empty and they are the largest group, so there is no answer (verdict abstain)"]

@@ -13,6 +13,7 @@ in when every sample of a record has a mean.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import math
@@ -102,6 +103,7 @@ def report_from_result(question: str, result: ConsistencyResult) -> Report:
 
 
 _SAMPLE_KEYS = ("text", "logprobs", "logprob_mean", "logprob_min", "tokens")
+_RECORD_KEYS = ("question", "samples", "context")
 # A log-probability is at most 0; servers' float32 rounding can put a near-certain token a hair above.
 _LOGPROB_SLACK = 1e-6
 
@@ -140,6 +142,8 @@ def sample_from_input(item: Any, index: int) -> Sample:
         values = item["logprobs"]
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise UsageError(f"{where}.logprobs is {values!r}: give a list of token log-probabilities")
+        if not values:
+            raise UsageError(f"{where}.logprobs is empty: leave it out when the answer has no log-probabilities")
         summary = logprob_summary([_logprob(v, f"{where}.logprobs[{j}]") for j, v in enumerate(values)])
         return Sample(text=text, seed=None, greedy=False, **summary)
     mean = _logprob(item["logprob_mean"], f"{where}.logprob_mean") if item.get("logprob_mean") is not None else None
@@ -150,6 +154,26 @@ def sample_from_input(item: Any, index: int) -> Sample:
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
         raise UsageError(f"{where}.tokens is {tokens!r}: give the number of scored tokens, an integer at least 0")
     return Sample(text=text, seed=None, greedy=False, logprob_mean=mean, logprob_min=low, tokens=tokens)
+
+
+def _passages(context: Any) -> list[str]:
+    """``context`` as a list of passage texts: a string, or a list of strings or of objects with a
+    ``text`` string (the shape ``tune`` reads); anything else is refused rather than read as its repr."""
+    if context is None:
+        return []
+    if isinstance(context, str):
+        return [context]
+    if isinstance(context, Mapping) or not isinstance(context, Sequence):
+        raise UsageError(f"'context' is {type(context).__name__}: give a passage string or a list of passages "
+                         "(strings, or objects with 'text')")
+    texts = []
+    for i, item in enumerate(context):
+        text = item.get("text") if isinstance(item, Mapping) else item
+        if not isinstance(text, str):
+            raise UsageError(f"context[{i}] is {type(item).__name__}" + (" without a 'text' string" if isinstance(
+                item, Mapping) else "") + ": give each passage as a string or an object with 'text'")
+        texts.append(text)
+    return texts
 
 
 def check(
@@ -171,8 +195,9 @@ def check(
             carry the answer's token log-probabilities (natural logs). None of
             them is treated as the greedy answer, so size ties go to the lowest
             cluster id.
-        context: passages the answers were generated from; carried in the
-            report's ``sources`` so the evidence travels with the verdict.
+        context: passages the answers were generated from (a string, or a list of
+            strings or of objects with ``text``); carried in the report's
+            ``sources`` so the evidence travels with the verdict.
         embedder: defaults to the configured (embedded) sentence embedder.
         config: thresholds; defaults to :class:`Config`.
         nli: an NLI model; defaults to ``consistency.nli_model`` of the config (none by default).
@@ -181,7 +206,7 @@ def check(
     notes: list[str] = []
     question = clean_value(question, "the question", notes)
     samples = clean_value(list(samples), "samples", notes) if isinstance(samples, (list, tuple)) else samples
-    context = clean_value(context if isinstance(context, str) or context is None else list(context), "context", notes)
+    passages = clean_value(_passages(context), "context", notes)
     if not isinstance(question, str) or not question.strip():
         raise UsageError("'question' is empty: every record needs the question its samples answer")
     if isinstance(samples, str) or not isinstance(samples, Sequence) or not samples:
@@ -194,15 +219,14 @@ def check(
     if embedder is None:
         embedder = default_embedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
     checker = checker_from_config(cfg, embedder, nli)
-    passages = [context] if isinstance(context, str) else list(context or [])
-    result = checker.check(question.strip(), samples_, [str(p) for p in passages])
+    result = checker.check(question.strip(), samples_, passages)
     report = report_from_result(question.strip(), result)
     report.warnings[:0] = notes
     mark_single_sample(report)
     report.sources = [
-        Passage(doc_id="context", chunk_id=f"context#{i}", text=str(text), score=1.0)
+        Passage(doc_id="context", chunk_id=f"context#{i}", text=text, score=1.0)
         for i, text in enumerate(passages)
-        if str(text).strip()
+        if text.strip()
     ]
     return report
 
@@ -260,4 +284,9 @@ def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Re
         raise UsageError("record has no 'question' field")
     if "samples" not in data:
         raise UsageError("record has no 'samples' field (a list of answers)")
-    return check(data["question"], data["samples"], data.get("context"), embedder=embedder, config=config)
+    report = check(data["question"], data["samples"], data.get("context"), embedder=embedder, config=config)
+    for key in sorted(str(k) for k in data if k not in _RECORD_KEYS):  # ids and labels of the caller's own ride along
+        close = difflib.get_close_matches(key.lower(), _RECORD_KEYS, n=1, cutoff=0.75)
+        if close:  # a typo would score the record without what it meant to give
+            report.warnings.append(f"field {key!r} is not read (did you mean {close[0]!r}?)")
+    return report

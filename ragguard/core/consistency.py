@@ -460,6 +460,10 @@ class ConsistencyChecker:
             contradictions=contradictions,
             semantic_entropy_weighted=weighted_semantic_entropy(labels, [s.logprob_mean for s in samples]),
         )
+        if verdict == "abstain":
+            empty = sum(1 for t in texts if not t)
+            result.warnings.append(f"{empty} of {len(texts)} answer{'s were' if len(texts) > 1 else ' was'} empty and "
+                                   "they are the largest group, so there is no answer (verdict abstain)")
         result.confidence = self._confidence(result)
         return result
 

@@ -49,7 +49,11 @@ def logprob_summary(token_logprobs: Sequence[float] | None) -> dict[str, Any]:
         return {"logprob_mean": None, "logprob_min": None, "tokens": None}
     if not values:
         return {"logprob_mean": None, "logprob_min": None, "tokens": 0}
-    mean = round(math.fsum(values) / len(values), LOGPROB_DECIMALS) + 0.0  # + 0.0: no -0.0 in JSON
+    try:
+        total = math.fsum(values) / len(values)
+    except OverflowError:  # finite values whose sum is not (-1e308 twice, from a hand-made record)
+        total = math.fsum(v / len(values) for v in values)
+    mean = round(total, LOGPROB_DECIMALS) + 0.0  # + 0.0: no -0.0 in JSON
     low = round(float(min(values)), LOGPROB_DECIMALS) + 0.0
     return {"logprob_mean": mean, "logprob_min": low, "tokens": len(values)}
 
