@@ -126,3 +126,55 @@ def test_cli_doctor_with_an_adapter_exits_1_on_a_mismatch(fp32_adapter: Path, ti
     assert [n for n, c in checks.items() if not c["passed"]] == ["quant_config", "adapter_reload_parity"]
     assert "dtype trained 'float32', loaded 'bfloat16'" in checks["quant_config"]["detail"]
     assert checks["adapter_reload_parity"]["figures"]["bitwise_identical"] == 0
+
+
+def _pickled_copy(source: Path, folder: Path, marker: Path, weights: str) -> Path:
+    """``source`` with its safetensors replaced by a pickle that would create ``marker`` if unpickled."""
+    import pickle
+
+    shutil.copytree(source, folder)
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+
+    class Payload:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (Path.touch, (marker,))
+
+    (folder / weights).write_bytes(pickle.dumps({"w": Payload()}))
+    return folder
+
+
+def test_pickled_weights_are_refused_with_the_reason_and_never_unpickled(tiny_qwen2_dir: Path, fp32_adapter: Path,
+                                                                       tmp_path: Path) -> None:
+    from ragguard.errors import ModelLoadError
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
+    from ragguard.generation.nli import TransformersNLI
+    from ragguard.tuning.merge import merge_adapter
+
+    marker = tmp_path / "unpickled"
+    model = _pickled_copy(tiny_qwen2_dir, tmp_path / "model", marker, "pytorch_model.bin")
+    refused = r"holds pickled weights \(pytorch_model.bin\) and no .safetensors: ragguard never unpickles"
+    with pytest.raises(ModelLoadError, match=refused):
+        TransformersGenerator(GeneratorConfig(model=str(model)), SamplingConfig(max_new_tokens=2)).load()
+    with pytest.raises(ModelLoadError, match=refused):
+        TransformersNLI(str(model))._load()
+    with pytest.raises(ModelLoadError, match=refused):
+        SentenceTransformerEmbedder(str(model)).dimension  # noqa: B018 - loads
+    adapter = _pickled_copy(fp32_adapter, tmp_path / "adapter", marker, "adapter_model.bin")
+    with pytest.raises(ModelLoadError, match=r"has no adapter_model.safetensors: ragguard loads adapters only from"):
+        merge_adapter(adapter, tmp_path / "merged")
+    assert not marker.exists()
+
+
+def test_a_damaged_converted_model_in_the_cache_says_to_delete_it(tiny_qwen2_dir: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard.errors import ModelLoadError
+
+    monkeypatch.setenv("RAGGUARD_CACHE", str(tmp_path / "cache"))
+    cached = tmp_path / "cache" / "models" / "converted"
+    shutil.copytree(tiny_qwen2_dir, cached)
+    weights = cached / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelLoadError, match=r"the converted model cached in .*converted' is damaged: delete that "
+                                             r"folder and the next start converts it again"):
+        TransformersGenerator(GeneratorConfig(model=str(cached)), SamplingConfig(max_new_tokens=2)).load()

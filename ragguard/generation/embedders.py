@@ -53,8 +53,11 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         else:
             path = self.model_spec
+        from ragguard.generation.sources import refuse_pickled_weights
+
+        refuse_pickled_weights(path)
         try:
-            self._model = SentenceTransformer(path, device=self.device)
+            self._model = SentenceTransformer(path, device=self.device, model_kwargs={"use_safetensors": True})
         except Exception as exc:
             raise ModelLoadError(f"cannot load embedder {self.name!r} ({type(exc).__name__}: {exc}): "
                                  "check embedder.model in the config") from None

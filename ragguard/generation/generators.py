@@ -43,7 +43,14 @@ from ragguard.generation import decoding, hardware
 from ragguard.generation.chat import chat_prompt_ids
 from ragguard.generation.models import EMBEDDED_GENERATOR, quiet_transformers
 from ragguard.generation.quantization import bnb_4bit_config, quantization_summary
-from ragguard.generation.sources import hub_weights_sha256, resolve_device, resolve_dtype, resolve_model_source
+from ragguard.generation.sources import (
+    hub_weights_sha256,
+    load_remedy,
+    refuse_pickled_weights,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_source,
+)
 
 __all__ = ["TransformersGenerator"]
 
@@ -114,6 +121,7 @@ class TransformersGenerator(BatchGenerator):
         device = resolve_device(cfg.device)
         dtype = resolve_dtype(cfg.dtype, device, cfg.adapter)
         kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
+        source: Any = cfg.model
         try:
             source, self.model_sha256 = resolve_model_source(cfg.model, cfg.gguf_file)
             if cfg.load_in_4bit:
@@ -121,14 +129,16 @@ class TransformersGenerator(BatchGenerator):
                     cfg.bnb_4bit_quant_type, cfg.bnb_4bit_use_double_quant, cfg.bnb_4bit_compute_dtype
                 )
                 kwargs["device_map"] = {"": device}
+            refuse_pickled_weights(source)
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.trust_remote_code, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.trust_remote_code,
+                                                         use_safetensors=True, **kwargs)
         except ModelLoadError:
             raise
         except Exception as exc:
+            remedy = load_remedy(source, "check generator.model (a local folder, or a hub id with network access)")
             raise ModelLoadError(
-                f"cannot load generator {self.name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): "
-                "check generator.model (a local folder, or a hub id with network access)"
+                f"cannot load generator {self.name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}): {remedy}"
             ) from None
         if self.model_sha256 is None and not Path(source).is_dir():
             self.model_sha256 = hub_weights_sha256(source)

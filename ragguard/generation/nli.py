@@ -83,9 +83,14 @@ class TransformersNLI:
         quiet_transformers()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from ragguard.generation.sources import refuse_pickled_weights
+
         try:
+            refuse_pickled_weights(self.name)
             tokenizer = AutoTokenizer.from_pretrained(self.name)
-            model = AutoModelForSequenceClassification.from_pretrained(self.name)
+            model = AutoModelForSequenceClassification.from_pretrained(self.name, use_safetensors=True)
+        except ModelLoadError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(

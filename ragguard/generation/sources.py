@@ -27,9 +27,44 @@ __all__ = [
     "resolve_model_source",
     "weights_sha256",
     "hub_weights_sha256",
+    "refuse_pickled_weights",
+    "load_remedy",
 ]
 
 logger = logging.getLogger("ragguard")
+
+
+_PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def refuse_pickled_weights(source: str | Path) -> None:
+    """Refuse a local model folder whose weights exist only as pickles.
+
+    Every load passes ``use_safetensors=True``, so a pickle is never read; this says why such a
+    folder cannot load before transformers answers with advice to unpickle it.
+    """
+    folder = Path(source)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted({p.name for pattern in _PICKLED for p in folder.glob(pattern)})
+    if pickled:
+        raise ModelLoadError(
+            f"{str(folder)!r} holds pickled weights ({', '.join(pickled[:3])}) and no .safetensors: ragguard never "
+            "unpickles weights (a pickle can run code); convert them once where you trust the file "
+            "(transformers' from_pretrained, then save_pretrained, writes safetensors)")
+
+
+def load_remedy(source: str | Path, default: str) -> str:
+    """What to do when the weights at ``source`` failed to load: ``default``, unless ``source`` is a
+    converted model in ragguard's cache (the user never named it: deleting it makes it anew)."""
+    try:
+        cached = Path(source).resolve().is_relative_to((cache_dir() / "models").resolve())
+    except (OSError, ValueError):
+        cached = False
+    if cached:
+        return f"the converted model cached in {str(source)!r} is damaged: delete that folder and the next start " \
+               "converts it again"
+    return default
 
 
 def resolve_device(spec: str) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "write_metadata",
     "metadata_differences",
     "attach_adapter",
+    "require_safetensors",
     "Parity",
     "compare_logits",
     "sequence_logits",
@@ -132,6 +133,13 @@ def metadata_differences(
     return problems
 
 
+def require_safetensors(folder: Path) -> None:
+    """Refuse an adapter folder without ``adapter_model.safetensors`` (peft would unpickle a ``.bin``)."""
+    if not (folder / "adapter_model.safetensors").is_file():
+        raise ModelLoadError(f"adapter folder {str(folder)!r} has no adapter_model.safetensors: ragguard loads "
+                             "adapters only from safetensors (re-save it with save_pretrained(safe_serialization=True))")
+
+
 def attach_adapter(
     model: Any,
     adapter_dir: str | Path,
@@ -154,9 +162,7 @@ def attach_adapter(
     folder = Path(adapter_dir)
     if not folder.is_dir():
         raise ModelLoadError(f"adapter folder {str(folder)!r} does not exist: check generator.adapter")
-    if not (folder / "adapter_model.safetensors").is_file():
-        raise ModelLoadError(f"adapter folder {str(folder)!r} has no adapter_model.safetensors: ragguard loads "
-                             "adapters only from safetensors (re-save it with save_pretrained(safe_serialization=True))")
+    require_safetensors(folder)
     metadata = read_metadata(folder)
     if metadata is None:
         problems = [f"{str(folder)!r} has no {META_FILE}: its base model and quantization cannot be checked"]

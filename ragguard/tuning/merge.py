@@ -34,6 +34,7 @@ from ragguard.tuning.adapters import (
     parity_passes,
     read_metadata,
     read_reference,
+    require_safetensors,
     sequence_logits,
 )
 
@@ -65,6 +66,7 @@ def _load_base(source: str, quant: dict[str, Any], dtype: str | None, device: st
     from transformers import AutoModelForCausalLM
 
     from ragguard.generation.quantization import bnb_4bit_config
+    from ragguard.generation.sources import refuse_pickled_weights
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is None and quant.get("method") == "bitsandbytes-4bit":
@@ -74,8 +76,9 @@ def _load_base(source: str, quant: dict[str, Any], dtype: str | None, device: st
         kwargs["dtype"] = getattr(torch, quant["compute_dtype"])
     else:
         kwargs["dtype"] = getattr(torch, dtype or quant.get("dtype", "float32"))
+    refuse_pickled_weights(source)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=True, **kwargs)
     except Exception as exc:
         raise ModelLoadError(f"cannot load the base {source!r} ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:200]})") from None
@@ -140,6 +143,7 @@ def merge_adapter(
     from ragguard.generation.sources import resolve_device, resolve_model_source
 
     quiet_transformers()
+    require_safetensors(adapter_dir)  # peft would read an adapter_model.bin with torch.load
     device = resolve_device(device)
     base = metadata["base"]
     quant = metadata.get("quantization") or {"method": "none", "dtype": "float32"}

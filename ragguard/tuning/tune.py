@@ -160,6 +160,7 @@ def _load_base(cfg: TuneConfig, source: str, device: str, weights: str, compute:
     from transformers import AutoModelForCausalLM
 
     from ragguard.generation.quantization import bnb_4bit_config
+    from ragguard.generation.sources import refuse_pickled_weights
 
     attn = "eager" if cfg.train.deterministic else cfg.model.attn_implementation
     kwargs: dict[str, Any] = {"dtype": getattr(torch, weights), "attn_implementation": attn}
@@ -167,8 +168,10 @@ def _load_base(cfg: TuneConfig, source: str, device: str, weights: str, compute:
         kwargs["quantization_config"] = bnb_4bit_config(cfg.model.bnb_4bit_quant_type,
                                                         cfg.model.bnb_4bit_use_double_quant, compute)
         kwargs["device_map"] = {"": device}
+    refuse_pickled_weights(source)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code,
+                                                     use_safetensors=True, **kwargs)
     except Exception as exc:
         raise ModelLoadError(f"cannot load base model {cfg.model.base!r} ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0][:200]}): check model.base") from None
