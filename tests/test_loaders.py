@@ -234,3 +234,15 @@ def test_a_symlinked_file_is_indexed_once_under_its_first_name(tmp_path: Path, f
     assert summary.sources == 2 and summary.excluded == 2
     kb = KnowledgeIndex.load(tmp_path / "index")
     assert sorted({c["doc_id"] for c in kb.chunks}) == ["faq/other.md", "faq/uptodate.en.html"]
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_the_reason_not_fatal(tmp_path: Path) -> None:
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.md").write_text("# VPN\nUse the client.\n", encoding="utf-8")
+    (Path(os.fsdecode(bytes(docs) + b"/caf\xe9.md"))).write_text("# Cafe\nOpen at nine.\n", encoding="utf-8")
+    items = list(iter_documents([docs]))
+    assert [(doc is not None, name, why) for doc, name, why in items] == [
+        (False, "docs/caf\ufffd.md", "its name is not UTF-8: rename the file to index it"), (True, "docs/ok.md", None)]

@@ -91,6 +91,10 @@ def iter_documents(
         for path in files:
             rel = path.relative_to(root).as_posix() if root.is_dir() else path.name
             doc_id = f"{root.name}/{rel}" if root.is_dir() else rel
+            if not _utf8(doc_id):  # an old archive's Latin-1 name: an id must be text that JSON can hold
+                shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                yield None, shown, "its name is not UTF-8: rename the file to index it"
+                continue
             why = _excluded(rel, include, exclude) if root.is_dir() else None
             if why:
                 yield None, doc_id, why
@@ -101,6 +105,14 @@ def iter_documents(
                 continue
             seen[real] = doc_id
             yield from _read_file(path, doc_id)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _excluded(rel: str, include: Sequence[str], exclude: Sequence[str]) -> str | None:
