@@ -45,9 +45,15 @@ class WriterLock:
     def __enter__(self) -> WriterLock:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.target.exists() and not self.target.is_dir():
+            raise UsageError(f"{self.what} {str(self.target)!r} is a file, not a folder: choose another --out")
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise UsageError(f"cannot write the {self.what} {str(self.target)!r} ({exc.strerror or exc}): "
+                                 "choose a folder you can write to") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -70,3 +70,27 @@ def test_stale_lock_of_a_crashed_run_does_not_block_resume(tmp_path: Path) -> No
     result = run_audit(q, out, make_guard(), resume=True)
     assert result.ran == 0 and result.skipped == 3
     assert not lock_path(out).exists()
+
+
+def test_an_out_that_is_a_file_or_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
+    import os
+
+    from ragguard.locking import WriterLock
+
+    q = write_questions(tmp_path / "q.jsonl")
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="audit folder .*afile' is a file, not a folder: choose another --out"):
+        run_audit(q, afile, make_guard())
+    assert afile.read_text(encoding="utf-8") == "mine\n"
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root writes anyway: a path under a file fails for everyone
+            locked = afile
+        with pytest.raises(UsageError, match=r"cannot write the index .*: choose a folder you can write to"):
+            with WriterLock(locked / "idx", what="index"):
+                pass
+    finally:
+        (tmp_path / "ro").chmod(0o700)
