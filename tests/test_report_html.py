@@ -147,3 +147,13 @@ def test_header_says_when_confidence_is_calibrated_and_from_which_file() -> None
     assert "<img" not in page
     unnamed = [{**r, "calibrated": True} for r in plain]  # the field is optional
     assert "(calibration file not named)" in render_report(unnamed, summarize(unnamed), RUN)
+    # a file fitted for another setup (here: another number of samples) is said in the header and summary.json
+    why = "it drew 3 samples where the file was fitted on 5 per question"
+    other = [{**r, "calibrated": True, "calibration": {"file": "embedded.json", "fitted_for_this_setup": False,
+                                                        "mismatch": [why]}} for r in plain]
+    summary = summarize(other)
+    assert summary["calibrated"] == {"records": 2, "answered": 2, "partial": False, "files": ["embedded.json"],
+                                     "fitted_for_another_setup": 2, "mismatch": [why]}
+    note = re.search(r'<div class="meta" id="calibrated">(.*?)</div>', render_report(other, summary, RUN)).group(1)
+    assert note == ("confidence is a calibrated probability (calibration embedded.json), but the file was fitted for "
+                    f"another setup for 2 of 2 answers, so their figure is that setup's probability, not this run's: {why}")

@@ -18,7 +18,7 @@ from ragguard.core.metrics import (
 )
 from ragguard.errors import UsageError
 
-__all__ = ["VERDICTS", "calibration_summary", "summarize", "diff_audits"]
+__all__ = ["VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
 
@@ -65,6 +65,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
             "auroc_confidence_wrong": None if auc is None else round(auc, 6),
         },
         "calibration": calibration_summary(ok),
+        "calibrated": calibration_use(ok),
         "worst": [
             {"id": r["id"], "question": r.get("question"), "verdict": r.get("verdict"),
              "confidence": None if r.get("confidence") is None else _confidence(r)}
@@ -73,6 +74,31 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "invalid_records": [{"line": r["line"], "error": r["error"]} for r in records if r.get("status") == "invalid"],
         "error_records": [{"id": r["id"], "error": r["error"]} for r in records if r.get("status") == "error"],
     }
+
+
+def calibration_use(answered: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Whether ``confidence`` is a calibrated probability in these answered records, from which file, and
+    whether the file was fitted for the setup that produced them (``None``: no record is calibrated).
+
+    A file fitted for another setup (other samples, prompt, model) still gives a number, but it is the
+    probability for that setup: the report and ``summary.json`` say so, not only a log line.
+    """
+    calibrated = [r for r in answered if r.get("calibrated") is True]
+    if not calibrated:
+        return None
+    infos = [r.get("calibration") if isinstance(r.get("calibration"), dict) else {} for r in calibrated]
+    other = [i for i in infos if i.get("fitted_for_this_setup") is False]
+    return {"records": len(calibrated), "answered": len(answered), "partial": len(calibrated) < len(answered),
+            "files": sorted({_calibration_file(r.get("calibration")) for r in calibrated} - {""}),
+            "fitted_for_another_setup": len(other),
+            "mismatch": sorted({str(m) for i in other for m in i.get("mismatch") or []})}
+
+
+def _calibration_file(value: Any) -> str:
+    # The record names its calibration file; accept a plain path or an object that carries one.
+    if isinstance(value, dict):
+        value = value.get("file") or value.get("path")
+    return "" if value is None else str(value)
 
 
 def calibration_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:

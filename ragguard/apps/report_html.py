@@ -46,7 +46,7 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
     return {
         "run": {"input": _text(run.get("input")), "config_hash": _text(run.get("config_hash")),
                 "version": _text(run.get("ragguard_version"))},
-        "calibrated": _calibrated(records),
+        "calibrated": summary.get("calibrated"),
         "cards": _cards(summary),
         "charts": [_bar_chart("verdicts", verdict_counts, COLOURS), _bar_chart("agreement", summary.get("agreement_histogram", {}))],
         "calibration": _calibration(summary.get("calibration")),
@@ -72,24 +72,6 @@ def _cards(summary: dict[str, Any]) -> list[tuple[str, Any]]:
         share = (sampling.get("adaptive") or {}).get("share_of_fixed_n")
         cards.append(("answers per question", drawn if share is None else f"{drawn} ({share:.0%} of fixed N)"))
     return [(label, "" if value is None else value) for label, value in cards]
-
-
-def _calibrated(records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Whether ``confidence`` is a calibrated probability (records with ``calibrated: true``) and from which file."""
-    answered = [r for r in records if r.get("status") == "ok"]
-    calibrated = [r for r in answered if r.get("calibrated") is True]
-    if not calibrated:
-        return None
-    files = sorted({_calibration_file(r.get("calibration")) for r in calibrated} - {""})
-    return {"records": len(calibrated), "answered": len(answered), "partial": len(calibrated) < len(answered),
-            "files": files}
-
-
-def _calibration_file(value: Any) -> str:
-    # The record names its calibration file; accept a plain path or an object that carries one.
-    if isinstance(value, dict):
-        value = value.get("file") or value.get("path")
-    return "" if value is None else str(value)
 
 
 def _bar_chart(title: str, data: dict[str, int], colours: dict[str, str] | None = None) -> dict[str, Any]:
