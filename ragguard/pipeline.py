@@ -23,7 +23,8 @@ from ragguard.generation.nli import NLIModel
 from ragguard.generation.prompts import build_messages, context_cost
 from ragguard.provenance import bundled_index_path, derive_seed, library_versions, sample_seeds
 
-__all__ = ["RagGuard", "build_retriever", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions"]
+__all__ = ["RagGuard", "build_retriever", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions",
+           "index_id"]
 
 def build_retriever(cfg: Config, embedder: Embedder, index: str | Path | None = None) -> Retriever:
     """The retriever of ``cfg.retrieval``: its index loaded and verified, searched with its options.
@@ -385,7 +386,7 @@ class RagGuard:
             device=str(getattr(self.generator, "device", "unknown")),
             seeds=list(seeds),
             model_sha256=getattr(self.generator, "model_sha256", None),
-            index=_index_id(self.index_path),
+            index=index_id(self.index_path),
             dtype=getattr(self.generator, "dtype", None),
             cpu=getattr(self.generator, "cpu", None),
         )
@@ -488,7 +489,7 @@ def _sampling_warnings(texts: Sequence[str], seeds: Sequence[int | None], cfg: C
     return []
 
 
-def _index_id(path: str | None) -> str | None:
+def index_id(path: str | None) -> str | None:
     """The index's manifest hash: identifies its contents wherever it lives on disk."""
     if path is None:
         return None

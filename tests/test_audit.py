@@ -289,6 +289,21 @@ def test_resume_refuses_another_config(tmp_path: Path) -> None:
         run_audit(q, tmp_path / "out", other, resume=True)
 
 
+def test_resume_refuses_an_index_rebuilt_at_the_same_path(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "manifest.json").write_text('{"counts": {"chunks": 3}}', encoding="utf-8")
+    guard = make_guard()
+    guard.index_path = str(index)
+    run_audit(q, tmp_path / "out", guard)
+    run_audit(q, tmp_path / "out", guard, resume=True)  # the same index: resumed
+    (index / "manifest.json").write_text('{"counts": {"chunks": 4}}', encoding="utf-8")  # `index add` since
+    with pytest.raises(UsageError, match=r"another version of the index .*index \(manifest sha256:\w+ vs "
+                                         r"sha256:\w+: it was rebuilt or updated since\): use a new --out folder"):
+        run_audit(q, tmp_path / "out", guard, resume=True)
+
+
 def test_kill_9_then_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
     questions = tmp_path / "q.jsonl"
     n = 12

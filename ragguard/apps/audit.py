@@ -203,11 +203,14 @@ def _same_invalid(previous: dict[str, Any] | None, record: dict[str, Any]) -> bo
 
 
 def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
+    from ragguard.pipeline import index_id
+
     return {
         "input": str(questions_file),
         "input_sha256": sha256_of(questions_file),
         "config_hash": guard.config.hash(),
         "index": guard.index_path,
+        "index_id": index_id(guard.index_path),  # its manifest's hash: `index add` at the same path changes it
         "ragguard_version": __version__,
     }
 
@@ -258,6 +261,12 @@ def _run_audit_unlocked(
             raise UsageError(
                 f"{out_dir} holds results made with another config ({previous_info.get('config_hash')} vs "
                 f"{run_info['config_hash']}): use a new --out folder"
+            )
+        if previous_info and previous_info.get("index_id") not in (None, run_info["index_id"]):
+            raise UsageError(
+                f"{out_dir} holds results made over another version of the index {run_info['index']} (manifest "
+                f"{previous_info['index_id']} vs {run_info['index_id']}: it was rebuilt or updated since): "
+                "use a new --out folder"
             )
         existing = read_results(results_path)
     elif results_path.exists() and results_path.stat().st_size > 0:
