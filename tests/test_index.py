@@ -278,3 +278,34 @@ def test_manifest_sources_are_sorted_whatever_the_source_order(tmp_path: Path, t
     for out in ("a", "b"):
         sources = read_manifest(tmp_path / out)["sources"]
         assert sources == expected and list(sources) == ["leave-annual.md", "zh-leave-annual.md"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m["embedder"].update(dimension="384"), "field embedder.dimension is '384', not a whole number"),
+    (lambda m: m["counts"].update(chunks=None), "field counts.chunks is None, not a whole number"),
+    (lambda m: m.update(index_type="hnsw", index_params={"efSearch": "lots"}),
+     "field index_params.ef_search is None, not a whole number"),
+    (lambda m: m.update(index_params=[1]), "field index_params is \\[1\\], not dict"),
+])
+def test_a_hand_edited_manifest_names_the_field(tiny_index: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    manifest = read_manifest(tiny_index)
+    edit(manifest)
+    write_manifest(tiny_index, manifest)
+    with pytest.raises(IndexLoadError, match=message + r" \(edited by hand\?\); rebuild the index"):
+        KnowledgeIndex.load(tiny_index)
+
+
+def test_chunks_that_are_not_utf8_and_a_wrong_count_are_refused_in_one_line(tiny_index: Path) -> None:
+    path = tiny_index / "chunks.jsonl"
+    original, manifest = path.read_bytes(), read_manifest(tiny_index)
+    path.write_bytes(original.replace(b"25 days", b"25 d\xe9ys"))
+    manifest["files"]["chunks.jsonl"] = sha256_file(path)  # the checksum updated too
+    write_manifest(tiny_index, manifest)
+    with pytest.raises(IndexLoadError, match=r"chunks.jsonl line \d+ is malformed"):
+        KnowledgeIndex.load(tiny_index)
+    path.write_bytes(original)
+    manifest["files"]["chunks.jsonl"] = sha256_file(path)
+    manifest["counts"]["chunks"] += 1
+    write_manifest(tiny_index, manifest)
+    with pytest.raises(IndexLoadError, match=r"is inconsistent: (\d+) vectors, \1 chunks, manifest.json says \d+"):
+        KnowledgeIndex.load(tiny_index)

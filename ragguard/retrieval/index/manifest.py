@@ -49,6 +49,22 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise IndexLoadError(f"index {str(root)!r}: manifest.json lacks required fields; rebuild the index") from None
     if not {FAISS_FILE, CHUNKS} <= set(files) <= {FAISS_FILE, CHUNKS, VECTORS}:
         raise IndexLoadError(f"index {str(root)!r}: manifest.json lists unexpected files {sorted(files)}; rebuild it")
-    if manifest.get("index_type", "flat") not in ("flat", "hnsw", "ivf", "ivfpq"):
+    kind = manifest.get("index_type", "flat")
+    if kind not in ("flat", "hnsw", "ivf", "ivfpq"):
         raise IndexLoadError(f"index {str(root)!r}: unknown index type {manifest.get('index_type')!r}; rebuild it")
+    # Types too: a hand-edited manifest ("384" for 384, a missing ef_search) fails here with its field named,
+    # not later as a KeyError or as "dimension 384, manifest says 384".
+    params = manifest.get("index_params") or {}
+    needed = {"hnsw": ("ef_search",), "ivf": ("nprobe",), "ivfpq": ("nprobe",)}.get(kind, ())
+    fields = {"embedder.name": (manifest["embedder"]["name"], str),
+              "embedder.dimension": (manifest["embedder"]["dimension"], int),
+              "counts.chunks": (manifest["counts"]["chunks"], int),
+              "files": (files, dict), "sources": (manifest["sources"], dict), "index_params": (params, dict)}
+    if isinstance(params, dict):
+        fields.update({f"index_params.{k}": (params.get(k), int) for k in (*needed, *params)})
+    for name, (value, kind_of) in fields.items():
+        if not isinstance(value, kind_of) or isinstance(value, bool) or (kind_of is int and value < 0):
+            raise IndexLoadError(f"index {str(root)!r}: manifest.json field {name} is {value!r}, not "
+                                 f"{'a whole number' if kind_of is int else kind_of.__name__} (edited by hand?); "
+                                 "rebuild the index")
     return manifest

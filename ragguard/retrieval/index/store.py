@@ -79,16 +79,16 @@ class KnowledgeIndex:
                     f"index {str(root)!r} is damaged: {name} does not match its checksum in manifest.json; " + _rebuild(root)
                 )
         chunks = []
-        with open(root / CHUNKS, encoding="utf-8") as fh:
+        with open(root / CHUNKS, "rb") as fh:
             for lineno, line in enumerate(fh, 1):
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line.decode("utf-8"))
                     chunks.append({
                         "doc_id": record["doc_id"], "chunk_id": record["chunk_id"], "text": record["text"],
                         "source": record.get("source") or record["doc_id"], "lang": record.get("lang"),
                         "tags": list(record.get("tags") or []),
                     })
-                except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
                     raise IndexLoadError(f"index {str(root)!r}: chunks.jsonl line {lineno} is malformed; " + _rebuild(root)) from None
         faiss = faiss_module()
         try:
@@ -97,7 +97,8 @@ class KnowledgeIndex:
             raise IndexLoadError(f"index {str(root)!r}: index.faiss cannot be read ({exc}); " + _rebuild(root)) from None
         if index.ntotal != len(chunks) or index.ntotal != manifest["counts"]["chunks"]:
             raise IndexLoadError(
-                f"index {str(root)!r} is inconsistent: {index.ntotal} vectors, {len(chunks)} chunks; " + _rebuild(root)
+                f"index {str(root)!r} is inconsistent: {index.ntotal} vectors, {len(chunks)} chunks, manifest.json "
+                f"says {manifest['counts']['chunks']}; " + _rebuild(root)
             )
         if index.d != manifest["embedder"]["dimension"]:
             raise IndexLoadError(
@@ -110,7 +111,8 @@ class KnowledgeIndex:
             try:
                 vectors = np.load(root / VECTORS, mmap_mode="r", allow_pickle=False)
             except ValueError as exc:
-                raise IndexLoadError(f"index {str(root)!r}: vectors.npy cannot be read ({exc}); " + _rebuild(root)) from None
+                why = "it holds Python objects, a pickle, which ragguard never loads" if "pickle" in str(exc) else exc
+                raise IndexLoadError(f"index {str(root)!r}: vectors.npy cannot be read ({why}); " + _rebuild(root)) from None
             if vectors.shape != (index.ntotal, index.d) or vectors.dtype != np.float32:
                 raise IndexLoadError(f"index {str(root)!r}: vectors.npy has shape {vectors.shape}; " + _rebuild(root))
         return cls(root, manifest, chunks, index, vectors)
