@@ -160,6 +160,9 @@ class RagGuard:
         :meth:`ask` bit for bit. Questions are grouped so that one pass holds at
         most ``generator.max_batch_tokens`` tokens.
         """
+        if isinstance(questions, str):  # iterating it would ask each character
+            raise UsageError("ask_many takes a list of questions, got one string: use ask(question) or "
+                             "ask_many([question])")
         for q in questions:
             _require_question(q)
         cfg = self._overridden(samples, seed)
@@ -393,7 +396,10 @@ class RagGuard:
 
 
 def _require_question(question: object) -> None:
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str):
+        raise UsageError(f"a question must be a string, got {type(question).__name__}: ask(question) takes one, "
+                         "ask_many([...]) a list")
+    if not question.strip():
         raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
 
 

@@ -242,3 +242,13 @@ def test_the_calibration_keys_do_not_change_the_hash() -> None:
     # The setup hash leaves out the index folder too; the config hash keeps it.
     moved = Config().replace("retrieval", index="/srv/index")
     assert moved.setup_hash() == Config().setup_hash() and moved.hash() != base
+
+
+def test_replace_names_an_unknown_section_or_key_and_refuses_an_infinite_temperature() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key 'sampling.sampels'; valid keys are: sampling.samples"):
+        Config().replace("sampling", sampels=3)
+    with pytest.raises(ConfigError, match=r"unknown config key 'sampler'; valid keys are: generator, sampling"):
+        Config().replace("sampler", samples=3)
+    for key, value in (("temperature", float("inf")), ("repetition_penalty", float("inf"))):
+        with pytest.raises(ConfigError, match=f"sampling.{key}' has bad value inf: expected a finite number"):
+            Config().replace("sampling", **{key: value})

@@ -400,3 +400,13 @@ def test_a_question_over_max_question_tokens_is_refused(fake_guard: RagGuard, fa
     fake_generator.enqueue(FIVE)
     fake_guard.ask(QUESTION)
     assert counted == []  # no more bytes than the limit: never counted
+
+
+def test_a_string_given_to_ask_many_or_a_list_given_to_ask_is_refused_with_what_to_do(fake_guard: RagGuard,
+                                                                                       fake_generator) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match=r"ask_many takes a list of questions, got one string: use ask\(question\)"):
+        fake_guard.ask_many("Hi")
+    for wrong in (["a", "b"], None):
+        with pytest.raises(UsageError, match=r"a question must be a string, got (list|NoneType): ask\(question\)"):
+            fake_guard.ask(wrong)  # type: ignore[arg-type]
+    assert fake_generator.calls == []

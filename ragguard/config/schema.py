@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from ragguard.config.validation import coerce_value as _coerce
 from ragguard.config.validation import documented as _help
+from ragguard.config.validation import reject_unknown, sections_from_dict
 from ragguard.config.validation import require as _require
-from ragguard.config.validation import sections_from_dict
 from ragguard.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -189,10 +190,11 @@ class SamplingConfig:
         _require(isinstance(self.samples, int) and 1 <= self.samples <= 64, s, "samples", self.samples,
                  "an integer from 1 to 64")
         _require(isinstance(self.seed, int) and self.seed >= 0, s, "seed", self.seed, "an integer >= 0")
-        _require(self.temperature > 0, s, "temperature", self.temperature, "a number > 0")
+        _require(0 < self.temperature < math.inf, s, "temperature", self.temperature, "a finite number > 0")
         _require(0 < self.top_p <= 1, s, "top_p", self.top_p, "a number in (0, 1]")
         _require(isinstance(self.top_k, int) and self.top_k >= 0, s, "top_k", self.top_k, "an integer >= 0")
-        _require(self.repetition_penalty >= 1, s, "repetition_penalty", self.repetition_penalty, "a number >= 1")
+        _require(1 <= self.repetition_penalty < math.inf, s, "repetition_penalty", self.repetition_penalty,
+                 "a finite number >= 1")
         _require(isinstance(self.max_new_tokens, int) and 1 <= self.max_new_tokens <= 4096, s,
                  "max_new_tokens", self.max_new_tokens, "an integer from 1 to 4096")
 
@@ -384,8 +386,14 @@ class Config:
         return dataclasses.asdict(self)
 
     def replace(self, section: str, **changes: Any) -> Config:
-        """Return a copy with fields of one section changed (validated again)."""
+        """Return a copy with fields of one section changed (validated again).
+
+        Raises:
+            ConfigError: an unknown section or key (the valid ones listed), or a bad value.
+        """
+        reject_unknown({section: None}, list(_SECTION_TYPES), "Config.replace", "")
         current = getattr(self, section)
+        reject_unknown(changes, [f.name for f in fields(current)], "Config.replace", f"{section}.")
         return dataclasses.replace(self, **{section: dataclasses.replace(current, **changes)})
 
     def hash(self, with_index: bool = True) -> str:
