@@ -490,6 +490,14 @@ def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 0 and json.loads(result.stdout)["changed"] == []
     text = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "b")]).stdout
     assert text.startswith("5 records in both (invalid lines included); 0 changed\nfigures: none changed\n")
+    other = make_guard()
+    other.config = other.config.replace("sampling", samples=4)
+    run_audit(q, tmp_path / "c", other)
+    d = json.loads(CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "c"), "--json"]).stdout)
+    assert list(d["setup_changed"]) == ["config_hash"]
+    text = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "c")]).stdout
+    old, new = d["setup_changed"]["config_hash"]["old"], d["setup_changed"]["config_hash"]["new"]
+    assert text.startswith(f"the runs differ in their config: {old} -> {new} (changes may come from it)\n5 records")
 
 
 def test_the_default_batch_is_one_for_a_model_on_this_cpu_so_records_are_those_asked_alone() -> None:

@@ -218,9 +218,14 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
                                                                                   accuracy_at(cal_new, coverage))
     for verdict in VERDICTS:
         figures[f"verdicts.{verdict}"] = _delta(s_old.get("verdicts", {}).get(verdict), s_new.get("verdicts", {}).get(verdict))
+    runs = [read_json(d / "audit.json") or {} for d in (old_dir, new_dir)]
+    setup = {key: {"old": runs[0].get(key), "new": runs[1].get(key)}
+             for key in ("config_hash", "index_id", "input_sha256", "ragguard_version")
+             if runs[0].get(key) is not None and runs[1].get(key) is not None and runs[0][key] != runs[1][key]}
     return {
         "old": str(old_dir),
         "new": str(new_dir),
+        "setup_changed": setup,  # what differs between the two runs' audit.json: a change may come from there
         "compared": sum(1 for k in after if k in before),
         "only_old": sorted(k for k in before if k not in after),
         "only_new": sorted(k for k in after if k not in before),

@@ -76,6 +76,10 @@ def audit_diff(
     if as_json:
         typer.echo(json.dumps(d, ensure_ascii=False))
         return
+    names = {"config_hash": "config", "index_id": "index", "input_sha256": "questions file",
+             "ragguard_version": "ragguard version"}
+    for key, v in d["setup_changed"].items():
+        typer.echo(f"the runs differ in their {names[key]}: {v['old']} -> {v['new']} (changes may come from it)")
     typer.echo(f"{d['compared']} records in both (invalid lines included); {len(d['changed'])} changed")
     for c in d["changed"]:
         typer.echo(f"  {c['id']}: {c['old']['verdict']} -> {c['new']['verdict']}  ({', '.join(c['changed'])})")
