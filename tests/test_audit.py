@@ -259,6 +259,15 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
     assert sorted(r["id"] for r in read_lines(out)) == ["branch", "cert", "leave", "line-2", "line-5"]  # no duplicate
     with pytest.raises(UsageError, match="no question in .* has the id 'zzz'"):
         run_audit(q, out, make_guard(), only="id:cert,zzz")  # a typo is said, not run as nothing
+    for only, message in (("tag:nosuch", r"has the tag 'nosuch' \(its tags are hr, leave, payroll\)"),
+                          ("verdict:contradiciton", r"'contradiciton' is not a verdict \(use consistent, inconsistent"),
+                          ("status:eror", r"'eror' is not a status \(use ok, error\)"),
+                          ("id:", r"names no id: give one or more, e.g. --only id:q01,q02")):
+        with pytest.raises(UsageError, match=message):
+            run_audit(q, out, make_guard(), only=only)
+    notes: list[str] = []
+    run_audit(q, out, make_guard(), only="tag:hr", progress=notes.append)
+    assert "1 question(s) match --only tag:hr; the other 2 keep their records" in notes
 
 
 def test_fail_under_gate(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from ragguard.apps.audit_io import (
     write_csv,
     write_json,
 )
-from ragguard.apps.audit_summary import diff_audits, summarize
+from ragguard.apps.audit_summary import VERDICTS, diff_audits, summarize
 from ragguard.apps.records import BadRecord, read_records
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
@@ -177,17 +177,27 @@ def _misspelled(data: dict[str, Any], wanted: str) -> str:
     return f" (it has {near[0]!r}: rename it to {wanted!r})" if near else ""
 
 
-def _check_only_ids(only: str, questions: list[AuditQuestion], qfile: Path) -> None:
-    """``--only id:...`` naming an id the input does not hold is a typo: say which, before anything runs."""
+def _check_only(only: str, questions: list[AuditQuestion], qfile: Path) -> None:
+    """An ``--only`` that can select nothing is a typo: say which value, and what the file holds, before anything runs."""
     kind, _, values = only.partition(":")
-    if kind != "id":
-        return
-    known = {q.id for q in questions}
-    unknown = [v.strip() for v in values.split(",") if v.strip() and v.strip() not in known]
+    wanted = [v.strip() for v in values.split(",") if v.strip()]
+    if kind in ("id", "tag", "verdict", "status") and not wanted:
+        raise UsageError(f"--only {only!r} names no {kind}: give one or more, e.g. --only {kind}:" +
+                         {"id": "q01,q02", "tag": "payroll", "verdict": "contradiction", "status": "error"}[kind])
+    if not questions:
+        raise UsageError(f"--only {only!r}: {qfile} holds no valid question")
+    known = {"id": [q.id for q in questions], "tag": sorted({t for q in questions for t in q.tags}),
+             "verdict": list(VERDICTS), "status": ["ok", "error"]}.get(kind)
+    if known is None:
+        return  # the kind itself is refused by _matches_filter
+    unknown = [v for v in wanted if v not in known]
     if unknown:
-        raise UsageError(f"--only {only!r}: no question in {qfile} has the id {', '.join(map(repr, unknown))} "
-                         f"(its ids run {questions[0].id} ... {questions[-1].id})" if questions else
-                         f"--only {only!r}: {qfile} holds no valid question")
+        holds = (f"its ids run {known[0]} ... {known[-1]}" if kind == "id" else
+                 f"its tags are {', '.join(known)}" if kind == "tag" and known else "no question has a tag"
+                 if kind == "tag" else f"use {', '.join(known)}")
+        raise UsageError(f"--only {only!r}: no question in {qfile} has the {kind} {', '.join(map(repr, unknown))} "
+                         f"({holds})" if kind in ("id", "tag") else
+                         f"--only {only!r}: {', '.join(map(repr, unknown))} is not a {kind} ({holds})")
 
 
 def _asked_as(previous: dict[str, Any], q: AuditQuestion) -> bool:
@@ -276,7 +286,7 @@ def _run_audit_unlocked(
 
     latest = latest_per_id(existing)
     if only:
-        _check_only_ids(only, questions, qfile)
+        _check_only(only, questions, qfile)
     todo: list[AuditQuestion] = []
     changed = 0
     for q in questions:
@@ -307,7 +317,9 @@ def _run_audit_unlocked(
             append_record(fh, record)
             if note:
                 note(f"{qfile}:{record['line']}: invalid record: {record['error']}")
-        if skipped and note:
+        if only and note:
+            note(f"{len(todo)} question(s) match --only {only}; the other {skipped} keep their records")
+        elif skipped and note:
             note(f"{skipped} question(s) already done in {results_path}: not asked again")
         if changed and note:
             note(f"{changed} question(s) changed in {qfile} since the last run (text, reference or accepted "
