@@ -434,6 +434,23 @@ def test_an_id_of_another_line_cannot_take_the_id_a_bad_row_gets(tmp_path: Path)
     assert sorted(r["id"] for r in read_lines(out)) == ["cert", "line-2", "line-3", "line-4"]
 
 
+def test_csv_rows_keep_their_first_line_a_swallowing_quote_is_warned_and_a_semicolon_header_is_read(tmp_path: Path) -> None:
+    quotes = tmp_path / "q.csv"
+    quotes.write_text('id,question\nq1,Who approves?\n\nq4,"Quote at start, and a comma\nq5,Last question?\n',
+                      encoding="utf-8")
+    questions, invalid = load_questions(quotes)
+    assert [(q.id, q.line) for q in questions] == [("q1", 2), ("q4", 4)] and invalid == []
+    assert questions[1].warnings == ("the 'question' cell spans lines 4-5: if that is an unclosed quote, the rows "
+                                     "it swallowed were not read",)
+    semi = tmp_path / "semi.csv"
+    semi.write_text("id;question;reference\nq1;Who approves overtime?;your manager\n", encoding="utf-8")
+    assert [(q.id, q.question, q.reference) for q in load_questions(semi)[0]] == [
+        ("q1", "Who approves overtime?", "your manager")]
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    with pytest.raises(UsageError, match="holds no records: give it a header line with a 'question' column"):
+        run_audit(tmp_path / "empty.csv", tmp_path / "out", make_guard())
+
+
 def test_metrics() -> None:
     assert auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
     assert auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0

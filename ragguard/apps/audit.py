@@ -259,7 +259,10 @@ def _run_audit_unlocked(
     out_dir = Path(out)
     questions, invalid = load_questions(qfile)
     if not questions and not invalid:
-        raise UsageError(f"{qfile} holds no records: add one JSON object per line with a 'question' field")
+        raise UsageError(f"{qfile} holds no records: " + {
+            ".csv": "give it a header line with a 'question' column and one row per question",
+            ".json": "give it a JSON list of objects with a 'question' field"}.get(
+            qfile.suffix.lower(), "add one JSON object per line with a 'question' field"))
     if fail_under is not None and not 0 <= fail_under <= 1:
         raise UsageError(f"--fail-under must be a fraction between 0 and 1, got {fail_under}")
     results_path = out_dir / RESULTS

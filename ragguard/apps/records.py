@@ -105,11 +105,27 @@ def _json_list(text: str, path: Path) -> Iterator[Record | BadRecord]:
             yield BadRecord(position, f"item {position} is not a JSON object")
 
 
+_DELIMITERS = ";\t|"
+
+
 def _csv(text: str) -> Iterator[Record | BadRecord]:
-    reader = csv.DictReader(io.StringIO(text))
+    header = text.split("\n", 1)[0]
+    # A spreadsheet saved in a locale that writes "a;b" (or a tab-separated export): read it by what its
+    # header is separated with rather than as one column named "id;question".
+    delimiter = "," if "," in header else next((d for d in _DELIMITERS if d in header), ",")
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    lines = text.split("\n")
+    end = 1  # the header
     for row in reader:
-        lineno = reader.line_num
+        start, end = end + 1, reader.line_num
+        while start < end and not lines[start - 1].strip():
+            start += 1  # the row starts at its first non-blank line, however many lines its quoted cells span
         if None in row:
-            yield BadRecord(lineno, "more fields than the header has")
+            yield BadRecord(start, "more fields than the header has")
             continue
-        yield Record.cleaned(lineno, {k.strip(): (v if v is not None else "") for k, v in row.items() if k is not None})
+        record = Record.cleaned(start, {k.strip(): (v if v is not None else "") for k, v in row.items() if k is not None})
+        spans = [k for k, v in record.data.items() if isinstance(v, str) and "\n" in v.strip()]
+        if spans:  # legal CSV, but most often an unclosed quote that swallowed the rows after it
+            record = Record(start, record.data, (*record.warnings, f"the {spans[0]!r} cell spans lines {start}-{end}: if "
+                                                 "that is an unclosed quote, the rows it swallowed were not read"))
+        yield record

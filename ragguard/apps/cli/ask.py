@@ -130,7 +130,10 @@ def check(
             _progress(f"{samples_file}:{entry['line']}: skipped: {entry['error']}")
         results.append(entry)
     if not results:
-        raise UsageError(f"{samples_file} holds no records: add one JSON object per line with question and samples")
+        raise UsageError(f"{samples_file} holds no records: " + {
+            ".csv": "give it a header line with question and samples (or sample_1, sample_2, ...) columns",
+            ".json": "give it a JSON list of objects with question and samples"}.get(
+            samples_file.suffix.lower(), "add one JSON object per line with question and samples"))
     if as_json:
         typer.echo(json.dumps({"results": results}, ensure_ascii=False))
     else:
