@@ -252,3 +252,13 @@ def test_replace_names_an_unknown_section_or_key_and_refuses_an_infinite_tempera
     for key, value in (("temperature", float("inf")), ("repetition_penalty", float("inf"))):
         with pytest.raises(ConfigError, match=f"sampling.{key}' has bad value inf: expected a finite number"):
             Config().replace("sampling", **{key: value})
+
+
+def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("sampling:\n  samples: 3\n  samples: 7\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"gives the key 'samples' twice \(line 3\): keep one"):
+        load_config(path)
+    path.write_text("!!python/object/apply:os.system ['true']\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not valid YAML at line 1"):  # still a safe loader: no tag runs
+        load_config(path)

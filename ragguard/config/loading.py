@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ragguard._io import read_user_text
 from ragguard.config.schema import Config
+from ragguard.config.validation import parse_yaml
 from ragguard.errors import ConfigError
 
 __all__ = ["load_config"]
@@ -21,14 +22,7 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     p = Path(path)
     text = read_user_text(p, "config file", "check the path passed to --config", ConfigError)
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {str(p)!r} is not valid YAML{where}: fix the syntax") from None
+    data = parse_yaml(text, f"config file {str(p)!r}")
     config = Config.from_dict(data, source=str(p))
     return _resolve_paths(config, p.parent)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ragguard.errors import ConfigError
 
-__all__ = ["documented", "require", "sections_from_dict", "reject_unknown", "coerce_value"]
+__all__ = ["documented", "require", "sections_from_dict", "reject_unknown", "coerce_value", "parse_yaml"]
 
 
 def documented(
@@ -102,3 +102,33 @@ def coerce_value(section_cls: type, section: str, key: str, value: Any) -> Any:
             raise ConfigError(f"config key '{section}.{key}' has bad value {value!r}: expected a string")
         return value
     return value
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """The YAML document ``text`` (a config file, named ``what`` in messages), safely loaded.
+
+    A key given twice in one mapping is refused with its line: YAML would keep the last one
+    silently, so the first setting a user reads in the file would not be the one used.
+    """
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise ConfigError(f"{what} gives the key {key!r} twice (line {key_node.start_mark.line + 1}): "
+                                  "keep one")
+            seen.add(key)
+        return loader.construct_mapping(node)
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{what} is not valid YAML{where}: fix the syntax") from None

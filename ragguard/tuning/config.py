@@ -15,6 +15,7 @@ from typing import Any
 
 from ragguard._io import read_user_text
 from ragguard.config import DEFAULT_SYSTEM_PROMPT, sections_from_dict
+from ragguard.config.validation import parse_yaml
 from ragguard.errors import ConfigError
 
 __all__ = [
@@ -263,14 +264,7 @@ def load_tune_config(path: str | Path | None, overrides: dict[str, Any] | None =
     else:
         p = Path(path)
         text = read_user_text(p, "tune config file", "check the path passed to --config", ConfigError)
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"tune config {str(p)!r} is not valid YAML{where}: fix the syntax") from None
+        data = parse_yaml(text, f"tune config {str(p)!r}")
         cfg = TuneConfig.from_dict(_floats(data), source=str(p))
         base = cfg.model.base
         if base != "embedded" and base.startswith((".", "~")):
