@@ -308,3 +308,35 @@ def test_ask_names_values_that_appear_in_no_retrieved_passage(runner: CliRunner,
     human = runner.invoke(app, ["ask", QUESTION]).stdout
     assert "'£70' appears in no retrieved passage" in human
     assert f"unsupported: {invented}" in human
+
+
+def test_sigterm_ends_a_command_like_ctrl_c_with_its_message(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys, time
+        from ragguard.apps import cli
+        from ragguard.apps.cli.common import handle_errors
+
+        @cli.app.command("sleepy")
+        @handle_errors
+        def sleepy() -> None:
+            try:
+                print("ready", flush=True)
+                time.sleep(60)
+            finally:
+                print("cleaned up", flush=True)  # finally blocks run: locks released, temp folders removed
+
+        sys.argv = ["ragguard", "sleepy"]
+        cli.run()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out, err) == (130, "cleaned up\n", "ragguard: error: interrupted\n")

@@ -110,3 +110,19 @@ def test_build_shows_an_embedding_bar_with_rate_and_eta(runner: CliRunner, tmp_p
     assert bars[0].startswith("[#################---] 256/300  85% | ") and " chunks/s | ETA " in bars[0]
     assert bars[1].startswith("[####################] 300/300 100% | ") and bars[1].endswith("ETA 0s")
     assert "embedding 300 chunks with fake-embedder" in result.stderr  # other messages stay plain lines
+
+
+def test_an_interrupted_write_says_the_index_is_as_it_was(runner: CliRunner, tiny_docs: Path, tiny_index: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.retrieval.index as index_module
+
+    before = {p.name: p.read_bytes() for p in tiny_index.iterdir()}
+
+    def interrupted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_module, "update_index", interrupted)
+    result = runner.invoke(app, ["index", "add", str(tiny_index), str(tiny_docs)])
+    assert result.exit_code == 130
+    assert f"interrupted; {str(tiny_index)!r} is as it was before this run" in result.stderr
+    assert {p.name: p.read_bytes() for p in tiny_index.iterdir()} == before

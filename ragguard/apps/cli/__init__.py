@@ -50,6 +50,12 @@ def run() -> None:
 
     if sys.argv[1:3] == ["audit", "diff"]:
         sys.argv[1:3] = ["audit-diff"]
+    import signal
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # `kill` or a CI timeout: the same saved-work message and cleanup as Ctrl-C
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         code = app(standalone_mode=False, prog_name="ragguard")
     except TyperException as exc:  # a bad flag, value or command: one line like every other error, not a box

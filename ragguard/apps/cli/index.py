@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from ragguard.apps.cli.common import _progress, handle_errors, index_app
+from ragguard.apps.cli.common import _fail, _progress, handle_errors, index_app
 
 
 def _embedder_from(config: Path | None) -> Any:
@@ -56,9 +58,20 @@ def index_build(
     """Build an index from SOURCE folders (walked recursively) or files."""
     from ragguard.retrieval.index import build_index
 
-    summary = build_index(sources, out, _embedder_from(config), progress=_chunk_bar(), index_type=index_type,
-                          include=include, exclude=exclude)
+    with _left_as_it_was(out):
+        summary = build_index(sources, out, _embedder_from(config), progress=_chunk_bar(), index_type=index_type,
+                              include=include, exclude=exclude)
     _print_summary(summary, as_json, "wrote")
+
+
+@contextlib.contextmanager
+def _left_as_it_was(folder: Path) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) while an index is written: say that the folder is untouched, and why."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _fail(f"interrupted; {str(folder)!r} is as it was before this run (an index is written beside it and "
+              "renamed into place only when complete)", 130)
 
 
 def _chunk_bar() -> Any:
@@ -81,8 +94,9 @@ def index_add(
     """Add new and changed files of SOURCE to an index; drop files gone from SOURCE (only they are embedded)."""
     from ragguard.retrieval.index import update_index
 
-    summary = update_index(directory, sources, _embedder_from(config), progress=_chunk_bar(), include=include,
-                           exclude=exclude)
+    with _left_as_it_was(directory):
+        summary = update_index(directory, sources, _embedder_from(config), progress=_chunk_bar(), include=include,
+                               exclude=exclude)
     _print_summary(summary, as_json, "updated")
 
 
@@ -96,7 +110,9 @@ def index_remove(
     """Remove the chunks of every indexed source matching PATTERN."""
     from ragguard.retrieval.index import remove_from_index
 
-    _print_summary(remove_from_index(directory, pattern, progress=_progress), as_json, "updated")
+    with _left_as_it_was(directory):
+        summary = remove_from_index(directory, pattern, progress=_progress)
+    _print_summary(summary, as_json, "updated")
 
 
 @index_app.command("info")
