@@ -126,3 +126,9 @@ def test_an_interrupted_write_says_the_index_is_as_it_was(runner: CliRunner, tin
     assert result.exit_code == 130
     assert f"interrupted; {str(tiny_index)!r} is as it was before this run" in result.stderr
     assert {p.name: p.read_bytes() for p in tiny_index.iterdir()} == before
+
+
+def test_a_search_that_matches_nothing_says_so_and_names_the_filters(runner: CliRunner, tiny_index: Path) -> None:
+    result = runner.invoke(app, ["index", "search", str(tiny_index), "leave", "--lang", "zz", "--tag", "nosuch"])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no chunk matches --lang zz, --tag nosuch: check the filters" in result.stderr

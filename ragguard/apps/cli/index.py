@@ -185,6 +185,11 @@ def index_search(
     if as_json:
         typer.echo(json.dumps({"query": query, "results": [r.to_dict() for r in results]}, ensure_ascii=False))
         return
+    if not results:
+        filters = ", ".join(f"--{k} {v}" for k, v in (("source", source), ("lang", lang)) if v)
+        filters = ", ".join(filter(None, [filters, *(f"--tag {t}" for t in tag)]))
+        _progress("no chunk matches" + (f" {filters}: check the filters (`ragguard index info` lists what the "
+                                        "index holds)" if filters else ": the index is empty"))
     for r in results:
         snippet = " ".join(r.text.split())
         typer.echo(f"{r.score:.3f}  {r.chunk_id}\n       {snippet[:200]}")
