@@ -262,3 +262,9 @@ def test_a_key_given_twice_is_refused_with_its_line(tmp_path: Path) -> None:
     path.write_text("!!python/object/apply:os.system ['true']\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="is not valid YAML at line 1"):  # still a safe loader: no tag runs
         load_config(path)
+
+
+def test_a_tune_config_given_to_ask_says_where_it_belongs() -> None:
+    root = Path(__file__).resolve().parent.parent
+    with pytest.raises(ConfigError, match=r"is a tune config \(sections .*\): pass it to `ragguard tune --config`"):
+        load_config(root / "configs" / "tune-qlora.yaml")

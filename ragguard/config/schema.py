@@ -380,6 +380,10 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, source: str = "config") -> Config:
         """Build a validated config; unknown sections or keys raise :class:`ConfigError`."""
+        if isinstance(data, dict) and data and {"model", "lora", "train"} & set(data) and not set(data) & set(
+                _SECTION_TYPES) - {"prompt"}:
+            raise ConfigError(f"{source} is a tune config (sections {', '.join(sorted(data))}): pass it to "
+                              "`ragguard tune --config`; ask, audit and serve read generator, sampling, retrieval, ...")
         return cls(**sections_from_dict(data, _SECTION_TYPES, source, _coerce))
 
     def to_dict(self) -> dict[str, Any]:
