@@ -178,3 +178,33 @@ def test_a_damaged_converted_model_in_the_cache_says_to_delete_it(tiny_qwen2_dir
     with pytest.raises(ModelLoadError, match=r"the converted model cached in .*converted' is damaged: delete that "
                                              r"folder and the next start converts it again"):
         TransformersGenerator(GeneratorConfig(model=str(cached)), SamplingConfig(max_new_tokens=2)).load()
+
+
+def test_a_hub_id_neither_cached_nor_reachable_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from ragguard.errors import ModelLoadError
+    from ragguard.generation.sources import require_hub_access
+
+    probes: list[str] = []
+
+    class NoNetwork:
+        def head(self, url: str, timeout: float) -> None:
+            probes.append(url)
+            raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(huggingface_hub, "get_session", NoNetwork)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(ModelLoadError, match=r"generator.model 'Org/Model' is not in the local hub cache and "
+                                             r"\S+ cannot be reached \(\[Errno -2\] Name or service not known\): "
+                                             r"download it where there is network"):
+        TransformersGenerator(GeneratorConfig(model="Org/Model"), SamplingConfig(max_new_tokens=2)).load()
+    assert len(probes) == 1  # one probe, not a minute of retries per file
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: "/cache/config.json")
+    require_hub_access("Org/Model", "generator.model")  # cached: no probe
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    require_hub_access("Org/Model", "generator.model")  # HF_HUB_OFFLINE: the cache alone decides, later
+    assert len(probes) == 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -83,10 +84,12 @@ class TransformersNLI:
         quiet_transformers()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from ragguard.generation.sources import refuse_pickled_weights
+        from ragguard.generation.sources import refuse_pickled_weights, require_hub_access
 
         try:
             refuse_pickled_weights(self.name)
+            if not Path(self.name).expanduser().is_dir():
+                require_hub_access(self.name, "consistency.nli_model")
             tokenizer = AutoTokenizer.from_pretrained(self.name)
             model = AutoModelForSequenceClassification.from_pretrained(self.name, use_safetensors=True)
         except ModelLoadError:

@@ -29,6 +29,7 @@ __all__ = [
     "hub_weights_sha256",
     "refuse_pickled_weights",
     "load_remedy",
+    "require_hub_access",
 ]
 
 logger = logging.getLogger("ragguard")
@@ -149,7 +150,7 @@ def weights_sha256(folder: Path) -> str | None:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def resolve_model_source(model: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+def resolve_model_source(model: str, gguf_file: str | None = None, key: str = "generator.model") -> tuple[str, str | None]:
     """Where to load ``model`` from (a folder or a hub id) and the hash of its weights.
 
     ``'embedded'`` and GGUF checkpoints are converted once to safetensors in
@@ -172,7 +173,29 @@ def resolve_model_source(model: str, gguf_file: str | None = None) -> tuple[str,
         )
     if local.is_dir():
         return str(local), weights_sha256(local)
+    require_hub_access(model, key)
     return model, hub_weights_sha256(model)
+
+
+def require_hub_access(repo_id: str, key: str) -> None:
+    """Refuse at once a hub id that is neither in the local hub cache nor downloadable from here.
+
+    Without this, transformers retries each file for about a minute and prints a retry line each time
+    before failing. One probe of the hub (5 s at most) decides; ``HF_HUB_OFFLINE=1`` skips it.
+    """
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+        return
+    try:
+        huggingface_hub.get_session().head(constants.ENDPOINT, timeout=5)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the hub: DNS, refused, timeout, proxy
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ModelLoadError(
+            f"{key} {repo_id!r} is not in the local hub cache and {constants.ENDPOINT} cannot be reached ({reason}): "
+            f"download it where there is network (`hf download {repo_id}`) and copy the cache, or set {key} to a "
+            "local folder") from None
 
 
 def hub_weights_sha256(repo_id: str) -> str | None:

@@ -148,7 +148,7 @@ def merge_adapter(
     base = metadata["base"]
     quant = metadata.get("quantization") or {"method": "none", "dtype": "float32"}
     trust = bool((metadata.get("training") or {}).get("model", {}).get("trust_remote_code", False))
-    source, sha = resolve_model_source(base["model"], base.get("gguf_file"))
+    source, sha = resolve_model_source(base["model"], base.get("gguf_file"), key="the adapter's base")
     if base.get("sha256") and sha and sha != base["sha256"]:
         raise AdapterMismatchError(f"the base {base['model']!r} on disk has weights sha256 {sha[:16]}…, the adapter "
                                    f"was tuned on {base['sha256'][:16]}…: merge onto the base it was tuned on")

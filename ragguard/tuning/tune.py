@@ -270,7 +270,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     from transformers import AutoTokenizer
 
     started = time.perf_counter()
-    source, base_sha = resolve_model_source(cfg.model.base, cfg.model.gguf_file)
+    source, base_sha = resolve_model_source(cfg.model.base, cfg.model.gguf_file, key="model.base")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=cfg.model.trust_remote_code)
     except Exception as exc:
