@@ -91,7 +91,7 @@ def build_index(
         settings, counter = chunking_for(embedder, settings)
         names = sorted(scan.hashes)
         if not names:
-            raise no_documents(sources)
+            raise no_documents(sources, scan.skipped)
         if progress:
             progress(f"read {sum(len(d) for d in scan.documents.values())} documents from {len(names)} files "
                      f"({len(scan.skipped)} skipped, {scan.excluded} excluded)")

@@ -99,12 +99,14 @@ def collect_chunks(
     return [c for name in names for c in by_source[name]], dict(sorted(scan.hashes.items())), scan.skipped
 
 
-def no_documents(sources: Sequence[str | Path]) -> UsageError:
-    """The error for sources that hold no readable document."""
+def no_documents(sources: Sequence[str | Path], skipped: Sequence[dict[str, str]] = ()) -> UsageError:
+    """The error for sources that hold no readable document, with why the first files were passed over."""
     names = ", ".join(str(s) for s in sources)
+    why = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped[:3]) + (
+        f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
     return UsageError(
-        f"no readable documents found in {names}: point the index at a folder of .md, .txt, .html, .pdf, "
-        ".docx or FAQ .csv/.jsonl files"
+        f"no readable documents found in {names}" + (f" ({why})" if why else "")
+        + ": point the index at a folder of .md, .txt, .html, .pdf, .docx or FAQ .csv/.jsonl files"
     )
 
 
