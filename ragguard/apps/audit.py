@@ -190,14 +190,16 @@ def _check_only(only: str, questions: list[AuditQuestion], qfile: Path) -> None:
              "verdict": list(VERDICTS), "status": ["ok", "error"]}.get(kind)
     if known is None:
         return  # the kind itself is refused by _matches_filter
-    unknown = [v for v in wanted if v not in known]
-    if unknown:
-        holds = (f"its ids run {known[0]} ... {known[-1]}" if kind == "id" else
-                 f"its tags are {', '.join(known)}" if kind == "tag" and known else "no question has a tag"
-                 if kind == "tag" else f"use {', '.join(known)}")
-        raise UsageError(f"--only {only!r}: no question in {qfile} has the {kind} {', '.join(map(repr, unknown))} "
-                         f"({holds})" if kind in ("id", "tag") else
-                         f"--only {only!r}: {', '.join(map(repr, unknown))} is not a {kind} ({holds})")
+    unknown = ", ".join(repr(v) for v in wanted if v not in known)
+    if not unknown:
+        return
+    if kind in ("verdict", "status"):
+        raise UsageError(f"--only {only!r}: {unknown} is not a {kind} (use {', '.join(known)})")
+    if kind == "id":
+        holds = f"its ids run {known[0]} ... {known[-1]}"
+    else:
+        holds = f"its tags are {', '.join(known)}" if known else "no question has a tag"
+    raise UsageError(f"--only {only!r}: no question in {qfile} has the {kind} {unknown} ({holds})")
 
 
 def _asked_as(previous: dict[str, Any], q: AuditQuestion) -> bool:

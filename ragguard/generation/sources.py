@@ -186,8 +186,13 @@ def require_hub_access(repo_id: str, key: str) -> None:
     import huggingface_hub
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE or isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+    if constants.HF_HUB_OFFLINE:
         return
+    try:
+        if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+            return
+    except Exception:  # noqa: BLE001 - not a valid repo id: the probe, then the loader, say what is wrong
+        pass
     try:
         huggingface_hub.get_session().head(constants.ENDPOINT, timeout=5)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the hub: DNS, refused, timeout, proxy
