@@ -159,6 +159,20 @@ def test_relative_index_path_is_resolved_against_the_config_folder(
     assert cfg.retrieval.index == str((folder / value).resolve())
 
 
+def test_a_relative_calibration_file_is_resolved_against_the_config_folder(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    path = folder / "c.yaml"
+    path.write_text("consistency:\n  calibration: cal.json\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # run from elsewhere, as CI or a server does
+    cfg = load_config(path)
+    assert cfg.consistency.calibration == str(folder / "cal.json")
+    assert cfg.hash() == Config().replace("consistency", calibration="cal.json").hash()  # the file never counts
+    path.write_text("consistency:\n  calibration: auto\n", encoding="utf-8")
+    assert load_config(path).consistency.calibration == "auto"
+
+
 def test_absolute_index_path_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     target = tmp_path / "somewhere" / "index"

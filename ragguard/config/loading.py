@@ -50,4 +50,6 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         cfg = cfg.replace("generator", model=resolve(cfg.generator.model))
     if cfg.consistency.nli_model is not None:
         cfg = cfg.replace("consistency", nli_model=resolve(cfg.consistency.nli_model))
+    if cfg.consistency.calibration not in (None, "auto"):  # a file, always: found from any working folder
+        cfg = cfg.replace("consistency", calibration=resolve(cfg.consistency.calibration, always=True))
     return cfg
