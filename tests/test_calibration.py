@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from pathlib import Path
@@ -151,8 +152,11 @@ def test_too_few_records_or_one_class_is_refused() -> None:
         fit_calibration(labelled_set(), signals=["agreement", "colour"])
     two = fit_calibration(labelled_set(), signals=["agreement", "logprob_mean_greedy"])
     assert two.feature_names == ("agreement", "logprob_mean_greedy")
-    with pytest.raises(UsageError, match="all 40 labelled answers are wrong"):
+    with pytest.raises(UsageError, match=r"all 40 labelled answers are wrong: .*\(audit more, or easier, questions, "
+                                         r"or a model that answers some right\)"):
         fit_calibration([record(0.4, False, i) for i in range(40)])
+    with pytest.raises(UsageError, match=r"all 40 labelled answers are right: .*\(audit more, or harder, questions\)"):
+        fit_calibration([record(0.8, True, i) for i in range(40)])
 
 
 def test_the_file_round_trips_and_a_foreign_or_broken_one_is_refused(tmp_path: Path) -> None:
@@ -201,13 +205,17 @@ def write_audit(folder: Path, rows: list[dict]) -> Path:
     return folder
 
 
-def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path) -> None:
+def test_cli_writes_the_file_and_prints_the_figures(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     rows = labelled_set()
     audits = [write_audit(tmp_path / "a", rows[:60]), write_audit(tmp_path / "b", rows[60:])]
     assert len(read_labelled(audits)) == 120
     # A copied audit is not more evidence: its records count once, and the minimum cannot be met with copies.
     copies = [write_audit(tmp_path / f"copy{i}", rows[:10]) for i in range(3)]
-    assert len(read_labelled([*copies, audits[0], audits[0]])) == 60
+    with caplog.at_level(logging.WARNING, logger="ragguard"):
+        assert len(read_labelled([*copies, audits[0], audits[0]])) == 60
+    assert f"{audits[0].resolve()} is named more than once: its records count once" in caplog.text
+    with pytest.raises(UsageError, match=r"audit folder '.*nowhere' does not exist: pass folders written by"):
+        read_labelled([tmp_path / "nowhere"])
     refused = CliRunner().invoke(app, ["calibrate", *map(str, copies), "--out", str(tmp_path / "c.json")])
     assert refused.exit_code == 2 and "10 labelled records" in refused.output and not (tmp_path / "c.json").exists()
     out = tmp_path / "calibration.json"
@@ -246,7 +254,7 @@ def test_cli_warns_of_a_weight_against_its_signals_direction(tmp_path: Path) -> 
     fitted = CliRunner().invoke(app, ["calibrate", str(audit), "--out", str(out), *signals])
     assert fitted.exit_code == 0, fitted.output
     assert ("warning: the fitted weight of logprob_mean_greedy points against the signal's usual direction"
-            in fitted.output)
+            in fitted.stderr) and "warning" not in fitted.stdout  # messages on stderr, figures on stdout
     assert against_direction(Calibration.from_dict(json.loads(out.read_text()))) == ["logprob_mean_greedy"]
     as_json = CliRunner().invoke(app, ["calibrate", str(audit), "--out", str(out), *signals, "--json"])
     assert json.loads(as_json.output)["against_direction"] == ["logprob_mean_greedy"]

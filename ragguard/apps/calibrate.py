@@ -81,8 +81,15 @@ def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
     is not more evidence, and counting it would pass the minimum of records with half the data.
     """
     records: dict[tuple[str, str], dict[str, Any]] = {}
+    folders = list(folders)
+    named = [str(Path(f).resolve()) for f in folders]
+    twice = sorted({f for f in named if named.count(f) > 1})
+    if twice:
+        log.warning("%s is named more than once: its records count once", ", ".join(twice))
     for folder in folders:
         path = Path(folder) / "results.jsonl"
+        if not Path(folder).is_dir():
+            raise UsageError(f"audit folder {str(folder)!r} does not exist: pass folders written by `ragguard audit`")
         if not path.is_file():
             raise UsageError(f"{folder} holds no results.jsonl: pass folders written by `ragguard audit`")
         for record in read_results(path, repair=False):  # a torn last line is left out; any other bad line named
@@ -278,7 +285,8 @@ def fit_calibration(
     if len(set(labels)) < 2:
         only = "right" if labels[0] else "wrong"
         raise UsageError(f"all {len(labels)} labelled answers are {only}: calibrating needs both right and wrong "
-                         "answers (audit more, or harder, questions)")
+                         "answers (" + ("audit more, or harder, questions)" if labels[0] else
+                                         "audit more, or easier, questions, or a model that answers some right)"))
     unknown = [n for n in signals or [] if n not in FEATURES]
     if unknown:
         raise UsageError(f"unknown signal(s) {', '.join(unknown)}: choose from {', '.join(FEATURES)}")

@@ -49,8 +49,9 @@ def calibrate(
     typer.echo(format_figures(data))
     if against:
         typer.echo(f"warning: the fitted weight of {', '.join(against)} points against the signal's usual direction "
-                   "(likely noise with this many right answers): try --method mean, or leave it out of --signals")
-    typer.echo(f"wrote {out}: set consistency.calibration: {out} in your config")
+                   "(likely noise with this many right answers): try --method mean, or leave it out of --signals",
+                   err=True)
+    typer.echo(f"wrote {out}: set consistency.calibration: {out} in your config", err=True)
 
 
 def format_figures(data: dict[str, Any]) -> str:
