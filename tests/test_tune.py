@@ -211,6 +211,10 @@ def test_resume_never_trains_over_a_finished_adapter_that_left_no_checkpoint(tmp
     before = (out / "adapter_model.safetensors").read_bytes()
     with pytest.raises(UsageError, match="holds a finished adapter and no checkpoint"):
         tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__learning_rate=0.5), resume=True, show_progress=False)
+    # and without --resume the refusal does not advise the --resume that would be refused
+    with pytest.raises(UsageError, match=r"is not empty: choose a new folder \(it holds a finished adapter, kept as "
+                                         r"it is\)$"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir), show_progress=False)
     assert (out / "adapter_model.safetensors").read_bytes() == before
 
 

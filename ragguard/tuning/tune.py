@@ -244,8 +244,10 @@ def tune(
     quiet_transformers()
     data_path, out = Path(data), Path(out)
     if out.exists() and any(out.iterdir()) and not resume:
-        raise UsageError(f"--out {str(out)!r} is not empty: choose a new folder, or pass --resume to continue "
-                         "the run in it")
+        finished = (out / "adapter_model.safetensors").is_file() and last_checkpoint(out) is None
+        raise UsageError(f"--out {str(out)!r} is not empty: choose a new folder" + (
+            " (it holds a finished adapter, kept as it is)" if finished else
+            ", or pass --resume to continue the run in it"))
     device = resolve_device(cfg.model.device)
     if cfg.model.load_in_4bit and not cfg.train.fp32 and cfg.model.bnb_4bit_compute_dtype == "float16":
         logger.warning("4-bit compute in float16 without loss scaling may underflow; prefer bfloat16 or float32")
