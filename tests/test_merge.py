@@ -17,12 +17,18 @@ from ragguard.tuning.merge import MERGE_META_FILE, REPORT_FILE, merge_adapter  #
 TOKENS = 8  # per probe prompt; the CLI default is 64
 
 
-def test_an_fp32_merge_holds_parity_and_behaves_like_the_adapter(fp32_adapter: Path, tmp_path: Path) -> None:
+def test_an_fp32_merge_holds_parity_and_behaves_like_the_adapter(fp32_adapter: Path, tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    result = merge_adapter(fp32_adapter, tmp_path / "merged", tokens=TOKENS)
+    with caplog.at_level(logging.INFO, logger="ragguard"):
+        result = merge_adapter(fp32_adapter, tmp_path / "merged", tokens=TOKENS)
     assert result.passed and result.written
+    stages = [m for m in caplog.messages if m[:4] in ("1/3 ", "2/3 ", "3/3 ")]  # progress in logs, stage by stage
+    assert [m[:3] for m in stages] == ["1/3", "2/3", "3/3"] and "4 probe prompt(s)" in stages[2]
     f = result.report["figures"]
     assert f["max_abs_logit_diff"] <= 1e-3 and f["greedy_agreement"] == 1.0
     assert result.report["probes"] == 4 and f["positions"] == 4 * TOKENS  # 2 recorded + 2 built like ask

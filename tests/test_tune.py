@@ -142,8 +142,15 @@ def _cfg(base: Path, **extra: object) -> TuneConfig:
 
 
 def test_two_deterministic_runs_give_identical_losses(tmp_path: Path, tiny_qwen2_dir: Path,
-                                                      tune_data_file: Path, fp32_adapter: Path) -> None:
-    again = tune(tune_data_file, tmp_path / "again", _cfg(tiny_qwen2_dir), show_progress=False)
+                                                      tune_data_file: Path, fp32_adapter: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="ragguard"):
+        again = tune(tune_data_file, tmp_path / "again", _cfg(tiny_qwen2_dir), show_progress=False)
+    # without a bar (logs, CI): the stages, and the first and last steps of a run shorter than logging_steps
+    steps = [m.split(" loss")[0] for m in caplog.messages if m.startswith("step ")]
+    assert steps == ["step 1/4", "step 4/4"] and any(m.startswith("loading the base") for m in caplog.messages)
     first = json.loads((fp32_adapter / "ragguard-adapter.json").read_text())
     assert len(again.losses) == 4
     assert again.metrics["train_loss"] == first["metrics"]["train_loss"]

@@ -157,11 +157,13 @@ def merge_adapter(
     # 1. the adapter model, kept separate: on the 4-bit base as tested, or on the base in the merge
     #    dtype (so that only the merge itself is measured)
     quantized = quant.get("method") == "bitsandbytes-4bit"
+    logger.info("1/3 loading the base %s with the adapter kept separate (the reference)", base["model"])
     reference_base = _load_base(source, quant, None if quantized else dtype, device, trust)
     reference = PeftModel.from_pretrained(reference_base, str(adapter_dir), is_trainable=False).eval()
     # A 4-bit reference computing in 16 bits cannot be matched to float32 precision: judge by the 16-bit rule.
     rule_dtype = dtype if not quantized or quant.get("compute_dtype") == "float32" else quant["compute_dtype"]
     # 2. the merged copy, in float32 or 16-bit
+    logger.info("2/3 loading the base again and merging the adapter into %s weights", dtype)
     if quantized and into == "dequantized":
         plain = _load_base(source, quant, None, device, trust)
         plain = plain.dequantize().to(getattr(torch, dtype))  # never merge into 4-bit weights
@@ -172,7 +174,9 @@ def merge_adapter(
 
     # 3. parity on probe prompts over `tokens` greedy tokens of the adapter model
     ref_logits, merged_logits = [], []
-    for prompt in _probe_prompts(adapter_dir, tokenizer, metadata):
+    prompts = _probe_prompts(adapter_dir, tokenizer, metadata)
+    logger.info("3/3 comparing the two on %d probe prompt(s), %d greedy tokens each", len(prompts), tokens)
+    for prompt in prompts:
         continuation = greedy_tokens(reference, prompt, tokens)
         ids = list(prompt) + continuation[:-1]
         ref_logits.append(sequence_logits(reference, ids)[len(prompt) - 1 :])

@@ -301,6 +301,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
         raise UsageError(f"the checkpoint {str(last)!r} was written with another config or data: rerun "
                          "with the same ones, or use a new --out without --resume")
 
+    logger.info("loading the base %s (%s)", cfg.model.base, "4-bit NF4" if cfg.model.load_in_4bit else weights)
     model = _load_base(cfg, source, device, weights, compute)
     if base_sha is None:
         from ragguard.generation.sources import hub_weights_sha256
@@ -359,7 +360,8 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
             if writer is not None:
                 writer.add_scalar("train/loss", mean, done)
                 writer.add_scalar("train/learning_rate", lr, done)
-            if done % cfg.train.logging_steps == 0 and not show_progress:
+            # In logs (no bar): the first and last steps too, so a short or slow run shows it is moving.
+            if (done % cfg.train.logging_steps == 0 or done in (start_step + 1, total)) and not show_progress:
                 logger.info("step %d/%d loss %.4f lr %.2e", done, total, mean, lr)
             epoch_end = done % steps_per_epoch == 0
             if held_out and (epoch_end or (cfg.train.eval_steps and done % cfg.train.eval_steps == 0)) and done < total:
@@ -392,6 +394,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     model.save_pretrained(str(out), safe_serialization=True)
     probes = [e.input_ids[: e.prompt_tokens] for e in (held_out or train)[: cfg.train.probe_prompts]]
     if probes:
+        logger.info("recording the greedy tokens and logits of %d probe prompt(s) for the parity checks", len(probes))
         write_reference(out, model, probes, n_tokens=cfg.train.probe_tokens)
     quant = quantization_summary(cfg.model.load_in_4bit, cfg.model.bnb_4bit_quant_type,
                                  cfg.model.bnb_4bit_use_double_quant, compute, weights)
