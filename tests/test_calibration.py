@@ -379,3 +379,23 @@ def test_each_bootstrap_auroc_is_scikit_learns_on_that_resample(cells: int) -> N
     assert np.allclose(values, expected, rtol=0, atol=1e-12)
     assert len(bootstrap_aurocs([0.2, 0.4, 0.4], [True, False, True], rounds=200)) < 200  # one-class draws skipped
     assert len(bootstrap_aurocs([], [])) == 0
+
+
+def test_a_calibration_fitted_on_english_questions_says_so_for_a_chinese_one() -> None:
+    from fakes import WordEmbedder
+
+    from ragguard.apps.calibration_io import EMBEDDED_CALIBRATION
+    from ragguard.core.consistency import ConsistencyChecker
+    from ragguard.core.types import Sample
+
+    cal = fit_calibration(labelled_set())
+    assert cal.data["languages"] == ["en"]
+    shipped = json.loads(EMBEDDED_CALIBRATION.read_text())["data"]
+    assert shipped["languages"] == ["en"]  # the embedded default was fitted on the English Debian sets
+    checker = ConsistencyChecker(WordEmbedder(), calibration=cal, calibration_note={"file": "cal.json"})
+    samples = [Sample(text=t, seed=i, greedy=i == 0) for i, t in enumerate(["25 天。", "25 天。", "25 天。"])]
+    zh = checker.check("我每年有几天年假？", samples, ["全职员工每年有 25 天年假。"])
+    assert any(w.startswith("the calibration was fitted on English questions only") for w in zh.warnings)
+    en_samples = [Sample(text="25 days.", seed=i, greedy=i == 0) for i in range(3)]
+    en = checker.check("How many days of leave do I get?", en_samples, ["Staff get 25 days of leave."])
+    assert en.calibrated and not any("English questions only" in w for w in en.warnings)

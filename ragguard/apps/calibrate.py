@@ -37,6 +37,7 @@ from typing import Any
 from ragguard.apps.audit_io import read_results
 from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
 from ragguard.core.consistency import formula_confidence
+from ragguard.core.grounding import has_cjk
 from ragguard.core.metrics import bootstrap_aurocs, brier_score, ece_by_chance, expected_calibration_error
 from ragguard.errors import UsageError
 
@@ -318,7 +319,9 @@ def fit_calibration(
     return replace(
         final, threshold=chosen["threshold"], target_precision=target_precision, fitted_for=fitted_for(records),
         data={"records": len(records), "right": int(sum(labels)),
-              "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest()},
+              "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest(),
+              # the questions' languages: a confidence fitted on English questions says little of Chinese ones
+              "languages": sorted({"zh" if has_cjk(str(r.get("question") or "")) else "en" for r in records})},
         figures={"method": method, "folds": k, "C": final_params["C"],
                  "calibrated": {**figures(list(oof), labels),
                                 "auroc_95": auroc_interval([1.0 - c for c in oof], [not lab for lab in labels])},

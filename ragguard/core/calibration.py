@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ragguard.core.grounding import has_cjk
 from ragguard.core.reference import normalize_tokens
 
 __all__ = ["FEATURES", "FORMAT", "METHODS", "Calibration", "CalibrationFileError", "features", "record_view", "apply_calibration",
@@ -302,6 +303,11 @@ def apply_calibration(
         result.confidence = 0.0
         return
     result.confidence = round(calibration.probability(features(record_view(result, sources, question))), 6)
+    languages = calibration.data.get("languages") or []
+    if languages and "zh" not in languages and has_cjk(question):
+        result.warnings.append("the calibration was fitted on English questions only, so this confidence says little "
+                               "of a Chinese one (for Chinese documents see configs/chinese-bge-small.yaml, and "
+                               "calibrate on an audit of your own questions)")
     gate = calibration.threshold if min_confidence is None else min_confidence
     if gate is None or result.confidence >= gate:
         return
