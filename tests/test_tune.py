@@ -309,3 +309,10 @@ def test_tunes_hint_names_every_key_a_config_needs_to_load_the_adapter(nf4_adapt
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     loaded = load_config(config).generator  # every key is one the config knows, with a valid value
     assert loaded.load_in_4bit and loaded.bnb_4bit_quant_type == "nf4" and loaded.bnb_4bit_compute_dtype == "float32"
+    # the closing hint's config, written into the adapter folder: it loads the adapter from any working folder
+    from ragguard.apps.cli.models import _write_ask_config
+
+    copy = tmp_path / "adapter"
+    shutil.copytree(nf4_adapter, copy)
+    written = load_config(_write_ask_config(copy)).generator
+    assert written.adapter == str(copy.resolve()) and written.load_in_4bit and written.bnb_4bit_quant_type == "nf4"

@@ -103,7 +103,28 @@ def tune(
         figures += f", validation loss {m['eval_loss']:.4f}, perplexity {m['perplexity']:.2f}"
     typer.echo(f"wrote adapter {result.out} after {result.steps} steps: {figures}; "
                f"{len(result.bad_records)} records skipped")
-    typer.echo(f"check it: ragguard doctor --adapter {result.out} --config <a config with {_load_keys(result.out)}>")
+    config = _write_ask_config(result.out)
+    if config is None:
+        typer.echo(f"check it: ragguard doctor --adapter {result.out} --config <a config with {_load_keys(result.out)}>")
+        return
+    typer.echo(f"ask with it: ragguard ask \"your question\" --config {config}")
+    typer.echo(f"check it: ragguard doctor --adapter {result.out} --config {config}")
+
+
+ASK_CONFIG = "ragguard-ask.yaml"
+
+
+def _write_ask_config(adapter: Path) -> Path | None:
+    """Write ``ADAPTER/ragguard-ask.yaml``: the generator keys that load the adapter as it was tuned, and the
+    adapter itself (``adapter: .``, resolved against the file's folder), so the closing hint can be pasted."""
+    keys = _load_keys(adapter)
+    if not keys.startswith("generator.model: "):
+        return None  # no metadata to read the keys from
+    lines = ["# written by `ragguard tune`: loads this adapter as it was tuned", "generator:", "  adapter: ."]
+    lines += [f"  {k.split('.', 1)[1]}" for k in keys.split(", ")]
+    path = Path(adapter) / ASK_CONFIG
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def _load_keys(adapter: Path) -> str:
