@@ -194,6 +194,7 @@ def test_wrong_method_and_chunked_oversized_body(server: str) -> None:
     big = (b"x" * 1024 for _ in range(8))
     response = httpx.post(f"{server}/ask", content=big, headers=AUTH, timeout=10)
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+    assert "start the server with a larger --max-body-kb" in response.json()["error"]["message"]
     assert httpx.get(f"{server}/healthz", timeout=5).status_code == 200
 
 

@@ -37,17 +37,22 @@ def authorize(request: Any, settings: ServeSettings) -> None:
                        code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _too_large(limit: int) -> str:
+    return (f"the request body is larger than the server's limit of {limit} bytes: send less, or start the server "
+            f"with a larger --max-body-kb (now {limit // 1024})")
+
+
 async def read_json(request: Any, limit: int) -> dict[str, Any]:
     """The request's JSON object, read up to ``limit`` bytes (413 beyond, declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise ApiError(413, f"the request body is larger than the server's limit of {limit} bytes",
+        raise ApiError(413, _too_large(limit),
                        code="request_too_large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"the request body is larger than the server's limit of {limit} bytes",
+            raise ApiError(413, _too_large(limit),
                            code="request_too_large")
         chunks.append(chunk)
     try:
