@@ -61,11 +61,24 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to ``sys.stderr`` as it is now, not as it was when the handler was made (a test
+    runner, or an embedding app, swaps it; the old stream may be closed by then)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging() -> None:
     """ragguard's own progress messages go to stderr, one line each."""
     logger = logging.getLogger("ragguard")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("ragguard: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG if os.environ.get("RAGGUARD_DEBUG") else logging.INFO)
