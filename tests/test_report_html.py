@@ -157,3 +157,13 @@ def test_header_says_when_confidence_is_calibrated_and_from_which_file() -> None
     note = re.search(r'<div class="meta" id="calibrated">(.*?)</div>', render_report(other, summary, RUN)).group(1)
     assert note == ("confidence is a calibrated probability (calibration embedded.json), but the file was fitted for "
                     f"another setup for 2 of 2 answers, so their figure is that setup's probability, not this run's: {why}")
+
+
+def test_a_cluster_of_one_says_one_sample() -> None:
+    record = {"id": "a", "line": 1, "status": "ok", "question": "q", "answer": "x", "verdict": "inconsistent",
+              "agreement": 0.5, "confidence": 0.1, "contradictions": [], "warnings": [], "sources": [],
+              "samples": [{"text": t, "seed": i, "greedy": i == 0, "cluster": i} for i, t in enumerate("xyy")],
+              "clusters": [{"id": 0, "size": 1, "representative": "x", "members": [0]},
+                           {"id": 1, "size": 2, "representative": "y", "members": [1, 2]}]}
+    page = render_report([record], summarize([record]), {"input": "q.jsonl", "config_hash": "c"})
+    assert "(1 sample)" in page and "(2 samples)" in page and "(1 samples" not in page
