@@ -43,7 +43,7 @@ from ragguard.apps.audit_io import (
     write_json,
 )
 from ragguard.apps.audit_summary import VERDICTS, diff_audits, summarize
-from ragguard.apps.records import BadRecord, read_records
+from ragguard.apps.records import BadRecord, no_records, read_records
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
 from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
@@ -155,18 +155,27 @@ def match_reference(
     return match_long(similarity, kinds, threshold)
 
 
-def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, only: str) -> bool:
+_ONLY_EXAMPLES = {"id": "q01,q02", "tag": "payroll", "verdict": "contradiction", "status": "error"}
+
+
+def _parse_only(only: str) -> tuple[str, list[str]]:
+    """``--only KIND:V1,V2`` as ``(kind, [values])``; an unknown kind or no value is refused."""
     kind, _, values = only.partition(":")
-    wanted = {v.strip() for v in values.split(",") if v.strip()}
+    if kind not in _ONLY_EXAMPLES:
+        raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID], tag:TAG[,TAG], verdict:VERDICT or "
+                         "status:STATUS")
+    wanted = [v.strip() for v in values.split(",") if v.strip()]
+    if not wanted:
+        raise UsageError(f"--only {only!r} names no {kind}: give one or more, e.g. --only {kind}:{_ONLY_EXAMPLES[kind]}")
+    return kind, wanted
+
+
+def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, kind: str, wanted: list[str]) -> bool:
     if kind == "id":
         return question.id in wanted
     if kind == "tag":
-        return bool(wanted & set(question.tags))
-    if kind == "verdict":
-        return previous is not None and previous.get("verdict") in wanted
-    if kind == "status":
-        return previous is not None and previous.get("status") in wanted
-    raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID], tag:TAG[,TAG], verdict:VERDICT or status:STATUS")
+        return bool(set(wanted) & set(question.tags))
+    return previous is not None and previous.get(kind) in wanted  # verdict or status
 
 
 def _misspelled(data: dict[str, Any], wanted: str) -> str:
@@ -177,19 +186,12 @@ def _misspelled(data: dict[str, Any], wanted: str) -> str:
     return f" (it has {near[0]!r}: rename it to {wanted!r})" if near else ""
 
 
-def _check_only(only: str, questions: list[AuditQuestion], qfile: Path) -> None:
+def _check_only(only: str, kind: str, wanted: list[str], questions: list[AuditQuestion], qfile: Path) -> None:
     """An ``--only`` that can select nothing is a typo: say which value, and what the file holds, before anything runs."""
-    kind, _, values = only.partition(":")
-    wanted = [v.strip() for v in values.split(",") if v.strip()]
-    if kind in ("id", "tag", "verdict", "status") and not wanted:
-        raise UsageError(f"--only {only!r} names no {kind}: give one or more, e.g. --only {kind}:" +
-                         {"id": "q01,q02", "tag": "payroll", "verdict": "contradiction", "status": "error"}[kind])
     if not questions:
         raise UsageError(f"--only {only!r}: {qfile} holds no valid question")
     known = {"id": [q.id for q in questions], "tag": sorted({t for q in questions for t in q.tags}),
-             "verdict": list(VERDICTS), "status": ["ok", "error"]}.get(kind)
-    if known is None:
-        return  # the kind itself is refused by _matches_filter
+             "verdict": list(VERDICTS), "status": ["ok", "error"]}[kind]
     unknown = ", ".join(repr(v) for v in wanted if v not in known)
     if not unknown:
         return
@@ -261,10 +263,7 @@ def _run_audit_unlocked(
     out_dir = Path(out)
     questions, invalid = load_questions(qfile)
     if not questions and not invalid:
-        raise UsageError(f"{qfile} holds no records: " + {
-            ".csv": "give it a header line with a 'question' column and one row per question",
-            ".json": "give it a JSON list of objects with a 'question' field"}.get(
-            qfile.suffix.lower(), "add one JSON object per line with a 'question' field"))
+        raise no_records(qfile, "a 'question' field", "a 'question' column and one row per question")
     if fail_under is not None and not 0 <= fail_under <= 1:
         raise UsageError(f"--fail-under must be a fraction between 0 and 1, got {fail_under}")
     results_path = out_dir / RESULTS
@@ -291,13 +290,14 @@ def _run_audit_unlocked(
 
     latest = latest_per_id(existing)
     if only:
-        _check_only(only, questions, qfile)
+        only_kind, only_values = _parse_only(only)
+        _check_only(only, only_kind, only_values, questions, qfile)
     todo: list[AuditQuestion] = []
     changed = 0
     for q in questions:
         prev = latest.get(q.id)
         if only:
-            if _matches_filter(q, prev, only):
+            if _matches_filter(q, prev, only_kind, only_values):
                 todo.append(q)
             continue
         if prev is not None and not _asked_as(prev, q):

@@ -168,10 +168,11 @@ def _passages(context: Any) -> list[str]:
                          "(strings, or objects with 'text')")
     texts = []
     for i, item in enumerate(context):
-        text = item.get("text") if isinstance(item, Mapping) else item
+        mapping = isinstance(item, Mapping)
+        text = item.get("text") if mapping else item
         if not isinstance(text, str):
-            raise UsageError(f"context[{i}] is {type(item).__name__}" + (" without a 'text' string" if isinstance(
-                item, Mapping) else "") + ": give each passage as a string or an object with 'text'")
+            what = f"{type(item).__name__} without a 'text' string" if mapping else type(item).__name__
+            raise UsageError(f"context[{i}] is {what}: give each passage as a string or an object with 'text'")
         texts.append(text)
     return texts
 

@@ -19,7 +19,7 @@ from ragguard._io import numbered_lines, read_user_text
 from ragguard._text import clean_value
 from ragguard.errors import UsageError
 
-__all__ = ["Record", "BadRecord", "read_records"]
+__all__ = ["Record", "BadRecord", "read_records", "no_records"]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -72,6 +72,15 @@ def read_records(path: str | Path) -> Iterator[Record | BadRecord]:
         yield from _csv(text)
 
 
+def no_records(path: Path, fields: str, columns: str) -> UsageError:
+    """The error for an input file that holds no record, with advice for its own format: ``fields`` say
+    what each JSON object needs, ``columns`` what a CSV header needs."""
+    advice = {".csv": f"give it a header line with {columns}",
+              ".json": f"give it a JSON list of objects with {fields}"}.get(
+        path.suffix.lower(), f"add one JSON object per line with {fields}")
+    return UsageError(f"{path} holds no records: {advice}")
+
+
 def _jsonl(text: str) -> Iterator[Record | BadRecord]:
     for lineno, line in numbered_lines(text):
         if not line.strip():
@@ -109,12 +118,12 @@ _DELIMITERS = ";\t|"
 
 
 def _csv(text: str) -> Iterator[Record | BadRecord]:
-    header = text.split("\n", 1)[0]
+    lines = text.split("\n")
+    header = lines[0]
     # A spreadsheet saved in a locale that writes "a;b" (or a tab-separated export): read it by what its
     # header is separated with rather than as one column named "id;question".
     delimiter = "," if "," in header else next((d for d in _DELIMITERS if d in header), ",")
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    lines = text.split("\n")
     end = 1  # the header
     for row in reader:
         start, end = end + 1, reader.line_num

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,11 +53,9 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         else:
             path = self.model_spec
-        from ragguard.generation.sources import refuse_pickled_weights, require_hub_access
+        from ragguard.generation.sources import check_weights_source
 
-        refuse_pickled_weights(path)
-        if not Path(path).expanduser().is_dir():
-            require_hub_access(path, "embedder.model")
+        check_weights_source(path, "embedder.model")
         try:
             self._model = SentenceTransformer(path, device=self.device, model_kwargs={"use_safetensors": True})
         except Exception as exc:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -84,12 +83,10 @@ class TransformersNLI:
         quiet_transformers()
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from ragguard.generation.sources import refuse_pickled_weights, require_hub_access
+        from ragguard.generation.sources import check_weights_source
 
         try:
-            refuse_pickled_weights(self.name)
-            if not Path(self.name).expanduser().is_dir():
-                require_hub_access(self.name, "consistency.nli_model")
+            check_weights_source(self.name, "consistency.nli_model")
             tokenizer = AutoTokenizer.from_pretrained(self.name)
             model = AutoModelForSequenceClassification.from_pretrained(self.name, use_safetensors=True)
         except ModelLoadError:

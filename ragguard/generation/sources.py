@@ -30,6 +30,7 @@ __all__ = [
     "refuse_pickled_weights",
     "load_remedy",
     "require_hub_access",
+    "check_weights_source",
 ]
 
 logger = logging.getLogger("ragguard")
@@ -175,6 +176,15 @@ def resolve_model_source(model: str, gguf_file: str | None = None, key: str = "g
         return str(local), weights_sha256(local)
     require_hub_access(model, key)
     return model, hub_weights_sha256(model)
+
+
+def check_weights_source(source: str, key: str) -> None:
+    """Before a loader reads ``source`` (config key ``key``): a local folder must hold safetensors
+    (:func:`refuse_pickled_weights`), a hub id must be cached or reachable (:func:`require_hub_access`)."""
+    if Path(source).expanduser().is_dir():
+        refuse_pickled_weights(Path(source).expanduser())
+    else:
+        require_hub_access(source, key)
 
 
 def require_hub_access(repo_id: str, key: str) -> None:

@@ -103,7 +103,7 @@ def check(
 ) -> None:
     """Score answers generated elsewhere (any LLM): cluster, detect contradictions, vote."""
     from ragguard.apps.check import check_record, record_from_csv
-    from ragguard.apps.records import BadRecord, read_records
+    from ragguard.apps.records import BadRecord, no_records, read_records
     from ragguard.config import load_config
     from ragguard.errors import UsageError
     from ragguard.generation.backends import build_embedder
@@ -130,10 +130,8 @@ def check(
             _progress(f"{samples_file}:{entry['line']}: skipped: {entry['error']}")
         results.append(entry)
     if not results:
-        raise UsageError(f"{samples_file} holds no records: " + {
-            ".csv": "give it a header line with question and samples (or sample_1, sample_2, ...) columns",
-            ".json": "give it a JSON list of objects with question and samples"}.get(
-            samples_file.suffix.lower(), "add one JSON object per line with question and samples"))
+        raise no_records(samples_file, "question and samples",
+                         "question and samples (or sample_1, sample_2, ...) columns")
     if as_json:
         typer.echo(json.dumps({"results": results}, ensure_ascii=False))
     else:
