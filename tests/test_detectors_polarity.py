@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragguard.core.detectors import detect, lead_stance, same_lead_pairs, stance
+from ragguard.core.detectors import detect, lead_stance, polarity, same_lead_pairs, stance
 
 Q_EN = "Do employees without the payroll bank's debit card need an employment certificate?"
 Q_ZH = "没有东桥银行借记卡的员工需要开在职证明吗？"
@@ -160,3 +160,34 @@ def test_no_opens_a_no_before_a_pronoun_not_before_a_noun() -> None:
     assert stance("No it is not required for the certificate.", question)[0] == -1
     assert lead_stance("No you don't need it.", question) == -1
     assert lead_stance("No receipts are needed.", question) == 0  # "no" as a determiner opens no "no"
+
+
+@pytest.mark.parametrize(
+    ("question", "yes_no"),
+    [
+        ("没有工资卡的员工是否需要提交在职证明？", True),
+        ("能不能结转年假？", True),
+        ("年假能不能结转到明年", True),
+        ("员工有没有带薪病假？", True),
+        ("需不需要提前申请？", True),
+        ("在职证明需要提交吗？", True),
+        ("年假的规定是什么？", False),
+        ("为什么？", False),
+        ("工资卡丢了怎么办？", False),
+    ],
+)
+def test_chinese_yes_no_questions_by_shihou_and_a_not_a(question: str, yes_no: bool) -> None:
+    assert polarity.is_yes_no_question(question) is yes_no
+
+
+@pytest.mark.parametrize(
+    ("question", "yes", "no"),
+    [
+        ("没有工资卡的员工是否需要提交在职证明？", "需要。", "不需要。"),
+        ("能不能结转年假？", "可以。", "不可以。"),
+    ],
+)
+def test_shihou_and_a_not_a_questions_get_the_polarity_check(question: str, yes: str, no: str) -> None:
+    assert polarity.stance(yes, question)[0] == 1
+    assert polarity.stance(no, question)[0] == -1
+    assert [f.kind for f in detect(yes, no, question)] == ["polarity"]

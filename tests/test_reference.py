@@ -119,7 +119,7 @@ def test_short_and_long_references() -> None:
                  "dh_make -f ../gentoo-0.9.12.tar.gz"):
         assert len(normalize_tokens(code)) > 6 and is_short(code)
     assert not is_short("one two three four five six seven")
-    assert is_short("一二三四五六") and not is_short("一二三四五六七")  # each CJK character is a word
+    assert is_short("工资卡在职证") and not is_short("工资卡在职证明")  # each CJK character is a word
     assert not is_short("— ... --")  # no word at all
 
 
@@ -178,3 +178,24 @@ def test_echoed_marks_runs_copied_from_the_question() -> None:
     assert echoed(answer, question, 3) == [False] + [True] * 7 + [False, False]
     assert echoed(answer, question, 8) == [False] * 10
     assert echoed(answer, [], 1) == [False] * 10
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "label"),
+    [
+        ("有效期为十三天。", "三十天", "mismatch"),  # the same characters, another number
+        ("有效期为三十五天。", "三十天", "mismatch"),
+        ("每年享有五十天年假。", "十五天", "mismatch"),
+        ("有效期为三十天。", "三十天", "match"),
+        ("有效期为30天。", "三十天", "match"),  # a numeral and digits of one value
+        ("最多可结转五天。", "5天", "match"),
+    ],
+)
+def test_a_chinese_numeral_is_read_as_its_value(answer: str, reference: str, label: str) -> None:
+    assert match_short(answer, reference).label == label
+
+
+def test_a_shifou_question_is_decided_by_stance_not_by_echoed_words() -> None:
+    m = match_short("是的，需要提交。", "需要", "没有工资卡的员工是否需要提交在职证明？")
+    assert (m.label, m.rule) == ("match", "polarity")
+    assert match_short("不需要。", "需要", "没有工资卡的员工是否需要提交在职证明？").label == "contradicts"

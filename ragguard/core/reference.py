@@ -7,7 +7,8 @@ it, so references of a few words are read lexically, SQuAD-style:
 * **Normalisation**: lower case, punctuation turned into spaces (so
   ``/etc/apt/sources.list`` reads ``etc apt sources list`` and still contains
   ``sources list``), English articles dropped, whitespace collapsed; Chinese
-  is compared character by character (each CJK character is a token).
+  is compared character by character (each CJK character is a token), except
+  that a Chinese numeral is one token, its value (三十天 reads ``30 天``).
 * **containment**: every token of the normalised reference appears, in
   order and contiguously, in the normalised answer. Score 1.0. An
   occurrence that only restates the question does not count: when it lies
@@ -62,6 +63,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ragguard.core.detectors.lexicon_zh import chinese_number
 from ragguard.core.detectors.polarity import is_yes_no_question, stance
 
 __all__ = [
@@ -87,6 +89,7 @@ F1_THRESHOLD = 0.5  # SQuAD token F1 at which a short reference matches without 
 _ARTICLES = frozenset({"a", "an", "the"})
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+_ZH_NUMERAL = re.compile(r"[零〇一二两三四五六七八九十百千万]+")
 _ADDRESS_LIKE = re.compile(r"[./:]")  # a reference with one of these may be (part of) a web address
 
 
@@ -108,6 +111,11 @@ def normalize_tokens(text: str) -> list[str]:
     return [token for token, _glued, _address in _read_words(text)]
 
 
+def _numeral_value(m: re.Match[str]) -> str:
+    value = chinese_number(m.group())
+    return m.group() if value is None else f" {value} "
+
+
 def _read_words(text: str) -> list[tuple[str, bool, bool]]:
     """Each normalised token of ``text`` with where it stands in its whitespace-separated word.
 
@@ -115,6 +123,9 @@ def _read_words(text: str) -> list[tuple[str, bool, bool]]:
     ``xdg-desktop-portal-qtv`` are. ``address``: the token's word is a web address (holds ``://`` or starts ``www.``).
     """
     text = unicodedata.normalize("NFKC", text).lower()
+    # A Chinese numeral becomes its value, one token: 三十天 reads "30 天", so it is not 十三天 (the same characters)
+    # and it is 30天.
+    text = _ZH_NUMERAL.sub(_numeral_value, text)
     # Punctuation (and symbols) become spaces, one for one; letters, digits and CJK stay.
     cleaned = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
     out: list[tuple[str, bool, bool]] = []

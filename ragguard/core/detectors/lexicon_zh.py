@@ -87,7 +87,9 @@ ZH = Lexicon(
         caveat_words="但是|但|不过|然而|只是",
     ),
     stance=StanceCues(
-        yes_no_question=re.compile(r"(吗|么|是否|能否|可否|要不要|需不需要|是不是|可不可以|有没有)\s*[？?]?\s*$"),
+        # 吗 at the end (not 什么 / 怎么 / 为什么 ...), or 是否 / 能否 / an A-not-A verb (能不能, 需不需要, 有没有) anywhere.
+        yes_no_question=re.compile(
+            r"(吗|(?<![什怎为那这多])么)\s*[？?]?\s*$|是否|能否|可否|(?P<verb>[\u4e00-\u9fff])[不没](?P=verb)"),
         yes_lead=re.compile(r"^\s*(是的|是|对的|对|需要|要|可以|能|必须|有的|有|应该)"),
         no_lead=re.compile(r"^\s*(不是|不对|不需要|不用|无需|不必|不能|不可以|不行|不允许|没有|否|不)"),
         yes_explicit=re.compile(r"^\s*(是的|对的)"),
