@@ -255,3 +255,22 @@ def test_cli_check_reads_every_context_shape_and_a_bad_record_stops_only_itself(
     assert not any("'id'" in w for w in out[5]["warnings"])  # the caller's own fields ride along unremarked
     assert out[6]["verdict"] == "abstain" and out[6]["warnings"] == [
         "2 of 3 answers were empty and they are the largest group, so there is no answer (verdict abstain)"]
+
+
+@pytest.mark.parametrize(
+    ("question", "samples", "kind", "quoted"),
+    [
+        ("試用期多長？", ["三個月。", "三個月。", "六個月。"], "quantity", "三個月"),
+        ("工資通過哪家銀行發放？", ["工資由招商銀行代發。", "工資由招商銀行代發。", "工資由中國工商銀行代發。"], "entity",
+         "中國工商銀行"),
+        ("沒有工資卡的員工需要提交在職證明嗎？", ["需要。", "需要。", "不需要。"], "polarity", "需要"),
+    ],
+)
+def test_traditional_chinese_answers_are_checked_as_simplified_ones_are(
+        question: str, samples: list[str], kind: str, quoted: str) -> None:
+    report = check(question, samples, embedder=WordEmbedder())
+    assert report.verdict == "contradiction"
+    found = [c for c in report.contradictions if c.kind == kind]
+    assert found
+    # The finding quotes the answers as written, in Traditional characters.
+    assert any(quoted in c.explanation for c in found)

@@ -75,6 +75,7 @@ import numpy as np
 from ragguard.core.detectors import entities, quantities
 from ragguard.core.protocols import Embedder
 from ragguard.core.reference import normalize_tokens
+from ragguard.core.script import simplified
 from ragguard.core.types import Passage
 
 __all__ = ["Claim", "Grounding", "split_claims", "content_terms", "added_terms", "ground", "overlap", "anchor",
@@ -216,7 +217,7 @@ def content_terms(text: str) -> set[str]:
         for part in parts:  # a compound (9:00, HR-07, a path) also holds its parts (9, hr, 07)
             if part and part not in _STOP and (len(part) > 1 or part.isdigit()):
                 terms.add(_stem(part))
-    for run in _CJK_RUN.findall(text):
+    for run in _CJK_RUN.findall(simplified(text)):  # Traditional Chinese shares bigrams with Simplified
         if len(run) == 1:
             terms.add(run)
         terms.update(run[i : i + 2] for i in range(len(run) - 1))

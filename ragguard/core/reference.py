@@ -8,7 +8,8 @@ it, so references of a few words are read lexically, SQuAD-style:
   ``/etc/apt/sources.list`` reads ``etc apt sources list`` and still contains
   ``sources list``), English articles dropped, whitespace collapsed; Chinese
   is compared character by character (each CJK character is a token), except
-  that a Chinese numeral is one token, its value (三十天 reads ``30 天``).
+  that a Chinese numeral is one token, its value (三十天 reads ``30 天``), and
+  Traditional characters read as Simplified (三個月 is 三个月).
 * **containment**: every token of the normalised reference appears, in
   order and contiguously, in the normalised answer. Score 1.0. An
   occurrence that only restates the question does not count: when it lies
@@ -65,6 +66,7 @@ from typing import Any, Literal
 
 from ragguard.core.detectors.lexicon_zh import chinese_number
 from ragguard.core.detectors.polarity import is_yes_no_question, stance
+from ragguard.core.script import simplified
 
 __all__ = [
     "ReferenceMatch",
@@ -122,7 +124,7 @@ def _read_words(text: str) -> list[tuple[str, bool, bool]]:
     ``glued``: the token is joined to the previous one by a single ``-`` or ``_`` inside one word, as the parts of
     ``xdg-desktop-portal-qtv`` are. ``address``: the token's word is a web address (holds ``://`` or starts ``www.``).
     """
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = simplified(unicodedata.normalize("NFKC", text).lower())  # Traditional Chinese reads as Simplified
     # A Chinese numeral becomes its value, one token: 三十天 reads "30 天", so it is not 十三天 (the same characters)
     # and it is 30天.
     text = _ZH_NUMERAL.sub(_numeral_value, text)

@@ -24,6 +24,7 @@ from ragguard.core.detectors.entity import entities
 from ragguard.core.detectors.polarity import _cues, lead_stance
 from ragguard.core.detectors.quantity import quantities
 from ragguard.core.detectors.text import answer_part
+from ragguard.core.script import simplified
 
 __all__ = ["key_facts", "same_fact_pairs"]
 
@@ -71,5 +72,5 @@ def key_facts(answer: str, question: str = "") -> frozenset[Fact]:
 
 def same_fact_pairs(texts: Sequence[str], question: str = "") -> list[tuple[int, int]]:
     """Pairs ``i < j`` of answers with a non-empty set of key facts, the same for both (:func:`key_facts`)."""
-    facts = [key_facts(t, question) for t in texts]
+    facts = [key_facts(simplified(t), simplified(question)) for t in texts]
     return [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts)) if facts[i] and facts[i] == facts[j]]

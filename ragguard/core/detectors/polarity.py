@@ -25,6 +25,7 @@ from ragguard.core.detectors.text import (
     on_topic,
     opening_clause,
 )
+from ragguard.core.script import simplified
 from ragguard.core.types import POLARITY
 
 __all__ = ["stance", "lead_stance", "same_lead_pairs", "is_yes_no_question", "clash"]
@@ -80,7 +81,7 @@ def _any(patterns: Sequence[re.Pattern[str] | None], text: str) -> bool:
 
 def is_yes_no_question(question: str) -> bool:
     """Does ``question`` ask for a yes or a no (Do ...?, Is ...?, ...吗？, 是否 ...)?"""
-    q = question.strip()
+    q = simplified(question.strip())
     return _any([lex.stance.yes_no_question for lex in _cues().lexicons], q)
 
 
@@ -121,6 +122,7 @@ def stance(answer: str, question: str = "") -> Stance:
     For other questions only explicit markers (yes/no, 是的/不是) count, else
     ``(0, "")``.
     """
+    answer, question = simplified(answer), simplified(question)  # Traditional Chinese reads as Simplified
     text = answer_part(answer)
     if not text:
         return 0, ""
@@ -168,6 +170,7 @@ def lead_stance(answer: str, question: str = "") -> int:
     Stricter than :func:`stance`: only explicit openings count, so an
     off-topic answer is never taken for a "yes".
     """
+    answer, question = simplified(answer), simplified(question)
     text = answer_part(answer)
     c = _cues()
     leads = c.leads if is_yes_no_question(question) else c.explicit

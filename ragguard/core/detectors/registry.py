@@ -10,12 +10,13 @@ with a reader and a comparison, and a row here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from ragguard.core.detectors import entity, polarity, predicates, quantity
 from ragguard.core.detectors.finding import Finding
+from ragguard.core.script import simplified
 from ragguard.core.types import ENTITY, POLARITY, QUANTITY, FindingKind
 
 __all__ = ["Question", "Reading", "Check", "CHECKS", "detect", "detect_all"]
@@ -122,24 +123,40 @@ def _compare(ra: Reading, rb: Reading, question: Question, checks: Sequence[Chec
     return findings
 
 
+def _as_written(finding: Finding, a: str, b: str, folded_a: str, folded_b: str) -> Finding:
+    """``finding`` with its spans quoted from the texts as written (the checks read them folded to Simplified)."""
+    def quote(span: str, text: str, folded: str) -> str:
+        at = folded.find(span) if folded != text else -1
+        return text[at : at + len(span)] if at >= 0 else span
+    return replace(finding, span_a=quote(finding.span_a, a, folded_a), span_b=quote(finding.span_b, b, folded_b))
+
+
 def detect(a: str, b: str, question: str = "") -> list[Finding]:
-    """All contradictions between answers ``a`` and ``b`` to ``question``."""
-    return _compare(Reading(a, question), Reading(b, question), Question(question))
+    """All contradictions between answers ``a`` and ``b`` to ``question``.
+
+    Traditional Chinese is read as Simplified (:func:`~ragguard.core.script.simplified`); the findings quote the
+    answers as written.
+    """
+    fa, fb = simplified(a), simplified(b)
+    found = _compare(Reading(fa, simplified(question)), Reading(fb, simplified(question)), Question(simplified(question)))
+    return [_as_written(f, a, b, fa, fb) for f in found]
 
 
 def detect_all(texts: Sequence[str], question: str = "") -> dict[tuple[int, int], list[Finding]]:
     """Run :func:`detect` on every pair ``i < j``; only pairs with findings are returned.
 
-    Identical answers (up to surrounding whitespace) are not compared.
+    Identical answers (up to surrounding whitespace) are not compared. Traditional Chinese is read as
+    Simplified, as in :func:`detect`.
     """
     out: dict[tuple[int, int], list[Finding]] = {}
-    readings = [Reading(t, question) for t in texts]
-    q = Question(question)
+    folded = [simplified(t) for t in texts]
+    readings = [Reading(t, simplified(question)) for t in folded]
+    q = Question(simplified(question))
     for i in range(len(texts)):
         for j in range(i + 1, len(texts)):
             if texts[i].strip() == texts[j].strip():
                 continue
             found = _compare(readings[i], readings[j], q)
             if found:
-                out[(i, j)] = found
+                out[(i, j)] = [_as_written(f, texts[i], texts[j], folded[i], folded[j]) for f in found]
     return out
