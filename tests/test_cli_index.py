@@ -132,3 +132,20 @@ def test_a_search_that_matches_nothing_says_so_and_names_the_filters(runner: Cli
     result = runner.invoke(app, ["index", "search", str(tiny_index), "leave", "--lang", "zz", "--tag", "nosuch"])
     assert result.exit_code == 0 and result.stdout == ""
     assert "no chunk matches --lang zz, --tag nosuch: check the filters" in result.stderr
+
+
+def test_build_and_add_warn_when_the_embedder_cannot_read_the_documents(
+        runner: CliRunner, tiny_docs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_embedder) -> None:  # type: ignore[no-untyped-def]
+    class Blind(make_embedder):  # type: ignore[misc, valid-type]
+        def unknown_share(self, texts: list[str]) -> float:
+            return 0.6
+
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: Blind())
+    out = tmp_path / "idx"
+    built = runner.invoke(app, ["index", "build", str(tiny_docs), "--out", str(out)])
+    assert built.exit_code == 0, built.stderr
+    assert "warning: embedder fake-embedder reads 60% of these documents' tokens as unknown" in built.stderr
+    (tiny_docs / "new.md").write_text("Parking is free for visitors.\n", encoding="utf-8")
+    added = runner.invoke(app, ["index", "add", str(out), str(tiny_docs), "--json"])
+    assert added.exit_code == 0, added.stderr
+    assert "chinese-bge-small" in json.loads(added.stdout)["warnings"][0]

@@ -142,3 +142,20 @@ def test_committed_index_vectors_match_the_embedder() -> None:
     fresh = embedder.embed([c["text"] for c in index.chunks])
     stored = index._index.reconstruct_n(0, index._index.ntotal)
     assert np.abs(fresh - stored).max() < 1e-4
+
+
+def test_the_embedded_embedder_is_said_not_to_read_chinese_documents(tmp_path: Path) -> None:
+    from ragguard.generation.embedders import SentenceTransformerEmbedder
+    from ragguard.retrieval.index import build_index
+
+    embedder = SentenceTransformerEmbedder()
+    assert embedder.unknown_share(["Employees without the card must ask HR for a certificate."]) == 0.0
+    zh, en = tmp_path / "zh", tmp_path / "en"
+    zh.mkdir(), en.mkdir()
+    (zh / "pay.md").write_text("工资统一通过招商银行代发。没有招商银行借记卡的员工，须向人力资源部提交有效的在职证明。\n",
+                               encoding="utf-8")
+    (en / "pay.md").write_text("Salaries are paid through the payroll bank. Employees without its card need a "
+                               "certificate from HR.\n", encoding="utf-8")
+    warned = build_index([zh], tmp_path / "idx-zh", embedder).warnings
+    assert len(warned) == 1 and "configs/chinese-bge-small.yaml" in warned[0]
+    assert build_index([en], tmp_path / "idx-en", embedder).warnings == []

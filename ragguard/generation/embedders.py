@@ -82,6 +82,20 @@ class SentenceTransformerEmbedder:
         ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         return [len(i) for i in ids]
 
+    def unknown_share(self, texts: Sequence[str]) -> float | None:
+        """Share of the tokens of ``texts`` that the tokenizer reads as unknown (``None``: no unknown token).
+
+        A high share means the model's vocabulary lacks the texts' script (all-MiniLM-L6-v2 reads most
+        Chinese characters as ``[UNK]``), so their vectors say little about them.
+        """
+        tokenizer = self._load().tokenizer
+        unk = getattr(tokenizer, "unk_token_id", None)
+        if unk is None or not texts:
+            return None
+        ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        total = sum(len(i) for i in ids)
+        return sum(row.count(unk) for row in ids) / total if total else None
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return unit-length float32 vectors, one row per text."""
         model = self._load()

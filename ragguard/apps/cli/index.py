@@ -24,6 +24,8 @@ def _embedder_from(config: Path | None) -> Any:
 def _print_summary(summary: Any, as_json: bool, verb: str) -> None:
     for skipped in summary.skipped:
         _progress(f"skipped {skipped['path']}: {skipped['reason']}")
+    for warning in summary.warnings:
+        _progress(f"warning: {warning}")
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
         return

@@ -52,6 +52,7 @@ class BuildSummary:
     removed: list[str] = field(default_factory=list)
     embed_seconds: float = 0.0
     written: bool = True
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -59,6 +60,24 @@ class BuildSummary:
         data["embed_seconds"] = round(self.embed_seconds, 3)
         data["embed_rate"] = round(self.embedded / self.embed_seconds, 1) if self.embed_seconds > 0 else None
         return data
+
+
+UNKNOWN_WARN = 0.2  # share of unknown tokens in the chunks above which the embedder is said not to read them
+_UNKNOWN_SAMPLE = 256  # chunks looked at (spread over the index)
+
+
+def vocabulary_warning(embedder: Embedder, texts: Sequence[str]) -> str | None:
+    """A warning when ``embedder``'s tokenizer reads much of ``texts`` as unknown tokens (its vocabulary lacks their script)."""
+    read = getattr(embedder, "unknown_share", None)
+    if read is None or not texts:
+        return None
+    step = max(1, len(texts) // _UNKNOWN_SAMPLE)
+    share = read(list(texts[::step]))
+    if share is None or share <= UNKNOWN_WARN:
+        return None
+    return (f"embedder {embedder.name} reads {share:.0%} of these documents' tokens as unknown (its vocabulary lacks "
+            "their script), so search will barely tell them apart: build the index with an embedder for their "
+            "language (for Chinese, configs/chinese-bge-small.yaml)")
 
 
 def build_index(
@@ -97,6 +116,7 @@ def build_index(
                      f"({len(scan.skipped)} skipped, {scan.excluded} excluded)")
         by_source = chunk_sources(scan, names, settings, counter)
         chunks = [c for name in names for c in by_source[name]]
+        warning = vocabulary_warning(embedder, [c.text for c in chunks])
         if progress:
             progress(f"embedding {len(chunks)} chunks with {embedder.name}")
         vectors, embed_seconds = embed_texts(embedder, [c.text for c in chunks], progress)
@@ -107,7 +127,7 @@ def build_index(
         out=str(out_path), documents=len({c.doc_id for c in chunks}), chunks=len(chunks),
         dimension=int(vectors.shape[1]), embedder=embedder.name, skipped=scan.skipped,
         seconds=time.perf_counter() - started, sources=len(names), index_type=kind, excluded=scan.excluded,
-        embedded=len(chunks), added=names, embed_seconds=embed_seconds,
+        embedded=len(chunks), added=names, embed_seconds=embed_seconds, warnings=[warning] if warning else [],
     )
 
 
@@ -172,6 +192,9 @@ def update_index(
             raise UsageError(f"updating would leave index {str(out_path)!r} empty: build a new index instead")
         fresh = chunk_sources(scan, added + changed, settings, counter)
         texts = [c.text for name in added + changed for c in fresh[name]]
+        warning = vocabulary_warning(embedder, texts)
+        if warning:
+            summary.warnings.append(warning)
         if progress:
             progress(f"{len(added)} new, {len(changed)} changed, {len(removed)} removed sources; "
                      f"embedding {len(texts)} chunks")
