@@ -274,3 +274,27 @@ def test_traditional_chinese_answers_are_checked_as_simplified_ones_are(
     assert found
     # The finding quotes the answers as written, in Traditional characters.
     assert any(quoted in c.explanation for c in found)
+
+
+def test_cli_check_shows_warnings_grounding_and_ids_and_cuts_by_width(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.generation.embedders
+
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+    long_zh = "没有工资卡的员工在申请年假之前是否需要先向人力资源部提交一份加盖了公司公章的在职证明文件？"
+    rows = [
+        {"id": "q-9", "question": "年假怎么申请？", "samples": ["提前一周提交申请。"], "contexts": "x"},
+        {"id": 7, "question": "工资通过哪家银行发放？", "samples": ["中国工商银行北京分行。"] * 3,
+         "context": "工资统一通过招商银行代发。"},
+        {"question": long_zh, "samples": ["需要。", "需要。"]},
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    as_json = json.loads(CliRunner().invoke(app, ["check", str(path), "--json"]).stdout)["results"]
+    assert [r.get("id") for r in as_json] == ["q-9", 7, None]
+    out = CliRunner().invoke(app, ["check", str(path)]).stdout
+    assert "warning: field 'contexts' is not read" in out
+    assert "warning: only one answer was drawn" in out
+    assert "not grounded in its context: '" in out and "in no passage" in out
+    last = [line for line in out.splitlines() if line.startswith("    3 ")][0]
+    assert last.endswith("…") and long_zh[:20] in last and long_zh not in last

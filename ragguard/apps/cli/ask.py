@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
+from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, clip, guard_for, handle_errors
 from ragguard.core.types import DIVERGENT
 
 
@@ -61,8 +61,7 @@ def _print_report(report: Any) -> None:
     if len(report.clusters) > 1:
         typer.echo("clusters:")
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
-            text = " ".join(c.representative.split())
-            typer.echo(f"  [{c.id}] x{c.size}: {text[:150]}{'…' if len(text) > 150 else ''}")
+            typer.echo(f"  [{c.id}] x{c.size}: {clip(c.representative, 150)}")
     # One line per finding: a detector may report the same pair and reason twice (from two sentences).
     flagged = list({(min(c.a, c.b), max(c.a, c.b), c.kind, c.explanation): c
                     for c in report.contradictions if c.kind != DIVERGENT}.values())
@@ -88,8 +87,7 @@ def _print_grounding(grounding: dict[str, Any] | None) -> None:
     if support is not None and (unsupported or absent):
         typer.echo(f"grounding: {support:.0%} of what the answer adds is in its best passages")
     for claim in unsupported[:3]:
-        text = " ".join(claim.split())
-        typer.echo(typer.style(f"  unsupported: {text[:150]}{'…' if len(text) > 150 else ''}", fg="yellow"))
+        typer.echo(typer.style(f"  unsupported: {clip(claim, 150)}", fg="yellow"))
     for value in absent[:5]:
         typer.echo(typer.style(f"  '{value}' appears in no retrieved passage", fg="yellow"))
 
@@ -120,7 +118,10 @@ def check(
                 data = record_from_csv(record.data) if samples_file.suffix.lower() == ".csv" else record.data
                 report = check_record(data, embedder, cfg)
                 report.warnings[:0] = record.warnings
-                entry = {"line": record.line, **report.to_dict()}
+                own_id = record.data.get("id")
+                # The record's own id comes back with its result, so results can be joined to the input.
+                entry = {"line": record.line, **({"id": own_id} if isinstance(own_id, (str, int)) else {}),
+                         **report.to_dict()}
                 entry.pop("fingerprint", None)
                 entry.pop("timings", None)
             except UsageError as exc:
@@ -140,9 +141,15 @@ def check(
                 continue
             colour = VERDICT_COLOURS.get(entry["verdict"], "white")
             verdict = typer.style(entry["verdict"].upper(), fg=colour, bold=True)
-            typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {entry['question'][:70]}")
+            typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {clip(entry['question'], 70)}")
             for c in entry["contradictions"]:
                 if c["kind"] != DIVERGENT:  # the pair, as `ask` prints it: two pairs may share an explanation
                     typer.echo(f"       samples {c['a']} and {c['b']}, {c['kind']}: {c['explanation']}")
+            if entry.get("grounded") is False:
+                absent = (entry.get("grounding") or {}).get("absent") or []
+                named = f": {', '.join(repr(v) for v in absent[:3])} in no passage" if absent else ""
+                typer.echo(typer.style(f"       not grounded in its context{named}", fg="yellow"))
+            for warning in entry.get("warnings") or []:
+                typer.echo(typer.style(f"       warning: {warning}", fg="yellow"))
     if bad == len(results):
         raise typer.Exit(2)
