@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["REPLACEMENT", "clean_text", "clean_value"]
+__all__ = ["REPLACEMENT", "clean_text", "clean_value", "question_problem"]
 
 REPLACEMENT = "\ufffd"
 _INVALID = re.compile("[\ud800-\udfff]")
@@ -57,3 +57,12 @@ def clean_value(value: Any, what: str, warnings: list[str]) -> Any:
             out[key] = clean_value(v, f"{what}.{key}" if what else f"'{key}'", warnings)
         return out
     return value
+
+
+def question_problem(question: str) -> str | None:
+    """What makes ``question`` unaskable (empty, or no word at all: only punctuation or symbols), else ``None``."""
+    if not question.strip():
+        return "the question is empty"
+    if not re.search(r"\w", question):
+        return f"the question {question.strip()[:40]!r} has no word in it, only punctuation or symbols"
+    return None

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ragguard._text import clean_text, clean_value
+from ragguard._text import clean_text, clean_value, question_problem
 from ragguard.adaptive import adaptive_rounds, samples_adaptively, settled
 from ragguard.apps.calibration_io import annotate, resolve_calibration
 from ragguard.apps.check import checker_from_config, report_from_result
@@ -399,8 +399,9 @@ def _require_question(question: object) -> None:
     if not isinstance(question, str):
         raise UsageError(f"a question must be a string, got {type(question).__name__}: ask(question) takes one, "
                          "ask_many([...]) a list")
-    if not question.strip():
-        raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
+    problem = question_problem(question)
+    if problem:
+        raise UsageError(f'{problem}: pass a question, e.g. ragguard ask "How many leave days do I get?"')
 
 
 @dataclass

@@ -560,3 +560,14 @@ def test_batched_audit_gives_the_same_records(tmp_path: Path) -> None:
         run_audit(q, tmp_path / "bad", make_guard(), batch_questions=0)
 
 
+
+
+def test_a_question_that_is_not_a_string_or_has_no_word_is_named_for_what_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "a", "question": 123}\n{"id": "b", "question": "？！。"}\n{"id": "c", "question": "年假？"}\n',
+                    encoding="utf-8")
+    questions, invalid = load_questions(path)
+    assert [q.id for q in questions] == ["c"]
+    assert [r["error"] for r in invalid] == [
+        "'question' must be a string, not int",
+        "'question' has no word in it, only punctuation or symbols: '？！。'"]

@@ -340,3 +340,10 @@ def test_sigterm_ends_a_command_like_ctrl_c_with_its_message(tmp_path: Path) -> 
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
     assert (proc.returncode, out, err) == (130, "cleaned up\n", "ragguard: error: interrupted\n")
+
+
+@pytest.mark.parametrize("question", ["？！。。。", "?!", "🤔😅"])
+def test_ask_a_question_without_a_word_exits_2_before_any_model(runner: CliRunner, fake_cli, question: str) -> None:
+    line = assert_one_line_error(runner.invoke(app, ["ask", question]), 2)
+    assert "has no word in it" in line
+    assert fake_cli.built == []

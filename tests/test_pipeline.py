@@ -410,3 +410,9 @@ def test_a_string_given_to_ask_many_or_a_list_given_to_ask_is_refused_with_what_
         with pytest.raises(UsageError, match=r"a question must be a string, got (list|NoneType): ask\(question\)"):
             fake_guard.ask(wrong)  # type: ignore[arg-type]
     assert fake_generator.calls == []
+
+
+def test_a_question_of_punctuation_only_is_a_usage_error(fake_guard: RagGuard, fake_generator) -> None:
+    with pytest.raises(UsageError, match="has no word in it"):
+        fake_guard.ask("？！。。。")
+    assert fake_generator.calls == []

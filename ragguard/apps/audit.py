@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragguard._text import question_problem
 from ragguard._version import __version__
 from ragguard.apps.audit_io import (
     RESULTS,
@@ -96,8 +97,12 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         qid = str(data.get("id") or f"line-{record.line}").strip()
         question = data.get("question")
         problem = None
-        if not isinstance(question, str) or not question.strip():
+        if question is not None and not isinstance(question, str):
+            problem = f"'question' must be a string, not {type(question).__name__}"
+        elif not isinstance(question, str) or not question.strip():
             problem = "missing or empty 'question' field" + _misspelled(data, "question")
+        elif question_problem(question):
+            problem = f"'question' has no word in it, only punctuation or symbols: {question.strip()[:40]!r}"
         elif qid in seen:
             problem = f"duplicate id {qid!r}"
         elif re.fullmatch(r"line-\d+", qid) and qid != f"line-{record.line}":

@@ -23,10 +23,12 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (the contract form)."),
 ) -> None:
     """Answer QUESTION from the index with a consistency verdict."""
+    from ragguard._text import question_problem
     from ragguard.errors import UsageError
 
-    if not question.strip():
-        raise UsageError('the question is empty: pass a question, e.g. ragguard ask "How many leave days do I get?"')
+    problem = question_problem(question)
+    if problem:
+        raise UsageError(f'{problem}: pass a question, e.g. ragguard ask "How many leave days do I get?"')
     guard = guard_for(config, index)
     if not as_json:
         from ragguard.pipeline import samples_adaptively
