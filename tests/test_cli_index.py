@@ -90,6 +90,7 @@ def test_search_options(runner: CliRunner, tiny_index: Path) -> None:
         return [r["doc_id"] for r in json.loads(result.stdout)["results"]]
 
     assert ids("--lang", "zh") == ["docs/zh-leave-annual.md"]
+    assert ids("--lang", "zh-CN") == ids("--lang", "ZH_tw") == ["docs/zh-leave-annual.md"]  # by the primary language
     assert ids("--source", "docs/it-*") == ["docs/it-vpn.md"]
     assert ids("--mode", "hybrid", "-k", "2")[0] in ("docs/leave-annual.md", "docs/zh-leave-annual.md")
     assert len(ids("--mmr", "0.5", "-k", "3")) == 3

@@ -62,7 +62,12 @@ def matches(chunk: dict[str, Any], options: RetrievalOptions) -> bool:
         return False
     if options.tags and not set(options.tags) & set(chunk.get("tags") or ()):
         return False
-    return not (options.language and (chunk.get("lang") or "") != options.language.lower())
+    return not (options.language and _primary(chunk.get("lang") or "") != _primary(options.language))
+
+
+def _primary(code: str) -> str:
+    """The primary language of a code, case aside: ``zh-CN``, ``zh_TW`` and ``ZH`` are all ``zh``."""
+    return code.strip().lower().replace("_", "-").split("-")[0]
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = 60) -> list[int]:
