@@ -281,8 +281,9 @@ def fit_calibration(
         raise UsageError(f"--method {method!r} is not known: use one of {', '.join(METHODS)}")
     labels = [r.get("reference_match") == "match" for r in records] if right is None else list(right)
     if len(records) < MIN_RECORDS:
-        raise UsageError(f"only {len(records)} labelled records: calibrating needs at least {MIN_RECORDS} audit "
-                         "results with a reference")
+        mix = f" ({sum(labels)} right, {len(labels) - sum(labels)} wrong)" if records else ""
+        raise UsageError(f"only {len(records)} labelled records{mix}: calibrating needs at least {MIN_RECORDS} audit "
+                         "results with a reference, both right and wrong ones")
     if len(set(labels)) < 2:
         only = "right" if labels[0] else "wrong"
         raise UsageError(f"all {len(labels)} labelled answers are {only}: calibrating needs both right and wrong "
