@@ -398,6 +398,8 @@ def test_a_calibration_fitted_on_english_questions_says_so_for_a_chinese_one() -
     samples = [Sample(text=t, seed=i, greedy=i == 0) for i, t in enumerate(["25 天。", "25 天。", "25 天。"])]
     zh = checker.check("我每年有几天年假？", samples, ["全职员工每年有 25 天年假。"])
     assert any(w.startswith("the calibration was fitted on English questions only") for w in zh.warnings)
+    assert zh.calibration == {"file": "cal.json", "fitted_on_languages": ["en"]}  # what the audit summary counts
     en_samples = [Sample(text="25 days.", seed=i, greedy=i == 0) for i in range(3)]
     en = checker.check("How many days of leave do I get?", en_samples, ["Staff get 25 days of leave."])
     assert en.calibrated and not any("English questions only" in w for w in en.warnings)
+    assert en.calibration == {"file": "cal.json"}

@@ -153,10 +153,18 @@ def test_header_says_when_confidence_is_calibrated_and_from_which_file() -> None
                                                         "mismatch": [why]}} for r in plain]
     summary = summarize(other)
     assert summary["calibrated"] == {"records": 2, "answered": 2, "partial": False, "files": ["embedded.json"],
-                                     "fitted_for_another_setup": 2, "mismatch": [why]}
+                                     "fitted_for_another_setup": 2, "mismatch": [why], "other_language": 0}
     note = re.search(r'<div class="meta" id="calibrated">(.*?)</div>', render_report(other, summary, RUN)).group(1)
     assert note == ("confidence is a calibrated probability (calibration embedded.json), but the file was fitted for "
                     f"another setup for 2 of 2 answers, so their figure is that setup's probability, not this run's: {why}")
+    # Chinese questions under a calibration fitted on English ones: said in the header and summary.json
+    zh = [{**r, "calibrated": True, "calibration": {"file": "embedded.json", "fitted_on_languages": ["en"]}}
+          for r in plain[:1]] + [{**plain[1], "calibrated": True, "calibration": {"file": "embedded.json"}}]
+    summary = summarize(zh)
+    assert summary["calibrated"]["other_language"] == 1
+    note = re.search(r'<div class="meta" id="calibrated">(.*?)</div>', render_report(zh, summary, RUN)).group(1)
+    assert note.endswith("; 1 of the questions are Chinese and the calibration was fitted on questions in other "
+                         "languages only, so their confidence says little (calibrate on an audit of your own questions)")
 
 
 def test_a_cluster_of_one_says_one_sample() -> None:

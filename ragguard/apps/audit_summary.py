@@ -91,7 +91,9 @@ def calibration_use(answered: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"records": len(calibrated), "answered": len(answered), "partial": len(calibrated) < len(answered),
             "files": sorted({_calibration_file(r.get("calibration")) for r in calibrated} - {""}),
             "fitted_for_another_setup": len(other),
-            "mismatch": sorted({str(m) for i in other for m in i.get("mismatch") or []})}
+            "mismatch": sorted({str(m) for i in other for m in i.get("mismatch") or []}),
+            # Chinese questions under a calibration fitted on other languages only (each record warns too).
+            "other_language": sum(1 for i in infos if i.get("fitted_on_languages"))}
 
 
 def _calibration_file(value: Any) -> str:

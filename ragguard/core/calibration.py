@@ -305,6 +305,7 @@ def apply_calibration(
     result.confidence = round(calibration.probability(features(record_view(result, sources, question))), 6)
     languages = calibration.data.get("languages") or []
     if languages and "zh" not in languages and has_cjk(question):
+        result.calibration["fitted_on_languages"] = list(languages)  # and this question is Chinese
         result.warnings.append("the calibration was fitted on English questions only, so this confidence says little "
                                "of a Chinese one (for Chinese documents see configs/chinese-bge-small.yaml, and "
                                "calibrate on an audit of your own questions)")
