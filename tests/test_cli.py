@@ -347,3 +347,22 @@ def test_ask_a_question_without_a_word_exits_2_before_any_model(runner: CliRunne
     line = assert_one_line_error(runner.invoke(app, ["ask", question]), 2)
     assert "has no word in it" in line
     assert fake_cli.built == []
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly_with_0(monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from ragguard.apps.cli import common
+
+    quieted: list[bool] = []
+    monkeypatch.setattr(common, "quiet_stdout", lambda: quieted.append(True))
+
+    @common.handle_errors
+    def printing() -> None:
+        raise BrokenPipeError(32, "Broken pipe")  # what print() raises once `| head -1` has gone
+
+    with pytest.raises(typer.Exit) as stopped:
+        printing()
+    assert stopped.value.exit_code == 0 and quieted == [True]
+    assert capsys.readouterr().err == ""  # no "unexpected BrokenPipeError ... report it"

@@ -67,7 +67,9 @@ def run() -> None:
     except typer.Abort:  # Ctrl-C while the parser itself reads input
         print("ragguard: error: interrupted", file=sys.stderr)
         sys.exit(130)
-    except BrokenPipeError:  # e.g. `ragguard ask ... | head -1`
-        sys.stderr.close()
+    except BrokenPipeError:  # e.g. `ragguard check big.jsonl | head -1`: the reader has what it wanted
+        from ragguard.apps.cli.common import quiet_stdout
+
+        quiet_stdout()
         return
     sys.exit(code if isinstance(code, int) else 0)

@@ -38,6 +38,11 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away, so Python's flush at exit does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def handle_errors(func: F) -> F:
     """Turn ragguard errors (and surprises) into one stderr line and an exit code."""
 
@@ -47,6 +52,9 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except BrokenPipeError:  # `ragguard check big.jsonl | head -1`: the reader has what it wanted, not an error
+            quiet_stdout()
+            raise typer.Exit(0) from None
         except RagGuardError as exc:
             if os.environ.get("RAGGUARD_DEBUG"):
                 traceback.print_exc()
