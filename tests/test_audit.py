@@ -262,6 +262,8 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
     for only, message in (("tag:nosuch", r"has the tag 'nosuch' \(its tags are hr, leave, payroll\)"),
                           ("verdict:contradiciton", r"'contradiciton' is not a verdict \(use consistent, inconsistent"),
                           ("status:eror", r"'eror' is not a status \(use ok, error\)"),
+                          ("status:invalid", r"invalid rows are read again on every run, so fixing the row in"),
+                          ("bogus", r"verdict:VERDICT\[,VERDICT...\] or status:STATUS\[,STATUS...\]"),
                           ("id:", r"names no id: give one or more, e.g. --only id:q01,q02")):
         with pytest.raises(UsageError, match=message):
             run_audit(q, out, make_guard(), only=only)

@@ -94,6 +94,8 @@ def test_calibration_charts_only_with_labelled_records() -> None:
     assert f"would show about {chance:.3f} on this many answers" in page
     assert "accuracy at 50% coverage 70%" in page and "accuracy at 80% coverage 62%" in page
     assert "20 answers with a reference" in page
+    one = labelled[:1]
+    assert "Calibration (1 answer with a reference)" in render_report(one, summarize(one), RUN)
 
     unlabelled = [{**r, "reference_match": None} for r in labelled]
     plain = render_report(unlabelled, summarize(unlabelled), RUN)

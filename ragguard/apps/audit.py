@@ -167,8 +167,8 @@ def _parse_only(only: str) -> tuple[str, list[str]]:
     """``--only KIND:V1,V2`` as ``(kind, [values])``; an unknown kind or no value is refused."""
     kind, _, values = only.partition(":")
     if kind not in _ONLY_EXAMPLES:
-        raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID], tag:TAG[,TAG], verdict:VERDICT or "
-                         "status:STATUS")
+        raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID...], tag:TAG[,TAG...], "
+                         "verdict:VERDICT[,VERDICT...] or status:STATUS[,STATUS...]")
     wanted = [v.strip() for v in values.split(",") if v.strip()]
     if not wanted:
         raise UsageError(f"--only {only!r} names no {kind}: give one or more, e.g. --only {kind}:{_ONLY_EXAMPLES[kind]}")
@@ -200,6 +200,9 @@ def _check_only(only: str, kind: str, wanted: list[str], questions: list[AuditQu
     unknown = ", ".join(repr(v) for v in wanted if v not in known)
     if not unknown:
         return
+    if kind == "status" and "invalid" in wanted:
+        raise UsageError(f"--only {only!r}: invalid rows are read again on every run, so fixing the row in {qfile} "
+                         "is enough; --only status: takes ok or error")
     if kind in ("verdict", "status"):
         raise UsageError(f"--only {only!r}: {unknown} is not a {kind} (use {', '.join(known)})")
     if kind == "id":

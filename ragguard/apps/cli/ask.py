@@ -18,8 +18,8 @@ def ask(
     question: str = typer.Argument(..., help="The question to answer."),
     index: Path | None = typer.Option(None, "--index", help="Index folder (default: the bundled example index)."),
     config: Path | None = typer.Option(None, "--config", help="YAML config (default: embedded offline models)."),
-    samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers to draw (default 5)."),
-    seed: int | None = typer.Option(None, "--seed", min=0, help="Base seed (default 0)."),
+    samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers to draw (default: the config's sampling.samples, 5 in the embedded default)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Base seed (default: the config's sampling.seed, 0 in the embedded default)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (the contract form)."),
 ) -> None:
     """Answer QUESTION from the index with a consistency verdict."""
