@@ -184,3 +184,10 @@ def test_key_hits_read_chinese_by_character_bigrams() -> None:
     # "fifteen days" is in the anchor window (the sentence before) but not in the key sentence
     assert other.anchored == 1.0 and other.key_hits == 0
     assert wrong.key_hits == 0
+
+
+def test_a_verb_before_a_chinese_name_is_not_part_of_it() -> None:
+    passages = [Passage("hr", "hr#1", "人力资源部在三个工作日内出具在职证明。", 1.0)]
+    assert ground("请联系人力资源部办理。", "在职证明怎么开？", passages).absent == []
+    assert ground("请联系行政部办理。", "在职证明怎么开？", passages).absent == ["行政部"]
+    assert ground("你是用来振上走的工资卡", "工资卡丢了怎么办？", passages).absent == []  # 用来 is "used to"

@@ -155,10 +155,11 @@ ZH = Lexicon(
                     r"([\u4e00-\u9fffA-Z0-9]{1,10}(?:银行|支行|分行|网点|部门|部|中心|服务台|公司|处|科|室|局|窗口|机场|医院|组|表|单"
                     r"|经理|主管|专员))"
                 ),
-                drop=re.compile(r"^(?:通过|公司的|公司|填写|使用|提交|办理)"),
+                # A verb caught between the marker and the name: 请联系人力资源部 names 人力资源部.
+                drop=re.compile(r"^(?:通过|公司的|公司|填写|使用|提交给|提交|办理|联系|咨询|前往|致电|询问|交给|告知)"),
             ),
             # Systems and apps: 在钉钉上提交, 通过公司的飞书审批, 用企业微信打卡
-            MarkedName(re.compile(r"(?:在|通过|用|使用|登录)(?:公司的|公司)?([\u4e00-\u9fffA-Za-z]{2,5}?)"
+            MarkedName(re.compile(r"(?:在|通过|用(?!来|于)|使用|登录)(?:公司的|公司)?([\u4e00-\u9fffA-Za-z]{2,5}?)"
                                   r"的?(?:上|审批|App|APP|app|小程序|提交|打卡)")),
             MarkedName(re.compile(r"(?:设在|位于|在)([\u4e00-\u9fff]{2,3})(?=[。，！；]|$)")),
             # Cities are named without a marker after them ("定在杭州举办"): the largest cities by name.
