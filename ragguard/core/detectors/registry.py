@@ -137,9 +137,8 @@ def detect(a: str, b: str, question: str = "") -> list[Finding]:
     Traditional Chinese is read as Simplified (:func:`~ragguard.core.script.simplified`); the findings quote the
     answers as written.
     """
-    fa, fb = simplified(a), simplified(b)
-    found = _compare(Reading(fa, simplified(question)), Reading(fb, simplified(question)), Question(simplified(question)))
-    return [_as_written(f, a, b, fa, fb) for f in found]
+    fa, fb, fq = simplified(a), simplified(b), simplified(question)
+    return [_as_written(f, a, b, fa, fb) for f in _compare(Reading(fa, fq), Reading(fb, fq), Question(fq))]
 
 
 def detect_all(texts: Sequence[str], question: str = "") -> dict[tuple[int, int], list[Finding]]:
@@ -149,9 +148,9 @@ def detect_all(texts: Sequence[str], question: str = "") -> dict[tuple[int, int]
     Simplified, as in :func:`detect`.
     """
     out: dict[tuple[int, int], list[Finding]] = {}
-    folded = [simplified(t) for t in texts]
-    readings = [Reading(t, simplified(question)) for t in folded]
-    q = Question(simplified(question))
+    folded, fq = [simplified(t) for t in texts], simplified(question)
+    readings = [Reading(t, fq) for t in folded]
+    q = Question(fq)
     for i in range(len(texts)):
         for j in range(i + 1, len(texts)):
             if texts[i].strip() == texts[j].strip():
