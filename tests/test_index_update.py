@@ -72,6 +72,22 @@ def test_add_embeds_only_new_and_changed_sources_and_equals_a_rebuild(
     assert read(index)["files"] == read(tmp_path / "rebuilt")["files"]  # byte-identical files (flat)
 
 
+def test_add_puts_each_new_vector_on_its_own_chunk_when_an_added_source_sorts_after_a_changed_one(
+    tmp_path: Path, tiny_docs: Path, make_embedder
+) -> None:
+    index = tmp_path / "index"
+    build_index([tiny_docs], index, make_embedder())
+    (tiny_docs / "leave-annual.md").write_text("# Annual leave\n\nEvery employee gets 27 days of annual leave.\n",
+                                               encoding="utf-8")
+    (tiny_docs / "zz-remote.md").write_text("Employees may work from home two days per week.\n", encoding="utf-8")
+    summary = update_index(index, [tiny_docs], make_embedder())
+    assert (summary.added, summary.changed) == (["docs/zz-remote.md"], ["docs/leave-annual.md"])
+    build_index([tiny_docs], tmp_path / "rebuilt", make_embedder())
+    assert_same_index(index, tmp_path / "rebuilt", make_embedder())
+    top = IndexRetriever(KnowledgeIndex.load(index), make_embedder()).search("work from home two days per week", 1)
+    assert top[0].doc_id == "docs/zz-remote.md"
+
+
 def test_add_with_nothing_changed_writes_nothing(tmp_path: Path, tiny_docs: Path, tiny_index: Path, make_embedder) -> None:
     stamp = (tiny_index / "manifest.json").stat().st_mtime_ns
     counting = make_embedder()

@@ -190,8 +190,10 @@ def update_index(
                                added=added, changed=changed, removed=removed)
         if not hashes:
             raise UsageError(f"updating would leave index {str(out_path)!r} empty: build a new index instead")
-        fresh = chunk_sources(scan, added + changed, settings, counter)
-        texts = [c.text for name in added + changed for c in fresh[name]]
+        # Embedded in the order the records are written below (sources sorted), so each vector lands on its chunk.
+        embedded_sources = sorted(added + changed)
+        fresh = chunk_sources(scan, embedded_sources, settings, counter)
+        texts = [c.text for name in embedded_sources for c in fresh[name]]
         warning = vocabulary_warning(embedder, texts)
         if warning:
             summary.warnings.append(warning)
