@@ -241,3 +241,21 @@ def test_an_index_of_format_1_still_loads_and_updates(tmp_path: Path, tiny_docs:
     assert summary.changed == ["docs/it-vpn.md"] and summary.embedded == 1
     assert read(tiny_index)["chunking"] == {"unit": "chars", "size": 1200, "overlap": 150, "tokenizer": None}
     assert read(tiny_index)["format_version"] == 2
+
+
+def test_two_sources_with_one_name_are_refused_and_dot_is_named_by_its_folder(
+    tmp_path: Path, make_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for side, text in (("x", "The gym opens at 6am."), ("y", "The library closes at 9pm.")):
+        (tmp_path / side / "docs").mkdir(parents=True)
+        (tmp_path / side / "docs" / "info.txt").write_text(text + "\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"would both give document ids 'docs/'"):
+        build_index([tmp_path / "x" / "docs", tmp_path / "y" / "docs"], tmp_path / "idx", make_embedder())
+    assert not (tmp_path / "idx").exists()
+    # The same folder named twice, or by two spellings, is one source.
+    build_index([tmp_path / "x" / "docs", tmp_path / "x" / ".." / "x" / "docs"], tmp_path / "idx", make_embedder())
+    monkeypatch.chdir(tmp_path / "x" / "docs")
+    build_index(["."], tmp_path / "dot", make_embedder())
+    assert [c["doc_id"] for c in KnowledgeIndex.load(tmp_path / "dot").chunks] == ["docs/info.txt"]
+    monkeypatch.chdir(tmp_path / "x")
+    assert not update_index(tmp_path / "dot", ["docs"], make_embedder()).written  # the same folder: up to date

@@ -45,12 +45,34 @@ Item = tuple[Document | None, str, str | None]
 def source_ids(source: str | Path) -> tuple[Path, str]:
     """The folder that document ids are relative to, and the id prefix of ``source``.
 
-    A folder ``docs`` gives ids ``docs/…``; a single file gives its own name.
+    A folder ``docs`` gives ids ``docs/…`` (``.`` gives the current folder's own name, as its parent
+    would); a single file gives its own name.
     """
     root = Path(source)
     if root.is_dir():
-        return root, f"{root.name}/"
+        return root, f"{root.name or root.resolve().name}/"
     return root.parent, root.name
+
+
+def check_distinct_sources(sources: Sequence[str | Path]) -> None:
+    """Refuse two sources that are different folders or files with one name: their documents would share ids.
+
+    ``x/docs`` and ``y/docs`` both give ids ``docs/…``, so one's ``info.txt`` would silently replace the other's.
+
+    Raises:
+        UsageError: naming both sources and the id they share.
+    """
+    from ragguard.errors import UsageError
+
+    seen: dict[str, tuple[str | Path, Path]] = {}
+    for source in sources:
+        _, ident = source_ids(source)
+        where = Path(source).resolve()
+        if ident in seen and seen[ident][1] != where:
+            raise UsageError(f"sources {str(seen[ident][0])!r} and {str(source)!r} would both give document ids "
+                             f"{ident!r}...: index their common parent folder instead, or one of them under "
+                             "another name")
+        seen.setdefault(ident, (source, where))
 
 
 def iter_documents(
@@ -90,7 +112,7 @@ def iter_documents(
             files = [root]
         for path in files:
             rel = path.relative_to(root).as_posix() if root.is_dir() else path.name
-            doc_id = f"{root.name}/{rel}" if root.is_dir() else rel
+            doc_id = source_ids(root)[1] + rel if root.is_dir() else rel
             if not _utf8(doc_id):  # an old archive's Latin-1 name: an id must be text that JSON can hold
                 shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 yield None, shown, "its name is not UTF-8: rename the file to index it"

@@ -62,8 +62,9 @@ class Scan:
 
 def scan_sources(sources: Sequence[str | Path], include: Sequence[str], exclude: Sequence[str]) -> Scan:
     """Read every file of ``sources`` (see :func:`ragguard.retrieval.loaders.iter_documents`)."""
-    from ragguard.retrieval.loaders import EXCLUDED, iter_documents
+    from ragguard.retrieval.loaders import EXCLUDED, check_distinct_sources, iter_documents
 
+    check_distinct_sources(sources)
     scan = Scan({}, {}, [])
     for doc, path, reason in iter_documents(sources, include, exclude):
         if doc is None:
