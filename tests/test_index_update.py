@@ -259,3 +259,30 @@ def test_two_sources_with_one_name_are_refused_and_dot_is_named_by_its_folder(
     assert [c["doc_id"] for c in KnowledgeIndex.load(tmp_path / "dot").chunks] == ["docs/info.txt"]
     monkeypatch.chdir(tmp_path / "x")
     assert not update_index(tmp_path / "dot", ["docs"], make_embedder()).written  # the same folder: up to date
+
+
+def test_a_writer_stopped_between_its_two_renames_loses_nothing(
+    tmp_path: Path, tiny_docs: Path, make_embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    index = tmp_path / "index"
+    build_index([tiny_docs], index, make_embedder())
+    chunks = (index / "chunks.jsonl").read_bytes()
+    # What _replace_dir leaves when killed after its first rename: the old index moved aside, the new one whole.
+    shutil.copytree(index, tmp_path / ".index.tmp-abc")
+    os.replace(index, tmp_path / ".index.old-123")
+    with pytest.raises(IndexLoadError, match=r"is missing, but a write that was stopped left a whole copy .*"
+                                             r"`ragguard index add .* SOURCE...` puts it back first"):
+        KnowledgeIndex.load(index)
+    with caplog.at_level("WARNING", logger="ragguard"):
+        summary = update_index(index, [tiny_docs], make_embedder())
+    assert "the index it was writing is back in place" in caplog.text
+    assert not summary.written and (index / "chunks.jsonl").read_bytes() == chunks
+    assert not any(p.name.startswith((".index.tmp-", ".index.old-")) for p in tmp_path.iterdir())
+    # Only the previous index left (killed before the new one was complete): it comes back.
+    os.replace(index, tmp_path / ".index.old-456")
+    (tmp_path / ".index.tmp-def").mkdir()  # unfinished: no manifest
+    remove_from_index(index, "docs/it-*")
+    assert KnowledgeIndex.load(index).manifest["counts"]["sources"] >= 1
+    assert not any(p.name.startswith((".index.tmp-", ".index.old-")) for p in tmp_path.iterdir())

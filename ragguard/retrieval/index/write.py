@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,6 +22,8 @@ from ragguard.retrieval.index.manifest import CHUNKS, FAISS_FILE, FORMAT, FORMAT
 from ragguard.retrieval.index.sources import Progress
 
 __all__ = ["write_index", "clear_leftovers", "check_out"]
+
+log = logging.getLogger("ragguard")
 
 
 def write_index(
@@ -91,12 +94,27 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 
 def clear_leftovers(out: Path) -> None:
-    """Remove temporary folders of writers that were killed (only called under the writer lock)."""
+    """Remove temporary folders of writers that were killed (only called under the writer lock).
+
+    A writer killed between the two renames of the swap (:func:`_replace_dir`) leaves no index at ``out``, a
+    complete new one in ``.NAME.tmp-*`` (its manifest is written last) and the previous one in ``.NAME.old-*``.
+    Then the new one (else the previous one) is put back at ``out`` first, and said, before the rest is removed.
+    """
     if not out.parent.is_dir():
         return
-    for p in out.parent.iterdir():
-        if p.is_dir() and (p.name.startswith(f".{out.name}.tmp-") or p.name.startswith(f".{out.name}.old-")):
-            shutil.rmtree(p, ignore_errors=True)
+    leftovers = [p for p in out.parent.iterdir()
+                 if p.is_dir() and (p.name.startswith(f".{out.name}.tmp-") or p.name.startswith(f".{out.name}.old-"))]
+    if not out.exists():
+        whole = [p for p in leftovers if (p / MANIFEST).is_file()]
+        # The finished new index wins over the previous one; between two of a kind, the newer.
+        whole.sort(key=lambda p: (".tmp-" in p.name, p.stat().st_mtime))
+        if whole:
+            os.replace(whole[-1], out)
+            leftovers.remove(whole[-1])
+            kind = "the index it was writing" if ".tmp-" in whole[-1].name else "the index as it was before"
+            log.warning("a writer of %s was stopped between its two renames: %s is back in place", out, kind)
+    for p in leftovers:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def check_out(out: Path) -> None:
