@@ -296,8 +296,29 @@ def test_resume_refuses_another_config(tmp_path: Path) -> None:
     run_audit(q, tmp_path / "out", make_guard())
     other = make_guard()
     other.config = other.config.replace("sampling", samples=4)
-    with pytest.raises(UsageError, match="another config"):
+    samples = make_guard().config.sampling.samples
+    with pytest.raises(UsageError, match=rf"holds results made with other settings: sampling.samples {samples} then, "
+                                         r"4 now. Rerun with the settings it was made with to resume"):
         run_audit(q, tmp_path / "out", other, resume=True)
+    # An audit.json written before it kept the settings: still refused by its config hash, with both hashes.
+    info = json.loads((tmp_path / "out" / "audit.json").read_text(encoding="utf-8"))
+    for key in ("setup_hash", "settings"):
+        info.pop(key)
+    (tmp_path / "out" / "audit.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"other settings \(\w+ vs \w+\)"):
+        run_audit(q, tmp_path / "out", other, resume=True)
+    run_audit(q, tmp_path / "out", make_guard(), resume=True)  # the same settings resume
+
+
+def test_the_config_hash_reads_the_index_folder_however_it_is_spelled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard.config import Config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "idx").mkdir()
+    spelled = [Config().replace("retrieval", index=i).hash() for i in ("idx", "./idx", str(tmp_path / "idx"))]
+    assert len(set(spelled)) == 1
+    assert Config().replace("retrieval", index="other").hash() != spelled[0]
 
 
 def test_resume_refuses_an_index_rebuilt_at_the_same_path(tmp_path: Path) -> None:

@@ -224,6 +224,30 @@ def _same_invalid(previous: dict[str, Any] | None, record: dict[str, Any]) -> bo
             and previous.get("error") == record.get("error"))
 
 
+def _settings(config: Any) -> dict[str, Any]:
+    """``section.key: value`` of every setting but the index folder and the calibration (see ``Config.hash``)."""
+    data = config.to_dict()
+    skip = {"retrieval.index", "consistency.calibration", "consistency.min_confidence"}
+    return {f"{section}.{key}": value for section, keys in data.items() for key, value in keys.items()
+            if f"{section}.{key}" not in skip}
+
+
+def _setup_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """Why ``out_dir``'s results cannot be resumed with this setup (``None``: they can)."""
+    if previous.get("setup_hash") is not None:
+        if previous["setup_hash"] == now["setup_hash"]:
+            return None
+    elif previous.get("config_hash") in (None, now["config_hash"]):  # an audit.json from before setup_hash
+        return None
+    before = previous.get("settings") if isinstance(previous.get("settings"), dict) else {}
+    changed = [f"{k} {before[k]!r} then, {now['settings'].get(k)!r} now" for k in sorted(before)
+               if before[k] != now["settings"].get(k)]
+    what = f": {'; '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}" if changed else (
+        f" ({previous.get('setup_hash') or previous.get('config_hash')} vs {now['setup_hash']})")
+    return (f"{out_dir} holds results made with other settings{what}. Rerun with the settings it was made with to "
+            "resume, or use a new --out folder")
+
+
 def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
     from ragguard.pipeline import index_id
 
@@ -231,6 +255,9 @@ def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
         "input": str(questions_file),
         "input_sha256": sha256_of(questions_file),
         "config_hash": guard.config.hash(),
+        # What a resume must match: the settings without the index folder (index_id names the index itself).
+        "setup_hash": guard.config.setup_hash(),
+        "settings": _settings(guard.config),
         "index": guard.index_path,
         "index_id": index_id(guard.index_path),  # its manifest's hash: `index add` at the same path changes it
         "ragguard_version": __version__,
@@ -279,11 +306,9 @@ def _run_audit_unlocked(
     existing: list[dict[str, Any]] = []
     if results_path.exists() and (resume or only):
         previous_info = read_json(out_dir / "audit.json")
-        if previous_info and previous_info.get("config_hash") != run_info["config_hash"]:
-            raise UsageError(
-                f"{out_dir} holds results made with another config ({previous_info.get('config_hash')} vs "
-                f"{run_info['config_hash']}): use a new --out folder"
-            )
+        refusal = _setup_refusal(out_dir, previous_info, run_info) if previous_info else None
+        if refusal:
+            raise UsageError(refusal)
         if previous_info and previous_info.get("index_id") not in (None, run_info["index_id"]):
             raise UsageError(
                 f"{out_dir} holds results made over another version of the index {run_info['index']} (manifest "

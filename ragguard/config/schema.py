@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragguard.config.validation import coerce_value as _coerce
@@ -417,6 +418,9 @@ class Config:
             data["consistency"].pop(key, None)
         if not with_index:
             data["retrieval"].pop("index", None)
+        elif data["retrieval"].get("index"):
+            # One folder, however it is spelled (idx, ./idx, /abs/idx): the hash must not depend on the working folder.
+            data["retrieval"]["index"] = str(Path(data["retrieval"]["index"]).expanduser().resolve())
         blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
