@@ -24,7 +24,8 @@ from ragguard.tuning.doctor import (  # noqa: E402
 
 def test_all_checks_pass_on_a_model_in_eval_mode() -> None:
     checks = {c.name: c for c in run_checks(make("qwen2"))}
-    assert set(checks) == {"eval_mode", "greedy_repeatability", "batch_invariance", "attention_dtype", "hardware"}
+    assert set(checks) == {"eval_mode", "greedy_repeatability", "batch_invariance", "attention_dtype", "hardware",
+                           "traditional_chinese"}
     assert all(c.passed for c in checks.values())
     assert checks["batch_invariance"].figures["tokens_differing"] == 0
     assert checks["greedy_repeatability"].figures["tokens"] == 12
@@ -107,3 +108,14 @@ def test_doctor_reports_the_cpu_capability_and_the_dtype_auto_picks(amx: bool, m
     label = "AVX512+AVX512-BF16+AMX-BF16" if amx else "AVX2"
     assert check.detail.startswith(f"CPU Test CPU, capability {label}; generator.dtype 'auto', loaded float32 "
                                    f"(auto picks {'bfloat16' if amx else 'float32'} on this CPU")
+
+
+def test_doctor_says_when_traditional_chinese_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard.core import script
+    from ragguard.tuning.doctor import traditional_chinese_check
+
+    found = traditional_chinese_check()
+    assert found.passed and found.figures["characters"] > 1000
+    monkeypatch.setattr(script, "_table", lambda: {})
+    missing = traditional_chinese_check()
+    assert not missing.passed and "pip install opencc-python-reimplemented" in missing.detail

@@ -220,12 +220,26 @@ def _save_and_reload_parity(generator: Any, tokens: int = 16) -> tuple[list[Any]
     return reference, parity
 
 
+def traditional_chinese_check() -> Check:
+    """Whether Traditional Chinese can be read as Simplified (:mod:`ragguard.core.script`): OpenCC's table is found."""
+    from ragguard.core import script
+
+    size = len(script._table())
+    if size:
+        return Check("traditional_chinese", True, {"characters": size},
+                     f"{size} Traditional characters are read as Simplified by the detectors and the grounding")
+    return Check("traditional_chinese", False, {"characters": 0},
+                 "OpenCC's character table (opencc-python-reimplemented) is not found: Traditional Chinese answers "
+                 "go past the Chinese detectors; `pip install opencc-python-reimplemented` (another 'opencc' package "
+                 "installed in its place hides it)")
+
+
 def run_checks(generator: Any) -> list[Check]:
     """Every check that needs only the loaded generator (plus the adapter checks when one is loaded)."""
     checks = [eval_mode_check(generator.model)]
     generator.model.eval()  # the remaining checks measure the model as ragguard runs it
     checks += [greedy_repeatability_check(generator), batch_invariance_check(generator), attention_check(generator),
-               hardware_check(generator)]
+               hardware_check(generator), traditional_chinese_check()]
     if getattr(generator, "adapter", None):
         checks += [quant_config_check(generator), adapter_reload_parity_check(generator)]
     return checks
