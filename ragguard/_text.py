@@ -18,9 +18,10 @@ decoded with their detected encoding for index sources).
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
-__all__ = ["REPLACEMENT", "clean_text", "clean_value", "question_problem"]
+__all__ = ["REPLACEMENT", "clean_text", "clean_value", "question_problem", "shorten"]
 
 REPLACEMENT = "\ufffd"
 _INVALID = re.compile("[\ud800-\udfff]")
@@ -66,3 +67,24 @@ def question_problem(question: str) -> str | None:
     if not re.search(r"\w", question):
         return f"the question {question.strip()[:40]!r} has no word in it, only punctuation or symbols"
     return None
+
+
+
+def _width(ch: str, columns: bool) -> int:
+    return 2 if columns and unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def shorten(text: str, limit: int, columns: bool = False) -> str:
+    """``text`` on one line, at most ``limit`` long, its closing "…" included when it is cut.
+
+    ``columns``: count terminal columns, where a Chinese character (East Asian wide or full width) takes two.
+    """
+    text = " ".join(text.split())
+    if sum(_width(ch, columns) for ch in text) <= limit:
+        return text
+    used = 0
+    for i, ch in enumerate(text):
+        used += _width(ch, columns)
+        if used > limit - 1:
+            return text[:i].rstrip() + "…"
+    return text

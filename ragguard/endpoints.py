@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ragguard._text import shorten
 from ragguard.config import Config
 from ragguard.core.types import Report
 from ragguard.errors import ConfigError
@@ -129,11 +130,7 @@ class Refusals:
             return self.off_topic
         if len(report.clusters) > 1 or report.contradictions:
             answers = [c.representative.strip() for c in sorted(report.clusters, key=lambda c: (-c.size, c.id))]
-            listed = "; ".join(f'"{_short(a)}"' for a in answers[:3] if a)
+            listed = "; ".join(f'"{shorten(a, 80)}"' for a in answers[:3] if a)
             return self.disagree.replace("{answers}", listed or "(no text)")
         return self.empty
 
-
-def _short(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -164,7 +164,7 @@ class RagGuard:
             raise UsageError("ask_many takes a list of questions, got one string: use ask(question) or "
                              "ask_many([question])")
         for q in questions:
-            _require_question(q)
+            require_question(q)
         cfg = self._overridden(samples, seed)
         jobs = [_Job.of(q) for q in questions]
         for job in jobs:
@@ -200,7 +200,7 @@ class RagGuard:
         """
         if question is None:
             question = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
-        _require_question(question)
+        require_question(question)
         job = _Job.of(question)
         self._require_length(job.question, cfg := self._overridden(samples, seed))
         self._load_models([job])
@@ -395,7 +395,8 @@ class RagGuard:
         )
 
 
-def _require_question(question: object) -> None:
+def require_question(question: object) -> None:
+    """Refuse what is not an askable question (not a string, empty, no word in it) with a usage error."""
     if not isinstance(question, str):
         raise UsageError(f"a question must be a string, got {type(question).__name__}: ask(question) takes one, "
                          "ask_many([...]) a list")

@@ -226,10 +226,11 @@ def _same_invalid(previous: dict[str, Any] | None, record: dict[str, Any]) -> bo
 
 def _settings(config: Any) -> dict[str, Any]:
     """``section.key: value`` of every setting but the index folder and the calibration (see ``Config.hash``)."""
-    data = config.to_dict()
-    skip = {"retrieval.index", "consistency.calibration", "consistency.min_confidence"}
-    return {f"{section}.{key}": value for section, keys in data.items() for key, value in keys.items()
-            if f"{section}.{key}" not in skip}
+    from ragguard.config.schema import UNHASHED
+
+    skip = {("retrieval", "index"), *UNHASHED}
+    return {f"{section}.{key}": value for section, keys in config.to_dict().items() for key, value in keys.items()
+            if (section, key) not in skip}
 
 
 def _setup_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any]) -> str | None:

@@ -414,8 +414,8 @@ class Config:
             for f in fields(_SECTION_TYPES[section.name]):
                 if f.metadata.get("hashed_when_set") and data[section.name][f.name] == f.default:
                     del data[section.name][f.name]
-        for key in ("calibration", "min_confidence"):
-            data["consistency"].pop(key, None)
+        for section, key in UNHASHED:
+            data[section].pop(key, None)
         if not with_index:
             data["retrieval"].pop("index", None)
         elif data["retrieval"].get("index"):
@@ -432,6 +432,9 @@ class Config:
         """
         return self.hash(with_index=False)
 
+
+# Settings no hash counts: the calibration maps the answers' signals to a probability after the fact (Config.hash).
+UNHASHED: tuple[tuple[str, str], ...] = (("consistency", "calibration"), ("consistency", "min_confidence"))
 
 _SECTION_TYPES: dict[str, type] = {
     "generator": GeneratorConfig,

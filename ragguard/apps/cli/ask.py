@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, clip, guard_for, handle_errors
+from ragguard._text import shorten
+from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
 from ragguard.core.types import DIVERGENT
 
 
@@ -23,12 +24,9 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (the contract form)."),
 ) -> None:
     """Answer QUESTION from the index with a consistency verdict."""
-    from ragguard._text import question_problem
-    from ragguard.errors import UsageError
+    from ragguard.pipeline import require_question
 
-    problem = question_problem(question)
-    if problem:
-        raise UsageError(f'{problem}: pass a question, e.g. ragguard ask "How many leave days do I get?"')
+    require_question(question)
     guard = guard_for(config, index)
     if not as_json:
         from ragguard.pipeline import samples_adaptively
@@ -63,7 +61,7 @@ def _print_report(report: Any) -> None:
     if len(report.clusters) > 1:
         typer.echo("clusters:")
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
-            typer.echo(f"  [{c.id}] x{c.size}: {clip(c.representative, 150)}")
+            typer.echo(f"  [{c.id}] x{c.size}: {shorten(c.representative, 150, columns=True)}")
     # One line per finding: a detector may report the same pair and reason twice (from two sentences).
     flagged = list({(min(c.a, c.b), max(c.a, c.b), c.kind, c.explanation): c
                     for c in report.contradictions if c.kind != DIVERGENT}.values())
@@ -89,7 +87,7 @@ def _print_grounding(grounding: dict[str, Any] | None) -> None:
     if support is not None and (unsupported or absent):
         typer.echo(f"grounding: {support:.0%} of what the answer adds is in its best passages")
     for claim in unsupported[:3]:
-        typer.echo(typer.style(f"  unsupported: {clip(claim, 150)}", fg="yellow"))
+        typer.echo(typer.style(f"  unsupported: {shorten(claim, 150, columns=True)}", fg="yellow"))
     for value in absent[:5]:
         typer.echo(typer.style(f"  '{value}' appears in no retrieved passage", fg="yellow"))
 
@@ -143,7 +141,7 @@ def check(
                 continue
             colour = VERDICT_COLOURS.get(entry["verdict"], "white")
             verdict = typer.style(entry["verdict"].upper(), fg=colour, bold=True)
-            typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {clip(entry['question'], 70)}")
+            typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {shorten(entry['question'], 70, columns=True)}")
             for c in entry["contradictions"]:
                 if c["kind"] != DIVERGENT:  # the pair, as `ask` prints it: two pairs may share an explanation
                     typer.echo(f"       samples {c['a']} and {c['b']}, {c['kind']}: {c['explanation']}")

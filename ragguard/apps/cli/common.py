@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import traceback
-import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,17 +105,6 @@ def main(
 ) -> None:
     """ragguard command line."""
     _setup_logging()
-
-
-def clip(text: str, columns: int) -> str:
-    """``text`` on one line, cut to ``columns`` terminal columns with "…" (a Chinese character takes two)."""
-    text = " ".join(text.split())
-    used = 0
-    for i, ch in enumerate(text):
-        used += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-        if used > columns:
-            return text[:i].rstrip() + "…"
-    return text
 
 
 def _progress(message: str) -> None:

@@ -18,6 +18,14 @@ FAISS_FILE = "index.faiss"
 VECTORS = "vectors.npy"
 
 
+def leftover_folders(out: Path) -> list[Path]:
+    """The ``.NAME.tmp-*`` and ``.NAME.old-*`` folders that writers of index ``out`` left when they were stopped."""
+    if not out.parent.is_dir():
+        return []
+    return sorted(p for p in out.parent.iterdir()
+                  if p.is_dir() and p.name.startswith((f".{out.name}.tmp-", f".{out.name}.old-")))
+
+
 def read_manifest(root: Path) -> dict[str, Any]:
     """The manifest of index folder ``root``, checked for format, version, required fields and file list.
 

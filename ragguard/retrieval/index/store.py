@@ -14,7 +14,7 @@ from ragguard.core.types import Passage
 from ragguard.errors import IndexLoadError
 from ragguard.generation.models import sha256_of
 from ragguard.retrieval.ann import Reranked, apply_search_params, faiss_module, recall_at_k
-from ragguard.retrieval.index.manifest import CHUNKS, FAISS_FILE, MANIFEST, VECTORS, read_manifest
+from ragguard.retrieval.index.manifest import CHUNKS, FAISS_FILE, MANIFEST, VECTORS, leftover_folders, read_manifest
 from ragguard.retrieval.search import BM25Index
 
 __all__ = ["KnowledgeIndex"]
@@ -66,9 +66,7 @@ class KnowledgeIndex:
                 f"(build one with `ragguard index build SOURCE --out DIR`)"
             )
         if not root.is_dir():
-            parent = root.parent if root.parent.is_dir() else None
-            left = sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith(
-                (f".{root.name}.tmp-", f".{root.name}.old-")) and (p / MANIFEST).is_file()) if parent else []
+            left = [p.name for p in leftover_folders(root) if (p / MANIFEST).is_file()]
             if left:  # a writer stopped between the two renames of its swap (write.clear_leftovers puts it back)
                 raise IndexLoadError(
                     f"index folder {str(root)!r} is missing, but a write that was stopped left a whole copy "

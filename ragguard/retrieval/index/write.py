@@ -18,7 +18,15 @@ from ragguard.errors import UsageError
 from ragguard.generation.models import sha256_of
 from ragguard.retrieval.ann import build_faiss, choose_type, default_params, faiss_module
 from ragguard.retrieval.chunking import ChunkingSettings
-from ragguard.retrieval.index.manifest import CHUNKS, FAISS_FILE, FORMAT, FORMAT_VERSION, MANIFEST, VECTORS
+from ragguard.retrieval.index.manifest import (
+    CHUNKS,
+    FAISS_FILE,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    VECTORS,
+    leftover_folders,
+)
 from ragguard.retrieval.index.sources import Progress
 
 __all__ = ["write_index", "clear_leftovers", "check_out"]
@@ -100,11 +108,8 @@ def clear_leftovers(out: Path) -> None:
     complete new one in ``.NAME.tmp-*`` (its manifest is written last) and the previous one in ``.NAME.old-*``.
     Then the new one (else the previous one) is put back at ``out`` first, and said, before the rest is removed.
     """
-    if not out.parent.is_dir():
-        return
-    leftovers = [p for p in out.parent.iterdir()
-                 if p.is_dir() and (p.name.startswith(f".{out.name}.tmp-") or p.name.startswith(f".{out.name}.old-"))]
-    if not out.exists():
+    leftovers = leftover_folders(out)
+    if leftovers and not out.exists():
         whole = [p for p in leftovers if (p / MANIFEST).is_file()]
         # The finished new index wins over the previous one; between two of a kind, the newer.
         whole.sort(key=lambda p: (".tmp-" in p.name, p.stat().st_mtime))
