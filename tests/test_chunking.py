@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragguard.errors import UsageError
-from ragguard.retrieval.chunking import ChunkingSettings, chunk_document
+from ragguard.retrieval.chunking import ChunkingSettings, chunk_document, estimate_tokens
 from ragguard.retrieval.documents import Document, sha256_bytes
 from ragguard.retrieval.loaders import iter_documents
 
@@ -226,6 +226,25 @@ def test_a_sentence_longer_than_a_chunk_is_cut_within_the_limit() -> None:
         assert all(len(re.findall(r"[\u4e00-\u9fff]|\w+|[^\w\s]", c.text)) <= 40 for c in chunks)
         body = "".join(c.text.split("\n", 1)[-1].replace(" ", "") for c in chunks)
         assert body.replace("#说明", "").replace("#Words", "") == text.split("\n\n", 1)[1].replace(" ", "")
+
+
+def test_a_megabyte_line_is_cut_in_linear_time_into_the_longest_pieces_that_fit() -> None:
+    words = [f"w{i % 97}" for i in range(60_000)]  # ~230,000 characters and no sentence end
+    text = "# Log\n\n" + " ".join(words)
+    counted = 0
+
+    def counter(texts):
+        nonlocal counted
+        counted += sum(len(t) for t in texts)
+        return estimate_tokens(texts)
+
+    chunks = chunk_document(doc(text), ChunkingSettings(unit="tokens", size=50, overlap=0), counter=counter)
+    # each cut counts a window about as long as the piece (the whole rest of the line once made this quadratic)
+    assert counted < 40 * len(text)
+    pieces = [c.text.split("\n", 1)[-1].split() for c in chunks]
+    assert [w for p in pieces for w in p if w not in ("#", "Log")] == words
+    body = [b for p in pieces if (b := [w for w in p if w not in ("#", "Log")])]
+    assert all(len(p) <= 50 for p in body) and all(len(p) == 50 for p in body[:-1])  # the longest that fit
 
 
 def test_settings_round_trip_and_read_format_1() -> None:

@@ -145,13 +145,21 @@ class _Measure:
 
 
 def _hard_split(text: str, start: int, end: int, limit: int, measure: _Measure) -> list[tuple[int, int, int]]:
-    """Cut an over-long sentence into spans of at most ``limit`` units, at spaces when there are any."""
+    """Cut an over-long sentence into spans of at most ``limit`` units, at spaces when there are any.
+
+    Each cut counts only a window a little longer than the piece it cuts (the window doubles until it no
+    longer fits), so a sentence of megabytes without a stop is cut in linear time, not quadratic.
+    """
     out = []
     while start < end:
-        if measure.count([text[start:end]])[0] <= limit:
-            out.append((start, end, measure.count([text[start:end]])[0]))
+        width = 4 * limit  # a first guess of the characters that ``limit`` units cover
+        while start + width < end and measure.count([text[start : start + width]])[0] <= limit:
+            width *= 2
+        stop = min(end, start + width)
+        if stop == end and (units := measure.count([text[start:end]])[0]) <= limit:
+            out.append((start, end, units))
             break
-        lo, hi = start + 1, end  # the longest prefix that fits (binary search on characters)
+        lo, hi = start + 1, stop  # the longest prefix that fits (binary search on characters)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             if measure.count([text[start:mid]])[0] <= limit:
