@@ -108,7 +108,9 @@ def test_add_of_another_folder_keeps_the_first(tmp_path: Path, tiny_docs: Path, 
 
 def test_a_single_file_source_is_its_own_scope(tmp_path: Path, tiny_docs: Path, tiny_index: Path,
                                                make_embedder) -> None:
-    single = tiny_docs / "it-vpn.md"
+    single = tmp_path / "elsewhere" / "it-vpn.md"  # not inside the indexed folder (that is refused: see below)
+    single.parent.mkdir()
+    single.write_text((tiny_docs / "it-vpn.md").read_text(encoding="utf-8"), encoding="utf-8")
     update_index(tiny_index, [single], make_embedder())
     assert "it-vpn.md" in read(tiny_index)["sources"]
     single.write_text("# VPN\n\nUse the new VPN client.", encoding="utf-8")
@@ -286,3 +288,62 @@ def test_a_writer_stopped_between_its_two_renames_loses_nothing(
     remove_from_index(index, "docs/it-*")
     assert KnowledgeIndex.load(index).manifest["counts"]["sources"] >= 1
     assert not any(p.name.startswith((".index.tmp-", ".index.old-")) for p in tmp_path.iterdir())
+
+
+def test_another_folder_with_an_indexed_sources_name_is_refused_not_swapped_in(
+        tmp_path: Path, tiny_docs: Path, tiny_index: Path, make_embedder) -> None:
+    other = tmp_path / "team-b" / "docs"  # also named docs: its ids would be docs/... too
+    other.mkdir(parents=True)
+    (other / "b-handbook.md").write_text("# Team B\n\nStandup is at 10:00.", encoding="utf-8")
+    before = read(tiny_index)
+    assert before["roots"] == {"docs/": "../docs"}  # relative to the index folder: no machine's path
+    with pytest.raises(UsageError, match=r"has source 'docs/' read from .*docs'; .*team-b/docs' is another folder"):
+        update_index(tiny_index, [other], make_embedder())
+    assert read(tiny_index) == before  # nothing removed
+
+
+def test_a_single_file_with_an_indexed_files_name_from_another_folder_is_refused(
+        tmp_path: Path, tiny_index: Path, make_embedder) -> None:
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "README.md").write_text(f"# Readme\n\nFolder {folder} readme.", encoding="utf-8")
+    update_index(tiny_index, [tmp_path / "x" / "README.md"], make_embedder())
+    with pytest.raises(UsageError, match=r"has source 'README.md' read from .*x/README.md'.* another file"):
+        update_index(tiny_index, [tmp_path / "y" / "README.md"], make_embedder())
+
+
+def test_a_moved_source_folder_is_read_from_its_new_place(tmp_path: Path, tiny_docs: Path, tiny_index: Path,
+                                                          make_embedder) -> None:
+    moved = tmp_path / "new-home" / "docs"
+    moved.parent.mkdir()
+    tiny_docs.rename(moved)
+    notes: list[str] = []
+    summary = update_index(tiny_index, [moved], make_embedder(), progress=notes.append)
+    assert summary.added == summary.changed == summary.removed == [] and summary.written
+    assert any("which is gone: it is read from" in n for n in notes)
+    assert read(tiny_index)["roots"] == {"docs/": "../new-home/docs"}
+
+
+def test_a_folder_or_file_inside_an_indexed_folder_is_refused_not_indexed_twice(
+        tmp_path: Path, tiny_docs: Path, tiny_index: Path, make_embedder) -> None:
+    (tiny_docs / "sub").mkdir()
+    (tiny_docs / "sub" / "extra.md").write_text("# Extra\n\nAn extra page.", encoding="utf-8")
+    update_index(tiny_index, [tiny_docs], make_embedder())
+    before = read(tiny_index)
+    for inside in (tiny_docs / "sub", tiny_docs / "it-vpn.md"):
+        with pytest.raises(UsageError, match=r"is inside source 'docs/' .* run `ragguard index add .*docs`"):
+            update_index(tiny_index, [inside], make_embedder())
+    with pytest.raises(UsageError, match=r"holds source 'docs/' .* remove it first"):
+        update_index(tiny_index, [tmp_path], make_embedder())  # a folder holding the indexed one
+    assert read(tiny_index) == before
+
+
+def test_files_the_include_glob_leaves_out_are_kept_not_removed(tiny_docs: Path, tiny_index: Path,
+                                                                make_embedder) -> None:
+    before = read(tiny_index)["sources"]
+    (tiny_docs / "it-vpn.md").write_text("# VPN\n\nUse the new VPN client.", encoding="utf-8")
+    summary = update_index(tiny_index, [tiny_docs], make_embedder(), include=["it-*"])
+    assert summary.changed == ["docs/it-vpn.md"] and summary.removed == []
+    assert set(read(tiny_index)["sources"]) == set(before)
+    (tiny_docs / "it-vpn.md").unlink()  # a file the glob does read, gone: removed
+    assert update_index(tiny_index, [tiny_docs], make_embedder(), include=["it-*"]).removed == ["docs/it-vpn.md"]

@@ -17,6 +17,7 @@ from ragguard.errors import UsageError
 from ragguard.locking import WriterLock
 from ragguard.retrieval.ann import choose_type
 from ragguard.retrieval.chunking import ChunkingSettings
+from ragguard.retrieval.index.roots import check_roots, kept_roots, source_roots, stored_roots
 from ragguard.retrieval.index.sources import (
     Progress,
     chunk_sources,
@@ -122,7 +123,8 @@ def build_index(
         vectors, embed_seconds = embed_texts(embedder, [c.text for c in chunks], progress)
         assert vectors is not None
         kind = write_index(out_path, [c.to_record() for c in chunks], vectors, embedder.name, settings,
-                           scan.hashes, scan.skipped, index_type, progress)
+                           scan.hashes, scan.skipped, index_type, progress,
+                           roots=kept_roots({}, stored_roots(out_path, source_roots(sources)), names))
     return BuildSummary(
         out=str(out_path), documents=len({c.doc_id for c in chunks}), chunks=len(chunks),
         dimension=int(vectors.shape[1]), embedder=embedder.name, skipped=scan.skipped,
@@ -131,8 +133,11 @@ def build_index(
     )
 
 
-def _in_scope(sources: Sequence[str | Path]) -> Callable[[str], bool]:
-    """Whether an indexed path comes from one of ``sources`` (a folder's files, or the file itself)."""
+def _in_scope(sources: Sequence[str | Path], include: Sequence[str] = (),
+              exclude: Sequence[str] = ()) -> Callable[[str], bool]:
+    """Whether an indexed path comes from one of ``sources`` (a folder's files, or the file itself) and is one
+    that ``include``/``exclude`` let be read (a file the globs leave out is not gone: it stays as it is)."""
+    from ragguard.retrieval.loaders import _excluded as excluded_by  # noqa: PLC2701
     from ragguard.retrieval.loaders import source_ids
 
     prefixes, exact = [], set()
@@ -142,7 +147,10 @@ def _in_scope(sources: Sequence[str | Path]) -> Callable[[str], bool]:
 
     def check(path: str) -> bool:
         base = path.split(":", 1)[0] if ":" in path else path  # rows of a FAQ table belong to its file
-        return base in exact or any(base.startswith(p) for p in prefixes)
+        if base in exact:
+            return True
+        prefix = next((p for p in prefixes if base.startswith(p)), None)
+        return prefix is not None and excluded_by(base[len(prefix):], include, exclude) is None
 
     return check
 
@@ -174,8 +182,10 @@ def update_index(
         old = KnowledgeIndex.load(out_path)
         old.check_embedder(embedder)
         settings, counter = chunking_for(embedder, ChunkingSettings.from_dict(old.manifest["chunking"]))
+        stored = old.manifest.get("roots") or {}
+        moved = check_roots(out_path, stored, sources)
         scan = scan_sources(sources, include, exclude)
-        in_scope = _in_scope(sources)
+        in_scope = _in_scope(sources, include, exclude)
         before: dict[str, str] = old.manifest["sources"]
         removed = sorted(s for s in before if in_scope(s) and s not in scan.hashes)
         changed = sorted(s for s in scan.hashes if s in before and before[s] != scan.hashes[s])
@@ -207,7 +217,11 @@ def update_index(
             by_source.setdefault(c.get("source") or c["doc_id"], []).append(i)
         kept_ids = [i for name in sorted(hashes) if name not in fresh for i in by_source.get(name, [])]
         summary.reused = len(kept_ids)
-        if not (added or changed or removed) and skipped == old.manifest.get("skipped", []):
+        roots = kept_roots(stored, stored_roots(out_path, source_roots(sources)), hashes)
+        if progress:
+            for note in moved:
+                progress(note)
+        if not (added or changed or removed) and skipped == old.manifest.get("skipped", []) and roots == stored:
             summary.written = False
             summary.chunks, summary.documents = len(old.chunks), old.manifest["counts"].get("documents", 0)
             summary.seconds = time.perf_counter() - started
@@ -231,7 +245,7 @@ def update_index(
         vectors = np.stack(rows).astype(np.float32)
         requested = old.manifest.get("index_type_requested", old.manifest["index_type"])
         summary.index_type = write_index(out_path, records, vectors, embedder.name, settings, hashes, skipped,
-                                         requested, progress)
+                                         requested, progress, roots=roots)
     summary.chunks, summary.documents = len(records), len({r["doc_id"] for r in records})
     summary.seconds = time.perf_counter() - started
     return summary
@@ -268,8 +282,10 @@ def remove_from_index(out: str | Path, pattern: str, progress: Progress | None =
         if progress:
             progress(f"removing {len(removed)} sources ({len(old.chunks) - len(keep)} chunks)")
         requested = old.manifest.get("index_type_requested", old.manifest["index_type"])
+        stored = old.manifest.get("roots")
         kind = write_index(out_path, records, old.vectors(keep), old.embedder_name,
-                           ChunkingSettings.from_dict(old.manifest["chunking"]), hashes, skipped, requested, progress)
+                           ChunkingSettings.from_dict(old.manifest["chunking"]), hashes, skipped, requested, progress,
+                           roots=None if stored is None else kept_roots(stored, {}, hashes))
     return BuildSummary(out=str(out_path), documents=len({r["doc_id"] for r in records}), chunks=len(records),
                         dimension=old.dimension, embedder=old.embedder_name, sources=len(hashes), index_type=kind,
                         removed=removed, reused=len(records), seconds=time.perf_counter() - started)

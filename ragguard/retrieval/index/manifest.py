@@ -67,7 +67,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
     fields = {"embedder.name": (manifest["embedder"]["name"], str),
               "embedder.dimension": (manifest["embedder"]["dimension"], int),
               "counts.chunks": (manifest["counts"]["chunks"], int),
-              "files": (files, dict), "sources": (manifest["sources"], dict), "index_params": (params, dict)}
+              "files": (files, dict), "sources": (manifest["sources"], dict), "index_params": (params, dict),
+              "roots": (manifest.get("roots", {}), dict)}
     if isinstance(params, dict):
         fields.update({f"index_params.{k}": (params.get(k), int) for k in (*needed, *params)})
     for name, (value, kind_of) in fields.items():

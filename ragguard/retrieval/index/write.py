@@ -44,8 +44,12 @@ def write_index(
     skipped: list[dict[str, str]],
     requested_type: str,
     progress: Progress | None,
+    roots: dict[str, str] | None = None,
 ) -> str:
-    """Write a complete index into a temporary sibling folder and swap it into ``out``; return the index type."""
+    """Write a complete index into a temporary sibling folder and swap it into ``out``; return the index type.
+
+    ``roots``: where each source was read from (:mod:`ragguard.retrieval.index.roots`).
+    """
     kind = choose_type(requested_type, len(chunks))
     params = default_params(kind, len(chunks), int(vectors.shape[1]))
     if progress and kind != "flat":
@@ -78,6 +82,7 @@ def write_index(
             "counts": {"sources": len(hashes), "documents": len({c["doc_id"] for c in chunks}), "chunks": len(chunks)},
             "sources": dict(sorted(hashes.items())),
             "skipped": skipped,
+            **({"roots": roots} if roots is not None else {}),
             "files": {name: sha256_of(tmp / name) for name in names},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
