@@ -273,7 +273,9 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
 
 
 def test_fail_under_gate(tmp_path: Path) -> None:
-    q = write_questions(tmp_path / "q.jsonl")
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(line + "\n" for line in write_questions(tmp_path / "all.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.startswith("{") and '"   "' not in line), encoding="utf-8")  # valid rows
     passed = run_audit(q, tmp_path / "a", make_guard(), fail_under=0.5)
     assert not passed.gate_failed and passed.summary["gates"]["passed"] is True
     failed = run_audit(q, tmp_path / "b", make_guard(), fail_under=0.9)
@@ -289,6 +291,22 @@ def test_fail_under_fails_when_nothing_was_answered_or_a_question_failed(tmp_pat
     q = write_questions(tmp_path / "q.jsonl")
     errored = run_audit(q, tmp_path / "b", make_guard(fail_on={"Where is the branch?"}), fail_under=0.1)
     assert errored.gate_failed and errored.gate_messages[0].startswith("1 question(s) ended in error")
+
+
+def test_fail_under_fails_on_invalid_rows_and_on_answers_whose_consistency_was_not_measured(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")  # two invalid rows (lines 2 and 5) beside three good ones
+    gated = run_audit(q, tmp_path / "a", make_guard(), fail_under=0.1)
+    assert gated.gate_failed and gated.summary["gates"]["passed"] is False
+    assert gated.gate_messages == ["2 row(s) of the question file are invalid and were not measured (line 2, 5; "
+                                   "summary.json lists why): fix them and rerun with --resume"]
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"id": "leave", "question": "How many leave days?"}) + "\n", encoding="utf-8")
+    guard = make_guard()
+    guard.config = guard.config.replace("sampling", samples=1)  # one answer: every verdict is "consistent"
+    single = run_audit(good, tmp_path / "b", guard, fail_under=0.9)
+    assert single.summary["consistent_share"] == 1.0 and single.gate_failed
+    assert single.gate_messages == ["1 question(s) drew one answer, so their consistency was not measured: "
+                                    "audit with --samples 2 or more"]
 
 
 def test_resume_refuses_another_config(tmp_path: Path) -> None:

@@ -390,9 +390,20 @@ def _run_audit_unlocked(
         if not summary["answered"]:  # a file of bad rows measures nothing: a gate on it must not pass
             gate_messages.append(f"no question was answered ({summary['invalid']} invalid, {summary['errors']} "
                                  "errors): nothing passed --fail-under")
-        elif summary["errors"]:
-            gate_messages.append(f"{summary['errors']} question(s) ended in error and were not measured "
-                                 "(rerun with --retry-errors)")
+        else:
+            if summary["errors"]:
+                gate_messages.append(f"{summary['errors']} question(s) ended in error and were not measured "
+                                     "(rerun with --retry-errors)")
+            if summary["invalid"]:  # a row the gate never saw must not pass it (a typo'd key, a broken line)
+                lines = ", ".join(str(r["line"]) for r in summary["invalid_records"][:5])
+                more = f" and {summary['invalid'] - 5} more" if summary["invalid"] > 5 else ""
+                gate_messages.append(f"{summary['invalid']} row(s) of the question file are invalid and were not "
+                                     f"measured (line {lines}{more}; summary.json lists why): fix them and rerun "
+                                     "with --resume")
+            single = sum(1 for r in all_records if r.get("status") == "ok" and len(r.get("samples") or []) == 1)
+            if single:
+                gate_messages.append(f"{single} question(s) drew one answer, so their consistency was not "
+                                     "measured: audit with --samples 2 or more")
         if share is not None and share < fail_under:
             gate_messages.append(f"consistent share {share:.2f} is below --fail-under {fail_under:.2f}")
         accuracy = summary["reference"]["accuracy"]
