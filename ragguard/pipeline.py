@@ -389,6 +389,7 @@ class RagGuard:
             device=str(getattr(self.generator, "device", "unknown")),
             seeds=list(seeds),
             model_sha256=getattr(self.generator, "model_sha256", None),
+            adapter_sha256=getattr(self.generator, "adapter_sha256", None),
             index=index_id(self.index_path),
             dtype=getattr(self.generator, "dtype", None),
             cpu=getattr(self.generator, "cpu", None),

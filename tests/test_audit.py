@@ -612,3 +612,25 @@ def test_a_question_that_is_not_a_string_or_has_no_word_is_named_for_what_it_is(
     assert [r["error"] for r in invalid] == [
         "'question' must be a string, not int",
         "'question' has no word in it, only punctuation or symbols: '？！。'"]
+
+
+def test_resume_refuses_answers_from_other_adapter_or_model_weights_at_the_same_path(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+
+    def guard(adapter_sha: str, model_sha: str = "m" * 64) -> RagGuard:
+        g = make_guard()
+        g.generator.adapter, g.generator.adapter_sha256 = "adapters/prod", adapter_sha  # type: ignore[attr-defined]
+        g.generator.model_sha256 = model_sha  # type: ignore[attr-defined]
+        return g
+
+    run_audit(q, tmp_path / "out", guard("a" * 64))
+    assert {r["fingerprint"]["adapter_sha256"] for r in read_lines(tmp_path / "out") if r["status"] == "ok"} == {"a" * 64}
+    before = (tmp_path / "out" / "results.jsonl").read_bytes()
+    # `tune --out adapters/prod` again: same config (same path), other weights
+    with pytest.raises(UsageError, match=r"other adapter weights than the ones loaded now \(adapter_sha256 "
+                                         r"aaaaaaaaaaaaaaaa then, bbbbbbbbbbbbbbbb now"):
+        run_audit(q, tmp_path / "out", guard("b" * 64), resume=True)
+    with pytest.raises(UsageError, match="other model weights"):
+        run_audit(q, tmp_path / "out", guard("a" * 64, model_sha="n" * 64), resume=True)
+    assert (tmp_path / "out" / "results.jsonl").read_bytes() == before
+    assert run_audit(q, tmp_path / "out", guard("a" * 64), resume=True).ran == 0  # the same weights resume

@@ -265,6 +265,29 @@ def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
     }
 
 
+def _weights_refusal(out_dir: Path, existing: list[dict[str, Any]], guard: Any) -> str | None:
+    """Why answers in ``out_dir`` cannot be continued with ``guard``'s model: other weights at the same path.
+
+    The config names the model and adapter by path, so a retrained adapter (``tune --out`` into the same
+    folder) or a replaced checkpoint has the same config hash; the weights' hashes in the records' fingerprints
+    tell them apart. The model is loaded to read its hashes (the run loads it anyway).
+    """
+    recorded = next((r["fingerprint"] for r in reversed(existing)
+                     if r.get("status") == "ok" and isinstance(r.get("fingerprint"), dict)), None)
+    if recorded is None or not (recorded.get("model_sha256") or recorded.get("adapter_sha256")):
+        return None
+    generator = guard.generator
+    if callable(getattr(generator, "load", None)):
+        generator.load()
+    for key, what in (("model_sha256", "model"), ("adapter_sha256", "adapter")):
+        then, now = recorded.get(key), getattr(generator, key, None)
+        if then and now and then != now:
+            return (f"{out_dir} holds answers from other {what} weights than the ones loaded now ({key} "
+                    f"{then[:16]} then, {now[:16]} now: retrained or replaced at the same path): use a new --out "
+                    "folder, or load the old weights to resume")
+    return None
+
+
 def _run_audit_unlocked(
     questions_file: str | Path,
     out: str | Path,
@@ -317,6 +340,9 @@ def _run_audit_unlocked(
                 "use a new --out folder"
             )
         existing = read_results(results_path)
+        refusal = _weights_refusal(out_dir, existing, guard)
+        if refusal:
+            raise UsageError(refusal)
     elif results_path.exists() and results_path.stat().st_size > 0:
         raise UsageError(f"{out_dir} already holds audit results: pass --resume to continue, or choose a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)

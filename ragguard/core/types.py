@@ -152,6 +152,8 @@ class Fingerprint:
     cpu: str | None = None
     # The config hash without the index folder (``Config.setup_hash``): what a calibration is checked against.
     setup_hash: str | None = None
+    # The adapter's weights hash (``adapter`` is only its path: a retrained adapter there has another hash).
+    adapter_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

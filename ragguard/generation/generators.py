@@ -50,6 +50,7 @@ from ragguard.generation.sources import (
     resolve_device,
     resolve_dtype,
     resolve_model_source,
+    weights_sha256,
 )
 
 __all__ = ["TransformersGenerator"]
@@ -70,6 +71,7 @@ class TransformersGenerator(BatchGenerator):
         self.name = EMBEDDED_GENERATOR if gen_config.model == "embedded" else gen_config.model
         self.adapter = gen_config.adapter
         self.model_sha256: str | None = None
+        self.adapter_sha256: str | None = None  # its weights' hash: a retrained adapter at the same path differs
         self.quantization: dict[str, Any] | None = None
         self.adapter_problems: list[str] = []
         self.device = "unloaded"
@@ -152,6 +154,7 @@ class TransformersGenerator(BatchGenerator):
         )
         if cfg.adapter:
             model = self._attach_adapter(model, cfg.adapter)
+            self.adapter_sha256 = weights_sha256(Path(cfg.adapter)) if Path(cfg.adapter).is_dir() else None
         decoding.speed_up_small_batches(model)
         self._model = model.eval()
         self._tokenizer = tokenizer

@@ -67,6 +67,7 @@ class VLLMGenerator(BatchGenerator):
         self.name = gen_config.model
         self.adapter = gen_config.adapter
         self.model_sha256: str | None = None
+        self.adapter_sha256: str | None = None
         self.device = "unloaded"
         self._llm: Any = None
         self._lora: Any = None
@@ -100,6 +101,9 @@ class VLLMGenerator(BatchGenerator):
                 if not Path(cfg.adapter).is_dir():
                     raise ModelLoadError(f"adapter folder {cfg.adapter!r} does not exist: check generator.adapter")
                 kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(cfg.adapter))
+                from ragguard.generation.sources import weights_sha256
+
+                self.adapter_sha256 = weights_sha256(Path(cfg.adapter))
             local = Path(cfg.model).expanduser()
             if local.is_dir():
                 weights = sorted(local.glob("*.safetensors"))
