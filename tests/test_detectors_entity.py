@@ -68,3 +68,26 @@ def test_roles_are_grouped_by_kind_across_languages() -> None:
     assert found == {"manager": "your direct manager", "partner": "HR business partner"}
     assert roles("出差申请由部门经理审批。", "出差申请需要谁审批？") == {"manager": "部门经理"}
     assert roles("Your manager approves it.", "Which manager approves leave?") == {}  # the question names the kind
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        # a word opening a line, a heading, a list item or a quote is a sentence start, not a name
+        ("The command is apt-cache depends.\n\nHowever, rdepends lists the reverse.", set()),
+        ("Based on the document:\n\nQuestion: which file fails?", set()),
+        ("# Section 4.2. Management accounts\nUsage: /etc/pam.d/su", set()),
+        ("1. Remove the package.\n2. Purge its files.", set()),
+        ("> Install it with apt.", set()),
+        # the first person and question words opening a run of capitals are no names
+        ("When I run it, it works.", set()),
+        ("I've seen it work.", set()),
+        # names stay names: mid-sentence, after a label, after a bullet, and several capitalised words
+        ("It runs Linux.\n- Debian FAQ says so.", {"Linux", "Debian FAQ"}),
+        ("Answer: Synaptic", {"Synaptic"}),
+        ("When I asked, Harbor Bank said no.", {"Harbor Bank"}),
+        ("1. Fill in form HR-07.", {"HR-07"}),
+    ],
+)
+def test_names_are_not_sentence_starts_of_lines_and_lists(text: str, names: set[str]) -> None:
+    assert entities(text) == names

@@ -50,6 +50,11 @@ def test_an_invented_amount_and_name_are_unsupported_and_absent() -> None:
     assert g.support == pytest.approx(3 / 8)
 
 
+def test_a_markdown_answer_names_no_line_opening_word_as_absent() -> None:
+    answer = "Based on the document:\n\n# Leave\nUsage: 25 days.\n\nHowever, Alice Smith signs it."
+    assert ground(answer, "How much leave do I get?", [LEAVE]).absent == ["Alice Smith"]
+
+
 def test_chinese_answers_are_grounded_by_bigrams() -> None:
     good = ground("员工每年有十五天带薪年假。", "年假有几天？", [ZH])
     bad = ground("员工每年有三十天病假和高温补贴。", "年假有几天？", [ZH])

@@ -58,9 +58,11 @@ def _capitalised(rule: NameRule, text: str, question: str) -> set[str]:
     found: set[str] = set()
     q_words = set(rule.question_word.findall(question.lower()))
     for sentence in rule.sentence_split.split(text):
+        opening = rule.opening.match(sentence)
+        start = opening.end() if opening else 0
         for m in rule.name.finditer(sentence):
             words = m.group(0).split()
-            if m.start() == len(sentence) - len(sentence.lstrip()) and len(words) == 1 and not rule.code.match(words[0]):
+            if m.start() == start and len(words) == 1 and not rule.code.match(words[0]):
                 continue  # one capitalised word opening a sentence is just a sentence start
             while words and (words[0].lower() in rule.stop_words or words[0].lower() in rule.joiners):
                 words = words[1:]

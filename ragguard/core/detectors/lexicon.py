@@ -198,6 +198,8 @@ class NameRule:
         name: Runs of capitalised words and codes.
         code: A form or product code (HR-07, BG12); a name even at a sentence start.
         sentence_split: Splits a text into sentences (a capital after it is a sentence start).
+        opening: What may stand before a sentence's first word (spaces, a heading's #, a list's
+            bullet or number, a quote mark): a capital right after it is still a sentence start.
         question_word: The question's words (a name made only of them is no new name).
         stop_words: Capitalised words that are no names (lowercased: the, you, Monday ...).
         joiners: Words allowed inside a name but not at its ends (of, and).
@@ -207,6 +209,7 @@ class NameRule:
     code: re.Pattern[str]
     sentence_split: re.Pattern[str]
     question_word: re.Pattern[str]
+    opening: re.Pattern[str] = re.compile(r"\s*")
     stop_words: frozenset[str] = frozenset()
     joiners: frozenset[str] = frozenset()
 

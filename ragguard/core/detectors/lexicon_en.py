@@ -57,6 +57,8 @@ _STOP = frozenset(
 _COMMON_CAPS = frozenset(
     "the a an you your we our it this that these those employees employee yes no please all each every "
     "if for in on at to from by use using salaries salary payroll annual".split()
+    + "i i'm i've i'd i'll".split()  # the first person, as in "When I ...", is no name
+    + "when what where which who why how however there here then so but or not note".split()
     # days and months say when, not who or where
     + "monday tuesday wednesday thursday friday saturday sunday".split()
     + list(_MONTHS)
@@ -196,7 +198,8 @@ EN = Lexicon(
                 r"(?:\s+(?:[A-Z]+-\d+|[A-Z]{2,}\d+|[A-Z][A-Za-z&']*(?:-[A-Za-z]+)*|of|and|&))*"
             ),
             code=re.compile(r"\b(?:[A-Z]+-\d+|[A-Z]{2,}\d+)\b"),
-            sentence_split=re.compile(r"(?<=[.!?])\s+"),
+            sentence_split=re.compile(r"(?<=[.!?])\s+|\s*\n\s*"),  # a line (a heading, a list item) opens one too
+            opening=re.compile(r"(?:[\s#>*•\-\"'`(\[]|\d+[.)]\s)*"),  # "# Usage", "- Run", "1. Open"
             question_word=re.compile(r"[a-z0-9'-]+"),
             stop_words=_COMMON_CAPS,
             joiners=frozenset({"of", "and", "&"}),
