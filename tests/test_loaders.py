@@ -246,3 +246,45 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_the_reason_not_fatal(tmp_p
     items = list(iter_documents([docs]))
     assert [(doc is not None, name, why) for doc, name, why in items] == [
         (False, "docs/caf\ufffd.md", "its name is not UTF-8: rename the file to index it"), (True, "docs/ok.md", None)]
+
+
+def test_symlinked_folders_are_walked_and_loops_end(tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "policies"
+    shared.mkdir(parents=True)
+    (shared / "travel.md").write_text("# Travel\n\nBook two weeks ahead.", encoding="utf-8")
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "own.md").write_text("# Own\n\nBooks are lent for three weeks.", encoding="utf-8")
+    (src / "policies").symlink_to(shared)  # a symlinked docs folder: a common layout
+    (src / "loop").symlink_to(".")  # leads back to the folder it is in
+    items = read_all(src)
+    assert sorted(k for k, (d, _) in items.items() if d is not None) == ["docs/own.md", "docs/policies/travel.md"]
+    assert items["docs/loop/"] == (None, "excluded: link to docs/, a folder it is inside")
+
+
+def test_unreadable_folders_broken_links_and_fifos_are_listed_not_dropped(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    src = tmp_path / "docs"
+    (src / "locked").mkdir(parents=True)
+    (src / "locked" / "pay.txt").write_text("Payroll runs on the 25th.", encoding="utf-8")
+    (src / "ok.txt").write_text("Readable.", encoding="utf-8")
+    (src / "dangling.md").symlink_to("nowhere.md")
+    os.mkfifo(src / "pipe.txt")
+    scandir = os.scandir
+
+    def locked(path):  # type: ignore[no-untyped-def]
+        if Path(path).name == "locked":  # chmod 000 does not stop root, so the refusal is simulated
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", locked)
+    items = read_all(src)
+    assert items == {
+        "docs/dangling.md": (None, "broken symlink (to 'nowhere.md', which cannot be found)"),
+        "docs/locked/": (None, "folder cannot be read (Permission denied); its files were not read"),
+        "docs/ok.txt": (items["docs/ok.txt"][0], None),
+        "docs/pipe.txt": (None, "not a regular file (a named pipe)"),
+    }
+    # A FIFO passed as a source by itself is reported too (reading it would wait for a writer forever).
+    assert list(iter_documents([src / "pipe.txt"])) == [(None, "pipe.txt", "not a regular file (a named pipe)")]

@@ -7,9 +7,11 @@ each row one document). Text files in another encoding than UTF-8 are
 decoded with the encoding charset-normalizer detects.
 
 Every file that cannot be used comes out as ``(None, path, reason)`` so the
-build can list it; nothing is dropped silently and nothing is fatal. Files
-left out by the include/exclude globs (and hidden files) come out with a
-reason that starts with ``"excluded"``.
+build can list it, and so do a folder that cannot be listed (path ending in
+``/``), a broken symlink and a FIFO, socket or device; nothing is dropped
+silently and nothing is fatal. Symlinked folders are followed. Files left out
+by the include/exclude globs (and hidden files) come out with a reason that
+starts with ``"excluded"``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import csv
 import io
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
@@ -107,19 +111,24 @@ def iter_documents(
                 f"({', '.join(SUFFIXES)})"
             )
         if root.is_dir():
-            files = sorted((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).as_posix())
+            entries = sorted(_walk(root), key=lambda e: e[0])
         else:
-            files = [root]
-        for path in files:
-            rel = path.relative_to(root).as_posix() if root.is_dir() else path.name
+            entries = [(root.name, root, None if root.is_file() else _not_a_file(root))]
+        for rel, path, problem in entries:
             doc_id = source_ids(root)[1] + rel if root.is_dir() else rel
             if not _utf8(doc_id):  # an old archive's Latin-1 name: an id must be text that JSON can hold
                 shown = doc_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
                 yield None, shown, "its name is not UTF-8: rename the file to index it"
                 continue
-            why = _excluded(rel, include, exclude) if root.is_dir() else None
-            if why:
-                yield None, doc_id, why
+            if root.is_dir():
+                # A folder's include globs cannot be judged (they match files), so an unreadable folder is listed.
+                folder = rel.endswith("/")
+                why = _excluded(rel.rstrip("/"), () if folder else include, exclude)
+                if why:
+                    yield None, doc_id, why
+                    continue
+            if problem:
+                yield None, doc_id, problem
                 continue
             real = path.resolve()
             if real in seen:
@@ -127,6 +136,56 @@ def iter_documents(
                 continue
             seen[real] = doc_id
             yield from _read_file(path, doc_id)
+
+
+def _walk(root: Path) -> Iterator[tuple[str, Path, str | None]]:
+    """``(relative path, path, problem)`` of every file under the folder ``root``, in no particular order.
+
+    Symlinked folders are followed, except one that leads back to a folder it is inside (a loop: its
+    files are read under the outer name; it comes out excluded). What cannot be read comes with a
+    problem instead of being left out: a folder that cannot be listed (its relative path ends in
+    ``/``), a broken symlink, and a FIFO, socket or device.
+    """
+
+    def walk(folder: Path, rel: str, above: dict[Path, str]) -> Iterator[tuple[str, Path, str | None]]:
+        try:
+            with os.scandir(folder) as listing:
+                names = sorted(entry.name for entry in listing)
+        except OSError as exc:
+            yield rel, folder, f"folder cannot be read ({exc.strerror or exc}); its files were not read"
+            return
+        for name in names:
+            path, sub = folder / name, rel + name
+            try:
+                is_dir, is_file = path.is_dir(), path.is_file()  # through symlinks
+                real = path.resolve() if is_dir else None
+            except (OSError, RuntimeError) as exc:
+                yield sub, path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+                continue
+            if real is not None and real in above:
+                yield sub + "/", path, f"{EXCLUDED}: link to {above[real]}, a folder it is inside"
+            elif real is not None:
+                yield from walk(path, sub + "/", {**above, real: prefix + sub + "/"})
+            elif not is_file:
+                yield sub, path, _not_a_file(path)
+            else:
+                yield sub, path, None
+
+    prefix = source_ids(root)[1]
+    yield from walk(root, "", {root.resolve(): prefix})
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, which is neither a folder nor a regular file (through symlinks), is not read."""
+    if path.is_symlink() and not path.exists():
+        return f"broken symlink (to {os.readlink(path)!r}, which cannot be found)"
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    kind = ("a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+    return f"not a regular file ({kind})"
 
 
 def _utf8(name: str) -> bool:
