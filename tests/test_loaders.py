@@ -288,3 +288,33 @@ def test_unreadable_folders_broken_links_and_fifos_are_listed_not_dropped(tmp_pa
     }
     # A FIFO passed as a source by itself is reported too (reading it would wait for a writer forever).
     assert list(iter_documents([src / "pipe.txt"])) == [(None, "pipe.txt", "not a regular file (a named pipe)")]
+
+
+def test_html_table_rows_are_lines_of_cells() -> None:
+    from ragguard.retrieval.html_text import html_to_text
+
+    page = ("<main><h2>Preise</h2><table><tr><th>Gericht</th><th>Preis</th></tr>\n"
+            "<tr><td>Schnitzel</td><td>8,50 &euro;</td></tr><tr><td><p>Salat</p></td><td>4,00 &euro;</td></tr>"
+            "<tr><td></td><td></td></tr></table><p>Guten Appetit.</p></main>")
+    assert html_to_text(page) == "## Preise\n\nGericht | Preis\nSchnitzel | 8,50 €\nSalat | 4,00 €\n\nGuten Appetit."
+    # DocBook's admonition: an icon's empty cell, then "Note", then the text in the next row.
+    note = '<table><tr><td><img alt="[Note]" src="note.png"></td><th>Note</th></tr><tr><td><p>Read the manual.</p></td></tr></table>'
+    assert html_to_text(note) == "Note\nRead the manual."
+    # A table used for layout (headings and paragraphs in a cell) keeps its paragraphs, not one long row.
+    layout = "<table><tr><td><h1>Bugs</h1><p>Report them upstream.</p><p>Add a test case.</p></td><td>Menu</td></tr></table>"
+    assert html_to_text(layout) == "# Bugs\n\nReport them upstream.\n\nAdd a test case.\n\nMenu"
+
+
+def test_html_pre_keeps_its_lines() -> None:
+    from ragguard.retrieval.html_text import html_to_text
+
+    page = ("<h1>API</h1><pre>\ncurl -X POST https://example.org/api \\\n"
+            "    -d '{\"id\": 1}'\n</pre><p>Then   check the   reply.</p>")
+    assert html_to_text(page) == ("# API\n\ncurl -X POST https://example.org/api \\\n    -d '{\"id\": 1}'\n\n"
+                                  "Then check the reply.")
+
+
+def test_an_empty_html_heading_leaves_no_bare_hashes() -> None:
+    from ragguard.retrieval.html_text import html_to_text
+
+    assert html_to_text('<h1>Debian FAQ</h1><h3 class="author"></h3><h2> </h2><p>Text.</p>') == "# Debian FAQ\n\nText."
