@@ -318,3 +318,23 @@ def test_an_empty_html_heading_leaves_no_bare_hashes() -> None:
     from ragguard.retrieval.html_text import html_to_text
 
     assert html_to_text('<h1>Debian FAQ</h1><h3 class="author"></h3><h2> </h2><p>Text.</p>') == "# Debian FAQ\n\nText."
+
+
+def test_inline_data_uri_images_and_base64_blobs_are_not_indexed(tmp_path: Path) -> None:
+    import base64
+
+    blob = base64.b64encode(bytes(range(256)) * 12).decode()  # 4096 characters, no spaces
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "map.md").write_text(
+        f"# Office map\n\nThe map is below.\n\n![Floor 2 map](data:image/png;base64,{blob})\n\n"
+        f'<img src="data:image/png;base64,{blob}" alt="Fire exits">\n\n[logo]: data:image/png;base64,{blob}\n\n'
+        "The map shows the fire exits.\n", encoding="utf-8")
+    (src / "notes.txt").write_text(f"Logo: data:image/png;base64,{blob}\nKey: {blob}\nEnd of notes.\n", encoding="utf-8")
+    (src / "page.html").write_text(f"<p>Icon <img src='data:image/gif;base64,{blob}' alt='x'> here.</p>"
+                                   f"<p>data:image/gif;base64,{blob}</p>", encoding="utf-8")
+    items = read_all(src)
+    assert items["docs/map.md"][0].text == ("# Office map\n\nThe map is below.\n\nFloor 2 map\n\nFire exits\n\n\n"
+                                            "The map shows the fire exits.\n")
+    assert items["docs/notes.txt"][0].text == "Logo: \nKey: \nEnd of notes.\n"
+    assert items["docs/page.html"][0].text == "Icon here."

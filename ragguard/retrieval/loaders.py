@@ -238,13 +238,35 @@ def _read_file(path: Path, doc_id: str) -> Iterator[Item]:
     if suffix in HTML_SUFFIXES:
         from ragguard.retrieval.html_text import html_to_text
 
-        text = html_to_text(text)
+        text = html_to_text(_BLOB.sub("", text))
     elif suffix in (".md", ".markdown"):
         text, meta = _front_matter(text)
+        text = _BLOB.sub("", _markdown_images(text))
+    else:
+        text = _BLOB.sub("", text)
     if not text.strip():
         yield None, doc_id, "no text in the page" if suffix in HTML_SUFFIXES else "empty file"
         return
     yield _document(doc_id, doc_id, text, digest, meta), doc_id, None
+
+
+# An inline image is not text: ![alt](data:...), <img src="data:..." alt="...">, a [ref]: data:... line.
+_MD_DATA = re.compile(r"!?\[([^\]\n]*)\]\(\s*<?data:[^)\s]*>?(?:\s+\"[^\"\n]*\")?\s*\)")
+_IMG_DATA = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*[\"']?data:[^>]*>", re.I)
+_ALT = re.compile(r"\balt\s*=\s*(\"[^\"]*\"|'[^']*')", re.I)
+_REF_DATA = re.compile(r"^ {0,3}\[[^\]\n]+\]:[ \t]*<?data:.*\n?", re.M)
+# A data URI anywhere, and a 1000-character "word" of base64: encoded files, not text.
+_BLOB = re.compile(r"\bdata:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*(?:;base64)?,[A-Za-z0-9+/=%_-]{32,}"
+                   r"|(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{1000,}={0,2}")
+
+
+def _markdown_images(text: str) -> str:
+    """Inline data-URI images of a Markdown text replaced by their alt text."""
+    if "data:" not in text:
+        return text
+    text = _MD_DATA.sub(lambda m: m.group(1).strip(), text)
+    text = _IMG_DATA.sub(lambda m: (alt.group(1)[1:-1].strip() if (alt := _ALT.search(m.group(0))) else ""), text)
+    return _REF_DATA.sub("", text)
 
 
 def _document(doc_id: str, source: str, text: str, digest: str, meta: dict[str, Any]) -> Document:
