@@ -145,6 +145,9 @@ def test_faq_rows_are_searchable_and_stored_per_source(tmp_path: Path, fake_embe
         ("员工每年享有十五天带薪年假，需要提前两周申请。".encode("gbk"), "员工每年享有十五天带薪年假，需要提前两周申请。"),
         ("Grüße aus Köln".encode("utf-16"), "Grüße aus Köln"),
         ("\ufeffWith a BOM".encode(), "With a BOM"),
+        # UTF-16 without a byte-order mark (as some Windows tools save it) was refused as "binary file".
+        ("Lockers are assigned by HR.\nAsk at desk 3.".encode("utf-16-le"), "Lockers are assigned by HR.\nAsk at desk 3."),
+        ("Grüße aus Köln, 5 €".encode("utf-16-be"), "Grüße aus Köln, 5 €"),
     ],
 )
 def test_encodings_are_detected(data: bytes, expected: str) -> None:
@@ -159,6 +162,8 @@ def test_undecodable_and_binary_bytes_are_refused_with_a_reason() -> None:
     assert decode_text(noise) == (None, "undecodable text (no encoding fits; save it as UTF-8)")
     assert decode_text(b"GIF89a\x00\x01\x02") == (None, "binary file")
     assert decode_text(bytes(range(1, 32)) * 10) == (None, "binary file")
+    assert decode_text(b"\x7fELF\x02\x01\x01\x00" + bytes(8) + b"\x03\x00>\x00") == (None, "binary file")
+    assert decode_text(b"\x00\x01\x00\x02binary") == (None, "binary file")  # NULs at even offsets only, not text
 
 
 def test_bad_files_are_listed_in_the_build_summary_and_never_fatal(tmp_path: Path, fake_embedder) -> None:

@@ -4,7 +4,8 @@ Supported: ``.md``/``.markdown``/``.txt``, ``.html``/``.htm`` (main text only),
 ``.pdf`` (its text layer, through pypdf), ``.docx`` (through python-docx) and
 FAQ tables (``.jsonl``/``.csv`` with ``question`` and ``answer`` columns,
 each row one document). Text files in another encoding than UTF-8 are
-decoded with the encoding charset-normalizer detects.
+decoded with the encoding charset-normalizer detects (UTF-16 also without a
+byte-order mark).
 
 Every file that cannot be used comes out as ``(None, path, reason)`` so the
 build can list it, and so do a folder that cannot be listed (path ending in
@@ -297,14 +298,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 def decode_text(data: bytes) -> tuple[str | None, str | None]:
-    """``(text, None)`` or ``(None, reason)``: UTF-8 (BOM dropped), UTF-16 with a BOM, else detected."""
+    """``(text, None)`` or ``(None, reason)``: UTF-8 (BOM dropped), UTF-16 (with a BOM or recognised), else detected."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16"), None
         except UnicodeDecodeError:
             return None, "undecodable text (broken UTF-16)"
     if b"\x00" in data[:8192]:
-        return None, "binary file"
+        text = _utf16_without_bom(data)
+        return (text, None) if text is not None else (None, "binary file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -320,6 +322,25 @@ def decode_text(data: bytes) -> tuple[str | None, str | None]:
     if len(_CONTROL.findall(text[:8192])) > 0.05 * max(1, len(text[:8192])):
         return None, "binary file"
     return text, None
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``data`` as UTF-16 when it looks like it (no byte-order mark), else None.
+
+    In UTF-16 text of Latin script, every other byte is a NUL; binary files have NULs at both even and odd
+    offsets. So: NULs at one parity only, an even length, strict decoding, and printable text.
+    """
+    sample = data[:8192]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if len(data) % 2 or (even and odd):
+        return None
+    try:
+        text = data.decode("utf-16-le" if odd else "utf-16-be")
+    except UnicodeDecodeError:
+        return None
+    head = text[:4096]
+    printable = sum(c.isprintable() or c in "\t\n\r" for c in head)
+    return text if printable >= 0.98 * len(head) else None
 
 
 _WESTERN_EXTRA = set("ŒœŠšŸŽž‘’‚“”„–—…€«»‹›°")
