@@ -150,3 +150,17 @@ def test_build_and_add_warn_when_the_embedder_cannot_read_the_documents(
     added = runner.invoke(app, ["index", "add", str(out), str(tiny_docs), "--json"])
     assert added.exit_code == 0, added.stderr
     assert "chinese-bge-small" in json.loads(added.stdout)["warnings"][0]
+
+
+def test_summaries_say_1_chunk_not_1_chunks(runner: CliRunner, tmp_path: Path) -> None:
+    doc = tmp_path / "vpn.md"
+    doc.write_text("# VPN\n\nUse the client.", encoding="utf-8")
+    (tmp_path / "bad.md").write_bytes(b"\x00\x01binary")
+    out = tmp_path / "index"
+    result = runner.invoke(app, ["index", "build", str(doc), str(tmp_path / "bad.md"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert ": 1 chunk from 1 document in 1 file (" in result.stdout and "; 1 file skipped, 0 excluded" in result.stdout
+    result = runner.invoke(app, ["index", "add", str(out), str(doc)])
+    assert "is up to date: 1 chunk from 1 document" in result.stdout
+    info = runner.invoke(app, ["index", "info", str(out)]).stdout
+    assert "contents:  1 chunk from 1 document in 1 file, " in info and "skipped:   1 file at build time" in info
