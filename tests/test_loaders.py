@@ -147,7 +147,8 @@ def test_faq_rows_are_searchable_and_stored_per_source(tmp_path: Path, fake_embe
         ("\ufeffWith a BOM".encode(), "With a BOM"),
         # UTF-16 without a byte-order mark (as some Windows tools save it) was refused as "binary file".
         ("Lockers are assigned by HR.\nAsk at desk 3.".encode("utf-16-le"), "Lockers are assigned by HR.\nAsk at desk 3."),
-        ("Grüße aus Köln, 5 €".encode("utf-16-be"), "Grüße aus Köln, 5 €"),
+        ("Grüße aus Köln, 5\u00a0€".encode("utf-16-be"), "Grüße aus Köln, 5\u00a0€"),
+        ("每人一年 25 天 (VPN 客户端)".encode("utf-16-le"), "每人一年 25 天 (VPN 客户端)"),  # 一 is 00 4E
     ],
 )
 def test_encodings_are_detected(data: bytes, expected: str) -> None:

@@ -327,19 +327,20 @@ def decode_text(data: bytes) -> tuple[str | None, str | None]:
 def _utf16_without_bom(data: bytes) -> str | None:
     """``data`` as UTF-16 when it looks like it (no byte-order mark), else None.
 
-    In UTF-16 text of Latin script, every other byte is a NUL; binary files have NULs at both even and odd
-    offsets. So: NULs at one parity only, an even length, strict decoding, and printable text.
+    In UTF-16 text, ASCII characters give a NUL at every other byte (a few others, such as 一 U+4E00, one
+    at the other offsets); binary files have NULs at even and odd offsets alike. So: most NULs at one
+    parity, an even length, strict decoding, and printable text (a binary's NUL pairs read as U+0000).
     """
     sample = data[:8192]
     even, odd = sample[0::2].count(0), sample[1::2].count(0)
-    if len(data) % 2 or (even and odd):
+    if len(data) % 2 or max(even, odd) < 2 or max(even, odd) <= 4 * min(even, odd):
         return None
     try:
         text = data.decode("utf-16-le" if odd else "utf-16-be")
     except UnicodeDecodeError:
         return None
     head = text[:4096]
-    printable = sum(c.isprintable() or c in "\t\n\r" for c in head)
+    printable = sum(c.isprintable() or c.isspace() for c in head)
     return text if printable >= 0.98 * len(head) else None
 
 
