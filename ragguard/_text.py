@@ -88,3 +88,8 @@ def shorten(text: str, limit: int, columns: bool = False) -> str:
         if used > limit - 1:
             return text[:i].rstrip() + "…"
     return text
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 chunk``, ``2 chunks``: a count with its noun, singular for one."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ragguard._text import clean_text, clean_value, question_problem
+from ragguard._text import clean_text, clean_value, counted, question_problem
 from ragguard.adaptive import adaptive_rounds, samples_adaptively, settled
 from ragguard.apps.calibration_io import annotate, resolve_calibration
 from ragguard.apps.check import checker_from_config, report_from_result
@@ -372,7 +372,8 @@ class RagGuard:
         report = report_from_result(question, checker.check(question, samples, context))
         if any(cut):
             report.warnings.append(
-                f"{sum(cut)} of {len(cut)} answers were cut at sampling.max_new_tokens "
+                f"{sum(cut)} of {counted(len(cut), 'answer')} {'was' if sum(cut) == 1 else 'were'} cut at "
+                "sampling.max_new_tokens "
                 f"({cfg.sampling.max_new_tokens} tokens) and may end mid-sentence: raise it to see them whole"
             )
         return report

@@ -46,7 +46,7 @@ def test_build_with_globs_and_type_then_add_and_remove(runner: CliRunner, tiny_d
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["changed"] == ["docs/it-vpn.md"] and summary["embedded"] == 1 and summary["reused"] == 3
-    assert "0 new, 1 changed, 0 removed sources; embedding 1 chunks" in result.stderr
+    assert "0 new, 1 changed, 0 removed sources; embedding 1 chunk" in result.stderr
 
     result = runner.invoke(app, ["index", "add", str(out), str(tiny_docs), "--exclude", "draft*"])
     assert result.exit_code == 0 and "is up to date" in result.stdout

@@ -347,3 +347,22 @@ def test_files_the_include_glob_leaves_out_are_kept_not_removed(tiny_docs: Path,
     assert set(read(tiny_index)["sources"]) == set(before)
     (tiny_docs / "it-vpn.md").unlink()  # a file the glob does read, gone: removed
     assert update_index(tiny_index, [tiny_docs], make_embedder(), include=["it-*"]).removed == ["docs/it-vpn.md"]
+
+
+def test_files_of_a_folder_that_cannot_be_read_now_are_kept_not_removed(tiny_docs: Path, tiny_index: Path,
+                                                                         make_embedder, monkeypatch) -> None:
+    (tiny_docs / "team").mkdir()
+    (tiny_docs / "team" / "oncall.md").write_text("# Oncall\n\nThe rotation is weekly.", encoding="utf-8")
+    update_index(tiny_index, [tiny_docs], make_embedder())
+    assert "docs/team/oncall.md" in read(tiny_index)["sources"]
+    scandir = os.scandir
+
+    def locked(path):  # type: ignore[no-untyped-def]
+        if isinstance(path, (str, os.PathLike)) and Path(path).name == "team":  # chmod 000 does not stop root, so the refusal is simulated
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", locked)
+    summary = update_index(tiny_index, [tiny_docs], make_embedder())
+    assert summary.removed == [] and "docs/team/oncall.md" in read(tiny_index)["sources"]
+    assert [s["path"] for s in summary.skipped] == ["docs/team/"]

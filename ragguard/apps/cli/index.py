@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from ragguard._text import counted
 from ragguard.apps.cli.common import _fail, _progress, handle_errors, index_app
 
 
@@ -19,11 +20,6 @@ def _embedder_from(config: Path | None) -> Any:
     from ragguard.generation.backends import build_embedder
 
     return build_embedder(load_config(config).embedder)
-
-
-def _n(count: int, noun: str) -> str:
-    """``1 chunk``, ``2 chunks``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _print_summary(summary: Any, as_json: bool, verb: str) -> None:
@@ -35,14 +31,14 @@ def _print_summary(summary: Any, as_json: bool, verb: str) -> None:
         typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
         return
     if not summary.written:
-        typer.echo(f"{summary.out} is up to date: {_n(summary.chunks, 'chunk')} from "
-                   f"{_n(summary.documents, 'document')}")
+        typer.echo(f"{summary.out} is up to date: {counted(summary.chunks, 'chunk')} from "
+                   f"{counted(summary.documents, 'document')}")
         return
     rate = f", {summary.embedded / summary.embed_seconds:.1f} chunks/s" if summary.embed_seconds > 0 else ""
-    typer.echo(f"{verb} {summary.out}: {_n(summary.chunks, 'chunk')} from {_n(summary.documents, 'document')} in "
-               f"{_n(summary.sources, 'file')} ({summary.dimension}-d, {summary.embedder}, {summary.index_type}) in "
+    typer.echo(f"{verb} {summary.out}: {counted(summary.chunks, 'chunk')} from {counted(summary.documents, 'document')} in "
+               f"{counted(summary.sources, 'file')} ({summary.dimension}-d, {summary.embedder}, {summary.index_type}) in "
                f"{summary.seconds:.1f}s; embedded {summary.embedded}{rate}, reused {summary.reused}; "
-               f"{_n(len(summary.skipped), 'file')} skipped, {summary.excluded} excluded")
+               f"{counted(len(summary.skipped), 'file')} skipped, {summary.excluded} excluded")
     for label, names in (("added", summary.added), ("changed", summary.changed), ("removed", summary.removed)):
         if names and verb != "wrote":
             typer.echo(f"  {label}: {', '.join(names[:10])}{' …' if len(names) > 10 else ''}")
@@ -141,8 +137,8 @@ def index_info(
     typer.echo(f"index:     {info['path']}")
     typer.echo(f"embedder:  {info['embedder']['name']} ({info['embedder']['dimension']}-d)")
     typer.echo(f"type:      {info['index_type']} ({info['metric']}) {info['index_params'] or ''}".rstrip())
-    typer.echo(f"contents:  {_n(info['chunks'], 'chunk')} from {_n(info['documents'], 'document')} in "
-               f"{_n(info['sources'], 'file')}, {_n(info['bytes'], 'byte')}")
+    typer.echo(f"contents:  {counted(info['chunks'], 'chunk')} from {counted(info['documents'], 'document')} in "
+               f"{counted(info['sources'], 'file')}, {counted(info['bytes'], 'byte')}")
     per = f", {info['bytes_per_vector']} bytes/vector" if info["bytes_per_vector"] is not None else ""
     typer.echo(f"memory:    {info['faiss_bytes']} bytes of FAISS index{per}")
     if info["recall_at_10"] is not None:
@@ -150,7 +146,7 @@ def index_info(
     typer.echo(f"languages: {', '.join(f'{k} {v}' for k, v in info['languages'].items())}")
     typer.echo(f"chunking:  {info['chunking']}")
     if info["skipped"]:
-        typer.echo(f"skipped:   {_n(len(info['skipped']), 'file')} at build time (see --json)")
+        typer.echo(f"skipped:   {counted(len(info['skipped']), 'file')} at build time (see --json)")
 
 
 @index_app.command("search")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ragguard._text import counted
 from ragguard.core.protocols import Embedder
 from ragguard.errors import UsageError
 from ragguard.locking import WriterLock
@@ -113,13 +114,14 @@ def build_index(
         if not names:
             raise no_documents(sources, scan.skipped)
         if progress:
-            progress(f"read {sum(len(d) for d in scan.documents.values())} documents from {len(names)} files "
+            progress(f"read {counted(sum(len(d) for d in scan.documents.values()), 'document')} from "
+                     f"{counted(len(names), 'file')} "
                      f"({len(scan.skipped)} skipped, {scan.excluded} excluded)")
         by_source = chunk_sources(scan, names, settings, counter)
         chunks = [c for name in names for c in by_source[name]]
         warning = vocabulary_warning(embedder, [c.text for c in chunks])
         if progress:
-            progress(f"embedding {len(chunks)} chunks with {embedder.name}")
+            progress(f"embedding {counted(len(chunks), 'chunk')} with {embedder.name}")
         vectors, embed_seconds = embed_texts(embedder, [c.text for c in chunks], progress)
         assert vectors is not None
         kind = write_index(out_path, [c.to_record() for c in chunks], vectors, embedder.name, settings,
@@ -187,7 +189,9 @@ def update_index(
         scan = scan_sources(sources, include, exclude)
         in_scope = _in_scope(sources, include, exclude)
         before: dict[str, str] = old.manifest["sources"]
-        removed = sorted(s for s in before if in_scope(s) and s not in scan.hashes)
+        unread = [s["path"] for s in scan.skipped if s["path"].endswith("/")]  # folders that could not be listed
+        removed = sorted(s for s in before if in_scope(s) and s not in scan.hashes
+                         and not any(s.startswith(folder) for folder in unread))
         changed = sorted(s for s in scan.hashes if s in before and before[s] != scan.hashes[s])
         added = sorted(s for s in scan.hashes if s not in before)
         hashes = {s: h for s, h in before.items() if s not in removed}
@@ -209,7 +213,7 @@ def update_index(
             summary.warnings.append(warning)
         if progress:
             progress(f"{len(added)} new, {len(changed)} changed, {len(removed)} removed sources; "
-                     f"embedding {len(texts)} chunks")
+                     f"embedding {counted(len(texts), 'chunk')}")
         new_vectors, summary.embed_seconds = embed_texts(embedder, texts, progress)
         summary.embedded = len(texts)
         by_source: dict[str, list[int]] = {}
