@@ -34,7 +34,7 @@ from ragguard._text import clean_text
 from ragguard.errors import UsageError
 from ragguard.retrieval.documents import Document, sha256_bytes
 
-__all__ = ["SUFFIXES", "EXCLUDED", "iter_documents", "detect_language", "decode_text", "source_ids"]
+__all__ = ["SUFFIXES", "EXCLUDED", "iter_documents", "detect_language", "decode_text", "source_ids", "excluded_by"]
 
 _log = logging.getLogger("ragguard.loaders")
 
@@ -124,7 +124,7 @@ def iter_documents(
             if root.is_dir():
                 # A folder's include globs cannot be judged (they match files), so an unreadable folder is listed.
                 folder = rel.endswith("/")
-                why = _excluded(rel.rstrip("/"), () if folder else include, exclude)
+                why = excluded_by(rel.rstrip("/"), () if folder else include, exclude)
                 if why:
                     yield None, doc_id, why
                     continue
@@ -197,7 +197,8 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def _excluded(rel: str, include: Sequence[str], exclude: Sequence[str]) -> str | None:
+def excluded_by(rel: str, include: Sequence[str], exclude: Sequence[str]) -> str | None:
+    """Why the file at ``rel`` (relative to its source folder) is left out by the globs or as hidden; None: read."""
     name = rel.rsplit("/", 1)[-1]
     if any(part.startswith(".") for part in rel.split("/")):
         return f"{EXCLUDED}: hidden"

@@ -139,8 +139,7 @@ def _in_scope(sources: Sequence[str | Path], include: Sequence[str] = (),
               exclude: Sequence[str] = ()) -> Callable[[str], bool]:
     """Whether an indexed path comes from one of ``sources`` (a folder's files, or the file itself) and is one
     that ``include``/``exclude`` let be read (a file the globs leave out is not gone: it stays as it is)."""
-    from ragguard.retrieval.loaders import _excluded as excluded_by  # noqa: PLC2701
-    from ragguard.retrieval.loaders import source_ids
+    from ragguard.retrieval.loaders import excluded_by, source_ids
 
     prefixes, exact = [], set()
     for s in sources:
