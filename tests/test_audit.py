@@ -272,6 +272,33 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
     assert "1 question(s) match --only tag:hr; the other 2 keep their records" in notes
 
 
+def test_a_refused_run_leaves_nothing_new_behind(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    for out, options in ((tmp_path / "new", {"only": "id:nope"}), (tmp_path / "a" / "b" / "new", {"only": "tag:x"}),
+                         (tmp_path / "c", {"only": "colour:red"}), (tmp_path / "d", {"batch_questions": 0})):
+        with pytest.raises(UsageError):
+            run_audit(q, out, make_guard(), **options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.jsonl"]  # no folder, no audit.json, no lock file
+    guard = make_guard()
+
+    def cannot_load() -> None:
+        from ragguard.errors import ModelLoadError
+
+        raise ModelLoadError("generator.model '/nowhere' is not a folder: check the path")
+
+    guard.generator.load = cannot_load  # type: ignore[attr-defined]  # fails while choosing the batch, before a record
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text(json.dumps({"id": "cert", "question": "Do I need a certificate?"}) + "\n", encoding="utf-8")
+    with pytest.raises(Exception, match="is not a folder"):
+        run_audit(clean, tmp_path / "e", guard)
+    assert not (tmp_path / "e").exists()
+    run_audit(q, tmp_path / "out", make_guard())
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    with pytest.raises(UsageError, match="has the id 'nope'"):
+        run_audit(q, tmp_path / "out", make_guard(), only="id:nope")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()} == before  # an existing folder is untouched
+
+
 def test_fail_under_gate(tmp_path: Path) -> None:
     q = tmp_path / "q.jsonl"
     q.write_text("".join(line + "\n" for line in write_questions(tmp_path / "all.jsonl").read_text(

@@ -325,6 +325,11 @@ def _run_audit_unlocked(
         raise no_records(qfile, "a 'question' field", "a 'question' column and one row per question")
     if fail_under is not None and not 0 <= fail_under <= 1:
         raise UsageError(f"--fail-under must be a fraction between 0 and 1, got {fail_under}")
+    if batch_questions is not None and batch_questions < 1:
+        raise UsageError(f"--batch must be at least 1, got {batch_questions}")
+    if only:  # a typo is refused before anything is written (a refused run leaves no folder behind)
+        only_kind, only_values = _parse_only(only)
+        _check_only(only, only_kind, only_values, questions, qfile)
     results_path = out_dir / RESULTS
     run_info = _fingerprint_run(qfile, guard)
     existing: list[dict[str, Any]] = []
@@ -349,9 +354,6 @@ def _run_audit_unlocked(
     write_json(out_dir / "audit.json", run_info)
 
     latest = latest_per_id(existing)
-    if only:
-        only_kind, only_values = _parse_only(only)
-        _check_only(only, only_kind, only_values, questions, qfile)
     todo: list[AuditQuestion] = []
     changed = 0
     for q in questions:
@@ -370,8 +372,6 @@ def _run_audit_unlocked(
 
     if batch_questions is None:
         batch_questions = default_batch(guard) if todo else DEFAULT_BATCH
-    if batch_questions < 1:
-        raise UsageError(f"--batch must be at least 1, got {batch_questions}")
     ran = 0
     bar = progress if isinstance(progress, ProgressBar) else None
     if bar is not None:
@@ -453,11 +453,43 @@ def run_audit(questions_file: str | Path, out: str | Path, guard: Any, **options
     lock is an ``flock`` (:class:`~ragguard.locking.WriterLock`), dropped by the
     kernel when its process dies, so a crashed run's lock file never blocks a
     later ``--resume``. Options: see :func:`_run_audit_unlocked`.
+
+    A run that is refused (a :class:`~ragguard.errors.UsageError`), or whose setup fails
+    before any record is written, leaves nothing new behind: the folders it made for ``out``
+    are removed again.
     """
     from ragguard.locking import WriterLock
 
-    with WriterLock(out, what="audit folder"):
-        return _run_audit_unlocked(questions_file, out, guard, **options)
+    out_dir = Path(out)
+    made = [d for d in (out_dir, *out_dir.parents) if not d.exists()]  # deepest first; the lock makes the parents
+    try:
+        with WriterLock(out, what="audit folder"):
+            try:
+                return _run_audit_unlocked(questions_file, out, guard, **options)
+            except RagGuardError:
+                if out_dir in made:  # made by this run, under the lock: only its own files can be there
+                    _remove_unused(out_dir)
+                raise
+    except RagGuardError:
+        for folder in made[1:]:
+            try:
+                folder.rmdir()  # only while empty: another run's files are never touched
+            except OSError:
+                break
+        raise
+
+
+def _remove_unused(out_dir: Path) -> None:
+    """Remove the folder this run made when it holds no record: its ``audit.json`` and an empty ``results.jsonl``."""
+    results = out_dir / RESULTS
+    if results.exists() and results.stat().st_size > 0:
+        return  # records (invalid lines included) are kept: --resume continues from them
+    for name in ("audit.json", RESULTS):
+        (out_dir / name).unlink(missing_ok=True)
+    try:
+        out_dir.rmdir()
+    except OSError:
+        pass
 
 
 # Questions per generation pass where the model is not in this process on a CPU (a GPU, a server).
