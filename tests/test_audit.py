@@ -565,6 +565,42 @@ def test_audit_diff_lists_changed_questions_and_figures(tmp_path: Path) -> None:
         diff_audits(tmp_path, tmp_path / "new")
 
 
+def test_audit_diff_pairs_rows_without_an_id_by_their_question(tmp_path: Path) -> None:
+    (tmp_path / "n1.csv").write_text("question\nHow many leave days?\nWhere is the branch?\nWhere is the branch?\n",
+                                     encoding="utf-8")
+    (tmp_path / "n2.csv").write_text("question\nDo I need a certificate?\nHow many leave days?\nWhere is the branch?\n"
+                                     "Where is the branch?\n", encoding="utf-8")  # a question inserted on top
+    run_audit(tmp_path / "n1.csv", tmp_path / "n1", make_guard())
+    run_audit(tmp_path / "n2.csv", tmp_path / "n2", make_guard())
+    d = diff_audits(tmp_path / "n1", tmp_path / "n2")
+    # Keyed by line, line-2 was "leave days" in OLD and "certificate" in NEW: two false changes, the new one hidden.
+    assert d["changed"] == [] and d["compared"] == 3  # the repeated question pairs first with first
+    assert d["only_new"] == ["line-2"] and d["only_old"] == []
+    ANSWERS_BACKUP = dict(ANSWERS)
+    try:
+        ANSWERS["How many leave days?"] = ["You get 25 days."] * 3
+        run_audit(tmp_path / "n2.csv", tmp_path / "n3", make_guard())
+    finally:
+        ANSWERS.clear()
+        ANSWERS.update(ANSWERS_BACKUP)
+    d = diff_audits(tmp_path / "n1", tmp_path / "n3")
+    assert [(c["id"], c.get("old_id"), c["old"]["verdict"], c["new"]["verdict"]) for c in d["changed"]] == [
+        ("line-3", "line-2", "contradiction", "consistent")]
+    q = write_questions(tmp_path / "q.jsonl")  # its invalid rows (lines 2 and 5) move down a line with a new top row
+    run_audit(q, tmp_path / "q1", make_guard())
+    q.write_text(json.dumps({"id": "top", "question": "Where is the branch?"}) + "\n" + q.read_text(), encoding="utf-8")
+    run_audit(q, tmp_path / "q2", make_guard())
+    d = diff_audits(tmp_path / "q1", tmp_path / "q2")
+    assert d["only_new"] == ["top"] and d["only_old"] == [] and d["changed"] == [] and d["compared"] == 5
+    ided = tmp_path / "ids.jsonl"  # explicit ids stay the key: the same id with another text is that question changed
+    ided.write_text(json.dumps({"id": "q1", "question": "How many leave days?"}) + "\n", encoding="utf-8")
+    run_audit(ided, tmp_path / "i1", make_guard())
+    ided.write_text(json.dumps({"id": "q1", "question": "Where is the branch?"}) + "\n", encoding="utf-8")
+    run_audit(ided, tmp_path / "i2", make_guard())
+    d = diff_audits(tmp_path / "i1", tmp_path / "i2")
+    assert [c["id"] for c in d["changed"]] == ["q1"] and d["only_new"] == d["only_old"] == []
+
+
 def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ragguard.apps.cli as cli
 

@@ -172,7 +172,8 @@ def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
 def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     """Compare two audit folders: changed questions and the change of each summary figure.
 
-    Questions are matched by ``id``. A question counts as changed when its
+    Questions are matched by the ``id`` their input gave them, and a row without one by its
+    question text (see :func:`pairing_keys`). A question counts as changed when its
     verdict, its answer or its reference match differs. The figures include
     the calibration of ``confidence`` (``calibration.ece``, ``calibration.ece_by_chance``,
     ``calibration.brier``, ``calibration.accuracy_at_coverage_50`` and
@@ -184,13 +185,16 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
         if not (d / RESULTS).is_file():
             raise UsageError(f"{d} is not an audit folder (no {RESULTS}): pass folders written by `ragguard audit`")
     before, after = (latest_per_id(read_results(d / RESULTS, repair=False)) for d in (old_dir, new_dir))  # read only
+    paired_old, paired_new = pairing_keys(list(before.values())), pairing_keys(list(after.values()))
     changed = []
-    for qid in [k for k in after if k in before]:
-        a, b = before[qid], after[qid]
+    for key in [k for k in paired_new if k in paired_old]:
+        a, b = paired_old[key], paired_new[key]
         fields = [f for f in ("status", "verdict", "answer", "reference_match") if a.get(f) != b.get(f)]
         if fields:
             changed.append({
-                "id": qid,
+                "id": b.get("id"),
+                # a row without an id is keyed by its line, which moved: the line it had in OLD
+                **({"old_id": a.get("id")} if a.get("id") != b.get("id") else {}),
                 "question": b.get("question") or a.get("question"),
                 "changed": fields,
                 "old": {f: a.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
@@ -228,12 +232,44 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
         "old": str(old_dir),
         "new": str(new_dir),
         "setup_changed": setup,  # what differs between the two runs' audit.json: a change may come from there
-        "compared": sum(1 for k in after if k in before),
-        "only_old": sorted(k for k in before if k not in after),
-        "only_new": sorted(k for k in after if k not in before),
+        "compared": sum(1 for k in paired_new if k in paired_old),
+        "only_old": sorted(str(r.get("id")) for k, r in paired_old.items() if k not in paired_new),
+        "only_new": sorted(str(r.get("id")) for k, r in paired_new.items() if k not in paired_old),
         "changed": changed,
         "figures": figures,
     }
+
+
+def pairing_keys(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The records of one audit by the key that pairs them with another audit's.
+
+    A question's own ``id`` is its key. A row without one is keyed ``line-N`` by its line in the
+    results, and that moves when a row is inserted above it, so it is paired by its question text
+    instead; the same question twice without an id pairs in order (the first with the first). An
+    invalid row is paired by the id it gave (``record_id``) unless a valid row holds that id, else
+    by its question text or, with neither, by its error in order.
+    """
+    def own_id(r: dict[str, Any]) -> str | None:
+        rid = str(r.get("id"))
+        return None if rid == f"line-{r.get('line')}" else rid  # the id a row without one gets (load_questions)
+
+    ids = {own_id(r) for r in records} - {None}
+    keys: dict[tuple[Any, ...], dict[str, Any]] = {}
+    seen: dict[tuple[Any, ...], int] = {}
+    for r in records:  # in file order: the input's, then questions no longer in it
+        if own_id(r) is not None:
+            keys[("id", own_id(r))] = r
+            continue
+        if r.get("record_id") not in (None, "") and str(r["record_id"]) not in ids:
+            ids.add(str(r["record_id"]))  # a second invalid row with that id is paired by its question or error
+            keys[("id", str(r["record_id"]))] = r
+            continue
+        question = r.get("question")
+        base = ("question", question.strip()) if isinstance(question, str) and question.strip() else (
+            "row", r.get("status"), r.get("error"))
+        seen[base] = seen.get(base, 0) + 1
+        keys[(*base, seen[base])] = r
+    return keys
 
 
 def _delta(old: Any, new: Any) -> dict[str, Any]:
