@@ -627,7 +627,61 @@ def test_cli_audit_diff_spelling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert list(d["setup_changed"]) == ["config_hash"]
     text = CliRunner().invoke(real_app, ["audit-diff", str(tmp_path / "a"), str(tmp_path / "c")]).stdout
     old, new = d["setup_changed"]["config_hash"]["old"], d["setup_changed"]["config_hash"]["new"]
-    assert text.startswith(f"the runs differ in their config: {old} -> {new} (changes may come from it)\n5 records")
+    assert text.startswith(f"the runs differ in their settings: sampling.samples 3 -> 4 (config {old} -> {new}; changes "
+                           "may come from it)\n5 records")
+    assert d["settings_changed"] == {"sampling.samples": {"old": 3, "new": 4}}
+
+
+def test_cli_audit_diff_names_added_and_dropped_questions_settings_unmeasured_figures_and_regressions(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.apps.cli import app
+
+    run_audit(write_questions(tmp_path / "q.jsonl"), tmp_path / "old", make_guard())
+    new = tmp_path / "new.jsonl"  # the invalid rows fixed away, "branch" now fails, "canteen" added
+    new.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "cert", "question": "Do I need a certificate?", "reference": "Yes, ask HR for form HR-07."},
+        {"id": "leave", "question": "How many leave days?", "reference": "You get 25 days."},
+        {"id": "branch", "question": "Where is the branch?"},
+        {"id": "canteen", "question": "Is there a canteen?"}]) + "\n", encoding="utf-8")
+    ANSWERS_BACKUP = dict(ANSWERS)
+    try:
+        ANSWERS["Do I need a certificate?"] = ["Yes, ask HR for form HR-07.", "No, you never need one.",
+                                               "No, you never need one."]  # the new model contradicts itself
+        guard = make_guard(fail_on={"Where is the branch?"})
+        guard.config = guard.config.replace("sampling", seed=1)
+        run_audit(new, tmp_path / "new", guard)
+    finally:
+        ANSWERS.clear()
+        ANSWERS.update(ANSWERS_BACKUP)
+    args = ["audit-diff", str(tmp_path / "old"), str(tmp_path / "new")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output  # a report by default; the gate is asked for
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("the runs differ in their settings: sampling.seed 0 -> 1 (config ")
+    assert "  branch: consistent -> error  (status, verdict, answer)" in lines
+    assert "only in NEW (1): canteen (consistent)" in lines
+    assert "only in OLD (2): line-2 (invalid), line-5 (invalid)" in lines
+    assert "  errors: 0 -> 1 (+1.000)" in lines and "  invalid: 2 -> 0 (-2.000)" in lines
+    assert "  reference.accuracy_consistent: 1.0 -> n/a" in lines  # a figure no longer measured is a change
+    assert lines[lines.index("regressions (4):") + 1:] == [
+        "  cert: consistent -> contradiction", "  cert: reference match -> contradicts",
+        "  consistent share 0.67 -> 0.33 (-0.333)", "  reference accuracy 1.00 -> 0.50 (-0.500)"]
+    gated = CliRunner().invoke(app, [*args, "--fail-on-regression", "--json"])
+    assert gated.exit_code == 1 and "4 regression(s)" in gated.stderr
+    d = json.loads(gated.stdout)
+    assert [r["id"] for r in d["added"]] == ["canteen"] and d["only_old"] == ["line-2", "line-5"]
+    assert d["settings_changed"] == {"sampling.seed": {"old": 0, "new": 1}}
+    same = CliRunner().invoke(app, ["audit-diff", str(tmp_path / "old"), str(tmp_path / "old"), "--fail-on-regression"])
+    assert same.exit_code == 0 and "regressions" not in same.stdout
+    broken = tmp_path / "broken.csv"  # every row invalid (a renamed column): nothing measured is not "no change"
+    broken.write_text("query\nDo I need a certificate?\n", encoding="utf-8")
+    run_audit(broken, tmp_path / "broken", make_guard())
+    text = CliRunner().invoke(app, ["audit-diff", str(tmp_path / "old"), str(tmp_path / "broken")]).stdout
+    assert "  consistent_share: 0.666667 -> n/a" in text.splitlines()
+    assert "  consistent share 0.67 -> n/a (not measured in NEW)" in text.splitlines()
 
 
 def test_the_default_batch_is_one_for_a_model_on_this_cpu_so_records_are_those_asked_alone() -> None:

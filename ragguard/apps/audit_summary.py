@@ -178,7 +178,10 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     the calibration of ``confidence`` (``calibration.ece``, ``calibration.ece_by_chance``,
     ``calibration.brier``, ``calibration.accuracy_at_coverage_50`` and
     ``_80``; see :func:`calibration_summary`), computed from the records
-    for an audit whose ``summary.json`` predates them.
+    for an audit whose ``summary.json`` predates them, and the counts of ``errors`` and
+    ``invalid`` rows. ``added`` and ``dropped`` hold the rows only one audit has,
+    ``settings_changed`` the settings of ``audit.json`` that differ, and ``regressions``
+    what got worse (:func:`regressions`).
     """
     old_dir, new_dir = Path(old), Path(new)
     for d in (old_dir, new_dir):
@@ -197,8 +200,8 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
                 **({"old_id": a.get("id")} if a.get("id") != b.get("id") else {}),
                 "question": b.get("question") or a.get("question"),
                 "changed": fields,
-                "old": {f: a.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
-                "new": {f: b.get(f) for f in ("verdict", "answer", "reference_match", "confidence")},
+                "old": {f: a.get(f) for f in ("verdict", "answer", "reference_match", "confidence", "status")},
+                "new": {f: b.get(f) for f in ("verdict", "answer", "reference_match", "confidence", "status")},
             })
     s_old = read_json(old_dir / "summary.json") or summarize(list(before.values()))
     s_new = read_json(new_dir / "summary.json") or summarize(list(after.values()))
@@ -224,20 +227,63 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
                                                                                   accuracy_at(cal_new, coverage))
     for verdict in VERDICTS:
         figures[f"verdicts.{verdict}"] = _delta(s_old.get("verdicts", {}).get(verdict), s_new.get("verdicts", {}).get(verdict))
+    for key in ("errors", "invalid"):  # rows that were not measured: infrastructure errors, bad input rows
+        figures[key] = _delta(s_old.get(key), s_new.get(key))
     runs = [read_json(d / "audit.json") or {} for d in (old_dir, new_dir)]
     setup = {key: {"old": runs[0].get(key), "new": runs[1].get(key)}
              for key in ("config_hash", "index_id", "input_sha256", "ragguard_version")
              if runs[0].get(key) is not None and runs[1].get(key) is not None and runs[0][key] != runs[1][key]}
+    # The settings themselves (audit.json's "settings", section.key: value) where both runs recorded them.
+    settings = [r.get("settings") if isinstance(r.get("settings"), dict) else None for r in runs]
+    settings_changed = {} if None in settings else {
+        k: {"old": settings[0].get(k), "new": settings[1].get(k)}
+        for k in sorted(settings[0].keys() | settings[1].keys()) if settings[0].get(k) != settings[1].get(k)}
+    both = [k for k in paired_new if k in paired_old]
     return {
         "old": str(old_dir),
         "new": str(new_dir),
         "setup_changed": setup,  # what differs between the two runs' audit.json: a change may come from there
-        "compared": sum(1 for k in paired_new if k in paired_old),
+        "settings_changed": settings_changed,
+        "compared": len(both),
         "only_old": sorted(str(r.get("id")) for k, r in paired_old.items() if k not in paired_new),
         "only_new": sorted(str(r.get("id")) for k, r in paired_new.items() if k not in paired_old),
+        # the same rows with what they hold, in input order
+        "dropped": [_brief(r) for k, r in paired_old.items() if k not in paired_new],
+        "added": [_brief(r) for k, r in paired_new.items() if k not in paired_old],
         "changed": changed,
         "figures": figures,
+        "regressions": regressions([(paired_old[k], paired_new[k]) for k in both], figures),
     }
+
+
+def regressions(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figures: dict[str, dict[str, Any]]) -> list[str]:
+    """What got worse from OLD to NEW (``audit diff --fail-on-regression`` fails on any).
+
+    A question answered ``consistent`` in OLD that NEW flags (``inconsistent`` or
+    ``contradiction``); one whose answer matched its reference in OLD and does not in NEW
+    (``mismatch`` or ``contradicts``); a lower consistent share or reference accuracy, or one
+    that OLD measured and NEW does not (no question answered, no reference left).
+    """
+    found = []
+    for a, b in pairs:
+        ok = a.get("status") == "ok" and b.get("status") == "ok"
+        if ok and a.get("verdict") == "consistent" and b.get("verdict") in ("inconsistent", "contradiction"):
+            found.append(f"{b.get('id')}: consistent -> {b['verdict']}")
+        if ok and a.get("reference_match") == "match" and b.get("reference_match") in ("mismatch", "contradicts"):
+            found.append(f"{b.get('id')}: reference match -> {b['reference_match']}")
+    for key, name in (("consistent_share", "consistent share"), ("reference.accuracy", "reference accuracy")):
+        v = figures[key]
+        if v["old"] is not None and v["new"] is None:
+            found.append(f"{name} {v['old']:.2f} -> n/a (not measured in NEW)")
+        elif v["change"] is not None and v["change"] < 0:
+            found.append(f"{name} {v['old']:.2f} -> {v['new']:.2f} ({v['change']:+.3f})")
+    return found
+
+
+def _brief(record: dict[str, Any]) -> dict[str, Any]:
+    return {"id": record.get("id"), "line": record.get("line"), "question": record.get("question"),
+            "status": record.get("status"), "verdict": record.get("verdict"),
+            "reference_match": record.get("reference_match"), "error": record.get("error")}
 
 
 def pairing_keys(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:

@@ -65,6 +65,11 @@ def audit_diff(
     old: Path = typer.Argument(..., help="Audit folder of the earlier run."),
     new: Path = typer.Argument(..., help="Audit folder of the later run."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    fail_on_regression: bool = typer.Option(
+        False, "--fail-on-regression",
+        help="Exit 1 when a question consistent in OLD is flagged in NEW, a reference match is lost, or the "
+             "consistent share or reference accuracy dropped (a CI gate).",
+    ),
 ) -> None:
     """Compare two audits: questions whose verdict or answer changed, and each summary figure.
 
@@ -75,18 +80,41 @@ def audit_diff(
     d = diff_audits(old, new)
     if as_json:
         typer.echo(json.dumps(d, ensure_ascii=False))
-        return
+    else:
+        _print_diff(d)
+    if fail_on_regression and d["regressions"]:
+        typer.echo(f"ragguard: gate failed: {len(d['regressions'])} regression(s) from {old} to {new} "
+                   "(--fail-on-regression)", err=True)
+        raise typer.Exit(1)
+
+
+def _print_diff(d: dict) -> None:
     names = {"config_hash": "config", "index_id": "index", "input_sha256": "questions file",
              "ragguard_version": "ragguard version"}
     for key, v in d["setup_changed"].items():
+        if key == "config_hash" and d["settings_changed"]:
+            # name the settings (a config hash alone says only that something differs)
+            settings = "; ".join(f"{k} {_setting(c['old'])} -> {_setting(c['new'])}"
+                                 for k, c in d["settings_changed"].items())
+            typer.echo(f"the runs differ in their settings: {settings} (config {v['old']} -> {v['new']}; changes "
+                       "may come from it)")
+            continue
         typer.echo(f"the runs differ in their {names[key]}: {v['old']} -> {v['new']} (changes may come from it)")
     typer.echo(f"{d['compared']} records in both (invalid lines included); {len(d['changed'])} changed")
     for c in d["changed"]:
-        typer.echo(f"  {c['id']}: {c['old']['verdict']} -> {c['new']['verdict']}  ({', '.join(c['changed'])})")
-    moved = {k: v for k, v in d["figures"].items() if v["change"] and not k.startswith("calibration.")}
+        moved = f" ({c['old_id']} in OLD)" if c.get("old_id") else ""
+        typer.echo(f"  {c['id']}{moved}: {c['old']['verdict'] or c['old']['status']} -> "
+                   f"{c['new']['verdict'] or c['new']['status']}  ({', '.join(c['changed'])})")
+    for side, rows in (("NEW", d["added"]), ("OLD", d["dropped"])):
+        if rows:
+            typer.echo(f"only in {side} ({len(rows)}): " + ", ".join(f"{r['id']} ({r['verdict'] or r['status']})"
+                                                                     for r in rows))
+    # A figure that one run has and the other does not (no question answered) is a change too: "0.17 -> n/a".
+    moved = {k: v for k, v in d["figures"].items() if v["old"] != v["new"] and not k.startswith("calibration.")}
     typer.echo("figures:" if moved else "figures: none changed")
     for key, v in moved.items():
-        typer.echo(f"  {key}: {v['old']} -> {v['new']} ({v['change']:+.3f})")
+        change = "" if v["change"] is None else f" ({v['change']:+.3f})"
+        typer.echo(f"  {key}: {_raw(v['old'])} -> {_raw(v['new'])}{change}")
     # Calibration figures are printed whenever either audit has them, changed or not: "the ECE
     # stayed at 0.04" is as much an answer as a change.
     calibration = {k: v for k, v in d["figures"].items() if k.startswith("calibration.")}
@@ -95,6 +123,20 @@ def audit_diff(
         for key, v in calibration.items():
             change = "" if v["change"] is None else f" ({v['change']:+.3f})"
             typer.echo(f"  {key.removeprefix('calibration.')}: {_num(v['old'])} -> {_num(v['new'])}{change}")
+    if d["regressions"]:
+        typer.echo(f"regressions ({len(d['regressions'])}):")
+        for message in d["regressions"]:
+            typer.echo(f"  {message}")
+
+
+def _raw(value: float | None) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def _setting(value: object) -> str:
+    from ragguard._text import shorten
+
+    return shorten(repr(value), 60) if isinstance(value, str) else str(value)
 
 
 def _num(value: float | None) -> str:
