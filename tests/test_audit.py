@@ -309,6 +309,33 @@ def test_fail_under_gate(tmp_path: Path) -> None:
     assert failed.gate_failed and "consistent share" in failed.gate_messages[0]
 
 
+def test_a_rerun_without_fail_under_keeps_the_folders_gate_checked_over_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    import ragguard.apps.cli.audit as cli_audit
+    from ragguard.apps.cli import app
+
+    q = write_questions(tmp_path / "q.jsonl")
+    failed = run_audit(q, tmp_path / "out", make_guard(), fail_under=0.9)
+    assert failed.gate_failed
+    rerun = run_audit(q, tmp_path / "out", make_guard(), only="id:cert")  # no --fail-under: its exit status is 0
+    assert not rerun.gate_failed and rerun.gate_inherited
+    gates = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))["gates"]
+    assert gates == {**failed.summary["gates"], "inherited": True}  # not dropped: the audit still fails its gate
+    assert 'id="gate">gate --fail-under 0.90 (set by an earlier run' in (tmp_path / "out" / "report.html").read_text(
+        encoding="utf-8")
+    assert run_audit(q, tmp_path / "out", make_guard(), resume=True, fail_under=0.5).summary["gates"] == {
+        "fail_under": 0.5, "passed": True, "failures": []}  # a gate given now replaces it
+    run_audit(q, tmp_path / "cli", make_guard(), fail_under=0.9)
+    monkeypatch.setattr(cli_audit, "guard_for", lambda config, index: make_guard())
+    result = CliRunner().invoke(app, ["audit", str(q), "--out", str(tmp_path / "cli"), "--only", "id:cert"])
+    assert result.exit_code == 0, result.output
+    assert (f"gate --fail-under 0.9 of an earlier run into {tmp_path / 'cli'}: fails now: consistent share 0.67 is "
+            "below --fail-under 0.90") in result.stderr and "gate failed" not in result.stderr
+
+
 def test_fail_under_fails_when_nothing_was_answered_or_a_question_failed(tmp_path: Path) -> None:
     renamed = tmp_path / "renamed.csv"  # every row invalid: a gate that passed would hide the broken file
     renamed.write_text("query,expected\nWho approves overtime?,manager\nHow many leave days?,25\n", encoding="utf-8")

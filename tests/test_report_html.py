@@ -169,6 +169,30 @@ def test_header_says_when_confidence_is_calibrated_and_from_which_file() -> None
                          "languages only, so their confidence says little (calibrate on an audit of your own questions)")
 
 
+def test_header_says_what_was_audited_and_how_the_gate_ended() -> None:
+    records = [{**r, "fingerprint": {"model": "SmolLM2-135M", "model_sha256": "ab12", "adapter": "adapters/prod",
+                                     "seeds": [0, 1, 2]}} for r in labelled_records()[:2]]
+    run = {**RUN, "index": "indexes/hr", "index_id": "sha256:0f0f",
+           "settings": {"generator.model": "embedded", "generator.adapter": "adapters/prod", "sampling.samples": 3,
+                        "sampling.seed": 1, "sampling.adaptive": False}}
+    summary = summarize(records)
+    page = render_report(records, summary, run)
+    setup = re.search(r'<div class="meta" id="setup">(.*?)</div>', page).group(1)
+    assert setup == ("model SmolLM2-135M (sha256 ab12) · adapter adapters/prod · index indexes/hr (sha256:0f0f) · "
+                     "samples 3 · seed 1")
+    assert 'id="gate"' not in page  # no --fail-under, no gate line
+    summary["gates"] = {"fail_under": 0.9, "passed": False, "failures": ["consistent share 0.50 is below --fail-under 0.90"]}
+    gate = re.search(r'<div class="gate failed" id="gate">(.*?)</div>', render_report(records, summary, run)).group(1)
+    assert gate == "gate --fail-under 0.90: failed: consistent share 0.50 is below --fail-under 0.90"
+    summary["gates"] = {"fail_under": 0.5, "passed": True, "failures": [], "inherited": True}
+    gate = re.search(r'<div class="gate passed" id="gate">(.*?)</div>', render_report(records, summary, run)).group(1)
+    assert gate == "gate --fail-under 0.50 (set by an earlier run into this folder): passed"
+    # an audit.json from before the settings were recorded, records without a fingerprint: what is known is said
+    bare = render_report(labelled_records()[:2], summarize(labelled_records()[:2]), RUN)
+    assert re.search(r'<div class="meta" id="setup">(.*?)</div>', bare).group(1) == (
+        "adapter none · index none (no retrieval)")
+
+
 def test_a_cluster_of_one_says_one_sample() -> None:
     record = {"id": "a", "line": 1, "status": "ok", "question": "q", "answer": "x", "verdict": "inconsistent",
               "agreement": 0.5, "confidence": 0.1, "contradictions": [], "warnings": [], "sources": [],

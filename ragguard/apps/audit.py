@@ -82,6 +82,8 @@ class AuditResult:
     skipped: int
     gate_failed: bool = False
     gate_messages: list[str] = field(default_factory=list)
+    # The gate is the --fail-under of an earlier run into the folder (recorded, not this run's exit status).
+    gate_inherited: bool = False
 
 
 def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str, Any]]]:
@@ -333,6 +335,7 @@ def _run_audit_unlocked(
     results_path = out_dir / RESULTS
     run_info = _fingerprint_run(qfile, guard)
     existing: list[dict[str, Any]] = []
+    earlier_gate = None
     if results_path.exists() and (resume or only):
         previous_info = read_json(out_dir / "audit.json")
         refusal = _setup_refusal(out_dir, previous_info, run_info) if previous_info else None
@@ -348,6 +351,7 @@ def _run_audit_unlocked(
         refusal = _weights_refusal(out_dir, existing, guard)
         if refusal:
             raise UsageError(refusal)
+        earlier_gate = _earlier_gate(out_dir)
     elif results_path.exists() and results_path.stat().st_size > 0:
         raise UsageError(f"{out_dir} already holds audit results: pass --resume to continue, or choose a new --out")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -410,6 +414,11 @@ def _run_audit_unlocked(
     compact_results(results_path, written, all_records)
     summary = summarize(all_records)
     gate_messages: list[str] = []
+    # A rerun without --fail-under (--resume, --only) keeps the folder's gate, checked over the records now:
+    # summary.json and the report still say whether the audit passes it. It is not this run's exit status.
+    inherited = fail_under is None and earlier_gate is not None
+    if inherited:
+        fail_under = earlier_gate
     if fail_under is not None:
         summary["gates"] = {"fail_under": fail_under}
         share = summary["consistent_share"]
@@ -437,12 +446,22 @@ def _run_audit_unlocked(
             gate_messages.append(f"reference accuracy {accuracy:.2f} is below --fail-under {fail_under:.2f}")
         summary["gates"]["passed"] = not gate_messages
         summary["gates"]["failures"] = gate_messages
+        if inherited:
+            summary["gates"]["inherited"] = True
     write_json(out_dir / "summary.json", summary)
     write_csv(out_dir / "results.csv", all_records)
     from ragguard.apps.report_html import write_report
 
     write_report(out_dir / "report.html", all_records, summary, run_info)
-    return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages), gate_messages)
+    return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages) and not inherited, gate_messages,
+                       inherited)
+
+
+def _earlier_gate(out_dir: Path) -> float | None:
+    """The ``--fail-under`` that the folder's ``summary.json`` records, or ``None``."""
+    gates = (read_json(out_dir / "summary.json") or {}).get("gates")
+    value = gates.get("fail_under") if isinstance(gates, dict) else None
+    return float(value) if isinstance(value, (int, float)) and 0 <= value <= 1 else None
 
 
 def run_audit(questions_file: str | Path, out: str | Path, guard: Any, **options: Any) -> AuditResult:

@@ -46,6 +46,8 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
     return {
         "run": {"input": _text(run.get("input")), "config_hash": _text(run.get("config_hash")),
                 "version": _text(run.get("ragguard_version"))},
+        "setup": _setup(records, run),
+        "gate": _gate(summary.get("gates")),
         "calibrated": summary.get("calibrated"),
         "cards": _cards(summary),
         "charts": [_bar_chart("verdicts", verdict_counts, COLOURS), _bar_chart("agreement", summary.get("agreement_histogram", {}))],
@@ -53,6 +55,45 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
         "verdict_options": list(COLOURS),
         "rows": [_row(i, r) for i, r in enumerate(records)],
     }
+
+
+def _setup(records: list[dict[str, Any]], run: dict[str, Any]) -> list[tuple[str, str]]:
+    """What was audited, as (label, value): model and its file hash, adapter, index, samples and seed.
+
+    From ``audit.json`` (``run``: its ``settings``, ``index``, ``index_id``) and the answered
+    records' fingerprints, which name the model as loaded and the hash of its file; a value that
+    differs between records (an audit resumed over another file) is listed with each of them.
+    """
+    settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+    prints = [r["fingerprint"] for r in records if r.get("status") == "ok" and isinstance(r.get("fingerprint"), dict)]
+
+    def recorded(key: str, *fallbacks: Any) -> str:
+        values = list(dict.fromkeys(str(f[key]) for f in prints if f.get(key) not in (None, "")))
+        values = values or [str(v) for v in fallbacks if v not in (None, "")][:1]
+        return ", ".join(values)
+
+    model = recorded("model", settings.get("generator.model"))
+    model_sha = recorded("model_sha256", run.get("model_sha256"))
+    adapter = recorded("adapter", settings.get("generator.adapter")) or "none"
+    adapter_sha = recorded("adapter_sha256", run.get("adapter_sha256"))
+    index = _text(run.get("index")) or "none (no retrieval)"
+    samples = settings.get("sampling.samples")
+    if samples is not None and settings.get("sampling.adaptive"):
+        samples = f"up to {samples} (adaptive)"
+    setup = [("model", f"{model} (sha256 {model_sha})" if model_sha else model),
+             ("adapter", f"{adapter} (sha256 {adapter_sha})" if adapter_sha else adapter),
+             ("index", f"{index} ({run['index_id']})" if run.get("index_id") else index),
+             ("samples", _text(samples)), ("seed", _text(settings.get("sampling.seed")))]
+    return [(label, value) for label, value in setup if value]
+
+
+def _gate(gates: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``--fail-under`` gate of ``summary.json`` for the header, or ``None`` when the run had none."""
+    if not isinstance(gates, dict) or gates.get("fail_under") is None:
+        return None
+    return {"fail_under": f"{float(gates['fail_under']):.2f}", "passed": bool(gates.get("passed")),
+            "failures": [_text(f) for f in gates.get("failures") or []],
+            "inherited": bool(gates.get("inherited"))}
 
 
 def _cards(summary: dict[str, Any]) -> list[tuple[str, Any]]:

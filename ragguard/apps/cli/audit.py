@@ -53,7 +53,11 @@ def audit(
     if s["reference"]["accuracy"] is not None:
         typer.echo(f"reference accuracy {s['reference']['accuracy']:.0%} over {s['reference']['with_reference']} questions")
     typer.echo(f"report: {result.out / 'report.html'}")
-    for message in result.gate_messages:
+    if result.gate_inherited:  # the folder's gate from an earlier run, checked again: said, not an exit status
+        gate = s["gates"]
+        typer.echo(f"gate --fail-under {gate['fail_under']} of an earlier run into {out}: "
+                   + ("passed" if gate["passed"] else "fails now: " + "; ".join(gate["failures"])), err=True)
+    for message in result.gate_messages if result.gate_failed else []:
         typer.echo(f"ragguard: gate failed: {message}", err=True)
     if result.gate_failed:
         raise typer.Exit(1)
