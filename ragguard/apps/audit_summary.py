@@ -18,7 +18,7 @@ from ragguard.core.metrics import (
 )
 from ragguard.errors import UsageError
 
-__all__ = ["VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits"]
+__all__ = ["VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits", "pairing_keys", "regressions"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
 
