@@ -67,6 +67,13 @@ def write_questions(path: Path) -> Path:
     return path
 
 
+def write_valid_questions(path: Path) -> Path:
+    """The three valid rows of :func:`write_questions` (a gate fails on invalid rows)."""
+    rows = write_questions(path).read_text(encoding="utf-8").splitlines()
+    path.write_text("".join(f"{r}\n" for r in rows if r.startswith("{") and '"   "' not in r), encoding="utf-8")
+    return path
+
+
 def read_lines(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text(encoding="utf-8").splitlines()]
 
@@ -300,9 +307,7 @@ def test_a_refused_run_leaves_nothing_new_behind(tmp_path: Path) -> None:
 
 
 def test_fail_under_gate(tmp_path: Path) -> None:
-    q = tmp_path / "q.jsonl"
-    q.write_text("".join(line + "\n" for line in write_questions(tmp_path / "all.jsonl").read_text(
-        encoding="utf-8").splitlines() if line.startswith("{") and '"   "' not in line), encoding="utf-8")  # valid rows
+    q = write_valid_questions(tmp_path / "q.jsonl")
     passed = run_audit(q, tmp_path / "a", make_guard(), fail_under=0.5)
     assert not passed.gate_failed and passed.summary["gates"]["passed"] is True
     failed = run_audit(q, tmp_path / "b", make_guard(), fail_under=0.9)
@@ -317,7 +322,7 @@ def test_a_rerun_without_fail_under_keeps_the_folders_gate_checked_over_its_reco
     import ragguard.apps.cli.audit as cli_audit
     from ragguard.apps.cli import app
 
-    q = write_questions(tmp_path / "q.jsonl")
+    q = write_valid_questions(tmp_path / "q.jsonl")
     failed = run_audit(q, tmp_path / "out", make_guard(), fail_under=0.9)
     assert failed.gate_failed
     rerun = run_audit(q, tmp_path / "out", make_guard(), only="id:cert")  # no --fail-under: its exit status is 0
@@ -778,3 +783,13 @@ def test_resume_refuses_answers_from_other_adapter_or_model_weights_at_the_same_
         run_audit(q, tmp_path / "out", guard("a" * 64, model_sha="n" * 64), resume=True)
     assert (tmp_path / "out" / "results.jsonl").read_bytes() == before
     assert run_audit(q, tmp_path / "out", guard("a" * 64), resume=True).ran == 0  # the same weights resume
+
+
+def test_diff_names_other_adapter_weights_behind_the_same_config(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    for out, sha in (("old", "a" * 64), ("new", "b" * 64)):
+        g = make_guard()
+        g.generator.adapter, g.generator.adapter_sha256 = "adapters/prod", sha  # type: ignore[attr-defined]
+        run_audit(q, tmp_path / out, g)
+    d = diff_audits(tmp_path / "old", tmp_path / "new")
+    assert d["setup_changed"] == {"adapter_sha256": {"old": "a" * 64, "new": "b" * 64}}  # the config hash is equal

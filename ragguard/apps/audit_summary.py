@@ -233,6 +233,10 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     setup = {key: {"old": runs[0].get(key), "new": runs[1].get(key)}
              for key in ("config_hash", "index_id", "input_sha256", "ragguard_version")
              if runs[0].get(key) is not None and runs[1].get(key) is not None and runs[0][key] != runs[1][key]}
+    # The weights: the config names them by path, so a retrained adapter or a replaced checkpoint shows only here.
+    weights = [_weights(list(records.values())) for records in (before, after)]
+    setup.update({key: {"old": weights[0][key], "new": weights[1][key]} for key in ("model_sha256", "adapter_sha256")
+                  if weights[0][key] and weights[1][key] and weights[0][key] != weights[1][key]})
     # The settings themselves (audit.json's "settings", section.key: value) where both runs recorded them.
     settings = [r.get("settings") if isinstance(r.get("settings"), dict) else None for r in runs]
     settings_changed = {} if None in settings else {
@@ -254,6 +258,13 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
         "figures": figures,
         "regressions": regressions([(paired_old[k], paired_new[k]) for k in both], figures),
     }
+
+
+def _weights(records: list[dict[str, Any]]) -> dict[str, str | None]:
+    """The model's and adapter's weight hashes in the fingerprint of the last answered record."""
+    fp = next((r["fingerprint"] for r in reversed(records)
+               if r.get("status") == "ok" and isinstance(r.get("fingerprint"), dict)), {})
+    return {"model_sha256": fp.get("model_sha256"), "adapter_sha256": fp.get("adapter_sha256")}
 
 
 def regressions(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figures: dict[str, dict[str, Any]]) -> list[str]:

@@ -94,7 +94,7 @@ def audit_diff(
 
 def _print_diff(d: dict) -> None:
     names = {"config_hash": "config", "index_id": "index", "input_sha256": "questions file",
-             "ragguard_version": "ragguard version"}
+             "ragguard_version": "ragguard version", "model_sha256": "model weights", "adapter_sha256": "adapter weights"}
     for key, v in d["setup_changed"].items():
         if key == "config_hash" and d["settings_changed"]:
             # name the settings (a config hash alone says only that something differs)
