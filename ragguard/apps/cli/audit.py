@@ -117,7 +117,8 @@ def _print_diff(d: dict) -> None:
     moved = {k: v for k, v in d["figures"].items() if v["old"] != v["new"] and not k.startswith("calibration.")}
     typer.echo("figures:" if moved else "figures: none changed")
     for key, v in moved.items():
-        change = "" if v["change"] is None else f" ({v['change']:+.3f})"
+        counts = isinstance(v["old"], int) and isinstance(v["new"], int)  # verdict, error and invalid counts
+        change = "" if v["change"] is None else f" ({int(v['change']):+d})" if counts else f" ({v['change']:+.3f})"
         typer.echo(f"  {key}: {_raw(v['old'])} -> {_raw(v['new'])}{change}")
     # Calibration figures are printed whenever either audit has them, changed or not: "the ECE
     # stayed at 0.04" is as much an answer as a change.
