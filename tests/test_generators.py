@@ -412,3 +412,86 @@ def test_an_unusable_cache_folder_names_ragguard_cache(tmp_path: Path, monkeypat
     with pytest.raises(ModelLoadError, match="set RAGGUARD_CACHE to a writable folder") as refused:
         _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32)  # refused before any conversion starts
     assert "it is set to" in str(refused.value) and "Not a directory" in str(refused.value)
+
+
+class _FakePretrained:
+    """Stands in for the GGUF tokenizer and model: save_pretrained writes private files, as mkdtemp's folder is."""
+
+    config = type("Cfg", (), {})()
+    hf_quantizer = None
+
+    def __init__(self, name: str, fail: BaseException | None = None) -> None:
+        self.name, self.fail = name, fail
+
+    def save_pretrained(self, folder: str) -> None:
+        if self.fail is not None:
+            raise self.fail
+        path = Path(folder) / self.name
+        path.write_bytes(b"weights" * 1000)
+        path.chmod(0o600)
+
+
+def _fake_gguf(monkeypatch: pytest.MonkeyPatch, fail: BaseException | None = None) -> list[str]:
+    import transformers
+
+    converted: list[str] = []
+
+    def model(folder, gguf_file, dtype):  # type: ignore[no-untyped-def]
+        converted.append(gguf_file)
+        return _FakePretrained("model.safetensors", fail)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", model)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
+                        lambda folder, gguf_file: _FakePretrained("tokenizer.json"))
+    return converted
+
+
+def test_a_damaged_converted_model_is_converted_again_not_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard.generation.sources import _load_gguf_cached
+
+    monkeypatch.setenv("RAGGUARD_CACHE", str(tmp_path / "cache"))
+    converted = _fake_gguf(monkeypatch)
+    target = _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32)
+    assert converted == ["model.gguf"] and _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32) == target
+    assert converted == ["model.gguf"]  # intact: loaded, not converted again
+    # readable by other users (a cache warmed as root in a Docker build)
+    assert (target.stat().st_mode & 0o777, (target / "model.safetensors").stat().st_mode & 0o777) == (0o755, 0o644)
+    weights = target / "model.safetensors"
+    damaged = bytearray(weights.read_bytes())
+    damaged[100:200] = bytes(100)
+    weights.write_bytes(bytes(damaged))  # zeroed in place: same size, another mtime
+    assert _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32) == target
+    assert converted == ["model.gguf", "model.gguf"] and weights.read_bytes() == b"weights" * 1000
+
+
+def test_a_stopped_conversion_leaves_no_folder_and_the_next_one_clears_old_leftovers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers
+
+    from ragguard.generation.sources import _load_gguf_cached
+
+    monkeypatch.setenv("RAGGUARD_CACHE", str(tmp_path / "cache"))
+    _fake_gguf(monkeypatch, fail=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while saving
+        _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32)
+    models = tmp_path / "cache" / "models"
+    assert [p.name for p in models.iterdir() if p.name.startswith(".convert-")] == []
+    name = f"model-{'ab' * 8}-tf{transformers.__version__}"
+    (models / f".convert-{name}-killed").mkdir()  # what `kill -9` leaves
+    _fake_gguf(monkeypatch)
+    _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32)
+    assert sorted(p.name for p in models.iterdir() if not p.name.endswith(".lock")) == [name]
+
+
+def test_no_home_folder_names_ragguard_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard.errors import ModelLoadError
+    from ragguard.generation.models import cache_dir
+
+    monkeypatch.delenv("RAGGUARD_CACHE", raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    with pytest.raises(ModelLoadError, match="no home folder to keep the model cache in: set RAGGUARD_CACHE"):
+        cache_dir()

@@ -40,8 +40,13 @@ EMBEDDED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 def cache_dir() -> Path:
     """The folder for converted models and hashes (``$RAGGUARD_CACHE`` moves it)."""
     env = os.environ.get("RAGGUARD_CACHE")
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "ragguard"
-    return base
+    if env:
+        return Path(env).expanduser()
+    try:
+        return Path.home() / ".cache" / "ragguard"
+    except RuntimeError:  # HOME unset and a user id with no account (docker run --user 12345)
+        raise ModelLoadError("there is no home folder to keep the model cache in: set RAGGUARD_CACHE to a "
+                             "writable folder") from None
 
 
 def embedded_gguf() -> Path:

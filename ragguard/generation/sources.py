@@ -10,6 +10,8 @@ generator config asks for.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -96,27 +98,83 @@ def resolve_dtype(spec: str, device: str, adapter: str | None = None) -> Any:
     return getattr(torch, spec)
 
 
+_MARKER = "ragguard-complete"  # written last into a converted model: the GGUF it came from, its hash, the weights' hash
+
+
 def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
-    """Dequantize a GGUF checkpoint once and keep it as safetensors in the cache."""
+    """Dequantize a GGUF checkpoint once and keep it as safetensors in the cache.
+
+    The converted weights' hash is written beside them and checked on every load (the hash is memoised by
+    size and mtime, so an unchanged file is not read again): a damaged cache would otherwise answer
+    gibberish under the GGUF's hash, so it is converted again. One process converts at a time (a lock
+    next to the folder; another waits and then uses its result), and a conversion that was stopped
+    (Ctrl-C, ``kill -9``) leaves a ``.convert-*`` folder that the next conversion removes.
+    """
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = cache_dir() / "models" / f"{Path(filename).stem}-{sha256[:16]}-tf{transformers.__version__}"
-    if (target / "ragguard-complete").is_file():
+    if _intact(target):
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+        lock = open(target.parent / f".{target.name}.lock", "a")  # noqa: SIM115 - held while converting
     except OSError as exc:
         env = os.environ.get("RAGGUARD_CACHE")
         now = f"it is set to {env!r}" if env else "unset, so ~/.cache/ragguard is used"
         raise ModelLoadError(f"cannot write the converted model under {str(target.parent)!r} "
                              f"({exc.strerror or type(exc).__name__}): set RAGGUARD_CACHE to a writable folder "
                              f"({now})") from None
+    with lock:
+        _hold(lock, target.name)
+        if _intact(target):  # another process converted it while this one waited
+            return target
+        for stale in target.parent.glob(f".convert-{target.name}-*"):  # stopped conversions (under the lock: dead)
+            shutil.rmtree(stale, ignore_errors=True)
+        _convert(folder, filename, sha256, target)
+    return target
+
+
+def _hold(lock: Any, name: str) -> None:
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): conversions are not serialised
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        logger.warning("another process is converting %s: waiting for it", name)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+
+
+def _intact(target: Path) -> bool:
+    """Whether ``target`` holds a finished conversion whose weights still have the hash written with them."""
+    marker = target / _MARKER
+    if not marker.is_file():
+        return False
+    lines = marker.read_text(encoding="utf-8").splitlines()
+    now = weights_sha256(target)
+    if len(lines) < 3:  # converted before the hash was recorded: record it now (nothing to check it against)
+        with contextlib.suppress(OSError):
+            marker.write_text("\n".join([*lines[:2], now or ""]) + "\n", encoding="utf-8")
+        return now is not None
+    if now != lines[2]:
+        logger.warning("the converted model in %s is damaged (its weights' hash is not the one written when it was "
+                       "converted): converting it again", target)
+        return False
+    return True
+
+
+def _convert(folder: Path, filename: str, sha256: str, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".convert-{target.name}-", dir=target.parent))
+    except OSError as exc:
+        raise ModelLoadError(f"cannot write the converted model under {str(target.parent)!r} "
+                             f"({exc.strerror or type(exc).__name__}): set RAGGUARD_CACHE to a writable folder") from None
     logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
     try:
-        import torch
-
         tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
         model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
         # The weights are already dequantized to float32; drop the GGUF marker so
@@ -126,14 +184,24 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
             del model.config.quantization_config
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        (tmp / "ragguard-complete").write_text(f"{folder / filename}\n{sha256}\n")
+        # A cache warmed by one user (a Docker build as root) is read by others: mkdtemp made it private.
+        tmp.chmod(0o755)
+        for path in tmp.iterdir():
+            path.chmod(0o644)
+        (tmp / _MARKER).write_text(f"{folder / filename}\n{sha256}\n{weights_sha256(tmp)}\n", encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-    except Exception:
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise ModelLoadError(f"no space left on the disk of {str(target.parent)!r} while converting {filename} "
+                                 "(it needs about 4 times the GGUF's size): free some, or set RAGGUARD_CACHE to a "
+                                 "folder on another disk") from None
+        raise
+    except BaseException:  # Ctrl-C too: no half-written folder is left behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
 
 
 def weights_sha256(folder: Path) -> str | None:
