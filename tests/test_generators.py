@@ -495,3 +495,16 @@ def test_no_home_folder_names_ragguard_cache(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(Path, "home", staticmethod(no_home))
     with pytest.raises(ModelLoadError, match="no home folder to keep the model cache in: set RAGGUARD_CACHE"):
         cache_dir()
+
+
+def test_a_full_disk_while_converting_says_so_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from ragguard.errors import ModelLoadError
+    from ragguard.generation.sources import _load_gguf_cached
+
+    monkeypatch.setenv("RAGGUARD_CACHE", str(tmp_path / "cache"))
+    _fake_gguf(monkeypatch, fail=OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(ModelLoadError, match="no space left on the disk of .* set RAGGUARD_CACHE to a folder on another"):
+        _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32)
+    assert [p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.endswith(".lock")] == []
