@@ -180,7 +180,8 @@ def test_a_damaged_converted_model_in_the_cache_says_to_delete_it(tiny_qwen2_dir
         TransformersGenerator(GeneratorConfig(model=str(cached)), SamplingConfig(max_new_tokens=2)).load()
 
 
-def test_a_hub_id_neither_cached_nor_reachable_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hub_id_neither_cached_nor_reachable_is_refused_at_once(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
     import huggingface_hub
     from huggingface_hub import constants
 
@@ -202,9 +203,22 @@ def test_a_hub_id_neither_cached_nor_reachable_is_refused_at_once(monkeypatch: p
                                              r"download it where there is network"):
         TransformersGenerator(GeneratorConfig(model="Org/Model"), SamplingConfig(max_new_tokens=2)).load()
     assert len(probes) == 1  # one probe, not a minute of retries per file
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: "/cache/config.json")
-    require_hub_access("Org/Model", "generator.model")  # cached: no probe
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    (snapshot / "config.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: str(snapshot / "config.json"))
+    with pytest.raises(ModelLoadError, match="is not in the local hub cache"):  # a download stopped after the config
+        require_hub_access("Org/Model", "generator.model")
+    assert len(probes) == 2
+    (snapshot / "model.safetensors.index.json").write_text(
+        '{"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}}', encoding="utf-8")
+    (snapshot / "model-1.safetensors").write_bytes(b"w")
+    with pytest.raises(ModelLoadError, match="is not in the local hub cache"):  # one shard of two
+        require_hub_access("Org/Model", "generator.model")
+    (snapshot / "model-2.safetensors").write_bytes(b"w")
+    require_hub_access("Org/Model", "generator.model")  # cached whole: no probe
+    assert len(probes) == 3
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     require_hub_access("Org/Model", "generator.model")  # HF_HUB_OFFLINE: the cache alone decides, later
-    assert len(probes) == 1
+    assert len(probes) == 3

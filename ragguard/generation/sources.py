@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -267,7 +268,8 @@ def require_hub_access(repo_id: str, key: str) -> None:
     if constants.HF_HUB_OFFLINE:
         return
     try:
-        if isinstance(huggingface_hub.try_to_load_from_cache(repo_id, "config.json"), str):
+        config = huggingface_hub.try_to_load_from_cache(repo_id, "config.json")
+        if isinstance(config, str) and _weights_cached(Path(config).parent):
             return
     except Exception:  # noqa: BLE001 - not a valid repo id: the probe, then the loader, say what is wrong
         pass
@@ -279,6 +281,21 @@ def require_hub_access(repo_id: str, key: str) -> None:
             f"{key} {repo_id!r} is not in the local hub cache and {constants.ENDPOINT} cannot be reached ({reason}): "
             f"download it where there is network (`hf download {repo_id}`) and copy the cache, or set {key} to a "
             "local folder") from None
+
+
+def _weights_cached(snapshot: Path) -> bool:
+    """Whether a hub snapshot folder holds its safetensors weights (every shard), not only its config.
+
+    A download stopped after ``config.json`` leaves a snapshot without weights; counting it as cached
+    sent the loader into minutes of silent retries offline."""
+    index = snapshot / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError):
+            return False
+        return all((snapshot / shard).is_file() for shard in shards)
+    return any(snapshot.glob("*.safetensors"))
 
 
 def hub_weights_sha256(repo_id: str) -> str | None:
