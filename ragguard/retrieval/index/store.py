@@ -72,7 +72,8 @@ class KnowledgeIndex:
                     f"index folder {str(root)!r} is missing, but a write that was stopped left a whole copy "
                     f"({left[0]}): `ragguard index add {root} SOURCE...` puts it back first")
             raise IndexLoadError(
-                f"index folder {str(root)!r} does not exist: build one with `ragguard index build SOURCE --out {root}`"
+                f"index folder {str(root)!r} does not exist: build one with `ragguard index build SOURCE --out {root}` "
+                "(with the --config that will read it, so that it is built with that config's embedder)"
             )
         manifest = read_manifest(root)
         for name, expected in manifest["files"].items():
