@@ -793,3 +793,22 @@ def test_diff_names_other_adapter_weights_behind_the_same_config(tmp_path: Path)
         run_audit(q, tmp_path / out, g)
     d = diff_audits(tmp_path / "old", tmp_path / "new")
     assert d["setup_changed"] == {"adapter_sha256": {"old": "a" * 64, "new": "b" * 64}}  # the config hash is equal
+
+
+def test_cli_audit_seed_sets_the_base_seed_as_the_config_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import ragguard.apps.cli.audit as cli_audit
+    from ragguard.apps.cli import app
+
+    q = write_valid_questions(tmp_path / "q.jsonl")
+    monkeypatch.setattr(cli_audit, "guard_for", lambda config, index: make_guard())
+    for out, extra in (("s0", []), ("s7", ["--seed", "7"])):
+        result = CliRunner().invoke(app, ["audit", str(q), "--out", str(tmp_path / out), *extra])
+        assert result.exit_code == 0, result.output
+    settings = [json.loads((tmp_path / out / "audit.json").read_text(encoding="utf-8"))["settings"]
+                for out in ("s0", "s7")]
+    assert (settings[0]["sampling.seed"], settings[1]["sampling.seed"]) == (0, 7)
+    seeds = [{tuple(r["fingerprint"]["seeds"]) for r in read_lines(tmp_path / out) if r["status"] == "ok"}
+             for out in ("s0", "s7")]
+    assert seeds[0].isdisjoint(seeds[1])  # other samples drawn

@@ -26,6 +26,7 @@ def audit(
     retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: redo questions that errored."),
     only: str | None = typer.Option(None, "--only", help="Rerun a subset: id:ID,.. tag:TAG,.. verdict:V,.. status:S"),
     samples: int | None = typer.Option(None, "--samples", min=1, max=64, help="Answers per question."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Base seed (default: the config's sampling.seed, 0 in the embedded default)."),
     batch: int | None = typer.Option(
         None, "--batch", min=1, max=256, help="Questions per generation pass (default: 1 for a model on this CPU, where a record is then "
              "exactly the one `ask` gives alone; 8 otherwise). 8 is faster on a CPU too, with log-probabilities "
@@ -39,6 +40,8 @@ def audit(
     guard = guard_for(config, index)
     if samples is not None:
         guard.config = guard.config.replace("sampling", samples=samples)
+    if seed is not None:  # as in the config: audit.json's settings and a refused --resume name it
+        guard.config = guard.config.replace("sampling", seed=seed)
     bar = ProgressBar(0, sys.stderr)
     try:
         result = run_audit(questions_file, out, guard, resume=resume or retry_errors, retry_errors=retry_errors,
