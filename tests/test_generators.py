@@ -508,3 +508,18 @@ def test_a_full_disk_while_converting_says_so_and_leaves_nothing(tmp_path: Path,
     with pytest.raises(ModelLoadError, match="no space left on the disk of .* set RAGGUARD_CACHE to a folder on another"):
         _load_gguf_cached(tmp_path, "model.gguf", "ab" * 32)
     assert [p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_the_gguf_tensor_bar_stays_off_a_log() -> None:
+    import io
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from ragguard.generation.sources import _quiet_gguf_bar
+
+    bar = gguf_utils.tqdm
+    log = io.StringIO()
+    with _quiet_gguf_bar():  # stderr is not a terminal under pytest: as in CI or `ask --json 2> log`
+        for _ in gguf_utils.tqdm(range(3), file=log, desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+    assert log.getvalue() == "" and gguf_utils.tqdm is bar

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +139,26 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def _quiet_gguf_bar() -> Iterator[None]:
+    """Keep transformers' GGUF tensor bar (its own tqdm, which ``quiet_transformers`` does not reach) off a log.
+
+    On a terminal it stays: it redraws in place. Elsewhere (CI logs, ``--json`` piped) its frames would
+    pile up on one line; the log lines before and after say what happens and how long it took.
+    """
+    if sys.stderr.isatty():
+        yield
+        return
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def _hold(lock: Any, name: str) -> None:
     try:
         import fcntl
@@ -175,9 +199,11 @@ def _convert(folder: Path, filename: str, sha256: str, target: Path) -> None:
         raise ModelLoadError(f"cannot write the converted model under {str(target.parent)!r} "
                              f"({exc.strerror or type(exc).__name__}): set RAGGUARD_CACHE to a writable folder") from None
     logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
+    started = time.perf_counter()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
+        with _quiet_gguf_bar():
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=filename)
+            model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=filename, dtype=torch.float32)
         # The weights are already dequantized to float32; drop the GGUF marker so
         # transformers agrees to serialise them as ordinary safetensors.
         model.hf_quantizer = None
@@ -193,6 +219,7 @@ def _convert(folder: Path, filename: str, sha256: str, target: Path) -> None:
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
+        logger.info("converted %s in %.0f s", filename, time.perf_counter() - started)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno == errno.ENOSPC:
