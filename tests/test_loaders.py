@@ -120,6 +120,22 @@ def test_faq_tables_give_one_document_per_row(tmp_path: Path) -> None:
     }
 
 
+def test_a_csv_row_with_more_cells_than_the_header_is_reported_not_cut(tmp_path: Path) -> None:
+    src = tmp_path / "faq"
+    src.mkdir()
+    (src / "cafe.csv").write_text(
+        "question,answer,tags\n"
+        "What does a coffee cost?,A coffee costs 1,20 EUR in the cafe.,food\n"  # an unquoted decimal comma
+        '"Where is the cafe?","On the ground floor,\nnext to reception.",food\n'  # a quoted cell over two lines
+        "When does it open?,At 8.,food\n",
+        encoding="utf-8",
+    )
+    found = read_all(src)
+    assert found["faq/cafe.csv:1"] == (None, "row (line 2) has 4 cells but the header 3: quote a cell that holds a "
+                                             "comma; the row was not read")
+    assert found["faq/cafe.csv:2"][0] is not None and found["faq/cafe.csv:3"][0] is not None
+
+
 def test_faq_rows_are_searchable_and_stored_per_source(tmp_path: Path, fake_embedder) -> None:
     src = tmp_path / "faq"
     src.mkdir()

@@ -426,6 +426,7 @@ _ANSWER_KEYS = ("answer", "a")
 def _faq_rows(text: str, suffix: str, source: str, digest: str) -> Iterator[Item]:
     """One document per question/answer row, ids ``SOURCE:N`` (N = 1-based row number)."""
     rows: list[tuple[int, Any]] = []
+    lines: dict[int, int] = {}  # csv: the file line where each row ends (a quoted cell may span lines)
     if suffix == ".jsonl":
         for n, line in enumerate((ln for _, ln in numbered_lines(text) if ln.strip()), 1):
             try:
@@ -434,13 +435,20 @@ def _faq_rows(text: str, suffix: str, source: str, digest: str) -> Iterator[Item
                 rows.append((n, None))
     else:
         reader = csv.DictReader(io.StringIO(text))
-        rows = list(enumerate(reader, 1))
+        for n, row in enumerate(reader, 1):
+            rows.append((n, row))
+            lines[n] = reader.line_num
     docs: list[Item] = []
     bad: list[Item] = []
     for n, row in rows:
         row_id = f"{source}:{n}"
         if not isinstance(row, dict):
             bad.append((None, row_id, "row is not a JSON object"))
+            continue
+        if row.get(None):  # csv: more cells than the header (an unquoted comma cut a cell in two)
+            cells = len(row) - 1 + len(row[None])
+            bad.append((None, row_id, f"row (line {lines[n]}) has {cells} cells but the header {len(row) - 1}: "
+                                      "quote a cell that holds a comma; the row was not read"))
             continue
         lower = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
         question = next((lower[k] for k in _QUESTION_KEYS if k in lower), None)
