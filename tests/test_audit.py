@@ -98,6 +98,10 @@ def test_audit_writes_every_output_and_reports_bad_records(tmp_path: Path) -> No
     assert s["reference"]["with_reference"] == 2 and s["reference"]["accuracy"] == 1.0
     rows = list(csv.DictReader((out / "results.csv").open(encoding="utf-8")))
     assert [r["id"] for r in rows] == ["cert", "line-2", "leave", "branch", "line-5"]
+    assert [r["tags"] for r in rows] == ["hr", "", "leave", "payroll", ""]  # a spreadsheet filters by tag
+    records = {r["id"]: r for r in read_lines(out)}
+    assert all(row["warnings"] == " | ".join(records[row["id"]].get("warnings") or []) for row in rows)
+    assert any(row["warnings"] for row in rows)
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page and "<script src" not in page
     assert "How many leave days?" in page and "25 days" in page

@@ -98,14 +98,17 @@ def compact_results(path: Path, records: list[dict[str, Any]], current: list[dic
 
 
 CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confidence", "semantic_entropy",
-              "grounded", "answer", "reference", "reference_match", "contradictions", "error")
+              "grounded", "answer", "reference", "reference_match", "contradictions", "error", "tags", "warnings")
 
 
 def csv_rows(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """One ``results.csv`` row per record (contradictions counted, divergent pairs left out)."""
+    """One ``results.csv`` row per record (contradictions counted, divergent pairs left out; tags joined
+    by ``;`` and warnings by `` | ``, so a team can filter a spreadsheet by tag and read why an answer is doubted)."""
     for r in records:
         row = {k: r.get(k) for k in CSV_FIELDS}
         row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT)
+        row["tags"] = ";".join(str(t) for t in r.get("tags") or [])
+        row["warnings"] = " | ".join(str(w) for w in r.get("warnings") or [])
         yield row
 
 
