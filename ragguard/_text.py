@@ -93,3 +93,10 @@ def shorten(text: str, limit: int, columns: bool = False) -> str:
 def counted(count: int, noun: str) -> str:
     """``1 chunk``, ``2 chunks``: a count with its noun, singular for one."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``): a file name holding a
+    newline or an ANSI escape stays on its one line of terminal output and cannot restyle the terminal."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch
+                    for ch in text)

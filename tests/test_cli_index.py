@@ -164,3 +164,18 @@ def test_summaries_say_1_chunk_not_1_chunks(runner: CliRunner, tmp_path: Path) -
     assert "is up to date: 1 chunk from 1 document" in result.stdout
     info = runner.invoke(app, ["index", "info", str(out)]).stdout
     assert "contents:  1 chunk from 1 document in 1 file, " in info and "skipped:   1 file at build time" in info
+
+
+def test_a_file_name_with_a_newline_or_an_escape_stays_on_one_line(runner: CliRunner, tiny_docs: Path,
+                                                                    tmp_path: Path) -> None:
+    (tiny_docs / "new\nline.md").write_text("# Lockers\n\nLockers are assigned by facilities.", encoding="utf-8")
+    (tiny_docs / "red\x1b[31m.md").write_text("", encoding="utf-8")  # empty: listed as skipped
+    out = tmp_path / "idx"
+    result = runner.invoke(app, ["index", "build", str(tiny_docs), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "skipped docs/red\\x1b[31m.md: empty file" in result.stderr and "\x1b" not in result.stderr
+    (tiny_docs / "new\nline.md").write_text("# Lockers\n\nLockers are assigned by HR.", encoding="utf-8")
+    result = runner.invoke(app, ["index", "add", str(out), str(tiny_docs)])
+    assert "  changed: docs/new\\nline.md" in result.stdout.splitlines()
+    result = runner.invoke(app, ["index", "search", str(out), "who assigns lockers", "-k", "1"])
+    assert result.stdout.splitlines()[0].split()[1].startswith("docs/new\\nline.md#")

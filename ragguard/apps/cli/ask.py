@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ragguard._text import shorten
+from ragguard._text import one_line, shorten
 from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
 from ragguard.core.types import DIVERGENT
 
@@ -75,7 +75,7 @@ def _print_report(report: Any) -> None:
     if report.sources:
         typer.echo("sources:")
         for p in report.sources:
-            typer.echo(f"  {p.score:.3f}  {p.doc_id}")
+            typer.echo(f"  {p.score:.3f}  {one_line(p.doc_id)}")
 
 
 def _print_grounding(grounding: dict[str, Any] | None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from ragguard._text import counted
+from ragguard._text import counted, one_line
 from ragguard.apps.cli.common import _fail, _progress, handle_errors, index_app
 
 
@@ -24,7 +24,7 @@ def _embedder_from(config: Path | None) -> Any:
 
 def _print_summary(summary: Any, as_json: bool, verb: str) -> None:
     for skipped in summary.skipped:
-        _progress(f"skipped {skipped['path']}: {skipped['reason']}")
+        _progress(f"skipped {one_line(skipped['path'])}: {skipped['reason']}")
     for warning in summary.warnings:
         _progress(f"warning: {warning}")
     if as_json:
@@ -41,7 +41,7 @@ def _print_summary(summary: Any, as_json: bool, verb: str) -> None:
                f"{counted(len(summary.skipped), 'file')} skipped, {summary.excluded} excluded")
     for label, names in (("added", summary.added), ("changed", summary.changed), ("removed", summary.removed)):
         if names and verb != "wrote":
-            typer.echo(f"  {label}: {', '.join(names[:10])}{' …' if len(names) > 10 else ''}")
+            typer.echo(f"  {label}: {', '.join(one_line(n) for n in names[:10])}{' …' if len(names) > 10 else ''}")
 
 
 INCLUDE_HELP = "Only read files matching this glob (relative path or name; repeatable)."
@@ -195,5 +195,5 @@ def index_search(
         _progress("no chunk matches" + (f" {filters}: check the filters (`ragguard index info` lists what the "
                                         "index holds)" if filters else ": the index is empty"))
     for r in results:
-        snippet = " ".join(r.text.split())
-        typer.echo(f"{r.score:.3f}  {r.chunk_id}\n       {snippet[:200]}")
+        snippet = one_line(" ".join(r.text.split()))
+        typer.echo(f"{r.score:.3f}  {one_line(r.chunk_id)}\n       {snippet[:200]}")
