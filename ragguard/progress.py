@@ -21,6 +21,8 @@ import time
 from collections import Counter
 from typing import IO
 
+from ragguard._text import one_line
+
 __all__ = ["ProgressBar", "format_duration"]
 
 
@@ -125,7 +127,7 @@ class ProgressBar:
         """A message that must not be overwritten (invalid input, warnings)."""
         if self.live and self._drawn:
             self.stream.write("\r\x1b[2K")
-        self.stream.write(message + "\n")
+        self.stream.write(one_line(message) + "\n")  # an error text from a server or a model may hold escapes
         self.stream.flush()
         self._drawn = False
 
@@ -137,6 +139,7 @@ class ProgressBar:
             self._drawn = False
 
     def _write(self, text: str) -> None:
+        text = one_line(text)  # ids and error details are data: their escapes must not drive the terminal
         if self.live:
             self.stream.write("\r\x1b[2K" + text)
             self._drawn = True

@@ -702,11 +702,11 @@ def test_cli_audit_diff_names_added_and_dropped_questions_settings_unmeasured_fi
     assert "only in OLD (2): line-2 (invalid), line-5 (invalid)" in lines
     assert "  errors: 0 -> 1 (+1)" in lines and "  invalid: 2 -> 0 (-2)" in lines  # counts change by whole numbers
     assert "  reference.accuracy_consistent: 1.0 -> n/a" in lines  # a figure no longer measured is a change
-    assert lines[lines.index("regressions (4):") + 1:] == [
-        "  cert: consistent -> contradiction", "  cert: reference match -> contradicts",
+    assert lines[lines.index("regressions (5):") + 1:] == [  # "branch" errors now: not measured is worse
+        "  cert: consistent -> contradiction", "  cert: reference match -> contradicts", "  branch: consistent -> error",
         "  consistent share 0.67 -> 0.33 (-0.333)", "  reference accuracy 1.00 -> 0.50 (-0.500)"]
     gated = CliRunner().invoke(app, [*args, "--fail-on-regression", "--json"])
-    assert gated.exit_code == 1 and "4 regression(s)" in gated.stderr
+    assert gated.exit_code == 1 and "5 regression(s)" in gated.stderr
     d = json.loads(gated.stdout)
     assert [r["id"] for r in d["added"]] == ["canteen"] and d["only_old"] == ["line-2", "line-5"]
     assert d["settings_changed"] == {"sampling.seed": {"old": 0, "new": 1}}
@@ -816,3 +816,51 @@ def test_cli_audit_seed_sets_the_base_seed_as_the_config_would(tmp_path: Path, m
     seeds = [{tuple(r["fingerprint"]["seeds"]) for r in read_lines(tmp_path / out) if r["status"] == "ok"}
              for out in ("s0", "s7")]
     assert seeds[0].isdisjoint(seeds[1])  # other samples drawn
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted(tmp_path: Path) -> None:
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"id": "=1+1", "question": "Tell me about HR?", "reference": "@SUM(A1)"}) + "\n",
+                 encoding="utf-8")
+    guard = make_guard()
+    ANSWERS["Tell me about HR?"] = ['=HYPERLINK("http://x","click")'] * 3
+    try:
+        run_audit(q, tmp_path / "out", guard)
+    finally:
+        del ANSWERS["Tell me about HR?"]
+    row = next(csv.DictReader((tmp_path / "out" / "results.csv").open(encoding="utf-8")))
+    assert (row["id"], row["answer"], row["reference"]) == ("'=1+1", "'=HYPERLINK(\"http://x\",\"click\")", "'@SUM(A1)")
+    assert read_lines(tmp_path / "out")[0]["answer"] == '=HYPERLINK("http://x","click")'  # the JSON keeps it as is
+
+
+def test_ids_zero_and_ids_that_are_no_text_or_hold_control_characters(tmp_path: Path) -> None:
+    q = tmp_path / "q.jsonl"
+    rows = [{"id": 0, "question": "How many leave days?"}, {"id": False, "question": "Where is the branch?"},
+            {"id": "a\nb", "question": "Do I need a certificate?"}]
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    questions, invalid = load_questions(q)
+    assert [x.id for x in questions] == ["0"]  # an id 0 is an id, not a missing one
+    assert [r["error"] for r in invalid] == [
+        "'id' must be a string or a whole number, not bool",
+        "'id' holds a control character (a newline, a tab, an escape): remove it"]
+
+
+def test_terminal_output_escapes_control_characters_from_data(tmp_path: Path) -> None:
+    import io
+
+    from ragguard.progress import ProgressBar
+
+    log = io.StringIO()
+    bar = ProgressBar(2, log, live=False)
+    bar.advance("error", "q2 GenerationError: HTTP 500 \x1b[2J\x1b]0;owned\x07")
+    bar.note("server said \x1b[31mred\nsecond line")
+    assert "\x1b" not in log.getvalue() and "\\x1b[2J" in log.getvalue()
+    assert log.getvalue().count("\n") == 2  # one line each
+
+
+def test_diff_counts_a_question_that_errors_now_as_a_regression(tmp_path: Path) -> None:
+    q = write_valid_questions(tmp_path / "q.jsonl")
+    run_audit(q, tmp_path / "old", make_guard())
+    run_audit(q, tmp_path / "new", make_guard(fail_on={"How many leave days?"}))
+    d = diff_audits(tmp_path / "old", tmp_path / "new")
+    assert "leave: contradiction -> error" in d["regressions"]  # answered before (flagged or not), not now

@@ -201,3 +201,10 @@ def test_a_cluster_of_one_says_one_sample() -> None:
                            {"id": 1, "size": 2, "representative": "y", "members": [1, 2]}]}
     page = render_report([record], summarize([record]), {"input": "q.jsonl", "config_hash": "c"})
     assert "(1 sample)" in page and "(2 samples)" in page and "(1 samples" not in page
+
+
+def test_table_cells_wrap_a_long_unbroken_answer_or_id() -> None:
+    from ragguard.apps.report_html import render_report
+
+    page = render_report([], {"questions": 0, "answered": 0, "verdicts": {}}, {})
+    assert "overflow-wrap:anywhere;min-width:4em" in page  # a 100 KB answer made the page 997,689 px wide

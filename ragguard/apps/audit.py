@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,10 +97,16 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
             invalid.append({"id": f"line-{record.line}", "line": record.line, "status": "invalid", "error": record.error})
             continue
         data = record.data
-        qid = str(data.get("id") or f"line-{record.line}").strip()
+        raw_id = data.get("id")
+        given = raw_id is not None and not (isinstance(raw_id, str) and not raw_id.strip())
+        qid = str(raw_id).strip() if given else f"line-{record.line}"  # an id 0 is an id, not a missing one
         question = data.get("question")
         problem = None
-        if question is not None and not isinstance(question, str):
+        if given and (isinstance(raw_id, bool) or not isinstance(raw_id, (str, int))):
+            problem = f"'id' must be a string or a whole number, not {type(raw_id).__name__}"
+        elif any(unicodedata.category(ch) == "Cc" for ch in qid):  # a newline in an id would fake a log line
+            problem = "'id' holds a control character (a newline, a tab, an escape): remove it"
+        elif question is not None and not isinstance(question, str):
             problem = f"'question' must be a string, not {type(question).__name__}"
         elif not isinstance(question, str) or not question.strip():
             problem = "missing or empty 'question' field" + _misspelled(data, "question")

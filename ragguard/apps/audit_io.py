@@ -103,13 +103,23 @@ CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confi
 
 def csv_rows(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """One ``results.csv`` row per record (contradictions counted, divergent pairs left out; tags joined
-    by ``;`` and warnings by `` | ``, so a team can filter a spreadsheet by tag and read why an answer is doubted)."""
+    by ``;`` and warnings by `` | ``, so a team can filter a spreadsheet by tag and read why an answer is doubted).
+    A text cell that starts like a formula (``=``, ``+``, ``-``, ``@``) gets a leading ``'`` (OWASP's CSV injection
+    advice): answers are model output, and a spreadsheet would run ``=HYPERLINK(...)``."""
     for r in records:
         row = {k: r.get(k) for k in CSV_FIELDS}
         row["contradictions"] = sum(1 for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT)
         row["tags"] = ";".join(str(t) for t in r.get("tags") or [])
         row["warnings"] = " | ".join(str(w) for w in r.get("warnings") or [])
-        yield row
+        yield {k: _inert(v) for k, v in row.items()}
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)`` from a model's answer), quoted with ``'``."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA) else value
 
 
 def write_csv(path: Path, records: list[dict[str, Any]]) -> None:

@@ -270,13 +270,16 @@ def _weights(records: list[dict[str, Any]]) -> dict[str, str | None]:
 def regressions(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figures: dict[str, dict[str, Any]]) -> list[str]:
     """What got worse from OLD to NEW (``audit diff --fail-on-regression`` fails on any).
 
-    A question answered ``consistent`` in OLD that NEW flags (``inconsistent`` or
-    ``contradiction``); one whose answer matched its reference in OLD and does not in NEW
+    A question answered in OLD that NEW could not measure (``error``, ``invalid``); one answered
+    ``consistent`` in OLD that NEW flags (``inconsistent`` or ``contradiction``); one whose answer matched its reference in OLD and does not in NEW
     (``mismatch`` or ``contradicts``); a lower consistent share or reference accuracy, or one
     that OLD measured and NEW does not (no question answered, no reference left).
     """
     found = []
     for a, b in pairs:
+        if a.get("status") == "ok" and b.get("status") in ("error", "invalid"):  # answered before, not measured now
+            found.append(f"{b.get('id')}: {a.get('verdict')} -> {b['status']}")
+            continue
         ok = a.get("status") == "ok" and b.get("status") == "ok"
         if ok and a.get("verdict") == "consistent" and b.get("verdict") in ("inconsistent", "contradiction"):
             found.append(f"{b.get('id')}: consistent -> {b['verdict']}")

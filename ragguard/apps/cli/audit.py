@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from ragguard._text import one_line
 from ragguard.apps.cli.common import _fail, app, guard_for, handle_errors
 
 
@@ -103,38 +104,38 @@ def _print_diff(d: dict) -> None:
             # name the settings (a config hash alone says only that something differs)
             settings = "; ".join(f"{k} {_setting(c['old'])} -> {_setting(c['new'])}"
                                  for k, c in d["settings_changed"].items())
-            typer.echo(f"the runs differ in their settings: {settings} (config {v['old']} -> {v['new']}; changes "
+            _say(f"the runs differ in their settings: {settings} (config {v['old']} -> {v['new']}; changes "
                        "may come from it)")
             continue
-        typer.echo(f"the runs differ in their {names[key]}: {v['old']} -> {v['new']} (changes may come from it)")
-    typer.echo(f"{d['compared']} records in both (invalid lines included); {len(d['changed'])} changed")
+        _say(f"the runs differ in their {names[key]}: {v['old']} -> {v['new']} (changes may come from it)")
+    _say(f"{d['compared']} records in both (invalid lines included); {len(d['changed'])} changed")
     for c in d["changed"]:
         moved = f" ({c['old_id']} in OLD)" if c.get("old_id") else ""
-        typer.echo(f"  {c['id']}{moved}: {c['old']['verdict'] or c['old']['status']} -> "
+        _say(f"  {c['id']}{moved}: {c['old']['verdict'] or c['old']['status']} -> "
                    f"{c['new']['verdict'] or c['new']['status']}  ({', '.join(c['changed'])})")
     for side, rows in (("NEW", d["added"]), ("OLD", d["dropped"])):
         if rows:
-            typer.echo(f"only in {side} ({len(rows)}): " + ", ".join(f"{r['id']} ({r['verdict'] or r['status']})"
+            _say(f"only in {side} ({len(rows)}): " + ", ".join(f"{r['id']} ({r['verdict'] or r['status']})"
                                                                      for r in rows))
     # A figure that one run has and the other does not (no question answered) is a change too: "0.17 -> n/a".
     moved = {k: v for k, v in d["figures"].items() if v["old"] != v["new"] and not k.startswith("calibration.")}
-    typer.echo("figures:" if moved else "figures: none changed")
+    _say("figures:" if moved else "figures: none changed")
     for key, v in moved.items():
         counts = isinstance(v["old"], int) and isinstance(v["new"], int)  # verdict, error and invalid counts
         change = "" if v["change"] is None else f" ({int(v['change']):+d})" if counts else f" ({v['change']:+.3f})"
-        typer.echo(f"  {key}: {_raw(v['old'])} -> {_raw(v['new'])}{change}")
+        _say(f"  {key}: {_raw(v['old'])} -> {_raw(v['new'])}{change}")
     # Calibration figures are printed whenever either audit has them, changed or not: "the ECE
     # stayed at 0.04" is as much an answer as a change.
     calibration = {k: v for k, v in d["figures"].items() if k.startswith("calibration.")}
     if any(v["old"] is not None or v["new"] is not None for v in calibration.values()):
-        typer.echo("calibration (answers with a reference):")
+        _say("calibration (answers with a reference):")
         for key, v in calibration.items():
             change = "" if v["change"] is None else f" ({v['change']:+.3f})"
-            typer.echo(f"  {key.removeprefix('calibration.')}: {_num(v['old'])} -> {_num(v['new'])}{change}")
+            _say(f"  {key.removeprefix('calibration.')}: {_num(v['old'])} -> {_num(v['new'])}{change}")
     if d["regressions"]:
-        typer.echo(f"regressions ({len(d['regressions'])}):")
+        _say(f"regressions ({len(d['regressions'])}):")
         for message in d["regressions"]:
-            typer.echo(f"  {message}")
+            _say(f"  {message}")
 
 
 def _raw(value: float | None) -> str:
@@ -149,3 +150,8 @@ def _setting(value: object) -> str:
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _say(text: str) -> None:
+    """One line of ``audit diff``: ids, answers and error texts are data, so their control characters are escaped."""
+    typer.echo(one_line(text))

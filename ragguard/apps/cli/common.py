@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import typer
 
 from ragguard._quiet import quiet_third_party_logs
+from ragguard._text import one_line
 from ragguard._version import __version__
 from ragguard.errors import RagGuardError
 
@@ -33,7 +34,7 @@ VERDICT_COLOURS = {"consistent": "green", "inconsistent": "yellow", "contradicti
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"ragguard: error: {message}", err=True)
+    typer.echo(f"ragguard: error: {one_line(message)}", err=True)  # one line, whatever ids or file names it quotes
     raise typer.Exit(code)
 
 
