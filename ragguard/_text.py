@@ -79,7 +79,7 @@ def shorten(text: str, limit: int, columns: bool = False) -> str:
 
     ``columns``: count terminal columns, where a Chinese character (East Asian wide or full width) takes two.
     """
-    text = " ".join(text.split())
+    text = one_line(" ".join(text.split()))  # an escape left in a model's answer must not drive the terminal
     if sum(_width(ch, columns) for ch in text) <= limit:
         return text
     used = 0
@@ -100,3 +100,9 @@ def one_line(text: str) -> str:
     newline or an ANSI escape stays on its one line of terminal output and cannot restyle the terminal."""
     return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) == "Cc" else ch
                     for ch in text)
+
+
+def terminal_text(text: str) -> str:
+    """``text`` for a terminal: its lines and tabs kept, every other control character (an ANSI escape in a
+    model's answer, which could clear the screen or restyle the terminal) written as an escape."""
+    return "\n".join(one_line(line.replace("\t", "    ")) for line in text.split("\n"))

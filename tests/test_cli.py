@@ -366,3 +366,12 @@ def test_a_reader_that_closes_the_pipe_ends_the_command_quietly_with_0(monkeypat
         printing()
     assert stopped.value.exit_code == 0 and quieted == [True]
     assert capsys.readouterr().err == ""  # no "unexpected BrokenPipeError ... report it"
+
+
+def test_ask_prints_a_models_escape_sequences_as_text_not_as_terminal_commands(runner: CliRunner, fake_cli) -> None:
+    hostile = "Yes.\x1b[2J\x1b]0;owned\x07 You need\tform HR-07.\nSecond line."
+    fake_cli.enqueue([hostile] * 5)
+    result = runner.invoke(app, ["ask", QUESTION])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "Yes.\\x1b[2J\\x1b]0;owned\\x07 You need    form HR-07.\nSecond line." in result.stdout

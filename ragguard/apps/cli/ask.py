@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ragguard._text import one_line, shorten
+from ragguard._text import one_line, shorten, terminal_text
 from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
 from ragguard.core.types import DIVERGENT
 
@@ -43,7 +43,7 @@ def ask(
 
 def _print_report(report: Any) -> None:
     colour = VERDICT_COLOURS.get(report.verdict, "white")
-    typer.echo(report.answer or "(no answer: abstaining)")
+    typer.echo(terminal_text(report.answer) if report.answer else "(no answer: abstaining)")
     typer.echo("")
     verdict = typer.style(report.verdict.upper(), fg=colour, bold=True)
     grounded = {True: "yes", False: "NO", None: "n/a"}[report.grounded]
@@ -57,7 +57,7 @@ def _print_report(report: Any) -> None:
     typer.echo(f"verdict: {verdict}  agreement: {report.agreement:.0%}  confidence: {report.confidence:.2f}"
                f"{calibrated}  grounded: {grounded}  semantic entropy: {report.semantic_entropy:.2f}  samples: {drawn}")
     for warning in report.warnings:
-        typer.echo(typer.style(f"warning: {warning}", fg="yellow"))
+        typer.echo(typer.style(f"warning: {one_line(warning)}", fg="yellow"))
     if len(report.clusters) > 1:
         typer.echo("clusters:")
         for c in sorted(report.clusters, key=lambda c: (-c.size, c.id)):
@@ -68,7 +68,7 @@ def _print_report(report: Any) -> None:
     if flagged:
         typer.echo("contradictions:")
     for c in flagged[:3]:
-        typer.echo(typer.style(f"  samples {c.a} and {c.b}, {c.kind}: {c.explanation}", fg="red"))
+        typer.echo(typer.style(f"  samples {c.a} and {c.b}, {c.kind}: {one_line(c.explanation)}", fg="red"))
     if len(flagged) > 3:
         typer.echo(f"  (+{len(flagged) - 3} more; see --json)")
     _print_grounding(report.grounding)
@@ -89,7 +89,7 @@ def _print_grounding(grounding: dict[str, Any] | None) -> None:
     for claim in unsupported[:3]:
         typer.echo(typer.style(f"  unsupported: {shorten(claim, 150, columns=True)}", fg="yellow"))
     for value in absent[:5]:
-        typer.echo(typer.style(f"  '{value}' appears in no retrieved passage", fg="yellow"))
+        typer.echo(typer.style(f"  '{one_line(value)}' appears in no retrieved passage", fg="yellow"))
 
 
 @app.command()
@@ -144,12 +144,12 @@ def check(
             typer.echo(f"{entry['line']:>5}  {verdict:<13}  {entry['agreement']:.0%}  {shorten(entry['question'], 70, columns=True)}")
             for c in entry["contradictions"]:
                 if c["kind"] != DIVERGENT:  # the pair, as `ask` prints it: two pairs may share an explanation
-                    typer.echo(f"       samples {c['a']} and {c['b']}, {c['kind']}: {c['explanation']}")
+                    typer.echo(f"       samples {c['a']} and {c['b']}, {c['kind']}: {one_line(c['explanation'])}")
             if entry.get("grounded") is False:
                 absent = (entry.get("grounding") or {}).get("absent") or []
                 named = f": {', '.join(repr(v) for v in absent[:3])} in no passage" if absent else ""
                 typer.echo(typer.style(f"       not grounded in its context{named}", fg="yellow"))
             for warning in entry.get("warnings") or []:
-                typer.echo(typer.style(f"       warning: {warning}", fg="yellow"))
+                typer.echo(typer.style(f"       warning: {one_line(warning)}", fg="yellow"))
     if bad == len(results):
         raise typer.Exit(2)
