@@ -37,8 +37,7 @@ def clean_text(text: str, what: str) -> tuple[str, str | None]:
     cleaned, count = _INVALID.subn(REPLACEMENT, text)
     if not count:
         return text, None
-    plural = "s" if count > 1 else ""
-    return cleaned, (f"{what} held {count} invalid character{plural} (undecodable bytes or lone surrogates), "
+    return cleaned, (f"{what} held {counted(count, 'invalid character')} (undecodable bytes or lone surrogates), "
                      f"replaced with U+FFFD: pass UTF-8 text")
 
 

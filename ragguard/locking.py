@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -31,14 +32,18 @@ class WriterLock:
     Args:
         target: the folder written (an index, an audit ``--out``).
         what: how the refusal names it ("index", "audit folder").
+        wait: wait for a holder instead of refusing; called first with who holds it (a converted
+            model: the second first run waits for the first one's conversion, then uses it).
 
     Raises:
-        UsageError: another process (or another open of the lock in this process) holds it.
+        UsageError: another process (or another open of the lock in this process) holds it, and
+            ``wait`` is not given; or the lock file cannot be written.
     """
 
-    def __init__(self, target: str | Path, what: str = "index") -> None:
+    def __init__(self, target: str | Path, what: str = "index", wait: Callable[[str], None] | None = None) -> None:
         self.target = Path(target)
         self.what = what
+        self.wait = wait
         self.path = lock_path(self.target)
         self._fd: int | None = None
 
@@ -58,11 +63,15 @@ class WriterLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _describe(fd)
-                os.close(fd)
-                raise UsageError(
-                    f"{self.what} {str(self.target)!r} is being written by another process ({holder}): "
-                    "wait for it to finish, then run this again"
-                ) from None
+                if self.wait is not None:
+                    self.wait(holder)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                else:
+                    os.close(fd)
+                    raise UsageError(
+                        f"{self.what} {str(self.target)!r} is being written by another process ({holder}): "
+                        "wait for it to finish, then run this again"
+                    ) from None
             # The previous holder may have removed the file between our open and our lock: retry on a fresh one.
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino

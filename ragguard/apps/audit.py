@@ -44,7 +44,7 @@ from ragguard.apps.audit_io import (
     write_csv,
     write_json,
 )
-from ragguard.apps.audit_summary import VERDICTS, diff_audits, summarize
+from ragguard.apps.audit_summary import VERDICTS, diff_audits, recorded_weights, summarize
 from ragguard.apps.records import BadRecord, no_records, read_records
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
@@ -281,9 +281,8 @@ def _weights_refusal(out_dir: Path, existing: list[dict[str, Any]], guard: Any) 
     folder) or a replaced checkpoint has the same config hash; the weights' hashes in the records' fingerprints
     tell them apart. The model is loaded to read its hashes (the run loads it anyway).
     """
-    recorded = next((r["fingerprint"] for r in reversed(existing)
-                     if r.get("status") == "ok" and isinstance(r.get("fingerprint"), dict)), None)
-    if recorded is None or not (recorded.get("model_sha256") or recorded.get("adapter_sha256")):
+    recorded = recorded_weights(existing)
+    if not any(recorded.values()):
         return None
     generator = guard.generator
     if callable(getattr(generator, "load", None)):

@@ -18,7 +18,8 @@ from ragguard.core.metrics import (
 )
 from ragguard.errors import UsageError
 
-__all__ = ["VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits", "pairing_keys", "regressions"]
+__all__ = ["VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits", "pairing_keys", "regressions",
+           "recorded_weights"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
 
@@ -234,7 +235,7 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
              for key in ("config_hash", "index_id", "input_sha256", "ragguard_version")
              if runs[0].get(key) is not None and runs[1].get(key) is not None and runs[0][key] != runs[1][key]}
     # The weights: the config names them by path, so a retrained adapter or a replaced checkpoint shows only here.
-    weights = [_weights(list(records.values())) for records in (before, after)]
+    weights = [recorded_weights(list(records.values())) for records in (before, after)]
     setup.update({key: {"old": weights[0][key], "new": weights[1][key]} for key in ("model_sha256", "adapter_sha256")
                   if weights[0][key] and weights[1][key] and weights[0][key] != weights[1][key]})
     # The settings themselves (audit.json's "settings", section.key: value) where both runs recorded them.
@@ -260,8 +261,9 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     }
 
 
-def _weights(records: list[dict[str, Any]]) -> dict[str, str | None]:
-    """The model's and adapter's weight hashes in the fingerprint of the last answered record."""
+def recorded_weights(records: list[dict[str, Any]]) -> dict[str, str | None]:
+    """The model's and adapter's weight hashes in the fingerprint of the last answered record (``None``: not
+    recorded). The config names weights by path, so these tell a retrained adapter at the same path apart."""
     fp = next((r["fingerprint"] for r in reversed(records)
                if r.get("status") == "ok" and isinstance(r.get("fingerprint"), dict)), {})
     return {"model_sha256": fp.get("model_sha256"), "adapter_sha256": fp.get("adapter_sha256")}

@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ragguard._text import counted
 from ragguard.core.calibration import Calibration, CalibrationFileError
 from ragguard.errors import ConfigError
 
@@ -105,7 +106,7 @@ def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, sam
         if key in fitted and fitted.get(key) != fingerprint.get(key):
             out.append(f"{what}: fitted for {fitted.get(key)}, this answer used {fingerprint.get(key)}")
             if key == setup and samples is not None and fitted.get("samples") and samples != fitted["samples"]:
-                out[-1] += (f"; it drew {samples} sample{'s' if samples != 1 else ''} where the file was fitted "
+                out[-1] += (f"; it drew {counted(samples, 'sample')} where the file was fitted "
                             f"on {fitted['samples']} per "
                             f"question (--samples {fitted['samples']}, or sampling.samples, gives its setup)")
     return out

@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ragguard.errors import ModelLoadError
+from ragguard.errors import ModelLoadError, UsageError
 from ragguard.generation.models import cache_dir, embedded_gguf, file_sha256
+from ragguard.locking import WriterLock
 
 __all__ = [
     "resolve_device",
@@ -122,21 +123,29 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(target.parent / f".{target.name}.lock", "a")  # noqa: SIM115 - held while converting
     except OSError as exc:
-        env = os.environ.get("RAGGUARD_CACHE")
-        now = f"it is set to {env!r}" if env else "unset, so ~/.cache/ragguard is used"
-        raise ModelLoadError(f"cannot write the converted model under {str(target.parent)!r} "
-                             f"({exc.strerror or type(exc).__name__}): set RAGGUARD_CACHE to a writable folder "
-                             f"({now})") from None
-    with lock:
-        _hold(lock, target.name)
-        if _intact(target):  # another process converted it while this one waited
-            return target
-        for stale in target.parent.glob(f".convert-{target.name}-*"):  # stopped conversions (under the lock: dead)
-            shutil.rmtree(stale, ignore_errors=True)
-        _convert(folder, filename, sha256, target)
+        raise _unwritable(target.parent, exc.strerror or type(exc).__name__) from None
+
+    def waiting(holder: str) -> None:
+        logger.warning("another process is converting %s (%s): waiting for it", target.name, holder)
+
+    try:
+        with WriterLock(target, what="converted model", wait=waiting):
+            if _intact(target):  # another process converted it while this one waited
+                return target
+            for stale in target.parent.glob(f".convert-{target.name}-*"):  # stopped conversions (under the lock: dead)
+                shutil.rmtree(stale, ignore_errors=True)
+            _convert(folder, filename, sha256, target)
+    except UsageError as exc:  # the lock file cannot be written
+        raise _unwritable(target.parent, str(exc)) from None
     return target
+
+
+def _unwritable(folder: Path, why: str) -> ModelLoadError:
+    env = os.environ.get("RAGGUARD_CACHE")
+    now = f"it is set to {env!r}" if env else "unset, so ~/.cache/ragguard is used"
+    return ModelLoadError(f"cannot write the converted model under {str(folder)!r} ({why}): set RAGGUARD_CACHE to "
+                          f"a writable folder ({now})")
 
 
 @contextlib.contextmanager
@@ -157,18 +166,6 @@ def _quiet_gguf_bar() -> Iterator[None]:
         yield
     finally:
         gguf_utils.tqdm = bar
-
-
-def _hold(lock: Any, name: str) -> None:
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): conversions are not serialised
-        return
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        logger.warning("another process is converting %s: waiting for it", name)
-        fcntl.flock(lock, fcntl.LOCK_EX)
 
 
 def _intact(target: Path) -> bool:
@@ -196,8 +193,7 @@ def _convert(folder: Path, filename: str, sha256: str, target: Path) -> None:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".convert-{target.name}-", dir=target.parent))
     except OSError as exc:
-        raise ModelLoadError(f"cannot write the converted model under {str(target.parent)!r} "
-                             f"({exc.strerror or type(exc).__name__}): set RAGGUARD_CACHE to a writable folder") from None
+        raise _unwritable(target.parent, exc.strerror or type(exc).__name__) from None
     logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
     started = time.perf_counter()
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from ragguard._text import one_line, shorten, terminal_text
+from ragguard._text import counted, one_line, shorten, terminal_text
 from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
 from ragguard.core.types import DIVERGENT
 
@@ -33,7 +33,7 @@ def ask(
 
         count = samples or guard.config.sampling.samples
         upto = "up to " if samples_adaptively(guard.config.sampling.adaptive, count) else ""
-        _progress(f"retrieving and sampling {upto}{count} answer{'s' if count != 1 else ''}…")
+        _progress(f"retrieving and sampling {upto}{counted(count, 'answer')}…")
     report = guard.ask(question, samples=samples, seed=seed)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
