@@ -190,8 +190,11 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
             raise UsageError(f"{d} is not an audit folder (no {RESULTS}): pass folders written by `ragguard audit`")
     before, after = (latest_per_id(read_results(d / RESULTS, repair=False)) for d in (old_dir, new_dir))  # read only
     paired_old, paired_new = pairing_keys(list(before.values())), pairing_keys(list(after.values()))
+    both = [k for k in paired_new if k in paired_old]
+    dropped = [_brief(r) for k, r in paired_old.items() if k not in paired_new]  # in input order
+    added = [_brief(r) for k, r in paired_new.items() if k not in paired_old]
     changed = []
-    for key in [k for k in paired_new if k in paired_old]:
+    for key in both:
         a, b = paired_old[key], paired_new[key]
         fields = [f for f in ("status", "verdict", "answer", "reference_match") if a.get(f) != b.get(f)]
         if fields:
@@ -243,18 +246,16 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     settings_changed = {} if None in settings else {
         k: {"old": settings[0].get(k), "new": settings[1].get(k)}
         for k in sorted(settings[0].keys() | settings[1].keys()) if settings[0].get(k) != settings[1].get(k)}
-    both = [k for k in paired_new if k in paired_old]
     return {
         "old": str(old_dir),
         "new": str(new_dir),
         "setup_changed": setup,  # what differs between the two runs' audit.json: a change may come from there
         "settings_changed": settings_changed,
         "compared": len(both),
-        "only_old": sorted(str(r.get("id")) for k, r in paired_old.items() if k not in paired_new),
-        "only_new": sorted(str(r.get("id")) for k, r in paired_new.items() if k not in paired_old),
-        # the same rows with what they hold, in input order
-        "dropped": [_brief(r) for k, r in paired_old.items() if k not in paired_new],
-        "added": [_brief(r) for k, r in paired_new.items() if k not in paired_old],
+        "only_old": sorted(str(r["id"]) for r in dropped),
+        "only_new": sorted(str(r["id"]) for r in added),
+        "dropped": dropped,  # the same rows with what they hold, in input order
+        "added": added,
         "changed": changed,
         "figures": figures,
         "regressions": regressions([(paired_old[k], paired_new[k]) for k in both], figures),
@@ -273,8 +274,8 @@ def regressions(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figures: dic
     """What got worse from OLD to NEW (``audit diff --fail-on-regression`` fails on any).
 
     A question answered in OLD that NEW could not measure (``error``, ``invalid``); one answered
-    ``consistent`` in OLD that NEW flags (``inconsistent`` or ``contradiction``); one whose answer matched its reference in OLD and does not in NEW
-    (``mismatch`` or ``contradicts``); a lower consistent share or reference accuracy, or one
+    ``consistent`` in OLD that NEW flags (``inconsistent`` or ``contradiction``); one whose answer
+    matched its reference in OLD and does not in NEW (``mismatch`` or ``contradicts``); a lower consistent share or reference accuracy, or one
     that OLD measured and NEW does not (no question answered, no reference left).
     """
     found = []
