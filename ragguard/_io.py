@@ -1,13 +1,14 @@
-"""Reading files a user pointed ragguard at, with one-line errors that say what to do."""
+"""Reading files a user pointed ragguard at, with one-line errors that say what to do; writing JSON lines."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from ragguard.errors import UsageError
 
-__all__ = ["read_user_text", "numbered_lines"]
+__all__ = ["json_line", "read_user_text", "numbered_lines"]
 
 
 def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -19,6 +20,22 @@ def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
     """
     for number, line in enumerate(text.split("\n"), 1):
         yield number, line.removesuffix("\r")
+
+
+def json_line(value: object) -> str:
+    """``value`` as one line of JSON (UTF-8 kept), with U+0085, U+2028 and U+2029 escaped.
+
+    They are legal raw inside a JSON string, but Python's ``str.splitlines`` takes all three for
+    line ends (and older JavaScript engines the last two), so a model's answer holding one would
+    break a JSONL reader that is not ragguard's. ``json.dumps`` already escapes the ASCII ones.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    for ch in _LINE_ENDS:
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
+_LINE_ENDS = ("\u0085", "\u2028", "\u2029")
 
 
 def read_user_text(path: Path, what: str, hint: str, error: type[UsageError] = UsageError) -> str:

@@ -864,3 +864,21 @@ def test_diff_counts_a_question_that_errors_now_as_a_regression(tmp_path: Path) 
     run_audit(q, tmp_path / "new", make_guard(fail_on={"How many leave days?"}))
     d = diff_audits(tmp_path / "old", tmp_path / "new")
     assert "leave: contradiction -> error" in d["regressions"]  # answered before (flagged or not), not now
+
+
+def test_results_jsonl_holds_one_record_per_line_for_any_reader(tmp_path: Path) -> None:
+    """U+2028, U+2029 and U+0085 are legal raw in JSON, but ``str.splitlines`` (and older JavaScript)
+    ends a line at them: an answer pasted from a web page must not split its record in two."""
+    odd = "Ask HR\u2028for form HR-07.\u2029Then\u0085wait."
+    ANSWERS["Line breaks?"] = [odd] * 3
+    try:
+        q = tmp_path / "q.jsonl"
+        q.write_text(json.dumps({"id": "odd", "question": "Line breaks?"}) + "\n", encoding="utf-8")
+        out = tmp_path / "out"
+        run_audit(q, out, make_guard())
+        text = (out / "results.jsonl").read_text(encoding="utf-8")
+        lines = text.splitlines()
+        assert len(lines) == 1
+        assert json.loads(lines[0])["answer"] == odd
+    finally:
+        del ANSWERS["Line breaks?"]

@@ -113,6 +113,18 @@ def test_build_reports_skipped_files(tmp_path: Path, tiny_docs: Path, fake_embed
     assert read_manifest(tmp_path / "out")["skipped"] == expected
 
 
+def test_chunks_file_holds_one_chunk_per_line_for_any_reader(tmp_path: Path, tiny_docs: Path, fake_embedder) -> None:
+    """A document holding U+2028 (common in text pasted from web pages) keeps one chunk per line of
+    chunks.jsonl under ``str.splitlines``, and the chunk text reads back unchanged."""
+    (tiny_docs / "pasted.md").write_text("# Pasted\n\nLine one\u2028line two\u2029line three.\n", encoding="utf-8")
+    summary = build_index([tiny_docs], tmp_path / "out", fake_embedder)
+    lines = (tmp_path / "out" / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == summary.chunks
+    assert any("line two\u2029line three" in json.loads(line)["text"] for line in lines)
+    assert any("\u2028" in p.text for p in KnowledgeIndex.load(tmp_path / "out").search_vector(
+        fake_embedder.embed(["Pasted line one"])[0], 10))
+
+
 # ------------------------------------------------------------------ refusals
 def test_missing_folder_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "no-index"

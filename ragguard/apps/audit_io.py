@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ragguard._io import json_line
 from ragguard.core.types import DIVERGENT
 from ragguard.errors import UsageError
 
@@ -70,7 +71,7 @@ def latest_per_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def append_record(fh: Any, record: dict[str, Any]) -> None:
     """Append one JSON line and make it durable before the next question runs."""
-    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    fh.write(json_line(record) + "\n")
     fh.flush()
     os.fsync(fh.fileno())
 
@@ -91,7 +92,7 @@ def compact_results(path: Path, records: list[dict[str, Any]], current: list[dic
     tmp = path.with_suffix(".jsonl.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         for record in [*current, *rest]:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.write(json_line(record) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from ragguard._io import json_line
 from ragguard._text import counted, one_line, shorten, terminal_text
 from ragguard.apps.cli.common import VERDICT_COLOURS, _progress, app, guard_for, handle_errors
 from ragguard.core.types import DIVERGENT
@@ -36,7 +36,7 @@ def ask(
         _progress(f"retrieving and sampling {upto}{counted(count, 'answer')}…")
     report = guard.ask(question, samples=samples, seed=seed)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        typer.echo(json_line(report.to_dict()))
         return
     _print_report(report)
 
@@ -134,7 +134,7 @@ def check(
         raise no_records(samples_file, "question and samples",
                          "question and samples (or sample_1, sample_2, ...) columns")
     if as_json:
-        typer.echo(json.dumps({"results": results}, ensure_ascii=False))
+        typer.echo(json_line({"results": results}))
     else:
         for entry in results:
             if "error" in entry:

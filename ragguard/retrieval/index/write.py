@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ragguard._io import json_line
 from ragguard._version import __version__
 from ragguard.errors import UsageError
 from ragguard.generation.models import sha256_of
@@ -67,7 +68,7 @@ def write_index(
             names.append(VECTORS)
         with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
             for c in chunks:
-                fh.write(json.dumps(c, ensure_ascii=False))
+                fh.write(json_line(c))
                 fh.write("\n")
         manifest = {
             "format": FORMAT,
