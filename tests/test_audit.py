@@ -283,6 +283,21 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
     assert "1 question(s) match --only tag:hr; the other 2 keep their records" in notes
 
 
+def test_only_selects_an_id_or_tag_that_holds_a_comma(tmp_path: Path) -> None:
+    q = tmp_path / "q.jsonl"
+    rows = [{"id": "faq,3", "question": "Do I need a certificate?", "tags": ["hr, payroll"]},
+            {"id": "faq", "question": "How many leave days?", "tags": ["hr"]},
+            {"id": "3", "question": "Where is the branch?"}]
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard())
+    for only, asked in (("id:faq,3", ["Do I need a certificate?"]), ("tag:hr, payroll", ["Do I need a certificate?"]),
+                        ("id:faq", ["How many leave days?"]), ("tag:hr", ["How many leave days?"])):
+        guard = make_guard()
+        run_audit(q, out, guard, only=only)
+        assert guard.generator.asked == asked, only  # type: ignore[attr-defined]
+
+
 def test_a_refused_run_leaves_nothing_new_behind(tmp_path: Path) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     for out, options in ((tmp_path / "new", {"only": "id:nope"}), (tmp_path / "a" / "b" / "new", {"only": "tag:x"}),

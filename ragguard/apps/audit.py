@@ -184,6 +184,16 @@ def _parse_only(only: str) -> tuple[str, list[str]]:
     return kind, wanted
 
 
+def _whole_value(only: str, kind: str, wanted: list[str], questions: list[AuditQuestion]) -> list[str]:
+    """``--only id:a,b`` names one id when the file has an id ``a,b`` (or a tag, for ``tag:``), as written."""
+    whole = only.partition(":")[2]
+    if kind == "id" and any(q.id == whole for q in questions):
+        return [whole]
+    if kind == "tag" and any(whole in q.tags for q in questions):
+        return [whole]
+    return wanted
+
+
 def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, kind: str, wanted: list[str]) -> bool:
     if kind == "id":
         return question.id in wanted
@@ -337,6 +347,7 @@ def _run_audit_unlocked(
         raise UsageError(f"--batch must be at least 1, got {batch_questions}")
     if only:  # a typo is refused before anything is written (a refused run leaves no folder behind)
         only_kind, only_values = _parse_only(only)
+        only_values = _whole_value(only, only_kind, only_values, questions)
         _check_only(only, only_kind, only_values, questions, qfile)
     results_path = out_dir / RESULTS
     run_info = _fingerprint_run(qfile, guard)
