@@ -229,6 +229,20 @@ def test_markdown_front_matter_sets_tags_and_language(tmp_path: Path) -> None:
     assert doc.tags == ("hr", "leave") and doc.lang == "de"
 
 
+def test_broken_front_matter_is_kept_as_text_and_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    broken = tmp_path / "broken.md"
+    broken.write_text("---\ntags: [hr, leave\nlang: de\n---\n# Urlaub\n\nJeder bekommt 25 Tage.", encoding="utf-8")
+    prose = tmp_path / "prose.md"  # two rules around prose: not a front matter, no warning
+    prose.write_text("---\nRead this first: then: the rest.\n---\n# Notes\n\nText.", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="ragguard"):
+        docs = {doc.doc_id: doc for doc, _, _ in iter_documents([broken, prose])}
+    assert docs["broken.md"].text.startswith("---\ntags: [hr, leave") and docs["broken.md"].tags == ()
+    assert docs["prose.md"].text.startswith("---\nRead this first")
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith("source 'broken.md': its front matter is not valid YAML (line 3: ")
+    assert "its tags and lang are not read" in message
+
+
 @pytest.mark.parametrize(
     ("text", "lang"),
     [("Annual leave is 25 days.", "en"), ("员工每年享有十五天带薪年假。", "zh"), ("年次有給休暇は二十日です。", "ja"),

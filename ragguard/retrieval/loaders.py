@@ -242,7 +242,7 @@ def _read_file(path: Path, doc_id: str) -> Iterator[Item]:
 
         text = html_to_text(_BLOB.sub("", text))
     elif suffix in (".md", ".markdown"):
-        text, meta = _front_matter(text)
+        text, meta = _front_matter(text, doc_id)
         text = _BLOB.sub("", _markdown_images(text))
     else:
         text = _BLOB.sub("", text)
@@ -465,8 +465,16 @@ def _faq_rows(text: str, suffix: str, source: str, digest: str) -> Iterator[Item
     yield from bad
 
 
-def _front_matter(text: str) -> tuple[str, dict[str, Any]]:
-    """Split a leading ``---`` YAML block (tags, lang) from a Markdown text."""
+_KEY_LINE = re.compile(r"[A-Za-z_][\w-]*[ \t]*:")
+
+
+def _front_matter(text: str, doc_id: str) -> tuple[str, dict[str, Any]]:
+    """Split a leading ``---`` YAML block (tags, lang) from a Markdown text.
+
+    A block that is not a YAML mapping stays in the text (nothing is lost). When it opens like one
+    (``key:``) but does not parse, a warning names the file and the line: its tags and language would
+    otherwise be dropped without a word.
+    """
     match = re.match(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", text, re.S)
     if not match:
         return text, {}
@@ -474,7 +482,14 @@ def _front_matter(text: str) -> tuple[str, dict[str, Any]]:
 
     try:
         meta = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if not _KEY_LINE.match(match.group(1).lstrip()):
+            return text, {}  # prose between two rules, not a front matter gone wrong
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 2}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        _log.warning("source %r: its front matter is not valid YAML (%s%s): indexed as text, its tags and lang "
+                     "are not read; fix the block between the --- lines", doc_id, where, problem)
         return text, {}
     if not isinstance(meta, dict):
         return text, {}
