@@ -220,5 +220,9 @@ def test_a_hub_id_neither_cached_nor_reachable_is_refused_at_once(monkeypatch: p
     assert len(probes) == 3
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: None)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    require_hub_access("Org/Model", "generator.model")  # HF_HUB_OFFLINE: the cache alone decides, later
+    with pytest.raises(ModelLoadError, match=r"generator.model 'Org/Model' is not in the local hub cache \(.*\) "
+                                             r"and HF_HUB_OFFLINE is set: download it where there is network"):
+        require_hub_access("Org/Model", "generator.model")  # HF_HUB_OFFLINE: the cache alone decides, no probe
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: str(snapshot / "config.json"))
+    require_hub_access("Org/Model", "generator.model")
     assert len(probes) == 3

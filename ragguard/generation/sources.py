@@ -283,19 +283,23 @@ def require_hub_access(repo_id: str, key: str) -> None:
     """Refuse at once a hub id that is neither in the local hub cache nor downloadable from here.
 
     Without this, transformers retries each file for about a minute and prints a retry line each time
-    before failing. One probe of the hub (5 s at most) decides; ``HF_HUB_OFFLINE=1`` skips it.
+    before failing. One probe of the hub (5 s at most) decides. Under ``HF_HUB_OFFLINE=1`` the cache alone
+    decides, and the refusal says that the setting is why (transformers' own message blames the network).
     """
     import huggingface_hub
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE:
-        return
     try:
         config = huggingface_hub.try_to_load_from_cache(repo_id, "config.json")
         if isinstance(config, str) and _weights_cached(Path(config).parent):
             return
     except Exception:  # noqa: BLE001 - not a valid repo id: the probe, then the loader, say what is wrong
         pass
+    if constants.HF_HUB_OFFLINE:
+        raise ModelLoadError(
+            f"{key} {repo_id!r} is not in the local hub cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is set: "
+            f"download it where there is network (`hf download {repo_id}`) and copy the cache, unset HF_HUB_OFFLINE, "
+            f"or set {key} to a local folder")
     try:
         huggingface_hub.get_session().head(constants.ENDPOINT, timeout=5)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the hub: DNS, refused, timeout, proxy
