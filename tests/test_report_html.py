@@ -80,6 +80,22 @@ def test_every_value_is_escaped_and_nothing_is_fetched() -> None:
     assert text.count(HOSTILE) >= 9
 
 
+def test_only_the_pages_own_script_may_run() -> None:
+    """The CSP names the hash of the one inline script instead of allowing any inline script, so a
+    script that reached the page through a failure of escaping would not run."""
+    import base64
+    import hashlib
+    import html
+
+    records = [hostile_record()]
+    page = render_report(records, summarize(records), {**RUN, "input": HOSTILE})
+    csp = html.unescape(re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1))
+    script = re.search(r"<script>(.*?)</script>", page, flags=re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    assert f"script-src 'sha256-{digest}'" in csp
+    assert "'unsafe-inline'" not in csp.split("script-src", 1)[1]
+
+
 def charts(page: str) -> dict[str, str]:
     return {m.group(1): m.group(0) for m in re.finditer(r'<svg id="([\w-]+)".*?</svg>', page, flags=re.S)}
 

@@ -30,7 +30,19 @@ def render_report(records: list[dict[str, Any]], summary: dict[str, Any], run: d
     """The report page as a string."""
     from ragguard.apps.templating import render
 
-    return render("report.html.j2", **report_context(records, summary, run))
+    return render("report.html.j2", script_hash=_script_hash(), **report_context(records, summary, run))
+
+
+def _script_hash() -> str:
+    """The CSP source of the page's one inline script (``'sha256-...'``): only that script may run, so
+    were escaping ever to fail, text injected from an answer could not. The script holds no data."""
+    import base64
+    import hashlib
+
+    from ragguard.apps.templating import render
+
+    digest = hashlib.sha256(render("report_script.js.j2").encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
 def write_report(path: Path, records: list[dict[str, Any]], summary: dict[str, Any], run: dict[str, Any]) -> None:
