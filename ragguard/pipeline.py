@@ -208,6 +208,13 @@ class RagGuard:
                         for i, m in enumerate(messages)]
         return self._answer([job], cfg)[0]
 
+    def check_question(self, question: object) -> None:
+        """Raise the :class:`UsageError` that :meth:`ask` would raise for ``question`` before any work
+        (not a string, empty, no word, over ``generator.max_question_tokens``), so a caller batching
+        questions can refuse one without failing the others."""
+        require_question(question)
+        self._require_length(_Job.of(str(question)).question, self.config)
+
     def _require_length(self, question: str, cfg: Config) -> None:
         """Refuse a question over ``generator.max_question_tokens`` tokens of the generator.
 

@@ -357,6 +357,49 @@ def test_components_with_the_same_settings_share_one_pipeline(
         lc.clear_cache()
 
 
+def test_a_shared_pipeline_reloads_its_index_when_it_is_rebuilt_on_disk(
+    fake_guard: RagGuard, fake_generator: Any, fake_embedder: Any, tiny_index: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After `ragguard index build` into the same folder, a running app's components answer from the new
+    index (as serve does), and a component built afterwards agrees with a new retriever."""
+    import ragguard.integrations.langchain as lc
+    from ragguard.retrieval.index import build_index
+
+    def from_config(cls: type, cfg: Config) -> RagGuard:
+        return RagGuard(cfg, fake_guard.generator, fake_guard.embedder, fake_guard.retriever, fake_guard.index_path)
+
+    monkeypatch.setattr(RagGuard, "from_config", classmethod(from_config))
+    lc.clear_cache()
+    try:
+        fake_generator.enqueue([YES, YES])
+        before = RagGuardChain(samples=2, index_path=str(tiny_index)).invoke(QUESTION)
+        assert all(d.metadata["doc_id"] != "kb/parking.md" for d in before["sources"])
+        docs = tmp_path / "other" / "kb"
+        docs.mkdir(parents=True)
+        (docs / "parking.md").write_text("# Parking\n\nStaff park in level 2 of the garage.", encoding="utf-8")
+        build_index([docs], tiny_index, fake_embedder)
+        fake_generator.enqueue([YES, YES])
+        after = RagGuardChain(samples=2, index_path=str(tiny_index)).invoke(QUESTION)
+        assert [d.metadata["doc_id"] for d in after["sources"]] == ["kb/parking.md"]
+        assert after["report"]["fingerprint"]["index"] != before["report"]["fingerprint"]["index"]
+    finally:
+        lc.clear_cache()
+
+
+def test_chain_batch_fails_only_the_slot_of_a_question_the_pipeline_refuses(
+    fake_guard: RagGuard, fake_generator: Any
+) -> None:
+    long = "word " * 600  # over generator.max_question_tokens (512)
+    fake_generator.enqueue([YES, YES])
+    out = RagGuardChain(guard=fake_guard, samples=2).batch([QUESTION, long], return_exceptions=True)
+    assert out[0]["answer"] == YES
+    assert isinstance(out[1], UsageError) and "over generator.max_question_tokens" in str(out[1])
+    with pytest.raises(UsageError, match="over generator.max_question_tokens"):  # refused before generating
+        RagGuardChain(guard=fake_guard, samples=2).batch([QUESTION, long])
+    assert fake_generator.pending == 0
+
+
 @pytest.mark.asyncio
 async def test_ainvoke_generates_off_the_event_loop(fake_guard: RagGuard, fake_generator: Any) -> None:
     inner = fake_generator.generate

@@ -10,10 +10,10 @@ from typing import Any
 
 from ragguard.apps.serve.batching import MicroBatcher
 from ragguard.apps.serve.http import ApiError, error_body
-from ragguard.apps.serve.reload import IndexWatcher
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.errors import UsageError
 from ragguard.pipeline import RagGuard
+from ragguard.retrieval.index.watch import IndexWatcher
 
 __all__ = ["create_app"]
 

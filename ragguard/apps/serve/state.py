@@ -26,7 +26,7 @@ class ServerState:
         settings: limits, batching, API key, model name and refusals.
         batcher: the queue that answers questions together.
         metrics: the app's :class:`~ragguard.apps.serve.metrics.Metrics`.
-        watcher: reloads the index when it changes on disk (:mod:`ragguard.apps.serve.reload`).
+        watcher: reloads the index when it changes on disk (:mod:`ragguard.retrieval.index.watch`).
     """
 
     guard: RagGuard

@@ -16,7 +16,8 @@ locks) and :mod:`._messages` (message conversion, token usage, documents).
 Constructing a component is cheap: torch, transformers,
 sentence-transformers and faiss load on the first question or search.
 Components built from the same generator, embedder and index settings share
-one loaded pipeline per process (weights load once); :func:`clear_cache`
+one loaded pipeline per process (weights load once), which reloads its index
+when the folder changes on disk (:mod:`ragguard.retrieval.index.watch`); :func:`clear_cache`
 drops them. Calls on one pipeline are serialised by a lock, since one model
 is one compute resource. Each call asks a view of the shared pipeline with its
 own settings (:meth:`ragguard.RagGuard.with_settings`).

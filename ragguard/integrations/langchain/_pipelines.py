@@ -15,11 +15,15 @@ __all__ = ["as_config", "clear_cache", "pipeline_for", "settings_for"]
 
 
 class _Shared:
-    """A loaded pipeline and the lock that serialises its use."""
+    """A loaded pipeline, the lock that serialises its use, and the watcher that reloads its index when it
+    changes on disk (``ragguard index add`` or a rebuild while the app runs), as ``ragguard serve`` does."""
 
     def __init__(self, guard: RagGuard) -> None:
+        from ragguard.retrieval.index.watch import IndexWatcher
+
         self.guard = guard
         self.lock = threading.RLock()
+        self.watcher = IndexWatcher(guard)
 
 
 _PIPELINES: dict[tuple[Any, ...], _Shared] = {}
@@ -100,4 +104,6 @@ def pipeline_for(guard: RagGuard | None, cfg: Config, retrieval: bool) -> tuple[
     if guard is not None:
         return guard, _lock_for(guard)
     shared = _shared_pipeline(cfg, retrieval)
+    with shared.lock:  # between questions: no question is answered from two indexes
+        shared.watcher.refresh()
     return shared.guard, shared.lock

@@ -77,15 +77,18 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
     def _answer_many(self, inputs: list[Any]) -> list[dict[str, Any] | Exception]:
         results: list[dict[str, Any] | Exception | None] = [None] * len(inputs)
         asked: list[tuple[int, str]] = []
+        base, lock = pipeline_for(self.guard, self._config, retrieval=True)
+        guard = base.with_settings(self._config)
         for i, value in enumerate(inputs):
-            try:
-                asked.append((i, _chain_question(value)))
+            try:  # a question the pipeline would refuse (too long, too) fails its own slot only
+                question = _chain_question(value)
+                guard.check_question(question)
+                asked.append((i, question))
             except UsageError as exc:
                 results[i] = exc
         if asked:
-            base, lock = pipeline_for(self.guard, self._config, retrieval=True)
             with lock:
-                reports = base.with_settings(self._config).ask_many([q for _, q in asked])
+                reports = guard.ask_many([q for _, q in asked])
             for (i, _), report in zip(asked, reports, strict=True):
                 add_notes(report, self._notes)
                 results[i] = {
@@ -113,8 +116,10 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         if not return_exceptions:
+            base, _ = pipeline_for(self.guard, self._config, retrieval=True)
+            guard = base.with_settings(self._config)
             for value in inputs:  # fail before generating anything
-                _chain_question(value)
+                guard.check_question(_chain_question(value))
         return self._batch_with_config(self._answer_many, inputs, config, return_exceptions=return_exceptions, **kwargs)
 
     async def abatch(

@@ -1,5 +1,6 @@
-"""Keeping a running server's index current: reload it when ``ragguard index add`` (or a rebuild) changed it.
+"""Keeping a running process's index current: reload it when ``ragguard index add`` (or a rebuild) changed it.
 
+Used by ``ragguard serve`` and by the pipelines the LangChain components share.
 Reload, rather than only report staleness: a server that knows its index is
 stale and keeps answering from it still gives users outdated answers, and
 restarting it means reloading the models (minutes). Reloading the index alone
@@ -7,11 +8,12 @@ is safe because of how indexes are written and read: a writer swaps a finished
 folder into place with renames (:mod:`ragguard.retrieval.index.write`), the
 manifest lists every file's SHA-256, and :meth:`KnowledgeIndex.load` checks
 them, so a folder read in the middle of a swap fails to load instead of
-loading half old, half new. The check runs in the batching thread between
-batches, so no question is ever answered from two indexes. A change that cannot
+loading half old, half new. The check runs between questions (in serve's
+batching thread between batches; in a component's call under its pipeline's
+lock), so no question is ever answered from two indexes. A change that cannot
 be loaded (a damaged folder, another embedder) keeps the old index, and
-``/healthz`` and every record say so (``stale``, the reason) until a later
-change loads.
+serve's ``/healthz`` and every record say so (``stale``, the reason) until a
+later change loads.
 
 The version is the first 16 hex digits of the manifest's SHA-256: the
 manifest holds every file's checksum, so it names the index content.
