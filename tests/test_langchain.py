@@ -400,6 +400,24 @@ def test_chain_batch_fails_only_the_slot_of_a_question_the_pipeline_refuses(
     assert fake_generator.pending == 0
 
 
+def test_chain_takes_per_call_settings_as_the_chat_model_does(fake_guard: RagGuard, fake_generator: Any) -> None:
+    chain = RagGuardChain(guard=fake_guard, samples=2)
+    fake_generator.enqueue([YES, YES, NO])
+    assert len(chain.invoke(QUESTION, samples=3)["report"]["samples"]) == 3
+    fake_generator.enqueue([YES, YES, NO])
+    assert len(chain.bind(samples=3).invoke(QUESTION)["report"]["samples"]) == 3
+    fake_generator.enqueue([YES, YES, NO])
+    fake_generator.enqueue([YES, YES, NO])
+    assert [len(r["report"]["samples"]) for r in chain.batch([QUESTION, QUESTION], samples=3)] == [3, 3]
+    fake_generator.enqueue([YES])
+    report = chain.invoke(QUESTION, temperature=0)["report"]
+    assert len(report["samples"]) == 1 and any(w.startswith("temperature=0: only the greedy") for w in report["warnings"])
+    fake_generator.enqueue([YES, YES])
+    assert len(chain.invoke(QUESTION)["report"]["samples"]) == 2  # the fields again
+    with pytest.raises(UsageError, match="unsupported keyword argument.*colour: it takes samples, seed"):
+        chain.invoke(QUESTION, colour="red")
+
+
 @pytest.mark.asyncio
 async def test_ainvoke_generates_off_the_event_loop(fake_guard: RagGuard, fake_generator: Any) -> None:
     inner = fake_generator.generate

@@ -16,6 +16,8 @@ from ragguard.integrations.langchain._pipelines import pipeline_for, settings_fo
 
 __all__ = ["RagGuardChain"]
 
+_CALL_KWARGS = ("samples", "seed", "temperature", "max_tokens")
+
 
 def _chain_question(value: Any) -> str:
     question = value.get("question") if isinstance(value, dict) else value
@@ -39,7 +41,8 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
     ``batch`` answers all its questions with one :meth:`RagGuard.ask_many`
     call, which shares batched generation passes; a bad input fails only its
     own slot with ``return_exceptions=True``. Async calls run in a worker
-    thread.
+    thread. A call may set its own ``samples``, ``seed``, ``temperature`` and
+    ``max_tokens`` (``chain.invoke(q, samples=3)``, ``chain.bind(samples=3)``).
 
     Example:
         .. code-block:: python
@@ -63,22 +66,31 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
     guard: Any = Field(default=None, exclude=True)
     """A :class:`~ragguard.RagGuard` you built yourself (``config_path`` and ``index_path`` must stay unset)."""
 
+    _base: Config = PrivateAttr(default=None)  # type: ignore[assignment]
     _config: Config = PrivateAttr(default=None)  # type: ignore[assignment]
     _notes: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _load_settings(self) -> RagGuardChain:
-        cfg = settings_for(self.guard, self.config_path, self.index_path)
-        self._config, self._notes = call_config(
-            cfg, temperature=self.temperature, max_tokens=self.max_tokens, samples=self.samples, seed=self.seed
-        )
+        self._base = settings_for(self.guard, self.config_path, self.index_path)
+        self._config, self._notes = self._call_config({})
         return self
 
-    def _answer_many(self, inputs: list[Any]) -> list[dict[str, Any] | Exception]:
+    def _call_config(self, kwargs: dict[str, Any]) -> tuple[Config, list[str]]:
+        """One call's config: the fields, then the call's own ``samples``, ``seed``, ``temperature``, ``max_tokens``
+        (``invoke(q, samples=3)``, ``bind(...)``), as :class:`ChatRagGuard` takes them."""
+        unknown = sorted(set(kwargs) - set(_CALL_KWARGS))
+        if unknown:
+            raise UsageError(f"RagGuardChain got unsupported keyword argument(s) {', '.join(unknown)}: "
+                             f"it takes {', '.join(_CALL_KWARGS)}")
+        return call_config(self._base, **{k: kwargs.get(k, getattr(self, k)) for k in _CALL_KWARGS})
+
+    def _answer_many(self, inputs: list[Any], **kwargs: Any) -> list[dict[str, Any] | Exception]:
         results: list[dict[str, Any] | Exception | None] = [None] * len(inputs)
         asked: list[tuple[int, str]] = []
-        base, lock = pipeline_for(self.guard, self._config, retrieval=True)
-        guard = base.with_settings(self._config)
+        settings, notes = self._call_config(kwargs) if kwargs else (self._config, self._notes)
+        base, lock = pipeline_for(self.guard, settings, retrieval=True)
+        guard = base.with_settings(settings)
         for i, value in enumerate(inputs):
             try:  # a question the pipeline would refuse (too long, too) fails its own slot only
                 question = _chain_question(value)
@@ -90,7 +102,7 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
             with lock:
                 reports = guard.ask_many([q for _, q in asked])
             for (i, _), report in zip(asked, reports, strict=True):
-                add_notes(report, self._notes)
+                add_notes(report, notes)
                 results[i] = {
                     "answer": report.answer,
                     "report": report.to_dict(),
@@ -98,8 +110,8 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
                 }
         return [r for r in results if r is not None]  # every slot is filled above
 
-    def _answer_one(self, value: Any) -> dict[str, Any]:
-        result = self._answer_many([value])[0]
+    def _answer_one(self, value: Any, **kwargs: Any) -> dict[str, Any]:
+        result = self._answer_many([value], **kwargs)[0]
         if isinstance(result, Exception):
             raise result
         return result
@@ -116,8 +128,9 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
         **kwargs: Any,
     ) -> list[dict[str, Any]]:
         if not return_exceptions:
-            base, _ = pipeline_for(self.guard, self._config, retrieval=True)
-            guard = base.with_settings(self._config)
+            settings = self._call_config(kwargs)[0]
+            base, _ = pipeline_for(self.guard, settings, retrieval=True)
+            guard = base.with_settings(settings)
             for value in inputs:  # fail before generating anything
                 guard.check_question(_chain_question(value))
         return self._batch_with_config(self._answer_many, inputs, config, return_exceptions=return_exceptions, **kwargs)
