@@ -496,6 +496,47 @@ def test_guard_falls_back_to_plain_calls_when_the_runnable_refuses_sampling() ->
     assert [s["seed"] for s in msg.response_metadata["samples"]] == [None, None, None]
 
 
+class FailingFirstChatModel(RecordingChatModel):
+    """Raises ``error`` on its first call, then answers as RecordingChatModel."""
+
+    error: Any = None
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        if self.error is not None and not self.calls:
+            self.calls.append({"raised": True, **kwargs})
+            raise self.error
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def test_guard_raises_a_transient_error_instead_of_taking_it_for_a_refusal_of_its_parameters() -> None:
+    model = FailingFirstChatModel(replies=["Yes."], error=TimeoutError("Request timed out"))
+    with pytest.raises(TimeoutError, match="timed out"):
+        ConsistencyGuard(model=model, samples=3, embedder=WordEmbedder(), max_concurrency=1).invoke("Is it open?")
+    assert len(model.calls) == 1  # not called again unbound
+    # A server's 400 that names the parameter is a refusal: the samples are drawn plainly, and it is said.
+    model = FailingFirstChatModel(replies=["Yes."], error=ValueError("Unsupported parameter: 'seed'"))
+    msg = ConsistencyGuard(model=model, samples=3, embedder=WordEmbedder(), max_concurrency=1).invoke("Is it open?")
+    assert any(w.startswith("the model refused seed/temperature (ValueError") for w in msg.response_metadata["warnings"])
+    assert model.calls[1:] == [{}, {}, {}]
+
+
+@pytest.mark.asyncio
+async def test_guard_raises_a_transient_error_on_the_async_path_too() -> None:
+    model = FailingFirstChatModel(replies=["Yes."], error=ConnectionError("connection reset"))
+    with pytest.raises(ConnectionError):
+        await ConsistencyGuard(model=model, samples=3, embedder=WordEmbedder(), max_concurrency=1).ainvoke("Open?")
+    assert len(model.calls) == 1
+
+
+def test_guard_refuses_an_empty_question_before_calling_the_model() -> None:
+    model = RecordingChatModel(replies=["Yes."])
+    for question in ("   ", {"question": "", "context": "x"}):
+        with pytest.raises(UsageError, match="ConsistencyGuard: .*empty.*: pass the question the model should answer"):
+            ConsistencyGuard(model=model, samples=3, embedder=WordEmbedder()).invoke(question)
+    assert model.calls == []
+
+
 def test_guard_reads_questions_and_context_from_chain_inputs() -> None:
     prompt = ChatPromptTemplate.from_messages([("system", "Context: {context}"), ("human", "{question}")])
     model = FakeListChatModel(responses=["Twenty five days of leave."])

@@ -20,6 +20,7 @@ from langchain_core.runnables.config import get_executor_for_config, patch_confi
 from langchain_core.runnables.utils import gather_with_concurrency
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
+from ragguard._text import question_problem
 from ragguard.apps.calibration_io import annotate, resolve_calibration
 from ragguard.apps.check import check
 from ragguard.config import Config
@@ -208,8 +209,14 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
         return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
 
     def _prepare(self, input_: Any, run_manager: Any, config: RunnableConfig) -> tuple[Any, ...]:
-        """What both invoke paths start from: question, context, child config, seeds, parameters."""
+        """What both invoke paths start from: question, context, child config, seeds, parameters.
+
+        A question that cannot be checked (empty, no word in it) is refused here, before the model is called.
+        """
         question, context = _question_and_context(input_, self.question_key, self.context_key)
+        problem = question_problem(question)
+        if problem:
+            raise UsageError(f"ConsistencyGuard: {problem}: pass the question the model should answer")
         child = self._run_config(config, run_manager)
         seeds = [derive_seed(self.seed, question, i) for i in range(self.samples)]
         return question, context, child, seeds, self._sampling_params()
@@ -220,7 +227,9 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
         if params:
             try:
                 first = self._bound(params, seeds[0]).invoke(input_, child)
-            except Exception as exc:  # the model refused the bound parameters: call it plainly
+            except Exception as exc:
+                if not _refuses(exc, params):
+                    raise  # a timeout or rate limit says nothing about the parameters
                 first = self.model.invoke(input_, child)
                 notes.append(_refused(params, exc))
                 params = set()
@@ -238,6 +247,8 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
             try:
                 first = await self._bound(params, seeds[0]).ainvoke(input_, child)
             except Exception as exc:
+                if not _refuses(exc, params):
+                    raise
                 first = await self.model.ainvoke(input_, child)
                 notes.append(_refused(params, exc))
                 params = set()
@@ -289,6 +300,17 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
             response_metadata=report.to_dict(),
             usage_metadata=reduce(add_usage, usages) if usages else None,
         )
+
+
+def _refuses(exc: Exception, params: set[str]) -> bool:
+    """Whether the first call's error is the model refusing the bound ``seed``/``temperature``: a ``TypeError``
+    (an unexpected keyword argument) or an error that names one of them (a server's 400 "Unsupported
+    parameter: 'seed'"). Any other error (a timeout, a rate limit, a dropped connection) is raised: taken
+    for a refusal, it would draw every sample unseeded at the model's own settings."""
+    if isinstance(exc, TypeError):
+        return True
+    text = str(exc).lower()
+    return any(p in text for p in params)
 
 
 def _refused(params: set[str], exc: Exception) -> str:
