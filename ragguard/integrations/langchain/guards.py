@@ -106,7 +106,9 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     chat models), every call is bound to ``temperature`` and its own seed
     (derived from ``seed``, the question and the sample index), so the answers
     differ only by sampling and the run can be repeated. If the model refuses
-    them, or takes none (a chain), it is called plainly and the report says so.
+    them (its first call raises a ``TypeError`` or an error naming ``seed`` or
+    ``temperature``), or takes none (a chain), it is called plainly and the
+    report says so; any other error of the first call is raised.
     ``bind_sampling=True`` forces binding, ``False`` never binds.
 
     Calls after the first run in parallel (LangChain's executor;
