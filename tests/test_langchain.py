@@ -418,6 +418,35 @@ def test_chain_takes_per_call_settings_as_the_chat_model_does(fake_guard: RagGua
         chain.invoke(QUESTION, colour="red")
 
 
+def test_langchains_llm_cache_never_serves_one_guards_answer_for_another_index(
+    fake_guard: RagGuard, fake_generator: Any, fake_embedder: Any, tmp_path: Path
+) -> None:
+    from langchain_core.caches import InMemoryCache
+    from langchain_core.globals import set_llm_cache
+
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex, build_index
+
+    docs = tmp_path / "other" / "kb"
+    docs.mkdir(parents=True)
+    (docs / "parking.md").write_text("# Parking\n\nStaff park in level 2 of the garage.", encoding="utf-8")
+    build_index([docs], tmp_path / "other-index", fake_embedder)
+    retriever = IndexRetriever(KnowledgeIndex.load(tmp_path / "other-index"), fake_embedder)
+    other = RagGuard(Config(), fake_generator, fake_embedder, retriever, index_path=str(tmp_path / "other-index"))
+    set_llm_cache(InMemoryCache())
+    try:
+        fake_generator.enqueue([YES, YES])
+        a = ChatRagGuard(guard=fake_guard, samples=2).invoke(QUESTION)
+        fake_generator.enqueue([NO, NO])
+        b = ChatRagGuard(guard=other, samples=2).invoke(QUESTION)
+        assert (a.content, b.content) == (YES, NO)
+        assert [s["doc_id"] for s in b.response_metadata["sources"]] == ["kb/parking.md"]
+        assert fake_generator.pending == 0
+        again = ChatRagGuard(guard=fake_guard, samples=2).invoke(QUESTION)  # the same guard: the cache answers
+        assert again.content == YES and fake_generator.pending == 0
+    finally:
+        set_llm_cache(None)
+
+
 @pytest.mark.asyncio
 async def test_ainvoke_generates_off_the_event_loop(fake_guard: RagGuard, fake_generator: Any) -> None:
     inner = fake_generator.generate

@@ -19,7 +19,7 @@ from ragguard.generation.models import EMBEDDED_GENERATOR
 from ragguard.generation.prompts import build_messages
 from ragguard.integrations.langchain._messages import chat_dicts, last_human_text, truncate, usage
 from ragguard.integrations.langchain._pipelines import pipeline_for, settings_for
-from ragguard.pipeline import RagGuard
+from ragguard.pipeline import RagGuard, bundled_index_path, index_id
 
 __all__ = ["ChatRagGuard"]
 
@@ -124,16 +124,31 @@ class ChatRagGuard(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        # LangChain's LLM cache keys on these: they name what the answer comes from (the weights and the
+        # index's contents), so two guards over different indexes, or one index rebuilt, never share an entry.
         return {
             "model": self._model_name(),
+            "model_sha256": getattr(self.guard.generator, "model_sha256", None) if self.guard is not None else None,
             "config_hash": self._base_config.hash(),
             "index_path": self.index_path,
+            "index": self._index_identity(),
             "samples": self.samples,
             "seed": self.seed,
             "retrieval": self.retrieval,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
+
+    def _index_identity(self) -> str | None:
+        """The manifest hash of the index answers come from; a ``guard=`` without an index folder is named by its
+        object id (it cannot be named across processes, but never collides with another in this one)."""
+        if not self.retrieval:
+            return None
+        if self.guard is not None:
+            if self.guard.index_path is None:
+                return None if self.guard.retriever is None else f"retriever-{id(self.guard.retriever):x}"
+            return index_id(self.guard.index_path)
+        return index_id(self._base_config.retrieval.index or str(bundled_index_path()))
 
     def _model_name(self, override: str | None = None) -> str:
         if override:
