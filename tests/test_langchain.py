@@ -305,6 +305,9 @@ def test_an_off_topic_question_abstains_with_a_short_refusal(fake_guard: RagGuar
     assert "".join(str(c.content) for c in chunks) == "The knowledge base has nothing on this."
     custom = ChatRagGuard(guard=fake_guard, refusals={"off_topic": "Not in the handbook."})
     assert custom.invoke("zebra quantum saxophone").content == "Not in the handbook."
+    # stop cuts answers, not the refusal: the message stays non-empty
+    assert ChatRagGuard(guard=fake_guard, stop=["The"]).invoke("zebra quantum saxophone").content == (
+        "The knowledge base has nothing on this.")
     with pytest.raises(ValueError, match="never empty"):
         ChatRagGuard(guard=fake_guard, refusals={"off_topic": ""})
 

@@ -48,8 +48,8 @@ class ChatRagGuard(BaseChatModel):
     parameters map onto ragguard's config: ``temperature`` and ``max_tokens``
     onto ``sampling.temperature`` and ``sampling.max_new_tokens``
     (``temperature=0`` draws only the greedy answer), ``model`` onto
-    ``generator.model``, ``stop`` cuts the returned text at the first stop
-    string (the report keeps the untruncated answer). ``timeout`` and
+    ``generator.model``, ``stop`` cuts the returned answer at the first stop
+    string (the report keeps the untruncated answer; a refusal is never cut). ``timeout`` and
     ``max_retries`` are accepted for compatibility; a local model has no
     network call to time out or retry. ``temperature``, ``max_tokens``,
     ``samples``, ``seed`` and ``model`` may also be passed per call.
@@ -216,7 +216,9 @@ class ChatRagGuard(BaseChatModel):
             used = usage(guard.generator, prompt, [s.text for s in report.samples])
         name = str(getattr(guard.generator, "name", self._model_name()))
         return AIMessage(
-            content=truncate(self.refusals.reply(report), stop if stop is not None else self.stop),
+            # stop cuts the model's answer, never ragguard's refusal (cut, "The knowledge ..." at stop="The" was empty)
+            content=truncate(report.answer, stop if stop is not None else self.stop) if report.answer
+            else self.refusals.reply(report),
             response_metadata={**report.to_dict(), "model_name": name},
             usage_metadata=used,
         )
