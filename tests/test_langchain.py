@@ -450,6 +450,18 @@ def test_langchains_llm_cache_never_serves_one_guards_answer_for_another_index(
         set_llm_cache(None)
 
 
+def test_constructors_raise_ragguards_own_error_for_a_bad_config(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from ragguard.errors import ConfigError
+
+    for build in (ChatRagGuard, RagGuardChain, lambda **kw: ConsistencyGuard(model=FakeListChatModel(responses=["x"]), **kw)):
+        with pytest.raises(ConfigError, match="config file .*nope.yaml' does not exist"):
+            build(config_path=str(tmp_path / "nope.yaml"))
+    with pytest.raises(ValidationError):  # a field of the wrong type stays pydantic's
+        ChatRagGuard(samples="many")
+
+
 @pytest.mark.asyncio
 async def test_ainvoke_generates_off_the_event_loop(fake_guard: RagGuard, fake_generator: Any) -> None:
     inner = fake_generator.generate

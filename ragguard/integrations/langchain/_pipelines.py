@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ragguard.config import Config, load_config
-from ragguard.errors import ConfigError, UsageError
+from ragguard.errors import ConfigError, RagGuardError, UsageError
 from ragguard.pipeline import RagGuard, bundled_index_path
 
-__all__ = ["as_config", "clear_cache", "pipeline_for", "settings_for"]
+__all__ = ["as_config", "clear_cache", "pipeline_for", "ragguard_errors", "settings_for"]
 
 
 class _Shared:
@@ -29,6 +31,23 @@ class _Shared:
 _PIPELINES: dict[tuple[Any, ...], _Shared] = {}
 _PIPELINES_LOCK = threading.Lock()
 _GUARD_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def ragguard_errors() -> Iterator[None]:
+    """Let a component's constructor raise ragguard's own error (a missing config file is a ``ConfigError``
+    that ``except ConfigError`` catches) instead of the pydantic ``ValidationError`` that wraps it.
+    Errors of a field's type (``samples="x"``) stay pydantic's."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as exc:
+        for error in exc.errors():
+            original = (error.get("ctx") or {}).get("error")
+            if isinstance(original, RagGuardError):
+                raise original from None
+        raise
 
 
 def clear_cache() -> None:

@@ -12,7 +12,7 @@ from ragguard.config import Config
 from ragguard.endpoints import add_notes, call_config
 from ragguard.errors import UsageError
 from ragguard.integrations.langchain._messages import documents
-from ragguard.integrations.langchain._pipelines import pipeline_for, settings_for
+from ragguard.integrations.langchain._pipelines import pipeline_for, ragguard_errors, settings_for
 
 __all__ = ["RagGuardChain"]
 
@@ -69,6 +69,10 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
     _base: Config = PrivateAttr(default=None)  # type: ignore[assignment]
     _config: Config = PrivateAttr(default=None)  # type: ignore[assignment]
     _notes: list[str] = PrivateAttr(default_factory=list)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with ragguard_errors():  # a bad config file raises ragguard's ConfigError, not pydantic's wrapper
+            super().__init__(*args, **kwargs)
 
     @model_validator(mode="after")
     def _load_settings(self) -> RagGuardChain:

@@ -18,7 +18,7 @@ from ragguard.errors import UsageError
 from ragguard.generation.models import EMBEDDED_GENERATOR
 from ragguard.generation.prompts import build_messages
 from ragguard.integrations.langchain._messages import chat_dicts, last_human_text, truncate, usage
-from ragguard.integrations.langchain._pipelines import pipeline_for, settings_for
+from ragguard.integrations.langchain._pipelines import pipeline_for, ragguard_errors, settings_for
 from ragguard.pipeline import RagGuard, bundled_index_path, index_id
 
 __all__ = ["ChatRagGuard"]
@@ -108,6 +108,10 @@ class ChatRagGuard(BaseChatModel):
     ``model`` must stay unset."""
 
     _base_config: Config = PrivateAttr(default=None)  # type: ignore[assignment]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with ragguard_errors():  # a bad config file raises ragguard's ConfigError, not pydantic's wrapper
+            super().__init__(*args, **kwargs)
 
     @model_validator(mode="after")
     def _check_settings(self) -> ChatRagGuard:

@@ -28,7 +28,7 @@ from ragguard.core.types import Fingerprint
 from ragguard.endpoints import Refusals
 from ragguard.errors import UsageError
 from ragguard.integrations.langchain._messages import last_human_text
-from ragguard.integrations.langchain._pipelines import as_config
+from ragguard.integrations.langchain._pipelines import as_config, ragguard_errors
 from ragguard.pipeline import derive_seed, library_versions
 
 __all__ = ["ConsistencyGuard"]
@@ -163,6 +163,10 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     _config: Config = PrivateAttr(default=None)  # type: ignore[assignment]
     _embedder: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with ragguard_errors():  # a bad config file raises ragguard's ConfigError, not pydantic's wrapper
+            super().__init__(*args, **kwargs)
 
     @model_validator(mode="after")
     def _load_settings(self) -> ConsistencyGuard:
