@@ -462,6 +462,17 @@ def test_constructors_raise_ragguards_own_error_for_a_bad_config(tmp_path: Path)
         ChatRagGuard(samples="many")
 
 
+def test_timeout_and_max_retries_reach_an_openai_backend(fake_guard: RagGuard) -> None:
+    from ragguard.errors import ConfigError
+
+    served = str(Path(__file__).parent.parent / "configs" / "openai-vllm-server.yaml")
+    chat = ChatRagGuard(config_path=served, timeout=5, max_retries=0)
+    assert (chat._base_config.generator.timeout, chat._base_config.generator.max_retries) == (5.0, 0)
+    assert ChatRagGuard(timeout=5)._base_config.hash() == ChatRagGuard()._base_config.hash()  # a local model ignores them
+    with pytest.raises(ConfigError, match="timeout"):
+        ChatRagGuard(config_path=served, timeout=-1)
+
+
 @pytest.mark.asyncio
 async def test_ainvoke_generates_off_the_event_loop(fake_guard: RagGuard, fake_generator: Any) -> None:
     inner = fake_generator.generate

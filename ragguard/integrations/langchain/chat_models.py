@@ -50,8 +50,9 @@ class ChatRagGuard(BaseChatModel):
     (``temperature=0`` draws only the greedy answer), ``model`` onto
     ``generator.model``, ``stop`` cuts the returned answer at the first stop
     string (the report keeps the untruncated answer; a refusal is never cut). ``timeout`` and
-    ``max_retries`` are accepted for compatibility; a local model has no
-    network call to time out or retry. ``temperature``, ``max_tokens``,
+    ``max_retries`` set ``generator.timeout`` and ``generator.max_retries``
+    of the ``openai`` backend; a local model has no network call to time
+    out or retry, and ignores them. ``temperature``, ``max_tokens``,
     ``samples``, ``seed`` and ``model`` may also be passed per call.
 
     ``ainvoke``, ``abatch`` and ``astream`` run generation in a worker thread
@@ -95,9 +96,9 @@ class ChatRagGuard(BaseChatModel):
     stop: list[str] | None = None
     """Cut the returned text at the first of these strings."""
     timeout: float | None = None
-    """Accepted for compatibility with other chat models; not used (local generation)."""
+    """With ``generator.backend: openai``: ``generator.timeout`` (seconds per request); unused by a local model."""
     max_retries: int | None = None
-    """Accepted for compatibility with other chat models; not used (local generation)."""
+    """With ``generator.backend: openai``: ``generator.max_retries``; unused by a local model."""
     streaming: bool = False
     """Route ``invoke`` through ``stream`` (see the class docstring about what streams)."""
     refusals: Refusals = Field(default_factory=Refusals)
@@ -116,9 +117,16 @@ class ChatRagGuard(BaseChatModel):
     @model_validator(mode="after")
     def _check_settings(self) -> ChatRagGuard:
         """Validate settings now (reads the config file; loads no model)."""
-        self._base_config = settings_for(
+        cfg = settings_for(
             self.guard, self.config_path, self.index_path, self.model, fields="config_path/index_path/model"
         )
+        network = {k: v for k, v in (("timeout", self.timeout), ("max_retries", self.max_retries)) if v is not None}
+        if network and cfg.generator.backend == "openai":
+            if self.guard is not None:
+                raise UsageError(f"{'/'.join(network)} cannot change the generator of a guard= you built: "
+                                 "set generator.timeout and generator.max_retries in its config")
+            cfg = cfg.replace("generator", **network)  # checked by the config's own rules
+        self._base_config = cfg
         self._call_config({})
         return self
 
