@@ -84,7 +84,9 @@ class ChatRagGuard(BaseChatModel):
     model: str | None = None
     """Generator model (``generator.model``: ``"embedded"``, a folder or a hub id); ``None`` = the config's."""
     samples: int | None = None
-    """Answers drawn per question (1 greedy + samples-1 seeded); ``None`` = the config's (5)."""
+    """Answers drawn per question (1 greedy + samples-1 seeded); ``None`` = the config's (5). With ``samples=1``
+    the answer is the greedy one whatever ``temperature`` and ``seed`` say, so wrapping such a model in a
+    :class:`ConsistencyGuard` gets the same answer every call: keep ``samples`` above 1 and read its verdict."""
     seed: int | None = None
     """Base seed of the samples; ``None`` = the config's (0)."""
     retrieval: bool = True
