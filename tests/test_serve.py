@@ -434,3 +434,76 @@ def test_chat_completions_carry_usage_from_the_token_counts(client: openai.OpenA
     chunks = list(client.chat.completions.create(model="ragguard", stream=True,
                                                  messages=[{"role": "user", "content": QUESTIONS[2]}]))
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 0
+
+
+def _exploding_generator():  # type: ignore[no-untyped-def]
+    """The fast fake, raising RuntimeError (as CUDA out of memory does) for a question that says 'explode'."""
+    from serve_fakes import SimulatedGenerator
+
+    class Exploding(SimulatedGenerator):
+        def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+            if any("explode" in self._question(m) for m in conversations):
+                raise RuntimeError("CUDA out of memory (simulated).\nTried to allocate 2.00 GiB")
+            return super().generate_batch(conversations, seeds)
+
+    return Exploding()
+
+
+def _served_fake(generator: object):  # type: ignore[no-untyped-def]
+    from fakes import WordEmbedder
+    from serve_fakes import ListRetriever
+
+    from ragguard.config import Config
+    from ragguard.pipeline import RagGuard
+
+    embedder = WordEmbedder()
+    return RagGuard(Config().replace("retrieval", min_score=None), generator, embedder, ListRetriever(embedder))
+
+
+def test_a_model_error_is_a_one_line_500_answered_by_ragguard_and_the_next_request_is_served(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing reaches Starlette's catch-all, which re-raises (uvicorn's traceback, a closed keep-alive connection)."""
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from ragguard.apps.serve import create_app
+
+    failing = [{"role": "user", "content": "Why does the printer explode?"}]
+    caplog.set_level(logging.ERROR, logger="ragguard")
+    # raise_server_exceptions: the test client raises what the app re-raised to the server.
+    with TestClient(create_app(_served_fake(_exploding_generator())), raise_server_exceptions=True) as http:
+        for path, body in [("/ask", {"question": failing[0]["content"]}),
+                           ("/v1/chat/completions", {"messages": failing}),
+                           ("/v1/chat/completions", {"messages": failing, "stream": True})]:
+            response = http.post(path, json=body)
+            assert response.status_code == 500, response.text
+            assert response.json() == {"error": {
+                "message": "internal error (RuntimeError): the server log has the details",
+                "type": "server_error", "param": None, "code": None}}
+        served = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTIONS[0]}]})
+        assert served.status_code == 200 and served.json()["choices"][0]["message"]["content"]
+        assert 'ragguard_requests_total{route="/ask",status="500"} 1.0' in http.get("/metrics").text
+    logged = [r.getMessage() for r in caplog.records if r.name == "ragguard"]
+    assert logged == ["unexpected RuntimeError: CUDA out of memory (simulated). Tried to allocate 2.00 GiB"] * 3
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_the_batching_worker_survives_an_error_outside_ask_many() -> None:
+    from concurrent.futures import Future
+
+    from serve_fakes import SimulatedGenerator
+
+    from ragguard.apps.serve.batching import MicroBatcher, _Item
+    from ragguard.apps.serve.settings import ServeSettings
+
+    guard = _served_fake(SimulatedGenerator())
+    batcher = MicroBatcher(guard, ServeSettings())
+
+    def broken(sampling):  # type: ignore[no-untyped-def]
+        raise RuntimeError("settings failed")
+
+    batcher._view = broken  # type: ignore[method-assign]
+    items = [_Item(q, guard.config.sampling, Future()) for q in QUESTIONS[:2]]
+    batcher._answer(items)  # raised out of the worker thread before, stopping it: every later request hung
+    assert all(isinstance(i.future.exception(), RuntimeError) for i in items)

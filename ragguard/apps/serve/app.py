@@ -70,6 +70,8 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
         return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    # The last resort only: Starlette re-raises after this 500 (uvicorn then logs a traceback and closes
+    # the connection), so the routes answer a model's errors themselves (``http.internal_error``).
     @app.exception_handler(Exception)
     async def _unexpected(_: Any, exc: Exception) -> Any:
         logger.error("unexpected %s: %s", type(exc).__name__, exc)

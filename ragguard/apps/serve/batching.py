@@ -113,7 +113,12 @@ class MicroBatcher:
         for sampling, items in groups.items():
             if self._observe_batch is not None:
                 self._observe_batch(len(items))
-            guard = self._view(sampling)
+            try:
+                guard = self._view(sampling)
+            except Exception as exc:  # noqa: BLE001 - the worker must live on: each request gets the error
+                for item in items:
+                    item.future.set_exception(exc)
+                continue
             try:
                 reports = guard.ask_many([i.question for i in items])
             except Exception as exc:  # noqa: BLE001 - reported to each waiting request

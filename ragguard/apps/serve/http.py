@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import os
 from typing import Any
 
+from ragguard._text import shorten
 from ragguard.apps.serve.settings import ServeSettings
 
-__all__ = ["ApiError", "error_body", "authorize", "read_json"]
+__all__ = ["ApiError", "error_body", "authorize", "internal_error", "read_json"]
+
+logger = logging.getLogger("ragguard")
 
 
 class ApiError(Exception):
@@ -19,6 +24,19 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.kind, self.code, self.param = status, message, kind, code, param
         self.headers = headers or {}
+
+
+def internal_error(exc: BaseException) -> ApiError:
+    """The 500 for an error that is not ragguard's own (a model's ``RuntimeError`` such as CUDA out of
+    memory, an error in a ``--guard`` factory's generator), logged as one line.
+
+    Raised as an :class:`ApiError`, it is answered by the app's handler for those: an exception that
+    reached Starlette's catch-all instead would be re-raised after the 500, so uvicorn would log its
+    traceback and close the keep-alive connection. ``RAGGUARD_DEBUG=1`` logs the traceback too.
+    """
+    logger.error("unexpected %s: %s", type(exc).__name__, shorten(str(exc), 500) or "(no message)",
+                 exc_info=exc if os.environ.get("RAGGUARD_DEBUG") else None)
+    return ApiError(500, f"internal error ({type(exc).__name__}): the server log has the details", kind="server_error")
 
 
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:

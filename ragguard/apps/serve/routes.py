@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from ragguard.apps.serve.completions import completion, completion_chunks, usage
-from ragguard.apps.serve.http import ApiError, authorize, read_json
+from ragguard.apps.serve.http import ApiError, authorize, internal_error, read_json
 from ragguard.apps.serve.metrics import CONTENT_TYPE_LATEST
 from ragguard.apps.serve.page import page_response
 from ragguard.apps.serve.params import question_of, sampling_for
@@ -112,11 +112,13 @@ async def chat_completions(request: Request) -> Any:
     created = int(time.time())
     name = model or state.settings.model_name
     fingerprint = f"rg-{report.fingerprint.config_hash}" if report.fingerprint is not None else None
-    content = state.settings.refusals.reply(report)
-    tokens = usage(report, state.guard)
-    if not stream:
-        return completion(completion_id, created, name, fingerprint, report, content, tokens)
-    return StreamingResponse(
-        completion_chunks(completion_id, created, name, fingerprint, report, content, tokens),
-        media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
-    )
+    try:
+        content = state.settings.refusals.reply(report)
+        tokens = usage(report, state.guard)
+        if not stream:
+            return completion(completion_id, created, name, fingerprint, report, content, tokens)
+        # Built before the response starts: an error here is still answered as a 500, not a cut stream.
+        chunks = list(completion_chunks(completion_id, created, name, fingerprint, report, content, tokens))
+    except Exception as exc:  # noqa: BLE001 - answered here, so it never reaches Starlette's catch-all
+        raise internal_error(exc) from None
+    return StreamingResponse(iter(chunks), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ragguard.apps.serve.batching import MicroBatcher, QueueFull
-from ragguard.apps.serve.http import ApiError
+from ragguard.apps.serve.http import ApiError, internal_error
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.config import SamplingConfig
 from ragguard.core.types import Report
@@ -41,7 +41,11 @@ class ServerState:
         self.model_names = {self.settings.model_name, str(getattr(self.guard.generator, "name", self.settings.model_name))}
 
     async def answer(self, question: str, sampling: SamplingConfig) -> Report:
-        """Queue a question and wait for its report; queue and pipeline errors become API errors."""
+        """Queue a question and wait for its report; queue and pipeline errors become API errors.
+
+        Any other error of the model (a ``RuntimeError``, CUDA out of memory) becomes the 500 of
+        :func:`~ragguard.apps.serve.http.internal_error`, logged on one line.
+        """
         try:
             future = self.batcher.submit(question, sampling)
         except QueueFull as exc:
@@ -54,6 +58,8 @@ class ServerState:
             raise ApiError(400, str(exc), code="invalid_value") from None
         except RagGuardError as exc:
             raise ApiError(500, str(exc), kind="server_error") from None
+        except Exception as exc:  # noqa: BLE001 - answered here, so it never reaches Starlette's catch-all
+            raise internal_error(exc) from None
         self.metrics.verdicts.labels(report.verdict).inc()
         if self.watcher is not None and self.watcher.stale:
             report.warnings.append(f"{self.watcher.error}; answered from index version {self.watcher.version}")
