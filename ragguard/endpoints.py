@@ -20,7 +20,8 @@ from ragguard.config import Config
 from ragguard.core.types import Report
 from ragguard.errors import ConfigError
 
-__all__ = ["SINGLE_SAMPLE_NOTE", "TEMPERATURE_ZERO_NOTE", "add_notes", "call_config", "mark_single_sample", "Refusals"]
+__all__ = ["SINGLE_SAMPLE_NOTE", "TEMPERATURE_ZERO_NOTE", "add_notes", "call_config", "finish_reason",
+           "mark_single_sample", "Refusals"]
 
 TEMPERATURE_ZERO_NOTE = (
     "temperature=0: only the greedy answer was drawn, so the verdict does not measure consistency "
@@ -58,6 +59,21 @@ def add_notes(report: Report, notes: list[str]) -> None:
             report.warnings.remove(SINGLE_SAMPLE_NOTE)
         if note not in report.warnings:
             report.warnings.append(note)
+
+
+def finish_reason(report: Report) -> str:
+    """OpenAI's ``finish_reason`` for the answer a chat endpoint returns: ``"length"`` when it was cut at
+    the length limit (``max_tokens``, ``sampling.max_new_tokens``), else ``"stop"``.
+
+    The returned answer is the voted cluster's representative, the text of one or more samples (the
+    samples whose text is exactly ``report.answer``); it was cut when each of them is ``truncated``
+    (one that ended on its own shows the text is whole). A cut sample outside the answer does not
+    count, and an abstention (``answer == ""``, sent as a refusal) is ``"stop"``.
+    """
+    if not report.answer:
+        return "stop"
+    cut = [s.truncated for s in report.samples if s.text == report.answer]
+    return "length" if cut and all(cut) else "stop"
 
 
 def call_config(

@@ -507,3 +507,41 @@ def test_the_batching_worker_survives_an_error_outside_ask_many() -> None:
     items = [_Item(q, guard.config.sampling, Future()) for q in QUESTIONS[:2]]
     batcher._answer(items)  # raised out of the worker thread before, stopping it: every later request hung
     assert all(isinstance(i.future.exception(), RuntimeError) for i in items)
+
+
+def _scripted_generator(script: dict[str, list[tuple[str, bool]]]):  # type: ignore[no-untyped-def]
+    """The fast fake answering each question with fixed ``(text, truncated)`` samples, in order."""
+    from serve_fakes import SimulatedGenerator
+
+    from ragguard.core.protocols import Completion
+
+    class Scripted(SimulatedGenerator):
+        def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+            return [[Completion(text, seed, truncated=cut) for (text, cut), seed in zip(script[self._question(m)], row,
+                                                                                        strict=False)]
+                    for m, row in zip(conversations, seeds, strict=True)]
+
+    return Scripted()
+
+
+def test_finish_reason_is_length_when_the_voted_answer_was_cut_at_max_tokens() -> None:
+    from fastapi.testclient import TestClient
+
+    from ragguard.apps.serve import create_app
+
+    cut, whole, other = "You get 25 days of annual", "You get 25 days of annual leave.", "Ask HR about the VPN token."
+    script = {  # three samples each: the voted answer is the two that agree
+        "How long is my leave?": [(cut, True), (cut, True), (other, False)],
+        "How long is my leave, whole?": [(whole, False), (whole, False), (other, True)],  # only the outvoted one cut
+    }
+    with TestClient(create_app(_served_fake(_scripted_generator(script)))) as http:
+        for question, expected in [("How long is my leave?", "length"), ("How long is my leave, whole?", "stop")]:
+            body = {"messages": [{"role": "user", "content": question}], "samples": 3}
+            response = http.post("/v1/chat/completions", json=body).json()
+            report = response["ragguard"]
+            assert response["choices"][0]["message"]["content"] == report["answer"] == script[question][0][0]
+            assert response["choices"][0]["finish_reason"] == expected
+            events = [e for e in http.post("/v1/chat/completions", json={**body, "stream": True}).text.split("\n\n")
+                      if e.startswith("data: {")]
+            finishes = [json.loads(e[len("data: "):])["choices"][0]["finish_reason"] for e in events]
+            assert finishes == [None] * (len(events) - 1) + [expected]  # the last chunk's

@@ -5,7 +5,8 @@ Routes:
 * ``POST /v1/chat/completions``: the last user message is the question. ragguard retrieves from its
   configured index, draws its samples, votes, and answers with the voted answer as the message; the
   whole consistency report rides along in an extra top-level ``ragguard`` field (in the last chunk
-  when ``stream`` is true). Request fields: ``model`` (``"ragguard"`` or the generator's name),
+  when ``stream`` is true). ``finish_reason`` is ``"length"`` when the voted answer was cut at
+  ``max_tokens``, else ``"stop"``. Request fields: ``model`` (``"ragguard"`` or the generator's name),
   ``seed`` (the base seed of the samples), ``temperature`` (of the seeded samples; 0 draws only the
   greedy answer, so the verdict then measures nothing and says so in ``warnings``), ``top_p``,
   ``max_tokens`` (per answer, at most ``--max-tokens``), ``n`` (must be 1: ragguard returns one

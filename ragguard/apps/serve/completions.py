@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ragguard.core.types import Report
+from ragguard.endpoints import finish_reason
 
 __all__ = ["completion", "completion_chunks", "usage"]
 
@@ -47,12 +48,13 @@ def usage(report: Report, guard: Any) -> dict[str, Any]:
 def completion(completion_id: str, created: int, model: str, fingerprint: str | None, report: Report,
                content: str, tokens: dict[str, Any] | None = None) -> dict[str, Any]:
     """A ``chat.completion`` object: ``content`` as the message, ``tokens`` as ``usage`` (see :func:`usage`),
-    the report in the extra ``ragguard`` field."""
+    the report in the extra ``ragguard`` field; ``finish_reason`` is ``"length"`` when the voted answer was
+    cut at ``max_tokens`` (:func:`~ragguard.endpoints.finish_reason`)."""
     return {
         "id": completion_id, "object": "chat.completion", "created": created, "model": model,
         "system_fingerprint": fingerprint,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                     "finish_reason": "stop", "logprobs": None}],
+                     "finish_reason": finish_reason(report), "logprobs": None}],
         "usage": tokens,
         "ragguard": report.to_dict(),
     }
@@ -61,7 +63,7 @@ def completion(completion_id: str, created: int, model: str, fingerprint: str | 
 def completion_chunks(completion_id: str, created: int, model: str, fingerprint: str | None, report: Report,
                       content: str, tokens: dict[str, Any] | None = None) -> Iterator[str]:
     """``content`` as server-sent ``chat.completion.chunk`` events (known in full before the first chunk);
-    the last one carries ``usage`` and the report."""
+    the last one carries ``finish_reason``, ``usage`` and the report."""
 
     def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
         payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -72,7 +74,7 @@ def completion_chunks(completion_id: str, created: int, model: str, fingerprint:
     yield chunk({"role": "assistant", "content": ""}, None)
     for piece in _pieces(content):
         yield chunk({"content": piece}, None)
-    yield chunk({}, "stop", usage=tokens, ragguard=report.to_dict())
+    yield chunk({}, finish_reason(report), usage=tokens, ragguard=report.to_dict())
     yield "data: [DONE]\n\n"
 
 
