@@ -6,22 +6,26 @@ The LangChain components (:mod:`ragguard.integrations.langchain`) and ``ragguard
 with the one rule for ``temperature=0``; :meth:`RagGuard.with_settings
 <ragguard.pipeline.RagGuard.with_settings>` then gives the guard that draws with that config.
 
+:func:`token_usage` is the one count of the tokens a report cost (``serve``'s ``usage`` and
+``ChatRagGuard``'s ``usage_metadata``).
+
 A chat message never has empty content: when ragguard abstains (the report's ``answer`` is ``""``),
 :class:`Refusals` says why in a short sentence, and the report keeps ``answer == ""``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ragguard._text import shorten
 from ragguard.config import Config
-from ragguard.core.types import Report
+from ragguard.core.types import Report, Sample
 from ragguard.errors import ConfigError
 
 __all__ = ["SINGLE_SAMPLE_NOTE", "TEMPERATURE_ZERO_NOTE", "add_notes", "call_config", "finish_reason",
-           "mark_single_sample", "Refusals"]
+           "mark_single_sample", "Refusals", "TokenUsage", "token_usage"]
 
 TEMPERATURE_ZERO_NOTE = (
     "temperature=0: only the greedy answer was drawn, so the verdict does not measure consistency "
@@ -74,6 +78,48 @@ def finish_reason(report: Report) -> str:
         return "stop"
     cut = [s.truncated for s in report.samples if s.text == report.answer]
     return "length" if cut and all(cut) else "stop"
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """The tokens one answer cost (see :func:`token_usage`); ``notes`` say what could not be counted."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def token_usage(generator: Any, prompt: Sequence[dict[str, str]], samples: Sequence[Sample]) -> TokenUsage:
+    """The tokens the model read and wrote for a report: what ``serve`` puts in ``usage`` and
+    ``ChatRagGuard`` in ``usage_metadata``, so both give the same numbers for the same record.
+
+    ``completion_tokens`` adds up the samples' own ``tokens`` (counted as they were generated, the
+    stop token included where the backend reports it), for every sample drawn, not only the voted
+    one: like OpenAI's ``n > 1``, that is what was generated. A sample without a count (a backend
+    that gives no log-probabilities) adds nothing, and a note says how many. ``prompt_tokens``
+    counts ``prompt`` (the messages the samples were drawn from) once, as one prefill serves every
+    sample, encoded with the generator's chat template (``encode_prompt``); a generator without one
+    gives 0 and a note. No samples (ragguard abstained before generating): nothing ran, all 0.
+    """
+    if not samples:
+        return TokenUsage(0, 0)
+    notes: list[str] = []
+    counts = [s.tokens for s in samples]
+    completion_tokens = sum(t for t in counts if t is not None)
+    if any(t is None for t in counts):
+        notes.append(f"{sum(t is None for t in counts)} of {len(counts)} samples carry no token count "
+                     "(not counted in completion_tokens)")
+    encode = getattr(generator, "encode_prompt", None)
+    if callable(encode):
+        prompt_tokens = len(encode(list(prompt)))
+    else:
+        prompt_tokens = 0
+        notes.append("prompt_tokens is 0: the generator has no tokenizer to count the prompt with")
+    return TokenUsage(prompt_tokens, completion_tokens, tuple(notes))
 
 
 def call_config(

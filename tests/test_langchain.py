@@ -189,9 +189,8 @@ def test_chat_returns_the_voted_answer_with_the_report(fake_guard: RagGuard, fak
     assert {"clusters", "contradictions", "sources", "fingerprint", "timings"} <= set(meta)
     assert meta["sources"][0]["doc_id"] == "docs/payroll-bank-card.md"
     assert meta["fingerprint"]["seeds"] and meta["model_name"] == "fake-generator"
-    usage = msg.usage_metadata
-    assert usage is not None and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
-    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    usage = msg.usage_metadata  # the counts themselves: test_usage_counts_the_records_tokens_as_serve_does
+    assert usage is not None and usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
 
 
 def test_chat_passes_samples_and_seed_to_the_pipeline(fake_guard: RagGuard, fake_generator: Any) -> None:
@@ -211,6 +210,61 @@ def test_stop_truncates_the_returned_text(fake_guard: RagGuard, fake_generator: 
     assert msg.response_metadata["answer"] == YES  # the report keeps the voted answer whole
     fake_generator.enqueue([YES, YES])
     assert chat.invoke(QUESTION, stop=["HR", "ask"]).content == "Yes, "  # per-call stop, earliest match
+
+
+class CountingGenerator:
+    """Answers ``YES``; each completion carries one log-probability per word plus the stop token's, as the
+    embedded model's do, so its ``tokens`` differ from a re-tokenized text; the prompt is counted in words."""
+
+    name = "counting-generator"
+    device = "cpu"
+    adapter = None
+    model_sha256 = None
+
+    def generate(self, messages: Sequence[dict[str, str]], seeds: Sequence[int | None]) -> list[Completion]:
+        return [Completion(YES, s, tuple(-0.1 for _ in range(len(YES.split()) + 1))) for s in seeds]
+
+    def encode_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        return [0] * sum(len(m["content"].split()) for m in messages)
+
+
+def _counting_guard(tiny_index: Path, fake_embedder: Any) -> RagGuard:
+    from ragguard.retrieval.index import IndexRetriever, KnowledgeIndex
+
+    retriever = IndexRetriever(KnowledgeIndex.load(tiny_index), fake_embedder)
+    return RagGuard(Config(), CountingGenerator(), fake_embedder, retriever, index_path=str(tiny_index))
+
+
+def _serve_usage(report: Any, guard: RagGuard) -> dict[str, int]:
+    from ragguard.apps.serve.completions import usage as serve_usage
+
+    served = serve_usage(report, guard)
+    return {"input_tokens": served["prompt_tokens"], "output_tokens": served["completion_tokens"],
+            "total_tokens": served["total_tokens"]}
+
+
+def test_usage_counts_the_records_tokens_as_serve_does(tiny_index: Path, fake_embedder: Any) -> None:
+    from ragguard.generation.prompts import build_messages
+    from ragguard.integrations.langchain._messages import usage
+
+    guard = _counting_guard(tiny_index, fake_embedder)
+    report = guard.ask(QUESTION)
+    per_sample = len(YES.split()) + 1
+    assert [s.tokens for s in report.samples] == [per_sample] * len(report.samples)
+    prompt = build_messages(QUESTION, report.sources, guard.config.prompt.system, guard.config.prompt.max_context_chars)
+    used = usage(guard.generator, prompt, report.samples)
+    assert used["output_tokens"] == per_sample * len(report.samples)  # the record's counts, not re-tokenized text
+    assert used["input_tokens"] == sum(len(m["content"].split()) for m in prompt) > 0
+    assert used == _serve_usage(report, guard)
+    assert usage(guard.generator, prompt, []) == {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+
+
+@pytest.mark.xfail(strict=True, reason="chat_models.py still passes the samples' texts to _messages.usage: it needs "
+                   "usage(guard.generator, prompt, report.samples) (then remove this mark)")
+def test_chat_usage_metadata_equals_serves_usage_for_the_same_record(tiny_index: Path, fake_embedder: Any) -> None:
+    guard = _counting_guard(tiny_index, fake_embedder)
+    msg = ChatRagGuard(guard=guard).invoke(QUESTION)
+    assert msg.usage_metadata == _serve_usage(guard.ask(QUESTION), guard)
 
 
 def test_stream_yields_the_same_text_as_invoke(fake_guard: RagGuard, fake_generator: Any) -> None:

@@ -7,41 +7,26 @@ from collections.abc import Iterator
 from typing import Any
 
 from ragguard.core.types import Report
-from ragguard.endpoints import finish_reason
+from ragguard.endpoints import finish_reason, token_usage
 
 __all__ = ["completion", "completion_chunks", "usage"]
 
 
 def usage(report: Report, guard: Any) -> dict[str, Any]:
-    """OpenAI's ``usage`` for a report: tokens the model read and wrote for it.
+    """OpenAI's ``usage`` for a report: :func:`ragguard.endpoints.token_usage` (the samples' own token
+    counts, and the prompt once) with ``total_tokens``, and a ``note`` when something could not be counted.
 
-    ``completion_tokens`` adds up every sample's ``tokens`` (all the answers
-    drawn, not only the voted one: that is what was generated).
-    ``prompt_tokens`` counts the prompt once, as OpenAI does for ``n``
-    choices: the ragguard prompt is rebuilt from the report's question and
-    sources (as the pipeline built it) and encoded with the generator's chat
-    template. A generator without a tokenizer, or samples without token
-    counts, give 0 for that part and a ``note`` that says so.
+    The prompt is rebuilt from the report's question and sources, as the pipeline built it.
     """
-    notes: list[str] = []
-    counts = [s.tokens for s in report.samples]
-    completion_tokens = sum(t for t in counts if t is not None)
-    if any(t is None for t in counts):
-        notes.append(f"{sum(t is None for t in counts)} of {len(counts)} samples carry no token count "
-                     "(not counted in completion_tokens)")
-    prompt_tokens = 0
-    encode = getattr(getattr(guard, "generator", None), "encode_prompt", None)
-    if report.samples and callable(encode):
-        from ragguard.generation.prompts import build_messages
+    from ragguard.generation.prompts import build_messages
 
-        cfg = guard.config.prompt
-        prompt_tokens = len(encode(build_messages(report.question, report.sources, cfg.system, cfg.max_context_chars)))
-    elif report.samples:
-        notes.append("prompt_tokens is 0: the generator has no tokenizer to count the prompt with")
-    out: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                           "total_tokens": prompt_tokens + completion_tokens}
-    if notes:
-        out["note"] = "; ".join(notes)
+    cfg = guard.config.prompt
+    prompt = build_messages(report.question, report.sources, cfg.system, cfg.max_context_chars)
+    counted = token_usage(getattr(guard, "generator", None), prompt, report.samples)
+    out: dict[str, Any] = {"prompt_tokens": counted.prompt_tokens, "completion_tokens": counted.completion_tokens,
+                           "total_tokens": counted.total_tokens}
+    if counted.notes:
+        out["note"] = "; ".join(counted.notes)
     return out
 
 

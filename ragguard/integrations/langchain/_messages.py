@@ -10,7 +10,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, ChatMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 
-from ragguard.core.types import Passage
+from ragguard.core.types import Passage, Sample
+from ragguard.endpoints import token_usage
 from ragguard.errors import UsageError
 
 __all__ = ["block_text", "last_human_text", "chat_dicts", "truncate", "usage", "documents"]
@@ -74,13 +75,20 @@ def _token_count(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def usage(generator: Any, prompt: list[dict[str, str]], outputs: Sequence[str]) -> UsageMetadata:
-    """Prompt tokens (one prefill, shared by every sample) and the tokens of all samples.
+def usage(generator: Any, prompt: list[dict[str, str]], samples: Sequence[Sample | str]) -> UsageMetadata:
+    """``usage_metadata`` of a report: :func:`ragguard.endpoints.token_usage` over its ``samples``
+    (``report.samples``), the count ``ragguard serve`` gives as ``usage`` for the same record.
 
-    Like OpenAI's ``n > 1``, output tokens count every sample drawn, not only
-    the voted one: that is what the answer cost. Outputs are counted by
-    re-tokenizing their text with the generator's tokenizer when it has one.
+    Input tokens are the prompt once (one prefill, shared by every sample); output tokens are every
+    sample's own ``tokens``, not only the voted one's (like OpenAI's ``n > 1``: that is what the answer
+    cost). Texts instead of samples (the older call) are re-tokenized, which can differ from the
+    record's counts (no stop token): pass ``report.samples``.
     """
+    if samples and all(isinstance(s, Sample) for s in samples):
+        counted = token_usage(generator, prompt, samples)  # type: ignore[arg-type]
+        return UsageMetadata(input_tokens=counted.prompt_tokens, output_tokens=counted.completion_tokens,
+                             total_tokens=counted.total_tokens)
+    outputs = [s.text if isinstance(s, Sample) else str(s) for s in samples]
     if not outputs:  # abstained before generating (nothing relevant in the index): nothing was run
         return UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
     tokenizer = getattr(generator, "tokenizer", None)
