@@ -684,6 +684,37 @@ def test_retriever_returns_documents_with_metadata(tiny_index: Path, fake_embedd
     assert len(retriever.invoke(QUESTION, k=1)) == 1
 
 
+def test_retriever_applies_the_configs_top_k_and_min_score(tiny_index: Path, fake_embedder: Any) -> None:
+    def retriever(k: int | None = None, **retrieval: Any) -> RagGuardRetriever:
+        cfg = Config().replace("retrieval", **retrieval)
+        return RagGuardRetriever(index_path=str(tiny_index), embedder=fake_embedder, config_path=cfg, k=k)
+
+    one = retriever(top_k=1, min_score=None)
+    assert len(one.invoke(QUESTION)) == 1  # k left out: retrieval.top_k
+    assert len(one.invoke(QUESTION, k=3)) == 3 and len(retriever(2, top_k=1, min_score=None).invoke(QUESTION)) == 2
+    best = one.invoke(QUESTION)[0].metadata["score"]
+    assert len(retriever(top_k=3, min_score=round(best - 0.01, 6)).invoke(QUESTION)) == 3  # the best clears it
+    assert retriever(top_k=3, min_score=round(best + 0.01, 6)).invoke(QUESTION) == []  # where ask abstains
+    assert RagGuardRetriever(index_path=str(tiny_index), embedder=fake_embedder).invoke("zebra quantum saxophone") == []
+
+
+@pytest.mark.parametrize("query", ["", "   ", "?!", 5, None], ids=repr)
+def test_retriever_refuses_a_query_that_is_no_question_in_one_line(
+        tiny_index: Path, fake_embedder: Any, query: Any) -> None:
+    retriever = RagGuardRetriever(index_path=str(tiny_index), embedder=fake_embedder)
+    with pytest.raises(UsageError, match="retriever.invoke") as refused:
+        retriever.invoke(query)
+    assert "\n" not in str(refused.value)
+
+
+def test_retriever_caps_k_per_call_as_in_the_constructor(tiny_index: Path, fake_embedder: Any) -> None:
+    retriever = RagGuardRetriever(index_path=str(tiny_index), embedder=fake_embedder)
+    for k in (51, 100, -1, 2.5, True):
+        with pytest.raises(UsageError, match=f"k must be an integer from 0 to 50, got {k!r}: ask for at most 50"):
+            retriever.invoke(QUESTION, k=k)
+    assert retriever.invoke(QUESTION, k=0) == []
+
+
 def test_retriever_refuses_an_index_built_by_another_embedder(tiny_index: Path) -> None:
     with pytest.raises(IndexLoadError, match="built with embedder"):
         RagGuardRetriever(index_path=str(tiny_index), embedder=WordEmbedder()).invoke("anything")

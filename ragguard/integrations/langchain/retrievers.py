@@ -10,12 +10,16 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field, PrivateAttr
 
+from ragguard._text import question_problem
+from ragguard.config import Config
 from ragguard.errors import UsageError
 from ragguard.integrations.langchain._messages import documents
 from ragguard.integrations.langchain._pipelines import as_config
 from ragguard.pipeline import build_retriever
 
 __all__ = ["RagGuardRetriever"]
+
+MAX_K = 50  # as retrieval.top_k
 
 
 class RagGuardRetriever(BaseRetriever):
@@ -27,6 +31,13 @@ class RagGuardRetriever(BaseRetriever):
     the config's embedder (its ``backend``, or ``embedder``), which must be the one
     that built the index.
 
+    The config's ``retrieval`` section applies as it does to ``ask``: ``top_k``
+    is the number of documents unless ``k`` says otherwise; ``mode``, ``source_glob``,
+    ``tags`` and ``language`` shape the search; and when the best document scores
+    below ``min_score`` nothing is returned (where ``ask`` abstains: the index has
+    nothing on the query). ``k`` is at most 50, per call too. A query that is not a
+    string, is empty, or has no word in it is refused with a :class:`UsageError`.
+
     Example:
         .. code-block:: python
 
@@ -36,14 +47,15 @@ class RagGuardRetriever(BaseRetriever):
 
     index_path: str | None = None
     """Index folder; ``None`` = the config's, else the bundled example index."""
-    k: int = Field(default=3, ge=0, le=50)
-    """Documents returned; ``invoke(query, k=...)`` overrides it per call."""
+    k: int | None = Field(default=None, ge=0, le=MAX_K)
+    """Documents returned; ``None`` = the config's ``retrieval.top_k``; ``invoke(query, k=...)`` overrides it per call."""
     config_path: Any = None
     """A ragguard YAML config (or a ``Config``) naming the embedder and the index."""
     embedder: Any = None
     """Any object with ``.name`` and ``.embed(texts) -> np.ndarray``; ``None`` = the config's embedder."""
 
     _searcher: Any = PrivateAttr(default=None)
+    _config: Config | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _get_searcher(self) -> Any:
@@ -56,12 +68,25 @@ class RagGuardRetriever(BaseRetriever):
 
                     embedder = build_embedder(cfg.embedder)
                 self._searcher = build_retriever(cfg, embedder, self.index_path)
+                self._config = cfg
             return self._searcher
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
-        k = self.k if k is None else k
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise UsageError(f"k must be an integer >= 0, got {k!r}")
-        return documents(self._get_searcher().search(query, k))
+        if not isinstance(query, str):
+            raise UsageError(f"RagGuardRetriever searches a text query, got {type(query).__name__}: "
+                             "pass a string, e.g. retriever.invoke('annual leave')")
+        problem = question_problem(query)
+        if problem:
+            raise UsageError(f"{problem}: pass a query with words in it, e.g. retriever.invoke('annual leave')")
+        searcher = self._get_searcher()
+        retrieval = self._config.retrieval if self._config is not None else Config().retrieval
+        k = k if k is not None else self.k if self.k is not None else retrieval.top_k
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_K:
+            raise UsageError(f"k must be an integer from 0 to {MAX_K}, got {k!r}: ask for at most {MAX_K} documents")
+        passages = searcher.search(query, k)
+        best = max((p.score for p in passages), default=None)
+        if best is not None and retrieval.min_score is not None and best < retrieval.min_score:
+            return []  # ask abstains here: the index has nothing on the query (pipeline._off_topic)
+        return documents(passages)
