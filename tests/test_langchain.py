@@ -678,10 +678,28 @@ def test_retriever_returns_documents_with_metadata(tiny_index: Path, fake_embedd
     docs = retriever.invoke(QUESTION)
     assert len(docs) == 2 and all(isinstance(d, Document) for d in docs)
     assert docs[0].metadata["doc_id"] == "docs/payroll-bank-card.md"
-    assert set(docs[0].metadata) == {"doc_id", "chunk_id", "score"}
+    assert set(docs[0].metadata) == {"doc_id", "chunk_id", "score", "source", "tags", "lang"}
+    assert docs[0].metadata["source"] == "docs/payroll-bank-card.md" and docs[0].metadata["lang"] == "en"
     assert docs[0].metadata["score"] >= docs[1].metadata["score"]
     assert "employment certificate" in docs[0].page_content
     assert len(retriever.invoke(QUESTION, k=1)) == 1
+
+
+def test_retriever_documents_carry_the_chunks_source_tags_and_lang(tmp_path: Path, fake_embedder: Any) -> None:
+    from ragguard.retrieval.index import build_index
+
+    docs = tmp_path / "kb"
+    docs.mkdir()
+    row = {"question": "Who approves overtime?", "answer": "Your line manager approves overtime.",
+           "tags": "hr, overtime", "lang": "en"}
+    (docs / "faq.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    build_index([docs], tmp_path / "index", fake_embedder)
+    retriever = RagGuardRetriever(index_path=str(tmp_path / "index"), embedder=fake_embedder,
+                                  config_path=Config().replace("retrieval", min_score=None))
+    [doc] = retriever.invoke("Who approves overtime?")
+    assert doc.metadata["doc_id"] == "kb/faq.jsonl:1" and doc.metadata["chunk_id"]  # kept
+    assert doc.metadata["source"] == "kb/faq.jsonl"  # the file the row came from: LangChain's "source"
+    assert doc.metadata["tags"] == ["hr", "overtime"] and doc.metadata["lang"] == "en"
 
 
 def test_retriever_applies_the_configs_top_k_and_min_score(tiny_index: Path, fake_embedder: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
@@ -101,13 +101,22 @@ def usage(generator: Any, prompt: list[dict[str, str]], samples: Sequence[Sample
     return UsageMetadata(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out)
 
 
-def documents(passages: Sequence[Passage]) -> list[Document]:
-    """Retrieved passages as Documents: ``page_content`` the text, ``metadata`` doc_id, chunk_id and score."""
-    return [
-        Document(
-            id=p.chunk_id,
-            page_content=p.text,
-            metadata={"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": float(p.score)},
-        )
-        for p in passages
-    ]
+def documents(passages: Sequence[Passage], chunks: Mapping[str, Mapping[str, Any]] | None = None) -> list[Document]:
+    """Retrieved passages as Documents: ``page_content`` the text, ``metadata`` doc_id, chunk_id and score.
+
+    With ``chunks`` (the index's chunk records by ``chunk_id``), ``metadata`` also holds ``source``
+    (LangChain's convention: the source document's path as the index stores it, the file of a FAQ row)
+    and the chunk's ``tags`` and ``lang`` when the index has them.
+    """
+    out = []
+    for p in passages:
+        metadata: dict[str, Any] = {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": float(p.score)}
+        if chunks is not None:
+            record = chunks.get(p.chunk_id) or {}
+            metadata["source"] = record.get("source") or p.doc_id
+            if record.get("tags") is not None:
+                metadata["tags"] = list(record["tags"])
+            if record.get("lang") is not None:
+                metadata["lang"] = record["lang"]
+        out.append(Document(id=p.chunk_id, page_content=p.text, metadata=metadata))
+    return out

@@ -26,7 +26,9 @@ class RagGuardRetriever(BaseRetriever):
     """Searches a ragguard index folder; returns ``Document`` objects best first.
 
     ``page_content`` is the chunk text and ``metadata`` holds ``doc_id``,
-    ``chunk_id`` and ``score`` (cosine similarity). The index loads, and its
+    ``chunk_id``, ``score`` (cosine similarity), ``source`` (the source
+    document's path as the index stores it) and the chunk's ``tags`` and
+    ``lang`` when the index has them. The index loads, and its
     checksums are verified, on the first search. The query is embedded with
     the config's embedder (its ``backend``, or ``embedder``), which must be the one
     that built the index.
@@ -56,6 +58,7 @@ class RagGuardRetriever(BaseRetriever):
 
     _searcher: Any = PrivateAttr(default=None)
     _config: Config | None = PrivateAttr(default=None)
+    _chunks: dict[str, Any] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _get_searcher(self) -> Any:
@@ -69,6 +72,8 @@ class RagGuardRetriever(BaseRetriever):
                     embedder = build_embedder(cfg.embedder)
                 self._searcher = build_retriever(cfg, embedder, self.index_path)
                 self._config = cfg
+                records = getattr(getattr(self._searcher, "index", None), "chunks", None) or []
+                self._chunks = {str(c["chunk_id"]): c for c in records if isinstance(c, dict) and "chunk_id" in c}
             return self._searcher
 
     def _get_relevant_documents(
@@ -89,4 +94,4 @@ class RagGuardRetriever(BaseRetriever):
         best = max((p.score for p in passages), default=None)
         if best is not None and retrieval.min_score is not None and best < retrieval.min_score:
             return []  # ask abstains here: the index has nothing on the query (pipeline._off_topic)
-        return documents(passages)
+        return documents(passages, self._chunks or {})
