@@ -259,8 +259,6 @@ def test_usage_counts_the_records_tokens_as_serve_does(tiny_index: Path, fake_em
     assert usage(guard.generator, prompt, []) == {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="chat_models.py still passes the samples' texts to _messages.usage: it needs "
-                   "usage(guard.generator, prompt, report.samples) (then remove this mark)")
 def test_chat_usage_metadata_equals_serves_usage_for_the_same_record(tiny_index: Path, fake_embedder: Any) -> None:
     guard = _counting_guard(tiny_index, fake_embedder)
     msg = ChatRagGuard(guard=guard).invoke(QUESTION)
@@ -700,6 +698,32 @@ def test_retriever_documents_carry_the_chunks_source_tags_and_lang(tmp_path: Pat
     assert doc.metadata["doc_id"] == "kb/faq.jsonl:1" and doc.metadata["chunk_id"]  # kept
     assert doc.metadata["source"] == "kb/faq.jsonl"  # the file the row came from: LangChain's "source"
     assert doc.metadata["tags"] == ["hr", "overtime"] and doc.metadata["lang"] == "en"
+
+
+def test_chain_sources_are_the_documents_the_retriever_returns(fake_guard: RagGuard, fake_generator: Any,
+                                                               fake_embedder: Any, tiny_index: Path) -> None:
+    fake_generator.enqueue([YES, YES])
+    sources = RagGuardChain(guard=fake_guard, samples=2).invoke(QUESTION)["sources"]
+    retriever = RagGuardRetriever(index_path=str(tiny_index), embedder=fake_embedder,
+                                  config_path=Config().replace("retrieval", min_score=None))
+    assert sources and [(d.metadata, d.page_content) for d in sources] == [
+        (d.metadata, d.page_content) for d in retriever.invoke(QUESTION)]
+    assert all({"source", "tags", "lang"} <= set(d.metadata) for d in sources)
+
+
+def test_chat_says_its_finish_reason_as_serve_does(fake_guard: RagGuard, fake_generator: Any) -> None:
+    from ragguard.core.protocols import Completion
+
+    fake_generator.enqueue([YES, YES])
+    assert ChatRagGuard(guard=fake_guard, samples=2).invoke(QUESTION).response_metadata["finish_reason"] == "stop"
+    inner = fake_generator.generate
+
+    def cut(messages: Any, seeds: Any) -> Any:  # every answer ran into max_new_tokens
+        return [Completion(c.text, c.seed, truncated=True) for c in inner(messages, seeds)]
+
+    fake_guard.generator.generate = cut  # type: ignore[method-assign]
+    fake_generator.enqueue([YES, YES])
+    assert ChatRagGuard(guard=fake_guard, samples=2).invoke(QUESTION).response_metadata["finish_reason"] == "length"
 
 
 def test_retriever_applies_the_configs_top_k_and_min_score(tiny_index: Path, fake_embedder: Any) -> None:

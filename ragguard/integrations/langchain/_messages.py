@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.documents import Document
@@ -17,7 +16,6 @@ from ragguard.errors import UsageError
 __all__ = ["block_text", "last_human_text", "chat_dicts", "truncate", "usage", "documents"]
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system"}
-_ROUGH_TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def block_text(content: Any, where: str) -> str:
@@ -69,45 +67,27 @@ def truncate(text: str, stop: Sequence[str] | None) -> str:
     return text[:cut]
 
 
-def _token_count(tokenizer: Any, text: str) -> int:
-    if tokenizer is None:  # a generator without a tokenizer (a fake): count words and marks
-        return len(_ROUGH_TOKEN.findall(text))
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def usage(generator: Any, prompt: list[dict[str, str]], samples: Sequence[Sample | str]) -> UsageMetadata:
+def usage(generator: Any, prompt: list[dict[str, str]], samples: Sequence[Sample]) -> UsageMetadata:
     """``usage_metadata`` of a report: :func:`ragguard.endpoints.token_usage` over its ``samples``
     (``report.samples``), the count ``ragguard serve`` gives as ``usage`` for the same record.
 
     Input tokens are the prompt once (one prefill, shared by every sample); output tokens are every
     sample's own ``tokens``, not only the voted one's (like OpenAI's ``n > 1``: that is what the answer
-    cost). Texts instead of samples (the older call) are re-tokenized, which can differ from the
-    record's counts (no stop token): pass ``report.samples``.
+    cost).
     """
-    if samples and all(isinstance(s, Sample) for s in samples):
-        counted = token_usage(generator, prompt, samples)  # type: ignore[arg-type]
-        return UsageMetadata(input_tokens=counted.prompt_tokens, output_tokens=counted.completion_tokens,
-                             total_tokens=counted.total_tokens)
-    outputs = [s.text if isinstance(s, Sample) else str(s) for s in samples]
-    if not outputs:  # abstained before generating (nothing relevant in the index): nothing was run
-        return UsageMetadata(input_tokens=0, output_tokens=0, total_tokens=0)
-    tokenizer = getattr(generator, "tokenizer", None)
-    encode = getattr(generator, "encode_prompt", None)
-    if tokenizer is not None and callable(encode):
-        n_in = len(encode(prompt))
-    else:
-        n_in = sum(_token_count(None, m["content"]) for m in prompt)
-    n_out = sum(_token_count(tokenizer, t) for t in outputs)
-    return UsageMetadata(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out)
+    counted = token_usage(generator, prompt, samples)
+    return UsageMetadata(input_tokens=counted.prompt_tokens, output_tokens=counted.completion_tokens,
+                         total_tokens=counted.total_tokens)
 
 
-def documents(passages: Sequence[Passage], chunks: Mapping[str, Mapping[str, Any]] | None = None) -> list[Document]:
+def documents(passages: Sequence[Passage], index: Any = None) -> list[Document]:
     """Retrieved passages as Documents: ``page_content`` the text, ``metadata`` doc_id, chunk_id and score.
 
-    With ``chunks`` (the index's chunk records by ``chunk_id``), ``metadata`` also holds ``source``
-    (LangChain's convention: the source document's path as the index stores it, the file of a FAQ row)
-    and the chunk's ``tags`` and ``lang`` when the index has them.
+    With the ``index`` they came from (a :class:`~ragguard.retrieval.index.KnowledgeIndex`), ``metadata``
+    also holds ``source`` (LangChain's convention: the source document's path as the index stores it, the
+    file of a FAQ row) and the chunk's ``tags`` and ``lang`` when the index has them.
     """
+    chunks = getattr(index, "by_chunk_id", None)
     out = []
     for p in passages:
         metadata: dict[str, Any] = {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": float(p.score)}

@@ -110,7 +110,7 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
                 results[i] = {
                     "answer": report.answer,
                     "report": report.to_dict(),
-                    "sources": documents(report.sources),
+                    "sources": documents(report.sources, getattr(guard.retriever, "index", None)),
                 }
         return [r for r in results if r is not None]  # every slot is filled above
 

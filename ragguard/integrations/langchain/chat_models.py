@@ -13,7 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field, PrivateAttr, model_validator
 
 from ragguard.config import Config
-from ragguard.endpoints import Refusals, add_notes, call_config
+from ragguard.endpoints import Refusals, add_notes, call_config, finish_reason
 from ragguard.errors import UsageError
 from ragguard.generation.models import EMBEDDED_GENERATOR
 from ragguard.generation.prompts import build_messages
@@ -227,13 +227,13 @@ class ChatRagGuard(BaseChatModel):
                 prompt = chat_dicts(messages)
                 report = guard.ask_conversation(prompt, question=last_human_text(messages))
             add_notes(report, notes)
-            used = usage(guard.generator, prompt, [s.text for s in report.samples])
+            used = usage(guard.generator, prompt, report.samples)
         name = str(getattr(guard.generator, "name", self._model_name()))
         return AIMessage(
             # stop cuts the model's answer, never ragguard's refusal (cut, "The knowledge ..." at stop="The" was empty)
             content=truncate(report.answer, stop if stop is not None else self.stop) if report.answer
             else self.refusals.reply(report),
-            response_metadata={**report.to_dict(), "model_name": name},
+            response_metadata={**report.to_dict(), "model_name": name, "finish_reason": finish_reason(report)},
             usage_metadata=used,
         )
 

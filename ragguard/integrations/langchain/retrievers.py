@@ -58,7 +58,6 @@ class RagGuardRetriever(BaseRetriever):
 
     _searcher: Any = PrivateAttr(default=None)
     _config: Config | None = PrivateAttr(default=None)
-    _chunks: dict[str, Any] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _get_searcher(self) -> Any:
@@ -72,8 +71,6 @@ class RagGuardRetriever(BaseRetriever):
                     embedder = build_embedder(cfg.embedder)
                 self._searcher = build_retriever(cfg, embedder, self.index_path)
                 self._config = cfg
-                records = getattr(getattr(self._searcher, "index", None), "chunks", None) or []
-                self._chunks = {str(c["chunk_id"]): c for c in records if isinstance(c, dict) and "chunk_id" in c}
             return self._searcher
 
     def _get_relevant_documents(
@@ -94,4 +91,4 @@ class RagGuardRetriever(BaseRetriever):
         best = max((p.score for p in passages), default=None)
         if best is not None and retrieval.min_score is not None and best < retrieval.min_score:
             return []  # ask abstains here: the index has nothing on the query (pipeline._off_topic)
-        return documents(passages, self._chunks or {})
+        return documents(passages, getattr(searcher, "index", None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,6 +182,11 @@ class KnowledgeIndex:
     def passage(self, idx: int, score: float) -> Passage:
         c = self.chunks[idx]
         return Passage(doc_id=c["doc_id"], chunk_id=c["chunk_id"], text=c["text"], score=float(score))
+
+    @functools.cached_property
+    def by_chunk_id(self) -> dict[str, dict[str, Any]]:
+        """Each chunk's record (text, ``source``, ``tags``, ``lang``) by its ``chunk_id`` (built on first use)."""
+        return {str(c["chunk_id"]): c for c in self.chunks}
 
     @property
     def bm25(self) -> BM25Index:
