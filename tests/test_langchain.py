@@ -700,6 +700,14 @@ def test_retriever_documents_carry_the_chunks_source_tags_and_lang(tmp_path: Pat
     assert doc.metadata["tags"] == ["hr", "overtime"] and doc.metadata["lang"] == "en"
 
 
+def test_chain_publishes_its_input_and_output_schemas() -> None:
+    chain = RagGuardChain()
+    schema = chain.get_input_jsonschema()
+    assert {"type": "string"} in schema["anyOf"] and schema["$defs"]["ChainInput"]["required"] == ["question"]
+    out = chain.get_output_jsonschema()
+    assert sorted(out["$defs"]["ChainOutput"]["properties"]) == ["answer", "report", "sources"]
+
+
 def test_chain_sources_are_the_documents_the_retriever_returns(fake_guard: RagGuard, fake_generator: Any,
                                                                fake_embedder: Any, tiny_index: Path) -> None:
     fake_generator.enqueue([YES, YES])

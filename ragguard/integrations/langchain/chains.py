@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
+from langchain_core.documents import Document
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import run_in_executor
 from pydantic import Field, PrivateAttr, model_validator
+from typing_extensions import TypedDict
 
 from ragguard.config import Config
 from ragguard.endpoints import add_notes, call_config
@@ -17,6 +19,20 @@ from ragguard.integrations.langchain._pipelines import pipeline_for, ragguard_er
 __all__ = ["RagGuardChain"]
 
 _CALL_KWARGS = ("samples", "seed", "temperature", "max_tokens")
+
+
+class ChainInput(TypedDict):
+    """The dict form of :class:`RagGuardChain`'s input (a plain question string is accepted too)."""
+
+    question: str
+
+
+class ChainOutput(TypedDict):
+    """What :class:`RagGuardChain` returns."""
+
+    answer: str
+    report: dict[str, Any]
+    sources: list[Document]
 
 
 def _chain_question(value: Any) -> str:
@@ -79,6 +95,14 @@ class RagGuardChain(RunnableSerializable[Any, dict[str, Any]]):
         self._base = settings_for(self.guard, self.config_path, self.index_path)
         self._config, self._notes = self._call_config({})
         return self
+
+    @property
+    def InputType(self) -> Any:  # noqa: N802 - LangChain's name: the input and output JSON schemas derive from these
+        return Union[str, ChainInput]  # noqa: UP007 - a runtime type object, as LangChain reads it
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802
+        return ChainOutput
 
     def _call_config(self, kwargs: dict[str, Any]) -> tuple[Config, list[str]]:
         """One call's config: the fields, then the call's own ``samples``, ``seed``, ``temperature``, ``max_tokens``
