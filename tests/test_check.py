@@ -298,3 +298,15 @@ def test_cli_check_shows_warnings_grounding_and_ids_and_cuts_by_width(
     assert "not grounded in its context: '" in out and "in no passage" in out
     last = [line for line in out.splitlines() if line.startswith("    3 ")][0]
     assert last.endswith("…") and long_zh[:20] in last and long_zh not in last
+
+
+def test_a_short_answer_quoted_from_the_context_is_grounded_despite_its_low_cosine() -> None:
+    """The whole-answer cosine of "Your line manager." to a long passage is far under grounding_threshold,
+    but all it adds is in the passage: it is grounded. An invented answer stays ungrounded."""
+    context = ("Full-time staff get 25 days of annual leave per year. Leave requests are approved by your line "
+               "manager. The office is closed on public holidays and staff may carry over five days.")
+    quoted = check("Who approves leave requests?", ["Your line manager."] * 3, context, embedder=WordEmbedder())
+    assert quoted.clusters[0].support < 0.45 and quoted.grounding["support"] == 1.0
+    assert quoted.grounded is True and quoted.confidence == 1.0
+    invented = check("Who approves leave requests?", ["The finance director."] * 3, context, embedder=WordEmbedder())
+    assert invented.grounded is False and invented.confidence == 0.5

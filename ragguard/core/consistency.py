@@ -120,6 +120,10 @@ class ConsistencySettings:
     min_confidence: float | None = None  # with a calibration: None = the calibration's threshold
 
 
+# Lexical claim support at which all of what the answer adds is in its best passages (float noise aside).
+FULL_SUPPORT = 0.999
+
+
 @dataclass
 class ConsistencyResult:
     """What the checker decided about a set of samples."""
@@ -533,7 +537,9 @@ class ConsistencyChecker:
         """Claim-level grounding of the voted answer (and the lexical support of every cluster).
 
         The voted answer is ``grounded`` when at least ``claim_support`` of what it adds to the
-        question is in its claims' best passages and the embedding (or entailment) threshold is met.
+        question is in its claims' best passages and the embedding (or entailment) threshold is met,
+        or all of what it adds is there: a short answer quoted word for word ("Your line manager.")
+        has a low cosine to a whole passage, and the threshold would call it ungrounded.
         """
         entails = None
         if self.nli is not None:
@@ -554,7 +560,7 @@ class ConsistencyChecker:
         ]
         support = result.grounding.support if result.grounding else None
         if support is not None and result.grounded is not None:
-            result.grounded = result.grounded and support >= self.settings.claim_support
+            result.grounded = (result.grounded or support >= FULL_SUPPORT) and support >= self.settings.claim_support
 
     def _confidence(self, result: ConsistencyResult) -> float:
         if not result.answer or not result.samples:
