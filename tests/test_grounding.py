@@ -196,3 +196,14 @@ def test_a_verb_before_a_chinese_name_is_not_part_of_it() -> None:
     assert ground("请联系人力资源部办理。", "在职证明怎么开？", passages).absent == []
     assert ground("请联系行政部办理。", "在职证明怎么开？", passages).absent == ["行政部"]
     assert ground("你是用来振上走的工资卡", "工资卡丢了怎么办？", passages).absent == []  # 用来 is "used to"
+
+
+def test_a_chinese_numeral_before_a_unit_is_grounded_by_its_value() -> None:
+    """二十五天 is 25天 (as reference matching reads it); 三十天 is not; numeral characters in words stay."""
+    passage = [Passage("hr", "hr#0", "全职员工每年享有25天年假。", 1.0)]
+    question = "我每年有多少天年假？"
+    assert ground("二十五天。", question, passage).support == 1.0
+    assert ground("二十五天。", question, passage).unsupported == []
+    assert ground("三十天。", question, passage).support == 0.5  # 天 is there, 30 is not
+    assert ground("兩個月。", question, [Passage("hr", "hr#0", "试用期为2个月。", 1.0)]).support == 1.0  # Traditional
+    assert {"一些", "十分"} <= content_terms("一些员工十分满意")

@@ -73,6 +73,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ragguard.core.detectors import entities, quantities
+from ragguard.core.detectors.lexicon_zh import ZH, chinese_number
 from ragguard.core.protocols import Embedder
 from ragguard.core.reference import normalize_tokens
 from ragguard.core.script import simplified
@@ -205,9 +206,26 @@ def _stem(word: str) -> str:
     return word
 
 
+_ZH_COUNTED = re.compile(
+    "([零〇一二两三四五六七八九十百千万]+)(?=" + "|".join(sorted(map(re.escape, ZH.quantities.units), key=len, reverse=True)) + ")"
+)
+
+
+def _zh_values(text: str) -> str:
+    """A Chinese numeral before a unit word reads as its value (二十五天 -> " 25 天"), so it meets "25天" in a
+    passage, as reference matching reads it; other numeral characters stay (一些, 十分 are words)."""
+    def value(m: re.Match[str]) -> str:
+        number = chinese_number(m.group(1))
+        return m.group(1) if number is None else f" {number} "
+
+    return _ZH_COUNTED.sub(value, text)
+
+
 def content_terms(text: str) -> set[str]:
     """Content terms of ``text``: stemmed words without stop words, numbers, compounds, CJK bigrams."""
     terms: set[str] = set()
+    if _CJK_RUN.search(text):
+        text = _zh_values(simplified(text))  # Traditional Chinese reads as Simplified
     lowered = text.lower()
     for m in _URL.finditer(lowered):
         terms.add(m.group(0).rstrip(".,;:)"))
