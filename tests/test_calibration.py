@@ -403,3 +403,28 @@ def test_a_calibration_fitted_on_english_questions_says_so_for_a_chinese_one() -
     en = checker.check("How many days of leave do I get?", en_samples, ["Staff get 25 days of leave."])
     assert en.calibrated and not any("English questions only" in w for w in en.warnings)
     assert en.calibration == {"file": "cal.json"}
+
+
+def test_answers_without_any_signal_the_calibration_reads_keep_the_formula_and_say_why() -> None:
+    """Without context, the shipped file's three grounding signals are all missing: its probability would be one
+    constant whether five answers agree or contradict. The formula stays, calibrated is false, a warning says why."""
+    shipped = str(Path(__file__).parent.parent / "ragguard" / "calibrations" / "embedded.json")
+    cfg = Config().replace("consistency", calibration=shipped, min_confidence=0.5)
+    question = "How many days of annual leave do I get?"
+    agree = check(question, ["25 days."] * 5, None, embedder=WordEmbedder(), config=cfg)
+    split = check(question, ["25 days.", "10 days.", "40 days.", "No leave.", "I don't know."], None,
+                  embedder=WordEmbedder(), config=cfg)
+    assert (agree.calibrated, agree.confidence) == (False, 1.0) and (split.calibrated, split.confidence) == (False, 0.0)
+    assert "none of the signals the calibration reads" in agree.calibration["not_applied"]
+    assert any("pass the context to calibrate it" in w for w in agree.warnings)
+    grounded = check(question, ["25 days."] * 3, "Staff get 25 days of annual leave.", embedder=WordEmbedder(), config=cfg)
+    assert grounded.calibrated is True and "not_applied" not in grounded.calibration
+
+
+def test_one_calibrated_answer_shows_one_confidence_in_its_field_and_its_warning() -> None:
+    shipped = str(Path(__file__).parent.parent / "ragguard" / "calibrations" / "embedded.json")
+    cfg = Config().replace("consistency", calibration=shipped, min_confidence=0.5)
+    one = check("How many days of annual leave do I get?", ["25 days."], "Staff get 25 days of annual leave.",
+                embedder=WordEmbedder(), config=cfg)
+    assert one.confidence == 0.0
+    assert any("the calibrated confidence 0.00 is below min_confidence 0.50" in w for w in one.warnings)

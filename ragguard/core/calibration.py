@@ -302,7 +302,18 @@ def apply_calibration(
     if not result.answer:
         result.confidence = 0.0
         return
-    result.confidence = round(calibration.probability(features(record_view(result, sources, question))), 6)
+    values = features(record_view(result, sources, question))
+    if all(values.get(name) is None for name in calibration.feature_names):
+        # Every signal the file reads is missing (answers checked without context): its probability would
+        # be one constant for any answer. The uncalibrated formula stays, and the record says why.
+        result.calibrated = False
+        reason = (f"this answer has none of the signals the calibration reads ({', '.join(calibration.feature_names)}; "
+                  "they need the context the answer was drawn from), so confidence is the uncalibrated formula")
+        result.calibration["not_applied"] = reason
+        result.warnings.append(f"{reason}: pass the context to calibrate it")
+        return
+    # One answer measured no agreement: its confidence is 0 (endpoints.mark_single_sample), and the gate reads that.
+    result.confidence = 0.0 if len(result.samples) == 1 else round(calibration.probability(values), 6)
     languages = calibration.data.get("languages") or []
     if languages and "zh" not in languages and has_cjk(question):
         result.calibration["fitted_on_languages"] = list(languages)  # and this question is Chinese
