@@ -310,3 +310,47 @@ def test_a_short_answer_quoted_from_the_context_is_grounded_despite_its_low_cosi
     assert quoted.grounded is True and quoted.confidence == 1.0
     invented = check("Who approves leave requests?", ["The finance director."] * 3, context, embedder=WordEmbedder())
     assert invented.grounded is False and invented.confidence == 0.5
+
+
+# ------------------------------------------------------------------ helper24 D7: OpenAI-shaped log-probabilities
+def _openai_tokens(values: list[float]) -> list[dict]:
+    return [{"token": f"t{i}", "logprob": v, "bytes": [116, 48 + i], "top_logprobs": [{"token": "x", "logprob": -9.0}]}
+            for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize("logprobs", [
+    {"content": _openai_tokens([-0.1, -0.2, -0.6])},  # choice.logprobs of the chat API, as returned
+    _openai_tokens([-0.1, -0.2, -0.6]),  # its content list
+    [{"logprob": -0.1}, {"logprob": -0.2}, {"logprob": -0.6}],
+    {"token_logprobs": [-0.1, -0.2, -0.6]},  # the completions API
+])
+def test_check_reads_openai_shaped_logprobs(logprobs: object) -> None:
+    report = check(LEAVE, [{"text": "Twenty days a year.", "logprobs": logprobs}, "Twenty days a year."],
+                   embedder=WordEmbedder())
+    got = report.samples[0]
+    assert (got.logprob_mean, got.logprob_min, got.tokens) == (pytest.approx(-0.3), -0.6, 3)
+
+
+@pytest.mark.parametrize(("logprobs", "message"), [
+    ({"content": _openai_tokens([-0.1]) + [{"token": "y"}]}, r"samples\[0\]\.logprobs\.content\[1\] is an object without 'logprob'"),
+    ({"content": None}, r"logprobs\.content is null"),
+    ({"refusal": None, "tokens": []}, "without 'content' or 'token_logprobs'"),
+    ([{"logprob": 0.5}], r"logprobs\[0\]\.logprob is 0\.5, above 0"),
+])
+def test_check_refuses_bad_openai_logprobs_by_place(logprobs: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        check(LEAVE, [{"text": "x", "logprobs": logprobs}], embedder=WordEmbedder())
+
+
+@pytest.mark.parametrize("sample", [
+    {"text": "x", "logprobs": {"tokens": ["w"] * 20000}},
+    {"text": "x", "logprobs": [{"token": "w" * 50000, "logprob": "high"}]},
+    {"text": ["w" * 10] * 5000},
+    {"text": "x", "tokens": list(range(10000))},
+    {"text": "x", **{f"key{i}": i for i in range(3000)}},
+    {"text": "x", "logprobs": "-1.0" * 10000},
+])
+def test_check_errors_quote_at_most_a_bounded_part_of_the_value(sample: dict) -> None:
+    with pytest.raises(UsageError) as info:
+        check(LEAVE, [sample], embedder=WordEmbedder())
+    assert len(str(info.value)) < 400, str(info.value)[:500]

@@ -5,7 +5,8 @@ contradiction detectors and returns the same report as ``ask``.
 
 A sample is an answer string, or an object with its ``text`` and, optionally,
 its token log-probabilities: either the list itself (``"logprobs": [...]``,
-natural logs, one per token) or its summary (``logprob_mean``,
+natural logs, one per token, or the ``logprobs`` object of an
+OpenAI-compatible response) or its summary (``logprob_mean``,
 ``logprob_min``, ``tokens``). Samples with log-probabilities get the
 ``logprob_*`` fields of ``ask``, and ``semantic_entropy_weighted`` is filled
 in when every sample of a record has a mean.
@@ -21,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ragguard._text import clean_value
+from ragguard._text import clean_value, shorten
 from ragguard.config import Config
 from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
 from ragguard.core.protocols import Embedder
@@ -108,12 +109,58 @@ _RECORD_KEYS = ("question", "samples", "context")
 _LOGPROB_SLACK = 1e-6
 
 
+_QUOTE_LIMIT = 80
+
+
+def _quoted(value: Any, limit: int = _QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters with its type and length
+    named when cut: a message quotes what it refuses, never a whole 170 KB log-probability object."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" of length {len(value)}" if isinstance(value, (str, bytes, Sequence, Mapping)) else ""
+    return f"{shorten(text, limit)} ({type(value).__name__}{size})"
+
+
 def _logprob(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UsageError(f"{where} is {value!r}: give a natural-log probability, a finite number at most 0")
+        raise UsageError(f"{where} is {_quoted(value)}: give a natural-log probability, a finite number at most 0")
     if value > _LOGPROB_SLACK:
-        raise UsageError(f"{where} is {value!r}, above 0: give natural-log probabilities (log p), not probabilities")
+        raise UsageError(f"{where} is {_quoted(value)}, above 0: give natural-log probabilities (log p), "
+                         "not probabilities")
     return min(float(value), 0.0)
+
+
+def _token_logprobs(values: Any, where: str) -> list[float]:
+    """The token log-probabilities of a sample's ``logprobs``, in the shapes servers return them.
+
+    A list of numbers; OpenAI's chat ``logprobs`` object (``{"content": [{"token", "logprob", ...}, ...]}``)
+    or its ``content`` list of objects with a ``logprob``; or the completions API's
+    ``{"token_logprobs": [...]}``.
+    """
+    if isinstance(values, Mapping):
+        key = next((k for k in ("content", "token_logprobs") if k in values), None)
+        if key is None:
+            raise UsageError(f"{where} is an object without 'content' or 'token_logprobs' (keys "
+                             f"{_quoted(sorted(map(str, values)))}): give a list of token log-probabilities, or "
+                             "the logprobs object of an OpenAI-compatible response")
+        values, where = values[key], f"{where}.{key}"
+        if values is None:  # OpenAI sends "content": null when the answer has no tokens
+            raise UsageError(f"{where} is null: leave 'logprobs' out when the answer has no log-probabilities")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise UsageError(f"{where} is {_quoted(values)}: give a list of token log-probabilities")
+    if not values:
+        raise UsageError(f"{where} is empty: leave it out when the answer has no log-probabilities")
+    out = []
+    for j, v in enumerate(values):
+        if isinstance(v, Mapping):  # one token of OpenAI's content list: {"token", "logprob", "bytes", "top_logprobs"}
+            if "logprob" not in v:
+                raise UsageError(f"{where}[{j}] is an object without 'logprob' (keys {_quoted(sorted(map(str, v)))}): "
+                                 "give each token as a number or as {\"logprob\": ...}")
+            out.append(_logprob(v["logprob"], f"{where}[{j}].logprob"))
+        else:
+            out.append(_logprob(v, f"{where}[{j}]"))
+    return out
 
 
 def sample_from_input(item: Any, index: int) -> Sample:
@@ -130,21 +177,16 @@ def sample_from_input(item: Any, index: int) -> Sample:
         raise UsageError(f"{where} is {type(item).__name__}: give an answer string or an object with 'text'")
     unknown = sorted(str(k) for k in item if k not in _SAMPLE_KEYS)
     if unknown:
-        raise UsageError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}: valid keys are "
-                         f"{', '.join(_SAMPLE_KEYS)}")
+        raise UsageError(f"{where} has unknown key(s) {shorten(', '.join(map(repr, unknown)), _QUOTE_LIMIT)}: "
+                         f"valid keys are {', '.join(_SAMPLE_KEYS)}")
     text = item.get("text")
     if not isinstance(text, str):
-        raise UsageError(f"{where} has no 'text' string (got {text!r}): give the answer as 'text'")
+        raise UsageError(f"{where} has no 'text' string (got {_quoted(text)}): give the answer as 'text'")
     summary_keys = [k for k in ("logprob_mean", "logprob_min", "tokens") if item.get(k) is not None]
     if item.get("logprobs") is not None:
         if summary_keys:
             raise UsageError(f"{where} has both 'logprobs' and {', '.join(summary_keys)}: give the list or its summary")
-        values = item["logprobs"]
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise UsageError(f"{where}.logprobs is {values!r}: give a list of token log-probabilities")
-        if not values:
-            raise UsageError(f"{where}.logprobs is empty: leave it out when the answer has no log-probabilities")
-        summary = logprob_summary([_logprob(v, f"{where}.logprobs[{j}]") for j, v in enumerate(values)])
+        summary = logprob_summary(_token_logprobs(item["logprobs"], f"{where}.logprobs"))
         return Sample(text=text, seed=None, greedy=False, **summary)
     mean = _logprob(item["logprob_mean"], f"{where}.logprob_mean") if item.get("logprob_mean") is not None else None
     low = _logprob(item["logprob_min"], f"{where}.logprob_min") if item.get("logprob_min") is not None else None
@@ -152,7 +194,7 @@ def sample_from_input(item: Any, index: int) -> Sample:
         raise UsageError(f"{where}.logprob_min {low!r} is above its logprob_mean {mean!r}: check the two fields")
     tokens = item.get("tokens")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
-        raise UsageError(f"{where}.tokens is {tokens!r}: give the number of scored tokens, an integer at least 0")
+        raise UsageError(f"{where}.tokens is {_quoted(tokens)}: give the number of scored tokens, an integer at least 0")
     return Sample(text=text, seed=None, greedy=False, logprob_mean=mean, logprob_min=low, tokens=tokens)
 
 
@@ -289,5 +331,5 @@ def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Re
     for key in sorted(str(k) for k in data if k not in _RECORD_KEYS):  # ids and labels of the caller's own ride along
         close = difflib.get_close_matches(key.lower(), _RECORD_KEYS, n=1, cutoff=0.75)
         if close:  # a typo would score the record without what it meant to give
-            report.warnings.append(f"field {key!r} is not read (did you mean {close[0]!r}?)")
+            report.warnings.append(f"field {_quoted(key)} is not read (did you mean {close[0]!r}?)")
     return report
