@@ -354,3 +354,34 @@ def test_check_errors_quote_at_most_a_bounded_part_of_the_value(sample: dict) ->
     with pytest.raises(UsageError) as info:
         check(LEAVE, [sample], embedder=WordEmbedder())
     assert len(str(info.value)) < 400, str(info.value)[:500]
+
+
+# ------------------------------------------------------------------ helper24 D3: a context cell is one passage or a JSON list
+@pytest.mark.parametrize(("cell", "passages"), [
+    ("[1] Staff get 25 days.", ["[1] Staff get 25 days."]),
+    ("[Leave policy](https://hr.example/leave) Staff get 25 days.", ["[Leave policy](https://hr.example/leave) Staff get 25 days."]),
+    ("[see the handbook] staff get 25 days", ["[see the handbook] staff get 25 days"]),
+    ("[1, 2]", ["[1, 2]"]),
+    ('["Staff get 25 days.", "Ask your manager."]', ["Staff get 25 days.", "Ask your manager."]),
+])
+def test_a_csv_context_cell_is_a_json_list_of_passages_or_else_one_passage(cell: str, passages: list[str]) -> None:
+    from ragguard.apps.check import record_from_csv
+
+    data = record_from_csv({"question": "q", "sample_1": "a", "context": cell})
+    report = check(data["question"], data["samples"], data["context"], embedder=WordEmbedder())
+    assert [p.text for p in report.sources] == passages
+
+
+def test_only_the_samples_cell_gets_the_samples_advice() -> None:
+    from ragguard.apps.check import record_from_csv
+
+    with pytest.raises(UsageError, match=r"the 'samples' cell is not a JSON list \(Unterminated string starting "
+                                         r"at column 2\)"):
+        record_from_csv({"question": "q", "samples": '["a', "context": "[1] Staff get 25 days."})
+
+
+def test_a_jsonl_error_says_at_column_once(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "unterminated}\n', encoding="utf-8")
+    (bad,) = read_records(path)
+    assert bad.error == "not valid JSON (Unterminated string starting at column 14)"  # type: ignore[union-attr]

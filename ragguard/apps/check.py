@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ragguard._text import clean_value, shorten
+from ragguard.apps.records import json_problem
 from ragguard.config import Config
 from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
 from ragguard.core.protocols import Embedder
@@ -277,16 +278,30 @@ def check(
 _SAMPLE_COLUMN = re.compile(r"sample_(\d+)")
 
 
-def _json_list_cell(value: str, column: str) -> list[Any]:
+def _samples_cell(value: str) -> list[Any]:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"the {column!r} cell is not a JSON list ({exc.msg} at column {exc.colno}): write it as "
+        raise UsageError(f"the 'samples' cell is not a JSON list ({json_problem(exc)}): write it as "
                          '["first answer", "second answer"], or use sample_1, sample_2, ... columns') from None
     if not isinstance(parsed, list):
-        raise UsageError(f"the {column!r} cell holds {type(parsed).__name__}, not a JSON list: write it as "
+        raise UsageError(f"the 'samples' cell holds {type(parsed).__name__}, not a JSON list: write it as "
                          '["first answer", "second answer"]')
     return parsed
+
+
+def _context_cell(value: str) -> str | list[Any]:
+    """A ``context`` cell: a JSON list of passages (strings or ``{"text": ...}``), or else one passage as written (a passage may
+    well start with ``[``: a citation marker ``[1] Staff get...``, a markdown link)."""
+    if value.lstrip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except (json.JSONDecodeError, RecursionError):
+            return value
+        if isinstance(parsed, list) and parsed and all(
+                isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text"), str)) for p in parsed):
+            return parsed
+    return value
 
 
 def record_from_csv(row: dict[str, Any]) -> dict[str, Any]:
@@ -295,8 +310,8 @@ def record_from_csv(row: dict[str, Any]) -> dict[str, Any]:
     The layout (also in the README): a ``question`` column, and the samples either in a
     ``samples`` cell holding a JSON list (``["25 days.", "Twenty-five days."]``) or in
     ``sample_1``, ``sample_2``, ... columns (in number order; empty cells skipped, so rows may
-    have different counts), not both. An optional ``context`` cell is one passage, or a JSON
-    list of passages when it starts with ``[``.
+    have different counts), not both. An optional ``context`` cell is a JSON list of passage
+    strings when it reads as one, else one passage as written.
 
     Raises:
         UsageError: a ``samples`` cell that is not a JSON list, or both layouts in one row.
@@ -309,14 +324,14 @@ def record_from_csv(row: dict[str, Any]) -> dict[str, Any]:
     if isinstance(cell, str) and cell.strip():
         if columns:
             raise UsageError("the row has both a 'samples' cell and sample_N columns: use one of the two")
-        data["samples"] = _json_list_cell(cell, "samples")
+        data["samples"] = _samples_cell(cell)
     elif numbered:
         data["samples"] = columns
     context = row.get("context")
     if isinstance(context, str):
-        if context.lstrip().startswith("["):
-            data["context"] = _json_list_cell(context, "context")
-        elif not context.strip():
+        if context.strip():
+            data["context"] = _context_cell(context)
+        else:
             data.pop("context")
     return data
 

@@ -19,7 +19,7 @@ from ragguard._io import numbered_lines, read_user_text
 from ragguard._text import clean_value
 from ragguard.errors import UsageError
 
-__all__ = ["Record", "BadRecord", "read_records", "no_records"]
+__all__ = ["Record", "BadRecord", "read_records", "no_records", "json_problem"]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -81,6 +81,12 @@ def no_records(path: Path, fields: str, columns: str) -> UsageError:
     return UsageError(f"{path} holds no records: {advice}")
 
 
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """What is wrong with a JSON text and where: ``Unterminated string starting at column 25`` (json's own
+    message may already end in "at": no "at at")."""
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
 def _jsonl(text: str) -> Iterator[Record | BadRecord]:
     for lineno, line in numbered_lines(text):
         if not line.strip():
@@ -88,7 +94,7 @@ def _jsonl(text: str) -> Iterator[Record | BadRecord]:
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield BadRecord(lineno, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            yield BadRecord(lineno, f"not valid JSON ({json_problem(exc)})")
             continue
         except RecursionError:
             yield BadRecord(lineno, "nested too deeply to be a record")
