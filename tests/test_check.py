@@ -385,3 +385,52 @@ def test_a_jsonl_error_says_at_column_once(tmp_path: Path) -> None:
     path.write_text('{"question": "unterminated}\n', encoding="utf-8")
     (bad,) = read_records(path)
     assert bad.error == "not valid JSON (Unterminated string starting at column 14)"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ helper24 D10, D11: messages and invisible answers
+@pytest.mark.parametrize(("question", "message"), [
+    (42, "'question' is int, not a string"), (None, "'question' is null"), (["q?"], "'question' is list, not a string"),
+    ("  ", "'question' is empty"),
+])
+def test_a_question_that_is_not_a_string_is_not_called_empty(question: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        check(question, ["a", "a"], embedder=WordEmbedder())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"Question": "q?", "samples": ["a"]}, "record has no 'question' field (it has 'Question': rename it to 'question')"),
+    ({"question": "q?", "Samples": ["a"]}, "record has no 'samples' field (it has 'Samples': rename it to 'samples')"),
+    ({"question": "q?", "answers": ["a"]}, "record has no 'samples' field (a list of answers)"),
+])
+def test_a_misspelled_required_field_is_named(data: dict, message: str) -> None:
+    from ragguard.apps.check import check_record
+    from ragguard.config import Config
+
+    with pytest.raises(UsageError) as info:
+        check_record(data, WordEmbedder(), Config())
+    assert str(info.value) == message
+
+
+def test_the_one_sample_warning_of_check_does_not_name_a_samples_flag() -> None:
+    report = check(LEAVE, ["25 days."], embedder=WordEmbedder())
+    assert report.confidence == 0.0
+    assert [w for w in report.warnings if "only one answer" in w] == [
+        "only one answer was drawn, so the verdict does not measure consistency and confidence is 0 "
+        "(give 3 or more answers per record)"]
+    assert not any("--samples" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize("samples", [
+    ["\u200b", "\u200b\u200b", "\u0301"],  # zero-width spaces, a lone combining acute accent
+    ["\ufeff", "\u2060 ", "\u200d\u200c"],  # BOM, word joiner, zero-width joiner and non-joiner
+])
+def test_answers_of_only_invisible_characters_are_empty_answers(samples: list[str]) -> None:
+    report = check("Q?", samples, embedder=WordEmbedder())
+    assert report.verdict == "abstain" and report.answer == ""
+    assert any("held only invisible characters" in w and "counted as empty" in w for w in report.warnings)
+    assert any("3 of 3 answers were empty" in w for w in report.warnings)
+
+
+def test_an_answer_with_a_zero_width_space_inside_text_is_kept() -> None:
+    report = check("Q?", ["25\u200bdays.", "25\u200bdays.", "\u200b"], embedder=WordEmbedder())
+    assert report.verdict != "abstain" and report.answer == "25\u200bdays."

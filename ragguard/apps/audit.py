@@ -45,7 +45,7 @@ from ragguard.apps.audit_io import (
     write_json,
 )
 from ragguard.apps.audit_summary import VERDICTS, diff_audits, recorded_weights, summarize
-from ragguard.apps.records import BadRecord, no_records, read_records
+from ragguard.apps.records import BadRecord, misspelled, no_records, read_records
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
 from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
@@ -109,7 +109,7 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         elif question is not None and not isinstance(question, str):
             problem = f"'question' must be a string, not {type(question).__name__}"
         elif not isinstance(question, str) or not question.strip():
-            problem = "missing or empty 'question' field" + _misspelled(data, "question")
+            problem = "missing or empty 'question' field" + misspelled(data, "question")
         elif question_problem(question):
             problem = f"'question' has no word in it, only punctuation or symbols: {question.strip()[:40]!r}"
         elif qid in seen:
@@ -200,14 +200,6 @@ def _matches_filter(question: AuditQuestion, previous: dict[str, Any] | None, ki
     if kind == "tag":
         return bool(set(wanted) & set(question.tags))
     return previous is not None and previous.get(kind) in wanted  # verdict or status
-
-
-def _misspelled(data: dict[str, Any], wanted: str) -> str:
-    """A hint when the record holds a key that looks like ``wanted`` (``questoin``, ``Question``)."""
-    import difflib
-
-    near = difflib.get_close_matches(wanted, [str(k) for k in data if k != wanted], n=1, cutoff=0.75)
-    return f" (it has {near[0]!r}: rename it to {wanted!r})" if near else ""
 
 
 def _check_only(only: str, kind: str, wanted: list[str], questions: list[AuditQuestion], qfile: Path) -> None:

@@ -14,22 +14,24 @@ in when every sample of a record has a mean.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ragguard._text import clean_value, shorten
-from ragguard.apps.records import json_problem
+from ragguard.apps.records import json_problem, misspelled
 from ragguard.config import Config
 from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, ConsistencySettings
 from ragguard.core.protocols import Embedder
 from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Passage, Report, Sample
-from ragguard.endpoints import mark_single_sample
+from ragguard.endpoints import SINGLE_SAMPLE_NOTE, mark_single_sample
 from ragguard.errors import UsageError
 from ragguard.generation.nli import NLIModel
 
@@ -199,6 +201,31 @@ def sample_from_input(item: Any, index: int) -> Sample:
     return Sample(text=text, seed=None, greedy=False, logprob_mean=mean, logprob_min=low, tokens=tokens)
 
 
+CHECK_SINGLE_SAMPLE_NOTE = ("only one answer was drawn, so the verdict does not measure consistency and confidence "
+                            "is 0 (give 3 or more answers per record)")
+# Characters that show nothing on their own: format characters (zero-width space U+200B, joiners, the
+# BOM), combining and enclosing marks with no base, controls and separators.
+_INVISIBLE = frozenset({"Cf", "Mn", "Me", "Cc", "Zs", "Zl", "Zp"})
+
+
+def _invisible(text: str) -> bool:
+    """Whether ``text`` is non-empty and shows nothing (only whitespace and invisible characters)."""
+    return bool(text) and all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in text)
+
+
+def _empty_if_invisible(samples: list[Sample], notes: list[str]) -> list[Sample]:
+    """Answers made only of invisible characters are empty answers, as whitespace-only ones are
+    (not a consistent answer "\u200b" voted with confidence 1.0); a note names them."""
+    blank = [i for i, s in enumerate(samples) if s.text.strip() and _invisible(s.text)]
+    if not blank:
+        return samples
+    chars = sorted({ch for i in blank for ch in samples[i].text if not ch.isspace()})
+    named = ", ".join(f"U+{ord(ch):04X}" for ch in chars[:3]) + (", ..." if len(chars) > 3 else "")
+    where = ", ".join(f"samples[{i}]" for i in blank[:5]) + (", ..." if len(blank) > 5 else "")
+    notes.append(f"{where} held only invisible characters ({named}): counted as empty")
+    return [dataclasses.replace(s, text="") if i in blank else s for i, s in enumerate(samples)]
+
+
 def _passages(context: Any) -> list[str]:
     """``context`` as a list of passage texts: a string, or a list of strings or of objects with a
     ``text`` string (the shape ``tune`` reads); anything else is refused rather than read as its repr."""
@@ -251,11 +278,14 @@ def check(
     question = clean_value(question, "the question", notes)
     samples = clean_value(list(samples), "samples", notes) if isinstance(samples, (list, tuple)) else samples
     passages = clean_value(_passages(context), "context", notes)
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str):
+        what = "null" if question is None else f"{type(question).__name__}, not a string"
+        raise UsageError(f"'question' is {what}: give the question its samples answer as text")
+    if not question.strip():
         raise UsageError("'question' is empty: every record needs the question its samples answer")
     if isinstance(samples, str) or not isinstance(samples, Sequence) or not samples:
         raise UsageError("'samples' must be a non-empty list of answer strings")
-    samples_ = [sample_from_input(s, i) for i, s in enumerate(samples)]
+    samples_ = _empty_if_invisible([sample_from_input(s, i) for i, s in enumerate(samples)], notes)
     if embedder is None and cfg.embedder.backend != "sentence-transformers":
         from ragguard.generation.backends import build_embedder
 
@@ -267,6 +297,8 @@ def check(
     report = report_from_result(question.strip(), result)
     report.warnings[:0] = notes
     mark_single_sample(report)
+    if SINGLE_SAMPLE_NOTE in report.warnings:  # its advice names ask's --samples: check has none
+        report.warnings[report.warnings.index(SINGLE_SAMPLE_NOTE)] = CHECK_SINGLE_SAMPLE_NOTE
     report.sources = [
         Passage(doc_id="context", chunk_id=f"context#{i}", text=text, score=1.0)
         for i, text in enumerate(passages)
@@ -338,10 +370,9 @@ def record_from_csv(row: dict[str, Any]) -> dict[str, Any]:
 
 def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Report:
     """Score one input record ``{"question", "samples", "context"?}`` (samples as :func:`check` takes them)."""
-    if "question" not in data:
-        raise UsageError("record has no 'question' field")
-    if "samples" not in data:
-        raise UsageError("record has no 'samples' field (a list of answers)")
+    for field, what in (("question", ""), ("samples", " (a list of answers)")):
+        if field not in data:  # "Question", "Samples": name the key that was meant
+            raise UsageError(f"record has no {field!r} field{misspelled(data, field) or what}")
     report = check(data["question"], data["samples"], data.get("context"), embedder=embedder, config=config)
     for key in sorted(str(k) for k in data if k not in _RECORD_KEYS):  # ids and labels of the caller's own ride along
         close = difflib.get_close_matches(key.lower(), _RECORD_KEYS, n=1, cutoff=0.75)

@@ -19,7 +19,7 @@ from ragguard._io import numbered_lines, read_user_text
 from ragguard._text import clean_value
 from ragguard.errors import UsageError
 
-__all__ = ["Record", "BadRecord", "read_records", "no_records", "json_problem"]
+__all__ = ["Record", "BadRecord", "read_records", "no_records", "json_problem", "misspelled"]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -79,6 +79,14 @@ def no_records(path: Path, fields: str, columns: str) -> UsageError:
               ".json": f"give it a JSON list of objects with {fields}"}.get(
         path.suffix.lower(), f"add one JSON object per line with {fields}")
     return UsageError(f"{path} holds no records: {advice}")
+
+
+def misspelled(data: dict[str, Any], wanted: str) -> str:
+    """A hint when the record holds a key that looks like ``wanted`` (``questoin``, ``Question``), else ``""``."""
+    import difflib
+
+    near = difflib.get_close_matches(wanted, [str(k) for k in data if k != wanted], n=1, cutoff=0.75)
+    return f" (it has {near[0]!r}: rename it to {wanted!r})" if near else ""
 
 
 def json_problem(exc: json.JSONDecodeError) -> str:
