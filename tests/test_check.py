@@ -434,3 +434,166 @@ def test_answers_of_only_invisible_characters_are_empty_answers(samples: list[st
 def test_an_answer_with_a_zero_width_space_inside_text_is_kept() -> None:
     report = check("Q?", ["25\u200bdays.", "25\u200bdays.", "\u200b"], embedder=WordEmbedder())
     assert report.verdict != "abstain" and report.answer == "25\u200bdays."
+
+
+# ------------------------------------------------------------------ helper24: the `check` command
+@pytest.fixture
+def word_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.generation.embedders
+
+    monkeypatch.setattr(ragguard.generation.embedders, "SentenceTransformerEmbedder", lambda *a, **k: WordEmbedder())
+
+
+def _jsonl(tmp_path: Path, rows: list, name: str = "s.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _rows(n: int) -> list[dict]:
+    return [{"id": f"r{i}", "question": f"How long is probation {i}?", "samples": ["Three months.", "Three months."]}
+            for i in range(1, n + 1)]
+
+
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """A checker that scores k records, then is interrupted (Ctrl-C, or SIGTERM turned into one)."""
+    import ragguard.apps.check
+
+    real, calls = ragguard.apps.check.check_record, []
+
+    def fake(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) > k:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ragguard.apps.check, "check_record", fake)
+
+
+def test_an_interrupted_check_prints_the_results_so_far_and_says_how_to_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, word_embedder: None) -> None:
+    path = _jsonl(tmp_path, [*_rows(2), "broken", *_rows(5)[2:]])  # 6 records, the 3rd not JSON
+    full = json.loads(CliRunner().invoke(app, ["check", str(path), "--json"]).stdout)["results"]
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 3)  # 3 records scored; the bad line needs no checker
+        result = CliRunner().invoke(app, ["check", str(path), "--json"])
+    assert result.exit_code == 130
+    out = json.loads(result.stdout)  # still exactly one JSON object
+    assert out["interrupted"] is True and out["checked"] == 4 and out["next_skip"] == 4
+    assert out["results"] == full[:4]
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ragguard: error: interrupted after 4 of 6 records") and "rerun with --skip 4" in message
+    rest = CliRunner().invoke(app, ["check", str(path), "--json", "--skip", "4"])
+    assert rest.exit_code == 0, rest.output
+    assert json.loads(rest.stdout) == {"results": full[4:]}  # nothing redone, nothing lost
+
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        text = CliRunner().invoke(app, ["check", str(path), "--skip", "1"])
+    assert text.exit_code == 130
+    assert [line.split()[:2] for line in text.stdout.splitlines()] == [["2", "r2"]]
+    assert "rerun with --skip 3" in text.stderr  # the bad line 3 was read; line 4's record was interrupted
+
+
+def test_check_shows_progress_on_stderr_for_long_inputs_only(tmp_path: Path, word_embedder: None) -> None:
+    result = CliRunner().invoke(app, ["check", str(_jsonl(tmp_path, _rows(25))), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["results"]) == 25  # stdout holds the JSON object alone
+    assert "25/25 100%" in result.stderr and "consistent 25" in result.stderr
+    short = CliRunner().invoke(app, ["check", str(_jsonl(tmp_path, _rows(3), "short.jsonl")), "--json"])
+    assert short.stderr == ""
+
+
+def test_check_skip_past_the_end_is_a_usage_error(tmp_path: Path, word_embedder: None) -> None:
+    result = CliRunner().invoke(app, ["check", str(_jsonl(tmp_path, _rows(3))), "--skip", "3"])
+    assert result.exit_code == 2
+    assert "--skip 3 skips every record" in result.stderr and "holds 3 records" in result.stderr
+
+
+def test_failed_records_keep_their_id_beside_line(tmp_path: Path, word_embedder: None) -> None:
+    path = _jsonl(tmp_path, [{"id": "empty-samples", "question": "Q?", "samples": []}, {"id": 7, "question": "Q?"}])
+    first, second = json.loads(CliRunner().invoke(app, ["check", str(path), "--json"]).stdout)["results"]
+    assert (first["line"], first["id"]) == (1, "empty-samples") and "non-empty list" in first["error"]
+    assert (second["line"], second["id"]) == (2, 7) and "no 'samples' field" in second["error"]
+    csv = tmp_path / "ids.csv"
+    csv.write_text('id,question,samples\n,Q?,"[""yes""]"\n7,Q2?,not a list\n', encoding="utf-8")
+    ok, bad = json.loads(CliRunner().invoke(app, ["check", str(csv), "--json"]).stdout)["results"]
+    assert "id" not in ok  # an empty id cell is no id
+    assert bad["id"] == "7" and "not a JSON list" in bad["error"]
+
+
+def test_a_failed_record_keeps_its_warnings_so_rows_an_unclosed_quote_swallowed_are_named(
+        tmp_path: Path, word_embedder: None) -> None:
+    path = tmp_path / "badcell.csv"
+    path.write_text('question,samples\nQ?,"[""a"", ""b""\nQ2?,"[""a""]"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--json"])
+    (entry,) = json.loads(result.stdout)["results"]
+    assert "not a JSON list" in entry["error"]
+    assert any("cell spans lines 2-3" in w and "swallowed" in w for w in entry["warnings"])
+    assert "badcell.csv:2: warning: the 'samples' cell spans lines 2-3" in result.stderr
+
+
+def test_a_config_error_is_one_usage_error_before_any_record_and_the_calibration_is_read_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, word_embedder: None) -> None:
+    path = _jsonl(tmp_path, _rows(3))
+    config = tmp_path / "badcal.yaml"
+    config.write_text(f"consistency:\n  calibration: {tmp_path / 'nope.json'}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--json", "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+    assert "consistency.calibration" in result.stderr and "skipped" not in result.stderr
+
+    import ragguard.apps.calibration_io
+
+    reads: list[object] = []
+    monkeypatch.setattr(ragguard.apps.calibration_io, "resolve_calibration", lambda *a: reads.append(a))
+    result = CliRunner().invoke(app, ["check", str(path), "--json", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert len(reads) == 1
+
+
+def test_check_ids_follow_audits_rules_with_a_warning_for_each_drop(tmp_path: Path, word_embedder: None) -> None:
+    base = {"question": "How long is probation?", "samples": ["Three months.", "Three months."]}
+    path = tmp_path / "ids.jsonl"
+    ids = ["1.5", "NaN", "true", '["x"]', '"a\\nb"', '"dup"', '"dup"', "0"]
+    path.write_text("".join(json.dumps(base)[:-1] + f', "id": {i}}}\n' for i in ids), encoding="utf-8")
+    out = json.loads(CliRunner().invoke(app, ["check", str(path), "--json"]).stdout)["results"]
+    assert [r.get("id", "-") for r in out] == ["-", "-", "-", "-", "a\nb", "dup", "dup", 0]
+    warned = [[w for w in r["warnings"] if "id" in w] for r in out]
+    assert warned[0] == ["'id' 1.5 is float, not a string or a whole number: it is left out of the result"]
+    assert "is float" in warned[1][0] and warned[2] == [
+        "'id' True is a bool, not a string or a whole number: it is left out of the result"]
+    assert "is list" in warned[3][0] and "control character" in warned[4][0]
+    assert warned[5] == [] and warned[6] == ["duplicate id 'dup': line 6 has it too"] and warned[7] == []
+
+
+def test_a_json_lists_positions_are_called_items(tmp_path: Path, word_embedder: None) -> None:
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps([_rows(1)[0], {"question": "Q?"}, {**_rows(1)[0], "id": "r1"}]), encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", str(path), "--json"])
+    assert "list.json item 2: skipped: record has no 'samples' field" in result.stderr
+    assert "list.json:2" not in result.stderr
+    assert json.loads(result.stdout)["results"][2]["warnings"][0] == "duplicate id 'r1': item 1 has it too"
+
+
+def test_check_text_columns_line_up_without_colours_and_show_id_and_confidence(
+        tmp_path: Path, word_embedder: None) -> None:
+    rows = [{"id": "a", "question": "How long is probation?", "samples": ["Three months.", "Three months."]},
+            {"id": "long-id-2", "question": Q, "samples": ["Yes, ask HR.", "No, you do not need it."]},
+            {"question": "年假怎么申请？", "samples": ["提前一周提交申请。"] * 3}]
+    out = CliRunner().invoke(app, ["check", str(_jsonl(tmp_path, rows))]).stdout
+    table = [line for line in out.splitlines() if not line.startswith("       ")]
+    assert table[0].startswith("    1  a          CONSISTENT     100%  conf ")
+    assert table[1].startswith("    2  long-id-2  CONTRADICTION   50%  conf ")
+    assert table[2].startswith("    3             CONSISTENT     100%  conf ")
+    assert len({line.index("conf ") for line in table}) == 1
+
+
+def test_check_strict_exits_1_when_any_record_was_skipped(tmp_path: Path, word_embedder: None) -> None:
+    path = _jsonl(tmp_path, [*_rows(2), {"question": "Q?"}])
+    assert CliRunner().invoke(app, ["check", str(path), "--json"]).exit_code == 0
+    result = CliRunner().invoke(app, ["check", str(path), "--json", "--strict"])
+    assert result.exit_code == 1
+    assert len(json.loads(result.stdout)["results"]) == 3
+    assert "gate failed: 1 of 3 records skipped as invalid (--strict)" in result.stderr
+    assert CliRunner().invoke(app, ["check", str(_jsonl(tmp_path, _rows(2), "ok.jsonl")), "--strict"]).exit_code == 0

@@ -255,6 +255,7 @@ def check(
     embedder: Embedder | None = None,
     config: Config | None = None,
     nli: NLIModel | None = None,
+    checker: ConsistencyChecker | None = None,
 ) -> Report:
     """Score externally generated answers to ``question``.
 
@@ -272,6 +273,8 @@ def check(
         embedder: defaults to the configured (embedded) sentence embedder.
         config: thresholds; defaults to :class:`Config`.
         nli: an NLI model; defaults to ``consistency.nli_model`` of the config (none by default).
+        checker: a ready checker (:func:`checker_from_config`), to score many records with one
+            calibration read once; ``embedder``, ``config`` and ``nli`` then make no checker.
     """
     cfg = config or Config()
     notes: list[str] = []
@@ -286,13 +289,14 @@ def check(
     if isinstance(samples, str) or not isinstance(samples, Sequence) or not samples:
         raise UsageError("'samples' must be a non-empty list of answer strings")
     samples_ = _empty_if_invisible([sample_from_input(s, i) for i, s in enumerate(samples)], notes)
-    if embedder is None and cfg.embedder.backend != "sentence-transformers":
-        from ragguard.generation.backends import build_embedder
+    if checker is None:
+        if embedder is None and cfg.embedder.backend != "sentence-transformers":
+            from ragguard.generation.backends import build_embedder
 
-        embedder = build_embedder(cfg.embedder)
-    if embedder is None:
-        embedder = default_embedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
-    checker = checker_from_config(cfg, embedder, nli)
+            embedder = build_embedder(cfg.embedder)
+        if embedder is None:
+            embedder = default_embedder(cfg.embedder.model, cfg.embedder.device, cfg.embedder.batch_size)
+        checker = checker_from_config(cfg, embedder, nli)
     result = checker.check(question.strip(), samples_, passages)
     report = report_from_result(question.strip(), result)
     report.warnings[:0] = notes
@@ -368,12 +372,18 @@ def record_from_csv(row: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def check_record(data: dict[str, Any], embedder: Embedder, config: Config) -> Report:
-    """Score one input record ``{"question", "samples", "context"?}`` (samples as :func:`check` takes them)."""
+def check_record(data: dict[str, Any], embedder: Embedder, config: Config,
+                 checker: ConsistencyChecker | None = None) -> Report:
+    """Score one input record ``{"question", "samples", "context"?}`` (samples as :func:`check` takes them).
+
+    ``checker``: one made once for the whole file (:func:`checker_from_config`), so the calibration is
+    read, and a config error raised, once rather than per record.
+    """
     for field, what in (("question", ""), ("samples", " (a list of answers)")):
         if field not in data:  # "Question", "Samples": name the key that was meant
             raise UsageError(f"record has no {field!r} field{misspelled(data, field) or what}")
-    report = check(data["question"], data["samples"], data.get("context"), embedder=embedder, config=config)
+    report = check(data["question"], data["samples"], data.get("context"), embedder=embedder, config=config,
+                   checker=checker)
     for key in sorted(str(k) for k in data if k not in _RECORD_KEYS):  # ids and labels of the caller's own ride along
         close = difflib.get_close_matches(key.lower(), _RECORD_KEYS, n=1, cutoff=0.75)
         if close:  # a typo would score the record without what it meant to give
