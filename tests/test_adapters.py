@@ -226,3 +226,24 @@ def test_a_hub_id_neither_cached_nor_reachable_is_refused_at_once(monkeypatch: p
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: str(snapshot / "config.json"))
     require_hub_access("Org/Model", "generator.model")
     assert len(probes) == 3
+
+
+def test_the_adapter_hash_covers_its_weights_alone_and_is_reproducible(fp32_adapter: Path, tiny_qwen2_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    import hashlib
+
+    from ragguard.tuning.adapters import REFERENCE_FILE, write_reference
+
+    copy = tmp_path / "copy"
+    shutil.copytree(fp32_adapter, copy)
+    g = _generator(tiny_qwen2_dir, copy)
+    # what `sha256sum adapter_model.safetensors` prints: the parity reference and the JSON files are left out
+    assert g.adapter_sha256 == hashlib.sha256((copy / "adapter_model.safetensors").read_bytes()).hexdigest()
+    # the parity reference is written byte for byte the same every time: safetensors writes a metadata map in
+    # the order of a Rust HashMap, which changes from process to process, so it holds one key at most
+    write_reference(copy, g.model, [[5, 9, 14]], n_tokens=2)
+    raw = (copy / REFERENCE_FILE).read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    assert len(header.get("__metadata__", {})) <= 1
+    assert json.loads(header["__metadata__"]["ragguard"]) == {"probes": 1, "tokens": 2}
+    assert _generator(tiny_qwen2_dir, copy).adapter_sha256 == g.adapter_sha256  # another reference, same weights

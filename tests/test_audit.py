@@ -897,3 +897,26 @@ def test_results_jsonl_holds_one_record_per_line_for_any_reader(tmp_path: Path) 
         assert json.loads(lines[0])["answer"] == odd
     finally:
         del ANSWERS["Line breaks?"]
+
+
+def test_resume_accepts_the_adapter_hash_older_versions_recorded_for_the_same_folder(tmp_path: Path) -> None:
+    from ragguard.generation.sources import adapter_weights_sha256, weights_sha256
+
+    q = write_questions(tmp_path / "q.jsonl")
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    (adapter / "parity-reference.safetensors").write_bytes(b"probe logits")
+    old, new = weights_sha256(adapter), adapter_weights_sha256(adapter)  # every *.safetensors then, the weights now
+    assert old != new
+
+    def guard(adapter_sha: str) -> RagGuard:
+        g = make_guard()
+        g.generator.adapter, g.generator.adapter_sha256 = str(adapter), adapter_sha  # type: ignore[attr-defined]
+        return g
+
+    run_audit(q, tmp_path / "out", guard(old))
+    assert run_audit(q, tmp_path / "out", guard(new), resume=True).ran == 0  # the same folder, hashed the old way
+    (adapter / "adapter_model.safetensors").write_bytes(b"retrained")
+    with pytest.raises(UsageError, match="other adapter weights"):
+        run_audit(q, tmp_path / "out", guard(adapter_weights_sha256(adapter)), resume=True)

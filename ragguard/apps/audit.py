@@ -291,11 +291,20 @@ def _weights_refusal(out_dir: Path, existing: list[dict[str, Any]], guard: Any) 
         generator.load()
     for key, what in (("model_sha256", "model"), ("adapter_sha256", "adapter")):
         then, now = recorded.get(key), getattr(generator, key, None)
-        if then and now and then != now:
+        if then and now and then != now and not (key == "adapter_sha256" and _legacy_adapter_hash(generator) == then):
             return (f"{out_dir} holds answers from other {what} weights than the ones loaded now ({key} "
                     f"{then[:16]} then, {now[:16]} now: retrained or replaced at the same path): use a new --out "
                     "folder, or load the old weights to resume")
     return None
+
+
+def _legacy_adapter_hash(generator: Any) -> str | None:
+    """The adapter hash ragguard recorded before it hashed the weights alone: every ``*.safetensors`` file of
+    the folder, ``parity-reference.safetensors`` included. An audit begun then resumes on the same folder."""
+    from ragguard.generation.sources import weights_sha256
+
+    adapter = getattr(generator, "adapter", None)
+    return weights_sha256(Path(adapter)) if adapter and Path(adapter).is_dir() else None
 
 
 def _run_audit_unlocked(

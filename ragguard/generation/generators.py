@@ -44,13 +44,13 @@ from ragguard.generation.chat import chat_prompt_ids
 from ragguard.generation.models import EMBEDDED_GENERATOR, quiet_transformers
 from ragguard.generation.quantization import bnb_4bit_config, quantization_summary
 from ragguard.generation.sources import (
+    adapter_weights_sha256,
     hub_weights_sha256,
     load_remedy,
     refuse_pickled_weights,
     resolve_device,
     resolve_dtype,
     resolve_model_source,
-    weights_sha256,
 )
 
 __all__ = ["TransformersGenerator"]
@@ -154,7 +154,7 @@ class TransformersGenerator(BatchGenerator):
         )
         if cfg.adapter:
             model = self._attach_adapter(model, cfg.adapter)
-            self.adapter_sha256 = weights_sha256(Path(cfg.adapter)) if Path(cfg.adapter).is_dir() else None
+            self.adapter_sha256 = adapter_weights_sha256(Path(cfg.adapter)) if Path(cfg.adapter).is_dir() else None
         decoding.speed_up_small_batches(model)
         self._model = model.eval()
         self._tokenizer = tokenizer

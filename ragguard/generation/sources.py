@@ -34,6 +34,7 @@ __all__ = [
     "resolve_dtype",
     "resolve_model_source",
     "weights_sha256",
+    "adapter_weights_sha256",
     "hub_weights_sha256",
     "refuse_pickled_weights",
     "load_remedy",
@@ -241,6 +242,30 @@ def weights_sha256(folder: Path) -> str | None:
         return file_sha256(files[0])
     lines = "".join(f"{f.name}:{file_sha256(f)}\n" for f in files)
     return hashlib.sha256(lines.encode()).hexdigest()
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+# Files in an adapter folder that are not its weights (ragguard tune's parity reference: probe logits).
+_NOT_ADAPTER_WEIGHTS = ("parity-reference.safetensors",)
+
+
+def adapter_weights_sha256(folder: Path) -> str | None:
+    """Hash of a LoRA adapter's weights: the SHA-256 of ``adapter_model.safetensors`` (what ``sha256sum``
+    prints for that file), or None when the folder has no weights.
+
+    Only the weights: ``parity-reference.safetensors`` (the probe logits ``ragguard tune`` records) and the
+    JSON files are left out, so two runs that wrote byte-identical weights get the same hash. A folder without
+    ``adapter_model.safetensors`` is hashed like a model folder, its other safetensors files only.
+    """
+    folder = Path(folder)
+    if (folder / ADAPTER_WEIGHTS).is_file():
+        return file_sha256(folder / ADAPTER_WEIGHTS)
+    files = sorted(f for f in folder.glob("*.safetensors") if f.name not in _NOT_ADAPTER_WEIGHTS)
+    if not files:
+        return None
+    if len(files) == 1:
+        return file_sha256(files[0])
+    return hashlib.sha256("".join(f"{f.name}:{file_sha256(f)}\n" for f in files).encode()).hexdigest()
 
 
 def resolve_model_source(model: str, gguf_file: str | None = None, key: str = "generator.model") -> tuple[str, str | None]:

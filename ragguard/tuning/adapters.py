@@ -306,7 +306,10 @@ def write_reference(adapter_dir: str | Path, model: Any, prompts: Sequence[Seque
         tensors[f"continuation.{i}"] = torch.tensor(continuation, dtype=torch.long)
         tensors[f"logits.{i}"] = logits[len(prompt) - 1 : len(prompt) - 1 + logit_positions].contiguous()
     path = Path(adapter_dir) / REFERENCE_FILE
-    save_file(tensors, str(path), metadata={"probes": str(len(prompts)), "tokens": str(n_tokens)})
+    # One metadata key: safetensors writes its metadata map in a random order, and a file whose bytes change run
+    # to run cannot be checked by its checksum.
+    save_file(tensors, str(path), metadata={"ragguard": json.dumps({"probes": len(prompts), "tokens": n_tokens},
+                                                                   sort_keys=True)})
     return path
 
 

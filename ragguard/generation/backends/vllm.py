@@ -101,9 +101,9 @@ class VLLMGenerator(BatchGenerator):
                 if not Path(cfg.adapter).is_dir():
                     raise ModelLoadError(f"adapter folder {cfg.adapter!r} does not exist: check generator.adapter")
                 kwargs.update(enable_lora=True, max_loras=1, max_lora_rank=lora_rank(cfg.adapter))
-                from ragguard.generation.sources import weights_sha256
+                from ragguard.generation.sources import adapter_weights_sha256
 
-                self.adapter_sha256 = weights_sha256(Path(cfg.adapter))
+                self.adapter_sha256 = adapter_weights_sha256(Path(cfg.adapter))
             local = Path(cfg.model).expanduser()
             if local.is_dir():
                 weights = sorted(local.glob("*.safetensors"))
