@@ -196,16 +196,45 @@ def test_resume_after_an_interruption_takes_the_same_steps(tmp_path: Path, tiny_
     out = tmp_path / "run"
     with pytest.raises(Stop):
         tune(tune_data_file, out, _cfg(tiny_qwen2_dir), show_progress=False, on_step=stop_at_3)
-    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-000002"]
+    # every train.save_steps (2) and at the end of the first epoch (3 steps)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000002", "step-000003"]
     with pytest.raises(UsageError, match="--resume"):
         tune(tune_data_file, out, _cfg(tiny_qwen2_dir), show_progress=False)
     resumed = tune(tune_data_file, out, _cfg(tiny_qwen2_dir), resume=True, show_progress=False)
-    assert resumed.resumed_from == 2
+    assert resumed.resumed_from == 3
     uninterrupted = json.loads((fp32_adapter / "ragguard-adapter.json").read_text())["metrics"]
     assert resumed.metrics["train_loss"] == uninterrupted["train_loss"]
     assert resumed.metrics["eval_loss"] == uninterrupted["eval_loss"]
-    with pytest.raises(UsageError, match="another config or data"):
-        tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__learning_rate=0.5), resume=True, show_progress=False)
+    # the finished run is not trained over, though its checkpoints are there
+    before = (out / "adapter_model.safetensors").read_bytes()
+    with pytest.raises(UsageError, match=r"holds a finished adapter \(4 steps\): nothing to resume"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir), resume=True, show_progress=False)
+    assert (out / "adapter_model.safetensors").read_bytes() == before
+
+
+def test_a_resume_names_the_settings_that_differ_and_allows_those_that_do_not_train(
+        tmp_path: Path, tiny_qwen2_dir: Path, tune_data_file: Path) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop_at_2(step: int, loss: float) -> None:
+        if step == 2:
+            raise Stop
+
+    out = tmp_path / "run"
+    with pytest.raises(Stop):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__probe_prompts=0), show_progress=False,
+             on_step=stop_at_2)
+    with pytest.raises(UsageError, match=r"written with other settings: train.learning_rate 0.0001 -> 0.5; rerun"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__learning_rate=0.5, train__probe_prompts=0),
+             resume=True, show_progress=False)
+    other = write_records(tmp_path / "other.jsonl", RAG_RECORDS)
+    with pytest.raises(UsageError, match=r"other settings: the data file .*other.jsonl' \(sha256"):
+        tune(other, out, _cfg(tiny_qwen2_dir, train__probe_prompts=0), resume=True, show_progress=False)
+    # logging, checkpoints, TensorBoard and probes change no step: resumed
+    resumed = tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__logging_steps=5, train__save_total_limit=3),
+                   resume=True, show_progress=False)
+    assert resumed.resumed_from == 2 and len(resumed.losses) == 4
 
 
 
@@ -216,7 +245,7 @@ def test_resume_never_trains_over_a_finished_adapter_that_left_no_checkpoint(tmp
     shutil.copytree(fp32_adapter, out)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # a run shorter than train.save_steps keeps none
     before = (out / "adapter_model.safetensors").read_bytes()
-    with pytest.raises(UsageError, match="holds a finished adapter and no checkpoint"):
+    with pytest.raises(UsageError, match="holds a finished adapter .*nothing to resume"):
         tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__learning_rate=0.5), resume=True, show_progress=False)
     # and without --resume the refusal does not advise the --resume that would be refused
     with pytest.raises(UsageError, match=r"is not empty: choose a new folder \(it holds a finished adapter, kept as "
@@ -251,11 +280,34 @@ def test_cli_tune_prints_metrics_and_refuses_empty_data(tmp_path: Path, tiny_qwe
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["steps"] == 1 and len(data["losses"]) == 1 and data["metrics"]["perplexity"] > 1
+    # --json writes the ask config too, and names it
+    assert data["ask_config"] == str(tmp_path / "o" / "ragguard-ask.yaml") and Path(data["ask_config"]).is_file()
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     result = CliRunner().invoke(app, ["tune", str(empty), "--out", str(tmp_path / "o2"), *sets])
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0 and "no usable record" in result.stderr
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = CliRunner().invoke(app, ["tune", str(tune_data_file), "--out", str(afile), *sets])
+    assert result.exit_code == 2 and result.stderr.strip().endswith("is a file: give a folder for the adapter")
+
+
+def test_cli_tune_says_what_an_interrupt_left(tmp_path: Path, tune_data_file: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import ragguard.tuning.tune as tune_module
+    from ragguard.apps.cli import app
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_module, "tune", interrupted)
+    result = CliRunner().invoke(app, ["tune", str(tune_data_file), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 130
+    line = result.stderr.strip()
+    assert "\n" not in line and "nothing saved" in line and "checkpoints" not in line.split("nothing saved")[1]
 
 
 # ------------------------------------------------------- the embedded SmolLM2
@@ -316,3 +368,67 @@ def test_tunes_hint_names_every_key_a_config_needs_to_load_the_adapter(nf4_adapt
     shutil.copytree(nf4_adapter, copy)
     written = load_config(_write_ask_config(copy)).generator
     assert written.adapter == str(copy.resolve()) and written.load_in_4bit and written.bnb_4bit_quant_type == "nf4"
+
+
+def test_an_interrupt_while_the_adapter_is_written_loses_no_training(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                                      tune_data_file: Path, fp32_adapter: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.tuning.tune as tune_module
+    from ragguard.tuning.tune import interrupted_message
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as mp:  # Ctrl-C while the probes are recorded, after the last step
+        mp.setattr(tune_module, "write_reference", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tune(tune_data_file, out, _cfg(tiny_qwen2_dir), show_progress=False)
+    assert not (out / "ragguard-adapter.json").exists() and not (out / "adapter_model.safetensors").exists()
+    assert (out / "checkpoints" / "step-000004").is_dir()  # the last step's checkpoint
+    message = interrupted_message(out, 2)
+    assert "after the last training step" in message and "--resume" in message and "step-000004" in message
+    with pytest.raises(UsageError, match="pass --resume to continue"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir), show_progress=False)
+    finished = tune(tune_data_file, out, _cfg(tiny_qwen2_dir), resume=True, show_progress=False)
+    assert finished.resumed_from == 4 and not (out / ".tmp-adapter").exists()
+    tuned = json.loads((fp32_adapter / "ragguard-adapter.json").read_text())
+    assert finished.metrics["eval_loss"] == tuned["metrics"]["eval_loss"]
+    for name in ("adapter_model.safetensors", "parity-reference.safetensors"):
+        assert (out / name).read_bytes() == (fp32_adapter / name).read_bytes(), name
+    assert interrupted_message(out, 2).endswith("holds a finished adapter (nothing lost)")
+
+
+def test_the_interrupt_message_says_when_nothing_was_saved(tmp_path: Path) -> None:
+    from ragguard.tuning.tune import interrupted_message
+
+    (tmp_path / "logs").mkdir()
+    message = interrupted_message(tmp_path, 100)
+    assert "nothing saved" in message and "start again from step 0" in message and "continue" not in message
+
+
+def test_an_out_that_is_a_file_is_refused_before_the_model_loads(tmp_path: Path, tune_data_file: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UsageError, match=r"--out '.*afile' is a file: give a folder"):
+        tune(tune_data_file, afile, TuneConfig().with_overrides({"model.base": str(tmp_path / "missing")}),
+             show_progress=False)
+
+
+def test_a_relative_base_is_recorded_as_an_absolute_folder(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                          tune_data_file: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tiny_qwen2_dir.parent)
+    result = tune(tune_data_file, tmp_path / "rel", _cfg(Path(tiny_qwen2_dir.name), train__max_steps=1,
+                                                          train__probe_prompts=0), show_progress=False)
+    meta = json.loads((result.out / "ragguard-adapter.json").read_text())
+    assert meta["base"]["model"] == str(tiny_qwen2_dir.resolve()) == meta["training"]["model"]["base"]
+
+
+def test_a_relative_base_in_a_tune_config_is_read_against_the_configs_folder(tmp_path: Path) -> None:
+    (tmp_path / "q64").mkdir()
+    config = tmp_path / "tune.yaml"
+    config.write_text("model:\n  base: q64\n")
+    assert load_tune_config(config).model.base == str((tmp_path / "q64").resolve())
+    config.write_text("model:\n  base: Qwen/Qwen2.5-0.5B-Instruct\n")  # no such folder: a hub id
+    assert load_tune_config(config).model.base == "Qwen/Qwen2.5-0.5B-Instruct"

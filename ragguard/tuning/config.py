@@ -111,7 +111,8 @@ class TrainSection:
     bf16: str = _help("'auto' (bfloat16 on GPUs that support it), 'true' or 'false'", "auto")
     fp32: bool = _help("train and record everything in float32 (slowest, most reproducible; seed 002)", False)
     max_grad_norm: float = _help("gradient clipping norm (0: off)", 1.0)
-    save_steps: int = _help("write a resumable checkpoint every this many optimizer steps", 100)
+    save_steps: int = _help("write a resumable checkpoint every this many optimizer steps (and at the end of "
+                            "every epoch and after the last step)", 100)
     save_total_limit: int = _help("checkpoints kept (older ones are deleted)", 2)
     logging_steps: int = _help("log the training loss every this many optimizer steps", 10)
     eval_split: float = _help("share of the records held out for validation loss and perplexity", 0.2)
@@ -257,7 +258,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 def load_tune_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TuneConfig:
     """Load a tune config (``None``: the defaults, i.e. ``configs/tune-qlora.yaml``) and apply overrides.
 
-    A relative ``model.base`` folder is resolved against the file's folder.
+    A relative ``model.base`` folder (a path starting with ``.`` or ``~``, or a folder that exists next to the
+    file) is resolved against the file's folder; any other name is a hub id.
     """
     if path is None:
         cfg = TuneConfig()
@@ -267,9 +269,10 @@ def load_tune_config(path: str | Path | None, overrides: dict[str, Any] | None =
         data = parse_yaml(text, f"tune config {str(p)!r}")
         cfg = TuneConfig.from_dict(_floats(data), source=str(p))
         base = cfg.model.base
-        if base != "embedded" and base.startswith((".", "~")):
-            cfg = dataclasses.replace(cfg, model=dataclasses.replace(
-                cfg.model, base=str((p.parent / Path(base).expanduser()).resolve())))
+        local = p.parent / Path(base).expanduser()
+        # A path (./, ../, ~) or a folder next to the file; anything else stays a hub id (Qwen/Qwen2.5-0.5B).
+        if base != "embedded" and (base.startswith((".", "~")) or local.is_dir()):
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, base=str(local.resolve())))
     if overrides:
         cfg = cfg.with_overrides(overrides)
     return cfg

@@ -15,12 +15,15 @@ The output folder is a PEFT adapter (``adapter_config.json``,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import math
+import os
 import platform
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +32,13 @@ from typing import Any
 
 from ragguard.errors import ModelLoadError, UsageError
 from ragguard.generation.models import sha256_of
-from ragguard.tuning.adapters import write_metadata, write_reference
+from ragguard.tuning.adapters import META_FILE, write_metadata, write_reference
 from ragguard.tuning.checkpoints import last_checkpoint, load_checkpoint, save_checkpoint, trainable
 from ragguard.tuning.config import TuneConfig
 from ragguard.tuning.data import Example, load_examples, split_examples
 
-__all__ = ["TuneResult", "tune", "resolve_precision", "learning_rate_at", "environment_fingerprint"]
+__all__ = ["TuneResult", "tune", "resolve_precision", "learning_rate_at", "environment_fingerprint",
+           "finished_steps", "interrupted_message"]
 
 logger = logging.getLogger("ragguard")
 
@@ -210,6 +214,58 @@ def _wrap_lora(model: Any, cfg: TuneConfig) -> Any:
 
 
 # ------------------------------------------------------------ checkpoints
+# Keys that change neither the weights nor the steps a run takes: a resume may change them.
+_NOT_TRAINING = {"train": ("logging_steps", "save_steps", "save_total_limit", "tensorboard", "probe_prompts",
+                           "probe_tokens")}
+
+
+def _training_settings(cfg: TuneConfig) -> dict[str, Any]:
+    data = cfg.to_dict()
+    for section, keys in _NOT_TRAINING.items():
+        for key in keys:
+            data[section].pop(key, None)
+    return data
+
+
+def _differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``section.key then -> now`` for every setting that differs."""
+    keys = sorted({(s, k) for d in (then, now) for s, sec in d.items() if isinstance(sec, dict) for k in sec})
+    return [f"{s}.{k} {then.get(s, {}).get(k)!r} -> {now.get(s, {}).get(k)!r}" for s, k in keys
+            if then.get(s, {}).get(k) != now.get(s, {}).get(k)]
+
+
+def finished_steps(out: Path) -> int | None:
+    """The steps of the finished adapter in ``out`` (None: none there). ``ragguard-adapter.json`` is written
+    last, once the adapter files are in place, so it marks a finished run."""
+    path = Path(out) / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        return int((json.loads(path.read_text(encoding="utf-8")).get("metrics") or {}).get("steps") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
+def interrupted_message(out: Path, save_steps: int) -> str:
+    """What an interrupted ``tune`` left in ``out`` and how to go on (the CLI's one line)."""
+    if finished_steps(out) is not None:
+        return f"interrupted; {out} holds a finished adapter (nothing lost)"
+    last = last_checkpoint(Path(out))
+    if last is None:
+        return (f"interrupted before the first checkpoint (one is written every {save_steps} steps, at the end of "
+                f"each epoch and after the last step): nothing saved; rerun with --resume to start again from "
+                f"step 0 in {out}")
+    try:
+        state = json.loads((last / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    step, total = state.get("step"), state.get("total")
+    if step is not None and step == total:
+        return (f"interrupted after the last training step, while writing the adapter; rerun with --resume to "
+                f"write it from {last} (no training left)")
+    return f"interrupted; rerun with --resume to continue from step {step} ({last})"
+
+
 # -------------------------------------------------------------------- tune
 def tune(
     data: str | Path,
@@ -243,11 +299,19 @@ def tune(
 
     quiet_transformers()
     data_path, out = Path(data), Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file: give a folder for the adapter")
+    finished = finished_steps(out)
     if out.exists() and any(out.iterdir()) and not resume:
-        finished = (out / "adapter_model.safetensors").is_file() and last_checkpoint(out) is None
         raise UsageError(f"--out {str(out)!r} is not empty: choose a new folder" + (
-            " (it holds a finished adapter, kept as it is)" if finished else
+            " (it holds a finished adapter, kept as it is)" if finished is not None else
             ", or pass --resume to continue the run in it"))
+    if resume and finished is not None:
+        raise UsageError(f"--out {str(out)!r} holds a finished adapter ({finished} steps): nothing to resume; "
+                         "choose a new --out to train again (the adapter there is kept)")
+    base = Path(cfg.model.base).expanduser()
+    if cfg.model.base != "embedded" and base.is_dir():  # recorded absolute: hints and merge work from any folder
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, base=str(base.resolve())))
     device = resolve_device(cfg.model.device)
     if cfg.model.load_in_4bit and not cfg.train.fp32 and cfg.model.bnb_4bit_compute_dtype == "float16":
         logger.warning("4-bit compute in float16 without loss scaling may underflow; prefer bfloat16 or float32")
@@ -290,16 +354,22 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
         logger.warning("only %d usable record(s): no validation split, no validation loss", len(train))
 
     data_sha = sha256_of(data_path)
-    run_key = hashlib.sha256(json.dumps([cfg.to_dict(), data_sha], sort_keys=True).encode()).hexdigest()[:16]
+    settings = _training_settings(cfg)
+    run_key = hashlib.sha256(json.dumps([settings, data_sha], sort_keys=True).encode()).hexdigest()[:16]
     last = last_checkpoint(out) if resume else None
-    if resume and last is None and (out / "adapter_model.safetensors").is_file():
-        # A run shorter than train.save_steps leaves no checkpoint: "resuming" would train over the finished
-        # adapter from step 0, whatever config or data it was trained with.
-        raise UsageError(f"--out {str(out)!r} holds a finished adapter and no checkpoint to resume from: nothing "
-                         "to continue; choose a new --out to train again (the adapter there is kept)")
-    if last is not None and json.loads((last / "trainer_state.json").read_text()).get("run_key") != run_key:
-        raise UsageError(f"the checkpoint {str(last)!r} was written with another config or data: rerun "
-                         "with the same ones, or use a new --out without --resume")
+    if last is not None:
+        saved = json.loads((last / "trainer_state.json").read_text())
+        if saved.get("run_key") != run_key:
+            what = []
+            if isinstance(saved.get("settings"), dict):
+                what += _differences(saved["settings"], settings)
+            if saved.get("data_sha256") and saved["data_sha256"] != data_sha:
+                what.append(f"the data file {str(data_path)!r} (sha256 {saved['data_sha256'][:12]}… then, "
+                            f"{data_sha[:12]}… now)")
+            shown = "; ".join(what[:4]) + (f"; {len(what) - 4} more" if len(what) > 4 else "") if what else \
+                "another config or data"
+            raise UsageError(f"the checkpoint {str(last)!r} was written with other settings: {shown}; rerun with "
+                             "the same ones, or use a new --out without --resume")
 
     logger.info("loading the base %s (%s)", cfg.model.base, "4-bit NF4" if cfg.model.load_in_4bit else weights)
     model = _load_base(cfg, source, device, weights, compute)
@@ -370,9 +440,12 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
                 if writer is not None:
                     writer.add_scalar("eval/loss", figures["eval_loss"], done)
                     writer.add_scalar("eval/perplexity", figures["perplexity"], done)
-            if done % cfg.train.save_steps == 0 and done < total:
+            # Every save_steps, at the end of every epoch (a short CPU run is resumable too) and after the last
+            # step (the adapter files are written next: an interrupt there loses no training).
+            if done % cfg.train.save_steps == 0 or epoch_end or done == total:
                 save_checkpoint(out, done, model, optimizer,
-                                 {"step": done, "losses": losses, "evals": evals, "run_key": run_key},
+                                 {"step": done, "total": total, "losses": losses, "evals": evals, "run_key": run_key,
+                                  "settings": settings, "data_sha256": data_sha},
                                  cfg.train.save_total_limit)
             if on_step is not None:
                 on_step(done, mean)
@@ -391,11 +464,17 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     if writer is not None:
         writer.close()
     seconds = time.perf_counter() - started
-    model.save_pretrained(str(out), safe_serialization=True)
+    # The adapter files go to a temporary folder and are moved into OUT when complete, ragguard-adapter.json
+    # last: a folder is a finished adapter only once it holds that file, and an interrupt before leaves the
+    # checkpoint of the last step to finish from (--resume).
+    staging = out / ".tmp-adapter"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    model.save_pretrained(str(staging), safe_serialization=True)
     probes = [e.input_ids[: e.prompt_tokens] for e in (held_out or train)[: cfg.train.probe_prompts]]
     if probes:
         logger.info("recording the greedy tokens and logits of %d probe prompt(s) for the parity checks", len(probes))
-        write_reference(out, model, probes, n_tokens=cfg.train.probe_tokens)
+        write_reference(staging, model, probes, n_tokens=cfg.train.probe_tokens)
     quant = quantization_summary(cfg.model.load_in_4bit, cfg.model.bnb_4bit_quant_type,
                                  cfg.model.bnb_4bit_use_double_quant, compute, weights)
     metrics = {
@@ -409,7 +488,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
         "tokens_this_session": tokens_seen,
     }
     chat_template = getattr(tokenizer, "chat_template", None)
-    write_metadata(out, {
+    write_metadata(staging, {
         "kind": "ragguard-lora-adapter",
         "base": {"model": cfg.model.base, "gguf_file": cfg.model.gguf_file, "source": source, "sha256": base_sha,
                  "attn_implementation": "eager" if cfg.train.deterministic else cfg.model.attn_implementation},
@@ -435,7 +514,19 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
         "metrics": metrics,
         "resumed_from_step": resumed_from,
     })
+    _publish(staging, out)
     return TuneResult(out, total, losses, metrics, resumed_from, [b.to_dict() for b in data.bad])
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the complete adapter files from ``staging`` into ``out``, the metadata last, and drop ``staging``."""
+    from ragguard.tuning.adapters import REFERENCE_FILE
+
+    if not (staging / REFERENCE_FILE).is_file():
+        (out / REFERENCE_FILE).unlink(missing_ok=True)  # a reference of an earlier attempt does not describe this one
+    for item in sorted(staging.iterdir(), key=lambda p: p.name == META_FILE):
+        os.replace(item, out / item.name)
+    staging.rmdir()
 
 
 def _tensorboard(out: Path, cfg: TuneConfig) -> Any:

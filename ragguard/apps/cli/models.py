@@ -91,19 +91,21 @@ def tune(
     try:
         result = run_tune(data, out, cfg, resume=resume, show_progress=not as_json and sys.stderr.isatty())
     except KeyboardInterrupt:
-        _fail(f"interrupted; rerun with --resume to continue from the last checkpoint in {out}/checkpoints", 130)
+        from ragguard.tuning.tune import interrupted_message
+
+        _fail(interrupted_message(out, cfg.train.save_steps), 130)
     m = result.metrics
+    config = _write_ask_config(result.out)
     if as_json:
         typer.echo(json.dumps({"out": str(result.out), "steps": result.steps, "resumed_from": result.resumed_from,
-                               "losses": result.losses, "metrics": m, "bad_records": result.bad_records},
-                              ensure_ascii=False))
+                               "losses": result.losses, "metrics": m, "bad_records": result.bad_records,
+                               "ask_config": str(config) if config else None}, ensure_ascii=False))
         return
     figures = f"train loss {m['train_loss']:.4f}"
     if "eval_loss" in m:
         figures += f", validation loss {m['eval_loss']:.4f}, perplexity {m['perplexity']:.2f}"
     typer.echo(f"wrote adapter {result.out} after {result.steps} steps: {figures}; "
                f"{len(result.bad_records)} records skipped")
-    config = _write_ask_config(result.out)
     if config is None:
         typer.echo(f"check it: ragguard doctor --adapter {result.out} --config <a config with {_load_keys(result.out)}>")
         return
