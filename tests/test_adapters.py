@@ -247,3 +247,38 @@ def test_the_adapter_hash_covers_its_weights_alone_and_is_reproducible(fp32_adap
     assert len(header.get("__metadata__", {})) <= 1
     assert json.loads(header["__metadata__"]["ragguard"]) == {"probes": 1, "tokens": 2}
     assert _generator(tiny_qwen2_dir, copy).adapter_sha256 == g.adapter_sha256  # another reference, same weights
+
+
+def test_an_adapter_without_its_adapter_config_is_refused_with_one_line(fp32_adapter: Path, tiny_qwen2_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    from ragguard.errors import ModelLoadError
+
+    broken = tmp_path / "ax"
+    shutil.copytree(fp32_adapter, broken)
+    (broken / "adapter_config.json").unlink()
+    with pytest.raises(ModelLoadError, match="has no adapter_config.json"):
+        _generator(tiny_qwen2_dir, broken, adapter_mismatch="warn")
+
+
+def test_an_adapter_of_other_shapes_in_warn_mode_says_what_to_load(fp32_adapter: Path,
+                                                                    tiny_qwen2_wide_dir: Path) -> None:
+    from ragguard.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=r"does not fit the loaded base \(.*\): load the base it was tuned on"):
+        _generator(tiny_qwen2_wide_dir, fp32_adapter, adapter_mismatch="warn")
+
+
+def test_cli_doctor_with_an_adapter_and_no_config_loads_the_recorded_base(fp32_adapter: Path, tiny_qwen2_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.apps.cli import app
+    from ragguard.generation.sources import adapter_weights_sha256
+
+    result = CliRunner().invoke(app, ["doctor", "--adapter", str(fp32_adapter), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fingerprint"]["model"] == str(tiny_qwen2_dir.resolve())
+    assert data["fingerprint"]["adapter_sha256"] == adapter_weights_sha256(fp32_adapter)
+    assert all(c["passed"] for c in data["checks"]), data["checks"]
+    assert "loading the base recorded with the adapter" in result.stderr

@@ -67,6 +67,11 @@ def test_a_broken_merge_is_refused(nf4_adapter: Path, tmp_path: Path) -> None:
     assert report["passed"] is False and report["written"] is False
     assert report["figures"]["max_abs_logit_diff"] > 1e-3
     assert sorted(p.name for p in out.iterdir()) == [REPORT_FILE]  # no model written
+    # its advice is taken: --force into the same --out, which holds only the report
+    assert "rerun with --force: the same --out is accepted" in result.stderr
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors").is_file() and json.loads((out / REPORT_FILE).read_text())["forced"] is True
 
 
 def test_force_writes_a_failed_merge_and_records_it(nf4_adapter: Path, tmp_path: Path) -> None:
@@ -93,3 +98,23 @@ def test_merge_refuses_bad_requests(fp32_adapter: Path, tmp_path: Path) -> None:
         merge_adapter(fp32_adapter, tmp_path / "full")
     with pytest.raises(UsageError, match="has no ragguard-adapter.json"):
         merge_adapter(tmp_path / "full", tmp_path / "b")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UsageError, match=r"is a file: give a folder"):
+        merge_adapter(fp32_adapter, afile)
+
+
+def test_an_adapter_without_its_adapter_config_is_refused_at_once(fp32_adapter: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from ragguard.errors import ModelLoadError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the old code looked the folder's name up on the hub
+    broken = tmp_path / "ax"
+    shutil.copytree(fp32_adapter, broken)
+    (broken / "adapter_config.json").unlink()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"'ax' has no adapter_config.json .*copy it back"):
+        merge_adapter(Path("ax"), tmp_path / "m", tokens=TOKENS)
+    assert not (tmp_path / "m").exists()

@@ -37,6 +37,7 @@ __all__ = [
     "metadata_differences",
     "attach_adapter",
     "require_safetensors",
+    "load_peft",
     "Parity",
     "compare_logits",
     "sequence_logits",
@@ -134,10 +135,30 @@ def metadata_differences(
 
 
 def require_safetensors(folder: Path) -> None:
-    """Refuse an adapter folder without ``adapter_model.safetensors`` (peft would unpickle a ``.bin``)."""
+    """Refuse an adapter folder without ``adapter_model.safetensors`` (peft would unpickle a ``.bin``) or
+    without ``adapter_config.json`` (peft would look the folder's name up on the hub)."""
     if not (folder / "adapter_model.safetensors").is_file():
         raise ModelLoadError(f"adapter folder {str(folder)!r} has no adapter_model.safetensors: ragguard loads "
                              "adapters only from safetensors (re-save it with save_pretrained(safe_serialization=True))")
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelLoadError(f"adapter folder {str(folder)!r} has no adapter_config.json (peft's rank, alpha and "
+                             "target modules): copy it back from where the adapter was saved, or tune it again")
+
+
+def load_peft(model: Any, folder: Path) -> Any:
+    """``PeftModel.from_pretrained`` on a local folder (an absolute path: never a hub lookup), inference only.
+
+    Raises:
+        ModelLoadError: the adapter's weights do not fit ``model`` (another base, other shapes).
+    """
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(Path(folder).resolve()), is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"adapter {str(folder)!r} does not fit the loaded base ({first}): load the base it was "
+                             f"tuned on (named in {META_FILE})") from None
 
 
 def attach_adapter(
@@ -175,11 +196,10 @@ def attach_adapter(
                 raise AdapterMismatchError(message + " (or set generator.adapter_mismatch: warn to load it anyway)")
             logger.warning("%s", message)
     try:
-        from peft import PeftModel
+        import peft  # noqa: F401
     except ImportError:
         raise ModelLoadError('loading an adapter needs peft: run `pip install "ragguard[peft]"`') from None
-    peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
-    return peft_model.eval(), problems
+    return load_peft(model, folder).eval(), problems
 
 
 # ------------------------------------------------------------------- parity

@@ -31,6 +31,7 @@ from ragguard.tuning.adapters import (
     AdapterMismatchError,
     compare_logits,
     greedy_tokens,
+    load_peft,
     parity_passes,
     read_metadata,
     read_reference,
@@ -131,11 +132,14 @@ def merge_adapter(
     if metadata is None:
         raise UsageError(f"{str(adapter_dir)!r} has no ragguard-adapter.json: merge needs the base and "
                          "quantization recorded by `ragguard tune`")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file: give a folder for the merged model")
+    # A folder that holds only the report of a merge whose parity failed may be merged into again (--force).
+    if out.exists() and {p.name for p in out.iterdir()} - {REPORT_FILE}:
         raise UsageError(f"--out {str(out)!r} is not empty: choose a new folder")
     try:
+        import peft  # noqa: F401
         import torch  # noqa: F401
-        from peft import PeftModel
         from transformers import AutoTokenizer
     except ImportError:
         raise ModelLoadError('merging needs peft: run `pip install "ragguard[peft]"`') from None
@@ -143,7 +147,7 @@ def merge_adapter(
     from ragguard.generation.sources import resolve_device, resolve_model_source
 
     quiet_transformers()
-    require_safetensors(adapter_dir)  # peft would read an adapter_model.bin with torch.load
+    require_safetensors(adapter_dir)  # peft would read an adapter_model.bin with torch.load, or go to the hub
     device = resolve_device(device)
     base = metadata["base"]
     quant = metadata.get("quantization") or {"method": "none", "dtype": "float32"}
@@ -159,7 +163,7 @@ def merge_adapter(
     quantized = quant.get("method") == "bitsandbytes-4bit"
     logger.info("1/3 loading the base %s with the adapter kept separate (the reference)", base["model"])
     reference_base = _load_base(source, quant, None if quantized else dtype, device, trust)
-    reference = PeftModel.from_pretrained(reference_base, str(adapter_dir), is_trainable=False).eval()
+    reference = load_peft(reference_base, adapter_dir).eval()
     # A 4-bit reference computing in 16 bits cannot be matched to float32 precision: judge by the 16-bit rule.
     rule_dtype = dtype if not quantized or quant.get("compute_dtype") == "float32" else quant["compute_dtype"]
     # 2. the merged copy, in float32 or 16-bit
@@ -169,7 +173,7 @@ def merge_adapter(
         plain = plain.dequantize().to(getattr(torch, dtype))  # never merge into 4-bit weights
     else:
         plain = _load_base(source, quant, dtype, device, trust)
-    merged = PeftModel.from_pretrained(plain, str(adapter_dir), is_trainable=False).merge_and_unload(safe_merge=True)
+    merged = load_peft(plain, adapter_dir).merge_and_unload(safe_merge=True)
     merged.eval()
 
     # 3. parity on probe prompts over `tokens` greedy tokens of the adapter model

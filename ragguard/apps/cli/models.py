@@ -17,7 +17,8 @@ from ragguard.apps.cli.common import _fail, app, handle_errors
 def doctor(
     config: Path | None = typer.Option(None, "--config", help="YAML config of the model to examine."),
     adapter: Path | None = typer.Option(None, "--adapter", exists=True, file_okay=False,
-                                        help="LoRA adapter folder to load on the base."),
+                                        help="LoRA adapter folder to load on the base (without --config: the "
+                                             "base and quantization recorded with it)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {fingerprint, checks}."),
 ) -> None:
     """Check that answers depend on the question alone: eval mode, repeatability, batch invariance."""
@@ -33,6 +34,11 @@ def doctor(
         raise UsageError(f"doctor examines in-process transformers models; generator.backend is "
                          f"{cfg.generator.backend!r}: run it with a transformers config of the same model")
     if adapter is not None:
+        if config is None:  # the base and quantization recorded with the adapter, not the embedded model
+            recorded = _recorded_generator(adapter)
+            if recorded:
+                typer.echo(f"ragguard: loading the base recorded with the adapter: {recorded['model']}", err=True)
+                cfg = cfg.replace("generator", **recorded)
         # A mismatch is reported by the quant_config check (exit 1) rather than refused at load.
         cfg = cfg.replace("generator", adapter=str(adapter), adapter_mismatch="warn")
     # Short probes: the checks compare tokens, they do not judge answers.
@@ -40,7 +46,8 @@ def doctor(
     generator = TransformersGenerator.from_config(cfg.generator, probe)
     generator.load()
     checks = run_checks(generator)
-    fingerprint = {"model": generator.name, "adapter": generator.adapter, "model_sha256": generator.model_sha256,
+    fingerprint = {"model": generator.name, "adapter": generator.adapter,
+                   "adapter_sha256": getattr(generator, "adapter_sha256", None), "model_sha256": generator.model_sha256,
                    "config_hash": cfg.hash(), "versions": library_versions(), "device": generator.device,
                    "quantization": getattr(generator, "quantization", None), "dtype": generator.dtype,
                    "cpu": generator.cpu}
@@ -116,6 +123,33 @@ def tune(
 ASK_CONFIG = "ragguard-ask.yaml"
 
 
+def _recorded_generator(adapter: Path) -> dict[str, Any]:
+    """The generator keys that load ``adapter``'s base as it was tuned, from its ragguard-adapter.json
+    ({} when it has none: the doctor then loads the config's model and quant_config fails)."""
+    from ragguard.tuning.adapters import read_metadata
+
+    meta = read_metadata(adapter) or {}
+    base = meta.get("base") or {}
+    if not base.get("model"):
+        return {}
+    model = str(base["model"])
+    source = base.get("source")
+    if (model != "embedded" and not base.get("gguf_file") and not Path(model).expanduser().is_dir()
+            and source and Path(source).is_dir()):
+        model = str(source)  # a relative folder recorded by an older ragguard
+    keys: dict[str, Any] = {"model": model, "gguf_file": base.get("gguf_file")}
+    if base.get("attn_implementation"):
+        keys["attn_implementation"] = base["attn_implementation"]
+    quant = meta.get("quantization") or {}
+    if quant.get("method") == "bitsandbytes-4bit":
+        keys.update(load_in_4bit=True, bnb_4bit_quant_type=quant.get("quant_type"),
+                    bnb_4bit_use_double_quant=bool(quant.get("double_quant")),
+                    bnb_4bit_compute_dtype=quant.get("compute_dtype"))
+    elif quant.get("dtype"):
+        keys.update(load_in_4bit=False, dtype=quant["dtype"])
+    return keys
+
+
 def _write_ask_config(adapter: Path) -> Path | None:
     """Write ``ADAPTER/ragguard-ask.yaml``: the generator keys that load the adapter as it was tuned, and the
     adapter itself (``adapter: .``, resolved against the file's folder), so the closing hint can be pasted."""
@@ -150,7 +184,8 @@ def _load_keys(adapter: Path) -> str:
 @handle_errors
 def merge(
     adapter_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Adapter folder written by ragguard tune."),
-    out: Path = typer.Option(..., "--out", help="Folder for the merged model (and merge-parity.json)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the merged model (and merge-parity.json): new, "
+                                                "or holding only the merge-parity.json of a failed merge."),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (never 4-bit)."),
     into: str = typer.Option("dequantized", "--into",
                              help="For a 4-bit adapter: 'dequantized' base weights (as trained) or 'original'."),
@@ -179,5 +214,6 @@ def merge(
                        "(recorded in ragguard-merge.json)", err=True)
         else:
             typer.echo("ragguard: gate failed: the merged model does not reproduce the adapter model; nothing "
-                       "written (keep the adapter separate, or --force)", err=True)
+                       "written but the report (keep the adapter separate, or rerun with --force: the same --out "
+                       "is accepted)", err=True)
             raise typer.Exit(1)
