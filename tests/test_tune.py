@@ -432,3 +432,21 @@ def test_a_relative_base_in_a_tune_config_is_read_against_the_configs_folder(tmp
     assert load_tune_config(config).model.base == str((tmp_path / "q64").resolve())
     config.write_text("model:\n  base: Qwen/Qwen2.5-0.5B-Instruct\n")  # no such folder: a hub id
     assert load_tune_config(config).model.base == "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def test_a_json_lists_bad_items_are_named_by_position_and_a_null_context_is_no_context(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([RAG_RECORDS[0], "not an object",
+                                {"question": "Q?", "context": None, "answer": "A."}]), encoding="utf-8")
+    data = load_examples(path, tiny_tokenizer(), TuneConfig().with_overrides({"prompt.system": SHORT_SYSTEM}).prompt,
+                         160)
+    assert [e.line for e in data.examples] == [1, 3]  # "context": null is read as a record without context
+    assert data.where(path, data.bad[0]) == f"{path} item 2" and data.bad_summary().startswith("item 2: ")
+
+
+def test_an_unsupported_data_type_names_the_types_tune_reads(tmp_path: Path) -> None:
+    for name in ("d.txt", "d.csv", "d"):
+        (tmp_path / name).write_text("question\nQ?\n")
+        with pytest.raises(UsageError, match=r"must be \.jsonl or \.json \(a list of records\), (not \.|a file)") as err:
+            load_examples(tmp_path / name, tiny_tokenizer(), TuneConfig().prompt, 160)
+        assert "or .csv" not in str(err.value)  # tune refuses .csv: it must not be offered

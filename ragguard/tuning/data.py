@@ -51,9 +51,14 @@ class TuneData:
     examples: list[Example]
     bad: list[BadRecord]
     records: int
+    unit: str = "line"  # what a BadRecord's number counts: "line" (.jsonl) or "item" (a .json list's position)
+
+    def where(self, path: Path | str, bad: BadRecord) -> str:
+        """``file:N`` for a line, ``file item N`` for a position in a .json list (not a line an editor jumps to)."""
+        return f"{path}:{bad.line}" if self.unit == "line" else f"{path} item {bad.line}"
 
     def bad_summary(self, limit: int = 5) -> str:
-        shown = "; ".join(f"line {b.line}: {b.error}" for b in self.bad[:limit])
+        shown = "; ".join(f"{self.unit} {b.line}: {b.error}" for b in self.bad[:limit])
         more = f" (+{len(self.bad) - limit} more)" if len(self.bad) > limit else ""
         return shown + more
 
@@ -95,7 +100,8 @@ def record_messages(data: dict[str, Any], prompt: TunePromptSection) -> tuple[st
     if "question" in data or "answer" in data:
         question = _text(data, "question", True)
         answer = _text(data, "answer", True)
-        passages = _passages(data.get("context", ""))
+        context = data.get("context")
+        passages = _passages("" if context is None else context)  # null: no context, as a missing field
         return "rag", build_messages(question, passages, prompt.system, prompt.max_context_chars), answer.strip()
     if "instruction" in data or "output" in data:
         instruction = _text(data, "instruction", True)
@@ -122,8 +128,9 @@ def load_examples(path: str | Path, tokenizer: Any, prompt: TunePromptSection, m
     from ragguard.generation.chat import chat_example_ids
 
     p = Path(path)
-    if p.suffix.lower() == ".csv":
-        raise UsageError(f"{str(p)!r}: tuning data must be .jsonl or .json (a list of records), not .csv")
+    if p.suffix.lower() not in (".jsonl", ".json"):
+        shown = f"not {p.suffix}" if p.suffix else "a file with no extension"
+        raise UsageError(f"{str(p)!r}: tuning data must be .jsonl or .json (a list of records), {shown}")
     examples: list[Example] = []
     bad: list[BadRecord] = []
     records = 0
@@ -149,7 +156,7 @@ def load_examples(path: str | Path, tokenizer: Any, prompt: TunePromptSection, m
             line=record.line, kind=kind, input_ids=prompt_ids + answer_ids,
             labels=[-100] * len(prompt_ids) + answer_ids, prompt_tokens=len(prompt_ids), truncated=truncated,
         ))
-    return TuneData(examples, bad, records)
+    return TuneData(examples, bad, records, "item" if p.suffix.lower() == ".json" else "line")
 
 
 def split_examples(examples: Sequence[Example], eval_split: float, seed: int) -> tuple[list[Example], list[Example]]:

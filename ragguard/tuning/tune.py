@@ -344,7 +344,7 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
                              "check model.base") from None
     data = load_examples(data_path, tokenizer, cfg.prompt, cfg.train.max_length)
     for bad in data.bad:
-        logger.warning("%s:%d: skipped: %s", data_path, bad.line, bad.error)
+        logger.warning("%s: skipped: %s", data.where(data_path, bad), bad.error)
     if not data.examples:
         detail = f": {data.bad_summary(3)}" if data.bad else ""
         raise UsageError(f"{str(data_path)!r} has no usable record ({data.records} records{detail}): give records "
