@@ -404,14 +404,22 @@ class RagGuard:
         )
 
 
-def require_question(question: object) -> None:
-    """Refuse what is not an askable question (not a string, empty, no word in it) with a usage error."""
+def require_question(
+    question: object,
+    *,
+    what: str = "a question",
+    takes: str = "ask(question) takes one, ask_many([...]) a list",
+    example: str = 'pass a question, e.g. ragguard ask "How many leave days do I get?"',
+) -> None:
+    """Refuse what is not an askable question (not a string, empty, no word in it) with a usage error.
+
+    ``what``, ``takes`` and ``example`` word the two messages for the caller (a retriever's query).
+    """
     if not isinstance(question, str):
-        raise UsageError(f"a question must be a string, got {type(question).__name__}: ask(question) takes one, "
-                         "ask_many([...]) a list")
+        raise UsageError(f"{what} must be a string, got {type(question).__name__}: {takes}")
     problem = question_problem(question)
     if problem:
-        raise UsageError(f'{problem}: pass a question, e.g. ragguard ask "How many leave days do I get?"')
+        raise UsageError(f"{problem}: {example}")
 
 
 @dataclass

@@ -10,12 +10,11 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field, PrivateAttr
 
-from ragguard._text import question_problem
 from ragguard.config import Config
 from ragguard.errors import UsageError
 from ragguard.integrations.langchain._messages import documents
 from ragguard.integrations.langchain._pipelines import as_config
-from ragguard.pipeline import build_retriever
+from ragguard.pipeline import build_retriever, require_question
 
 __all__ = ["RagGuardRetriever"]
 
@@ -76,12 +75,9 @@ class RagGuardRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
-        if not isinstance(query, str):
-            raise UsageError(f"RagGuardRetriever searches a text query, got {type(query).__name__}: "
-                             "pass a string, e.g. retriever.invoke('annual leave')")
-        problem = question_problem(query)
-        if problem:
-            raise UsageError(f"{problem}: pass a query with words in it, e.g. retriever.invoke('annual leave')")
+        require_question(query, what="RagGuardRetriever's query", takes="pass a string, e.g. "
+                         "retriever.invoke('annual leave')", example="pass a query with words in it, e.g. "
+                         "retriever.invoke('annual leave')")
         searcher = self._get_searcher()
         retrieval = self._config.retrieval if self._config is not None else Config().retrieval
         k = k if k is not None else self.k if self.k is not None else retrieval.top_k
