@@ -363,6 +363,7 @@ def test_check_errors_quote_at_most_a_bounded_part_of_the_value(sample: dict) ->
     ("[see the handbook] staff get 25 days", ["[see the handbook] staff get 25 days"]),
     ("[1, 2]", ["[1, 2]"]),
     ('["Staff get 25 days.", "Ask your manager."]', ["Staff get 25 days.", "Ask your manager."]),
+    ("[]", []),  # an empty list (pandas writes it so) is no context
 ])
 def test_a_csv_context_cell_is_a_json_list_of_passages_or_else_one_passage(cell: str, passages: list[str]) -> None:
     from ragguard.apps.check import record_from_csv

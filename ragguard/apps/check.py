@@ -334,7 +334,7 @@ def _context_cell(value: str) -> str | list[Any]:
             parsed = json.loads(value)
         except (json.JSONDecodeError, RecursionError):
             return value
-        if isinstance(parsed, list) and parsed and all(
+        if isinstance(parsed, list) and all(  # [] (pandas' empty list) is no context, as before
                 isinstance(p, str) or (isinstance(p, dict) and isinstance(p.get("text"), str)) for p in parsed):
             return parsed
     return value
