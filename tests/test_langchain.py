@@ -734,6 +734,20 @@ def test_chat_says_its_finish_reason_as_serve_does(fake_guard: RagGuard, fake_ge
     assert ChatRagGuard(guard=fake_guard, samples=2).invoke(QUESTION).response_metadata["finish_reason"] == "length"
 
 
+def test_retriever_reloads_its_index_when_it_is_rebuilt_on_disk(tiny_index: Path, fake_embedder: Any,
+                                                                tmp_path: Path) -> None:
+    from ragguard.retrieval.index import build_index
+
+    retriever = RagGuardRetriever(index_path=str(tiny_index), embedder=fake_embedder,
+                                  config_path=Config().replace("retrieval", min_score=None))
+    assert all(d.metadata["doc_id"] != "kb/parking.md" for d in retriever.invoke(QUESTION))
+    docs = tmp_path / "other" / "kb"
+    docs.mkdir(parents=True)
+    (docs / "parking.md").write_text("# Parking\n\nStaff park in level 2 of the garage.", encoding="utf-8")
+    build_index([docs], tiny_index, fake_embedder)
+    assert [d.metadata["doc_id"] for d in retriever.invoke(QUESTION)] == ["kb/parking.md"]
+
+
 def test_retriever_applies_the_configs_top_k_and_min_score(tiny_index: Path, fake_embedder: Any) -> None:
     def retriever(k: int | None = None, **retrieval: Any) -> RagGuardRetriever:
         cfg = Config().replace("retrieval", **retrieval)

@@ -56,21 +56,33 @@ class RagGuardRetriever(BaseRetriever):
     """Any object with ``.name`` and ``.embed(texts) -> np.ndarray``; ``None`` = the config's embedder."""
 
     _searcher: Any = PrivateAttr(default=None)
+    _watcher: Any = PrivateAttr(default=None)
     _config: Config | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _get_searcher(self) -> Any:
+        """The loaded searcher; its index is reloaded when the folder changed on disk (``index add``, a rebuild),
+        as the shared pipelines of the other components and ``serve`` do, so they never disagree."""
         with self._lock:
             if self._searcher is None:
+                from types import SimpleNamespace
+
+                from ragguard.pipeline import bundled_index_path
+                from ragguard.retrieval.index.watch import IndexWatcher
+
                 cfg = as_config(self.config_path)
                 embedder = self.embedder
                 if embedder is None:  # the config's embedder backend (sentence-transformers or openai)
                     from ragguard.generation.backends import build_embedder
 
                     embedder = build_embedder(cfg.embedder)
-                self._searcher = build_retriever(cfg, embedder, self.index_path)
+                folder = self.index_path or cfg.retrieval.index or str(bundled_index_path())
+                self._searcher = SimpleNamespace(retriever=build_retriever(cfg, embedder, folder), index_path=folder)
+                self._watcher = IndexWatcher(self._searcher)
                 self._config = cfg
-            return self._searcher
+            else:
+                self._watcher.refresh()  # one stat when nothing changed
+            return self._searcher.retriever
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
