@@ -496,6 +496,7 @@ def test_langchains_llm_cache_never_serves_one_guards_answer_for_another_index(
         assert (a.content, b.content) == (YES, NO)
         assert [s["doc_id"] for s in b.response_metadata["sources"]] == ["kb/parking.md"]
         assert fake_generator.pending == 0
+        fake_generator.model_sha256 = "ab" * 32  # known once the weights loaded: the key must not change with it
         again = ChatRagGuard(guard=fake_guard, samples=2).invoke(QUESTION)  # the same guard: the cache answers
         assert again.content == YES and fake_generator.pending == 0
     finally:

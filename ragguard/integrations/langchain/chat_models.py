@@ -138,11 +138,12 @@ class ChatRagGuard(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        # LangChain's LLM cache keys on these: they name what the answer comes from (the weights and the
-        # index's contents), so two guards over different indexes, or one index rebuilt, never share an entry.
+        # LangChain's LLM cache keys on these: they name what the answer comes from (the model, the config and
+        # the index's contents), so two guards over different indexes, or one index rebuilt, never share an
+        # entry. Not the weights' hash: it is known only once the model has loaded, so the first call's key
+        # would differ from the next one's. Weights retrained at the same path: clear the cache.
         return {
             "model": self._model_name(),
-            "model_sha256": getattr(self.guard.generator, "model_sha256", None) if self.guard is not None else None,
             "config_hash": self._base_config.hash(),
             "index_path": self.index_path,
             "index": self._index_identity(),
