@@ -227,6 +227,10 @@ def test_markdown_front_matter_sets_tags_and_language(tmp_path: Path) -> None:
     assert reason is None
     assert doc.text == "# Urlaub\n\nJeder bekommt 25 Tage."
     assert doc.tags == ("hr", "leave") and doc.lang == "de"
+    crlf = tmp_path / "windows.md"  # saved on Windows
+    crlf.write_bytes(b"---\r\ntags: [hr]\r\nlang: de\r\n---\r\n# Urlaub\r\n\r\nJeder bekommt 25 Tage.")
+    [(doc, _, _)] = list(iter_documents([crlf]))
+    assert doc.tags == ("hr",) and doc.lang == "de" and not doc.text.startswith("---")
 
 
 def test_broken_front_matter_is_kept_as_text_and_named_in_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

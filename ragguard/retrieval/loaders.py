@@ -475,7 +475,7 @@ def _front_matter(text: str, doc_id: str) -> tuple[str, dict[str, Any]]:
     (``key:``) but does not parse, a warning names the file and the line: its tags and language would
     otherwise be dropped without a word.
     """
-    match = re.match(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", text, re.S)
+    match = re.match(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n", text, re.S)  # CRLF: a file saved on Windows
     if not match:
         return text, {}
     import yaml
