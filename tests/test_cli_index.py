@@ -83,6 +83,23 @@ def test_unknown_index_type_exits_2(runner: CliRunner, tiny_docs: Path, tmp_path
     assert "index type 'lsh' is unknown" in one_error_line(result, 2)
 
 
+def test_json_outputs_are_one_line_for_any_reader(runner: CliRunner, tiny_docs: Path, tmp_path: Path) -> None:
+    """A chunk holding U+2028 (pasted from a web page) keeps `index search --json` and `index info --json` one
+    line under str.splitlines, as ask --json and the JSONL files are."""
+    (tiny_docs / "pasted.md").write_text("# Pasted\n\nParking\u2028is on level 2\u2029of the garage.\n",
+                                         encoding="utf-8")
+    built = runner.invoke(app, ["index", "build", str(tiny_docs), "--out", str(tmp_path / "idx"), "--json"])
+    assert built.exit_code == 0, built.output
+    outputs = []
+    for args in (["search", str(tmp_path / "idx"), "parking garage level", "--json", "-k", "5"],
+                 ["info", str(tmp_path / "idx"), "--json"]):
+        result = runner.invoke(app, ["index", *args])
+        assert result.exit_code == 0, result.output
+        assert len(result.stdout.splitlines()) == 1
+        outputs.append(result.stdout)
+    assert any("\u2028" in r["text"] for r in json.loads(outputs[0])["results"])
+
+
 def test_search_options(runner: CliRunner, tiny_index: Path) -> None:
     def ids(*extra: str) -> list[str]:
         result = runner.invoke(app, ["index", "search", str(tiny_index), "annual leave 年假", "--json", *extra])

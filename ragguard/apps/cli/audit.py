@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
 
+from ragguard._io import json_line
 from ragguard._text import one_line
 from ragguard.apps.cli.common import _fail, app, guard_for, handle_errors
 
@@ -87,7 +87,7 @@ def audit_diff(
 
     d = diff_audits(old, new)
     if as_json:
-        typer.echo(json.dumps(d, ensure_ascii=False))
+        typer.echo(json_line(d))
     else:
         _print_diff(d)
     if fail_on_regression and d["regressions"]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from ragguard._io import json_line
 from ragguard.apps.cli.common import app, handle_errors
 
 
@@ -42,9 +43,9 @@ def calibrate(
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     if as_json:
-        typer.echo(json.dumps({"out": str(out), "figures": data["figures"], "threshold": data["threshold"],
+        typer.echo(json_line({"out": str(out), "figures": data["figures"], "threshold": data["threshold"],
                                "data": data["data"], "fitted_for": data["fitted_for"],
-                               "against_direction": against}, ensure_ascii=False))
+                               "against_direction": against}))
         return
     typer.echo(format_figures(data))
     if against:

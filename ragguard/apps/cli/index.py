@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import typer
 
+from ragguard._io import json_line
 from ragguard._text import counted, one_line
 from ragguard.apps.cli.common import _fail, _progress, handle_errors, index_app
 
@@ -28,7 +28,7 @@ def _print_summary(summary: Any, as_json: bool, verb: str) -> None:
     for warning in summary.warnings:
         _progress(f"warning: {warning}")
     if as_json:
-        typer.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+        typer.echo(json_line(summary.to_dict()))
         return
     if not summary.written:
         typer.echo(f"{summary.out} is up to date: {counted(summary.chunks, 'chunk')} from "
@@ -132,7 +132,7 @@ def index_info(
 
     info = KnowledgeIndex.load(directory).info(recall_sample=recall_sample)
     if as_json:
-        typer.echo(json.dumps(info, ensure_ascii=False))
+        typer.echo(json_line(info))
         return
     typer.echo(f"index:     {info['path']}")
     typer.echo(f"embedder:  {info['embedder']['name']} ({info['embedder']['dimension']}-d)")
@@ -187,7 +187,7 @@ def index_search(
             raise UsageError(str(exc).replace("config key 'retrieval.", "option '")) from None
     results = build_retriever(cfg, build_embedder(cfg.embedder), directory).search(query, k)
     if as_json:
-        typer.echo(json.dumps({"query": query, "results": [r.to_dict() for r in results]}, ensure_ascii=False))
+        typer.echo(json_line({"query": query, "results": [r.to_dict() for r in results]}))
         return
     if not results:
         filters = ", ".join(f"--{k} {v}" for k, v in (("source", source), ("lang", lang)) if v)

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from ragguard._io import json_line
 from ragguard.apps.cli.common import _fail, app, handle_errors
 
 
@@ -52,7 +53,7 @@ def doctor(
                    "quantization": getattr(generator, "quantization", None), "dtype": generator.dtype,
                    "cpu": generator.cpu}
     if as_json:
-        typer.echo(json.dumps({"fingerprint": fingerprint, "checks": [c.to_dict() for c in checks]}, ensure_ascii=False))
+        typer.echo(json_line({"fingerprint": fingerprint, "checks": [c.to_dict() for c in checks]}))
     else:
         typer.echo(f"model: {generator.name}  device: {generator.device}  config: {cfg.hash()}")
         typer.echo("versions: " + ", ".join(f"{k} {v}" for k, v in fingerprint["versions"].items()))
@@ -104,9 +105,9 @@ def tune(
     m = result.metrics
     config = _write_ask_config(result.out)
     if as_json:
-        typer.echo(json.dumps({"out": str(result.out), "steps": result.steps, "resumed_from": result.resumed_from,
+        typer.echo(json_line({"out": str(result.out), "steps": result.steps, "resumed_from": result.resumed_from,
                                "losses": result.losses, "metrics": m, "bad_records": result.bad_records,
-                               "ask_config": str(config) if config else None}, ensure_ascii=False))
+                               "ask_config": str(config) if config else None}))
         return
     figures = f"train loss {m['train_loss']:.4f}"
     if "eval_loss" in m:
@@ -201,7 +202,7 @@ def merge(
     r = result.report
     f = r["figures"]
     if as_json:
-        typer.echo(json.dumps(r, ensure_ascii=False))
+        typer.echo(json_line(r))
     else:
         mark = typer.style("PASS", fg="green") if result.passed else typer.style("FAIL", fg="red", bold=True)
         typer.echo(f"{mark}  merged into {r['merged_into']} ({r['merged_dtype']}), {r['probes']} probes x "
