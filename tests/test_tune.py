@@ -231,6 +231,18 @@ def test_a_resume_names_the_settings_that_differ_and_allows_those_that_do_not_tr
     other = write_records(tmp_path / "other.jsonl", RAG_RECORDS)
     with pytest.raises(UsageError, match=r"other settings: the data file .*other.jsonl' \(sha256"):
         tune(other, out, _cfg(tiny_qwen2_dir, train__probe_prompts=0), resume=True, show_progress=False)
+    # a checkpoint of an older ragguard (no settings recorded, another run key) is refused for what it is
+    from ragguard.tuning.checkpoints import last_checkpoint
+
+    state_file = last_checkpoint(out) / "trainer_state.json"
+    kept = state_file.read_text()
+    state = json.loads(kept)
+    state.pop("settings")
+    state["run_key"] = "0" * 16
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(UsageError, match=r"written by an older ragguard, which keyed runs differently"):
+        tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__probe_prompts=0), resume=True, show_progress=False)
+    state_file.write_text(kept)
     # logging, checkpoints, TensorBoard and probes change no step: resumed
     resumed = tune(tune_data_file, out, _cfg(tiny_qwen2_dir, train__logging_steps=5, train__save_total_limit=3),
                    resume=True, show_progress=False)

@@ -366,6 +366,10 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
             if saved.get("data_sha256") and saved["data_sha256"] != data_sha:
                 what.append(f"the data file {str(data_path)!r} (sha256 {saved['data_sha256'][:12]}… then, "
                             f"{data_sha[:12]}… now)")
+            if "settings" not in saved:  # written before checkpoints recorded their settings (session 22)
+                raise UsageError(f"the checkpoint {str(last)!r} was written by an older ragguard, which keyed runs "
+                                 "differently and recorded no settings to compare: use a new --out without --resume "
+                                 "(or resume with the ragguard version that wrote it)")
             shown = "; ".join(what[:4]) + (f"; {len(what) - 4} more" if len(what) > 4 else "") if what else \
                 "another config or data"
             raise UsageError(f"the checkpoint {str(last)!r} was written with other settings: {shown}; rerun with "
