@@ -264,8 +264,22 @@ def test_an_adapter_of_other_shapes_in_warn_mode_says_what_to_load(fp32_adapter:
                                                                     tiny_qwen2_wide_dir: Path) -> None:
     from ragguard.errors import ModelLoadError
 
-    with pytest.raises(ModelLoadError, match=r"does not fit the loaded base \(.*\): load the base it was tuned on"):
+    with pytest.raises(ModelLoadError, match=r"does not fit the loaded base '.*' \(.*\): load the base it was tuned "
+                                             r"on \('.*', named in its ragguard-adapter.json\)"):
         _generator(tiny_qwen2_wide_dir, fp32_adapter, adapter_mismatch="warn")
+
+
+def test_an_adapter_without_metadata_of_other_shapes_says_to_pass_its_config(fp32_adapter: Path,
+                                                                              tiny_qwen2_wide_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    from ragguard.errors import ModelLoadError
+
+    bare = tmp_path / "bare"
+    shutil.copytree(fp32_adapter, bare)
+    (bare / "ragguard-adapter.json").unlink()  # an adapter saved by peft itself
+    with pytest.raises(ModelLoadError, match=r"it has no ragguard-adapter.json to name it: pass the config of that "
+                                             r"base with --config"):
+        _generator(tiny_qwen2_wide_dir, bare, adapter_mismatch="warn")
 
 
 def test_cli_doctor_with_an_adapter_and_no_config_loads_the_recorded_base(fp32_adapter: Path, tiny_qwen2_dir: Path,

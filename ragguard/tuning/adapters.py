@@ -157,8 +157,12 @@ def load_peft(model: Any, folder: Path) -> Any:
         return PeftModel.from_pretrained(model, str(Path(folder).resolve()), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"adapter {str(folder)!r} does not fit the loaded base ({first}): load the base it was "
-                             f"tuned on (named in {META_FILE})") from None
+        base = ((read_metadata(Path(folder)) or {}).get("base") or {}).get("model")
+        named = (f"{base!r}, named in its {META_FILE}" if base else
+                 f"it has no {META_FILE} to name it: pass the config of that base with --config")
+        raise ModelLoadError(f"adapter {str(folder)!r} does not fit the loaded base "
+                             f"{getattr(getattr(model, 'config', None), '_name_or_path', '') or ''!r} ({first}): "
+                             f"load the base it was tuned on ({named})") from None
 
 
 def attach_adapter(
