@@ -733,6 +733,9 @@ def test_chat_says_its_finish_reason_as_serve_does(fake_guard: RagGuard, fake_ge
     fake_guard.generator.generate = cut  # type: ignore[method-assign]
     fake_generator.enqueue([YES, YES])
     assert ChatRagGuard(guard=fake_guard, samples=2).invoke(QUESTION).response_metadata["finish_reason"] == "length"
+    fake_generator.enqueue([YES, YES])  # cut at a stop string before the length limit: it finished on the stop
+    stopped = ChatRagGuard(guard=fake_guard, samples=2, stop=["HR"]).invoke(QUESTION)
+    assert stopped.content == "Yes, ask " and stopped.response_metadata["finish_reason"] == "stop"
 
 
 def test_retriever_reloads_its_index_when_it_is_rebuilt_on_disk(tiny_index: Path, fake_embedder: Any,

@@ -230,11 +230,14 @@ class ChatRagGuard(BaseChatModel):
             add_notes(report, notes)
             used = usage(guard.generator, prompt, report.samples)
         name = str(getattr(guard.generator, "name", self._model_name()))
+        # stop cuts the model's answer, never ragguard's refusal (cut, "The knowledge ..." at stop="The" was empty);
+        # an answer cut at a stop string finished on it, as OpenAI says ("stop"), whatever the samples' length
+        content = truncate(report.answer, stop if stop is not None else self.stop) if report.answer \
+            else self.refusals.reply(report)
+        finish = "stop" if report.answer and content != report.answer else finish_reason(report)
         return AIMessage(
-            # stop cuts the model's answer, never ragguard's refusal (cut, "The knowledge ..." at stop="The" was empty)
-            content=truncate(report.answer, stop if stop is not None else self.stop) if report.answer
-            else self.refusals.reply(report),
-            response_metadata={**report.to_dict(), "model_name": name, "finish_reason": finish_reason(report)},
+            content=content,
+            response_metadata={**report.to_dict(), "model_name": name, "finish_reason": finish},
             usage_metadata=used,
         )
 
