@@ -21,7 +21,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["REPLACEMENT", "clean_text", "clean_value", "question_problem", "shorten"]
+__all__ = ["REPLACEMENT", "clean_text", "clean_value", "columns", "question_problem", "shorten"]
 
 REPLACEMENT = "\ufffd"
 _INVALID = re.compile("[\ud800-\udfff]")
@@ -87,6 +87,11 @@ def shorten(text: str, limit: int, columns: bool = False) -> str:
         if used > limit - 1:
             return text[:i].rstrip() + "…"
     return text
+
+
+def columns(text: str) -> int:
+    """The terminal columns ``text`` takes (a Chinese character takes two), to pad it into a table."""
+    return sum(_width(ch, True) for ch in text)
 
 
 def counted(count: int, noun: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from ragguard._io import json_line
-from ragguard._text import counted, one_line, shorten, terminal_text
+from ragguard._text import columns, counted, one_line, shorten, terminal_text
 from ragguard.apps.cli.common import VERDICT_COLOURS, _fail, _progress, app, guard_for, handle_errors
 from ragguard.core.types import DIVERGENT
 
@@ -225,10 +225,6 @@ def _check_entry(record: Any, csv: bool, embedder: Any, cfg: Any, checker: Any, 
     return entry
 
 
-def _columns(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
 def _print_check(results: list[dict[str, Any]], as_json: bool, extra: dict[str, Any] | None = None) -> None:
     """``check``'s output: one JSON object, or a table of the scored records (plain text padded first,
     then styled, so columns line up with colours off as in a CI log)."""
@@ -237,12 +233,12 @@ def _print_check(results: list[dict[str, Any]], as_json: bool, extra: dict[str, 
         return
     scored = [entry for entry in results if "error" not in entry]
     ids = [shorten(str(entry["id"]), 16, columns=True) if "id" in entry else "" for entry in scored]
-    id_width = max((_columns(i) for i in ids), default=0)
+    id_width = max((columns(i) for i in ids), default=0)
     verdict_width = max(len(v) for v in VERDICT_COLOURS)
     for entry, own_id in zip(scored, ids, strict=True):
         colour = VERDICT_COLOURS.get(entry["verdict"], "white")
         verdict = typer.style(f"{entry['verdict'].upper():<{verdict_width}}", fg=colour, bold=True)
-        id_cell = f"{own_id}{' ' * (id_width - _columns(own_id))}  " if id_width else ""
+        id_cell = f"{own_id}{' ' * (id_width - columns(own_id))}  " if id_width else ""
         typer.echo(f"{entry['line']:>5}  {id_cell}{verdict}  {entry['agreement']:>4.0%}  "
                    f"conf {entry['confidence']:.2f}  {shorten(entry['question'], 70, columns=True)}")
         for c in entry["contradictions"]:
