@@ -59,12 +59,14 @@ def clean_value(value: Any, what: str, warnings: list[str]) -> Any:
     return value
 
 
-def question_problem(question: str) -> str | None:
-    """What makes ``question`` unaskable (empty, or no word at all: only punctuation or symbols), else ``None``."""
+def question_problem(question: str, noun: str = "question") -> str | None:
+    """What makes ``question`` unaskable (empty, or no word at all: only punctuation or symbols), else ``None``.
+
+    ``noun``: what to call it ("query" for a retriever's)."""
     if not question.strip():
-        return "the question is empty"
+        return f"the {noun} is empty"
     if not re.search(r"\w", question):
-        return f"the question {question.strip()[:40]!r} has no word in it, only punctuation or symbols"
+        return f"the {noun} {question.strip()[:40]!r} has no word in it, only punctuation or symbols"
     return None
 
 

@@ -408,16 +408,17 @@ def require_question(
     question: object,
     *,
     what: str = "a question",
+    noun: str = "question",
     takes: str = "ask(question) takes one, ask_many([...]) a list",
     example: str = 'pass a question, e.g. ragguard ask "How many leave days do I get?"',
 ) -> None:
     """Refuse what is not an askable question (not a string, empty, no word in it) with a usage error.
 
-    ``what``, ``takes`` and ``example`` word the two messages for the caller (a retriever's query).
+    ``what``, ``noun``, ``takes`` and ``example`` word the two messages for the caller (a retriever's query).
     """
     if not isinstance(question, str):
         raise UsageError(f"{what} must be a string, got {type(question).__name__}: {takes}")
-    problem = question_problem(question)
+    problem = question_problem(question, noun)
     if problem:
         raise UsageError(f"{problem}: {example}")
 

@@ -87,7 +87,7 @@ class RagGuardRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
-        require_question(query, what="RagGuardRetriever's query", takes="pass a string, e.g. "
+        require_question(query, what="RagGuardRetriever's query", noun="query", takes="pass a string, e.g. "
                          "retriever.invoke('annual leave')", example="pass a query with words in it, e.g. "
                          "retriever.invoke('annual leave')")
         searcher = self._get_searcher()
