@@ -627,6 +627,10 @@ def test_guard_raises_a_transient_error_instead_of_taking_it_for_a_refusal_of_it
     msg = ConsistencyGuard(model=model, samples=3, embedder=WordEmbedder(), max_concurrency=1).invoke("Is it open?")
     assert any(w.startswith("the model refused seed/temperature (ValueError") for w in msg.response_metadata["warnings"])
     assert model.calls[1:] == [{}, {}, {}]
+    # A TypeError from a bug inside the model is no refusal of the parameters either
+    model = FailingFirstChatModel(replies=["Yes."], error=TypeError("can only concatenate str (not \"int\") to str"))
+    with pytest.raises(TypeError, match="concatenate"):
+        ConsistencyGuard(model=model, samples=3, embedder=WordEmbedder(), max_concurrency=1).invoke("Is it open?")
 
 
 @pytest.mark.asyncio

@@ -106,9 +106,10 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     chat models), every call is bound to ``temperature`` and its own seed
     (derived from ``seed``, the question and the sample index), so the answers
     differ only by sampling and the run can be repeated. If the model refuses
-    them (its first call raises a ``TypeError`` or an error naming ``seed`` or
-    ``temperature``), or takes none (a chain), it is called plainly and the
-    report says so; any other error of the first call is raised.
+    them (its first call raises a ``TypeError`` about keyword arguments or an
+    error naming ``seed`` or ``temperature``), or takes none (a chain), it is
+    called plainly and the report says so; any other error of the first call
+    is raised.
     ``bind_sampling=True`` forces binding, ``False`` never binds.
 
     Calls after the first run in parallel (LangChain's executor;
@@ -310,12 +311,13 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
 
 def _refuses(exc: Exception, params: set[str]) -> bool:
     """Whether the first call's error is the model refusing the bound ``seed``/``temperature``: a ``TypeError``
-    (an unexpected keyword argument) or an error that names one of them (a server's 400 "Unsupported
-    parameter: 'seed'"). Any other error (a timeout, a rate limit, a dropped connection) is raised: taken
-    for a refusal, it would draw every sample unseeded at the model's own settings."""
-    if isinstance(exc, TypeError):
-        return True
+    about keyword arguments (``got an unexpected keyword argument 'seed'``) or an error that names one of them
+    (a server's 400 "Unsupported parameter: 'seed'"). Any other error (a timeout, a rate limit, a dropped
+    connection, a ``TypeError`` from a bug in the model's own code) is raised: taken for a refusal, it would
+    draw every sample unseeded at the model's own settings."""
     text = str(exc).lower()
+    if isinstance(exc, TypeError) and "keyword argument" in text:
+        return True
     return any(p in text for p in params)
 
 
