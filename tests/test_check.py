@@ -598,3 +598,16 @@ def test_check_strict_exits_1_when_any_record_was_skipped(tmp_path: Path, word_e
     assert len(json.loads(result.stdout)["results"]) == 3
     assert "gate failed: 1 of 3 records skipped as invalid (--strict)" in result.stderr
     assert CliRunner().invoke(app, ["check", str(_jsonl(tmp_path, _rows(2), "ok.jsonl")), "--strict"]).exit_code == 0
+
+
+def test_check_says_whether_an_input_answer_was_cut_only_when_the_input_does() -> None:
+    """An input sample's truncated is null unless the input says: truncated true/false, or the server's
+    finish_reason ("length" is cut); the two disagreeing is refused."""
+    samples = ["Yes.", {"text": "Yes.", "finish_reason": "length"}, {"text": "Yes.", "truncated": False},
+               {"text": "Yes.", "finish_reason": "stop", "logprobs": [-0.1]}]
+    report = check("Do I need a certificate?", samples, embedder=WordEmbedder())
+    assert [s["truncated"] for s in report.to_dict()["samples"]] == [None, True, False, False]
+    with pytest.raises(UsageError, match=r"samples\[0\] has truncated true but finish_reason 'stop': give one"):
+        check("Q?", [{"text": "a", "truncated": True, "finish_reason": "stop"}], embedder=WordEmbedder())
+    with pytest.raises(UsageError, match=r"samples\[0\].truncated is 'yes': give true or false"):
+        check("Q?", [{"text": "a", "truncated": "yes"}], embedder=WordEmbedder())

@@ -106,7 +106,7 @@ def report_from_result(question: str, result: ConsistencyResult) -> Report:
     )
 
 
-_SAMPLE_KEYS = ("text", "logprobs", "logprob_mean", "logprob_min", "tokens")
+_SAMPLE_KEYS = ("text", "logprobs", "logprob_mean", "logprob_min", "tokens", "truncated", "finish_reason")
 _RECORD_KEYS = ("question", "samples", "context")
 # A log-probability is at most 0; servers' float32 rounding can put a near-certain token a hair above.
 _LOGPROB_SLACK = 1e-6
@@ -175,7 +175,7 @@ def sample_from_input(item: Any, index: int) -> Sample:
     """
     where = f"samples[{index}]"
     if isinstance(item, str):
-        return Sample(text=item, seed=None, greedy=False)
+        return Sample(text=item, seed=None, greedy=False, truncated=None)  # whether it was cut is not known
     if not isinstance(item, Mapping):
         raise UsageError(f"{where} is {type(item).__name__}: give an answer string or an object with 'text'")
     unknown = sorted(str(k) for k in item if k not in _SAMPLE_KEYS)
@@ -185,12 +185,13 @@ def sample_from_input(item: Any, index: int) -> Sample:
     text = item.get("text")
     if not isinstance(text, str):
         raise UsageError(f"{where} has no 'text' string (got {_quoted(text)}): give the answer as 'text'")
+    cut = _truncated(item, where)
     summary_keys = [k for k in ("logprob_mean", "logprob_min", "tokens") if item.get(k) is not None]
     if item.get("logprobs") is not None:
         if summary_keys:
             raise UsageError(f"{where} has both 'logprobs' and {', '.join(summary_keys)}: give the list or its summary")
         summary = logprob_summary(_token_logprobs(item["logprobs"], f"{where}.logprobs"))
-        return Sample(text=text, seed=None, greedy=False, **summary)
+        return Sample(text=text, seed=None, greedy=False, truncated=cut, **summary)
     mean = _logprob(item["logprob_mean"], f"{where}.logprob_mean") if item.get("logprob_mean") is not None else None
     low = _logprob(item["logprob_min"], f"{where}.logprob_min") if item.get("logprob_min") is not None else None
     if mean is not None and low is not None and low > mean + _LOGPROB_SLACK:
@@ -198,7 +199,21 @@ def sample_from_input(item: Any, index: int) -> Sample:
     tokens = item.get("tokens")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
         raise UsageError(f"{where}.tokens is {_quoted(tokens)}: give the number of scored tokens, an integer at least 0")
-    return Sample(text=text, seed=None, greedy=False, logprob_mean=mean, logprob_min=low, tokens=tokens)
+    return Sample(text=text, seed=None, greedy=False, logprob_mean=mean, logprob_min=low, tokens=tokens, truncated=cut)
+
+
+def _truncated(item: Mapping[str, Any], where: str) -> bool | None:
+    """Whether the answer was cut at its length limit: ``truncated`` (true/false), or the server's ``finish_reason``
+    (``"length"``: cut; any other: ended on its own); ``None`` (reported as null) when the input does not say."""
+    cut, reason = item.get("truncated"), item.get("finish_reason")
+    if cut is not None and not isinstance(cut, bool):
+        raise UsageError(f"{where}.truncated is {_quoted(cut)}: give true or false")
+    if reason is not None and not isinstance(reason, str):
+        raise UsageError(f"{where}.finish_reason is {_quoted(reason)}: give the server's string (\"stop\", \"length\")")
+    by_reason = None if reason is None else reason == "length"
+    if cut is not None and by_reason is not None and cut != by_reason:
+        raise UsageError(f"{where} has truncated {str(cut).lower()} but finish_reason {reason!r}: give one of the two")
+    return cut if cut is not None else by_reason
 
 
 CHECK_SINGLE_SAMPLE_NOTE = ("only one answer was drawn, so the verdict does not measure consistency and confidence "

@@ -73,7 +73,8 @@ class Sample:
     distribution (see :class:`ragguard.core.protocols.Completion`), over
     ``tokens`` scored tokens; all three are ``None`` when the backend (or the
     ``check`` input) gave no log-probabilities. ``truncated`` is True when the answer was cut at
-    the generator's length limit (``sampling.max_new_tokens``) before it ended.
+    the generator's length limit (``sampling.max_new_tokens``) before it ended; ``None`` when that is
+    not known (a ``check`` input that did not say).
     """
 
     text: str
@@ -83,7 +84,7 @@ class Sample:
     logprob_mean: float | None = None
     logprob_min: float | None = None
     tokens: int | None = None
-    truncated: bool = False
+    truncated: bool | None = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "seed": self.seed, "greedy": self.greedy, "cluster": self.cluster,
