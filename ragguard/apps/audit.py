@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,16 @@ from ragguard.apps.audit_io import (
     write_json,
 )
 from ragguard.apps.audit_summary import VERDICTS, diff_audits, recorded_weights, summarize
-from ragguard.apps.records import BadRecord, misspelled, no_records, read_records
+from ragguard.apps.records import (
+    ID_CONTROL,
+    BadRecord,
+    id_given,
+    id_has_control,
+    id_typed,
+    misspelled,
+    no_records,
+    read_records,
+)
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
 from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
@@ -98,14 +106,14 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
             continue
         data = record.data
         raw_id = data.get("id")
-        given = raw_id is not None and not (isinstance(raw_id, str) and not raw_id.strip())
+        given = id_given(raw_id)
         qid = str(raw_id).strip() if given else f"line-{record.line}"  # an id 0 is an id, not a missing one
         question = data.get("question")
         problem = None
-        if given and (isinstance(raw_id, bool) or not isinstance(raw_id, (str, int))):
+        if given and not id_typed(raw_id):
             problem = f"'id' must be a string or a whole number, not {type(raw_id).__name__}"
-        elif any(unicodedata.category(ch) == "Cc" for ch in qid):  # a newline in an id would fake a log line
-            problem = "'id' holds a control character (a newline, a tab, an escape): remove it"
+        elif id_has_control(qid):
+            problem = ID_CONTROL
         elif question is not None and not isinstance(question, str):
             problem = f"'question' must be a string, not {type(question).__name__}"
         elif not isinstance(question, str) or not question.strip():

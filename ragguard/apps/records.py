@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from ragguard._io import numbered_lines, read_user_text
 from ragguard._text import clean_value
 from ragguard.errors import UsageError
 
-__all__ = ["Record", "BadRecord", "read_records", "no_records", "json_problem", "misspelled"]
+__all__ = ["Record", "BadRecord", "read_records", "no_records", "json_problem", "misspelled", "id_given", "id_typed",
+           "id_has_control", "ID_CONTROL"]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
 
@@ -79,6 +81,25 @@ def no_records(path: Path, fields: str, columns: str) -> UsageError:
               ".json": f"give it a JSON list of objects with {fields}"}.get(
         path.suffix.lower(), f"add one JSON object per line with {fields}")
     return UsageError(f"{path} holds no records: {advice}")
+
+
+# The rules of a record's own ``id`` (audit refuses a record that breaks them; check warns and scores it).
+ID_CONTROL = "'id' holds a control character (a newline, a tab, an escape): remove it"
+
+
+def id_given(raw: Any) -> bool:
+    """Whether a record has an id: a value other than null or a blank string (an empty CSV cell); 0 is an id."""
+    return raw is not None and not (isinstance(raw, str) and not raw.strip())
+
+
+def id_typed(raw: Any) -> bool:
+    """Whether an id is of a kind an id may be: a string or a whole number (not a bool, a float or a list)."""
+    return not isinstance(raw, bool) and isinstance(raw, (str, int))
+
+
+def id_has_control(raw: Any) -> bool:
+    """Whether an id holds a control character (a newline in an id would fake a log line)."""
+    return any(unicodedata.category(ch) == "Cc" for ch in str(raw))
 
 
 def misspelled(data: dict[str, Any], wanted: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -182,17 +181,19 @@ def _record_id(data: dict[str, Any], line: int, seen: dict[str, int], unit: str)
     control character, and is not another record's. ``check`` scores the record anyway: an id of another
     type is left out, the others are kept, each with a warning saying why.
     """
+    from ragguard.apps.records import ID_CONTROL, id_given, id_has_control, id_typed
+
     raw = data.get("id")
-    if raw is None or (isinstance(raw, str) and not raw.strip()):  # an empty CSV cell is no id
+    if not id_given(raw):  # an empty CSV cell is no id
         return {}, []
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+    if not id_typed(raw):
         kind = "a bool" if isinstance(raw, bool) else type(raw).__name__
         shown = shorten(repr(raw), 40)
         return {}, [f"'id' {shown} is {kind}, not a string or a whole number: it is left out of the result"]
     notes = []
     key = str(raw).strip()
-    if isinstance(raw, str) and any(unicodedata.category(ch) == "Cc" for ch in raw):
-        notes.append("'id' holds a control character (a newline, a tab, an escape): remove it")
+    if id_has_control(raw):
+        notes.append(ID_CONTROL)
     if key in seen:
         notes.append(f"duplicate id {shorten(repr(key), 40)}: {unit} {seen[key]} has it too")
     else:
