@@ -73,9 +73,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ragguard.core.detectors import entities, quantities
-from ragguard.core.detectors.lexicon_zh import ZH, chinese_number
+from ragguard.core.detectors.lexicon_zh import ZH
 from ragguard.core.protocols import Embedder
-from ragguard.core.reference import normalize_tokens
+from ragguard.core.reference import normalize_tokens, numeral_value
 from ragguard.core.script import simplified
 from ragguard.core.types import Passage
 
@@ -214,11 +214,7 @@ _ZH_COUNTED = re.compile(
 def _zh_values(text: str) -> str:
     """A Chinese numeral before a unit word reads as its value (二十五天 -> " 25 天"), so it meets "25天" in a
     passage, as reference matching reads it; other numeral characters stay (一些, 十分 are words)."""
-    def value(m: re.Match[str]) -> str:
-        number = chinese_number(m.group(1))
-        return m.group(1) if number is None else f" {number} "
-
-    return _ZH_COUNTED.sub(value, text)
+    return _ZH_COUNTED.sub(numeral_value, text)  # the unit is a lookahead: the match is the numeral alone
 
 
 def content_terms(text: str) -> set[str]:

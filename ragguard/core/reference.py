@@ -71,6 +71,7 @@ from ragguard.core.script import simplified
 __all__ = [
     "ReferenceMatch",
     "normalize_tokens",
+    "numeral_value",
     "contains",
     "echoed",
     "token_f1",
@@ -113,7 +114,8 @@ def normalize_tokens(text: str) -> list[str]:
     return [token for token, _glued, _address in _read_words(text)]
 
 
-def _numeral_value(m: re.Match[str]) -> str:
+def numeral_value(m: re.Match[str]) -> str:
+    """The matched Chinese numeral as its value between spaces (三十 -> " 30 "); unchanged when it is no number."""
     value = chinese_number(m.group())
     return m.group() if value is None else f" {value} "
 
@@ -127,7 +129,7 @@ def _read_words(text: str) -> list[tuple[str, bool, bool]]:
     text = simplified(unicodedata.normalize("NFKC", text).lower())  # Traditional Chinese reads as Simplified
     # A Chinese numeral becomes its value, one token: 三十天 reads "30 天", so it is not 十三天 (the same characters)
     # and it is 30天.
-    text = _ZH_NUMERAL.sub(_numeral_value, text)
+    text = _ZH_NUMERAL.sub(numeral_value, text)
     # Punctuation (and symbols) become spaces, one for one; letters, digits and CJK stay.
     cleaned = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
     out: list[tuple[str, bool, bool]] = []
