@@ -37,20 +37,21 @@ SINGLE_SAMPLE_NOTE = (
 )
 
 
-def mark_single_sample(report: Report) -> None:
+def mark_single_sample(report: Report, note: str = SINGLE_SAMPLE_NOTE) -> None:
     """Say that a report of one sample measured no agreement.
 
     One answer always sits alone in its cluster, so its agreement is 1.0 by
     construction, not by evidence. The verdict keeps the contract's values
     (``consistent`` still means no second answer disagreed) and ``agreement``
     keeps its definition (the winner's share), but ``confidence``, the number
-    gates and rankings read, is set to 0 and :data:`SINGLE_SAMPLE_NOTE` says why.
+    gates and rankings read, is set to 0 and ``note`` (:data:`SINGLE_SAMPLE_NOTE`, or a caller's own
+    wording of its advice) says why.
     """
     if len(report.samples) != 1:
         return
     report.confidence = 0.0
-    if SINGLE_SAMPLE_NOTE not in report.warnings and TEMPERATURE_ZERO_NOTE not in report.warnings:
-        report.warnings.append(SINGLE_SAMPLE_NOTE)
+    if note not in report.warnings and TEMPERATURE_ZERO_NOTE not in report.warnings:
+        report.warnings.append(note)
 
 
 def add_notes(report: Report, notes: list[str]) -> None:

@@ -31,7 +31,7 @@ from ragguard.core.consistency import ConsistencyChecker, ConsistencyResult, Con
 from ragguard.core.protocols import Embedder
 from ragguard.core.signals import logprob_summary
 from ragguard.core.types import Passage, Report, Sample
-from ragguard.endpoints import SINGLE_SAMPLE_NOTE, mark_single_sample
+from ragguard.endpoints import mark_single_sample
 from ragguard.errors import UsageError
 from ragguard.generation.nli import NLIModel
 
@@ -315,9 +315,7 @@ def check(
     result = checker.check(question.strip(), samples_, passages)
     report = report_from_result(question.strip(), result)
     report.warnings[:0] = notes
-    mark_single_sample(report)
-    if SINGLE_SAMPLE_NOTE in report.warnings:  # its advice names ask's --samples: check has none
-        report.warnings[report.warnings.index(SINGLE_SAMPLE_NOTE)] = CHECK_SINGLE_SAMPLE_NOTE
+    mark_single_sample(report, CHECK_SINGLE_SAMPLE_NOTE)  # ask's note advises --samples: check has none
     report.sources = [
         Passage(doc_id="context", chunk_id=f"context#{i}", text=text, score=1.0)
         for i, text in enumerate(passages)

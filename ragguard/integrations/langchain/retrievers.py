@@ -91,7 +91,7 @@ class RagGuardRetriever(BaseRetriever):
                          "retriever.invoke('annual leave')", example="pass a query with words in it, e.g. "
                          "retriever.invoke('annual leave')")
         searcher = self._get_searcher()
-        retrieval = self._config.retrieval if self._config is not None else Config().retrieval
+        retrieval = self._config.retrieval  # set with the searcher
         k = k if k is not None else self.k if self.k is not None else retrieval.top_k
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_K:
             raise UsageError(f"k must be an integer from 0 to {MAX_K}, got {k!r}: ask for at most {MAX_K} documents")
