@@ -298,6 +298,22 @@ def test_only_selects_an_id_or_tag_that_holds_a_comma(tmp_path: Path) -> None:
         assert guard.generator.asked == asked, only  # type: ignore[attr-defined]
 
 
+def test_only_is_trimmed_as_ids_and_tags_are(tmp_path: Path) -> None:
+    q = tmp_path / "q.jsonl"
+    rows = [{"id": "faq,3", "question": "Do I need a certificate?", "tags": [" hr "]},
+            {"id": " faq ", "question": "How many leave days?"},
+            {"id": "3", "question": "Where is the branch?"}]
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard())
+    both, whole = ["How many leave days?", "Where is the branch?"], ["Do I need a certificate?"]
+    for only, asked in (("id:faq, 3", both), ("id: faq , 3 ", both), ("id:faq,3 ", whole), ("id: faq,3", whole),
+                        (" id :faq,3", whole), ("tag:hr", whole), ("tag: hr", whole)):
+        guard = make_guard()
+        run_audit(q, out, guard, only=only)
+        assert guard.generator.asked == asked, only  # type: ignore[attr-defined]
+
+
 def test_a_refused_run_leaves_nothing_new_behind(tmp_path: Path) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     for out, options in ((tmp_path / "new", {"only": "id:nope"}), (tmp_path / "a" / "b" / "new", {"only": "tag:x"}),

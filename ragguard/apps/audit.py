@@ -140,6 +140,8 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
             tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
         if problem is None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
             problem = "'tags' must be a list of strings"
+        elif problem is None:
+            tags = [t.strip() for t in tags if t.strip()]  # as a CSV cell's: --only tag:hr selects " hr"
         if problem:
             # Results are keyed by "id", unique per line; the record's own id (maybe a duplicate) rides beside it.
             own = {"record_id": str(data["id"])} if data.get("id") not in (None, "") else {}
@@ -181,8 +183,10 @@ _ONLY_EXAMPLES = {"id": "q01,q02", "tag": "payroll", "verdict": "contradiction",
 
 
 def _parse_only(only: str) -> tuple[str, list[str]]:
-    """``--only KIND:V1,V2`` as ``(kind, [values])``; an unknown kind or no value is refused."""
+    """``--only KIND:V1,V2`` as ``(kind, [values])``, each trimmed (``id: q01, q02``); an unknown kind or no
+    value is refused."""
     kind, _, values = only.partition(":")
+    kind = kind.strip()
     if kind not in _ONLY_EXAMPLES:
         raise UsageError(f"--only {only!r} is not understood: use id:ID[,ID...], tag:TAG[,TAG...], "
                          "verdict:VERDICT[,VERDICT...] or status:STATUS[,STATUS...]")
@@ -193,8 +197,9 @@ def _parse_only(only: str) -> tuple[str, list[str]]:
 
 
 def _whole_value(only: str, kind: str, wanted: list[str], questions: list[AuditQuestion]) -> list[str]:
-    """``--only id:a,b`` names one id when the file has an id ``a,b`` (or a tag, for ``tag:``), as written."""
-    whole = only.partition(":")[2]
+    """``--only id:a,b`` names one id when the file has an id ``a,b`` (or a tag, for ``tag:``), as written
+    (trimmed, as ids and tags are when read)."""
+    whole = only.partition(":")[2].strip()
     if kind == "id" and any(q.id == whole for q in questions):
         return [whole]
     if kind == "tag" and any(whole in q.tags for q in questions):
