@@ -611,3 +611,30 @@ def test_check_says_whether_an_input_answer_was_cut_only_when_the_input_does() -
         check("Q?", [{"text": "a", "truncated": True, "finish_reason": "stop"}], embedder=WordEmbedder())
     with pytest.raises(UsageError, match=r"samples\[0\].truncated is 'yes': give true or false"):
         check("Q?", [{"text": "a", "truncated": "yes"}], embedder=WordEmbedder())
+
+
+def test_check_reads_stdin_and_gzipped_files_with_the_same_lines(tmp_path: Path, word_embedder: None) -> None:
+    import gzip
+
+    path = _jsonl(tmp_path, [*_rows(1), "broken", *_rows(3)[2:]])
+    plain = CliRunner().invoke(app, ["check", str(path), "--json"])
+    assert plain.exit_code == 0, plain.output
+    zipped = tmp_path / "s.jsonl.gz"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    piped = CliRunner().invoke(app, ["check", "-", "--json"], input=path.read_bytes())
+    for result, name in ((CliRunner().invoke(app, ["check", str(zipped), "--json"]), str(zipped)), (piped, "stdin")):
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == json.loads(plain.stdout)  # the same records, on the same lines
+        assert f"{name}:2: skipped: not valid JSON" in result.stderr
+    csv = tmp_path / "s.csv.gz"
+    csv.write_bytes(gzip.compress(b'question,sample_1,sample_2\nHow long?,Three months.,Three months.\n'))
+    (entry,) = json.loads(CliRunner().invoke(app, ["check", str(csv), "--json"]).stdout)["results"]
+    assert entry["line"] == 2 and entry["verdict"] == "consistent"
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(zipped.read_bytes()[:30])
+    for args, stdin, message in (([str(cut)], None, "is not a whole gzip file"),
+                                 (["-"], b'[{"question": "Q?"}]', "piped records are read as JSON lines"),
+                                 (["-"], b"", "stdin holds no records")):
+        result = CliRunner().invoke(app, ["check", *args], input=stdin)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+        assert len(result.stderr.strip().splitlines()) == 1

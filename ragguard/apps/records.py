@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragguard._io import numbered_lines, read_user_text
+from ragguard._io import numbered_lines, read_stdin_text, read_user_text
 from ragguard._text import clean_value
 from ragguard.errors import UsageError
 
-__all__ = ["Record", "BadRecord", "read_records", "no_records", "json_problem", "misspelled", "id_given", "id_typed",
+__all__ = ["Record", "BadRecord", "read_records", "record_type", "no_records", "STDIN", "json_problem", "misspelled", "id_given", "id_typed",
            "id_has_control", "ID_CONTROL"]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
+STDIN = "-"  # the path that reads JSON lines from standard input (``ragguard check -``)
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,43 @@ class BadRecord:
         return {"line": self.line, "error": self.error}
 
 
-def read_records(path: str | Path) -> Iterator[Record | BadRecord]:
+def record_type(path: str | Path) -> str:
+    """The format of ``path``'s records by its suffix: ``.jsonl``, ``.json`` or ``.csv`` (for a gzip file,
+    ``q.jsonl.gz``, the suffix before ``.gz``; for :data:`STDIN`, ``.jsonl``), or ``""`` when it has none of them."""
+    if str(path) == STDIN:
+        return ".jsonl"
+    suffixes = [s.lower() for s in Path(path).suffixes[-2:]]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return suffixes[-1] if suffixes and suffixes[-1] in SUFFIXES else ""
+
+
+def read_records(path: str | Path, stdin: bool = False) -> Iterator[Record | BadRecord]:
     """Yield every record of ``path`` in order (bad ones as :class:`BadRecord`).
+
+    A ``.gz`` file is decompressed first (line numbers are those of the text inside). ``stdin``: the path
+    :data:`STDIN` reads JSON lines from standard input (a pipe in CI).
 
     Raises:
         UsageError: the file is missing, unreadable, of an unknown type, or a
             .json file that is not a list.
     """
     p = Path(path)
-    if p.suffix.lower() not in SUFFIXES:
-        raise UsageError(f"{str(p)!r} has an unsupported type: use .jsonl, .json (a list) or .csv")
+    suffix = record_type(p)
+    if str(path) == STDIN:
+        if not stdin:
+            raise UsageError(f"{STDIN!r} (standard input) is read by `ragguard check` only: save the records to a "
+                             ".jsonl file and pass its path")
+        text = read_stdin_text("standard input")
+        if text.lstrip().startswith("["):
+            raise UsageError("standard input holds a JSON list: piped records are read as JSON lines (one object "
+                             "per line); save a list as a .json file and pass its path")
+        yield from _jsonl(text)
+        return
+    if not suffix:
+        raise UsageError(f"{str(p)!r} has an unsupported type: use .jsonl, .json (a list) or .csv "
+                         "(each may be gzipped: .jsonl.gz)")
     text = read_user_text(p, "input file", "check the path")
-    suffix = p.suffix.lower()
     if suffix == ".jsonl":
         yield from _jsonl(text)
     elif suffix == ".json":
@@ -79,8 +105,9 @@ def no_records(path: Path, fields: str, columns: str) -> UsageError:
     what each JSON object needs, ``columns`` what a CSV header needs."""
     advice = {".csv": f"give it a header line with {columns}",
               ".json": f"give it a JSON list of objects with {fields}"}.get(
-        path.suffix.lower(), f"add one JSON object per line with {fields}")
-    return UsageError(f"{path} holds no records: {advice}")
+        record_type(path), f"add one JSON object per line with {fields}")
+    shown = "stdin" if str(path) == STDIN else path
+    return UsageError(f"{shown} holds no records: {advice}")
 
 
 # The rules of a record's own ``id`` (audit refuses a record that breaks them; check warns and scores it).

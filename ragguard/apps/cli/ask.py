@@ -100,7 +100,8 @@ PROGRESS_FROM = 20
 @app.command()
 @handle_errors
 def check(
-    samples_file: Path = typer.Argument(..., help=".jsonl/.json/.csv records with question, samples, context?"),
+    samples_file: Path = typer.Argument(..., help=".jsonl/.json/.csv records with question, samples, context? (each "
+                                        "may be gzipped: .jsonl.gz); - reads JSON lines from stdin."),
     config: Path | None = typer.Option(None, "--config", help="YAML config (embedder and thresholds)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object {\"results\": [...]}."),
     skip: int = typer.Option(0, "--skip", min=0, help="Start after the first N records of the file (blank lines are "
@@ -113,7 +114,7 @@ def check(
     Results are printed at the end; an interrupt (Ctrl-C, SIGTERM) prints those so far, exits 130 and names the --skip that continues the run.
     """
     from ragguard.apps.check import checker_from_config
-    from ragguard.apps.records import no_records, read_records
+    from ragguard.apps.records import STDIN, no_records, read_records, record_type
     from ragguard.config import load_config
     from ragguard.errors import UsageError
     from ragguard.generation.backends import build_embedder
@@ -124,14 +125,15 @@ def check(
     # Config-level problems (a missing consistency.calibration file) are one usage error here, before any
     # record, and the calibration is read once for the whole file.
     checker = checker_from_config(cfg, embedder)
-    records = list(read_records(samples_file))
+    records = list(read_records(samples_file, stdin=True))
     if not records:
         raise no_records(samples_file, "question and samples",
                          "question and samples (or sample_1, sample_2, ...) columns")
+    shown = "stdin" if str(samples_file) == STDIN else str(samples_file)
     if skip >= len(records):
-        raise UsageError(f"--skip {skip} skips every record: {samples_file} holds {counted(len(records), 'record')}")
+        raise UsageError(f"--skip {skip} skips every record: {shown} holds {counted(len(records), 'record')}")
     todo = records[skip:]
-    suffix = samples_file.suffix.lower()
+    suffix = record_type(samples_file)
     unit = "item" if suffix == ".json" else "line"  # a .json list's positions are items, not lines of the file
     bar = ProgressBar(len(todo), sys.stderr, unit="records") if len(todo) >= PROGRESS_FROM else None
     say = bar.note if bar is not None else _progress
@@ -143,7 +145,7 @@ def check(
         for record in todo:
             entry = _check_entry(record, suffix == ".csv", embedder, cfg, checker, seen, unit)
             results.append(entry)
-            place = f"{samples_file} item {entry['line']}" if unit == "item" else f"{samples_file}:{entry['line']}"
+            place = f"{shown} item {entry['line']}" if unit == "item" else f"{shown}:{entry['line']}"
             if "error" in entry:
                 say(f"{place}: skipped: {entry['error']}")
                 for warning in entry.get("warnings") or []:  # e.g. the rows an unclosed quote swallowed
