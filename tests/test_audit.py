@@ -936,3 +936,18 @@ def test_resume_accepts_the_adapter_hash_older_versions_recorded_for_the_same_fo
     (adapter / "adapter_model.safetensors").write_bytes(b"retrained")
     with pytest.raises(UsageError, match="other adapter weights"):
         run_audit(q, tmp_path / "out", guard(adapter_weights_sha256(adapter)), resume=True)
+
+
+def test_an_id_with_whitespace_around_it_is_the_trimmed_id_with_a_warning(tmp_path: Path) -> None:
+    q = tmp_path / "q.jsonl"
+    rows = [{"id": " cert ", "question": "Do I need a certificate?"}, {"id": "cert", "question": "Where is the branch?"},
+            {"id": "\tleave\n", "question": "How many leave days?"}]
+    q.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    questions, invalid = load_questions(q)
+    assert [(x.id, x.warnings) for x in questions] == [
+        ("cert", ("'id' ' cert ' has whitespace around it: it is read as 'cert'",)),
+        ("leave", ("'id' '\\tleave\\n' has whitespace around it: it is read as 'leave'",))]
+    assert [(r["line"], r["error"]) for r in invalid] == [(2, "duplicate id 'cert'")]
+    run_audit(q, tmp_path / "out", make_guard())
+    first = read_lines(tmp_path / "out")[0]
+    assert first["id"] == "cert" and first["warnings"][0].startswith("'id' ' cert ' has whitespace")

@@ -638,3 +638,15 @@ def test_check_reads_stdin_and_gzipped_files_with_the_same_lines(tmp_path: Path,
         result = CliRunner().invoke(app, ["check", *args], input=stdin)
         assert result.exit_code == 2 and message in result.stderr, result.output
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_id_is_trimmed_with_a_warning_as_audit_trims_it(tmp_path: Path, word_embedder: None) -> None:
+    row = _rows(1)[0]
+    path = _jsonl(tmp_path, [{**row, "id": "q1"}, {**row, "id": " q1 "}, {**row, "id": "\tq2\n"}, {**row, "id": 3},
+                             {**row, "id": "q2"}])
+    full = json.loads(CliRunner().invoke(app, ["check", str(path), "--json"]).stdout)["results"]
+    assert [r["id"] for r in full] == ["q1", "q1", "q2", 3, "q2"]  # as audit reads them; a number stays a number
+    warned = [[w for w in r["warnings"] if "id" in w] for r in full]
+    assert warned[1] == ["'id' ' q1 ' has whitespace around it: it is read as 'q1'", "duplicate id 'q1': line 1 has it too"]
+    assert warned[2] == ["'id' '\\tq2\\n' has whitespace around it: it is read as 'q2'"]  # not a control character
+    assert warned[0] == warned[3] == [] and warned[4] == ["duplicate id 'q2': line 3 has it too"]

@@ -49,6 +49,8 @@ from ragguard.apps.records import (
     BadRecord,
     id_given,
     id_has_control,
+    id_key,
+    id_trim_note,
     id_typed,
     misspelled,
     no_records,
@@ -107,7 +109,8 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         data = record.data
         raw_id = data.get("id")
         given = id_given(raw_id)
-        qid = str(raw_id).strip() if given else f"line-{record.line}"  # an id 0 is an id, not a missing one
+        qid = id_key(raw_id) if given else f"line-{record.line}"  # an id 0 is an id, not a missing one
+        trimmed = id_trim_note(raw_id) if given else None
         question = data.get("question")
         problem = None
         if given and not id_typed(raw_id):
@@ -151,7 +154,7 @@ def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str
         seen.add(qid)
         questions.append(
             AuditQuestion(qid, record.line, question.strip(), (reference or "").strip() or None, list(tags),
-                          record.warnings, tuple(a.strip() for a in answers if a.strip()))
+                          (*record.warnings, *([trimmed] if trimmed else [])), tuple(a.strip() for a in answers if a.strip()))
         )
     return questions, invalid
 

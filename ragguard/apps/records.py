@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from ragguard._io import numbered_lines, read_stdin_text, read_user_text
-from ragguard._text import clean_value
+from ragguard._text import clean_value, shorten
 from ragguard.errors import UsageError
 
 __all__ = ["Record", "BadRecord", "read_records", "record_type", "no_records", "STDIN", "json_problem", "misspelled", "id_given", "id_typed",
-           "id_has_control", "ID_CONTROL"]
+           "id_key", "id_trim_note", "id_has_control", "ID_CONTROL"]
 
 SUFFIXES = (".jsonl", ".json", ".csv")
 STDIN = "-"  # the path that reads JSON lines from standard input (``ragguard check -``)
@@ -110,7 +110,8 @@ def no_records(path: Path, fields: str, columns: str) -> UsageError:
     return UsageError(f"{shown} holds no records: {advice}")
 
 
-# The rules of a record's own ``id`` (audit refuses a record that breaks them; check warns and scores it).
+# The rules of a record's own ``id`` (audit refuses a record that breaks them; check warns and scores it). The
+# whitespace around an id is dropped first (with a warning), in both.
 ID_CONTROL = "'id' holds a control character (a newline, a tab, an escape): remove it"
 
 
@@ -122,6 +123,19 @@ def id_given(raw: Any) -> bool:
 def id_typed(raw: Any) -> bool:
     """Whether an id is of a kind an id may be: a string or a whole number (not a bool, a float or a list)."""
     return not isinstance(raw, bool) and isinstance(raw, (str, int))
+
+
+def id_key(raw: Any) -> str:
+    """The id a record is known by (duplicates, ``--only``, results): its text without the whitespace around it,
+    so ``" q1 "`` and ``"q1"`` are one id."""
+    return str(raw).strip()
+
+
+def id_trim_note(raw: Any) -> str | None:
+    """The warning for an id that :func:`id_key` changed (``" q1 "`` is read as ``"q1"``), else ``None``."""
+    if not isinstance(raw, str) or raw == raw.strip():
+        return None
+    return f"'id' {shorten(repr(raw), 40)} has whitespace around it: it is read as {shorten(repr(raw.strip()), 40)}"
 
 
 def id_has_control(raw: Any) -> bool:

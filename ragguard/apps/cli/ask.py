@@ -179,11 +179,11 @@ def check(
 def _record_id(data: dict[str, Any], line: int, seen: dict[str, int], unit: str) -> tuple[dict[str, Any], list[str]]:
     """The record's own id as it comes back (``{"id": ...}`` or ``{}``), and warnings about it.
 
-    The rules of ``audit``: an id is a string or a whole number (not a bool, a float or a list), holds no
-    control character, and is not another record's. ``check`` scores the record anyway: an id of another
+    The rules of ``audit``: the whitespace around an id is dropped; an id is a string or a whole number (not a
+    bool, a float or a list), holds no control character, and is not another record's. ``check`` scores the record anyway: an id of another
     type is left out, the others are kept, each with a warning saying why.
     """
-    from ragguard.apps.records import ID_CONTROL, id_given, id_has_control, id_typed
+    from ragguard.apps.records import ID_CONTROL, id_given, id_has_control, id_key, id_trim_note, id_typed
 
     raw = data.get("id")
     if not id_given(raw):  # an empty CSV cell is no id
@@ -192,15 +192,15 @@ def _record_id(data: dict[str, Any], line: int, seen: dict[str, int], unit: str)
         kind = "a bool" if isinstance(raw, bool) else type(raw).__name__
         shown = shorten(repr(raw), 40)
         return {}, [f"'id' {shown} is {kind}, not a string or a whole number: it is left out of the result"]
-    notes = []
-    key = str(raw).strip()
-    if id_has_control(raw):
+    key = id_key(raw)
+    notes = [note for note in (id_trim_note(raw),) if note]
+    if id_has_control(key):
         notes.append(ID_CONTROL)
     if key in seen:
         notes.append(f"duplicate id {shorten(repr(key), 40)}: {unit} {seen[key]} has it too")
     else:
         seen[key] = line
-    return {"id": raw}, notes
+    return {"id": key if isinstance(raw, str) else raw}, notes
 
 
 def _check_entry(record: Any, csv: bool, embedder: Any, cfg: Any, checker: Any, seen: dict[str, int],
