@@ -650,3 +650,12 @@ def test_an_id_is_trimmed_with_a_warning_as_audit_trims_it(tmp_path: Path, word_
     assert warned[1] == ["'id' ' q1 ' has whitespace around it: it is read as 'q1'", "duplicate id 'q1': line 1 has it too"]
     assert warned[2] == ["'id' '\\tq2\\n' has whitespace around it: it is read as 'q2'"]  # not a control character
     assert warned[0] == warned[3] == [] and warned[4] == ["duplicate id 'q2': line 3 has it too"]
+
+
+def test_a_continued_check_warns_of_an_id_first_used_in_the_skipped_records(tmp_path: Path, word_embedder: None) -> None:
+    row = _rows(1)[0]
+    path = _jsonl(tmp_path, [{**row, "id": "q1"}, {**row, "id": "q2"}, "broken", {**row, "id": "q1"}])
+    full = json.loads(CliRunner().invoke(app, ["check", str(path), "--json"]).stdout)["results"]
+    assert full[3]["warnings"] == ["duplicate id 'q1': line 1 has it too"]
+    rest = CliRunner().invoke(app, ["check", str(path), "--json", "--skip", "3"])
+    assert json.loads(rest.stdout)["results"] == full[3:]  # a continued run says what the whole run says

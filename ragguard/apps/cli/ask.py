@@ -114,7 +114,7 @@ def check(
     Results are printed at the end; an interrupt (Ctrl-C, SIGTERM) prints those so far, exits 130 and names the --skip that continues the run.
     """
     from ragguard.apps.check import checker_from_config
-    from ragguard.apps.records import STDIN, no_records, read_records, record_type
+    from ragguard.apps.records import STDIN, BadRecord, no_records, read_records, record_type
     from ragguard.config import load_config
     from ragguard.errors import UsageError
     from ragguard.generation.backends import build_embedder
@@ -140,6 +140,9 @@ def check(
     step = 1 if bar is None or bar.live else max(1, len(todo) // 100)  # a log gets at most ~100 progress lines
     results: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    for record in records[:skip]:  # their ids are taken: a continued run warns of a duplicate as one whole run does
+        if not isinstance(record, BadRecord):
+            _record_id(record.data, record.line, seen, unit)
     pending = 0
     try:
         for record in todo:
