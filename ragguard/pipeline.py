@@ -23,7 +23,7 @@ from ragguard.generation.nli import NLIModel
 from ragguard.generation.prompts import build_messages, context_cost
 from ragguard.provenance import bundled_index_path, derive_seed, library_versions, sample_seeds
 
-__all__ = ["RagGuard", "build_retriever", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions",
+__all__ = ["RagGuard", "build_retriever", "retriever_with_options", "derive_seed", "sample_seeds", "bundled_index_path", "library_versions",
            "index_id"]
 
 def build_retriever(cfg: Config, embedder: Embedder, index: str | Path | None = None) -> Retriever:
@@ -43,6 +43,22 @@ def build_retriever(cfg: Config, embedder: Embedder, index: str | Path | None = 
     knowledge = KnowledgeIndex.load(index or cfg.retrieval.index or bundled_index_path())
     knowledge.check_embedder(embedder)
     return IndexRetriever(knowledge, embedder, RetrievalOptions.from_config(cfg.retrieval))
+
+
+def retriever_with_options(retriever: Retriever | None, config: Config) -> Retriever | None:
+    """``retriever`` searching with ``config.retrieval``'s options: itself when they are its own, else a copy
+    over the same loaded index (a retriever without options is returned as it is)."""
+    options = getattr(retriever, "options", None)
+    if retriever is None or options is None:
+        return retriever
+    from ragguard.retrieval.search import RetrievalOptions
+
+    wanted = RetrievalOptions.from_config(config.retrieval)
+    if wanted == options:
+        return retriever
+    view = copy.copy(retriever)
+    view.options = wanted  # type: ignore[attr-defined]
+    return view
 
 
 class RagGuard:
@@ -121,18 +137,7 @@ class RagGuard:
 
     def _retriever_for(self, config: Config) -> Retriever | None:
         """The retriever searching with ``config.retrieval``'s options (a copy over the same loaded index)."""
-        retriever = self.retriever
-        options = getattr(retriever, "options", None)
-        if retriever is None or options is None:
-            return retriever
-        from ragguard.retrieval.search import RetrievalOptions
-
-        wanted = RetrievalOptions.from_config(config.retrieval)
-        if wanted == options:
-            return retriever
-        view = copy.copy(retriever)
-        view.options = wanted  # type: ignore[attr-defined]
-        return view
+        return retriever_with_options(self.retriever, config)
 
     def ask(self, question: str, *, samples: int | None = None, seed: int | None = None) -> Report:
         """Answer one question.

@@ -688,6 +688,36 @@ def test_retriever_returns_documents_with_metadata(tiny_index: Path, fake_embedd
     assert len(retriever.invoke(QUESTION, k=1)) == 1
 
 
+def test_retrievers_over_one_index_and_embedder_share_the_loaded_ones(
+    tiny_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_embedder: Any
+) -> None:
+    """Without an embedder of their own, retrievers over the same index and embedder settings load the embedder
+    and the index once (as the other components share pipelines); their k and search options stay their own."""
+    import shutil
+
+    import ragguard.generation.backends
+    import ragguard.integrations.langchain as lc
+
+    built: list[Any] = []
+    monkeypatch.setattr(ragguard.generation.backends, "build_embedder",
+                        lambda config: built.append(make_embedder()) or built[-1])
+    lc.clear_cache()
+    try:
+        first, second = RagGuardRetriever(index_path=str(tiny_index), k=1), RagGuardRetriever(index_path=str(tiny_index))
+        assert len(first.invoke(QUESTION)) == 1 and len(second.invoke(QUESTION)) == 3  # k 1; top_k 3
+        a, b = first._get_searcher(), second._get_searcher()
+        assert len(built) == 1 and a.embedder is b.embedder is built[0] and a.index is b.index
+        cfg = Config().replace("retrieval", candidates=7)  # other search options: the same loaded ones
+        third = RagGuardRetriever(index_path=str(tiny_index), config_path=cfg)
+        assert third._get_searcher().index is a.index and third._get_searcher().options != a.options
+        other = tmp_path / "other"
+        shutil.copytree(tiny_index, other)
+        assert RagGuardRetriever(index_path=str(other))._get_searcher().index is not a.index  # another index
+        assert len(built) == 2
+    finally:
+        lc.clear_cache()
+
+
 def test_retriever_documents_carry_the_chunks_source_tags_and_lang(tmp_path: Path, fake_embedder: Any) -> None:
     from ragguard.retrieval.index import build_index
 

@@ -17,8 +17,9 @@ Constructing a component is cheap: torch, transformers,
 sentence-transformers and faiss load on the first question or search.
 Components built from the same generator, embedder and index settings share
 one loaded pipeline per process (weights load once), which reloads its index
-when the folder changes on disk (:mod:`ragguard.retrieval.index.watch`); :func:`clear_cache`
-drops them. Calls on one pipeline are serialised by a lock, since one model
+when the folder changes on disk (:mod:`ragguard.retrieval.index.watch`); retrievers without an
+embedder of their own share one loaded embedder and index per embedder settings and folder, in the
+same way. :func:`clear_cache` drops both. Calls on one pipeline are serialised by a lock, since one model
 is one compute resource. Each call asks a view of the shared pipeline with its
 own settings (:meth:`ragguard.RagGuard.with_settings`).
 """

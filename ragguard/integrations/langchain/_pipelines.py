@@ -1,4 +1,5 @@
-"""The pipelines the components share: one loaded :class:`RagGuard` per settings, and its lock."""
+"""The pipelines the components share: one loaded :class:`RagGuard` per settings, and its lock; and the
+indexes the retrievers share: one loaded index per embedder and folder."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any
 
 from ragguard.config import Config, load_config
 from ragguard.errors import ConfigError, RagGuardError, UsageError
-from ragguard.pipeline import RagGuard, bundled_index_path
+from ragguard.pipeline import RagGuard, build_retriever, bundled_index_path, retriever_with_options
 
-__all__ = ["as_config", "clear_cache", "pipeline_for", "ragguard_errors", "settings_for"]
+__all__ = ["as_config", "clear_cache", "pipeline_for", "ragguard_errors", "retriever_for", "settings_for"]
 
 
 class _Shared:
@@ -28,7 +29,20 @@ class _Shared:
         self.watcher = IndexWatcher(guard)
 
 
+class _SharedIndex:
+    """A loaded index, the embedder that searches it, and the watcher that reloads it when it changes on disk."""
+
+    def __init__(self, cfg: Config, folder: str) -> None:
+        from ragguard.generation.backends import build_embedder
+        from ragguard.retrieval.index.watch import IndexWatcher
+
+        self.retriever = build_retriever(cfg, build_embedder(cfg.embedder), folder)
+        self.index_path = folder
+        self.watcher = IndexWatcher(self)  # swaps self.retriever for one over the reloaded index
+
+
 _PIPELINES: dict[tuple[Any, ...], _Shared] = {}
+_INDEXES: dict[tuple[Any, ...], _SharedIndex] = {}
 _PIPELINES_LOCK = threading.Lock()
 _GUARD_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
@@ -51,9 +65,10 @@ def ragguard_errors() -> Iterator[None]:
 
 
 def clear_cache() -> None:
-    """Forget the pipelines shared by components (their weights are freed once unused)."""
+    """Forget the pipelines and retrievers' indexes shared by components (their weights are freed once unused)."""
     with _PIPELINES_LOCK:
         _PIPELINES.clear()
+        _INDEXES.clear()
 
 
 def as_config(value: Any) -> Config:
@@ -126,3 +141,17 @@ def pipeline_for(guard: RagGuard | None, cfg: Config, retrieval: bool) -> tuple[
     with shared.lock:  # between questions: no question is answered from two indexes
         shared.watcher.refresh()
     return shared.guard, shared.lock
+
+
+def retriever_for(cfg: Config, folder: str) -> Any:
+    """The process-wide retriever over the index ``folder`` with ``cfg``'s embedder, searching with
+    ``cfg.retrieval``'s options: retrievers over the same index and embedder settings share one loaded
+    embedder and index, as the other components share pipelines. Built on first use (the index verified
+    then); reloaded when the folder changed on disk."""
+    key = (cfg.embedder, folder)
+    with _PIPELINES_LOCK:
+        shared = _INDEXES.get(key)
+        if shared is None:
+            shared = _INDEXES[key] = _SharedIndex(cfg, folder)
+    shared.watcher.refresh()  # one stat when nothing changed
+    return retriever_with_options(shared.retriever, cfg)

@@ -13,8 +13,8 @@ from pydantic import Field, PrivateAttr
 from ragguard.config import Config
 from ragguard.errors import UsageError
 from ragguard.integrations.langchain._messages import documents
-from ragguard.integrations.langchain._pipelines import as_config
-from ragguard.pipeline import build_retriever, require_question
+from ragguard.integrations.langchain._pipelines import as_config, retriever_for
+from ragguard.pipeline import build_retriever, bundled_index_path, require_question
 
 __all__ = ["RagGuardRetriever"]
 
@@ -62,24 +62,24 @@ class RagGuardRetriever(BaseRetriever):
 
     def _get_searcher(self) -> Any:
         """The loaded searcher; its index is reloaded when the folder changed on disk (``index add``, a rebuild),
-        as the shared pipelines of the other components and ``serve`` do, so they never disagree."""
+        as the shared pipelines of the other components and ``serve`` do, so they never disagree. Without an
+        ``embedder`` of its own, retrievers over the same index and embedder settings share one loaded
+        embedder and index (:func:`~ragguard.integrations.langchain._pipelines.retriever_for`)."""
         with self._lock:
+            if self._config is None:
+                self._config = as_config(self.config_path)
+            cfg = self._config
+            folder = self.index_path or cfg.retrieval.index or str(bundled_index_path())
+            if self.embedder is None:  # the config's embedder backend (sentence-transformers or openai)
+                return retriever_for(cfg, folder)
             if self._searcher is None:
                 from types import SimpleNamespace
 
-                from ragguard.pipeline import bundled_index_path
                 from ragguard.retrieval.index.watch import IndexWatcher
 
-                cfg = as_config(self.config_path)
-                embedder = self.embedder
-                if embedder is None:  # the config's embedder backend (sentence-transformers or openai)
-                    from ragguard.generation.backends import build_embedder
-
-                    embedder = build_embedder(cfg.embedder)
-                folder = self.index_path or cfg.retrieval.index or str(bundled_index_path())
-                self._searcher = SimpleNamespace(retriever=build_retriever(cfg, embedder, folder), index_path=folder)
+                self._searcher = SimpleNamespace(retriever=build_retriever(cfg, self.embedder, folder),
+                                                 index_path=folder)
                 self._watcher = IndexWatcher(self._searcher)
-                self._config = cfg
             else:
                 self._watcher.refresh()  # one stat when nothing changed
             return self._searcher.retriever
