@@ -462,3 +462,37 @@ def test_an_unsupported_data_type_names_the_types_tune_reads(tmp_path: Path) -> 
         with pytest.raises(UsageError, match=r"must be \.jsonl or \.json \(a list of records\), (not \.|a file)") as err:
             load_examples(tmp_path / name, tiny_tokenizer(), TuneConfig().prompt, 160)
         assert "or .csv" not in str(err.value)  # tune refuses .csv: it must not be offered
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(0, 0), (24, 0), (24, 60)])
+def test_the_progress_bar_is_drawn_on_a_terminal_of_any_reported_size(rows: int, columns: int) -> None:
+    """A terminal that reports no size (0 x 0: a tty not sized yet) got an empty line from tqdm, the whole run long."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    script = ("from ragguard.tuning.tune import _progress_bar\nbar = _progress_bar(3, 1, True)\n"
+              "bar.update(1)\nbar.set_postfix(loss='1.2345')\nbar.update(1)\nbar.close()\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("COLUMNS", None)
+    subprocess.run([sys.executable, "-c", script], stderr=follower, check=True, timeout=120, env=env)
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the follower side is closed: all was read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    text = drawn.decode("utf-8", "replace")
+    assert "tuning" in text and "3/3" in text and "loss=1.23" in text, repr(text)
+    assert max(len(line) for line in text.replace("\r\n", "\r").split("\r")) <= (columns or 80)

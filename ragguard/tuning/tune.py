@@ -24,6 +24,7 @@ import os
 import platform
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -556,9 +557,20 @@ class _NoBar:
         pass
 
 
+# The bar's size where the terminal reports none: columns, and lines (tqdm hides a bar below the last line).
+BAR_COLUMNS, BAR_LINES = 80, 20
+
+
 def _progress_bar(total: int, initial: int, show: bool) -> Any:
     if not show:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="tuning", unit="step", dynamic_ncols=True)
+    try:
+        size = tuple(os.get_terminal_size(sys.stderr.fileno()))
+    except (OSError, ValueError):  # not a terminal, or stderr replaced by an object without a descriptor
+        size = (0, 0)
+    # A terminal that reports no size (0 x 0: a serial console, a container's tty not sized yet) got an
+    # empty line from tqdm's own sizing, the whole run long: the bar is drawn at a fixed size there instead.
+    sizing: dict[str, Any] = {"dynamic_ncols": True} if min(size) > 0 else {"ncols": BAR_COLUMNS, "nrows": BAR_LINES}
+    return tqdm(total=total, initial=initial, desc="tuning", unit="step", **sizing)
