@@ -496,3 +496,45 @@ def test_the_progress_bar_is_drawn_on_a_terminal_of_any_reported_size(rows: int,
     text = drawn.decode("utf-8", "replace")
     assert "tuning" in text and "3/3" in text and "loss=1.23" in text, repr(text)
     assert max(len(line) for line in text.replace("\r\n", "\r").split("\r")) <= (columns or 80)
+
+
+def test_a_resumed_run_logs_each_step_to_tensorboard_once(tmp_path: Path, tiny_qwen2_dir: Path,
+                                                           tune_data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps after the last checkpoint are trained and logged again on --resume: the stopped run's values for
+    them are purged (SummaryWriter's purge_step), as TensorBoard would otherwise plot both."""
+    import sys
+    import types
+
+    events: list[tuple[str, int]] = []  # the event files of OUT/logs, as TensorBoard reads them
+
+    class SummaryWriter:  # what a purge_step does: later events of earlier writers are dropped
+        def __init__(self, log_dir: str, purge_step: int | None = None) -> None:
+            if purge_step is not None:
+                events[:] = [(tag, step) for tag, step in events if step < purge_step]
+
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            events.append((tag, step))
+
+        def flush(self) -> None:
+            pass
+
+        close = flush
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=SummaryWriter))
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(step: int, loss: float) -> None:
+        if step == 4:
+            raise Stop
+
+    out = tmp_path / "run"
+    # checkpoints at the end of the first epoch (step 3) and after the last step (5) only
+    cfg = _cfg(tiny_qwen2_dir, train__save_steps=100, train__max_steps=5, train__probe_prompts=0)
+    with pytest.raises(Stop):
+        tune(tune_data_file, out, cfg, show_progress=False, on_step=stop_at_4)
+    assert [step for tag, step in events if tag == "train/loss"] == [1, 2, 3, 4]
+    resumed = tune(tune_data_file, out, cfg, resume=True, show_progress=False)
+    assert resumed.resumed_from == 3
+    assert [step for tag, step in events if tag == "train/loss"] == [1, 2, 3, 4, 5]  # step 4 once, the resumed one

@@ -404,7 +404,9 @@ def _tune(data_path: Path, out: Path, cfg: TuneConfig, resume: bool, show_progre
     elif resume:
         logger.info("no checkpoint in %s: starting from step 0", out)
 
-    writer = _tensorboard(out, cfg)
+    # A resumed run logs the steps after its checkpoint again: TensorBoard drops what the stopped run logged
+    # from there on, so no step has two values (with no checkpoint, from step 1).
+    writer = _tensorboard(out, cfg, start_step + 1 if resume else None)
     tokens_seen = 0
     bar = _progress_bar(total, start_step, show_progress)
     try:
@@ -534,7 +536,7 @@ def _publish(staging: Path, out: Path) -> None:
     staging.rmdir()
 
 
-def _tensorboard(out: Path, cfg: TuneConfig) -> Any:
+def _tensorboard(out: Path, cfg: TuneConfig, purge_step: int | None = None) -> Any:
     if not cfg.train.tensorboard:
         return None
     try:
@@ -543,7 +545,7 @@ def _tensorboard(out: Path, cfg: TuneConfig) -> Any:
         logger.warning("tensorboard is not installed: no logs in %s/logs (pip install tensorboard, or set "
                        "train.tensorboard=false)", out)
         return None
-    return SummaryWriter(log_dir=str(out / "logs"))
+    return SummaryWriter(log_dir=str(out / "logs"), purge_step=purge_step)
 
 
 class _NoBar:
