@@ -283,6 +283,19 @@ def test_only_reruns_a_subset(tmp_path: Path) -> None:
     assert "1 question(s) match --only tag:hr; the other 2 keep their records" in notes
 
 
+def test_only_on_a_new_folder_does_not_count_the_unselected_as_done(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    out = tmp_path / "out"
+    notes: list[str] = []
+    result = run_audit(q, out, make_guard(), only="tag:hr", progress=notes.append)
+    assert (result.ran, result.skipped, result.unselected) == (1, 0, 2)
+    assert f"1 question(s) match --only tag:hr; the other 2 are not asked and have no record in {out}" in notes
+    notes.clear()
+    result = run_audit(q, out, make_guard(), only="id:leave", progress=notes.append)  # cert has a record now
+    assert (result.ran, result.skipped, result.unselected) == (1, 1, 1)
+    assert "1 question(s) match --only id:leave; of the other 2, 1 keep their records and 1 have none" in notes
+
+
 def test_only_selects_an_id_or_tag_that_holds_a_comma(tmp_path: Path) -> None:
     q = tmp_path / "q.jsonl"
     rows = [{"id": "faq,3", "question": "Do I need a certificate?", "tags": ["hr, payroll"]},

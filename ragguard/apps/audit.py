@@ -90,11 +90,13 @@ class AuditResult:
     out: Path
     summary: dict[str, Any]
     ran: int
-    skipped: int
+    skipped: int  # not asked again: their records from earlier runs stand
     gate_failed: bool = False
     gate_messages: list[str] = field(default_factory=list)
     # The gate is the --fail-under of an earlier run into the folder (recorded, not this run's exit status).
     gate_inherited: bool = False
+    # Left out by --only with no record from an earlier run: neither asked nor in the results.
+    unselected: int = 0
 
 
 def load_questions(path: str | Path) -> tuple[list[AuditQuestion], list[dict[str, Any]]]:
@@ -406,7 +408,9 @@ def _run_audit_unlocked(
         elif prev is None or (retry_errors and prev.get("status") == "error"):
             todo.append(q)
     new_invalid = [r for r in invalid if not _same_invalid(latest.get(r["id"]), r)]
-    skipped = len(questions) - len(todo)
+    asked = {q.id for q in todo}
+    unselected = sum(1 for q in questions if q.id not in asked and q.id not in latest) if only else 0
+    skipped = len(questions) - len(todo) - unselected
 
     if batch_questions is None:
         batch_questions = default_batch(guard) if todo else DEFAULT_BATCH
@@ -421,7 +425,13 @@ def _run_audit_unlocked(
             if note:
                 note(f"{qfile}:{record['line']}: invalid record: {record['error']}")
         if only and note:
-            note(f"{len(todo)} question(s) match --only {only}; the other {skipped} keep their records")
+            if not unselected:
+                rest = f"the other {skipped} keep their records"
+            elif not skipped:
+                rest = f"the other {unselected} are not asked and have no record in {out_dir}"
+            else:
+                rest = f"of the other {skipped + unselected}, {skipped} keep their records and {unselected} have none"
+            note(f"{len(todo)} question(s) match --only {only}; {rest}")
         elif skipped and note:
             note(f"{skipped} question(s) already done in {results_path}: not asked again")
         if changed and note:
@@ -488,7 +498,7 @@ def _run_audit_unlocked(
 
     write_report(out_dir / "report.html", all_records, summary, run_info)
     return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages) and not inherited, gate_messages,
-                       inherited)
+                       inherited, unselected)
 
 
 def _earlier_gate(out_dir: Path) -> float | None:

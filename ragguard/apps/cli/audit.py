@@ -51,7 +51,10 @@ def audit(
         bar.close()
         _fail(f"interrupted; finished questions are saved in {out}/results.jsonl: rerun with --resume", 130)
     s = result.summary
-    typer.echo(f"audited {s['questions']} records ({result.ran} run now, {result.skipped} already done): "
+    counts = [f"{result.ran} run now", f"{result.skipped} already done"]
+    if result.unselected:
+        counts.append(f"{result.unselected} not selected by --only")
+    typer.echo(f"audited {s['questions']} records ({', '.join(counts)}): "
                + ", ".join(f"{k} {v}" for k, v in s["verdicts"].items())
                + f"; errors {s['errors']}, invalid {s['invalid']}")
     if s["reference"]["accuracy"] is not None:
