@@ -501,6 +501,16 @@ def test_reference_matching() -> None:
     assert match_reference("Bananas are yellow.", "Yes, you must ask HR for it first.", q, e, 0.6).label == "mismatch"
 
 
+def test_an_answer_that_restates_the_question_does_not_match_a_long_reference() -> None:
+    e = WordEmbedder()
+    q = "What is the deadline for submitting an expense claim?"
+    ref = "Expense claims must be submitted on form FIN-03 within 30 calendar days of the expense date."
+    echo = match_reference("The deadline for submitting an expense claim.", ref, q, e, -1.0)  # any cosine would match
+    assert (echo.label, echo.rule) == ("mismatch", "restates_question")
+    assert match_reference("Within 30 calendar days, on form FIN-03.", ref, q, e, -1.0).label == "match"
+    assert match_reference("Yes.", ref, q, e, -1.0).rule == "embedding"  # no content words: the cosine decides
+
+
 def test_short_references_are_read_lexically_and_the_rule_is_recorded() -> None:
     q, e = "Which form do I need?", WordEmbedder()
     decided = match_reference("You need to fill in form HR-07 and send it to HR.", "HR-07", q, e, 0.6)

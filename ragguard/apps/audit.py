@@ -58,6 +58,7 @@ from ragguard.apps.records import (
 )
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
+from ragguard.core.grounding import added_terms, content_terms
 from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
 from ragguard.errors import ConfigError, IndexLoadError, ModelLoadError, RagGuardError, UsageError
 from ragguard.generation.models import sha256_of
@@ -171,7 +172,9 @@ def match_reference(
     (:func:`ragguard.core.reference.match_short`), since a short reference
     never reaches an embedding threshold against a sentence that contains it.
     A longer one is compared by embedding cosine at ``threshold``, and any
-    contradiction kind the detectors find makes it ``contradicts``. The result
+    contradiction kind the detectors find makes it ``contradicts``; an answer
+    whose content words are all the question's does not match it
+    (``restates_question``). The result
     names the rule that decided and its score.
     """
     if not answer.strip():
@@ -180,6 +183,10 @@ def match_reference(
         return match_short(answer, [reference, *[a for a in answers if is_short(a)]], question)
     vectors = embedder.embed([answer, reference])
     similarity = float(vectors[0] @ vectors[1])
+    if content_terms(answer) and not added_terms(answer, question) and added_terms(reference, question):
+        # The answer only restates the question ("What is the deadline for ...?"): close to a reference on the
+        # same topic by embedding, yet it gives none of what the reference adds.
+        return ReferenceMatch("mismatch", "restates_question", similarity)
     kinds = [f.kind for f in detect(answer, reference, question) if f.kind in CONTRADICTION_KINDS]
     return match_long(similarity, kinds, threshold)
 
