@@ -30,6 +30,7 @@ __all__ = [
     "embedded_gguf",
     "embedded_embedder_path",
     "file_sha256",
+    "memo_key",
     "quiet_transformers",
 ]
 
@@ -90,11 +91,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def memo_key(path: Path) -> str:
+    """The name of ``path``'s hash memo: it changes with the file's size or mtime (raises OSError when gone)."""
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file, memoised in the cache by (path, size, mtime)."""
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-    memo = cache_dir() / "hashes" / f"{key}.json"
+    memo = cache_dir() / "hashes" / f"{memo_key(path)}.json"
     try:
         return str(json.loads(memo.read_text())["sha256"])
     except (OSError, ValueError, KeyError):

@@ -1,4 +1,4 @@
-"""The model commands: ``ragguard doctor`` (is generation deterministic?), ``tune`` (train an adapter), ``merge``."""
+"""The model commands: ``ragguard doctor`` (is generation deterministic?), ``cache`` (converted models), ``tune`` (train an adapter), ``merge``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,50 @@ def doctor(
             typer.echo(f"{mark}  {c.name}: {c.detail}" + (f"  [{figures}]" if figures else ""))
     if not all(c.passed for c in checks):
         raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def cache(
+    prune: bool = typer.Option(False, "--prune", help="Remove conversions superseded by one for the installed "
+                               "transformers, those whose GGUF is gone, stopped conversions and stale hash memos."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object {cache, models, pruned}."),
+) -> None:
+    """List the model cache (converted GGUF checkpoints, their size); --prune removes what is stale.
+
+    An upgrade of transformers converts the GGUF again and leaves the old conversion behind (about
+    500 MB for the embedded model). Nothing is pruned unless asked: another install that shares the
+    cache with an older transformers would convert again (about 30 s) once.
+    """
+    from ragguard.generation.cache import cached_models
+    from ragguard.generation.cache import prune as prune_cache
+    from ragguard.generation.models import cache_dir
+
+    pruned = prune_cache() if prune else None
+    models = cached_models()
+    if as_json:
+        typer.echo(json_line({"cache": str(cache_dir()), "models": [m.to_dict() for m in models], "pruned": pruned}))
+        return
+    typer.echo(f"cache: {cache_dir()}")
+    if pruned is not None:
+        for r in pruned["removed"]:
+            typer.echo(f"removed {r['path']} ({_mb(r['size'])}): {r['why']}")
+        for r in pruned["skipped"]:
+            typer.echo(f"kept {r['path']}: {r['why']}")
+        typer.echo(f"freed {_mb(pruned['freed'])}; {pruned['memos']} stale hash memo(s) removed")
+    for m in models:
+        state = f"stale: {m.stale}" if m.stale else "kept"
+        made = f"transformers {m.transformers}" if m.transformers else "unfinished"
+        typer.echo(f"{_mb(m.size):>9}  {m.path.name}  ({made}; {state})")
+    if not models:
+        typer.echo("no converted model")
+    elif pruned is None and any(m.stale for m in models):
+        total = sum(m.size for m in models if m.stale)
+        typer.echo(f"{_mb(total)} is stale: ragguard cache --prune removes it")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 @app.command()
