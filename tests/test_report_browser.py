@@ -54,3 +54,32 @@ def test_report_loads_offline_filters_and_opens_a_question(tmp_path: Path, brows
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
     print(f"screenshot: {tmp_path / 'report.png'}")
+
+
+def write_hard_report(tmp_path: Path) -> Path:
+    from test_report_html import RUN, hard_records
+
+    from ragguard.apps.audit_summary import summarize
+    from ragguard.apps.report_html import write_report
+
+    records = hard_records()
+    path = tmp_path / "report.html"
+    write_report(path, records, summarize(records), RUN)
+    return path
+
+
+def test_the_report_fits_a_375_px_phone_without_sideways_scrolling(tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    path = write_hard_report(tmp_path)
+    with headless_chromium(375, 812, mobile=True) as phone:
+        phone.get(path.as_uri())
+        assert phone.execute_script("return innerWidth") == 375
+        assert phone.execute_script("return document.documentElement.scrollWidth") <= 375
+        # the table scrolls inside its own box; every chart fits the width
+        wrap = phone.find_element(By.CSS_SELECTOR, ".table-wrap")
+        assert wrap.size["width"] <= 375
+        for svg in phone.find_elements(By.CSS_SELECTOR, "svg"):
+            assert svg.location["x"] + svg.size["width"] <= 375
+        phone.save_screenshot(str(tmp_path / "phone.png"))
+        print(f"screenshot: {tmp_path / 'phone.png'}")

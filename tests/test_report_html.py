@@ -224,3 +224,41 @@ def test_table_cells_wrap_a_long_unbroken_answer_or_id() -> None:
 
     page = render_report([], {"questions": 0, "answered": 0, "verdicts": {}}, {})
     assert "overflow-wrap:anywhere;min-width:4em" in page  # a 100 KB answer made the page 997,689 px wide
+
+
+LONG_URL = "https://intranet.example.com/" + "very-long-unbroken-path-segment-" * 12 + "?q=" + "x" * 120
+
+
+def hard_records() -> list[dict]:
+    """Rows that stretch a layout: a long answer, an unbroken URL and id, Chinese, an error and an invalid row."""
+    base = hostile_record()
+    rows = []
+    for i, (rid, question, answer) in enumerate([
+            ("long", "How long is it?", "The certificate is issued within five working days. " * 60),
+            ("url", "Where is the form " + LONG_URL + " ?", "See " + LONG_URL),
+            ("zh", "没有东桥银行借记卡的员工需要开在职证明吗？", "需要。没有东桥银行借记卡的员工须向人力资源部申请在职证明，" * 10),
+            ("an-extremely-long-question-identifier-without-any-spaces-that-goes-on-and-on-0001", "short?", "short.")]):
+        rows.append({**base, "id": rid, "line": i + 1, "question": question, "answer": answer, "tags": ["hard"],
+                     "verdict": ["consistent", "inconsistent", "contradiction", "abstain"][i],
+                     "confidence": [0.9, 0.0, 0.4, 0.7][i], "agreement": [1.0, 0.2, 0.6, 0.8][i],
+                     "reference": "Five working days.", "reference_match": ["match", "mismatch", "contradicts", "match"][i],
+                     "warnings": ["warning with a long path /srv/share/" + "handbook_payroll_" * 10 + "x.pdf"],
+                     "sources": [{"doc_id": "/srv/share/" + "handbook_payroll_" * 10 + "x.pdf", "score": 0.5,
+                                  "text": LONG_URL}]})
+    rows.append({"status": "error", "id": "err1", "line": 5, "question": "What crashed?", "tags": [],
+                 "error": "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"})
+    rows.append({"status": "invalid", "id": "line-99", "line": 99,
+                 "error": "line 99: unknown key 'questoin' (did you mean 'question'?)"})
+    return rows
+
+
+def test_the_page_fits_a_phone() -> None:
+    """A viewport meta, the table in a container that scrolls on its own, charts that scale to the width."""
+    records = hard_records()
+    page = render_report(records, summarize(records), RUN)
+    parsed = Elements(page)
+    assert parsed.find("meta", name="viewport", content="width=device-width, initial-scale=1")
+    assert re.search(r'<div class="table-wrap"><table>', page) and ".table-wrap{overflow-x:auto" in page
+    svgs = parsed.find("svg")
+    assert svgs and all(s.get("viewbox") == f"0 0 {s['width']} {s['height']}" for s in svgs)
+    assert "svg.chart{max-width:100%;height:auto}" in page
