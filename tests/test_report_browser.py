@@ -83,3 +83,43 @@ def test_the_report_fits_a_375_px_phone_without_sideways_scrolling(tmp_path: Pat
             assert svg.location["x"] + svg.size["width"] <= 375
         phone.save_screenshot(str(tmp_path / "phone.png"))
         print(f"screenshot: {tmp_path / 'phone.png'}")
+
+
+def test_a_keyboard_opens_a_question_and_sorts_with_errors_last(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(write_hard_report(tmp_path).as_uri())
+    focused = []
+    for _ in range(12):  # Tab from the top of the page
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        focused.append(browser.execute_script(
+            "const e=document.activeElement;return e.closest('th')?'th:'+e.closest('th').dataset.col:"
+            "e.classList.contains('open')?'row:'+e.closest('tr').dataset.id:e.id||e.tagName"))
+    assert focused[focused.index("th:line"):][:6] == ["th:line", "th:severity", "th:agreement", "th:confidence",
+                                                      "row:long", "row:url"]
+    while browser.execute_script("return document.activeElement.closest('tr')?.dataset.id") != "long":
+        ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    toggle = browser.switch_to.active_element
+    detail = browser.find_element(By.ID, "d-0")
+    assert not detail.is_displayed() and toggle.get_attribute("aria-expanded") == "false"
+    toggle.send_keys(Keys.ENTER)
+    assert detail.is_displayed() and toggle.get_attribute("aria-expanded") == "true"
+    toggle.send_keys(Keys.SPACE)
+    assert not detail.is_displayed() and toggle.get_attribute("aria-expanded") == "false"
+
+    def order() -> list[str]:
+        return [r.get_attribute("data-id")[:4] for r in browser.find_elements(By.CSS_SELECTOR, "tr.q")]
+
+    head = browser.find_element(By.CSS_SELECTOR, 'th[data-col="confidence"]')
+    head.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
+    assert head.get_attribute("aria-sort") == "ascending"
+    assert order() == ["url", "zh", "an-e", "long", "err1", "line"]  # 0.0 is a confidence; errors go last
+    head.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
+    assert head.get_attribute("aria-sort") == "descending"
+    assert order() == ["long", "an-e", "zh", "url", "err1", "line"]
+    severity = browser.find_element(By.CSS_SELECTOR, 'th[data-col="severity"]')
+    severity.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
+    assert severity.get_attribute("aria-sort") == "ascending" and head.get_attribute("aria-sort") is None
+    assert order() == ["zh", "url", "an-e", "long", "err1", "line"]  # contradiction first, consistent last

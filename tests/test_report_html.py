@@ -61,7 +61,7 @@ def test_rows_carry_what_the_page_script_uses() -> None:
     for element_id in ("filter", "verdict", "shown", "rows"):
         assert len([a for _, a in page.tags if a.get("id") == element_id]) == 1, element_id
     sortable = [a["data-col"] for a in page.find("th") if "data-col" in a]
-    assert sortable == ["line", "verdict", "agreement", "confidence"]
+    assert sortable == ["line", "severity", "agreement", "confidence"]
     assert [o["value"] for o in page.find("option")][1:] == ["consistent", "inconsistent", "contradiction", "abstain",
                                                               "invalid", "error"]
     text = "".join(page.text)
@@ -262,3 +262,16 @@ def test_the_page_fits_a_phone() -> None:
     svgs = parsed.find("svg")
     assert svgs and all(s.get("viewbox") == f"0 0 {s['width']} {s['height']}" for s in svgs)
     assert "svg.chart{max-width:100%;height:auto}" in page
+
+
+def test_rows_and_sort_headers_are_buttons_a_keyboard_reaches() -> None:
+    """Each row's id is a button that says whether its detail is open and which row it opens; each sortable
+    header holds a button; the verdict sorts by severity, and a row without a verdict has no severity."""
+    records = hard_records()
+    parsed = Elements(render_report(records, summarize(records), RUN))
+    toggles = parsed.find("button", class_="open")
+    assert [(b["aria-expanded"], b["aria-controls"]) for b in toggles] == [("false", f"d-{i}") for i in range(6)]
+    assert [r["data-severity"] for r in parsed.find("tr", class_="q")] == ["3", "1", "0", "2", "", ""]
+    page = render_report(records, summarize(records), RUN)
+    heads = re.findall(r'<th data-col="(\w+)"[^>]*><button type="button"[^>]*>(\w+)</button></th>', page)
+    assert heads == [("line", "id"), ("severity", "verdict"), ("agreement", "agreement"), ("confidence", "confidence")]

@@ -22,6 +22,10 @@ __all__ = ["render_report", "report_context", "write_report"]
 COLOURS = {"consistent": "#2e7d32", "inconsistent": "#b26a00", "contradiction": "#c62828", "abstain": "#1565c0",
            "invalid": "#6d4c41", "error": "#6d4c41"}
 
+# The verdicts from the most to the least worrying: sorting the table by verdict puts the first on top.
+# An error or invalid row has no verdict and sorts after them, whichever the direction.
+SEVERITY = {"contradiction": 0, "inconsistent": 1, "abstain": 2, "consistent": 3}
+
 # The square plot area of the calibration charts, in pixels, and its margins.
 PLOT, LEFT, TOP, BOTTOM = 220, 44, 26, 36
 
@@ -198,6 +202,7 @@ def _row(i: int, r: dict[str, Any]) -> dict[str, Any]:
         "agreement_value": str(r.get("agreement", "")),
         "confidence_value": str(r.get("confidence", "")),
         "line": str(r.get("line", 0)),
+        "severity": _text(SEVERITY.get(str(verdict))),
         "search": search.lower(),
         "question": _text(r.get("question")),
         "agreement": _fmt(r.get("agreement")),
