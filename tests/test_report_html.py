@@ -275,3 +275,16 @@ def test_rows_and_sort_headers_are_buttons_a_keyboard_reaches() -> None:
     page = render_report(records, summarize(records), RUN)
     heads = re.findall(r'<th data-col="(\w+)"[^>]*><button type="button"[^>]*>(\w+)</button></th>', page)
     assert heads == [("line", "id"), ("severity", "verdict"), ("agreement", "agreement"), ("confidence", "confidence")]
+
+
+@pytest.mark.parametrize("count", [667, 12345, 1_000_000])
+def test_a_bar_charts_counts_fit_in_it_whole(count: int) -> None:
+    """The longest bar's count used to end past the chart's edge: a 2,000-question report showed "66" for 667."""
+    summary = {"questions": count + 3, "answered": count + 3, "verdicts": {"consistent": count, "inconsistent": 3},
+               "agreement_histogram": {"0.0-0.2": 1, "0.8-1.0": count}}
+    page = render_report([], summary, RUN)
+    for svg in re.findall(r'<svg class="chart".*?</svg>', page, flags=re.S):
+        width = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg).group(1))
+        counts = re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size="12">(\d+)</text>', svg)
+        assert str(count) in [c for _, c in counts]
+        assert all(float(x) + 7.5 * len(c) <= width for x, c in counts), (width, counts)

@@ -140,7 +140,9 @@ def _bar_chart(title: str, data: dict[str, int], colours: dict[str, str] | None 
         w = int(width * count / top)
         bars.append({"label": label, "count": count, "y": y, "h": bar_h, "w": w, "text_y": y + 15, "count_x": 104 + w,
                      "colour": (colours or {}).get(label, "#5c6bc0")})
-    return {"title": title, "width": width + 120, "height": len(data) * (bar_h + gap) + 24, "bars": bars}
+    # Room after the longest bar for its count, the widest one at 12 px (a digit is about 7 px wide).
+    count_w = 8 * max((len(str(count)) for count in data.values()), default=1) + 4
+    return {"title": title, "width": 104 + width + count_w, "height": len(data) * (bar_h + gap) + 24, "bars": bars}
 
 
 def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:
