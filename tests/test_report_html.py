@@ -288,3 +288,29 @@ def test_a_bar_charts_counts_fit_in_it_whole(count: int) -> None:
         counts = re.findall(r'<text x="([\d.]+)" y="[\d.]+" font-size="12">(\d+)</text>', svg)
         assert str(count) in [c for _, c in counts]
         assert all(float(x) + 7.5 * len(c) <= width for x, c in counts), (width, counts)
+
+
+def test_every_chart_has_a_table_of_its_numbers_for_a_screen_reader() -> None:
+    """The drawings are hidden from a screen reader, which reads a visually hidden table instead; the
+    reliability diagram shows over each bar how many answers it holds."""
+    labelled = labelled_records()
+    summary = summarize(labelled)
+    page = render_report(labelled, summary, RUN)
+    boxes = re.findall(r'<div class="chart-box">(<svg.*?</svg>)<div class="sr-only">(<table>.*?</table>)</div>\s*</div>', page, re.S)
+    assert len(boxes) == 4 and len(re.findall(r"<svg", page)) == 4
+    tables = {}
+    for svg, table in boxes:
+        assert Elements(svg).tags[0][1].get("aria-hidden") == "true"
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<t[hd][^>]*>.*?</t[hd]>", table)]
+        tables[re.search(r"<caption>(.*?)</caption>", table).group(1)] = cells
+    verdicts = tables["verdicts"]
+    for verdict, count in summary["verdicts"].items():
+        assert verdicts[verdicts.index(verdict) + 1] == str(count)
+    bins = [b for b in summary["calibration"]["bins"] if b["count"]]
+    reliability = tables["reliability diagram"]
+    assert reliability[:4] == ["confidence", "answers", "mean confidence", "observed accuracy"]
+    assert reliability[4:] == [v for b in bins for v in (f"{b['lower']:.1f}-{b['upper']:.1f}", str(b["count"]),
+                                                          f"{b['mean_confidence']:.2f}", f"{b['accuracy']:.0%}")]
+    assert len(tables["accuracy against coverage"]) == 4 * (1 + len(summary["calibration"]["coverage"]))
+    drawn = re.findall(r'<text class="n"[^>]*>(\d+)</text>', charts(page)["reliability-diagram"])
+    assert drawn == [str(b["count"]) for b in bins]

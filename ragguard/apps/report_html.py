@@ -66,7 +66,8 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
         "gate": _gate(summary.get("gates")),
         "calibrated": summary.get("calibrated"),
         "cards": _cards(summary),
-        "charts": [_bar_chart("verdicts", verdict_counts, COLOURS), _bar_chart("agreement", summary.get("agreement_histogram", {}))],
+        "charts": [_bar_chart("verdicts", verdict_counts, COLOURS, ("verdict", "questions")),
+                   _bar_chart("agreement", summary.get("agreement_histogram", {}), None, ("agreement", "questions"))],
         "calibration": _calibration(summary.get("calibration")),
         "verdict_options": list(COLOURS),
         "rows": [_row(i, r) for i, r in enumerate(records)],
@@ -131,7 +132,9 @@ def _cards(summary: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(label, "" if value is None else value) for label, value in cards]
 
 
-def _bar_chart(title: str, data: dict[str, int], colours: dict[str, str] | None = None) -> dict[str, Any]:
+def _bar_chart(title: str, data: dict[str, int], colours: dict[str, str] | None = None,
+               columns: tuple[str, str] = ("", "count")) -> dict[str, Any]:
+    """A horizontal bar chart, with ``columns`` heading the table of its numbers that a screen reader reads."""
     width, bar_h, gap = 320, 22, 6
     top = max(data.values()) if data and max(data.values()) > 0 else 1
     bars = []
@@ -142,7 +145,8 @@ def _bar_chart(title: str, data: dict[str, int], colours: dict[str, str] | None 
                      "colour": (colours or {}).get(label, "#5c6bc0")})
     # Room after the longest bar for its count, the widest one at 12 px (a digit is about 7 px wide).
     count_w = 8 * max((len(str(count)) for count in data.values()), default=1) + 4
-    return {"title": title, "width": 104 + width + count_w, "height": len(data) * (bar_h + gap) + 24, "bars": bars}
+    return {"title": title, "width": 104 + width + count_w, "height": len(data) * (bar_h + gap) + 24, "bars": bars,
+            "columns": columns, "rows": [(b["label"], b["count"]) for b in bars]}
 
 
 def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -154,7 +158,10 @@ def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:
         if not b["count"]:
             continue
         x, y = _xy(b["lower"], b["accuracy"])
-        bars.append({"x": _px(x + 1), "y": _px(y), "w": _px(PLOT / len(cal["bins"]) - 2), "h": _px(TOP + PLOT - y),
+        w = PLOT / len(cal["bins"]) - 2
+        bars.append({"x": _px(x + 1), "y": _px(y), "w": _px(w), "h": _px(TOP + PLOT - y),
+                     # how many answers the bar holds, over it: a bar of 1 answer says less than one of 500
+                     "n": b["count"], "n_x": _px(x + 1 + w / 2), "n_y": _px(y - 3),
                      "tip": f"confidence {b['lower']:.1f}-{b['upper']:.1f}: {_answers(b['count'])}, "
                             f"mean confidence {b['mean_confidence']:.2f}, observed accuracy {b['accuracy']:.0%}"})
     points = []
@@ -162,6 +169,10 @@ def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:
         x, y = _xy(p["coverage"], p["accuracy"])
         points.append({"x": _px(x), "y": _px(y), "tip": f"coverage {p['coverage']:.0%} ({_answers(p['kept'])}, confidence "
                                                         f"at least {p['threshold']:.2f}): accuracy {p['accuracy']:.0%}"})
+    bin_rows = [(f"{b['lower']:.1f}-{b['upper']:.1f}", b["count"], f"{b['mean_confidence']:.2f}", f"{b['accuracy']:.0%}")
+                for b in cal["bins"] if b["count"]]
+    point_rows = [(f"{p['coverage']:.0%}", p["kept"], f"{p['threshold']:.2f}", f"{p['accuracy']:.0%}")
+                  for p in cal["coverage"]]
     at = [(f"{c:.0%}", _pct(accuracy_at(cal, c))) for c in (0.5, 0.8)]
     return {
         "labelled": cal["labelled"],
@@ -170,9 +181,11 @@ def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:
         "brier": _num(cal.get("brier")),
         "at": at,
         "reliability": {**_frame("reliability-diagram", "reliability diagram",
-                                 "confidence", "observed accuracy"), "ideal": True, "bars": bars, "points": []},
+                                 "confidence", "observed accuracy"), "ideal": True, "bars": bars, "points": [],
+                        "columns": ("confidence", "answers", "mean confidence", "observed accuracy"), "rows": bin_rows},
         "coverage": {**_frame("coverage-curve", "accuracy against coverage", "coverage (most confident first)",
-                              "accuracy of answers kept"), "ideal": False, "bars": [], "points": points},
+                              "accuracy of answers kept"), "ideal": False, "bars": [], "points": points,
+                     "columns": ("coverage", "answers kept", "confidence at least", "accuracy"), "rows": point_rows},
     }
 
 
