@@ -314,3 +314,33 @@ def test_every_chart_has_a_table_of_its_numbers_for_a_screen_reader() -> None:
     assert len(tables["accuracy against coverage"]) == 4 * (1 + len(summary["calibration"]["coverage"]))
     drawn = re.findall(r'<text class="n"[^>]*>(\d+)</text>', charts(page)["reliability-diagram"])
     assert drawn == [str(b["count"]) for b in bins]
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    high, low = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_badges_and_warnings_meet_wcag_aa_contrast() -> None:
+    """White badge text on every verdict colour, and the warning/contradiction text on the opened row's
+    background, reach 4.5:1 (the inconsistent badge was 4.24, the warnings 4.10)."""
+    from ragguard.apps.report_html import COLOURS
+
+    page = render_report(hard_records(), summarize(hard_records()), RUN)
+    css = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+
+    def colour(selector: str, prop: str) -> str:
+        found = re.search(re.escape(selector) + r"\{[^}]*?\b" + prop + r":#([0-9a-f]{6}|[0-9a-f]{3})\b", css).group(1)
+        return "#" + (found if len(found) == 6 else "".join(c * 2 for c in found))
+
+    detail_bg = colour("tr.detail td", "background")
+    for verdict, background in COLOURS.items():
+        assert contrast("#ffffff", background) >= 4.5, verdict
+    for selector, background in ((".warn", detail_bg), (".warn", "#ffffff"), (".meta", "#ffffff"),
+                                 (".src", detail_bg), ("button.open", "#ffffff")):
+        assert contrast(colour(selector, "color"), background) >= 4.5, selector

@@ -19,7 +19,7 @@ from ragguard.core.types import DIVERGENT
 
 __all__ = ["render_report", "report_context", "write_report"]
 
-COLOURS = {"consistent": "#2e7d32", "inconsistent": "#b26a00", "contradiction": "#c62828", "abstain": "#1565c0",
+COLOURS = {"consistent": "#2e7d32", "inconsistent": "#a05e00", "contradiction": "#c62828", "abstain": "#1565c0",
            "invalid": "#6d4c41", "error": "#6d4c41"}
 
 # The verdicts from the most to the least worrying: sorting the table by verdict puts the first on top.
