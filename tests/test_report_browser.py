@@ -123,3 +123,20 @@ def test_a_keyboard_opens_a_question_and_sorts_with_errors_last(tmp_path: Path, 
     severity.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
     assert severity.get_attribute("aria-sort") == "ascending" and head.get_attribute("aria-sort") is None
     assert order() == ["zh", "url", "an-e", "long", "err1", "line"]  # contradiction first, consistent last
+
+
+def test_printing_shows_the_details_of_the_shown_questions(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    browser.get(write_hard_report(tmp_path).as_uri())
+    browser.find_element(By.ID, "filter").send_keys("certificate")  # one question shown
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    details = {d.get_attribute("id"): d.is_displayed() for d in browser.find_elements(By.CSS_SELECTOR, "tr.detail")}
+    assert details == {"d-0": True, **{f"d-{i}": False for i in range(1, 6)}}
+    assert not browser.find_element(By.CSS_SELECTOR, ".controls").is_displayed()
+    badge = browser.find_element(By.CSS_SELECTOR, "tr.q .badge")
+    assert badge.value_of_css_property("background-color") == "rgba(0, 0, 0, 0)"
+    assert badge.value_of_css_property("border-top-width") == "1px" and badge.value_of_css_property("color") == \
+        "rgba(0, 0, 0, 1)"
+    pdf = browser.execute_cdp_cmd("Page.printToPDF", {"printBackground": False})
+    assert len(pdf["data"]) > 1000

@@ -344,3 +344,12 @@ def test_badges_and_warnings_meet_wcag_aa_contrast() -> None:
     for selector, background in ((".warn", detail_bg), (".warn", "#ffffff"), (".meta", "#ffffff"),
                                  (".src", detail_bg), ("button.open", "#ffffff")):
         assert contrast(colour(selector, "color"), background) >= 4.5, selector
+
+
+def test_print_shows_every_shown_questions_detail_and_badges_without_background() -> None:
+    """Printing (or saving as PDF) shows the opened row of every question the filter shows, hides the
+    controls, and prints a badge as black text in a border: the print dialog leaves backgrounds out."""
+    page = render_report(hard_records(), summarize(hard_records()), RUN)
+    css = re.search(r"@media print\{(.*)\}", re.search(r"<style>(.*?)</style>", page, re.S).group(1), re.S).group(1)
+    assert "tr.q:not(.hidden)+tr.detail{display:table-row}" in css and ".controls{display:none}" in css
+    assert ".badge{background:none!important;color:#000;border:1px solid #000}" in css
