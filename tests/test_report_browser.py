@@ -140,3 +140,25 @@ def test_printing_shows_the_details_of_the_shown_questions(tmp_path: Path, brows
         "rgba(0, 0, 0, 1)"
     pdf = browser.execute_cdp_cmd("Page.printToPDF", {"printBackground": False})
     assert len(pdf["data"]) > 1000
+
+
+def test_the_filter_finds_an_error_and_the_wrong_answers(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(write_hard_report(tmp_path).as_uri())
+
+    def shown() -> list[str]:
+        return [r.get_attribute("data-id")[:4] for r in browser.find_elements(By.CSS_SELECTOR, "tr.q") if r.is_displayed()]
+
+    box = browser.find_element(By.ID, "filter")
+    for term, ids in (("cuda", ["err1"]), ("questoin", ["line"]), ("mismatch", ["url"])):
+        box.clear()
+        box.send_keys(term)
+        browser.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+        assert shown() == ids, term
+    box.clear()
+    browser.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+    Select(browser.find_element(By.ID, "reference")).select_by_value("wrong")
+    assert shown() == ["url", "zh"]
+    assert browser.find_element(By.ID, "shown").text == "2"

@@ -55,7 +55,7 @@ def test_rows_carry_what_the_page_script_uses() -> None:
     assert [r["data-key"] for r in rows] == ["0", "1", "2"]
     assert [r["data-verdict"] for r in rows] == ["contradiction", "error", "invalid"]
     assert rows[0]["data-id"] == HOSTILE and rows[0]["data-confidence"] == "0.3" and rows[0]["data-line"] == "1"
-    assert rows[0]["data-search"] == f"{HOSTILE} {HOSTILE} {HOSTILE} {HOSTILE}".lower()
+    assert rows[0]["data-search"] == f"{HOSTILE} {HOSTILE} {HOSTILE} {HOSTILE} {HOSTILE} contradicts".lower()
     for key in ("0", "1", "2"):
         assert page.find("tr", id=f"d-{key}", class_="detail hidden")
     for element_id in ("filter", "verdict", "shown", "rows"):
@@ -63,7 +63,7 @@ def test_rows_carry_what_the_page_script_uses() -> None:
     sortable = [a["data-col"] for a in page.find("th") if "data-col" in a]
     assert sortable == ["line", "severity", "agreement", "confidence"]
     assert [o["value"] for o in page.find("option")][1:] == ["consistent", "inconsistent", "contradiction", "abstain",
-                                                              "invalid", "error"]
+                                                              "invalid", "error", "", "wrong", "match"]
     text = "".join(page.text)
     assert "samples 1 and 2: quantity" in text and "out of memory" in text and "support 0.50" in text
 
@@ -353,3 +353,19 @@ def test_print_shows_every_shown_questions_detail_and_badges_without_background(
     css = re.search(r"@media print\{(.*)\}", re.search(r"<style>(.*?)</style>", page, re.S).group(1), re.S).group(1)
     assert "tr.q:not(.hidden)+tr.detail{display:table-row}" in css and ".controls{display:none}" in css
     assert ".badge{background:none!important;color:#000;border:1px solid #000}" in css
+
+
+def test_the_filter_searches_errors_reasons_and_references_and_can_show_wrong_answers() -> None:
+    records = hard_records()
+    page = Elements(render_report(records, summarize(records), RUN))
+    search = {r["data-id"]: r["data-search"] for r in page.find("tr", class_="q")}
+    assert "cuda out of memory" in search["err1"]
+    assert "unknown key 'questoin'" in search["line-99"]
+    assert "five working days." in search["url"] and "mismatch" in search["url"]
+    assert [r["data-reference"] for r in page.find("tr", class_="q")] == ["match", "mismatch", "contradicts", "match",
+                                                                          "", ""]
+    assert [o["value"] for o in page.find("option")][-3:] == ["", "wrong", "match"]
+    assert page.find("select", id="reference")
+    # without a reference there is nothing to choose
+    plain = [{**r, "reference_match": None, "reference": None} for r in records]
+    assert not Elements(render_report(plain, summarize(plain), RUN)).find("select", id="reference")

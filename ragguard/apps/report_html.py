@@ -70,6 +70,7 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
                    _bar_chart("agreement", summary.get("agreement_histogram", {}), None, ("agreement", "questions"))],
         "calibration": _calibration(summary.get("calibration")),
         "verdict_options": list(COLOURS),
+        "references": any(r.get("reference_match") for r in records),
         "rows": [_row(i, r) for i, r in enumerate(records)],
     }
 
@@ -207,7 +208,10 @@ def _px(value: float) -> float:
 
 def _row(i: int, r: dict[str, Any]) -> dict[str, Any]:
     verdict = r.get("verdict") or r.get("status")
-    search = " ".join(str(x) for x in (r.get("id"), r.get("question"), r.get("answer"), " ".join(r.get("tags") or [])))
+    # Everything the row and its detail say in words: an error's message, an invalid row's reason, the reference.
+    search = " ".join(str(x) for x in (r.get("id"), r.get("question"), r.get("answer"), r.get("error"),
+                                       " ".join(r.get("tags") or []), r.get("reference"), r.get("reference_match"))
+                      if x not in (None, ""))
     return {
         "key": i,
         "id": _text(r.get("id")),
