@@ -288,3 +288,58 @@ def test_a_calibrated_confidence_says_so_and_names_another_setup(browser: Any, t
         note = browser.find_element(By.ID, "calibrated")
         assert note.text == "(calibrated for another setup)" and "stale" in note.get_attribute("class")
         assert str(path) in note.get_attribute("title")
+
+
+LONG_URL = "https://intranet.example.com/" + "very-long-unbroken-path-segment-" * 12 + "?q=" + "x" * 120
+LONG_PATH = "/srv/share/" + "handbook_payroll_eastbridge_" * 10 + "certificate.pdf"
+
+
+def canned_record(answer: str = "See " + LONG_URL) -> dict[str, Any]:
+    """An ask record as ``POST /ask`` returns it, with a URL and a path too long for a phone's line."""
+    texts = [answer, "Ask HR at " + LONG_URL, answer]
+    return {
+        "question": "Where is the form?", "answer": answer, "verdict": "inconsistent", "agreement": 0.67,
+        "confidence": 0.41, "grounded": None, "calibrated": False, "warnings": ["see " + LONG_PATH],
+        "samples": [{"text": t, "seed": i, "greedy": i == 0, "truncated": False} for i, t in enumerate(texts)],
+        "clusters": [{"id": 0, "size": 2, "representative": answer, "members": [0, 2]},
+                     {"id": 1, "size": 1, "representative": texts[1], "members": [1]}],
+        "contradictions": [{"a": 0, "b": 1, "kind": "entity", "score": 0.9,
+                            "explanation": f'different places: "{LONG_URL}" vs "{LONG_URL}"'}],
+        "sources": [{"doc_id": LONG_PATH, "chunk_id": "c0", "score": 0.8, "text": "The form is at " + LONG_URL}],
+        "grounding": None, "fingerprint": {"model": "fake"}, "timings": {"total_s": 0.1},
+    }
+
+
+def canned_page(tmp_path: Path) -> Path:
+    """serve's page as a file; its fetch is replaced (through the driver, which the page's policy does not bind)."""
+    from ragguard.apps.serve.page import render_page
+
+    context = {"needs_key": False, "max_samples": 8, "default_samples": 5, "default_seed": 0,
+               "refusals": {"off_topic": "off topic", "disagree": "they disagree: {answers}", "empty": "empty"}}
+    path = tmp_path / "page.html"
+    path.write_text(render_page(context, "n0nce"), encoding="utf-8")
+    return path
+
+
+def answer_with(driver: Any, record: dict[str, Any], delay_ms: int = 0) -> None:
+    driver.execute_script(
+        "const body=arguments[0], delay=arguments[1];"
+        "window.fetch=()=>new Promise(ok=>setTimeout(()=>ok(new Response(body,{status:200})),delay));",
+        json.dumps(record), delay_ms)
+
+
+def test_long_urls_and_paths_stay_inside_a_375_px_phone(tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with headless_chromium(375, 812, mobile=True) as phone:
+        phone.get(canned_page(tmp_path).as_uri())
+        answer_with(phone, canned_record())
+        phone.find_element(By.ID, "question").send_keys("Where is the form?")
+        phone.find_element(By.ID, "ask").click()
+        finished(phone)
+        assert LONG_PATH in phone.find_element(By.ID, "sources").text
+        assert phone.execute_script("return innerWidth") == 375
+        assert phone.execute_script("return document.documentElement.scrollWidth") <= 375
+        phone.save_screenshot(str(tmp_path / "phone.png"))
+        if SCREENSHOT_DIR:
+            shutil.copyfile(tmp_path / "phone.png", Path(SCREENSHOT_DIR) / "page-phone.png")

@@ -114,3 +114,12 @@ def test_chinese_is_sent_as_utf8() -> None:
 def test_the_page_answers_get_only(open_client: TestClient) -> None:
     response = open_client.post("/")
     assert response.status_code == 405 and "error" in response.json()
+
+
+def test_long_urls_and_paths_wrap_instead_of_widening_the_page() -> None:
+    page = render_page({"needs_key": False, "max_samples": 8, "default_samples": 5, "default_seed": 0,
+                        "refusals": {"off_topic": "o", "disagree": "d {answers}", "empty": "e"}}, "n0nce")
+    rule = re.search(r"([^{}]*)\{ overflow-wrap: anywhere; \}", re.sub(r"/\*.*?\*/", "", page, flags=re.S))
+    assert rule
+    selectors = {s.strip() for s in rule.group(1).split(",")}
+    assert {".answer", ".text", ".explanation", ".source b", ".warnings li", "#asked"} <= selectors
