@@ -214,7 +214,7 @@ def test_the_page_shows_it_is_working_and_takes_a_second_question(server: str, b
     finally:
         RELEASE.set()
     finished(browser)
-    assert browser.find_element(By.ID, "status").text == ""
+    assert browser.find_element(By.ID, "status").text == "answer ready: contradiction, agreement 60%"
     assert browser.find_element(By.ID, "asked").text.endswith("(slow)")
     # The next question runs once the first returned.
     browser.find_element(By.ID, "question").send_keys(" again")
@@ -343,3 +343,25 @@ def test_long_urls_and_paths_stay_inside_a_375_px_phone(tmp_path: Path) -> None:
         phone.save_screenshot(str(tmp_path / "phone.png"))
         if SCREENSHOT_DIR:
             shutil.copyfile(tmp_path / "phone.png", Path(SCREENSHOT_DIR) / "page-phone.png")
+
+
+def test_one_working_announcement_then_the_result_and_focus_on_the_answer(tmp_path: Path, browser: Any) -> None:
+    """The live region says "working…" once (not every second), then that the answer is ready; focus moves from
+    the disabled Ask button to the Answer heading instead of falling to the page's body."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(canned_page(tmp_path).as_uri())
+    answer_with(browser, canned_record(), delay_ms=2500)
+    browser.execute_script(
+        "window.said=[];new MutationObserver(()=>said.push(document.getElementById('status').textContent))"
+        ".observe(document.getElementById('status'),{childList:true,characterData:true,subtree:true});")
+    browser.find_element(By.ID, "question").send_keys("Where is the form?")
+    browser.find_element(By.ID, "question").send_keys(Keys.CONTROL, Keys.ENTER)
+    time.sleep(1.5)
+    assert browser.find_element(By.ID, "status-line").text.startswith("working… 1 s")  # still seen counting
+    finished(browser)
+    said = [t for t in browser.execute_script("return said") if t]
+    assert said == ["working…", "answer ready: inconsistent, agreement 67%"]
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("id") == "answer-heading" and focused.text == "Answer"
