@@ -162,3 +162,18 @@ def test_the_filter_finds_an_error_and_the_wrong_answers(tmp_path: Path, browser
     Select(browser.find_element(By.ID, "reference")).select_by_value("wrong")
     assert shown() == ["url", "zh"]
     assert browser.find_element(By.ID, "shown").text == "2"
+
+
+def test_headers_and_short_values_stay_on_one_line_at_laptop_width(tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    with headless_chromium(1024, 800) as laptop:
+        laptop.get(write_hard_report(tmp_path).as_uri())
+        lines = laptop.execute_script(
+            "const n=e=>{let most=0;const w=document.createTreeWalker(e,NodeFilter.SHOW_TEXT);"
+            "while(w.nextNode()){if(!w.currentNode.data.trim())continue;const r=document.createRange();"
+            "r.selectNodeContents(w.currentNode);"
+            "most=Math.max(most,new Set([...r.getClientRects()].map(x=>Math.round(x.top))).size)}return most};"
+            "return [...document.querySelectorAll('thead th, tr.q td.short')].map(e=>[e.textContent.trim(),n(e)])")
+        assert lines and all(n <= 1 for _, n in lines), [t for t, n in lines if n > 1]
+        assert laptop.find_element(By.CSS_SELECTOR, "th[data-col=agreement]").is_displayed()

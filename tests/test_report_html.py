@@ -223,7 +223,19 @@ def test_table_cells_wrap_a_long_unbroken_answer_or_id() -> None:
     from ragguard.apps.report_html import render_report
 
     page = render_report([], {"questions": 0, "answered": 0, "verdicts": {}}, {})
-    assert "overflow-wrap:anywhere;min-width:4em" in page  # a 100 KB answer made the page 997,689 px wide
+    assert "td.wrap{overflow-wrap:anywhere;min-width:8em}" in page  # a 100 KB answer made the page 997,689 px wide
+    assert "button.open{color:#1a4f9c;text-decoration:underline;overflow-wrap:anywhere}" in page  # the id
+
+
+def test_headers_and_short_values_keep_whole_words() -> None:
+    """Only the question and the answer may break a word ("agreem|ent", "mismat|ch" at 1280 px)."""
+    records = hard_records()
+    page = render_report(records, summarize(records), RUN)
+    css = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    assert "overflow-wrap" not in re.search(r"th,td\{([^}]*)\}", css).group(1)
+    assert "white-space:nowrap" in re.search(r"\bth\{([^}]*)\}", css).group(1)
+    row = re.search(r'<tr class="q".*?</tr>', page, re.S).group(0)
+    assert re.findall(r'<td class="(\w+)"', row) == ["wrap", "short", "short", "short", "short", "short", "wrap"]
 
 
 LONG_URL = "https://intranet.example.com/" + "very-long-unbroken-path-segment-" * 12 + "?q=" + "x" * 120
