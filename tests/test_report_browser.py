@@ -177,3 +177,13 @@ def test_headers_and_short_values_stay_on_one_line_at_laptop_width(tmp_path: Pat
             "return [...document.querySelectorAll('thead th, tr.q td.short')].map(e=>[e.textContent.trim(),n(e)])")
         assert lines and all(n <= 1 for _, n in lines), [t for t, n in lines if n > 1]
         assert laptop.find_element(By.CSS_SELECTOR, "th[data-col=agreement]").is_displayed()
+
+
+def test_a_long_answer_takes_three_lines_until_its_row_is_opened(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    browser.get(write_hard_report(tmp_path).as_uri())
+    row = browser.find_element(By.CSS_SELECTOR, 'tr.q[data-id="long"]')
+    assert row.size["height"] < 100  # 3,000 characters; the row was about 1,800 px tall
+    row.click()
+    assert browser.find_element(By.ID, "d-0").find_element(By.CSS_SELECTOR, "p.full").text.count("five working days") == 60

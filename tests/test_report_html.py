@@ -381,3 +381,13 @@ def test_the_filter_searches_errors_reasons_and_references_and_can_show_wrong_an
     # without a reference there is nothing to choose
     plain = [{**r, "reference_match": None, "reference": None} for r in records]
     assert not Elements(render_report(plain, summarize(plain), RUN)).find("select", id="reference")
+
+
+def test_a_long_answer_is_clamped_in_its_row_and_whole_in_the_opened_row() -> None:
+    records = hard_records()
+    page = render_report(records, summarize(records), RUN)
+    assert ".clamp{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3" in page
+    row = re.search(r'<tr class="q" data-key="0".*?</tr>', page, re.S).group(0)
+    assert re.search(r'<td class="wrap"><div class="clamp">The certificate', row)
+    detail = re.search(r'<tr class="detail hidden" id="d-0">.*?</tr>', page, re.S).group(0)
+    assert f"<p class=\"full\"><b>answer</b>: {records[0]['answer']}</p>" in detail

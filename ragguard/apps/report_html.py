@@ -250,6 +250,7 @@ def _detail(r: dict[str, Any]) -> dict[str, Any]:
                          "support": None if c.get("support") is None else f"{c['support']:.2f}"})
     return {
         "ok": True,
+        "answer": _text(r.get("answer")),  # whole here; its table cell shows three lines
         "clusters": clusters,
         "contradictions": [c for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT],
         "warnings": r.get("warnings", []),
