@@ -391,3 +391,14 @@ def test_a_long_answer_is_clamped_in_its_row_and_whole_in_the_opened_row() -> No
     assert re.search(r'<td class="wrap"><div class="clamp">The certificate', row)
     detail = re.search(r'<tr class="detail hidden" id="d-0">.*?</tr>', page, re.S).group(0)
     assert f"<p class=\"full\"><b>answer</b>: {records[0]['answer']}</p>" in detail
+
+
+def test_controls_have_labels_the_page_has_landmarks_and_the_count_is_announced() -> None:
+    records = hard_records()
+    page = render_report(records, summarize(records), RUN)
+    for control in ("filter", "verdict", "reference"):
+        assert re.search(r'<label>\w+ <(input|select) id="' + control + '"', page), control
+    assert page.count("<main>") == 1 and page.count("<header>") == 1
+    assert page.index("<header>") < page.index("<h1>") < page.index("</header>") < page.index("<main>")
+    assert page.index("<main>") < page.index('<div class="cards">') < page.index("</table>") < page.index("</main>")
+    assert re.search(r'<span role="status" aria-live="polite"><span id="shown">6</span> of 6 shown</span>', page)
