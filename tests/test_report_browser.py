@@ -6,6 +6,7 @@ skipped where they are missing.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def test_report_loads_offline_filters_and_opens_a_question(tmp_path: Path, brows
     out = tmp_path / "out"
     run_audit(write_questions(tmp_path / "q.jsonl"), out, make_guard())
     browser.get((out / "report.html").as_uri())
-    assert browser.title == "ragguard audit"
+    assert re.fullmatch(r"ragguard audit · q\.jsonl · \d{4}-\d\d-\d\d \d\d:\d\d UTC", browser.title)
     # Nothing but the page itself was requested (the CSP also forbids it).
     entries = browser.execute_script("return performance.getEntriesByType('resource').length")
     assert entries == 0

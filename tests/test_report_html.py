@@ -402,3 +402,31 @@ def test_controls_have_labels_the_page_has_landmarks_and_the_count_is_announced(
     assert page.index("<header>") < page.index("<h1>") < page.index("</header>") < page.index("<main>")
     assert page.index("<main>") < page.index('<div class="cards">') < page.index("</table>") < page.index("</main>")
     assert re.search(r'<span role="status" aria-live="polite"><span id="shown">6</span> of 6 shown</span>', page)
+
+
+def test_the_title_and_header_name_the_input_and_when_the_run_finished() -> None:
+    records = hard_records()
+    summary = {**summarize(records), "finished_at": "2026-12-07T20:10:18Z"}
+    page = render_report(records, summary, {**RUN, "input": "questions/hr-faq.jsonl"})
+    assert "<title>ragguard audit · hr-faq.jsonl · 2026-12-07 20:10 UTC</title>" in page
+    assert "<h1>ragguard audit of hr-faq.jsonl</h1>" in page
+    assert '<div class="meta" id="run">input questions/hr-faq.jsonl · finished 2026-12-07 20:10 UTC · config' in page
+    # a summary.json from before the time was recorded
+    assert "<title>ragguard audit · hr-faq.jsonl</title>" in render_report(records, summarize(records),
+                                                                         {**RUN, "input": "questions/hr-faq.jsonl"})
+
+
+def test_an_audit_records_when_it_finished_in_its_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from test_audit import make_guard, write_questions
+
+    from ragguard.apps.audit import run_audit
+
+    out = tmp_path / "out"
+    run_audit(write_questions(tmp_path / "q.jsonl"), out, make_guard())
+    stamp = json.loads((out / "summary.json").read_text())["finished_at"]
+    finished = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert abs(datetime.now(timezone.utc) - finished) < timedelta(minutes=5)
+    assert f"ragguard audit · q.jsonl · {finished:%Y-%m-%d %H:%M} UTC" in (out / "report.html").read_text()

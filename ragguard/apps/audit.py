@@ -28,6 +28,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -499,6 +500,8 @@ def _run_audit_unlocked(
         summary["gates"]["failures"] = gate_messages
         if inherited:
             summary["gates"]["inherited"] = True
+    # When this run ended, so that two reports (or summaries) of the same input can be told apart.
+    summary["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_json(out_dir / "summary.json", summary)
     write_csv(out_dir / "results.csv", all_records)
     from ragguard.apps.report_html import write_report

@@ -61,7 +61,8 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
     verdict_counts = {**summary.get("verdicts", {}), "error": summary.get("errors", 0), "invalid": summary.get("invalid", 0)}
     return {
         "run": {"input": _text(run.get("input")), "config_hash": _text(run.get("config_hash")),
-                "version": _text(run.get("ragguard_version"))},
+                "version": _text(run.get("ragguard_version")), "name": _input_name(run.get("input")),
+                "finished": _finished(summary.get("finished_at"))},
         "setup": _setup(records, run),
         "gate": _gate(summary.get("gates")),
         "calibrated": summary.get("calibrated"),
@@ -73,6 +74,22 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
         "references": any(r.get("reference_match") for r in records),
         "rows": [_row(i, r) for i, r in enumerate(records)],
     }
+
+
+def _input_name(path: Any) -> str:
+    """The question file's name without its folders, for the page's title."""
+    return Path(str(path)).name if path not in (None, "") else ""
+
+
+def _finished(stamp: Any) -> str:
+    """``summary.json``'s ``finished_at`` (``2026-12-07T20:10:18Z``) as ``2026-12-07 20:10 UTC``; empty for a
+    summary written before the time was recorded."""
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return ""
 
 
 def _setup(records: list[dict[str, Any]], run: dict[str, Any]) -> list[tuple[str, str]]:
