@@ -68,7 +68,7 @@ def test_the_page_loads_nothing_from_elsewhere(open_client: TestClient) -> None:
 def test_the_page_carries_the_limits_and_the_servers_refusals(open_client: TestClient) -> None:
     page = open_client.get("/").text
     assert 'max="12"' in page  # ServeSettings.max_samples
-    assert 'placeholder="5"' in page  # the config's samples
+    assert 'placeholder="default 5"' in page  # the config's samples
     assert "The knowledge base has nothing on this." in page
     custom = ServeSettings(refusals=Refusals(off_topic="Nothing on this </script><b>here</b>, sorry."))
     with client_for(custom) as client:
@@ -123,3 +123,13 @@ def test_long_urls_and_paths_wrap_instead_of_widening_the_page() -> None:
     assert rule
     selectors = {s.strip() for s in rule.group(1).split(",")}
     assert {".answer", ".text", ".explanation", ".source b", ".warnings li", "#asked"} <= selectors
+
+
+def test_placeholders_read_as_examples_and_defaults_and_fields_use_16_px() -> None:
+    """A placeholder that looks like a value made the question box look filled; 15-px fields make iOS zoom."""
+    page = render_page({"needs_key": False, "max_samples": 8, "default_samples": 5, "default_seed": 0,
+                        "refusals": {"off_topic": "o", "disagree": "d {answers}", "empty": "e"}}, "n0nce")
+    placeholders = dict(re.findall(r'id="(\w+)"[^>]*?placeholder="([^"]*)"', page.replace("\n", " ")))
+    assert placeholders == {"question": "e.g. How many days of annual leave do I get?", "samples": "default 5",
+                            "seed": "default 0"}
+    assert "textarea, input { font-size: 16px; }" in page
