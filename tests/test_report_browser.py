@@ -37,6 +37,7 @@ def test_report_loads_offline_filters_and_opens_a_question(tmp_path: Path, brows
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.q")
     assert len(rows) == 5
     browser.find_element(By.ID, "filter").send_keys("leave")
+    settled(browser, "1")
     visible = [r for r in rows if r.is_displayed()]
     assert [r.get_attribute("data-id") for r in visible] == ["leave"]
     assert browser.find_element(By.ID, "shown").text == "1"
@@ -55,6 +56,13 @@ def test_report_loads_offline_filters_and_opens_a_question(tmp_path: Path, brows
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
     print(f"screenshot: {tmp_path / 'report.png'}")
+
+
+def settled(browser, shown: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the filter, which runs once typing pauses, to show ``shown`` rows."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 5).until(lambda b: b.find_element("id", "shown").text == shown)
 
 
 def write_hard_report(tmp_path: Path) -> Path:
@@ -131,6 +139,7 @@ def test_printing_shows_the_details_of_the_shown_questions(tmp_path: Path, brows
 
     browser.get(write_hard_report(tmp_path).as_uri())
     browser.find_element(By.ID, "filter").send_keys("certificate")  # one question shown
+    settled(browser, "1")
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     details = {d.get_attribute("id"): d.is_displayed() for d in browser.find_elements(By.CSS_SELECTOR, "tr.detail")}
     assert details == {"d-0": True, **{f"d-{i}": False for i in range(1, 6)}}
@@ -145,7 +154,7 @@ def test_printing_shows_the_details_of_the_shown_questions(tmp_path: Path, brows
 
 def test_the_filter_finds_an_error_and_the_wrong_answers(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(write_hard_report(tmp_path).as_uri())
 
@@ -157,9 +166,10 @@ def test_the_filter_finds_an_error_and_the_wrong_answers(tmp_path: Path, browser
         box.clear()
         box.send_keys(term)
         browser.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
-        assert shown() == ids, term
+        WebDriverWait(browser, 5).until(lambda b, ids=ids: shown() == ids, term)
     box.clear()
     browser.execute_script("document.getElementById('filter').dispatchEvent(new Event('input'))")
+    settled(browser, "6")
     Select(browser.find_element(By.ID, "reference")).select_by_value("wrong")
     assert shown() == ["url", "zh"]
     assert browser.find_element(By.ID, "shown").text == "2"
@@ -188,3 +198,15 @@ def test_a_long_answer_takes_three_lines_until_its_row_is_opened(tmp_path: Path,
     assert row.size["height"] < 100  # 3,000 characters; the row was about 1,800 px tall
     row.click()
     assert browser.find_element(By.ID, "d-0").find_element(By.CSS_SELECTOR, "p.full").text.count("five working days") == 60
+
+
+def test_the_filter_runs_once_typing_pauses(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    """Each key used to filter every row again (2.3 s to settle for 10 keys on 2,000 rows)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(write_hard_report(tmp_path).as_uri())
+    browser.execute_script("window.runs=0;new MutationObserver(()=>runs++)"
+                           ".observe(document.getElementById('shown'),{childList:true,characterData:true,subtree:true})")
+    browser.find_element(By.ID, "filter").send_keys("certificate")
+    settled(browser, "1")
+    assert browser.execute_script("return runs") == 1
