@@ -365,3 +365,22 @@ def test_one_working_announcement_then_the_result_and_focus_on_the_answer(tmp_pa
     assert said == ["working…", "answer ready: inconsistent, agreement 67%"]
     focused = browser.switch_to.active_element
     assert focused.get_attribute("id") == "answer-heading" and focused.text == "Answer"
+
+
+def test_answers_take_their_direction_from_their_text_and_chinese_says_so(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    arabic = "نعم، يجب تقديم شهادة عمل صالحة (HR-07)."
+    record = canned_record(arabic)
+    record["samples"][1]["text"] = "员工每年享有十五天带薪年假。"
+    browser.get(canned_page(tmp_path).as_uri())
+    answer_with(browser, record)
+    browser.find_element(By.ID, "question").send_keys("Where is the form?")
+    browser.find_element(By.ID, "ask").click()
+    finished(browser)
+    answer = browser.find_element(By.ID, "answer")
+    assert answer.get_attribute("dir") == "auto" and answer.value_of_css_property("direction") == "rtl"
+    texts = browser.find_elements(By.CSS_SELECTOR, "#clusters .sample .text")
+    assert [(t.get_attribute("dir"), t.get_attribute("lang")) for t in texts] == [("auto", ""), ("auto", ""),
+                                                                                 ("auto", "zh")]
+    assert browser.find_element(By.CSS_SELECTOR, "#asked span").get_attribute("dir") == "auto"

@@ -388,9 +388,9 @@ def test_a_long_answer_is_clamped_in_its_row_and_whole_in_the_opened_row() -> No
     page = render_report(records, summarize(records), RUN)
     assert ".clamp{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3" in page
     row = re.search(r'<tr class="q" data-key="0".*?</tr>', page, re.S).group(0)
-    assert re.search(r'<td class="wrap"><div class="clamp">The certificate', row)
+    assert re.search(r'<td class="wrap"><div class="clamp"[^>]*>The certificate', row)
     detail = re.search(r'<tr class="detail hidden" id="d-0">.*?</tr>', page, re.S).group(0)
-    assert f"<p class=\"full\"><b>answer</b>: {records[0]['answer']}</p>" in detail
+    assert re.search(r'<p class="full"><b>answer</b>: (<span[^>]*>)?' + re.escape(records[0]["answer"]), detail)
 
 
 def test_controls_have_labels_the_page_has_landmarks_and_the_count_is_announced() -> None:
@@ -430,3 +430,15 @@ def test_an_audit_records_when_it_finished_in_its_summary(tmp_path) -> None:  # 
     finished = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert abs(datetime.now(timezone.utc) - finished) < timedelta(minutes=5)
     assert f"ragguard audit · q.jsonl · {finished:%Y-%m-%d %H:%M} UTC" in (out / "report.html").read_text()
+
+
+def test_text_cells_take_their_direction_from_their_text_and_chinese_says_so() -> None:
+    records = hard_records()
+    records[0] = {**records[0], "answer": "نعم، يجب تقديم شهادة عمل صالحة (HR-07)."}
+    page = render_report(records, summarize(records), RUN)
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr class="q"[^>]*data-id="([^"]*)".*?</tr>', page, re.S)}
+    assert '<div class="clamp" dir="auto">نعم' in rows["long"]
+    assert '<td class="wrap" dir="auto" lang="zh">没有' in rows["zh"] and '<div class="clamp" dir="auto" lang="zh">需要' in rows["zh"]
+    assert '<td class="wrap" dir="auto">How long' in rows["long"]
+    detail = re.search(r'id="d-2">.*?</tr>', page, re.S).group(0)  # the Chinese question's opened row
+    assert '<span dir="auto" lang="zh">需要' in detail and '<span dir="auto">Five working days.</span>' in detail

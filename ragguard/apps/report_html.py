@@ -241,6 +241,8 @@ def _row(i: int, r: dict[str, Any]) -> dict[str, Any]:
         "severity": _text(SEVERITY.get(str(verdict))),
         "search": search.lower(),
         "question": _text(r.get("question")),
+        "question_lang": _lang(r.get("question")),
+        "answer_lang": _lang(r.get("answer") or r.get("error")),
         "agreement": _fmt(r.get("agreement")),
         "confidence": _fmt(r.get("confidence")),
         "conflicts": sum(1 for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT),
@@ -261,6 +263,7 @@ def _detail(r: dict[str, Any]) -> dict[str, Any]:
         for m in c.get("members", []):
             s = samples[m] if m < len(samples) else {}
             members.append({"index": m, "conflict": m in conflicted, "text": _text(s.get("text")),
+                            "lang": _lang(s.get("text")),
                             "tag": "greedy" if s.get("greedy") else f"seed {s.get('seed')}"})
         clusters.append({"id": c["id"], "size": c["size"], "members": members,
                          "win": bool(r.get("answer")) and c.get("representative") == r.get("answer"),
@@ -268,6 +271,8 @@ def _detail(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "ok": True,
         "answer": _text(r.get("answer")),  # whole here; its table cell shows three lines
+        "answer_lang": _lang(r.get("answer")),
+        "reference_lang": _lang(r.get("reference")),
         "clusters": clusters,
         "contradictions": [c for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT],
         "warnings": r.get("warnings", []),
@@ -276,6 +281,14 @@ def _detail(r: dict[str, Any]) -> dict[str, Any]:
         "sources": [{"doc_id": _text(s.get("doc_id")), "score": f"{s.get('score') or 0:.3f}",
                      "text": (s.get("text") or "")[:400]} for s in r.get("sources", [])],
     }
+
+
+def _lang(text: Any) -> str:
+    """``zh`` for a text in Chinese characters (so that a screen reader picks a Chinese voice), else empty: the
+    page is ``lang="en"``. The same test that ``ragguard calibrate`` uses to name a question's language."""
+    from ragguard.core.grounding import has_cjk
+
+    return "zh" if text and has_cjk(str(text)) else ""
 
 
 def _answers(n: int) -> str:
