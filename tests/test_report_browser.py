@@ -90,6 +90,10 @@ def test_the_report_fits_a_375_px_phone_without_sideways_scrolling(tmp_path: Pat
         assert wrap.size["width"] <= 375
         for svg in phone.find_elements(By.CSS_SELECTOR, "svg"):
             assert svg.location["x"] + svg.size["width"] <= 375
+        # an opened question reads within the screen, not across the whole table's width
+        phone.find_element(By.CSS_SELECTOR, "tr.q button.open").click()
+        for part in phone.find_elements(By.CSS_SELECTOR, "#d-0 .full, #d-0 .sample, #d-0 .src"):
+            assert part.location["x"] + part.size["width"] <= 375, part.text[:40]
         phone.save_screenshot(str(tmp_path / "phone.png"))
         print(f"screenshot: {tmp_path / 'phone.png'}")
 
