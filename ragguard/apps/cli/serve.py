@@ -26,6 +26,10 @@ def serve(
     ),
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, max=10_000, help="How long a batch waits to fill."),
     queue_size: int = typer.Option(64, "--queue-size", min=1, help="Waiting requests before answering 503."),
+    queue_timeout: float = typer.Option(
+        60.0, "--queue-timeout", min=0, max=86_400,
+        help="Seconds a request may wait before it starts; past it, it is dropped with 503 (0: no deadline).",
+    ),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1, max=4096, help="Largest max_tokens a request may ask."),
     max_samples: int = typer.Option(16, "--max-samples", min=1, max=64, help="Largest samples a request may ask."),
     max_body_kb: int = typer.Option(64, "--max-body-kb", min=1, help="Largest request body in KiB."),
@@ -60,6 +64,7 @@ def serve(
         # to it (bench/serve_load.py --generator embedded: 0.58x); servers and GPUs batch well.
         max_batch = 1 if str(getattr(guard.generator, "device", "")) == "cpu" else 8
     settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
+                             queue_timeout=queue_timeout,
                              max_body_bytes=max_body_kb * 1024, max_tokens=max_tokens, max_samples=max_samples,
                              api_key=api_key, model_name=model_name)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:

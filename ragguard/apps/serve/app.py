@@ -42,7 +42,7 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
     metrics = Metrics()
     watcher = IndexWatcher(guard)
     batcher = MicroBatcher(guard, settings, observe_batch=metrics.batch_questions.observe,
-                           before_batch=watcher.refresh)
+                           before_batch=watcher.refresh, on_drop=lambda reason: metrics.dropped.labels(reason).inc())
     metrics.queue_depth.set_function(lambda: batcher.depth)
     state = ServerState(guard, settings, batcher, metrics, watcher)
 

@@ -19,11 +19,20 @@ from ragguard.pipeline import RagGuard
 
 logger = logging.getLogger("ragguard")
 
-__all__ = ["MicroBatcher", "QueueFull"]
+__all__ = ["MicroBatcher", "QueueFull", "QueueTimeout"]
 
 
 class QueueFull(RagGuardError, RuntimeError):
     """The request queue is full (the server answers 503)."""
+
+
+class QueueTimeout(RagGuardError, RuntimeError):
+    """A request waited in the queue past ``ServeSettings.queue_timeout`` and was not computed (503)."""
+
+
+def queue_timeout_error(timeout: float) -> QueueTimeout:
+    return QueueTimeout(f"the request waited {timeout:g} s in the queue without being started and was dropped: "
+                        "retry later")
 
 
 @dataclass
@@ -31,6 +40,7 @@ class _Item:
     question: str
     sampling: SamplingConfig
     future: Future = field(default_factory=Future)
+    enqueued: float = 0.0  # the batcher's clock when it was queued
 
 
 class MicroBatcher:
@@ -38,15 +48,22 @@ class MicroBatcher:
 
     The model is one compute resource, so one thread generates; requests wait in a bounded queue.
     Questions with different sampling settings go to separate calls of the same batch.
+
+    A queued item is computed only if nobody gave up on it: an item whose future was cancelled (its
+    client left: :meth:`ServerState.answer <ragguard.apps.serve.state.ServerState.answer>` cancels it)
+    is skipped, and one that waited past ``settings.queue_timeout`` gets :class:`QueueTimeout` instead of
+    a report; ``on_drop(reason)`` counts the latter (``"queue_timeout"``).
     """
 
     def __init__(self, guard: RagGuard, settings: ServeSettings, observe_batch: Any = None,
-                 before_batch: Any = None) -> None:
+                 before_batch: Any = None, on_drop: Any = None, clock: Any = time.monotonic) -> None:
         self.guard = guard
         self.settings = settings
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=settings.queue_size)
         self._observe_batch = observe_batch
         self._before_batch = before_batch  # e.g. IndexWatcher.refresh: runs here, between batches
+        self._on_drop = on_drop
+        self._clock = clock
         self._thread: threading.Thread | None = None
 
     @property
@@ -67,12 +84,24 @@ class MicroBatcher:
 
     def submit(self, question: str, sampling: SamplingConfig) -> Future:
         """Queue a question; raises :class:`QueueFull` instead of waiting when the queue is full."""
-        item = _Item(question, sampling)
+        item = _Item(question, sampling, Future(), self._clock())
         try:
             self._queue.put_nowait(item)
         except queue.Full:
             raise QueueFull(f"{self.settings.queue_size} requests are already waiting: retry shortly") from None
         return item.future
+
+    def _take(self, item: _Item) -> bool:
+        """Whether to compute ``item`` (it is then running and can no longer be cancelled)."""
+        if not item.future.set_running_or_notify_cancel():
+            return False  # cancelled: its client left (counted by whoever cancelled it)
+        timeout = self.settings.queue_timeout
+        if timeout and self._clock() - item.enqueued > timeout:
+            item.future.set_exception(queue_timeout_error(timeout))
+            if self._on_drop is not None:
+                self._on_drop("queue_timeout")
+            return False
+        return True
 
     def _run(self) -> None:
         wait = self.settings.max_wait_ms / 1000
@@ -80,6 +109,8 @@ class MicroBatcher:
             first = self._queue.get()
             if first is None:
                 return
+            if not self._take(first):
+                continue
             batch = [first]
             deadline = time.monotonic() + wait
             stop = False
@@ -92,7 +123,8 @@ class MicroBatcher:
                 if item is None:
                     stop = True
                     break
-                batch.append(item)
+                if self._take(item):
+                    batch.append(item)
             if self._before_batch is not None:
                 try:
                     self._before_batch()

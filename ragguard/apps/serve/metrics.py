@@ -33,6 +33,11 @@ class Metrics:
                                          buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry)
         self.queue_depth = Gauge("ragguard_queue_depth", "Requests waiting for generation", registry=registry)
         self.rejected = Counter("ragguard_rejected", "Requests refused because the queue was full", registry=registry)
+        self.dropped = Counter("ragguard_dropped", "Queued requests dropped before computation, by reason "
+                               "(disconnected: the client left; queue_timeout: waited past --queue-timeout)",
+                               ["reason"], registry=registry)
+        for reason in ("disconnected", "queue_timeout"):
+            self.dropped.labels(reason)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

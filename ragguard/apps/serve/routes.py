@@ -81,7 +81,7 @@ async def ask(request: Request) -> Any:
         raise ApiError(400, "'question' must be a non-empty string", param="question", code="invalid_value")
     sampling, notes = sampling_for({k: body[k] for k in ("samples", "seed") if k in body}, state.guard.config,
                                    state.settings)
-    report = await state.answer(question, sampling)
+    report = await state.answer(question, sampling, request)
     add_notes(report, notes)
     return report.to_dict()
 
@@ -106,7 +106,7 @@ async def chat_completions(request: Request) -> Any:
         raise ApiError(400, f"'stream' must be true or false, got {stream!r}", param="stream", code="invalid_value")
     question = question_of(body.get("messages"))
     sampling, notes = sampling_for(body, state.guard.config, state.settings)
-    report = await state.answer(question, sampling)
+    report = await state.answer(question, sampling, request)
     add_notes(report, notes)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

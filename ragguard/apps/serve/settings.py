@@ -20,6 +20,10 @@ class ServeSettings:
         max_batch: most questions answered in one :meth:`RagGuard.ask_many` call (1 = no batching).
         max_wait_ms: how long the first queued request waits for others to join its batch.
         queue_size: requests allowed to wait; one more gets 503 with ``Retry-After``.
+        queue_timeout: seconds a request may wait in the queue before its computation starts; past it the
+            request is dropped unanswered by the model and gets 503 ``queue_timeout`` (0 = wait for ever).
+            A client that waited this long behind nginx's default ``proxy_read_timeout`` (60 s) already got
+            nginx's 504; a client that hangs up earlier is dropped as soon as it leaves.
         max_body_bytes: largest request body; a larger one gets 413.
         max_tokens: largest ``max_tokens`` a request may ask for (per answer).
         max_samples: largest ``samples`` a request may ask for.
@@ -31,6 +35,7 @@ class ServeSettings:
     max_batch: int = 8
     max_wait_ms: float = 10.0
     queue_size: int = 64
+    queue_timeout: float = 60.0
     max_body_bytes: int = 64 * 1024
     max_tokens: int = 1024
     max_samples: int = 16
@@ -43,6 +48,7 @@ class ServeSettings:
             ("max_batch", isinstance(self.max_batch, int) and 1 <= self.max_batch <= 1024, "an integer from 1 to 1024"),
             ("max_wait_ms", 0 <= self.max_wait_ms <= 10_000, "a number of milliseconds from 0 to 10000"),
             ("queue_size", isinstance(self.queue_size, int) and self.queue_size >= 1, "an integer >= 1"),
+            ("queue_timeout", 0 <= self.queue_timeout <= 86_400, "a number of seconds from 0 (no deadline) to 86400"),
             ("max_body_bytes", isinstance(self.max_body_bytes, int) and self.max_body_bytes >= 256, "an integer >= 256"),
             ("max_tokens", isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 4096, "an integer from 1 to 4096"),
             ("max_samples", isinstance(self.max_samples, int) and 1 <= self.max_samples <= 64, "an integer from 1 to 64"),

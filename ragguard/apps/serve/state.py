@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragguard.apps.serve.batching import MicroBatcher, QueueFull
+from ragguard.apps.serve.batching import MicroBatcher, QueueFull, QueueTimeout, queue_timeout_error
 from ragguard.apps.serve.http import ApiError, internal_error
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.config import SamplingConfig
@@ -40,8 +41,13 @@ class ServerState:
         # The server answers to its own name and to the generator's.
         self.model_names = {self.settings.model_name, str(getattr(self.guard.generator, "name", self.settings.model_name))}
 
-    async def answer(self, question: str, sampling: SamplingConfig) -> Report:
+    async def answer(self, question: str, sampling: SamplingConfig, request: Any = None) -> Report:
         """Queue a question and wait for its report; queue and pipeline errors become API errors.
+
+        While the question waits in the queue, it is dropped (never computed) when the client of
+        ``request`` disconnects (answered 499, which nobody reads) or when it waited past
+        ``settings.queue_timeout`` (503 ``queue_timeout``); both count in ``ragguard_dropped_total``.
+        Once computing, it is answered.
 
         Any other error of the model (a ``RuntimeError``, CUDA out of memory) becomes the 500 of
         :func:`~ragguard.apps.serve.http.internal_error`, logged on one line.
@@ -53,7 +59,10 @@ class ServerState:
             raise ApiError(503, str(exc), kind="server_overloaded", code="queue_full",
                            headers={"Retry-After": "1"}) from None
         try:
-            report = await asyncio.wrap_future(future)
+            report = await self._wait(future, request)
+        except QueueTimeout as exc:
+            raise ApiError(503, str(exc), kind="server_overloaded", code="queue_timeout",
+                           headers={"Retry-After": "1"}) from None
         except UsageError as exc:
             raise ApiError(400, str(exc), code="invalid_value") from None
         except RagGuardError as exc:
@@ -64,3 +73,41 @@ class ServerState:
         if self.watcher is not None and self.watcher.stale:
             report.warnings.append(f"{self.watcher.error}; answered from index version {self.watcher.version}")
         return report
+
+    async def _wait(self, future: Future, request: Any) -> Report:
+        """``future``'s report; cancels it while still queued when the client leaves or the deadline passes."""
+        loop = asyncio.get_running_loop()
+        result = asyncio.wrap_future(future)
+        watchers: set[asyncio.Future] = set()
+        if request is not None:
+            watchers.add(asyncio.ensure_future(_client_gone(request)))
+        timeout = self.settings.queue_timeout
+        deadline = loop.time() + timeout if timeout else None
+        try:
+            while True:
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                done, _ = await asyncio.wait({result, *watchers}, timeout=remaining,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if result in done:
+                    return result.result()
+                if done:  # the client left
+                    watchers.clear()
+                    if future.cancel():
+                        self.metrics.dropped.labels("disconnected").inc()
+                        raise ApiError(499, "the client closed the request before it was started",
+                                       code="client_closed")
+                    continue  # already computing: finish it
+                if deadline is not None:  # waited past the queue deadline
+                    deadline = None
+                    if future.cancel():
+                        self.metrics.dropped.labels("queue_timeout").inc()
+                        raise queue_timeout_error(timeout)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+
+
+async def _client_gone(request: Any) -> None:
+    """Returns when the client of ``request`` (whose body was read) disconnects."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

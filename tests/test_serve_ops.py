@@ -1,0 +1,147 @@
+"""``ragguard serve`` as operators run it: abandoned requests, upstream failures, readiness, logs, hosts.
+
+The app runs in process under uvicorn on a loopback port (a real HTTP server, so that a client can
+hang up) over the fast fakes of ``serve_fakes``; a generator held on an event keeps the one worker
+busy for as long as a test needs, so nothing depends on how fast this machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fakes import WordEmbedder  # noqa: E402
+from serve_fakes import ListRetriever, SimulatedGenerator  # noqa: E402
+from servers import free_port  # noqa: E402
+
+from ragguard.apps.serve import ServeSettings, create_app  # noqa: E402
+from ragguard.config import Config  # noqa: E402
+from ragguard.pipeline import RagGuard  # noqa: E402
+
+QUESTION = "How many days of annual leave do I get?"
+
+
+class HeldGenerator(SimulatedGenerator):
+    """The fast fake that records every question it answers and holds one saying 'hold' until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+        self.questions: list[str] = []
+
+    def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+        asked = [self._question(m) for m in conversations]
+        self.questions.extend(q for q in asked if q not in self.questions)
+        if any(q.startswith("hold") for q in asked):
+            self.started.set()
+            self.release.wait(20)  # bounded, so that old code fails instead of hanging
+        return super().generate_batch(conversations, seeds)
+
+
+def guard_of(generator: Any) -> RagGuard:
+    embedder = WordEmbedder()
+    return RagGuard(Config().replace("retrieval", min_score=None), generator, embedder, ListRetriever(embedder))
+
+
+@contextmanager
+def live(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "the server to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def metric(url: str, line: str) -> float | None:
+    for row in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if row.startswith(line + " "):
+            return float(row.split()[-1])
+    return None
+
+
+def test_a_queued_request_whose_client_hangs_up_is_never_computed() -> None:
+    generator = HeldGenerator()
+    app = create_app(guard_of(generator), ServeSettings(max_batch=1, max_wait_ms=0))
+    with live(app) as url, ThreadPoolExecutor(1) as pool:
+        held = pool.submit(httpx.post, f"{url}/ask", json={"question": f"hold {QUESTION}"}, timeout=60)
+        assert generator.started.wait(20)
+        body = json.dumps({"question": f"gone {QUESTION}"}).encode()
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as client:
+            client.sendall(b"POST /ask HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            wait_for(lambda: app.state.batcher.depth == 1, "the request to be queued")
+        wait_for(lambda: metric(url, 'ragguard_dropped_total{reason="disconnected"}') == 1.0,
+                 "the server to see the client leave")
+        generator.release.set()
+        assert held.result().status_code == 200
+        after = httpx.post(f"{url}/ask", json={"question": f"after {QUESTION}"}, timeout=60)
+        assert after.status_code == 200  # the queue is first in, first out: the dropped one came before
+        assert generator.questions == [f"hold {QUESTION}", f"after {QUESTION}"]
+        assert metric(url, 'ragguard_requests_total{route="/ask",status="200"}') == 2.0  # no 200 for nobody
+
+
+def test_a_request_waiting_past_the_queue_timeout_gets_503_and_is_never_computed() -> None:
+    generator = HeldGenerator()
+    app = create_app(guard_of(generator), ServeSettings(max_batch=1, max_wait_ms=0, queue_timeout=0.5))
+    with live(app) as url, ThreadPoolExecutor(1) as pool:
+        held = pool.submit(httpx.post, f"{url}/ask", json={"question": f"hold {QUESTION}"}, timeout=60)
+        assert generator.started.wait(20)
+        late = httpx.post(f"{url}/ask", json={"question": f"late {QUESTION}"}, timeout=60)
+        generator.release.set()
+        assert late.status_code == 503, late.text
+        error = late.json()["error"]
+        assert error["code"] == "queue_timeout" and "\n" not in error["message"] and int(late.headers["retry-after"]) >= 1
+        assert held.result().status_code == 200
+        assert httpx.post(f"{url}/ask", json={"question": f"after {QUESTION}"}, timeout=60).status_code == 200
+        assert generator.questions == [f"hold {QUESTION}", f"after {QUESTION}"]
+        assert metric(url, 'ragguard_dropped_total{reason="queue_timeout"}') == 1.0
+
+
+def test_the_worker_drops_an_item_that_waited_past_the_deadline_by_its_own_clock() -> None:
+    """Without an HTTP client watching (the library's MicroBatcher alone), the worker checks the deadline."""
+    from ragguard.apps.serve.batching import MicroBatcher, QueueTimeout
+
+    generator = HeldGenerator()
+    guard = guard_of(generator)
+    now = [0.0]
+    dropped: list[str] = []
+    batcher = MicroBatcher(guard, ServeSettings(max_batch=1, max_wait_ms=0, queue_timeout=10), on_drop=dropped.append,
+                           clock=lambda: now[0])
+    batcher.start()
+    try:
+        held = batcher.submit(f"hold {QUESTION}", guard.config.sampling)
+        assert generator.started.wait(20)
+        late = batcher.submit(f"late {QUESTION}", guard.config.sampling)
+        now[0] = 11.0
+        generator.release.set()
+        assert held.result(30).question == f"hold {QUESTION}"
+        assert isinstance(late.exception(30), QueueTimeout)
+    finally:
+        batcher.stop()
+    assert dropped == ["queue_timeout"] and generator.questions == [f"hold {QUESTION}"]
