@@ -18,6 +18,7 @@ __all__ = [
     "ModelLoadError",
     "QuantizationError",
     "GenerationError",
+    "UpstreamError",
 ]
 
 
@@ -55,3 +56,19 @@ class QuantizationError(ModelLoadError):
 
 class GenerationError(RagGuardError, RuntimeError):
     """Generation failed at run time."""
+
+
+class UpstreamError(GenerationError):
+    """A model server (the ``openai`` backend's upstream) failed: it timed out, could not be reached, or
+    answered an error status or an unreadable body.
+
+    Attributes:
+        kind: ``"timeout"``, ``"unreachable"``, ``"status"`` (an error status after the retries) or
+            ``"bad_response"`` (a body that is not a chat completion).
+        status: the HTTP status it answered (``None`` when it answered none).
+        host: ``host:port`` of the server, without credentials or path (safe to log).
+    """
+
+    def __init__(self, message: str, kind: str, host: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.host, self.status = kind, host, status

@@ -145,3 +145,84 @@ def test_the_worker_drops_an_item_that_waited_past_the_deadline_by_its_own_clock
     finally:
         batcher.stop()
     assert dropped == ["queue_timeout"] and generator.questions == [f"hold {QUESTION}"]
+
+
+# ------------------------------------------------------------------ D2: a failing upstream (openai backend)
+def openai_guard(url: str, **generator: Any) -> RagGuard:
+    from ragguard.generation.backends import build_generator
+
+    config = Config.from_dict({"generator": {"backend": "openai", "base_url": url, "model": "stub-model", **generator},
+                               "sampling": {"samples": 3}, "retrieval": {"min_score": None}})
+    embedder = WordEmbedder()
+    return RagGuard(config, build_generator(config), embedder, ListRetriever(embedder))
+
+
+def test_a_hung_upstream_costs_a_question_one_timeout_and_answers_504_without_its_address() -> None:
+    from fastapi.testclient import TestClient
+    from servers import openai_stub
+
+    hang = threading.Event()
+
+    def hung(body: dict, hit: int) -> tuple[int, dict, dict]:
+        hang.wait(20)
+        return 500, {"error": {"message": "late"}}, {}
+
+    with openai_stub(hung) as (url, received):
+        try:
+            app = create_app(openai_guard(url, timeout=0.5, max_retries=3), ServeSettings(max_batch=1))
+            with TestClient(app) as http:
+                response = http.post("/ask", json={"question": QUESTION})
+        finally:
+            hang.set()
+    assert response.status_code == 504, response.text
+    error = response.json()["error"]
+    assert error["code"] == "upstream_timeout" and error["type"] == "upstream_error"
+    assert "127.0.0.1" not in error["message"] and "\n" not in error["message"]
+    # The greedy request and the samples' request, each tried once: the deadline was spent by then.
+    assert len(received) <= 2
+
+
+def test_an_upstream_outage_fails_a_batch_once_with_502_and_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    from urllib.parse import urlsplit
+
+    from fastapi.testclient import TestClient
+    from servers import openai_stub
+
+    def down(body: dict, hit: int) -> tuple[int, dict, dict]:
+        return 500, {"error": {"message": "overloaded"}}, {"Retry-After": "0"}
+
+    caplog.set_level(logging.ERROR, logger="ragguard")
+    questions = [f"{QUESTION} ({i})" for i in range(4)]
+    with openai_stub(down) as (url, received):
+        # One batch of the four: it waits (up to 10 s) until they are all there.
+        app = create_app(openai_guard(url, max_retries=1), ServeSettings(max_batch=4, max_wait_ms=10_000))
+        with TestClient(app) as http, ThreadPoolExecutor(4) as pool:
+            responses = list(pool.map(lambda q: http.post("/ask", json={"question": q}), questions))
+    statuses = [r.status_code for r in responses]
+    # 4 questions x 2 requests x 2 tries (max_retries 1); no question asked again on its own after the batch failed.
+    assert (statuses, len(received)) == ([502] * 4, 16), [r.text for r in responses]
+    assert {r.json()["error"]["code"] for r in responses} == {"upstream_error"}
+    logged = [r.getMessage() for r in caplog.records if r.name == "ragguard"]
+    assert logged == [f"upstream status 500 from {urlsplit(url).netloc}"]
+
+
+def test_an_unreadable_upstream_answer_is_a_502() -> None:
+    from fastapi.testclient import TestClient
+    from servers import openai_stub
+
+    def garbage(body: dict, hit: int) -> tuple[int, dict, dict]:
+        return 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "stub-model",
+                     "choices": [{"index": 0, "message": None, "finish_reason": "stop"}]}, {}
+
+    with openai_stub(garbage) as (url, _):
+        with TestClient(create_app(openai_guard(url, max_retries=0), ServeSettings(max_batch=1))) as http:
+            response = http.post("/ask", json={"question": QUESTION})
+    assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_error", response.text
+
+
+def test_upstream_host_drops_credentials_and_path() -> None:
+    from ragguard.generation.backends.openai import host_of
+
+    assert host_of("http://user:secret@models.internal:8000/v1") == "models.internal:8000"
+    assert host_of("https://[::1]/v1") == "[::1]"

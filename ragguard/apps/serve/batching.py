@@ -14,7 +14,7 @@ from typing import Any
 
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.config import SamplingConfig
-from ragguard.errors import RagGuardError
+from ragguard.errors import RagGuardError, UpstreamError
 from ragguard.pipeline import RagGuard
 
 logger = logging.getLogger("ragguard")
@@ -154,8 +154,9 @@ class MicroBatcher:
             try:
                 reports = guard.ask_many([i.question for i in items])
             except Exception as exc:  # noqa: BLE001 - reported to each waiting request
-                if len(items) == 1:
-                    items[0].future.set_exception(exc)
+                if len(items) == 1 or isinstance(exc, UpstreamError):  # the server failed, not a question:
+                    for item in items:  # asking each again would only hold the worker longer
+                        item.future.set_exception(exc)
                     continue
                 for item in items:  # find the failing question: the others still get answers
                     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +13,35 @@ from ragguard.apps.serve.http import ApiError, internal_error
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.config import SamplingConfig
 from ragguard.core.types import Report
-from ragguard.errors import RagGuardError, UsageError
+from ragguard.errors import RagGuardError, UpstreamError, UsageError
 from ragguard.pipeline import RagGuard
 
-__all__ = ["ServerState"]
+__all__ = ["ServerState", "upstream_error"]
+
+logger = logging.getLogger("ragguard")
+
+_UPSTREAM_FAILURES = {  # kind -> what the client is told (never the upstream's address)
+    "timeout": "the model server did not answer in time",
+    "unreachable": "the model server cannot be reached",
+    "status": "the model server answered an error",
+    "bad_response": "the model server answered something that is not a completion",
+}
+
+
+def upstream_error(exc: UpstreamError) -> ApiError:
+    """504 (the model server timed out) or 502 for a failed model server, logged once per failure.
+
+    One failure fails every question of its batch with the same exception: the log line is written
+    for the first of them only. It names the kind, the status and ``host:port``, never the URL.
+    """
+    if not getattr(exc, "_logged", False):
+        exc._logged = True  # type: ignore[attr-defined]
+        status = f" {exc.status}" if exc.status is not None else ""
+        logger.error("upstream %s%s from %s", exc.kind, status, exc.host)
+    timeout = exc.kind == "timeout"
+    message = _UPSTREAM_FAILURES.get(exc.kind, "the model server failed")
+    return ApiError(504 if timeout else 502, f"{message} (upstream {exc.kind}): retry later", kind="upstream_error",
+                    code="upstream_timeout" if timeout else "upstream_error")
 
 
 @dataclass
@@ -65,6 +91,8 @@ class ServerState:
                            headers={"Retry-After": "1"}) from None
         except UsageError as exc:
             raise ApiError(400, str(exc), code="invalid_value") from None
+        except UpstreamError as exc:
+            raise upstream_error(exc) from None
         except RagGuardError as exc:
             raise ApiError(500, str(exc), kind="server_error") from None
         except Exception as exc:  # noqa: BLE001 - answered here, so it never reaches Starlette's catch-all

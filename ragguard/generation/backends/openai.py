@@ -19,8 +19,12 @@ How one question's answers are requested (``generator.request_mode``):
   (400) or returns fewer choices than asked (llama.cpp and Ollama ignore ``n``).
 
 Requests go round robin over ``generator.base_url`` when it lists several servers, at most
-``generator.concurrency`` at a time. The client retries 408/409/429/5xx answers and dropped
-connections ``generator.max_retries`` times with exponential backoff (honouring ``Retry-After``).
+``generator.concurrency`` at a time. 408/409/429/5xx answers, timeouts and dropped connections are
+retried ``generator.max_retries`` times with exponential backoff (honouring ``Retry-After``), within
+``generator.timeout``: for the generator it is one deadline per question (from its first request,
+every request and retry included), so a hung or failing server costs a question ``timeout``
+seconds, not ``timeout`` per try per sample. Such failures raise :class:`~ragguard.errors.UpstreamError`
+(its ``kind``, ``status`` and ``host``).
 A LoRA adapter served by vLLM (``--lora-modules NAME=PATH``) is chosen with
 ``generator.adapter: NAME``: requests then name the adapter as their model.
 
@@ -34,19 +38,22 @@ without it, and that endpoint is asked without it from then on.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from ragguard.config import EmbedderConfig, GeneratorConfig, SamplingConfig
 from ragguard.core.protocols import BatchGenerator, Completion
-from ragguard.errors import ConfigError, GenerationError, ModelLoadError
+from ragguard.errors import ConfigError, GenerationError, ModelLoadError, UpstreamError
 
 __all__ = ["OpenAIGenerator", "OpenAIEmbedder", "endpoints_of"]
 
@@ -62,6 +69,47 @@ def endpoints_of(base_url: str | Sequence[str] | None) -> list[str]:
         return []
     urls = [base_url] if isinstance(base_url, str) else list(base_url)
     return [u.rstrip("/") for u in urls]
+
+
+def host_of(url: str) -> str:
+    """``host:port`` of ``url``, without credentials or path: what a log line may show."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=host_of(url))) if parts.username or parts.password else url
+
+
+_RETRIED = frozenset({408, 409, 429})  # and every 5xx, as the openai client retries
+
+
+def _retry_after(exc: Any) -> float | None:
+    """The ``Retry-After`` seconds of an error response, when it says a number."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class _Deadline:
+    """One question's time for its requests: ``seconds`` from the first time one of them asks."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end: float | None = None
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        with self._lock:
+            if self._end is None:
+                self._end = time.monotonic() + self.seconds
+            return self._end - time.monotonic()
 
 
 def _client(base_url: str, api_key_env: str, timeout: float, max_retries: int) -> Any:
@@ -91,25 +139,31 @@ def _status_message(exc: Any) -> str:
     return _first_line(exc)
 
 
-def _call(url: str, settings: Any, what: str, fn: Callable[[], T], list_models: Callable[[], list[str]]) -> T:
-    """Run one request; turn the client's exceptions into one-line ragguard errors."""
+def _call(url: str, settings: Any, what: str, fn: Callable[[], T], list_models: Callable[[], list[str]],
+          retries: int | None = None) -> T:
+    """Run one request; turn the client's exceptions into one-line ragguard errors.
+
+    ``retries``: how many retries were made before this request (default: the client's own, ``max_retries``).
+    """
     import openai
 
+    host = host_of(url)
+    url = _without_credentials(url)
     key_env = settings.api_key_env
     timeout = getattr(settings, "timeout", 120.0)
-    retries = getattr(settings, "max_retries", 3)
+    retries = getattr(settings, "max_retries", 3) if retries is None else retries
     try:
         return fn()
     except openai.APITimeoutError:
-        raise GenerationError(
+        raise UpstreamError(
             f"the server at {url} did not answer within {timeout:g} s: raise {what}.timeout "
-            "or check the server's load"
+            "or check the server's load", "timeout", host
         ) from None
     except openai.APIConnectionError as exc:
         cause = _first_line(exc.__cause__) if exc.__cause__ is not None else _first_line(exc)
-        raise GenerationError(
+        raise UpstreamError(
             f"cannot connect to the OpenAI-compatible server at {url} ({cause}): start the server "
-            f"or fix {what}.base_url"
+            f"or fix {what}.base_url", "unreachable", host
         ) from None
     except openai.AuthenticationError:
         hint = f"set the environment variable {key_env}" if not os.environ.get(key_env) else f"check ${key_env}"
@@ -125,11 +179,13 @@ def _call(url: str, settings: Any, what: str, fn: Callable[[], T], list_models: 
         ) from None
     except openai.APIStatusError as exc:
         status = exc.status_code
-        if status == 429 or status >= 500:
-            raise GenerationError(
+        if status in _RETRIED or status >= 500:
+            failed = UpstreamError(
                 f"the server at {url} answered {status} ({_status_message(exc)}) after {retries} "
-                f"retries: lower generator.concurrency, raise {what}.max_retries or add servers"
-            ) from None
+                f"retries: lower generator.concurrency, raise {what}.max_retries or add servers", "status", host, status
+            )
+            failed.retry_after = _retry_after(exc)  # type: ignore[attr-defined]
+            raise failed from None
         refused = GenerationError(f"the server at {url} refused the request ({status}: {_status_message(exc)})")
         refused.status = status  # type: ignore[attr-defined]
         raise refused from None
@@ -206,18 +262,19 @@ class OpenAIGenerator(BatchGenerator):
         assert self._pool is not None
         jobs = []  # (conversation, positions in its seed list, future of their (text, logprobs))
         for c, (messages, row_seeds) in enumerate(zip(conversations, seeds, strict=True)):
+            deadline = _Deadline(self.gen_config.timeout)  # the question's, shared by its requests
             greedy = [i for i, s in enumerate(row_seeds) if s is None]
             seeded = [i for i, s in enumerate(row_seeds) if s is not None]
             for i in greedy:
-                jobs.append((c, [i], self._pool.submit(self._request, messages, [None])))
+                jobs.append((c, [i], self._pool.submit(self._request, messages, [None], deadline)))
             if seeded:
                 mode = self.gen_config.request_mode
                 if mode == "per_seed" or len(seeded) == 1:
                     for i in seeded:
-                        jobs.append((c, [i], self._pool.submit(self._request, messages, [row_seeds[i]])))
+                        jobs.append((c, [i], self._pool.submit(self._request, messages, [row_seeds[i]], deadline)))
                 else:
                     group = [row_seeds[i] for i in seeded]
-                    jobs.append((c, seeded, self._pool.submit(self._request, messages, group)))
+                    jobs.append((c, seeded, self._pool.submit(self._request, messages, group, deadline)))
         answers: list[list[_Answer | None]] = [[None] * len(s) for s in seeds]
         for c, positions, future in jobs:
             for i, answer in zip(positions, future.result(), strict=True):
@@ -228,14 +285,16 @@ class OpenAIGenerator(BatchGenerator):
             for row, row_seeds in zip(answers, seeds, strict=True)
         ]
 
-    def _request(self, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[_Answer]:
+    def _request(self, messages: Sequence[dict[str, str]], seeds: list[int | None],
+                 deadline: _Deadline | None = None) -> list[_Answer]:
         """Texts for ``seeds``: one request (``n`` = len(seeds)), or one per seed where ``n`` is not served."""
+        deadline = deadline or _Deadline(self.gen_config.timeout)
         endpoint = self._next_endpoint()
         url = self.endpoints[endpoint]
         if len(seeds) > 1 and self._modes.get(url) == "per_seed":
-            return [self._complete(endpoint, messages, [s])[0] for s in seeds]
+            return [self._complete(endpoint, messages, [s], deadline)[0] for s in seeds]
         try:
-            texts = self._complete(endpoint, messages, seeds)
+            texts = self._complete(endpoint, messages, seeds, deadline)
         except GenerationError as exc:
             refused_n = getattr(exc, "status", None) in (400, 422)
             if len(seeds) == 1 or self.gen_config.request_mode != "auto" or url in self._modes or not refused_n:
@@ -250,29 +309,29 @@ class OpenAIGenerator(BatchGenerator):
                 f"the server at {url} returned {len(texts)} answers for n={len(seeds)}: it does not support n, "
                 "set generator.request_mode: per_seed"
             )
-        texts = [self._complete(endpoint, messages, [s])[0] for s in seeds]
+        texts = [self._complete(endpoint, messages, [s], deadline)[0] for s in seeds]
         self._modes[url] = "per_seed"  # learnt only once the per-seed requests worked
         return texts
 
-    def _complete(self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None]) -> list[_Answer]:
+    def _complete(self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None],
+                  deadline: _Deadline) -> list[_Answer]:
         """One request; asks for log-probabilities unless the endpoint refused them before."""
         url = self.endpoints[endpoint]
         if not self.request_logprobs or url in self._no_logprobs:
-            return self._create(endpoint, messages, seeds, logprobs=False)
+            return self._create(endpoint, messages, seeds, False, deadline)
         try:
-            return self._create(endpoint, messages, seeds, logprobs=True)
+            return self._create(endpoint, messages, seeds, True, deadline)
         except GenerationError as exc:
             if getattr(exc, "status", None) not in (400, 422):
                 raise
-            answers = self._create(endpoint, messages, seeds, logprobs=False)  # a refusal of n fails again
+            answers = self._create(endpoint, messages, seeds, False, deadline)  # a refusal of n fails again
             self._no_logprobs.add(url)  # learnt only once the request without logprobs worked
             return answers
 
     def _create(
-        self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None], logprobs: bool
+        self, endpoint: int, messages: Sequence[dict[str, str]], seeds: list[int | None], logprobs: bool,
+        deadline: _Deadline,
     ) -> list[_Answer]:
-        assert self._clients is not None
-        client = self._clients[endpoint]
         s = self.sampling
         kwargs: dict[str, Any] = {
             "model": self.served_model,
@@ -294,15 +353,44 @@ class OpenAIGenerator(BatchGenerator):
         if extra:
             kwargs["extra_body"] = extra
         url = self.endpoints[endpoint]
-        response = _call(
-            url, self.gen_config, "generator", lambda: client.chat.completions.create(**kwargs),
-            lambda: self.served_models(endpoint),
-        )
-        choices = sorted(response.choices or [], key=lambda c: c.index)
-        if not choices:
-            raise GenerationError(f"the server at {url} returned no answer (no choices) for model {self.served_model!r}")
-        return [((c.message.content or "").strip(), _choice_logprobs(c) if logprobs else None,
-                 getattr(c, "finish_reason", None) == "length") for c in choices]
+        response = self._send(endpoint, kwargs, deadline)
+        try:
+            choices = sorted(response.choices or [], key=lambda c: c.index)
+            answers = [((c.message.content or "").strip(), _choice_logprobs(c) if logprobs else None,
+                        getattr(c, "finish_reason", None) == "length") for c in choices]
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise UpstreamError(f"the server at {_without_credentials(url)} answered a body that is not a chat "
+                                f"completion ({type(exc).__name__}: {_first_line(exc)})", "bad_response",
+                                host_of(url)) from None
+        if not answers:
+            raise GenerationError(f"the server at {_without_credentials(url)} returned no answer (no choices) for "
+                                  f"model {self.served_model!r}")
+        return answers
+
+    def _send(self, endpoint: int, kwargs: dict[str, Any], deadline: _Deadline) -> Any:
+        """One chat completion, retried on 408/409/429/5xx, timeouts and dropped connections, with backoff
+        (or the server's ``Retry-After``), ``max_retries`` times at most and within the question's deadline."""
+        assert self._clients is not None
+        client, url, g = self._clients[endpoint], self.endpoints[endpoint], self.gen_config
+        retries = 0
+        while True:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise UpstreamError(f"the server at {_without_credentials(url)} did not answer within {g.timeout:g} s: "
+                                    "raise generator.timeout or check the server's load", "timeout", host_of(url))
+            try:
+                create = client.with_options(max_retries=0, timeout=remaining).chat.completions.create
+                return _call(url, g, "generator", functools.partial(create, **kwargs),
+                             lambda: self.served_models(endpoint), retries)
+            except UpstreamError as exc:
+                if retries >= g.max_retries:
+                    raise
+                pause = getattr(exc, "retry_after", None)
+                pause = min(0.5 * 2 ** retries, 8.0) if pause is None else pause
+                if exc.kind == "timeout" or pause >= deadline.remaining():
+                    raise  # no time left for another try
+                time.sleep(pause)
+                retries += 1
 
 
 def _choice_logprobs(choice: Any) -> tuple[float, ...] | None:
