@@ -226,3 +226,49 @@ def test_upstream_host_drops_credentials_and_path() -> None:
 
     assert host_of("http://user:secret@models.internal:8000/v1") == "models.internal:8000"
     assert host_of("https://[::1]/v1") == "[::1]"
+
+
+# ------------------------------------------------------------------ D3: liveness and readiness
+def test_healthz_and_readyz_answer_head_and_report_a_stopped_worker() -> None:
+    from fastapi.testclient import TestClient
+
+    app = create_app(guard_of(SimulatedGenerator()), ServeSettings(max_batch=1))
+    with TestClient(app) as http:
+        for path in ("/healthz", "/readyz"):
+            head = http.head(path)
+            assert head.status_code == 200 and head.content == b"", path
+        assert http.get("/readyz").json() == {"status": "ready", "reasons": []}
+        assert http.get("/healthz").json()["worker"] == "alive"
+        app.state.batcher.stop()  # as if the worker thread had died
+        ready, health = http.get("/readyz"), http.get("/healthz")
+        assert ready.status_code == 503 and ready.json()["reasons"] == ["the worker thread has stopped"]
+        assert health.status_code == 503 and health.json()["worker"] == "stopped"
+        assert http.head("/readyz").status_code == 503
+
+
+def test_readyz_is_503_after_the_model_server_failed_until_it_answers_again() -> None:
+    from fastapi.testclient import TestClient
+    from servers import openai_stub
+
+    answering = threading.Event()
+
+    def flaky(body: dict, hit: int) -> tuple[int, dict, dict]:
+        from servers import completion
+
+        if answering.is_set():
+            return 200, completion([f"Annual leave is 25 days. {i}" for i in range(body.get("n", 1))]), {}
+        return 500, {"error": {"message": "overloaded"}}, {"Retry-After": "0"}
+
+    with openai_stub(flaky) as (url, _):
+        guard = openai_guard(url, max_retries=0)
+        guard.generator.served_models = lambda endpoint=0: ["stub-model"] if answering.is_set() else []
+        with TestClient(create_app(guard, ServeSettings(max_batch=1))) as http:
+            assert http.get("/readyz").status_code == 200
+            assert http.post("/ask", json={"question": QUESTION}).status_code == 502
+            ready = http.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["reasons"][0].startswith("the model server's last answer failed (upstream status 500")
+            assert http.get("/healthz").status_code == 200  # alive: restarting would not help
+            answering.set()  # the server is back: it lists its models again
+            assert http.get("/readyz").status_code == 200
+            assert http.post("/ask", json={"question": QUESTION}).status_code == 200

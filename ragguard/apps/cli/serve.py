@@ -58,6 +58,10 @@ def serve(
     if callable(load):
         _progress("loading the models…")
         load()  # before the first request, which would otherwise wait for it
+    served = getattr(guard.generator, "served_models", None)
+    if callable(served) and not served():  # the openai backend: one /models request, 5 s at most
+        _progress("warning: the model server does not list its models at /models (down, or no such route): "
+                  "/readyz answers 503 after a question fails")
     guard.embedder.embed(["warm-up"])
     if max_batch is None:
         # On a small CPU a batched pass costs about what its rows cost one by one, and padding adds

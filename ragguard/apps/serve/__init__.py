@@ -14,7 +14,8 @@ Routes:
   Other OpenAI fields are accepted and ignored; earlier messages are not used (ragguard answers
   one question from its index).
 * ``POST /ask``: ``{"question": str, "samples"?: int, "seed"?: int}`` -> the ``ask --json`` record.
-* ``GET /v1/models``, ``GET /healthz`` (never needs the API key), ``GET /metrics`` (Prometheus).
+* ``GET /v1/models``, ``GET /healthz`` (liveness, never needs the API key), ``GET /readyz`` (readiness:
+  503 when the worker stopped or the model server's last answer failed; no key), ``GET /metrics`` (Prometheus).
 * ``GET /``: a self-contained page to try questions (:mod:`ragguard.apps.serve.page`): it calls
   ``/ask`` and shows the verdict, the answers by cluster, the contradicting spans and the sources.
   The page itself never needs the API key; with one set it asks for it and keeps it for the tab.
@@ -25,7 +26,7 @@ whose generation passes they share. Each report equals the one a request asked a
 derive from the question). When ``queue_size`` requests already wait, the server answers 503 with
 ``Retry-After`` instead of piling up work.
 
-With ``RAGGUARD_API_KEY`` set, every route but ``/healthz`` and the page needs ``Authorization: Bearer KEY``.
+With ``RAGGUARD_API_KEY`` set, every route but ``/healthz``, ``/readyz`` and the page needs ``Authorization: Bearer KEY``.
 Errors have OpenAI's JSON shape ``{"error": {"message", "type", "param", "code"}}``.
 
 When ragguard abstains, a chat completion's message says why in a short sentence (``ServeSettings.refusals``:

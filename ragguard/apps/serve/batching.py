@@ -70,6 +70,11 @@ class MicroBatcher:
     def depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread runs (``False`` before :meth:`start`, after :meth:`stop` or if it died)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="ragguard-batcher", daemon=True)

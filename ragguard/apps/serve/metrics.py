@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-ROUTES = ("/", "/v1/chat/completions", "/ask", "/v1/models", "/healthz", "/metrics")
+ROUTES = ("/", "/v1/chat/completions", "/ask", "/v1/models", "/healthz", "/readyz", "/metrics")
 
 
 class Metrics:

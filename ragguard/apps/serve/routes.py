@@ -1,15 +1,17 @@
-"""The routes: ``/`` (the page), ``/healthz``, ``/metrics``, ``/v1/models``, ``/ask`` and ``/v1/chat/completions``.
+"""The routes: ``/`` (the page), ``/healthz``, ``/readyz``, ``/metrics``, ``/v1/models``, ``/ask`` and ``/v1/chat/completions``.
 
 Every handler reads the app's :class:`~ragguard.apps.serve.state.ServerState` from ``app.state.server``.
 Imported by :func:`ragguard.apps.serve.create_app` only, after it checked that FastAPI is installed.
 """
 
+import asyncio
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from ragguard.apps.serve.completions import completion, completion_chunks, usage
 from ragguard.apps.serve.http import ApiError, authorize, internal_error, read_json
@@ -34,14 +36,44 @@ async def page(request: Request) -> Any:
     return page_response(_state(request))
 
 
-@router.get("/healthz")
+def _index_status(state: ServerState) -> dict[str, Any]:
+    """The watcher's status with the index folder's name instead of its path (``/healthz`` is open)."""
+    status = dict(state.watcher.status()) if state.watcher is not None else {"path": None}
+    path = status.pop("path", None)
+    return {"name": Path(path).name if path else None, **status}
+
+
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 async def healthz(request: Request) -> Any:
-    """Liveness and load; never needs the API key."""
+    """Liveness and load (503 when the worker thread has stopped); never needs the API key."""
     state = _state(request)
-    return {"status": "ok", "model": state.settings.model_name,
-            "generator": str(getattr(state.guard.generator, "name", "")), "queue": state.batcher.depth,
-            "max_batch": state.settings.max_batch,
-            "index": state.watcher.status() if state.watcher is not None else {"path": None}}
+    alive = state.batcher.alive
+    body = {"status": "ok" if alive else "worker_stopped", "worker": "alive" if alive else "stopped",
+            "model": state.settings.model_name, "generator": str(getattr(state.guard.generator, "name", "")),
+            "queue": state.batcher.depth, "max_batch": state.settings.max_batch, "index": _index_status(state)}
+    return JSONResponse(body, status_code=200 if alive else 503)
+
+
+@router.api_route("/readyz", methods=["GET", "HEAD"])
+async def readyz(request: Request) -> Any:
+    """Whether a question can be answered now: 503 with the reasons when the worker thread has stopped,
+    or when the model server's last answer failed and it does not list its models now either (the
+    ``openai`` backend's ``/models``, asked here only then). A question that succeeds clears the failure."""
+    state = _state(request)
+    reasons = []
+    if not state.batcher.alive:
+        reasons.append("the worker thread has stopped")
+    failure = state.upstream_failure
+    if failure is not None:
+        probe = getattr(state.guard.generator, "served_models", None)
+        if callable(probe) and await asyncio.to_thread(probe):
+            state.upstream_failure = None
+        else:
+            status = f" {failure['status']}" if failure["status"] is not None else ""
+            reasons.append(f"the model server's last answer failed (upstream {failure['kind']}{status}, "
+                           f"{time.monotonic() - failure['at']:.0f} s ago)")
+    body = {"status": "not_ready" if reasons else "ready", "reasons": reasons}
+    return JSONResponse(body, status_code=503 if reasons else 200)
 
 
 @router.get("/metrics")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,8 @@ class ServerState:
     metrics: Any
     watcher: Any = None
     model_names: set[str] = field(init=False)
+    # The last failure of the model server ({"kind", "status", "at"}), until a question succeeds again.
+    upstream_failure: dict[str, Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         # The server answers to its own name and to the generator's.
@@ -92,11 +95,13 @@ class ServerState:
         except UsageError as exc:
             raise ApiError(400, str(exc), code="invalid_value") from None
         except UpstreamError as exc:
+            self.upstream_failure = {"kind": exc.kind, "status": exc.status, "at": time.monotonic()}
             raise upstream_error(exc) from None
         except RagGuardError as exc:
             raise ApiError(500, str(exc), kind="server_error") from None
         except Exception as exc:  # noqa: BLE001 - answered here, so it never reaches Starlette's catch-all
             raise internal_error(exc) from None
+        self.upstream_failure = None
         self.metrics.verdicts.labels(report.verdict).inc()
         if self.watcher is not None and self.watcher.stale:
             report.warnings.append(f"{self.watcher.error}; answered from index version {self.watcher.version}")
