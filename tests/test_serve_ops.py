@@ -272,3 +272,40 @@ def test_readyz_is_503_after_the_model_server_failed_until_it_answers_again() ->
             answering.set()  # the server is back: it lists its models again
             assert http.get("/readyz").status_code == 200
             assert http.post("/ask", json={"question": QUESTION}).status_code == 200
+
+
+# ------------------------------------------------------------------ D4: access log and request ids
+def test_every_request_gets_an_access_line_and_an_x_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import re
+
+    from fastapi.testclient import TestClient
+
+    caplog.set_level(logging.INFO, logger="ragguard.access")
+    with TestClient(create_app(guard_of(SimulatedGenerator()), ServeSettings(max_batch=1))) as http:
+        mine = http.post("/ask", json={"question": QUESTION}, headers={"X-Request-ID": "trace-42"})
+        fresh = http.get("/nowhere")
+        odd = http.get("/healthz", headers={"X-Request-ID": "has spaces\tand tabs"})
+    assert mine.status_code == 200 and mine.headers["x-request-id"] == "trace-42"  # the client's, echoed
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"])  # made here, even on a 404
+    assert odd.headers["x-request-id"] != "has spaces\tand tabs"
+    lines = [r.getMessage() for r in caplog.records if r.name == "ragguard.access"]
+    assert len(lines) == 3
+    assert re.fullmatch(r'testclient "POST /ask" 200 \d+\.\d{3}s id=trace-42', lines[0]), lines[0]
+    assert lines[1].startswith('testclient "GET /nowhere" 404 ')
+
+
+def test_the_access_log_can_be_turned_off_and_serve_lines_carry_a_timestamp(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from ragguard.apps.cli.serve import _log_config
+
+    caplog.set_level(logging.INFO, logger="ragguard.access")
+    settings = ServeSettings(max_batch=1, access_log=False)
+    with TestClient(create_app(guard_of(SimulatedGenerator()), settings)) as http:
+        assert http.get("/healthz").headers["x-request-id"]
+    assert not [r for r in caplog.records if r.name == "ragguard.access"]
+    config = _log_config()
+    assert all(f["fmt"].startswith("%(asctime)s ") for f in config["formatters"].values())

@@ -34,6 +34,9 @@ def serve(
     max_samples: int = typer.Option(16, "--max-samples", min=1, max=64, help="Largest samples a request may ask."),
     max_body_kb: int = typer.Option(64, "--max-body-kb", min=1, help="Largest request body in KiB."),
     model_name: str = typer.Option("ragguard", "--model-name", help="Model name the server answers to."),
+    access_log: bool = typer.Option(
+        True, "--access-log/--no-access-log", help="One stderr line per request (status, duration, request id)."
+    ),
 ) -> None:
     """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /metrics."""
     from ragguard.apps.serve import ServeSettings, create_app, load_guard_factory
@@ -70,10 +73,27 @@ def serve(
     settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
                              queue_timeout=queue_timeout,
                              max_body_bytes=max_body_kb * 1024, max_tokens=max_tokens, max_samples=max_samples,
-                             api_key=api_key, model_name=model_name)
+                             api_key=api_key, model_name=model_name, access_log=access_log)
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         _progress(f"warning: serving on {host} without RAGGUARD_API_KEY: anyone who can reach it may use it")
     _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /metrics; "
               f"batches of up to {max_batch}, {max_wait_ms:g} ms wait, auth {'on' if api_key else 'off'})")
     _progress(f"open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/ in a browser to try questions")
-    uvicorn.run(create_app(guard, settings), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(guard, settings), host=host, port=port, log_level="warning", access_log=False,
+                log_config=_log_config())
+
+
+def _log_config() -> dict:
+    """uvicorn's logging with a timestamp on every line, and ragguard's lines (the access log
+    included) timestamped too: a server's log is read by time."""
+    import copy
+    import logging
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    for handler in logging.getLogger("ragguard").handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s ragguard: %(message)s"))
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for formatter in config["formatters"].values():
+        formatter["fmt"] = "%(asctime)s " + formatter["fmt"]
+    return config

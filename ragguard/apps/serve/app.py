@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ragguard.apps.serve.batching import MicroBatcher
-from ragguard.apps.serve.http import ApiError, error_body
+from ragguard.apps.serve.http import ApiError, access_log, error_body
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.errors import UsageError
 from ragguard.pipeline import RagGuard
@@ -52,6 +52,7 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
         try:
             yield
         finally:
+            logger.info("shutting down: finishing %d queued request(s)", batcher.depth)
             await asyncio.to_thread(batcher.stop)
 
     app = FastAPI(title="ragguard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -78,5 +79,6 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
         return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"), status_code=500)
 
     app.middleware("http")(metrics.measure)
+    app.middleware("http")(access_log(settings))  # added last: runs first, so every response has an id
     app.include_router(router)
     return app

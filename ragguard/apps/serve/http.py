@@ -2,18 +2,54 @@
 
 from __future__ import annotations
 
+import contextvars
 import hmac
 import json
 import logging
 import os
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ragguard._text import shorten
 from ragguard.apps.serve.settings import ServeSettings
 
-__all__ = ["ApiError", "error_body", "authorize", "internal_error", "read_json"]
+__all__ = ["ApiError", "error_body", "authorize", "internal_error", "read_json", "request_id", "access_log"]
 
 logger = logging.getLogger("ragguard")
+access_logger = logging.getLogger("ragguard.access")
+
+# The current request's id (``X-Request-ID``), for log lines written while answering it.
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("ragguard_request_id", default="-")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")  # a client's X-Request-ID is echoed only if it looks like one
+
+
+def access_log(settings: ServeSettings) -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]:
+    """HTTP middleware: the request id (the client's ``X-Request-ID`` when it sent a plausible one, else a
+    new one) in :data:`request_id` and in the response's ``X-Request-ID``, and, with
+    ``settings.access_log``, one line per request: client, method, path, status, duration, id."""
+
+    async def middleware(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        sent = request.headers.get("x-request-id", "")
+        rid = sent if _CLIENT_ID.fullmatch(sent) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-ID"] = rid
+            return response
+        finally:
+            request_id.reset(token)
+            if settings.access_log:
+                client = request.client.host if request.client else "-"
+                access_logger.info('%s "%s %s" %d %.3fs id=%s', client, request.method, request.url.path, status,
+                                   time.perf_counter() - started, rid)
+
+    return middleware
 
 
 class ApiError(Exception):

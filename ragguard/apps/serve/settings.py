@@ -30,6 +30,8 @@ class ServeSettings:
         api_key: bearer token every route but ``/healthz``, ``/readyz`` and the page requires (``None`` = open).
         model_name: the model name the server answers to and reports.
         refusals: the chat-completion message when ragguard abstains (never empty content).
+        access_log: log one line per request on the ``ragguard.access`` logger (INFO): client, method,
+            path, status, duration and request id.
     """
 
     max_batch: int = 8
@@ -42,6 +44,7 @@ class ServeSettings:
     api_key: str | None = None
     model_name: str = "ragguard"
     refusals: Refusals = field(default_factory=Refusals)
+    access_log: bool = True
 
     def __post_init__(self) -> None:
         checks = [
