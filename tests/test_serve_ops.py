@@ -196,9 +196,11 @@ def test_an_upstream_outage_fails_a_batch_once_with_502_and_one_log_line(caplog:
     questions = [f"{QUESTION} ({i})" for i in range(4)]
     with openai_stub(down) as (url, received):
         # One batch of the four: it waits (up to 10 s) until they are all there.
-        app = create_app(openai_guard(url, max_retries=1), ServeSettings(max_batch=4, max_wait_ms=10_000))
+        guard = openai_guard(url, max_retries=1)
+        app = create_app(guard, ServeSettings(max_batch=4, max_wait_ms=10_000))
         with TestClient(app) as http, ThreadPoolExecutor(4) as pool:
             responses = list(pool.map(lambda q: http.post("/ask", json={"question": q}), questions))
+        guard.generator._pool.shutdown(wait=True)  # the batch's other requests may still be trying
     statuses = [r.status_code for r in responses]
     # 4 questions x 2 requests x 2 tries (max_retries 1); no question asked again on its own after the batch failed.
     assert (statuses, len(received)) == ([502] * 4, 16), [r.text for r in responses]
