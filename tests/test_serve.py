@@ -192,7 +192,7 @@ def test_wrong_method_and_chunked_oversized_body(server: str) -> None:
     assert wrong.status_code == 405 and "error" in wrong.json()
     # No Content-Length (chunked upload): the limit is enforced while reading.
     big = (b"x" * 1024 for _ in range(8))
-    response = httpx.post(f"{server}/ask", content=big, headers=AUTH, timeout=10)
+    response = httpx.post(f"{server}/ask", content=big, headers={**AUTH, "content-type": "application/json"}, timeout=10)
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
     assert "start the server with a larger --max-body-kb" in response.json()["error"]["message"]
     assert httpx.get(f"{server}/healthz", timeout=5).status_code == 200

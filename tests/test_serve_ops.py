@@ -311,3 +311,43 @@ def test_the_access_log_can_be_turned_off_and_serve_lines_carry_a_timestamp(capl
     assert not [r for r in caplog.records if r.name == "ragguard.access"]
     config = _log_config()
     assert all(f["fmt"].startswith("%(asctime)s ") for f in config["formatters"].values())
+
+
+# ------------------------------------------------------------------ D6: a loopback server and the browser
+def test_a_loopback_server_refuses_foreign_host_names_and_non_json_posts() -> None:
+    from servers import ragguard_server
+
+    evil = {"Host": "attacker.example", "Origin": "http://attacker.example"}
+    with ragguard_server(["--guard", "serve_fakes:build_guard"]) as url:
+        port = url.rsplit(":", 1)[1]
+        for path in ("/", "/healthz"):
+            refused = httpx.get(f"{url}{path}", headers=evil, timeout=10)  # what a DNS-rebound page sends
+            assert refused.status_code == 400 and refused.json()["error"]["code"] == "host_not_allowed", path
+        ask = httpx.post(f"{url}/ask", json={"question": QUESTION}, headers=evil, timeout=30)
+        assert ask.status_code == 400
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LocalHost"):
+            assert httpx.get(f"{url}/healthz", headers={"Host": host}, timeout=10).status_code == 200, host
+        # A cross-site "simple" POST (no preflight): text/plain, or a form.
+        for kind in ("text/plain", "application/x-www-form-urlencoded", None):
+            headers = {"Content-Type": kind} if kind else {}
+            simple = httpx.post(f"{url}/ask", content=json.dumps({"question": QUESTION}), headers=headers, timeout=30)
+            assert simple.status_code == 415 and simple.json()["error"]["code"] == "unsupported_media_type", kind
+        typed = httpx.post(f"{url}/ask", content=json.dumps({"question": QUESTION}), timeout=30,
+                           headers={"Content-Type": "application/json; charset=utf-8"})
+        assert typed.status_code == 200
+
+
+def test_allowed_host_adds_the_name_a_proxy_sends() -> None:
+    from servers import ragguard_server
+
+    with ragguard_server(["--guard", "serve_fakes:build_guard", "--allowed-host", "rag.internal"]) as url:
+        for host, status in (("rag.internal", 200), ("RAG.internal:443", 200), ("other.internal", 400)):
+            assert httpx.get(f"{url}/healthz", headers={"Host": host}, timeout=10).status_code == status, host
+
+
+def test_a_server_on_another_address_accepts_any_host_unless_told() -> None:
+    from ragguard.apps.cli.serve import _allowed_hosts
+
+    assert _allowed_hosts("0.0.0.0", []) is None
+    assert _allowed_hosts("0.0.0.0", ["rag.example.com"]) == ("rag.example.com",)
+    assert set(_allowed_hosts("127.0.0.1", [])) == {"localhost", "127.0.0.1", "::1"}

@@ -34,6 +34,10 @@ def serve(
     max_samples: int = typer.Option(16, "--max-samples", min=1, max=64, help="Largest samples a request may ask."),
     max_body_kb: int = typer.Option(64, "--max-body-kb", min=1, help="Largest request body in KiB."),
     model_name: str = typer.Option("ragguard", "--model-name", help="Model name the server answers to."),
+    allowed_hosts: list[str] = typer.Option(
+        [], "--allowed-host",
+        help="A Host name clients may use (repeat it; '*' = any). On loopback, localhost names are always allowed.",
+    ),
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="One stderr line per request (status, duration, request id)."
     ),
@@ -73,7 +77,8 @@ def serve(
     settings = ServeSettings(max_batch=max_batch, max_wait_ms=max_wait_ms, queue_size=queue_size,
                              queue_timeout=queue_timeout,
                              max_body_bytes=max_body_kb * 1024, max_tokens=max_tokens, max_samples=max_samples,
-                             api_key=api_key, model_name=model_name, access_log=access_log)
+                             api_key=api_key, model_name=model_name, access_log=access_log,
+                             allowed_hosts=_allowed_hosts(host, allowed_hosts))
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         _progress(f"warning: serving on {host} without RAGGUARD_API_KEY: anyone who can reach it may use it")
     _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /metrics; "
@@ -81,6 +86,16 @@ def serve(
     _progress(f"open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/ in a browser to try questions")
     uvicorn.run(create_app(guard, settings), host=host, port=port, log_level="warning", access_log=False,
                 log_config=_log_config())
+
+
+def _allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...] | None:
+    """The Host names served: on loopback the loopback names and ``extra`` (against DNS rebinding),
+    elsewhere ``extra`` when given, else any."""
+    from ragguard.apps.serve.http import LOOPBACK_HOSTS
+
+    if host in LOOPBACK_HOSTS:
+        return (*LOOPBACK_HOSTS, *extra)
+    return tuple(extra) or None
 
 
 def _log_config() -> dict:

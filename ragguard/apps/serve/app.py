@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ragguard.apps.serve.batching import MicroBatcher
-from ragguard.apps.serve.http import ApiError, access_log, error_body
+from ragguard.apps.serve.http import ApiError, access_log, error_body, host_check
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.errors import UsageError
 from ragguard.pipeline import RagGuard
@@ -78,6 +78,7 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
         logger.error("unexpected %s: %s", type(exc).__name__, exc)
         return JSONResponse(error_body(f"internal error ({type(exc).__name__})", "server_error"), status_code=500)
 
+    app.middleware("http")(host_check(settings))
     app.middleware("http")(metrics.measure)
     app.middleware("http")(access_log(settings))  # added last: runs first, so every response has an id
     app.include_router(router)

@@ -16,7 +16,10 @@ from typing import Any
 from ragguard._text import shorten
 from ragguard.apps.serve.settings import ServeSettings
 
-__all__ = ["ApiError", "error_body", "authorize", "internal_error", "read_json", "request_id", "access_log"]
+__all__ = ["ApiError", "error_body", "authorize", "internal_error", "read_json", "request_id", "access_log",
+           "host_check", "LOOPBACK_HOSTS"]
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 logger = logging.getLogger("ragguard")
 access_logger = logging.getLogger("ragguard.access")
@@ -91,13 +94,54 @@ def authorize(request: Any, settings: ServeSettings) -> None:
                        code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
 
+def host_name(header: str) -> str:
+    """The name of a ``Host`` header, without its port and IPv6 brackets, in lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def host_check(settings: ServeSettings) -> Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]:
+    """HTTP middleware: 400 ``host_not_allowed`` for a ``Host`` outside ``settings.allowed_hosts``.
+
+    A server on loopback is safe from the network, not from the browser: a web page can point its
+    own domain at 127.0.0.1 (DNS rebinding) and read the answers; its requests then carry that
+    domain as ``Host``.
+    """
+    allowed = None if settings.allowed_hosts is None or "*" in settings.allowed_hosts else \
+        {host_name(h) for h in settings.allowed_hosts}
+
+    async def middleware(request: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        if allowed is not None:
+            host = host_name(request.headers.get("host", ""))
+            if host not in allowed:
+                from fastapi.responses import JSONResponse
+
+                message = (f"the Host {shorten(host, 80)!r} is not served here: start the server with "
+                           "--allowed-host NAME for each name clients use")
+                return JSONResponse(error_body(message, "invalid_request_error", "host_not_allowed"), status_code=400)
+        return await call_next(request)
+
+    return middleware
+
+
 def _too_large(limit: int) -> str:
     return (f"the request body is larger than the server's limit of {limit} bytes: send less, or start the server "
             f"with a larger --max-body-kb (now {limit // 1024})")
 
 
 async def read_json(request: Any, limit: int) -> dict[str, Any]:
-    """The request's JSON object, read up to ``limit`` bytes (413 beyond, declared or streamed)."""
+    """The request's JSON object, read up to ``limit`` bytes (413 beyond, declared or streamed).
+
+    The body must be declared ``Content-Type: application/json`` (415 otherwise): a web page can send
+    a cross-site "simple" POST (``text/plain``, a form) without the browser asking the server first,
+    but not a JSON one.
+    """
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise ApiError(415, f"the request body must be sent as Content-Type: application/json, not "
+                            f"{shorten(media, 80) or 'none'!r}", code="unsupported_media_type")
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise ApiError(413, _too_large(limit),

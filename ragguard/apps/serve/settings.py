@@ -30,6 +30,9 @@ class ServeSettings:
         api_key: bearer token every route but ``/healthz``, ``/readyz`` and the page requires (``None`` = open).
         model_name: the model name the server answers to and reports.
         refusals: the chat-completion message when ragguard abstains (never empty content).
+        allowed_hosts: the names a request's ``Host`` header may carry (port aside); another gets 400
+            ``host_not_allowed``, against DNS rebinding. ``None`` accepts any (``ragguard serve`` sets the
+            loopback names when it binds to loopback, plus its ``--allowed-host`` values).
         access_log: log one line per request on the ``ragguard.access`` logger (INFO): client, method,
             path, status, duration and request id.
     """
@@ -45,6 +48,7 @@ class ServeSettings:
     model_name: str = "ragguard"
     refusals: Refusals = field(default_factory=Refusals)
     access_log: bool = True
+    allowed_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         checks = [
