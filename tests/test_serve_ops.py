@@ -351,3 +351,16 @@ def test_a_server_on_another_address_accepts_any_host_unless_told() -> None:
     assert _allowed_hosts("0.0.0.0", []) is None
     assert _allowed_hosts("0.0.0.0", ["rag.example.com"]) == ("rag.example.com",)
     assert set(_allowed_hosts("127.0.0.1", [])) == {"localhost", "127.0.0.1", "::1"}
+
+
+# ------------------------------------------------------------------ N1: behind a path prefix
+def test_root_path_keeps_the_prefix_in_redirects() -> None:
+    """nginx strips /ragguard/ and forwards the rest; FastAPI's slash redirects must point back under it."""
+    from servers import ragguard_server
+
+    with ragguard_server(["--guard", "serve_fakes:build_guard", "--root-path", "/ragguard"]) as url:
+        for path in ("/healthz/", "/v1/models/"):
+            redirect = httpx.get(f"{url}{path}", headers={"Host": "localhost"}, timeout=10, follow_redirects=False)
+            assert redirect.status_code == 307, path
+            assert redirect.headers["location"] == f"http://localhost/ragguard{path.rstrip('/')}"
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200  # the stripped paths still route

@@ -38,6 +38,10 @@ def serve(
         [], "--allowed-host",
         help="A Host name clients may use (repeat it; '*' = any). On loopback, localhost names are always allowed.",
     ),
+    root_path: str = typer.Option(
+        "", "--root-path",
+        help="The path prefix a reverse proxy serves the app under (e.g. /ragguard), for redirects and links.",
+    ),
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="One stderr line per request (status, duration, request id)."
     ),
@@ -52,6 +56,8 @@ def serve(
         raise UsageError('ragguard serve needs uvicorn: run `pip install "ragguard[serve]"`') from None
     if guard_factory is not None and (config is not None or index is not None):
         raise UsageError("pass either --guard or --config/--index, not both")
+    if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+        raise UsageError(f"--root-path {root_path!r} must start with / and not end with one: e.g. --root-path /ragguard")
     import socket
 
     try:  # fail before loading any model when the address is taken
@@ -85,7 +91,7 @@ def serve(
               f"batches of up to {max_batch}, {max_wait_ms:g} ms wait, auth {'on' if api_key else 'off'})")
     _progress(f"open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/ in a browser to try questions")
     uvicorn.run(create_app(guard, settings), host=host, port=port, log_level="warning", access_log=False,
-                log_config=_log_config())
+                log_config=_log_config(), root_path=root_path)
 
 
 def _allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...] | None:
