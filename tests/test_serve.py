@@ -248,7 +248,7 @@ def test_a_full_queue_answers_503_with_retry_after() -> None:
             responses = list(pool.map(ask, range(8)))
         refused = [r for r in responses if r.status_code == 503]
         assert refused, [r.status_code for r in responses]
-        assert all(r.headers["retry-after"] == "1" and r.json()["error"]["code"] == "queue_full" for r in refused)
+        assert all(int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == "queue_full" for r in refused)
         assert {r.status_code for r in responses} <= {200, 503}
         assert ask(99).status_code == 200  # still serving once the queue drains
         metrics = httpx.get(f"{url}/metrics", timeout=10).text

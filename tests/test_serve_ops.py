@@ -364,3 +364,44 @@ def test_root_path_keeps_the_prefix_in_redirects() -> None:
             assert redirect.status_code == 307, path
             assert redirect.headers["location"] == f"http://localhost/ragguard{path.rstrip('/')}"
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200  # the stripped paths still route
+
+
+# ------------------------------------------------------------------ N4: Retry-After from the drain rate
+def test_retry_after_is_the_measured_time_to_drain_the_queue() -> None:
+    from ragguard.apps.serve.batching import MicroBatcher
+
+    now = [0.0]
+
+    class Ticking(SimulatedGenerator):
+        def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+            now[0] += 4.0  # each generation pass "takes" 4 s on the batcher's clock
+            return super().generate_batch(conversations, seeds)
+
+    generator = Ticking()
+    guard = guard_of(generator)
+    batcher = MicroBatcher(guard, ServeSettings(max_batch=1, max_wait_ms=0), clock=lambda: now[0])
+    assert batcher.retry_after() == 1  # nothing measured yet
+    batcher.start()
+    try:
+        batcher.submit(QUESTION, guard.config.sampling).result(30)
+    finally:
+        batcher.stop()
+    assert batcher.retry_after() == 4 * generator.calls  # one question to drain: the one asking
+
+
+def test_a_full_queue_says_when_to_retry_from_the_measured_rate() -> None:
+    from fastapi.testclient import TestClient
+
+    generator = HeldGenerator()
+    app = create_app(guard_of(generator), ServeSettings(max_batch=1, max_wait_ms=0, queue_size=1))
+    with TestClient(app) as http, ThreadPoolExecutor(2) as pool:
+        app.state.batcher._per_item = 7.5  # as measured: 7.5 s per question
+        held = pool.submit(http.post, "/ask", json={"question": f"hold {QUESTION}"})
+        assert generator.started.wait(20)
+        queued = pool.submit(http.post, "/ask", json={"question": f"queued {QUESTION}"})
+        wait_for(lambda: app.state.batcher.depth == 1, "the second request to be queued")
+        full = http.post("/ask", json={"question": f"full {QUESTION}"})
+        generator.release.set()
+        assert full.status_code == 503 and full.json()["error"]["code"] == "queue_full"
+        assert full.headers["retry-after"] == "15"  # the queued one and this one, 7.5 s each
+        assert held.result().status_code == queued.result().status_code == 200

@@ -24,7 +24,7 @@ Concurrent requests are answered together: a micro-batching queue hands up to ``
 questions that arrive within ``max_wait_ms`` of each other to one :meth:`RagGuard.ask_many` call,
 whose generation passes they share. Each report equals the one a request asked alone gets (seeds
 derive from the question). When ``queue_size`` requests already wait, the server answers 503 with
-``Retry-After`` instead of piling up work.
+``Retry-After`` (the measured time to drain the queue) instead of piling up work.
 
 With ``RAGGUARD_API_KEY`` set, every route but ``/healthz``, ``/readyz`` and the page needs ``Authorization: Bearer KEY``.
 Errors have OpenAI's JSON shape ``{"error": {"message", "type", "param", "code"}}``.

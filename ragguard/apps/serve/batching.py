@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -65,10 +66,18 @@ class MicroBatcher:
         self._on_drop = on_drop
         self._clock = clock
         self._thread: threading.Thread | None = None
+        self._per_item: float | None = None  # measured seconds of computation per question (moving average)
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
+
+    def retry_after(self) -> int:
+        """Seconds until the queue has drained, from the measured time per question (at least 1)."""
+        if self._per_item is None:
+            return 1
+        waiting = self._queue.qsize() + 1
+        return max(1, min(3600, math.ceil(waiting * self._per_item)))
 
     @property
     def alive(self) -> bool:
@@ -135,7 +144,10 @@ class MicroBatcher:
                     self._before_batch()
                 except Exception as exc:  # noqa: BLE001 - a failed index check must not stop the server
                     logger.warning("before-batch hook failed: %s", exc)
+            started = self._clock()
             self._answer(batch)
+            per_item = (self._clock() - started) / len(batch)
+            self._per_item = per_item if self._per_item is None else 0.7 * self._per_item + 0.3 * per_item
             if stop:
                 return
 

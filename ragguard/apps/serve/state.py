@@ -86,12 +86,12 @@ class ServerState:
         except QueueFull as exc:
             self.metrics.rejected.inc()
             raise ApiError(503, str(exc), kind="server_overloaded", code="queue_full",
-                           headers={"Retry-After": "1"}) from None
+                           headers={"Retry-After": str(self.batcher.retry_after())}) from None
         try:
             report = await self._wait(future, request)
         except QueueTimeout as exc:
             raise ApiError(503, str(exc), kind="server_overloaded", code="queue_timeout",
-                           headers={"Retry-After": "1"}) from None
+                           headers={"Retry-After": str(self.batcher.retry_after())}) from None
         except UsageError as exc:
             raise ApiError(400, str(exc), code="invalid_value") from None
         except UpstreamError as exc:
