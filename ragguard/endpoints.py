@@ -103,8 +103,9 @@ def token_usage(generator: Any, prompt: Sequence[dict[str, str]], samples: Seque
     one: like OpenAI's ``n > 1``, that is what was generated. A sample without a count (a backend
     that gives no log-probabilities) adds nothing, and a note says how many. ``prompt_tokens``
     counts ``prompt`` (the messages the samples were drawn from) once, as one prefill serves every
-    sample, encoded with the generator's chat template (``encode_prompt``); a generator without one
-    gives 0 and a note. No samples (ragguard abstained before generating): nothing ran, all 0.
+    sample, encoded with the generator's chat template (``encode_prompt``), or as the model server
+    counted it (``reported_prompt_tokens``, the ``openai`` backend's record of ``usage.prompt_tokens``);
+    a generator with neither gives 0 and a note. No samples (ragguard abstained before generating): nothing ran, all 0.
     """
     if not samples:
         return TokenUsage(0, 0)
@@ -115,8 +116,12 @@ def token_usage(generator: Any, prompt: Sequence[dict[str, str]], samples: Seque
         notes.append(f"{sum(t is None for t in counts)} of {len(counts)} samples carry no token count "
                      "(not counted in completion_tokens)")
     encode = getattr(generator, "encode_prompt", None)
+    reported = getattr(generator, "reported_prompt_tokens", None)  # a server's own count (openai backend)
+    counted = reported(list(prompt)) if not callable(encode) and callable(reported) else None
     if callable(encode):
         prompt_tokens = len(encode(list(prompt)))
+    elif counted is not None:
+        prompt_tokens = counted
     else:
         prompt_tokens = 0
         notes.append("prompt_tokens is 0: the generator has no tokenizer to count the prompt with")

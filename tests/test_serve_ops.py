@@ -405,3 +405,20 @@ def test_a_full_queue_says_when_to_retry_from_the_measured_rate() -> None:
         assert full.status_code == 503 and full.json()["error"]["code"] == "queue_full"
         assert full.headers["retry-after"] == "15"  # the queued one and this one, 7.5 s each
         assert held.result().status_code == queued.result().status_code == 200
+
+
+# ------------------------------------------------------------------ N9: usage from the model server
+def test_chat_usage_takes_prompt_tokens_from_the_upstream_report() -> None:
+    from fastapi.testclient import TestClient
+    from servers import completion, openai_stub
+
+    def counted(body: dict, hit: int) -> tuple[int, dict, dict]:
+        payload = completion([f"Annual leave is 25 days. {i}" for i in range(body.get("n", 1))])
+        payload["usage"] = {"prompt_tokens": 37, "completion_tokens": 6, "total_tokens": 43}
+        return 200, payload, {}
+
+    with openai_stub(counted) as (url, _):
+        with TestClient(create_app(openai_guard(url), ServeSettings(max_batch=1))) as http:
+            body = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]}).json()
+    assert body["usage"]["prompt_tokens"] == 37, body["usage"]
+    assert "prompt_tokens is 0" not in body["usage"].get("note", "")

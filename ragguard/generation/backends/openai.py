@@ -44,6 +44,7 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -222,6 +223,14 @@ class OpenAIGenerator(BatchGenerator):
         # Ask for the answers' token log-probabilities (False: never ask).
         self.request_logprobs = True
         self._no_logprobs: set[str] = set()  # endpoints that refused the logprobs parameter
+        # The prompt tokens the server reported (``usage.prompt_tokens``) for recent prompts. Shared by shallow copies.
+        self._prompt_tokens: OrderedDict[tuple[tuple[str, str], ...], int] = OrderedDict()
+
+    def reported_prompt_tokens(self, messages: Sequence[dict[str, str]]) -> int | None:
+        """The prompt tokens the server counted for ``messages`` (its ``usage.prompt_tokens``) when one of
+        the last 1024 prompts sent, else ``None``: this backend has no tokenizer of its own."""
+        with self._lock:
+            return self._prompt_tokens.get(_prompt_key(messages))
 
     @property
     def served_model(self) -> str:
@@ -354,6 +363,12 @@ class OpenAIGenerator(BatchGenerator):
             kwargs["extra_body"] = extra
         url = self.endpoints[endpoint]
         response = self._send(endpoint, kwargs, deadline)
+        reported = getattr(getattr(response, "usage", None), "prompt_tokens", None)
+        if isinstance(reported, int) and reported >= 0:
+            with self._lock:
+                self._prompt_tokens[_prompt_key(messages)] = reported
+                while len(self._prompt_tokens) > 1024:
+                    self._prompt_tokens.popitem(last=False)
         try:
             choices = sorted(response.choices or [], key=lambda c: c.index)
             answers = [((c.message.content or "").strip(), _choice_logprobs(c) if logprobs else None,
@@ -391,6 +406,10 @@ class OpenAIGenerator(BatchGenerator):
                     raise  # no time left for another try
                 time.sleep(pause)
                 retries += 1
+
+
+def _prompt_key(messages: Sequence[dict[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((m["role"], m["content"]) for m in messages)
 
 
 def _choice_logprobs(choice: Any) -> tuple[float, ...] | None:
