@@ -422,3 +422,31 @@ def test_chat_usage_takes_prompt_tokens_from_the_upstream_report() -> None:
             body = http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]}).json()
     assert body["usage"]["prompt_tokens"] == 37, body["usage"]
     assert "prompt_tokens is 0" not in body["usage"].get("note", "")
+
+
+# ------------------------------------------------------------------ D5: groups of one round at once
+def test_requests_differing_in_sampling_run_concurrently_on_a_model_server() -> None:
+    """A round's groups (here two seeds) are asked at once when the generator is a model server's."""
+    from fastapi.testclient import TestClient
+
+    class Server(SimulatedGenerator):
+        thread_safe = True  # as the openai backend's
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.meet, self.met = threading.Barrier(2, timeout=20), set()
+
+        def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+            for question in (self._question(m) for m in conversations):
+                if question not in self.met:  # each question's first pass waits for the other's
+                    self.met.add(question)
+                    self.meet.wait()  # BrokenBarrierError after 20 s when the groups run one after another
+            return super().generate_batch(conversations, seeds)
+
+    app = create_app(guard_of(Server()), ServeSettings(max_batch=2, max_wait_ms=10_000))
+    with TestClient(app) as http, ThreadPoolExecutor(2) as pool:
+        asks = [pool.submit(http.post, "/ask", json={"question": f"{QUESTION} {seed}", "seed": seed})
+                for seed in (1, 2)]
+        responses = [a.result() for a in asks]
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    assert [r.json()["samples"][1]["seed"] for r in responses] != [None, None]

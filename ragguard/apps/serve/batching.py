@@ -9,7 +9,7 @@ import math
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,9 @@ class MicroBatcher:
     """Collects concurrent questions into shared :meth:`RagGuard.ask_many` calls on one worker thread.
 
     The model is one compute resource, so one thread generates; requests wait in a bounded queue.
-    Questions with different sampling settings go to separate calls of the same batch.
+    Questions with different sampling settings go to separate calls of the same batch: one after
+    another for an in-process model, at once for a generator that says ``thread_safe`` (a model
+    server behind the ``openai`` backend batches concurrent requests itself).
 
     A queued item is computed only if nobody gave up on it: an item whose future was cancelled (its
     client left: :meth:`ServerState.answer <ragguard.apps.serve.state.ServerState.answer>` cancels it)
@@ -159,27 +161,38 @@ class MicroBatcher:
         groups: dict[SamplingConfig, list[_Item]] = {}
         for item in batch:
             groups.setdefault(item.sampling, []).append(item)
+        if len(groups) > 1 and getattr(self.guard.generator, "thread_safe", False):
+            # A model server (the openai backend) answers concurrent requests together: the round's
+            # groups are asked at once instead of one after another.
+            with ThreadPoolExecutor(min(len(groups), self.settings.max_batch),
+                                    thread_name_prefix="ragguard-group") as pool:
+                list(pool.map(lambda group: self._answer_group(*group), groups.items()))
+            return
         for sampling, items in groups.items():
-            if self._observe_batch is not None:
-                self._observe_batch(len(items))
-            try:
-                guard = self._view(sampling)
-            except Exception as exc:  # noqa: BLE001 - the worker must live on: each request gets the error
-                for item in items:
+            self._answer_group(sampling, items)
+
+    def _answer_group(self, sampling: SamplingConfig, items: list[_Item]) -> None:
+        """One :meth:`RagGuard.ask_many` call for questions with the same sampling settings."""
+        if self._observe_batch is not None:
+            self._observe_batch(len(items))
+        try:
+            guard = self._view(sampling)
+        except Exception as exc:  # noqa: BLE001 - the worker must live on: each request gets the error
+            for item in items:
+                item.future.set_exception(exc)
+            return
+        try:
+            reports = guard.ask_many([i.question for i in items])
+        except Exception as exc:  # noqa: BLE001 - reported to each waiting request
+            if len(items) == 1 or isinstance(exc, UpstreamError):  # the server failed, not a question:
+                for item in items:  # asking each again would only hold the worker longer
                     item.future.set_exception(exc)
-                continue
-            try:
-                reports = guard.ask_many([i.question for i in items])
-            except Exception as exc:  # noqa: BLE001 - reported to each waiting request
-                if len(items) == 1 or isinstance(exc, UpstreamError):  # the server failed, not a question:
-                    for item in items:  # asking each again would only hold the worker longer
-                        item.future.set_exception(exc)
-                    continue
-                for item in items:  # find the failing question: the others still get answers
-                    try:
-                        item.future.set_result(guard.ask(item.question))
-                    except Exception as single:  # noqa: BLE001
-                        item.future.set_exception(single)
-                continue
-            for item, report in zip(items, reports, strict=True):
-                item.future.set_result(report)
+                return
+            for item in items:  # find the failing question: the others still get answers
+                try:
+                    item.future.set_result(guard.ask(item.question))
+                except Exception as single:  # noqa: BLE001
+                    item.future.set_exception(single)
+            return
+        for item, report in zip(items, reports, strict=True):
+            item.future.set_result(report)

@@ -202,6 +202,10 @@ class OpenAIGenerator(BatchGenerator):
         clients: one ``openai.OpenAI`` client per endpoint (built from the config when omitted).
     """
 
+    # Calls from several threads at once are safe and worth it: the server batches concurrent requests
+    # (``ragguard serve`` then asks a round's groups of sampling settings concurrently).
+    thread_safe = True
+
     def __init__(self, gen_config: GeneratorConfig, sampling: SamplingConfig, clients: Sequence[Any] | None = None):
         self.gen_config = gen_config
         self.sampling = sampling
