@@ -248,9 +248,11 @@ def test_healthz_and_readyz_answer_head_and_report_a_stopped_worker() -> None:
         assert http.head("/readyz").status_code == 503
 
 
-def test_readyz_is_503_after_the_model_server_failed_until_it_answers_again() -> None:
+def test_readyz_is_503_after_the_model_server_failed_until_it_answers_again(monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
     from servers import openai_stub
+
+    from ragguard.apps.serve import routes
 
     answering = threading.Event()
 
@@ -262,18 +264,33 @@ def test_readyz_is_503_after_the_model_server_failed_until_it_answers_again() ->
         return 500, {"error": {"message": "overloaded"}}, {"Retry-After": "0"}
 
     with openai_stub(flaky) as (url, _):
-        guard = openai_guard(url, max_retries=0)
-        guard.generator.served_models = lambda endpoint=0: ["stub-model"] if answering.is_set() else []
-        with TestClient(create_app(guard, ServeSettings(max_batch=1))) as http:
+        with TestClient(create_app(openai_guard(url, max_retries=0), ServeSettings(max_batch=1))) as http:
             assert http.get("/readyz").status_code == 200
             assert http.post("/ask", json={"question": QUESTION}).status_code == 502
-            ready = http.get("/readyz")
+            ready = http.get("/readyz")  # it lists its models, but its answers fail
             assert ready.status_code == 503, ready.text
             assert ready.json()["reasons"][0].startswith("the model server's last answer failed (upstream status 500")
             assert http.get("/healthz").status_code == 200  # alive: restarting would not help
-            answering.set()  # the server is back: it lists its models again
-            assert http.get("/readyz").status_code == 200
+            answering.set()
             assert http.post("/ask", json={"question": QUESTION}).status_code == 200
+            assert http.get("/readyz").status_code == 200  # a question succeeded
+            answering.clear()
+            assert http.post("/ask", json={"question": QUESTION}).status_code == 502
+            assert http.get("/readyz").status_code == 503
+            monkeypatch.setattr(routes, "READY_AFTER_S", 0.0)  # as if 30 s had passed: let traffic try again
+            assert http.get("/readyz").status_code == 200
+
+
+def test_readyz_is_503_while_the_model_server_cannot_be_reached() -> None:
+    from fastapi.testclient import TestClient
+
+    guard = openai_guard(f"http://127.0.0.1:{free_port()}/v1", max_retries=0)  # nothing listens there
+    with TestClient(create_app(guard, ServeSettings(max_batch=1))) as http:
+        assert http.post("/ask", json={"question": QUESTION}).status_code == 502
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and "upstream unreachable" in ready.json()["reasons"][0]
+        guard.generator.served_models = lambda endpoint=0: ["stub-model"]  # it is back
+        assert http.get("/readyz").status_code == 200
 
 
 # ------------------------------------------------------------------ D4: access log and request ids

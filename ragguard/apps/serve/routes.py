@@ -25,6 +25,8 @@ __all__ = ["router"]
 
 router = APIRouter()
 
+READY_AFTER_S = 30.0  # /readyz: seconds after a model server's failure before it is ready to be tried again
+
 
 def _state(request: Request) -> ServerState:
     return request.app.state.server
@@ -57,21 +59,24 @@ async def healthz(request: Request) -> Any:
 @router.api_route("/readyz", methods=["GET", "HEAD"])
 async def readyz(request: Request) -> Any:
     """Whether a question can be answered now: 503 with the reasons when the worker thread has stopped,
-    or when the model server's last answer failed and it does not list its models now either (the
-    ``openai`` backend's ``/models``, asked here only then). A question that succeeds clears the failure."""
+    or after the model server's last answer failed. A question that succeeds clears the failure; so do
+    :data:`READY_AFTER_S` seconds without another (traffic may then try the server again), and, for a
+    server that could not be reached, its listing its models at ``/models`` again (asked only then)."""
     state = _state(request)
     reasons = []
     if not state.batcher.alive:
         reasons.append("the worker thread has stopped")
     failure = state.upstream_failure
     if failure is not None:
+        age = time.monotonic() - failure["at"]
         probe = getattr(state.guard.generator, "served_models", None)
-        if callable(probe) and await asyncio.to_thread(probe):
+        if age >= READY_AFTER_S or (failure["kind"] == "unreachable" and callable(probe)
+                                    and await asyncio.to_thread(probe)):
             state.upstream_failure = None
         else:
             status = f" {failure['status']}" if failure["status"] is not None else ""
             reasons.append(f"the model server's last answer failed (upstream {failure['kind']}{status}, "
-                           f"{time.monotonic() - failure['at']:.0f} s ago)")
+                           f"{age:.0f} s ago)")
     body = {"status": "not_ready" if reasons else "ready", "reasons": reasons}
     return JSONResponse(body, status_code=503 if reasons else 200)
 
