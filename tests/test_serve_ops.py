@@ -104,6 +104,8 @@ def test_a_queued_request_whose_client_hangs_up_is_never_computed() -> None:
         assert after.status_code == 200  # the queue is first in, first out: the dropped one came before
         assert generator.questions == [f"hold {QUESTION}", f"after {QUESTION}"]
         assert metric(url, 'ragguard_requests_total{route="/ask",status="200"}') == 2.0  # no 200 for nobody
+        assert metric(url, 'ragguard_requests_total{route="/ask",status="499"}') == 1.0  # nginx's "client closed"
+        assert metric(url, 'ragguard_requests_total{route="/ask",status="500"}') is None
 
 
 def test_a_request_waiting_past_the_queue_timeout_gets_503_and_is_never_computed() -> None:

@@ -89,6 +89,8 @@ class ServerState:
                            headers={"Retry-After": str(self.batcher.retry_after())}) from None
         try:
             report = await self._wait(future, request)
+        except ApiError:  # the client left (499)
+            raise
         except QueueTimeout as exc:
             raise ApiError(503, str(exc), kind="server_overloaded", code="queue_timeout",
                            headers={"Retry-After": str(self.batcher.retry_after())}) from None
