@@ -469,3 +469,25 @@ def test_requests_differing_in_sampling_run_concurrently_on_a_model_server() -> 
         responses = [a.result() for a in asks]
     assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
     assert [r.json()["samples"][1]["seed"] for r in responses] != [None, None]
+
+
+def test_the_worker_outlives_an_error_outside_a_question() -> None:
+    """An error of the batcher's own hooks (a metric) must not end the thread: later requests would hang."""
+    from ragguard.apps.serve.batching import MicroBatcher
+
+    guard = guard_of(SimulatedGenerator())
+    fail = [True]
+
+    def observe(size: int) -> None:
+        if fail[0]:
+            raise ValueError("metric broke")
+
+    batcher = MicroBatcher(guard, ServeSettings(max_batch=1, max_wait_ms=0), observe_batch=observe)
+    batcher.start()
+    try:
+        broken = batcher.submit(QUESTION, guard.config.sampling)
+        assert isinstance(broken.exception(20), ValueError)
+        fail[0] = False
+        assert batcher.alive and batcher.submit(QUESTION, guard.config.sampling).result(20).question == QUESTION
+    finally:
+        batcher.stop()

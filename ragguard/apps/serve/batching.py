@@ -147,7 +147,13 @@ class MicroBatcher:
                 except Exception as exc:  # noqa: BLE001 - a failed index check must not stop the server
                     logger.warning("before-batch hook failed: %s", exc)
             started = self._clock()
-            self._answer(batch)
+            try:
+                self._answer(batch)
+            except Exception as exc:  # noqa: BLE001 - escaping here would end the worker: every later request would hang
+                logger.error("batching worker: unexpected %s: %s", type(exc).__name__, exc)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
             per_item = (self._clock() - started) / len(batch)
             self._per_item = per_item if self._per_item is None else 0.7 * self._per_item + 0.3 * per_item
             if stop:
