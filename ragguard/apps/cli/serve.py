@@ -46,7 +46,7 @@ def serve(
         True, "--access-log/--no-access-log", help="One stderr line per request (status, duration, request id)."
     ),
 ) -> None:
-    """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /metrics."""
+    """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /readyz, /metrics."""
     from ragguard.apps.serve import ServeSettings, create_app, load_guard_factory
     from ragguard.errors import UsageError
 
@@ -87,7 +87,7 @@ def serve(
                              allowed_hosts=_allowed_hosts(host, allowed_hosts))
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         _progress(f"warning: serving on {host} without RAGGUARD_API_KEY: anyone who can reach it may use it")
-    _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /metrics; "
+    _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /readyz, /metrics; "
               f"batches of up to {max_batch}, {max_wait_ms:g} ms wait, auth {'on' if api_key else 'off'})")
     _progress(f"open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/ in a browser to try questions")
     uvicorn.run(create_app(guard, settings), host=host, port=port, log_level="warning", access_log=False,

@@ -26,6 +26,13 @@ whose generation passes they share. Each report equals the one a request asked a
 derive from the question). When ``queue_size`` requests already wait, the server answers 503 with
 ``Retry-After`` (the measured time to drain the queue) instead of piling up work.
 
+A queued request is dropped before it is computed when its client disconnects (499) or when it
+waited past ``queue_timeout`` (503 ``queue_timeout``). A failure of the model server behind the
+``openai`` backend answers 504 ``upstream_timeout`` or 502 ``upstream_error``. Every response carries
+``X-Request-ID``, and each request gets an access line on the ``ragguard.access`` logger.
+``allowed_hosts`` refuses other ``Host`` headers (``ragguard serve`` on loopback: the loopback names),
+and POST bodies must be ``application/json`` (415), against DNS rebinding and cross-site posts.
+
 With ``RAGGUARD_API_KEY`` set, every route but ``/healthz``, ``/readyz`` and the page needs ``Authorization: Bearer KEY``.
 Errors have OpenAI's JSON shape ``{"error": {"message", "type", "param", "code"}}``.
 
