@@ -1,4 +1,4 @@
-"""Small metrics over plain lists (no numpy needed)."""
+"""Small metrics over plain lists (the AUROC by scikit-learn)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ __all__ = ["accuracy_at_coverage", "auroc", "bootstrap_aurocs", "brier_score", "
 def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
     """Area under the ROC curve of ``scores`` for predicting ``positives``.
 
-    Computed as the Mann-Whitney statistic with tied scores counted half, so
-    it equals the probability that a random positive scores above a random
-    negative. ``None`` when either class is empty (the AUROC is undefined).
+    scikit-learn's ``roc_auc_score``: the Mann-Whitney statistic with tied scores counted half, so it
+    equals the probability that a random positive scores above a random negative, computed by sorting
+    (a summary of 40,000 rows no longer counts 10^8 pairs). ``None`` when either class is empty (the
+    AUROC is undefined).
     """
-    pos = [s for s, p in zip(scores, positives, strict=True) if p]
-    neg = [s for s, p in zip(scores, positives, strict=True) if not p]
-    if not pos or not neg:
+    labels = [bool(p) for p in positives]
+    if len(labels) != len(scores):
+        raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
+    if all(labels) or not any(labels):
         return None
-    wins = 0.0
-    for p in pos:
-        for n in neg:
-            wins += 1.0 if p > n else 0.5 if p == n else 0.0
-    return wins / (len(pos) * len(neg))
+    from sklearn.metrics import roc_auc_score  # sorts: n log n, where pairwise counting took 27 s at 40,000 rows
+
+    return float(roc_auc_score(labels, [float(s) for s in scores]))
 
 
 def histogram(values: Sequence[float], bins: int = 5) -> dict[str, int]:
