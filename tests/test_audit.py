@@ -205,6 +205,20 @@ def test_errors_are_kept_apart_and_retried_only_on_request(tmp_path: Path, caplo
     assert result.summary["errors"] == 0 and result.summary["answered"] == 3
 
 
+def test_an_error_row_with_accepted_answers_is_not_asked_again_by_a_plain_resume(tmp_path: Path) -> None:
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"id": "b", "question": "Where is the branch?", "reference": "Main St",
+                             "answers": ["Main Street"]}) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_audit(q, out, make_guard(fail_on={"Where is the branch?"}))
+    notes: list[str] = []
+    again = make_guard()
+    result = run_audit(q, out, again, resume=True, progress=notes.append)
+    assert again.generator.asked == [] and result.skipped == 1  # type: ignore[attr-defined]
+    assert not [n for n in notes if "changed" in n]
+    assert read_lines(out)[-1]["answers"] == ["Main Street"]
+
+
 def test_a_config_error_stops_the_audit_and_keeps_what_was_written(tmp_path: Path) -> None:
     from ragguard.errors import ConfigError
 

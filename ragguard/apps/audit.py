@@ -609,11 +609,8 @@ def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: floa
 
 
 def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: float) -> dict[str, Any]:
-    record: dict[str, Any] = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference, "status": "ok",
-                              **report.to_dict()}
+    record: dict[str, Any] = {**_asked(q), "status": "ok", **report.to_dict()}
     record["warnings"] = [*q.warnings, *record["warnings"]]
-    if q.answers:
-        record["answers"] = list(q.answers)
     if q.reference:
         decided = match_reference(report.answer, q.reference, q.question, guard.embedder, reference_threshold,
                                   q.answers)
@@ -625,8 +622,15 @@ def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: floa
     return record
 
 
+def _asked(q: AuditQuestion) -> dict[str, Any]:
+    """What every record of ``q`` says of the input row, so that a resume knows it was asked as it stands
+    (:func:`_asked_as`): an error record without the accepted ``answers`` was taken for a changed row."""
+    return {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference,
+            **({"answers": list(q.answers)} if q.answers else {})}
+
+
 def _ask_one(q: AuditQuestion, guard: Any, reference_threshold: float) -> dict[str, Any]:
-    base = {"id": q.id, "line": q.line, "tags": q.tags, "reference": q.reference}
+    base = _asked(q)
     try:
         report = guard.ask(q.question)
     except SETUP_ERRORS:
