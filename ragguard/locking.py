@@ -44,7 +44,8 @@ class WriterLock:
         self.target = Path(target)
         self.what = what
         self.wait = wait
-        self.path = lock_path(self.target)
+        # Beside the real folder: the same folder reached through a symbolic link takes the same lock.
+        self.path = lock_path(self.target.resolve())
         self._fd: int | None = None
 
     def __enter__(self) -> WriterLock:

@@ -52,6 +52,10 @@ def test_second_audit_into_the_same_out_is_refused_while_the_first_runs(tmp_path
             run_audit(q, out, make_guard())
         with pytest.raises(UsageError, match="another process"):
             run_audit(q, out, make_guard(), resume=True)
+        alias = tmp_path / "alias"
+        alias.symlink_to(out, target_is_directory=True)  # the same folder by another name
+        with pytest.raises(UsageError, match="another process"):
+            run_audit(q, alias, make_guard(), resume=True)
     finally:
         gated.release.set()
         thread.join(30)
