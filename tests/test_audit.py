@@ -430,6 +430,18 @@ def test_fail_under_fails_on_invalid_rows_and_on_answers_whose_consistency_was_n
                                     "audit with --samples 2 or more"]
 
 
+def test_resume_accepts_other_request_settings_but_not_another_server(tmp_path: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl")
+    run_audit(q, tmp_path / "out", make_guard())
+    patient = make_guard()  # as an upstream error advises: "raise generator.max_retries"
+    patient.config = patient.config.replace("generator", max_retries=8, timeout=300.0, concurrency=2)
+    run_audit(q, tmp_path / "out", patient, resume=True, retry_errors=True)
+    elsewhere = make_guard()
+    elsewhere.config = elsewhere.config.replace("generator", base_url="http://other:8000/v1")
+    with pytest.raises(UsageError, match=r"other settings: generator.base_url"):
+        run_audit(q, tmp_path / "out", elsewhere, resume=True)
+
+
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
     q = write_questions(tmp_path / "q.jsonl")
     run_audit(q, tmp_path / "out", make_guard())

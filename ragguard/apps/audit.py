@@ -270,6 +270,11 @@ def _settings(config: Any) -> dict[str, Any]:
             if (section, key) not in skip}
 
 
+# Settings of how requests reach a model server, which change no answer: a resume may change them (the
+# error messages advise raising generator.max_retries or timeout). Another base_url may serve other weights.
+_TRANSPORT = frozenset({"generator.max_retries", "generator.timeout", "generator.concurrency"})
+
+
 def _setup_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any]) -> str | None:
     """Why ``out_dir``'s results cannot be resumed with this setup (``None``: they can)."""
     if previous.get("setup_hash") is not None:
@@ -278,8 +283,10 @@ def _setup_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any])
     elif previous.get("config_hash") in (None, now["config_hash"]):  # an audit.json from before setup_hash
         return None
     before = previous.get("settings") if isinstance(previous.get("settings"), dict) else {}
-    changed = [f"{k} {before[k]!r} then, {now['settings'].get(k)!r} now" for k in sorted(before)
-               if before[k] != now["settings"].get(k)]
+    differ = [k for k in sorted(before) if before[k] != now["settings"].get(k)]
+    if before and differ and set(differ) <= _TRANSPORT:
+        return None  # how requests reach the server, not what it answers: raising max_retries must not block --resume
+    changed = [f"{k} {before[k]!r} then, {now['settings'].get(k)!r} now" for k in differ]
     what = f": {'; '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}" if changed else (
         f" ({previous.get('setup_hash') or previous.get('config_hash')} vs {now['setup_hash']})")
     return (f"{out_dir} holds results made with other settings{what}. Rerun with the settings it was made with to "
