@@ -640,6 +640,19 @@ def test_metrics() -> None:
     assert auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
     assert auroc([0.5, 0.5], [True, False]) == 0.5
     assert auroc([0.5], [True]) is None
+    # Beyond _PAIRS pairs scikit-learn sorts instead of counting: the same value, ties counted half.
+    import random
+
+    from ragguard.core import metrics
+
+    draw = random.Random(3)
+    scores = [draw.choice([0.1, 0.25, 0.5, 0.75, 0.9]) for _ in range(1200)]
+    wrong = [draw.random() < 0.4 for _ in range(1200)]
+    assert sum(wrong) * (1200 - sum(wrong)) > metrics._PAIRS
+    pos = [x for x, w in zip(scores, wrong, strict=True) if w]
+    neg = [x for x, w in zip(scores, wrong, strict=True) if not w]
+    counted = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg) / (len(pos) * len(neg))
+    assert auroc(scores, wrong) == pytest.approx(counted, abs=1e-12)
     assert histogram([0.0, 0.19, 0.2, 0.99, 1.0]) == {"0.0-0.2": 2, "0.2-0.4": 1, "0.4-0.6": 0, "0.6-0.8": 0, "0.8-1.0": 2}
     assert summarize([])["consistent_share"] is None
     assert summarize([])["sampling"] == {"mean_drawn": None, "total_drawn": 0}

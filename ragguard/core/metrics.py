@@ -1,4 +1,4 @@
-"""Small metrics over plain lists (the AUROC by scikit-learn)."""
+"""Small metrics over plain lists (no numpy needed; a large AUROC by scikit-learn)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,31 @@ __all__ = ["accuracy_at_coverage", "auroc", "bootstrap_aurocs", "brier_score", "
 def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float | None:
     """Area under the ROC curve of ``scores`` for predicting ``positives``.
 
-    scikit-learn's ``roc_auc_score``: the Mann-Whitney statistic with tied scores counted half, so it
-    equals the probability that a random positive scores above a random negative, computed by sorting
-    (a summary of 40,000 rows no longer counts 10^8 pairs). ``None`` when either class is empty (the
-    AUROC is undefined).
+    The Mann-Whitney statistic with tied scores counted half, so it equals the probability that a
+    random positive scores above a random negative: counted pair by pair for small sets, by
+    scikit-learn's ``roc_auc_score`` (sorting, the same value) beyond :data:`_PAIRS` pairs. ``None``
+    when either class is empty (the AUROC is undefined).
     """
     labels = [bool(p) for p in positives]
     if len(labels) != len(scores):
         raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
-    if all(labels) or not any(labels):
+    pos = [s for s, p in zip(scores, labels, strict=True) if p]
+    neg = [s for s, p in zip(scores, labels, strict=True) if not p]
+    if not pos or not neg:
         return None
-    from sklearn.metrics import roc_auc_score  # sorts: n log n, where pairwise counting took 27 s at 40,000 rows
+    if len(pos) * len(neg) > _PAIRS:  # sorting: a summary of 40,000 rows counted 10^8 pairs for 27 s
+        from sklearn.metrics import roc_auc_score
 
-    return float(roc_auc_score(labels, [float(s) for s in scores]))
+        return float(roc_auc_score(labels, [float(s) for s in scores]))
+    wins = 0.0  # few pairs: counting them is quicker than importing scikit-learn (about 2 s)
+    for p in pos:
+        for n in neg:
+            wins += 1.0 if p > n else 0.5 if p == n else 0.0
+    return wins / (len(pos) * len(neg))
+
+
+# Up to this many (positive, negative) pairs the AUROC counts them (about 0.05 s), beyond it scikit-learn sorts.
+_PAIRS = 250_000
 
 
 def histogram(values: Sequence[float], bins: int = 5) -> dict[str, int]:
