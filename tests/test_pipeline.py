@@ -418,3 +418,26 @@ def test_a_question_of_punctuation_only_is_a_usage_error(fake_guard: RagGuard, f
     with pytest.raises(UsageError, match="has no word in it"):
         fake_guard.ask("？！。。。")
     assert fake_generator.calls == []
+
+
+def test_library_versions_are_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    from ragguard import provenance
+
+    clear = getattr(provenance, "_read_versions", None)
+    if clear is not None:
+        clear.cache_clear()  # read afresh under the counter below
+    reads: list[str] = []
+    real = metadata.version
+
+    def counted(name: str) -> str:
+        reads.append(name)
+        return real(name)
+
+    monkeypatch.setattr(provenance.metadata, "version", counted)
+    first = provenance.library_versions()
+    first["torch"] = "edited by a caller"
+    second = provenance.library_versions()
+    assert reads and len(reads) == len(set(reads))  # each package once, not once per record
+    assert second["torch"] != "edited by a caller" and second["ragguard"] == provenance.__version__
