@@ -50,6 +50,8 @@ def test_prune_removes_superseded_orphaned_and_stopped_conversions_only(cache: P
     file_sha256(gone)
     gone.unlink()  # its memo is never read again
     assert len(list((cache / "hashes").glob("*.json"))) == 2
+    relative = cache / "hashes" / "000000000000000000000000.json"  # written from another working folder
+    relative.write_text(json.dumps({"path": "m.gguf", "sha256": "c" * 64}), encoding="utf-8")
 
     listed = cached_models(NOW)
     stale = {m.path.name: m.stale for m in listed}
@@ -64,7 +66,7 @@ def test_prune_removes_superseded_orphaned_and_stopped_conversions_only(cache: P
     assert [Path(r["path"]).name for r in result["skipped"]] == [busy.name]
     assert result["freed"] == sizes[old.name] + sizes[orphan.name] + 10 and sizes[old.name] > 1000
     assert new.is_dir() and alone.is_dir() and busy.is_dir() and not old.exists() and not stopped.exists()
-    assert result["memos"] == 1 and len(list((cache / "hashes").glob("*.json"))) == 1
+    assert result["memos"] == 1 and len(list((cache / "hashes").glob("*.json"))) == 2 and relative.exists()
     assert not [p for p in models.iterdir() if p.name.endswith(".lock")]  # no lock file left behind
 
 

@@ -94,9 +94,16 @@ def _stale_memos() -> list[Path]:
     stale = []
     for memo in sorted((cache_dir() / "hashes").glob("*.json")):
         try:
-            current = memo_key(Path(json.loads(memo.read_text(encoding="utf-8"))["path"]))
+            path = Path(json.loads(memo.read_text(encoding="utf-8"))["path"])
         except (OSError, ValueError, KeyError, TypeError):
-            stale.append(memo)  # unreadable, or its file is gone
+            stale.append(memo)  # unreadable
+            continue
+        if not path.is_absolute():
+            continue  # written relative to another process's working folder: cannot be judged from here
+        try:
+            current = memo_key(path)
+        except OSError:
+            stale.append(memo)  # its file is gone
             continue
         if memo.stem != current:  # the file changed since: this memo is never read again
             stale.append(memo)
