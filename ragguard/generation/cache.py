@@ -28,7 +28,7 @@ from typing import Any
 
 from ragguard.errors import UsageError
 from ragguard.generation.models import cache_dir, memo_key
-from ragguard.generation.sources import _MARKER
+from ragguard.generation.sources import _CONVERTING, _MARKER
 from ragguard.locking import WriterLock
 
 __all__ = ["CachedModel", "cached_models", "prune", "folder_size"]
@@ -75,7 +75,7 @@ def cached_models(transformers_version: str | None = None) -> list[CachedModel]:
     finished = {p.name for p in folders if (p / _MARKER).is_file()}
     found = []
     for folder in folders:
-        if folder.name.startswith(".convert-"):
+        if folder.name.startswith(_CONVERTING):
             found.append(CachedModel(folder, folder_size(folder), None, None, "a stopped conversion"))
             continue
         m = _NAME.match(folder.name)
@@ -123,7 +123,7 @@ def prune(transformers_version: str | None = None) -> dict[str, Any]:
             continue
         target = model.path
         if model.transformers is None:  # a stopped conversion: its converter held the lock of the folder it made
-            name = model.path.name[len(".convert-"):]
+            name = model.path.name[len(_CONVERTING):]
             target = model.path.parent / name.rsplit("-", 1)[0]
         try:
             with WriterLock(target, what="converted model"):

@@ -106,6 +106,7 @@ def resolve_dtype(spec: str, device: str, adapter: str | None = None) -> Any:
 
 
 _MARKER = "ragguard-complete"  # written last into a converted model: the GGUF it came from, its hash, the weights' hash
+_CONVERTING = ".convert-"  # a conversion in progress: f"{_CONVERTING}{target.name}-{random}" beside its target
 
 
 def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
@@ -134,7 +135,7 @@ def _load_gguf_cached(folder: Path, filename: str, sha256: str) -> Path:
         with WriterLock(target, what="converted model", wait=waiting):
             if _intact(target):  # another process converted it while this one waited
                 return target
-            for stale in target.parent.glob(f".convert-{target.name}-*"):  # stopped conversions (under the lock: dead)
+            for stale in target.parent.glob(f"{_CONVERTING}{target.name}-*"):  # stopped conversions (under the lock: dead)
                 shutil.rmtree(stale, ignore_errors=True)
             _convert(folder, filename, sha256, target)
     except UsageError as exc:  # the lock file cannot be written
@@ -192,7 +193,7 @@ def _convert(folder: Path, filename: str, sha256: str, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".convert-{target.name}-", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_CONVERTING}{target.name}-", dir=target.parent))
     except OSError as exc:
         raise _unwritable(target.parent, exc.strerror or type(exc).__name__) from None
     logger.info("converting %s once (about 30 s); it is cached in %s", filename, target.parent)
