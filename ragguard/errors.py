@@ -19,6 +19,7 @@ __all__ = [
     "QuantizationError",
     "GenerationError",
     "UpstreamError",
+    "OutputError",
 ]
 
 
@@ -72,3 +73,7 @@ class UpstreamError(GenerationError):
     def __init__(self, message: str, kind: str, host: str, status: int | None = None) -> None:
         super().__init__(message)
         self.kind, self.host, self.status = kind, host, status
+
+
+class OutputError(RagGuardError, OSError):
+    """An output file cannot be written (a full disk, a read-only folder): the message names the file and the fix."""

@@ -19,7 +19,7 @@ from types import TracebackType
 
 from ragguard.errors import UsageError
 
-__all__ = ["WriterLock", "lock_path"]
+__all__ = ["WriterLock", "lock_path", "refuse_if_held"]
 
 
 def lock_path(target: Path) -> Path:
@@ -69,10 +69,7 @@ class WriterLock:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 else:
                     os.close(fd)
-                    raise UsageError(
-                        f"{self.what} {str(self.target)!r} is being written by another process ({holder}): "
-                        "wait for it to finish, then run this again"
-                    ) from None
+                    raise _held(self.what, self.target, holder) from None
             # The previous holder may have removed the file between our open and our lock: retry on a fresh one.
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
@@ -96,6 +93,32 @@ class WriterLock:
             pass
         os.close(self._fd)  # releases the flock
         self._fd = None
+
+
+def refuse_if_held(target: str | Path, what: str = "index") -> None:
+    """Refuse at once, as :class:`WriterLock` would, when another process holds ``target``'s lock; create nothing.
+
+    A cheap check before slow setup (loading models) that ends in taking the lock: the lock itself is
+    taken later, so a writer that starts in between is still refused then.
+    """
+    import fcntl
+
+    path = lock_path(Path(target).resolve())
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file (nobody writes it), or one we cannot open: WriterLock says why later
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _held(what, Path(target), _describe(fd)) from None
+    finally:
+        os.close(fd)
+
+
+def _held(what: str, target: Path, holder: str) -> UsageError:
+    return UsageError(f"{what} {str(target)!r} is being written by another process ({holder}): wait for it to "
+                      "finish, then run this again")
 
 
 def _describe(fd: int) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,10 +38,13 @@ from ragguard.apps.audit_io import (
     RESULTS,
     append_record,
     compact_results,
+    discard,
     latest_per_id,
+    publish,
     read_json,
     read_results,
-    write_csv,
+    stage_csv,
+    stage_json,
     write_json,
 )
 from ragguard.apps.audit_summary import VERDICTS, diff_audits, recorded_weights, summarize
@@ -61,13 +64,22 @@ from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
 from ragguard.core.grounding import added_terms, content_terms
 from ragguard.core.reference import ReferenceMatch, is_short, match_long, match_short
-from ragguard.errors import ConfigError, IndexLoadError, ModelLoadError, RagGuardError, UsageError
+from ragguard.errors import (
+    ConfigError,
+    GenerationError,
+    IndexLoadError,
+    ModelLoadError,
+    OutputError,
+    RagGuardError,
+    UsageError,
+)
 from ragguard.generation.models import sha256_of
 from ragguard.progress import ProgressBar
 
 log = logging.getLogger("ragguard.audit")
 
-__all__ = ["AuditQuestion", "AuditResult", "load_questions", "run_audit", "summarize", "match_reference", "diff_audits"]
+__all__ = ["AuditQuestion", "AuditResult", "ErrorStreak", "load_questions", "run_audit", "summarize", "match_reference",
+           "diff_audits"]
 
 REFERENCE_THRESHOLD = 0.6
 
@@ -340,6 +352,15 @@ def _legacy_adapter_hash(generator: Any) -> str | None:
     return weights_sha256(Path(adapter)) if adapter and Path(adapter).is_dir() else None
 
 
+# Questions failing one after the other that stop an audit (--stop-after-errors): a server that went away would
+# otherwise turn every remaining question into an error record, each after its retries.
+STOP_AFTER_ERRORS = 5
+
+
+class ErrorStreak(GenerationError):
+    """An audit stopped because ``--stop-after-errors`` questions in a row ended in error."""
+
+
 def _run_audit_unlocked(
     questions_file: str | Path,
     out: str | Path,
@@ -352,6 +373,7 @@ def _run_audit_unlocked(
     reference_threshold: float = REFERENCE_THRESHOLD,
     batch_questions: int | None = None,
     progress: Callable[[str], None] | ProgressBar | None = None,
+    stop_after_errors: int = STOP_AFTER_ERRORS,
 ) -> AuditResult:
     """Ask every question of ``questions_file`` and write the audit folder ``out``.
 
@@ -369,6 +391,12 @@ def _run_audit_unlocked(
         progress: a :class:`~ragguard.progress.ProgressBar` (redrawn in place on a
             terminal, with rate, ETA and live counts per verdict), or a function
             that receives one status line per finished question.
+        stop_after_errors: stop with an :class:`ErrorStreak` when this many questions in a row end in
+            error (a server that went away), without recording them; 0 never stops.
+
+    A run that stops early (Ctrl-C or SIGTERM, a setup error, an error streak) still writes
+    ``summary.json`` (with ``partial`` saying why and how many questions were not answered),
+    ``results.csv`` and ``report.html`` from the records done, then raises again.
     """
     qfile = Path(questions_file)
     out_dir = Path(out)
@@ -377,6 +405,8 @@ def _run_audit_unlocked(
         raise no_records(qfile, "a 'question' field", "a 'question' column and one row per question")
     if fail_under is not None and not 0 <= fail_under <= 1:
         raise UsageError(f"--fail-under must be a fraction between 0 and 1, got {fail_under}")
+    if stop_after_errors < 0:
+        raise UsageError(f"--stop-after-errors must be 0 (never stop) or more, got {stop_after_errors}")
     if batch_questions is not None and batch_questions < 1:
         raise UsageError(f"--batch must be at least 1, got {batch_questions}")
     if only:  # a typo is refused before anything is written (a refused run leaves no folder behind)
@@ -434,44 +464,79 @@ def _run_audit_unlocked(
     if bar is not None:
         bar.total, bar.started = len(todo), bar.clock()  # type: ignore[operator]
     note = bar.note if bar is not None else progress
-    with open(results_path, "a", encoding="utf-8") as fh:
-        for record in new_invalid:
-            append_record(fh, record)
-            if note:
-                note(f"{qfile}:{record['line']}: invalid record: {record['error']}")
-        if only and note:
-            if not unselected:
-                rest = f"the other {skipped} keep their records"
-            elif not skipped:
-                rest = f"the other {unselected} are not asked and have no record in {out_dir}"
-            else:
-                rest = f"of the other {skipped + unselected}, {skipped} keep their records and {unselected} have none"
-            note(f"{len(todo)} question(s) match --only {only}; {rest}")
-        elif skipped and note:
-            note(f"{skipped} question(s) already done in {results_path}: not asked again")
-        if changed and note:
-            note(f"{changed} question(s) changed in {qfile} since the last run (text, reference or accepted "
-                 "answers): asked again")
-        fallback = ProgressBar(len(todo), _LineSink(progress), live=False) if progress and bar is None else None
-        for chunk_start in range(0, len(todo), batch_questions):
-            chunk = todo[chunk_start : chunk_start + batch_questions]
-            finished: list[tuple[str, str]] = []
-            for q, record in zip(chunk, _ask_chunk(chunk, guard, reference_threshold), strict=True):
+    stopped: BaseException | None = None
+    # Error records of the questions that failed last, one after the other, held back until one succeeds:
+    # when stop_after_errors of them fail in a row (the server went away) the run stops without them, so a
+    # plain --resume asks them again.
+    streak: list[dict[str, Any]] = []
+    done_now: set[str] = set()  # ids recorded by this run
+    try:
+        with open(results_path, "ab", buffering=0) as fh:
+            for record in new_invalid:
                 append_record(fh, record)
+                if note:
+                    note(f"{qfile}:{record['line']}: invalid record: {record['error']}")
+            if only and note:
+                if not unselected:
+                    rest = f"the other {skipped} keep their records"
+                elif not skipped:
+                    rest = f"the other {unselected} are not asked and have no record in {out_dir}"
+                else:
+                    rest = f"of the other {skipped + unselected}, {skipped} keep their records and {unselected} have none"
+                note(f"{len(todo)} question(s) match --only {only}; {rest}")
+            elif skipped and note:
+                note(f"{skipped} question(s) already done in {results_path}: not asked again")
+            if changed and note:
+                note(f"{changed} question(s) changed in {qfile} since the last run (text, reference or accepted "
+                     "answers): asked again")
+            fallback = ProgressBar(len(todo), _LineSink(progress), live=False) if progress and bar is None else None
+            for chunk_start in range(0, len(todo), batch_questions):
+                chunk = todo[chunk_start : chunk_start + batch_questions]
+                finished: list[tuple[str, str]] = []
+                try:
+                    for q, record in zip(chunk, _ask_chunk(chunk, guard, reference_threshold), strict=False):
+                        detail = f"agreement {record['agreement']:.2f}" if "agreement" in record else ""
+                        if record["status"] == "error":
+                            detail = record.get("error", "")[:80]
+                        finished.append((record.get("verdict") or record["status"], f"{q.id} {detail}".strip()))
+                        if record["status"] == "error" and stop_after_errors:
+                            streak.append(record)
+                            if len(streak) >= stop_after_errors:
+                                raise _error_streak(streak, ran, results_path)
+                            continue
+                        for held in [*streak, record]:
+                            append_record(fh, held)
+                            done_now.add(held["id"])
+                            ran += 1
+                        streak.clear()
+                finally:
+                    for tracker in (bar, fallback):
+                        if tracker is not None and finished:
+                            tracker.advance_many(finished)  # the batch ended at once: rates over whole batches
+            for held in streak:  # the last questions failed, but fewer than stop_after_errors in a row
+                append_record(fh, held)
+                done_now.add(held["id"])
                 ran += 1
-                detail = f"agreement {record['agreement']:.2f}" if "agreement" in record else ""
-                if record["status"] == "error":
-                    detail = record.get("error", "")[:80]
-                finished.append((record.get("verdict") or record["status"], f"{q.id} {detail}".strip()))
-            for tracker in (bar, fallback):
-                if tracker is not None:
-                    tracker.advance_many(finished)  # the batch ended at once: rates over whole batches
-    if bar is not None:
-        bar.close()
+            streak.clear()
+    except OutputError:
+        raise  # the disk is full or read-only: nothing more can be written
+    except (KeyboardInterrupt, RagGuardError) as exc:
+        stopped = exc  # Ctrl-C, SIGTERM (a CI timeout), a setup error or an error streak: the outputs of what is done
+    finally:
+        if bar is not None:
+            bar.close()
     written = read_results(results_path)
+    if stopped is not None and not written:
+        raise stopped  # nothing to report (run_audit removes a folder this run made)
     all_records = _ordered(written, questions, invalid)
     compact_results(results_path, written, all_records)
     summary = summarize(all_records)
+    partial = None
+    if stopped is not None:
+        partial = {"reason": "interrupted" if isinstance(stopped, KeyboardInterrupt) else "error",
+                   "not_done": sum(1 for q in todo if q.id not in done_now),
+                   "message": "interrupted" if isinstance(stopped, KeyboardInterrupt) else str(stopped)}
+    summary["partial"] = partial
     gate_messages: list[str] = []
     # A rerun without --fail-under (--resume, --only) keeps the folder's gate, checked over the records now:
     # summary.json and the report still say whether the audit passes it. It is not this run's exit status.
@@ -481,6 +546,9 @@ def _run_audit_unlocked(
     if fail_under is not None:
         summary["gates"] = {"fail_under": fail_under}
         share = summary["consistent_share"]
+        if partial:  # a run that stopped half way has not measured the set: it must not pass
+            gate_messages.append(f"the run stopped ({partial['reason']}) before {partial['not_done']} question(s) "
+                                 "were answered: rerun with --resume")
         if not summary["answered"]:  # a file of bad rows measures nothing: a gate on it must not pass
             gate_messages.append(f"no question was answered ({summary['invalid']} invalid, {summary['errors']} "
                                  "errors): nothing passed --fail-under")
@@ -509,13 +577,39 @@ def _run_audit_unlocked(
             summary["gates"]["inherited"] = True
     # When this run ended, so that two reports (or summaries) of the same input can be told apart.
     summary["finished_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    write_json(out_dir / "summary.json", summary)
-    write_csv(out_dir / "results.csv", all_records)
-    from ragguard.apps.report_html import write_report
-
-    write_report(out_dir / "report.html", all_records, summary, run_info)
+    _write_outputs(out_dir, all_records, summary, run_info)
+    if stopped is not None:
+        raise stopped
     return AuditResult(out_dir, summary, ran, skipped, bool(gate_messages) and not inherited, gate_messages,
                        inherited, unselected)
+
+
+def _write_outputs(out_dir: Path, records: list[dict[str, Any]], summary: dict[str, Any], run: dict[str, Any]) -> None:
+    """Write ``summary.json``, ``results.csv`` and ``report.html``: each is written beside its target first, and
+    the three are renamed in only when all are written, so a folder never mixes two runs' outputs (an interrupt
+    or a full disk while they are written leaves the last run's outputs, and no temporary file)."""
+    from ragguard.apps.report_html import stage_report
+
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, make in (("summary.json", lambda path: stage_json(path, summary)),
+                           ("results.csv", lambda path: stage_csv(path, records)),
+                           ("report.html", lambda path: stage_report(path, records, summary, run))):
+            staged.append((make(out_dir / name), out_dir / name))
+    except BaseException:
+        discard(staged)
+        raise
+    publish(staged)
+
+
+def _error_streak(streak: list[dict[str, Any]], saved: int, results_path: Path) -> ErrorStreak:
+    last = " ".join(str(streak[-1].get("error", "")).split())[:240]
+    return ErrorStreak(
+        f"{len(streak)} questions in a row ended in error ({streak[0]['id']} ... {streak[-1]['id']}; the last: {last}), "
+        f"so the audit stopped rather than record an error for every question left. {saved} answer(s) of this run are "
+        f"saved in {results_path}. Fix the cause and rerun with --resume (it asks these {len(streak)} again), or with "
+        "--stop-after-errors 0 to record the errors and go on"
+    )
 
 
 def _earlier_gate(out_dir: Path) -> float | None:
@@ -598,8 +692,9 @@ def default_batch(guard: Any) -> int:
 SETUP_ERRORS = (ConfigError, ModelLoadError, IndexLoadError)
 
 
-def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: float) -> list[dict[str, Any]]:
-    """Records for a chunk: one batched call, or one call per question when the batch fails."""
+def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: float) -> Iterator[dict[str, Any]]:
+    """Records for a chunk, in order: one batched call, or one call per question when the batch fails (each
+    record as soon as its question is done, so a run can stop between them)."""
     ask_many = getattr(guard, "ask_many", None)
     if ask_many is not None and len(chunk) > 1:
         try:
@@ -611,8 +706,10 @@ def _ask_chunk(chunk: list[AuditQuestion], guard: Any, reference_threshold: floa
             log.warning("a batch of %d questions (%s ... %s) failed (%s: %s): asking them one by one",
                         len(chunk), chunk[0].id, chunk[-1].id, type(exc).__name__, str(exc).splitlines()[0][:300])
         else:
-            return [_record(q, r, guard, reference_threshold) for q, r in zip(chunk, reports, strict=True)]
-    return [_ask_one(q, guard, reference_threshold) for q in chunk]
+            yield from [_record(q, r, guard, reference_threshold) for q, r in zip(chunk, reports, strict=True)]
+            return
+    for q in chunk:
+        yield _ask_one(q, guard, reference_threshold)
 
 
 def _record(q: AuditQuestion, report: Any, guard: Any, reference_threshold: float) -> dict[str, Any]:

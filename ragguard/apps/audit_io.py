@@ -1,21 +1,25 @@
 """The files of an audit folder: ``results.jsonl`` read back (a torn last line cut off, nothing else) and appended to
-durably, and ``summary.json`` and ``results.csv`` replaced atomically."""
+durably, and ``summary.json``, ``results.csv`` and ``report.html`` replaced atomically, together.
+
+A write that fails (a full disk, a read-only folder) leaves no temporary file behind and raises an
+:class:`~ragguard.errors.OutputError` that names the file and what to do."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ragguard._io import json_line
 from ragguard.core.types import DIVERGENT
-from ragguard.errors import UsageError
+from ragguard.errors import OutputError, UsageError
 
 __all__ = ["RESULTS", "CSV_FIELDS", "read_results", "latest_per_id", "append_record", "write_csv", "write_json",
-           "read_json"]
+           "read_json", "stage", "stage_csv", "stage_json", "publish", "discard", "output_error"]
 
 RESULTS = "results.jsonl"
 
@@ -70,10 +74,70 @@ def latest_per_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def append_record(fh: Any, record: dict[str, Any]) -> None:
-    """Append one JSON line and make it durable before the next question runs."""
-    fh.write(json_line(record) + "\n")
-    fh.flush()
-    os.fsync(fh.fileno())
+    """Append one JSON line to ``fh`` (``results.jsonl`` opened ``"ab", buffering=0``) and make it durable before
+    the next question runs.
+
+    The bytes go straight to the file, so a failed write (a full disk) leaves nothing in a buffer for a later
+    close to write again: at most a torn last line, which :func:`read_results` cuts off on ``--resume``.
+    """
+    data = (json_line(record) + "\n").encode("utf-8")
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fh.fileno(), view):]
+        os.fsync(fh.fileno())
+    except OSError as exc:
+        raise output_error(Path(fh.name), exc) from None
+
+
+def output_error(path: Path, exc: OSError) -> OutputError:
+    """A one-line :class:`~ragguard.errors.OutputError` for a failed write of ``path``, saying what to do."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space on that disk (or choose another --out)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make the folder writable (or choose another --out)"
+    else:
+        fix = "check the disk (or choose another --out)"
+    return OutputError(f"cannot write {path} ({exc.strerror or exc}): {fix}, then rerun with --resume: the "
+                       "answers already in results.jsonl are kept")
+
+
+def stage(path: Path, write: Callable[[Any], None], newline: str | None = None) -> Path:
+    """Write ``path``'s new content beside it (``NAME.tmp``, made durable) with ``write(file)``, and return that
+    temporary file for :func:`publish`.
+
+    A failed or interrupted write removes the temporary file; an ``OSError`` becomes an
+    :class:`~ragguard.errors.OutputError` naming ``path``.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise output_error(path, exc) from None
+        raise
+    return tmp
+
+
+def publish(staged: list[tuple[Path, Path]]) -> None:
+    """Rename each staged temporary file over its target, one right after the other (``(tmp, target)`` pairs), so
+    that the outputs of one run replace those of the last together."""
+    for i, (tmp, target) in enumerate(staged):
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            discard(staged[i:])
+            raise output_error(target, exc) from None
+
+
+def discard(staged: list[tuple[Path, Path]]) -> None:
+    """Remove staged temporary files that will not be published."""
+    for tmp, _ in staged:
+        tmp.unlink(missing_ok=True)
 
 
 def compact_results(path: Path, records: list[dict[str, Any]], current: list[dict[str, Any]]) -> None:
@@ -89,13 +153,12 @@ def compact_results(path: Path, records: list[dict[str, Any]], current: list[dic
     rest = [latest[i] for i in dict.fromkeys(str(r.get("id")) for r in records) if i not in kept]
     if [*current, *rest] == records:
         return  # already one record per question, in order
-    tmp = path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+
+    def lines(fh: Any) -> None:
         for record in [*current, *rest]:
             fh.write(json_line(record) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+
+    publish([(stage(path, lines), path)])
 
 
 CSV_FIELDS = ("id", "line", "status", "question", "verdict", "agreement", "confidence", "semantic_entropy",
@@ -125,19 +188,28 @@ def _inert(value: Any) -> Any:
 
 def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
     """Replace ``path`` with the CSV of ``records`` (written beside it, then renamed)."""
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    publish([(stage_csv(path, records), path)])
+
+
+def stage_csv(path: Path, records: list[dict[str, Any]]) -> Path:
+    """The CSV of ``records``, staged beside ``path`` (see :func:`stage`)."""
+
+    def rows(fh: Any) -> None:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(csv_rows(records))
-    os.replace(tmp, path)
+
+    return stage(path, rows, newline="")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` with ``data`` as indented JSON (written beside it, then renamed)."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    publish([(stage_json(path, data), path)])
+
+
+def stage_json(path: Path, data: dict[str, Any]) -> Path:
+    """``data`` as indented JSON, staged beside ``path`` (see :func:`stage`)."""
+    return stage(path, lambda fh: fh.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n"))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -10,14 +10,13 @@ that the template only lays things out.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from ragguard.apps.audit_summary import accuracy_at
 from ragguard.core.types import DIVERGENT
 
-__all__ = ["render_report", "report_context", "write_report"]
+__all__ = ["render_report", "report_context", "write_report", "stage_report"]
 
 COLOURS = {"consistent": "#2e7d32", "inconsistent": "#a05e00", "contradiction": "#c62828", "abstain": "#1565c0",
            "invalid": "#6d4c41", "error": "#6d4c41"}
@@ -51,9 +50,18 @@ def _script_hash() -> str:
 
 def write_report(path: Path, records: list[dict[str, Any]], summary: dict[str, Any], run: dict[str, Any]) -> None:
     """Write the report to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_report(records, summary, run), encoding="utf-8")
-    os.replace(tmp, path)
+    from ragguard.apps.audit_io import publish
+
+    publish([(stage_report(path, records, summary, run), path)])
+
+
+def stage_report(path: Path, records: list[dict[str, Any]], summary: dict[str, Any], run: dict[str, Any]) -> Path:
+    """The report, staged beside ``path`` for :func:`ragguard.apps.audit_io.publish` (a failed write leaves no
+    temporary file)."""
+    from ragguard.apps.audit_io import stage
+
+    html = render_report(records, summary, run)
+    return stage(path, lambda fh: fh.write(html))
 
 
 def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +73,7 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
                 "finished": _finished(summary.get("finished_at"))},
         "setup": _setup(records, run),
         "gate": _gate(summary.get("gates")),
+        "partial": _partial(summary.get("partial")),
         "calibrated": summary.get("calibrated"),
         "cards": _cards(summary),
         "charts": [_bar_chart("verdicts", verdict_counts, COLOURS, ("verdict", "questions")),
@@ -120,6 +129,15 @@ def _setup(records: list[dict[str, Any]], run: dict[str, Any]) -> list[tuple[str
              ("index", f"{index} ({run['index_id']})" if run.get("index_id") else index),
              ("samples", _text(samples)), ("seed", _text(settings.get("sampling.seed")))]
     return [(label, value) for label, value in setup if value]
+
+
+def _partial(partial: Any) -> dict[str, Any] | None:
+    """``summary.json``'s ``partial`` (a run that stopped early) for the banner, or ``None``."""
+    if not isinstance(partial, dict):
+        return None
+    message = _text(partial.get("message"))
+    return {"reason": _text(partial.get("reason")), "not_done": _text(partial.get("not_done")),
+            "message": "" if message == "interrupted" else message}
 
 
 def _gate(gates: dict[str, Any] | None) -> dict[str, Any] | None:

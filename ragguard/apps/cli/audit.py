@@ -33,11 +33,19 @@ def audit(
              "exactly the one `ask` gives alone; 8 otherwise). 8 is faster on a CPU too, with log-probabilities "
              "that can differ in the last digit."
     ),
+    stop_after_errors: int = typer.Option(
+        5, "--stop-after-errors", min=0,
+        help="Stop when this many questions in a row end in error (a server that went away); they are asked "
+             "again by --resume. 0: never stop, record every error.",
+    ),
 ) -> None:
     """Ask every question of a set and write a report to read before shipping."""
     from ragguard.apps.audit import run_audit
+    from ragguard.apps.audit_io import read_json
+    from ragguard.locking import refuse_if_held
     from ragguard.progress import ProgressBar
 
+    refuse_if_held(out, what="audit folder")  # before the models load: a second run into --out is refused at once
     guard = guard_for(config, index)
     if samples is not None:
         guard.config = guard.config.replace("sampling", samples=samples)
@@ -46,10 +54,14 @@ def audit(
     bar = ProgressBar(0, sys.stderr)
     try:
         result = run_audit(questions_file, out, guard, resume=resume or retry_errors, retry_errors=retry_errors,
-                           only=only, fail_under=fail_under, batch_questions=batch, progress=bar)
+                           only=only, fail_under=fail_under, batch_questions=batch, progress=bar,
+                           stop_after_errors=stop_after_errors)
     except KeyboardInterrupt:
         bar.close()
-        _fail(f"interrupted; finished questions are saved in {out}/results.jsonl: rerun with --resume", 130)
+        partial = (read_json(out / "summary.json") or {}).get("partial")
+        shown = (f" (summary.json, results.csv and report.html show what is done; {partial['not_done']} question(s) "
+                 "not yet)") if isinstance(partial, dict) and isinstance(partial.get("not_done"), int) else ""
+        _fail(f"interrupted; finished questions are saved in {out}/results.jsonl{shown}: rerun with --resume", 130)
     s = result.summary
     counts = [f"{result.ran} run now", f"{result.skipped} already done"]
     if result.unselected:
@@ -64,6 +76,9 @@ def audit(
         gate = s["gates"]
         typer.echo(f"gate --fail-under {gate['fail_under']} of an earlier run into {out}: "
                    + ("passed" if gate["passed"] else "fails now: " + "; ".join(gate["failures"])), err=True)
+    if s["errors"] and not result.gate_failed:  # a CI log must not pass over them in silence (the gate counts them)
+        typer.echo(f"ragguard: warning: {s['errors']} question(s) ended in error and were not measured (results.jsonl "
+                   "holds why): rerun with --resume --retry-errors", err=True)
     for message in result.gate_messages if result.gate_failed else []:
         typer.echo(f"ragguard: gate failed: {message}", err=True)
     if result.gate_failed:
