@@ -296,9 +296,9 @@ class RagGuard:
             if adaptive and job.off_topic is None:
                 report.adaptive = {"drawn": len(job.texts), "of": cfg.sampling.samples,
                                    "stopped": job.stopped or "all drawn"}
-            job.timings["total"] = time.perf_counter() - job.started
             report.timings = job.timings
             reports.append(report)
+        _totals(jobs)
         return reports
 
     def _generator_for(self, cfg: Config) -> Generator:
@@ -426,6 +426,21 @@ def require_question(
     problem = question_problem(question, noun)
     if problem:
         raise UsageError(f"{problem}: {example}")
+
+
+def _totals(jobs: list[_Job]) -> None:
+    """Set each job's ``timings["total"]``: the wall time of the call for one question; in a batch, the question's
+    own stages plus an equal share of the rest of the batch's wall time (what no stage timed: prompts,
+    fingerprints, waiting for the batch's other questions to be checked), so that the totals of a batch add up
+    to its wall time instead of each one counting all of it."""
+    if not jobs:
+        return
+    now = time.perf_counter()
+    stages = [sum(v for k, v in job.timings.items() if k != "total") for job in jobs]
+    started = min((job.started for job in jobs if job.started), default=now)
+    share = max(0.0, now - started - sum(stages)) / len(jobs)
+    for job, own in zip(jobs, stages, strict=True):
+        job.timings["total"] = own + share
 
 
 @dataclass

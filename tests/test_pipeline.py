@@ -441,3 +441,29 @@ def test_library_versions_are_read_once_per_process(monkeypatch: pytest.MonkeyPa
     second = provenance.library_versions()
     assert reads and len(reads) == len(set(reads))  # each package once, not once per record
     assert second["torch"] != "edited by a caller" and second["ragguard"] == provenance.__version__
+
+
+def test_the_totals_of_a_batch_add_up_to_its_wall_time_instead_of_each_counting_all_of_it(fake_guard: RagGuard) -> None:
+    import time
+
+    generate = fake_guard.generator.generate
+
+    def slow(messages, seeds):  # type: ignore[no-untyped-def]
+        time.sleep(0.1)  # one pass per question: the batch takes at least 0.4 s
+        return generate(messages, seeds)
+
+    fake_guard.generator.generate = slow  # type: ignore[method-assign]
+    fake_guard.generator.generate_batch = None  # type: ignore[attr-defined]
+    for _ in range(6):
+        fake_guard.generator.enqueue(FIVE)
+    fake_guard.ask("warm up")  # models loaded, so no question carries the load
+    t = time.perf_counter()
+    reports = fake_guard.ask_many([f"How many leave days do I get in year {i}?" for i in range(4)])
+    wall = time.perf_counter() - t
+    totals = [r.timings["total"] for r in reports]
+    # each question's own stages plus a share of what no stage timed: not the whole batch's wall time each
+    assert wall * 0.9 <= sum(totals) <= wall
+    assert all(r.timings["total"] >= r.timings["generate"] + r.timings["check"] for r in reports)
+    assert all(total < 0.75 * wall for total in totals)
+    alone = fake_guard.ask("How many leave days?")
+    assert alone.timings["total"] >= alone.timings["generate"] + alone.timings["check"]
