@@ -225,3 +225,17 @@ def test_cli_refuses_a_locked_folder_before_loading_anything_and_warns_of_errors
     assert result.exit_code == 3
     errors = [line for line in result.stderr.splitlines() if line.startswith("ragguard: error:")]
     assert len(errors) == 1 and errors[0].startswith("ragguard: error: 2 questions in a row ended in error")
+
+
+def test_the_finishing_step_does_not_read_results_jsonl_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.apps.audit as audit
+
+    q = write_rows(tmp_path / "q.jsonl", 4)
+    reads: list[Path] = []
+    real = audit.read_results
+    monkeypatch.setattr(audit, "read_results", lambda path, *a, **k: reads.append(path) or real(path, *a, **k))
+    run_audit(q, tmp_path / "out", make_guard())
+    assert reads == []  # a new folder: nothing to read (at 10,000 rows a read and parse took seconds)
+    result = run_audit(q, tmp_path / "out", make_guard(), only="id:q02")
+    assert len(reads) == 1 and result.ran == 1  # the records to continue from, once
+    assert [r["id"] for r in read_lines(tmp_path / "out")] == ["q00", "q01", "q02", "q03"]

@@ -470,10 +470,13 @@ def _run_audit_unlocked(
     # plain --resume asks them again.
     streak: list[dict[str, Any]] = []
     done_now: set[str] = set()  # ids recorded by this run
+    # What results.jsonl holds once this run's records are appended (the lock keeps other writers out), so the
+    # finishing step does not read and parse the whole file again.
+    written = list(existing)
     try:
         with open(results_path, "ab", buffering=0) as fh:
             for record in new_invalid:
-                append_record(fh, record)
+                written.append(append_record(fh, record))
                 if note:
                     note(f"{qfile}:{record['line']}: invalid record: {record['error']}")
             if only and note:
@@ -505,7 +508,7 @@ def _run_audit_unlocked(
                                 raise _error_streak(streak, ran, results_path)
                             continue
                         for held in [*streak, record]:
-                            append_record(fh, held)
+                            written.append(append_record(fh, held))
                             done_now.add(held["id"])
                             ran += 1
                         streak.clear()
@@ -514,7 +517,7 @@ def _run_audit_unlocked(
                         if tracker is not None and finished:
                             tracker.advance_many(finished)  # the batch ended at once: rates over whole batches
             for held in streak:  # the last questions failed, but fewer than stop_after_errors in a row
-                append_record(fh, held)
+                written.append(append_record(fh, held))
                 done_now.add(held["id"])
                 ran += 1
             streak.clear()
@@ -525,7 +528,6 @@ def _run_audit_unlocked(
     finally:
         if bar is not None:
             bar.close()
-    written = read_results(results_path)
     if stopped is not None and not written:
         raise stopped  # nothing to report (run_audit removes a folder this run made)
     all_records = _ordered(written, questions, invalid)

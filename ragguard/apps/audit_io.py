@@ -73,14 +73,15 @@ def latest_per_id(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return latest
 
 
-def append_record(fh: Any, record: dict[str, Any]) -> None:
+def append_record(fh: Any, record: dict[str, Any]) -> dict[str, Any]:
     """Append one JSON line to ``fh`` (``results.jsonl`` opened ``"ab", buffering=0``) and make it durable before
-    the next question runs.
+    the next question runs; return the record as a reader of the file gets it back (tuples as lists, say).
 
     The bytes go straight to the file, so a failed write (a full disk) leaves nothing in a buffer for a later
     close to write again: at most a torn last line, which :func:`read_results` cuts off on ``--resume``.
     """
-    data = (json_line(record) + "\n").encode("utf-8")
+    line = json_line(record)
+    data = (line + "\n").encode("utf-8")
     try:
         view = memoryview(data)
         while view:
@@ -88,6 +89,7 @@ def append_record(fh: Any, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
     except OSError as exc:
         raise output_error(Path(fh.name), exc) from None
+    return json.loads(line)
 
 
 def output_error(path: Path, exc: OSError) -> OutputError:
