@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import threading
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ragguard.apps.cli.common import _progress, app, guard_for, handle_errors
+
+logger = logging.getLogger("ragguard")
 
 
 @app.command()
@@ -44,6 +50,11 @@ def serve(
     ),
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="One stderr line per request (status, duration, request id)."
+    ),
+    shutdown_timeout: float = typer.Option(
+        25.0, "--shutdown-timeout", min=0, max=3600,
+        help="On SIGTERM/Ctrl-C, seconds the requests being computed get to finish; waiting ones get 503 at once "
+             "(0: wait for all of them).",
     ),
 ) -> None:
     """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /readyz, /metrics."""
@@ -90,8 +101,37 @@ def serve(
     _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /readyz, /metrics; "
               f"batches of up to {max_batch}, {max_wait_ms:g} ms wait, auth {'on' if api_key else 'off'})")
     _progress(f"open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/ in a browser to try questions")
-    uvicorn.run(create_app(guard, settings), host=host, port=port, log_level="warning", access_log=False,
-                log_config=_log_config(), root_path=root_path)
+    application = create_app(guard, settings)
+    server = _server_class(uvicorn)(uvicorn.Config(
+        application, host=host, port=port, log_level="warning", access_log=False, log_config=_log_config(),
+        root_path=root_path, timeout_graceful_shutdown=int(shutdown_timeout) if shutdown_timeout else None))
+    server.batcher, server.grace = application.state.batcher, shutdown_timeout
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn logged why
+
+
+def _server_class(uvicorn: Any) -> Any:
+    """A uvicorn server that, on the first SIGTERM or Ctrl-C, turns away the questions still waiting (503, so a
+    client or load balancer retries elsewhere) and says what the shutdown waits for."""
+
+    class DrainingServer(uvicorn.Server):  # type: ignore[name-defined,misc]
+        batcher: Any = None
+        grace: float = 0.0
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit and self.batcher is not None:
+                # In a thread: the signal may have interrupted the main thread inside the queue's lock.
+                threading.Thread(target=self._drain, args=(signal.Signals(sig).name,), daemon=True).start()
+            super().handle_exit(sig, frame)
+
+        def _drain(self, name: str) -> None:
+            running, turned = self.batcher.running, self.batcher.drain()
+            limit = f"up to {self.grace:g} s" if self.grace else "as long as they need"
+            logger.info("shutting down (%s): %d question(s) being computed get %s to finish; %d waiting "
+                        "answered 503 shutting_down", name, running, limit, turned)
+
+    return DrainingServer
 
 
 def _allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...] | None:

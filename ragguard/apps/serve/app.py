@@ -52,8 +52,15 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
         try:
             yield
         finally:
-            logger.info("shutting down: finishing %d queued request(s)", batcher.depth)
-            await asyncio.to_thread(batcher.stop)
+            # uvicorn has waited (up to --shutdown-timeout) for the requests in progress; a question still waiting
+            # is answered 503 rather than computed, and a batch still running is left behind (its requests were
+            # cancelled), so the process ends within its grace period.
+            turned = batcher.drain()
+            if turned:
+                logger.info("shutting down: %d waiting request(s) answered 503 shutting_down", turned)
+            running = batcher.running
+            if not await asyncio.to_thread(batcher.stop, 2.0):
+                logger.warning("shutting down: a batch of %d question(s) was still running and was abandoned", running)
 
     app = FastAPI(title="ragguard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = state

@@ -20,7 +20,7 @@ from ragguard.pipeline import RagGuard
 
 logger = logging.getLogger("ragguard")
 
-__all__ = ["MicroBatcher", "QueueFull", "QueueTimeout"]
+__all__ = ["MicroBatcher", "QueueFull", "QueueTimeout", "ShuttingDown"]
 
 
 class QueueFull(RagGuardError, RuntimeError):
@@ -29,6 +29,13 @@ class QueueFull(RagGuardError, RuntimeError):
 
 class QueueTimeout(RagGuardError, RuntimeError):
     """A request waited in the queue past ``ServeSettings.queue_timeout`` and was not computed (503)."""
+
+
+class ShuttingDown(RagGuardError, RuntimeError):
+    """The server is shutting down: a question not yet started is not computed (503, to retry elsewhere)."""
+
+
+SHUTTING_DOWN = "the server is shutting down and did not start this request: retry (another replica may answer)"
 
 
 def queue_timeout_error(timeout: float) -> QueueTimeout:
@@ -69,6 +76,8 @@ class MicroBatcher:
         self._clock = clock
         self._thread: threading.Thread | None = None
         self._per_item: float | None = None  # measured seconds of computation per question (moving average)
+        self._draining = False
+        self.running = 0  # questions of the batch being computed now
 
     @property
     def depth(self) -> int:
@@ -91,15 +100,45 @@ class MicroBatcher:
             self._thread = threading.Thread(target=self._run, name="ragguard-batcher", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        if self._thread is not None:
+    def stop(self, timeout: float = 30.0) -> bool:
+        """End the worker once the questions queued before now are done, waiting ``timeout`` s at most for it.
+        Returns ``False`` when it was still computing then (a daemon thread: it ends with the process)."""
+        if self._thread is None:
+            return True
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+        finished = not self._thread.is_alive()
+        self._thread = None
+        return finished
+
+    def drain(self) -> int:
+        """Take no more questions (shutdown): later :meth:`submit` calls and every question still waiting get
+        :class:`ShuttingDown`; the batch being computed finishes. Returns how many waiting questions were
+        turned away."""
+        self._draining = True
+        turned = 0
+        stop = False
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stop = True
+            elif item.future.set_running_or_notify_cancel():
+                item.future.set_exception(ShuttingDown(SHUTTING_DOWN))
+                turned += 1
+        if stop:
             with contextlib.suppress(queue.Full):
-                self._queue.put(None, timeout=timeout)
-            self._thread.join(timeout)
-            self._thread = None
+                self._queue.put_nowait(None)
+        return turned
 
     def submit(self, question: str, sampling: SamplingConfig) -> Future:
-        """Queue a question; raises :class:`QueueFull` instead of waiting when the queue is full."""
+        """Queue a question; raises :class:`QueueFull` instead of waiting when the queue is full, and
+        :class:`ShuttingDown` after :meth:`drain`."""
+        if self._draining:
+            raise ShuttingDown(SHUTTING_DOWN)
         item = _Item(question, sampling, Future(), self._clock())
         try:
             self._queue.put_nowait(item)
@@ -147,6 +186,7 @@ class MicroBatcher:
                 except Exception as exc:  # noqa: BLE001 - a failed index check must not stop the server
                     logger.warning("before-batch hook failed: %s", exc)
             started = self._clock()
+            self.running = len(batch)
             try:
                 self._answer(batch)
             except Exception as exc:  # noqa: BLE001 - escaping here would end the worker: every later request would hang
@@ -154,6 +194,8 @@ class MicroBatcher:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
+            finally:
+                self.running = 0
             per_item = (self._clock() - started) / len(batch)
             self._per_item = per_item if self._per_item is None else 0.7 * self._per_item + 0.3 * per_item
             if stop:

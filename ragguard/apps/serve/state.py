@@ -9,7 +9,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragguard.apps.serve.batching import MicroBatcher, QueueFull, QueueTimeout, queue_timeout_error
+from ragguard.apps.serve.batching import MicroBatcher, QueueFull, QueueTimeout, ShuttingDown, queue_timeout_error
 from ragguard.apps.serve.http import ApiError, internal_error
 from ragguard.apps.serve.settings import ServeSettings
 from ragguard.config import SamplingConfig
@@ -87,10 +87,14 @@ class ServerState:
             self.metrics.rejected.inc()
             raise ApiError(503, str(exc), kind="server_overloaded", code="queue_full",
                            headers={"Retry-After": str(self.batcher.retry_after())}) from None
+        except ShuttingDown as exc:
+            raise shutting_down(exc) from None
         try:
             report = await self._wait(future, request)
         except ApiError:  # the client left (499)
             raise
+        except ShuttingDown as exc:
+            raise shutting_down(exc) from None
         except QueueTimeout as exc:
             raise ApiError(503, str(exc), kind="server_overloaded", code="queue_timeout",
                            headers={"Retry-After": str(self.batcher.retry_after())}) from None
@@ -140,6 +144,12 @@ class ServerState:
         finally:
             for watcher in watchers:
                 watcher.cancel()
+
+
+def shutting_down(exc: ShuttingDown) -> ApiError:
+    """503 ``shutting_down``: the request was not started, so a client (or a load balancer) may retry it elsewhere."""
+    return ApiError(503, str(exc), kind="server_overloaded", code="shutting_down",
+                    headers={"Retry-After": "1", "Connection": "close"})
 
 
 async def _client_gone(request: Any) -> None:
