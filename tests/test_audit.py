@@ -795,12 +795,16 @@ def test_cli_audit_diff_names_added_and_dropped_questions_settings_unmeasured_fi
     assert "only in OLD (2): line-2 (invalid), line-5 (invalid)" in lines
     assert "  errors: 0 -> 1 (+1)" in lines and "  invalid: 2 -> 0 (-2)" in lines  # counts change by whole numbers
     assert "  reference.accuracy_consistent: 1.0 -> n/a" in lines  # a figure no longer measured is a change
-    assert lines[lines.index("regressions (5):") + 1:] == [  # "branch" errors now: not measured is worse
-        "  cert: consistent -> contradiction", "  cert: reference match -> contradicts", "  branch: consistent -> error",
-        "  consistent share 0.67 -> 0.33 (-0.333)", "  reference accuracy 1.00 -> 0.50 (-0.500)"]
+    # one line per question ("cert" regressed in two ways); "branch" errors now: not measured is worse
+    assert lines[lines.index("regressions (2 question(s), 2 figure(s)):") + 1:] == [
+        "  cert: consistent -> contradiction; reference match -> contradicts", "  branch: consistent -> error",
+        "  consistent share 0.667 -> 0.333 (-0.333)", "  reference accuracy 1.000 -> 0.500 (-0.500)"]
     gated = CliRunner().invoke(app, [*args, "--fail-on-regression", "--json"])
-    assert gated.exit_code == 1 and "5 regression(s)" in gated.stderr
+    assert gated.exit_code == 1 and "4 regression(s)" in gated.stderr and "2 question(s), 2 figure(s)" in gated.stderr
     d = json.loads(gated.stdout)
+    assert d["regressions"] == [  # the plain lines scripts read, one per question and aspect, as before
+        "cert: consistent -> contradiction", "cert: reference match -> contradicts", "branch: consistent -> error",
+        "consistent share 0.667 -> 0.333 (-0.333)", "reference accuracy 1.000 -> 0.500 (-0.500)"]
     assert [r["id"] for r in d["added"]] == ["canteen"] and d["only_old"] == ["line-2", "line-5"]
     assert d["settings_changed"] == {"sampling.seed": {"old": 0, "new": 1}}
     same = CliRunner().invoke(app, ["audit-diff", str(tmp_path / "old"), str(tmp_path / "old"), "--fail-on-regression"])
@@ -810,7 +814,7 @@ def test_cli_audit_diff_names_added_and_dropped_questions_settings_unmeasured_fi
     run_audit(broken, tmp_path / "broken", make_guard())
     text = CliRunner().invoke(app, ["audit-diff", str(tmp_path / "old"), str(tmp_path / "broken")]).stdout
     assert "  consistent_share: 0.666667 -> n/a" in text.splitlines()
-    assert "  consistent share 0.67 -> n/a (not measured in NEW)" in text.splitlines()
+    assert "  consistent share 0.667 -> n/a (not measured in NEW)" in text.splitlines()
 
 
 def test_the_default_batch_is_one_for_a_model_on_this_cpu_so_records_are_those_asked_alone() -> None:

@@ -18,10 +18,15 @@ from ragguard.core.metrics import (
 )
 from ragguard.errors import UsageError
 
-__all__ = ["VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits", "pairing_keys", "regressions",
-           "recorded_weights"]
+__all__ = ["DEFAULT_TOLERANCE", "VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits",
+           "figure_message", "pairing_keys", "regression_report", "regressions", "recorded_weights"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
+
+# How far the consistent share or reference accuracy may drop before `audit diff` counts it as a regression.
+# One percentage point: a seed change alone moves the share of a 2000-question audit by about that much
+# (sampling noise of a share p over n questions is about sqrt(p(1-p)/n), 0.011 at p 0.63 and n 2000).
+DEFAULT_TOLERANCE = 0.01
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -170,7 +175,7 @@ def _sampling_summary(ok: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
+def diff_audits(old: str | Path, new: str | Path, *, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
     """Compare two audit folders: changed questions and the change of each summary figure.
 
     Questions are matched by the ``id`` their input gave them, and a row without one by its
@@ -181,9 +186,15 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     ``_80``; see :func:`calibration_summary`), computed from the records
     for an audit whose ``summary.json`` predates them, and the counts of ``errors`` and
     ``invalid`` rows. ``added`` and ``dropped`` hold the rows only one audit has,
-    ``settings_changed`` the settings of ``audit.json`` that differ, and ``regressions``
-    what got worse (:func:`regressions`).
+    ``settings_changed`` the settings of ``audit.json`` that differ, ``input_files`` the questions file
+    each run read, ``transitions`` how many paired rows went from each verdict (or status) to each
+    other, and ``regressions`` what got worse (:func:`regressions`; ``regression`` holds the same per
+    question, with the figure drops within ``tolerance``, see :func:`regression_report`). Each entry of
+    ``changed`` has a ``kind``: ``verdict`` (its verdict or status changed), ``reference`` (same verdict,
+    its reference match changed) or ``answer`` (only the answer's wording changed).
     """
+    if not 0 <= tolerance <= 1:
+        raise UsageError(f"--tolerance must be a fraction between 0 and 1, got {tolerance}")
     old_dir, new_dir = Path(old), Path(new)
     for d in (old_dir, new_dir):
         if not (d / RESULTS).is_file():
@@ -204,6 +215,7 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
                 **({"old_id": a.get("id")} if a.get("id") != b.get("id") else {}),
                 "question": b.get("question") or a.get("question"),
                 "changed": fields,
+                "kind": _change_kind(fields),
                 "old": {f: a.get(f) for f in ("verdict", "answer", "reference_match", "confidence", "status")},
                 "new": {f: b.get(f) for f in ("verdict", "answer", "reference_match", "confidence", "status")},
             })
@@ -246,20 +258,48 @@ def diff_audits(old: str | Path, new: str | Path) -> dict[str, Any]:
     settings_changed = {} if None in settings else {
         k: {"old": settings[0].get(k), "new": settings[1].get(k)}
         for k in sorted(settings[0].keys() | settings[1].keys()) if settings[0].get(k) != settings[1].get(k)}
+    pairs = [(paired_old[k], paired_new[k]) for k in both]
+    report = regression_report(pairs, figures, tolerance)
     return {
         "old": str(old_dir),
         "new": str(new_dir),
         "setup_changed": setup,  # what differs between the two runs' audit.json: a change may come from there
         "settings_changed": settings_changed,
+        "input_files": {"old": runs[0].get("input"), "new": runs[1].get("input")},
         "compared": len(both),
         "only_old": sorted(str(r["id"]) for r in dropped),
         "only_new": sorted(str(r["id"]) for r in added),
         "dropped": dropped,  # the same rows with what they hold, in input order
         "added": added,
         "changed": changed,
+        "changed_counts": {kind: sum(1 for c in changed if c["kind"] == kind) for kind in ("verdict", "reference",
+                                                                                             "answer")},
+        "transitions": _transitions(pairs),
         "figures": figures,
-        "regressions": regressions([(paired_old[k], paired_new[k]) for k in both], figures),
+        "regressions": _regression_messages(report),
+        "regression": report,
     }
+
+
+def _label(record: dict[str, Any]) -> str:
+    """A row's verdict, or its status when it has none (``error``, ``invalid``)."""
+    return str(record.get("verdict") or record.get("status"))
+
+
+def _change_kind(fields: list[str]) -> str:
+    if "status" in fields or "verdict" in fields:
+        return "verdict"
+    return "reference" if "reference_match" in fields else "answer"
+
+
+def _transitions(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
+    """How many paired rows went from each verdict (or status) in OLD to each in NEW, the unchanged ones included:
+    most frequent first, ties by name."""
+    counts: dict[tuple[str, str], int] = {}
+    for a, b in pairs:
+        key = (_label(a), _label(b))
+        counts[key] = counts.get(key, 0) + 1
+    return [{"from": f, "to": t, "count": n} for (f, t), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def recorded_weights(records: list[dict[str, Any]]) -> dict[str, str | None]:
@@ -270,30 +310,85 @@ def recorded_weights(records: list[dict[str, Any]]) -> dict[str, str | None]:
     return {"model_sha256": fp.get("model_sha256"), "adapter_sha256": fp.get("adapter_sha256")}
 
 
-def regressions(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figures: dict[str, dict[str, Any]]) -> list[str]:
-    """What got worse from OLD to NEW (``audit diff --fail-on-regression`` fails on any).
+def regressions(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figures: dict[str, dict[str, Any]],
+                tolerance: float = 0.0) -> list[str]:
+    """What got worse from OLD to NEW, one line per question and aspect (``audit diff --fail-on-regression``
+    fails on any); a figure that dropped by ``tolerance`` or less is not listed (:func:`regression_report`)."""
+    return _regression_messages(regression_report(pairs, figures, tolerance))
 
-    A question answered in OLD that NEW could not measure (``error``, ``invalid``); one answered
-    ``consistent`` in OLD that NEW flags (``inconsistent`` or ``contradiction``); one whose answer
-    matched its reference in OLD and does not in NEW (``mismatch`` or ``contradicts``); a lower consistent share or reference accuracy, or one
-    that OLD measured and NEW does not (no question answered, no reference left).
+
+def regression_report(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figures: dict[str, dict[str, Any]],
+                      tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+    """What got worse from OLD to NEW, per question and per figure.
+
+    A question regressed when it was answered in OLD and NEW could not measure it (``error``, ``invalid``:
+    aspect ``status``), when it was ``consistent`` in OLD and NEW flags it (``inconsistent`` or
+    ``contradiction``: aspect ``verdict``), or when its answer matched its reference in OLD and does not
+    in NEW (``mismatch`` or ``contradicts``: aspect ``reference_match``); a question counts once, with
+    all its aspects. A figure regressed when the consistent share or reference accuracy is lower in NEW
+    (``within_tolerance`` when it dropped by ``tolerance`` or less: reported, not counted in ``failing``)
+    or when OLD measured it and NEW does not (no question answered, no reference left).
+
+    Returns:
+        ``{"tolerance", "questions": [{"id", "aspects", "old", "new"}], "figures": [{"figure", "old",
+        "new", "change", "within_tolerance"}], "failing"}``, ``failing`` the questions plus the figures
+        beyond the tolerance: what ``--fail-on-regression`` fails on.
     """
-    found = []
+    questions = []
     for a, b in pairs:
+        aspects = []
         if a.get("status") == "ok" and b.get("status") in ("error", "invalid"):  # answered before, not measured now
-            found.append(f"{b.get('id')}: {a.get('verdict')} -> {b['status']}")
-            continue
-        ok = a.get("status") == "ok" and b.get("status") == "ok"
-        if ok and a.get("verdict") == "consistent" and b.get("verdict") in ("inconsistent", "contradiction"):
-            found.append(f"{b.get('id')}: consistent -> {b['verdict']}")
-        if ok and a.get("reference_match") == "match" and b.get("reference_match") in ("mismatch", "contradicts"):
-            found.append(f"{b.get('id')}: reference match -> {b['reference_match']}")
-    for key, name in (("consistent_share", "consistent share"), ("reference.accuracy", "reference accuracy")):
+            aspects.append("status")
+        elif a.get("status") == "ok" and b.get("status") == "ok":
+            if a.get("verdict") == "consistent" and b.get("verdict") in ("inconsistent", "contradiction"):
+                aspects.append("verdict")
+            if a.get("reference_match") == "match" and b.get("reference_match") in ("mismatch", "contradicts"):
+                aspects.append("reference_match")
+        if aspects:
+            questions.append({
+                "id": b.get("id"),
+                **({"old_id": a.get("id")} if a.get("id") != b.get("id") else {}),
+                "aspects": aspects,
+                "old": {f: a.get(f) for f in ("status", "verdict", "reference_match")},
+                "new": {f: b.get(f) for f in ("status", "verdict", "reference_match")},
+            })
+    dropped = []
+    for key in ("consistent_share", "reference.accuracy"):
         v = figures[key]
         if v["old"] is not None and v["new"] is None:
-            found.append(f"{name} {v['old']:.2f} -> n/a (not measured in NEW)")
+            dropped.append({"figure": key, **v, "within_tolerance": False})
         elif v["change"] is not None and v["change"] < 0:
-            found.append(f"{name} {v['old']:.2f} -> {v['new']:.2f} ({v['change']:+.3f})")
+            # the change is rounded to 6 decimals, so a drop of exactly the tolerance is within it
+            dropped.append({"figure": key, **v, "within_tolerance": -v["change"] <= tolerance})
+    return {"tolerance": tolerance, "questions": questions, "figures": dropped,
+            "failing": len(questions) + sum(1 for f in dropped if not f["within_tolerance"])}
+
+
+_FIGURE_NAMES = {"consistent_share": "consistent share", "reference.accuracy": "reference accuracy"}
+
+
+def figure_message(figure: dict[str, Any]) -> str:
+    """``consistent share 0.633 -> 0.625 (-0.008)`` (three decimals: two hide a change of a few thousandths)."""
+    name = _FIGURE_NAMES.get(figure["figure"], figure["figure"])
+    if figure["new"] is None:
+        return f"{name} {figure['old']:.3f} -> n/a (not measured in NEW)"
+    return f"{name} {figure['old']:.3f} -> {figure['new']:.3f} ({figure['change']:+.3f})"
+
+
+def _regression_messages(report: dict[str, Any]) -> list[str]:
+    """The plain lines of ``regressions`` in ``audit diff --json``, as before: one per question and aspect, then the
+    figures beyond the tolerance."""
+    found = []
+    for q in report["questions"]:
+        new = q["new"]
+        for aspect in q["aspects"]:
+            if aspect == "status":
+                found.append(f"{q['id']}: {q['old']['verdict']} -> {new['status']}")
+            elif aspect == "verdict":
+                found.append(f"{q['id']}: consistent -> {new['verdict']}")
+            else:
+                found.append(f"{q['id']}: reference match -> {new['reference_match']}")
+    found.extend(figure_message(f) for f in report["figures"] if not f["within_tolerance"])
     return found
 
 

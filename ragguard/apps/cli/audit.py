@@ -90,31 +90,42 @@ def audit(
 def audit_diff(
     old: Path = typer.Argument(..., help="Audit folder of the earlier run."),
     new: Path = typer.Argument(..., help="Audit folder of the later run."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (every changed question included)."),
     fail_on_regression: bool = typer.Option(
         False, "--fail-on-regression",
         help="Exit 1 when a question consistent in OLD is flagged in NEW, a reference match is lost, or the "
-             "consistent share or reference accuracy dropped (a CI gate).",
+             "consistent share or reference accuracy dropped by more than --tolerance (a CI gate).",
+    ),
+    tolerance: float | None = typer.Option(
+        None, "--tolerance", min=0.0, max=1.0,
+        help="How far the consistent share or reference accuracy may drop (a fraction) before it is a regression; "
+             "a smaller drop is reported, not failed (default 0.01; 0: any drop).",
+    ),
+    show_all: bool = typer.Option(
+        False, "--all", help="Also list each question whose answer alone was reworded (otherwise counted per verdict).",
     ),
 ) -> None:
-    """Compare two audits: questions whose verdict or answer changed, and each summary figure.
+    """Compare two audits: a verdict transition table, the questions whose verdict changed, each summary figure.
 
     Spelled `ragguard audit diff OLD NEW` (as the README writes it) or `ragguard audit-diff OLD NEW`.
     """
     from ragguard.apps.audit import diff_audits
 
-    d = diff_audits(old, new)
+    d = diff_audits(old, new) if tolerance is None else diff_audits(old, new, tolerance=tolerance)
     if as_json:
         typer.echo(json_line(d))
     else:
-        _print_diff(d)
-    if fail_on_regression and d["regressions"]:
-        typer.echo(f"ragguard: gate failed: {len(d['regressions'])} regression(s) from {old} to {new} "
+        _print_diff(d, show_all)
+    failing = d["regression"]["failing"]
+    if fail_on_regression and failing:
+        questions = len(d["regression"]["questions"])
+        typer.echo(f"ragguard: gate failed: {failing} regression(s) from {old} to {new}: {questions} question(s), "
+                   f"{failing - questions} figure(s) beyond --tolerance {d['regression']['tolerance']:g} "
                    "(--fail-on-regression)", err=True)
         raise typer.Exit(1)
 
 
-def _print_diff(d: dict) -> None:
+def _print_diff(d: dict, show_all: bool = False) -> None:
     names = {"config_hash": "config", "index_id": "index", "input_sha256": "questions file",
              "ragguard_version": "ragguard version", "model_sha256": "model weights", "adapter_sha256": "adapter weights"}
     for key, v in d["setup_changed"].items():
@@ -125,22 +136,63 @@ def _print_diff(d: dict) -> None:
             _say(f"the runs differ in their settings: {settings} (config {v['old']} -> {v['new']}; changes "
                        "may come from it)")
             continue
+        if key == "input_sha256" and all((d.get("input_files") or {}).get(side) for side in ("old", "new")):
+            files = d["input_files"]  # the file names say more than two hashes
+            which = (f"{files['old']} -> {files['new']}" if files["old"] != files["new"]
+                     else f"{files['new']} was edited between the runs")
+            _say(f"the runs differ in their questions file: {which} (sha256 {v['old'][:12]} -> {v['new'][:12]}; "
+                 "changes may come from it)")
+            continue
         _say(f"the runs differ in their {names[key]}: {v['old']} -> {v['new']} (changes may come from it)")
-    _say(f"{d['compared']} records in both (invalid lines included); {len(d['changed'])} changed")
-    for c in d["changed"]:
-        moved = f" ({c['old_id']} in OLD)" if c.get("old_id") else ""
-        _say(f"  {c['id']}{moved}: {c['old']['verdict'] or c['old']['status']} -> "
-                   f"{c['new']['verdict'] or c['new']['status']}  ({', '.join(c['changed'])})")
+    changed, counts = d["changed"], d["changed_counts"]
+    kinds = [f"{counts['verdict']} verdict", f"{counts['reference']} reference match only",
+             f"{counts['answer']} answer only"]
+    _say(f"{d['compared']} records in both (invalid lines included); {len(changed)} changed"
+         + (f" ({', '.join(kinds)})" if changed else ""))
+    moved = [t for t in d["transitions"] if t["from"] != t["to"]]
+    if moved:
+        _say("verdict OLD -> NEW:")
+        width = max(len(f"{t['from']} -> {t['to']}") for t in moved)
+        for t in moved:
+            _say(f"  {t['from'] + ' -> ' + t['to']:<{width}}  {t['count']}")
+        kept = ", ".join(f"{t['from']} {t['count']}" for t in d["transitions"] if t["from"] == t["to"])
+        _say(f"  unchanged: {kept or 'none'}")
+    order = {(t["from"], t["to"]): n for n, t in enumerate(d["transitions"])}  # rows grouped as the table lists them
+    verdict = sorted((c for c in changed if c["kind"] == "verdict"),
+                     key=lambda c: order.get((_side(c, "old"), _side(c, "new")), len(order)))
+    if verdict:
+        _say(f"verdict changed ({len(verdict)}):")
+        for c in verdict:
+            _say(f"  {_row(c)}: {_side(c, 'old')} -> {_side(c, 'new')}  ({', '.join(c['changed'])})")
+    reference = [c for c in changed if c["kind"] == "reference"]
+    if reference:
+        _say(f"reference match changed, same verdict ({len(reference)}):")
+        for c in reference:
+            _say(f"  {_row(c)}: {_side(c, 'new')}, reference {c['old']['reference_match'] or 'none'} -> "
+                 f"{c['new']['reference_match'] or 'none'}  ({', '.join(c['changed'])})")
+    reworded = [c for c in changed if c["kind"] == "answer"]
+    if reworded:
+        per = {}
+        for c in reworded:
+            per[_side(c, "new")] = per.get(_side(c, "new"), 0) + 1
+        split = ", ".join(f"{k} {n}" for k, n in sorted(per.items(), key=lambda kv: (-kv[1], kv[0])))
+        if show_all:
+            _say(f"answer reworded, same verdict and reference match ({len(reworded)}: {split}):")
+            for c in reworded:
+                _say(f"  {_row(c)}: {_side(c, 'new')}  (answer)")
+        else:
+            _say(f"answer reworded, same verdict and reference match: {len(reworded)} ({split}); --all or --json "
+                 "lists them")
     for side, rows in (("NEW", d["added"]), ("OLD", d["dropped"])):
         if rows:
             _say(f"only in {side} ({len(rows)}): " + ", ".join(f"{r['id']} ({r['verdict'] or r['status']})"
                                                                      for r in rows))
     # A figure that one run has and the other does not (no question answered) is a change too: "0.17 -> n/a".
-    moved = {k: v for k, v in d["figures"].items() if v["old"] != v["new"] and not k.startswith("calibration.")}
-    _say("figures:" if moved else "figures: none changed")
-    for key, v in moved.items():
-        counts = isinstance(v["old"], int) and isinstance(v["new"], int)  # verdict, error and invalid counts
-        change = "" if v["change"] is None else f" ({int(v['change']):+d})" if counts else f" ({v['change']:+.3f})"
+    figures = {k: v for k, v in d["figures"].items() if v["old"] != v["new"] and not k.startswith("calibration.")}
+    _say("figures:" if figures else "figures: none changed")
+    for key, v in figures.items():
+        counted = isinstance(v["old"], int) and isinstance(v["new"], int)  # verdict, error and invalid counts
+        change = "" if v["change"] is None else f" ({int(v['change']):+d})" if counted else f" ({v['change']:+.3f})"
         _say(f"  {key}: {_raw(v['old'])} -> {_raw(v['new'])}{change}")
     # Calibration figures are printed whenever either audit has them, changed or not: "the ECE
     # stayed at 0.04" is as much an answer as a change.
@@ -150,10 +202,41 @@ def _print_diff(d: dict) -> None:
         for key, v in calibration.items():
             change = "" if v["change"] is None else f" ({v['change']:+.3f})"
             _say(f"  {key.removeprefix('calibration.')}: {_num(v['old'])} -> {_num(v['new'])}{change}")
-    if d["regressions"]:
-        _say(f"regressions ({len(d['regressions'])}):")
-        for message in d["regressions"]:
-            _say(f"  {message}")
+    _print_regressions(d["regression"])
+
+
+def _print_regressions(report: dict) -> None:
+    """One line per regressed question (all its aspects), then the figures; drops within the tolerance apart."""
+    from ragguard.apps.audit_summary import figure_message
+
+    failing = [f for f in report["figures"] if not f["within_tolerance"]]
+    if report["questions"] or failing:
+        _say(f"regressions ({len(report['questions'])} question(s), {len(failing)} figure(s)):")
+    for q in report["questions"]:
+        old, new = q["old"], q["new"]
+        parts = []
+        for aspect in q["aspects"]:
+            if aspect == "status":
+                parts.append(f"{old['verdict']} -> {new['status']}")
+            elif aspect == "verdict":
+                parts.append(f"consistent -> {new['verdict']}")
+            else:
+                parts.append(f"reference match -> {new['reference_match']}")
+        _say(f"  {q['id']}: {'; '.join(parts)}")
+    for f in failing:
+        _say(f"  {figure_message(f)}")
+    for f in report["figures"]:
+        if f["within_tolerance"]:
+            _say(f"within --tolerance {report['tolerance']:g} (not a regression): {figure_message(f)}")
+
+
+def _side(change: dict, side: str) -> str:
+    return str(change[side]["verdict"] or change[side]["status"])
+
+
+def _row(change: dict) -> str:
+    moved = f" ({change['old_id']} in OLD)" if change.get("old_id") else ""
+    return f"{change['id']}{moved}"
 
 
 def _raw(value: float | None) -> str:
