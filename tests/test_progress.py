@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
-from test_audit import make_guard, write_questions
+import pytest
+from test_audit import make_guard, read_lines, write_questions, write_valid_questions
 
 from ragguard.apps.audit import run_audit
 from ragguard.progress import ProgressBar, format_duration
@@ -106,3 +108,85 @@ def test_audit_lines_of_one_batch_share_rate_and_eta(tmp_path: Path) -> None:
     lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
     assert len(lines) == 3
     assert {tuple(line.split(" | ")[1:3]) for line in lines} == {("6.0 q/min", "ETA 0s")}
+
+
+def test_a_resumed_run_shows_the_overall_position_and_counts_with_this_runs_rate_and_eta() -> None:
+    clock, out = Clock(), io.StringIO()
+    bar = ProgressBar(0, out, live=False, clock=clock)
+    clock.now += 3600  # built long before the run starts (the model loads)
+    bar.start(3, done_before=7, counts_before={"consistent": 5, "inconsistent": 2})
+    clock.now += 60
+    bar.advance_many([("consistent", "q8")])
+    assert out.getvalue().splitlines() == [
+        "[################----]  8/10  80% | 1.0 q/min | ETA 2m00s | consistent 6, inconsistent 2 | consistent q8"]
+    live = io.StringIO()
+    bar = ProgressBar(0, live, live=True, clock=clock)
+    bar.start(2, done_before=1400, counts_before={"consistent": 1400})
+    clock.now += 30
+    bar.advance_many([("error", "")])
+    assert live.getvalue().endswith("1401/1402 100% | 2.0 q/min | ETA 30s | consistent 1400, error 1")
+
+
+def test_a_log_gets_a_line_every_few_seconds_and_the_last_state_on_close() -> None:
+    clock, out = Clock(), io.StringIO()
+    bar = ProgressBar(0, out, live=False, clock=clock, every=10)
+    bar.start(100)
+    for i in range(1, 101):  # a question a second
+        clock.now += 1
+        bar.advance_many([("consistent", f"q{i}")])
+    lines = out.getvalue().splitlines()
+    # the first, then one every 10 s, and the last
+    assert [line.split(" | ")[-1] for line in lines] == [f"consistent q{i}" for i in (1, 11, 21, 31, 41, 51, 61, 71,
+                                                                                       81, 91, 100)]
+    batched = io.StringIO()
+    bar = ProgressBar(0, batched, live=False, clock=clock, every=10)
+    bar.start(40)
+    for n in range(4):  # batches of 8 every 6 s: a line for the first batch, then when 10 s have passed
+        clock.now += 6
+        bar.advance_many([("consistent", f"b{n}q{i}") for i in range(8)])
+    bar.close()  # interrupted before the last batch: its state is printed
+    assert [line.split(" | ")[0].split("] ")[1] for line in batched.getvalue().splitlines()] == [
+        " 8/40  20%", "24/40  60%", "32/40  80%"]
+    assert batched.getvalue().splitlines()[-1].endswith("consistent 32 | consistent b3q7")
+    every = io.StringIO()
+    bar = ProgressBar(0, every, live=False, clock=clock)  # every=0: a line per item, as before
+    bar.start(3)
+    bar.advance_many([("consistent", "a"), ("consistent", "b")])
+    bar.advance("consistent", "c")
+    bar.close()
+    assert len(every.getvalue().splitlines()) == 3
+
+
+def test_a_resumed_audit_counts_what_earlier_runs_did(tmp_path: Path) -> None:
+    questions = write_valid_questions(tmp_path / "q.jsonl")  # 3 questions
+    first = run_audit(questions, tmp_path / "out", make_guard())
+    with questions.open("a", encoding="utf-8") as fh:  # two more rows since
+        fh.write('{"id": "canteen", "question": "Is there a canteen?"}\n{"id": "park", "question": "Where to park?"}\n')
+    out = io.StringIO()
+    resumed = run_audit(questions, tmp_path / "out", make_guard(), resume=True, batch_questions=1,
+                        progress=ProgressBar(0, out, live=False))
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    assert [line.split(" | ")[0] for line in lines] == ["[################----] 4/5  80%", "[####################] 5/5 100%"]
+    def counts(verdicts: Counter[str]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items(), key=lambda kv: (-kv[1], kv[0])) if v)
+
+    canteen = next(r["verdict"] for r in read_lines(tmp_path / "out") if r["id"] == "canteen")
+    # the first new question is counted on top of the earlier run's verdicts
+    assert lines[0].split(" | ")[3] == counts(Counter(first.summary["verdicts"]) + Counter([canteen]))
+    assert lines[1].split(" | ")[3] == counts(Counter(resumed.summary["verdicts"]))  # the whole audit's, not this run's
+
+
+def test_cli_audit_prints_fewer_lines_in_a_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ragguard.apps.cli import app
+    from ragguard.apps.cli import audit as cli_audit
+
+    monkeypatch.setattr(cli_audit, "guard_for", lambda config, index: make_guard())
+    questions = write_valid_questions(tmp_path / "q.jsonl")
+    for every, shown in (("1000", ["1/3", "3/3"]), ("0", ["1/3", "2/3", "3/3"])):
+        result = CliRunner().invoke(app, ["audit", str(questions), "--out", str(tmp_path / every), "--batch", "1",
+                                          "--progress-every", every])
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
+        assert [line.split("] ")[1].split()[0] for line in lines] == shown

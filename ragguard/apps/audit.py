@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -461,8 +462,9 @@ def _run_audit_unlocked(
         batch_questions = default_batch(guard) if todo else DEFAULT_BATCH
     ran = 0
     bar = progress if isinstance(progress, ProgressBar) else None
+    earlier = {} if only else _done_before(questions, asked, latest)  # a resumed run shows 1401/1997, not 1/597
     if bar is not None:
-        bar.total, bar.started = len(todo), bar.clock()  # type: ignore[operator]
+        bar.start(len(todo), **earlier)
     note = bar.note if bar is not None else progress
     stopped: BaseException | None = None
     # Error records of the questions that failed last, one after the other, held back until one succeeds:
@@ -493,6 +495,8 @@ def _run_audit_unlocked(
                 note(f"{changed} question(s) changed in {qfile} since the last run (text, reference or accepted "
                      "answers): asked again")
             fallback = ProgressBar(len(todo), _LineSink(progress), live=False) if progress and bar is None else None
+            if fallback is not None:
+                fallback.start(len(todo), **earlier)
             for chunk_start in range(0, len(todo), batch_questions):
                 chunk = todo[chunk_start : chunk_start + batch_questions]
                 finished: list[tuple[str, str]] = []
@@ -756,6 +760,12 @@ def _ordered(
     latest = latest_per_id(records)
     keys = sorted([(q.line, q.id) for q in questions] + [(r["line"], r["id"]) for r in invalid])
     return [latest[k] for _, k in keys if k in latest]
+
+
+def _done_before(questions: list[AuditQuestion], asked: set[str], latest: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The questions a resumed run does not ask again and their verdicts (or statuses), for the progress shown."""
+    kept = [latest[q.id] for q in questions if q.id not in asked and q.id in latest]
+    return {"done_before": len(kept), "counts_before": Counter(r.get("verdict") or r.get("status") for r in kept)}
 
 
 class _LineSink:

@@ -38,6 +38,11 @@ def audit(
         help="Stop when this many questions in a row end in error (a server that went away); they are asked "
              "again by --resume. 0: never stop, record every error.",
     ),
+    progress_every: float = typer.Option(
+        10.0, "--progress-every", min=0.0,
+        help="When stderr is not a terminal (a CI log), print a progress line at most every this many seconds, "
+             "plus the first and the last (0: one line per question). A terminal redraws one bar in place.",
+    ),
 ) -> None:
     """Ask every question of a set and write a report to read before shipping."""
     from ragguard.apps.audit import run_audit
@@ -51,7 +56,7 @@ def audit(
         guard.config = guard.config.replace("sampling", samples=samples)
     if seed is not None:  # as in the config: audit.json's settings and a refused --resume name it
         guard.config = guard.config.replace("sampling", seed=seed)
-    bar = ProgressBar(0, sys.stderr)
+    bar = ProgressBar(0, sys.stderr, every=progress_every)
     try:
         result = run_audit(questions_file, out, guard, resume=resume or retry_errors, retry_errors=retry_errors,
                            only=only, fail_under=fail_under, batch_questions=batch, progress=bar,
