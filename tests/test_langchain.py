@@ -712,8 +712,34 @@ def test_retrievers_over_one_index_and_embedder_share_the_loaded_ones(
         assert third._get_searcher().index is a.index and third._get_searcher().options != a.options
         other = tmp_path / "other"
         shutil.copytree(tiny_index, other)
-        assert RagGuardRetriever(index_path=str(other))._get_searcher().index is not a.index  # another index
+        elsewhere = RagGuardRetriever(index_path=str(other))._get_searcher()
+        assert elsewhere.index is not a.index and elsewhere.embedder is a.embedder  # another index, the same embedder
+        assert len(built) == 1
+        assert RagGuardRetriever(index_path=str(tiny_index), config_path=Config().replace(
+            "embedder", batch_size=16))._get_searcher().embedder is not a.embedder  # other embedder settings
         assert len(built) == 2
+    finally:
+        lc.clear_cache()
+
+
+def test_consistency_guards_with_the_same_embedder_settings_share_one_loaded_embedder(
+    tiny_index: Path, monkeypatch: pytest.MonkeyPatch, make_embedder: Any
+) -> None:
+    """Each guard loaded its own embedder (a second copy of the model per guard in an app)."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    import ragguard.generation.backends
+    import ragguard.integrations.langchain as lc
+
+    built: list[Any] = []
+    monkeypatch.setattr(ragguard.generation.backends, "build_embedder",
+                        lambda config: built.append(make_embedder()) or built[-1])
+    lc.clear_cache()
+    try:
+        guards = [ConsistencyGuard(model=FakeListChatModel(responses=["x"]), samples=n) for n in (3, 5)]
+        assert guards[0]._get_embedder() is guards[1]._get_embedder() is built[0] and len(built) == 1
+        retriever = RagGuardRetriever(index_path=str(tiny_index))  # the same default embedder settings
+        assert retriever._get_searcher().embedder is built[0] and len(built) == 1
     finally:
         lc.clear_cache()
 

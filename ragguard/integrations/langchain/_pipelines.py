@@ -14,7 +14,8 @@ from ragguard.config import Config, load_config
 from ragguard.errors import ConfigError, RagGuardError, UsageError
 from ragguard.pipeline import RagGuard, build_retriever, bundled_index_path, retriever_with_options
 
-__all__ = ["as_config", "clear_cache", "pipeline_for", "ragguard_errors", "retriever_for", "settings_for"]
+__all__ = ["as_config", "clear_cache", "embedder_for", "pipeline_for", "ragguard_errors", "retriever_for",
+           "settings_for"]
 
 
 class _Shared:
@@ -33,16 +34,17 @@ class _SharedIndex:
     """A loaded index, the embedder that searches it, and the watcher that reloads it when it changes on disk."""
 
     def __init__(self, cfg: Config, folder: str) -> None:
-        from ragguard.generation.backends import build_embedder
         from ragguard.retrieval.index.watch import IndexWatcher
 
-        self.retriever = build_retriever(cfg, build_embedder(cfg.embedder), folder)
+        self.retriever = build_retriever(cfg, embedder_for(cfg), folder)
         self.index_path = folder
         self.watcher = IndexWatcher(self)  # swaps self.retriever for one over the reloaded index
 
 
 _PIPELINES: dict[tuple[Any, ...], _Shared] = {}
 _INDEXES: dict[tuple[Any, ...], _SharedIndex] = {}
+_EMBEDDERS: dict[Any, Any] = {}
+_EMBEDDERS_LOCK = threading.Lock()  # its own: an index is built (under _PIPELINES_LOCK) with a shared embedder
 _PIPELINES_LOCK = threading.Lock()
 _GUARD_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
@@ -65,10 +67,26 @@ def ragguard_errors() -> Iterator[None]:
 
 
 def clear_cache() -> None:
-    """Forget the pipelines and retrievers' indexes shared by components (their weights are freed once unused)."""
+    """Forget the pipelines, retrievers' indexes and embedders shared by components (their weights are freed once
+    unused)."""
     with _PIPELINES_LOCK:
         _PIPELINES.clear()
         _INDEXES.clear()
+    with _EMBEDDERS_LOCK:
+        _EMBEDDERS.clear()
+
+
+def embedder_for(cfg: Config) -> Any:
+    """The process-wide embedder for ``cfg.embedder`` (its backend: sentence-transformers or an OpenAI-compatible
+    server), built on first use: every :class:`ConsistencyGuard` and retriever with these settings shares one
+    loaded model instead of loading its own."""
+    from ragguard.generation.backends import build_embedder
+
+    with _EMBEDDERS_LOCK:
+        embedder = _EMBEDDERS.get(cfg.embedder)
+        if embedder is None:
+            embedder = _EMBEDDERS[cfg.embedder] = build_embedder(cfg.embedder)
+    return embedder
 
 
 def as_config(value: Any) -> Config:

@@ -28,7 +28,7 @@ from ragguard.core.types import Fingerprint
 from ragguard.endpoints import Refusals
 from ragguard.errors import UsageError
 from ragguard.integrations.langchain._messages import last_human_text
-from ragguard.integrations.langchain._pipelines import as_config, ragguard_errors
+from ragguard.integrations.langchain._pipelines import as_config, embedder_for, ragguard_errors
 from ragguard.pipeline import derive_seed, library_versions
 
 __all__ = ["ConsistencyGuard"]
@@ -147,7 +147,8 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     """``None``: bind temperature/seed when the model declares them; ``True``: always; ``False``: never."""
     embedder: Any = None
     """Any object with ``.name`` and ``.embed(texts) -> np.ndarray``; ``None`` = the config's
-    embedder (its ``backend``: sentence-transformers or an OpenAI-compatible server), created on first use."""
+    embedder (its ``backend``: sentence-transformers or an OpenAI-compatible server), created on first use and
+    shared by every guard and retriever of the process with the same embedder settings."""
     config_path: Any = None
     """A ragguard YAML config (or a ``Config``) for the thresholds and the default embedder."""
     output: Literal["message", "dict"] = "message"
@@ -178,10 +179,9 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
     def _get_embedder(self) -> Any:
         with self._lock:
             if self._embedder is None:
-                from ragguard.generation.backends import build_embedder
-
-                # The config's embedder backend (sentence-transformers or an OpenAI-compatible server).
-                self._embedder = build_embedder(self._config.embedder)
+                # The config's embedder backend (sentence-transformers or an OpenAI-compatible server), loaded
+                # once per process for every guard and retriever with the same embedder settings.
+                self._embedder = embedder_for(self._config)
             return self._embedder
 
     def _sampling_params(self) -> set[str]:
