@@ -27,7 +27,8 @@ derive from the question). When ``queue_size`` requests already wait, the server
 ``Retry-After`` (the measured time to drain the queue) instead of piling up work.
 
 A queued request is dropped before it is computed when its client disconnects (499) or when it
-waited past ``queue_timeout`` (503 ``queue_timeout``). A failure of the model server behind the
+waited past ``queue_timeout`` (503 ``queue_timeout``); at shutdown every request still waiting gets 503
+``shutting_down`` and the batch being computed gets ``--shutdown-timeout`` seconds. A failure of the model server behind the
 ``openai`` backend answers 504 ``upstream_timeout`` or 502 ``upstream_error``. Every response carries
 ``X-Request-ID``, and each request gets an access line on the ``ragguard.access`` logger.
 ``allowed_hosts`` refuses other ``Host`` headers (``ragguard serve`` on loopback: the loopback names),
