@@ -7,7 +7,7 @@ or 3 (runtime); ``RAGGUARD_DEBUG=1`` shows the traceback as well.
 One module per command group (:mod:`~ragguard.apps.cli.ask`: ask and check;
 :mod:`~ragguard.apps.cli.audit`; :mod:`~ragguard.apps.cli.calibrate`; :mod:`~ragguard.apps.cli.index`;
 :mod:`~ragguard.apps.cli.models`: doctor, tune and merge;
-:mod:`~ragguard.apps.cli.serve`) over :mod:`~ragguard.apps.cli.common`.
+:mod:`~ragguard.apps.cli.serve`; :mod:`~ragguard.apps.cli.config`) over :mod:`~ragguard.apps.cli.common`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import ragguard.apps.cli.audit
 import ragguard.apps.cli.calibrate
 import ragguard.apps.cli.models
 import ragguard.apps.cli.serve
+import ragguard.apps.cli.config
 import ragguard.apps.cli.index  # noqa: F401
 # isort: on
 
