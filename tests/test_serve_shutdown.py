@@ -115,3 +115,34 @@ def test_sigterm_answers_waiting_requests_503_and_ends_within_the_shutdown_timeo
     assert codes.count("shutting_down") == 3, codes
     assert "shutting down (SIGTERM): 1 question(s) being computed get up to 1 s to finish; 3 waiting answered 503 " \
            "shutting_down" in log
+
+
+def test_cors_origins_let_a_browser_app_of_that_origin_call_the_api_and_no_other() -> None:
+    """Without CORS a browser app on another internal origin could not call the API at all (preflight 405)."""
+    from fastapi.testclient import TestClient
+
+    from ragguard.apps.serve import create_app
+    from ragguard.errors import ConfigError
+
+    embedder = WordEmbedder()
+    guard = RagGuard(Config().replace("retrieval", min_score=None), SimulatedGenerator(), embedder,
+                     ListRetriever(embedder))
+    app = "https://hr.example.com"
+    preflight = {"Origin": app, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization, content-type"}
+    with TestClient(create_app(guard, ServeSettings(cors_origins=(app,), api_key="k"))) as http:
+        answer = http.options("/ask", headers=preflight)
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == app
+        assert "authorization" in answer.headers["access-control-allow-headers"].lower()
+        asked = http.post("/ask", json={"question": "How many days of annual leave do I get?"},
+                          headers={"Origin": app, "Authorization": "Bearer k"})
+        assert asked.status_code == 200 and asked.headers["access-control-allow-origin"] == app
+        assert "x-request-id" in asked.headers["access-control-expose-headers"].lower()
+        refused = http.post("/ask", json={"question": "How many days?"}, headers={"Origin": app})  # no key
+        assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == app  # readable
+        other = http.options("/ask", headers={**preflight, "Origin": "https://evil.example"})
+        assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+    with TestClient(create_app(guard, ServeSettings())) as http:  # the default: no CORS, as before
+        assert "access-control-allow-origin" not in http.options("/ask", headers=preflight).headers
+    with pytest.raises(ConfigError, match="cors_origins has bad value 'hr.example.com'"):
+        ServeSettings(cors_origins=("hr.example.com",))

@@ -51,6 +51,11 @@ def serve(
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="One stderr line per request (status, duration, request id)."
     ),
+    cors_origins: list[str] = typer.Option(
+        [], "--cors-origin",
+        help="A web origin whose pages may call the API from a browser, e.g. https://app.example.com (repeat it; "
+             "'*' = any). Default: none.",
+    ),
     shutdown_timeout: float = typer.Option(
         25.0, "--shutdown-timeout", min=0, max=3600,
         help="On SIGTERM/Ctrl-C, seconds the requests being computed get to finish; waiting ones get 503 at once "
@@ -95,7 +100,8 @@ def serve(
                              queue_timeout=queue_timeout,
                              max_body_bytes=max_body_kb * 1024, max_tokens=max_tokens, max_samples=max_samples,
                              api_key=api_key, model_name=model_name, access_log=access_log,
-                             allowed_hosts=_allowed_hosts(host, allowed_hosts))
+                             allowed_hosts=_allowed_hosts(host, allowed_hosts),
+                             cors_origins=tuple(o.rstrip("/") for o in cors_origins))
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         _progress(f"warning: serving on {host} without RAGGUARD_API_KEY: anyone who can reach it may use it")
     _progress(f"serving {model_name} on http://{host}:{port} (/v1/chat/completions, /ask, /healthz, /readyz, /metrics; "

@@ -87,6 +87,12 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
 
     app.middleware("http")(host_check(settings))
     app.middleware("http")(metrics.measure)
+    if settings.cors_origins:  # outside auth and the routes: a preflight is answered here, errors carry the headers
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
     app.middleware("http")(access_log(settings))  # added last: runs first, so every response has an id
     app.include_router(router)
     return app

@@ -35,6 +35,8 @@ class ServeSettings:
             loopback names when it binds to loopback, plus its ``--allowed-host`` values).
         access_log: log one line per request on the ``ragguard.access`` logger (INFO): client, method,
             path, status, duration and request id.
+        cors_origins: web origins (``https://app.example.com``) whose pages may call the API from a browser
+            (CORS); ``*`` = any. Empty (the default): none, as before; the page ``/`` is same-origin.
     """
 
     max_batch: int = 8
@@ -49,6 +51,7 @@ class ServeSettings:
     refusals: Refusals = field(default_factory=Refusals)
     access_log: bool = True
     allowed_hosts: tuple[str, ...] | None = None
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = [
@@ -60,9 +63,22 @@ class ServeSettings:
             ("max_tokens", isinstance(self.max_tokens, int) and 1 <= self.max_tokens <= 4096, "an integer from 1 to 4096"),
             ("max_samples", isinstance(self.max_samples, int) and 1 <= self.max_samples <= 64, "an integer from 1 to 64"),
         ]
+        bad_origin = next((o for o in self.cors_origins if o != "*" and not _is_origin(o)), None)
+        if bad_origin is not None:
+            raise ConfigError(f"serve setting cors_origins has bad value {bad_origin!r}: expected an origin such as "
+                              "https://app.example.com (scheme and host, optional port, no path), or *")
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"serve setting {name} has bad value {getattr(self, name)!r}: expected {expected}")
+
+
+def _is_origin(value: str) -> bool:
+    """Whether ``value`` is a web origin: ``http(s)://host[:port]``, nothing after it (browsers send exactly that)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.path and not parts.query \
+        and not parts.fragment
 
 
 def load_guard_factory(spec: str) -> RagGuard:
