@@ -491,3 +491,31 @@ def test_the_worker_outlives_an_error_outside_a_question() -> None:
         assert batcher.alive and batcher.submit(QUESTION, guard.config.sampling).result(20).question == QUESTION
     finally:
         batcher.stop()
+
+
+def test_metrics_time_answers_apart_and_count_queue_wait_in_flight_upstream_failures_and_the_process() -> None:
+    from fastapi.testclient import TestClient
+
+    from ragguard.errors import UpstreamError
+
+    class FailsOnDown(SimulatedGenerator):
+        def generate_batch(self, conversations, seeds):  # type: ignore[no-untyped-def]
+            if any("down" in self._question(m) for m in conversations):
+                raise UpstreamError("the server at http://127.0.0.1:9/v1 did not answer within 5 s", "timeout",
+                                    "127.0.0.1:9")
+            return super().generate_batch(conversations, seeds)
+
+    with TestClient(create_app(guard_of(FailsOnDown()), ServeSettings(max_batch=1))) as http:
+        for i in range(2):
+            assert http.post("/ask", json={"question": f"{QUESTION} {i}"}).status_code == 200
+        assert http.post("/ask", json={"question": ""}).status_code == 400  # fast, and not an answer
+        assert http.post("/ask", json={"question": "Is the server down?"}).status_code == 504
+        text = http.get("/metrics").text
+    assert 'ragguard_answer_seconds_count{route="/ask"} 2.0' in text
+    assert 'ragguard_request_seconds_count{route="/ask"} 4.0' in text
+    assert "ragguard_queue_wait_seconds_count 3.0" in text  # every question computed (the 400 never queued)
+    assert "ragguard_in_flight 0.0" in text
+    assert 'ragguard_upstream_errors_total{kind="timeout"} 1.0' in text
+    assert 'ragguard_upstream_errors_total{kind="unreachable"} 0.0' in text
+    assert 'ragguard_dropped_total{reason="shutting_down"} 0.0' in text
+    assert "process_resident_memory_bytes" in text

@@ -42,8 +42,10 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
     metrics = Metrics()
     watcher = IndexWatcher(guard)
     batcher = MicroBatcher(guard, settings, observe_batch=metrics.batch_questions.observe,
-                           before_batch=watcher.refresh, on_drop=lambda reason: metrics.dropped.labels(reason).inc())
+                           before_batch=watcher.refresh, on_drop=lambda reason: metrics.dropped.labels(reason).inc(),
+                           observe_wait=metrics.queue_wait.observe)
     metrics.queue_depth.set_function(lambda: batcher.depth)
+    metrics.in_flight.set_function(lambda: batcher.running)
     state = ServerState(guard, settings, batcher, metrics, watcher)
 
     @contextlib.asynccontextmanager

@@ -66,13 +66,15 @@ class MicroBatcher:
     """
 
     def __init__(self, guard: RagGuard, settings: ServeSettings, observe_batch: Any = None,
-                 before_batch: Any = None, on_drop: Any = None, clock: Any = time.monotonic) -> None:
+                 before_batch: Any = None, on_drop: Any = None, clock: Any = time.monotonic,
+                 observe_wait: Any = None) -> None:
         self.guard = guard
         self.settings = settings
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=settings.queue_size)
         self._observe_batch = observe_batch
         self._before_batch = before_batch  # e.g. IndexWatcher.refresh: runs here, between batches
         self._on_drop = on_drop
+        self._observe_wait = observe_wait  # seconds each computed question waited in the queue
         self._clock = clock
         self._thread: threading.Thread | None = None
         self._per_item: float | None = None  # measured seconds of computation per question (moving average)
@@ -129,6 +131,8 @@ class MicroBatcher:
             elif item.future.set_running_or_notify_cancel():
                 item.future.set_exception(ShuttingDown(SHUTTING_DOWN))
                 turned += 1
+                if self._on_drop is not None:
+                    self._on_drop("shutting_down")
         if stop:
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
@@ -151,11 +155,14 @@ class MicroBatcher:
         if not item.future.set_running_or_notify_cancel():
             return False  # cancelled: its client left (counted by whoever cancelled it)
         timeout = self.settings.queue_timeout
-        if timeout and self._clock() - item.enqueued > timeout:
+        waited = self._clock() - item.enqueued
+        if timeout and waited > timeout:
             item.future.set_exception(queue_timeout_error(timeout))
             if self._on_drop is not None:
                 self._on_drop("queue_timeout")
             return False
+        if self._observe_wait is not None:
+            self._observe_wait(waited)
         return True
 
     def _run(self) -> None:

@@ -101,6 +101,7 @@ class ServerState:
         except UsageError as exc:
             raise ApiError(400, str(exc), code="invalid_value") from None
         except UpstreamError as exc:
+            self.metrics.upstream_errors.labels(exc.kind).inc()
             self.upstream_failure = {"kind": exc.kind, "status": exc.status, "at": time.monotonic()}
             raise upstream_error(exc) from None
         except RagGuardError as exc:
