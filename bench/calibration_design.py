@@ -103,7 +103,8 @@ def main() -> int:
             aurocs = [held[n]["auroc"] for n in names]
             scores[(label, method)] = sum(aurocs) / len(aurocs)
             per_set[(label, method)] = aurocs
-            against = against_direction(fit_calibration(every, every_right, method=method, signals=signals))
+            fitted = fit_calibration(every, every_right, method=method, signals=signals, **trust.AS_SHIPPED)
+            against = against_direction(fitted)
             if against:
                 ineligible.add((label, method))
             print(f"{label:54} {method:9} " + " ".join(f"{held[n]['auroc']:.3f}/{held[n]['ece']:.3f}".rjust(16)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ragguard._text import clean_text, clean_value, counted, question_problem
 from ragguard.adaptive import adaptive_rounds, samples_adaptively, settled
-from ragguard.apps.calibration_io import annotate, resolve_calibration
+from ragguard.apps.calibration_io import annotate, resolve_calibration, warn_unused_gate
 from ragguard.apps.check import checker_from_config, report_from_result
 from ragguard.config import Config, load_config
 from ragguard.core.protocols import Embedder, Generator, Retriever
@@ -284,6 +284,7 @@ class RagGuard:
                 job.report = Report(job.question, "", "abstain", 0.0, 0.0, [], [], [], warnings=[job.off_topic])
         reports = []
         calibration = resolve_calibration(cfg, getattr(self.generator, "model_sha256", None))  # once per batch
+        warn_unused_gate(cfg, calibration)
         for job in jobs:
             report = job.report
             report.warnings[:0] = job.notes
@@ -292,7 +293,7 @@ class RagGuard:
             mark_single_sample(report)
             report.sources = job.passages
             report.fingerprint = self.fingerprint(cfg, [s for s in used if s is not None])
-            annotate(report, calibration)
+            annotate(report, calibration, cfg)
             if adaptive and job.off_topic is None:
                 report.adaptive = {"drawn": len(job.texts), "of": cfg.sampling.samples,
                                    "stopped": job.stopped or "all drawn"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -261,7 +262,9 @@ def test_cli_warns_of_a_weight_against_its_signals_direction(tmp_path: Path) -> 
     as_json = CliRunner().invoke(app, ["calibrate", str(audit), "--out", str(out), *signals, "--json"])
     assert json.loads(as_json.output)["against_direction"] == ["logprob_mean_greedy"]
     mean = CliRunner().invoke(app, ["calibrate", str(audit), "--out", str(out), *signals, "--method", "mean"])
-    assert mean.exit_code == 0 and "warning" not in mean.output  # equal weights in the fixed directions
+    assert mean.exit_code == 0 and "points against" not in mean.output  # equal weights in the fixed directions
+    # (this data's logprob ranks backwards, so the equal-weight score ranks worse than the formula, and says so)
+    assert "ranks wrong answers worse than the uncalibrated formula" in mean.stderr
 
 
 def test_against_direction_reads_each_weight_with_its_signals_direction() -> None:
@@ -286,7 +289,8 @@ def test_check_with_a_calibration_gives_the_fitted_probability_and_gates_it(tmp_
     assert plain.calibrated is False and plain.calibration is None
     cfg = Config().replace("consistency", calibration=str(path), min_confidence=0.0)
     report = check("Do I file form HR-07?", answers, "File form HR-07.", embedder=WordEmbedder(), config=cfg)
-    assert report.calibrated is True and report.calibration == {"file": str(path)}
+    assert report.calibrated is True and report.calibration == {"file": str(path),
+                                                                "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     expected = cal.probability(features(report.to_dict()))
     assert report.confidence == pytest.approx(expected, abs=1e-6) and report.confidence != plain.confidence
     assert report.to_dict()["calibrated"] is True and report.to_dict()["calibration"]["file"] == str(path)

@@ -61,6 +61,7 @@ from ragguard.apps.records import (
     no_records,
     read_records,
 )
+from ragguard.config.schema import TRANSPORT, setting_values
 from ragguard.core.consistency import CONTRADICTION_KINDS
 from ragguard.core.detectors import detect
 from ragguard.core.grounding import added_terms, content_terms
@@ -276,16 +277,11 @@ def _same_invalid(previous: dict[str, Any] | None, record: dict[str, Any]) -> bo
 
 def _settings(config: Any) -> dict[str, Any]:
     """``section.key: value`` of every setting but the index folder and the calibration (see ``Config.hash``)."""
-    from ragguard.config.schema import UNHASHED
-
-    skip = {("retrieval", "index"), *UNHASHED}
-    return {f"{section}.{key}": value for section, keys in config.to_dict().items() for key, value in keys.items()
-            if (section, key) not in skip}
+    return setting_values(config)
 
 
-# Settings of how requests reach a model server, which change no answer: a resume may change them (the
-# error messages advise raising generator.max_retries or timeout). Another base_url may serve other weights.
-_TRANSPORT = frozenset({"generator.max_retries", "generator.timeout", "generator.concurrency"})
+# Settings of how requests reach a model server, which change no answer (one list, shared with the calibration check).
+_TRANSPORT = TRANSPORT
 
 
 def _setup_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any]) -> str | None:
@@ -319,7 +315,56 @@ def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
         "index": guard.index_path,
         "index_id": index_id(guard.index_path),  # its manifest's hash: `index add` at the same path changes it
         "ragguard_version": __version__,
+        # Left out of both hashes (a calibration must recognise the setup it was fitted for), so a resume
+        # compares it on its own: one audit's records must not pool two calibrations.
+        "calibration": calibration_setting(guard.config),
     }
+
+
+def calibration_setting(config: Any) -> dict[str, Any] | str | None:
+    """What ``consistency.calibration`` names: ``{"file", "sha256"}`` for a file, ``"auto"``, or ``None``."""
+    from ragguard.apps.calibration_io import is_off, load_calibration
+
+    value = config.consistency.calibration
+    if is_off(value):
+        return None
+    if str(value).strip().lower() == "auto":
+        return "auto"
+    return {"file": str(value), "sha256": load_calibration(value).data.get("file_sha256")}
+
+
+def _calibration_name(value: Any) -> str:
+    if isinstance(value, dict):
+        sha = f" (sha256 {str(value['sha256'])[:12]})" if value.get("sha256") else ""
+        return f"{Path(str(value.get('file'))).name}{sha}"
+    return "calibration: auto" if value == "auto" else "no calibration file"
+
+
+def _calibration_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any],
+                         existing: list[dict[str, Any]]) -> str | None:
+    """Why ``out_dir``'s answers cannot be continued under this run's calibration (``None``: they can).
+
+    ``audit.json`` names the calibration of the last run; one written before it did is read from the records:
+    the file of the last calibrated answer (a run whose answers name no file is not compared).
+    """
+    now_ = now.get("calibration")
+    if "calibration" in previous:
+        then = previous["calibration"]
+    else:
+        files = [r["calibration"] for r in existing if r.get("calibrated") is True and isinstance(r.get("calibration"), dict)
+                 and r["calibration"].get("sha256")]
+        if not files or now_ == "auto":
+            return None
+        then = {"file": files[-1].get("file"), "sha256": files[-1]["sha256"]}
+
+    def key(value: Any) -> Any:
+        return value.get("sha256") or value.get("file") if isinstance(value, dict) else value
+
+    if key(then) == key(now_):
+        return None
+    return (f"{out_dir} holds answers made with {_calibration_name(then)}; this run uses {_calibration_name(now_)} "
+            "(consistency.calibration): resume with the same calibration, or use a new --out folder (one audit's "
+            "confidence and calibration figures must not pool two calibrations)")
 
 
 def _weights_refusal(out_dir: Path, existing: list[dict[str, Any]], guard: Any) -> str | None:
@@ -430,7 +475,8 @@ def _run_audit_unlocked(
                 "use a new --out folder"
             )
         existing = read_results(results_path)
-        refusal = _weights_refusal(out_dir, existing, guard)
+        refusal = _calibration_refusal(out_dir, previous_info or {}, run_info, existing) if previous_info else None
+        refusal = refusal or _weights_refusal(out_dir, existing, guard)
         if refusal:
             raise UsageError(refusal)
         earlier_gate = _earlier_gate(out_dir)

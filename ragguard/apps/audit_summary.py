@@ -18,7 +18,7 @@ from ragguard.core.metrics import (
 )
 from ragguard.errors import UsageError
 
-__all__ = ["DEFAULT_TOLERANCE", "VERDICTS", "calibration_summary", "calibration_use", "summarize", "diff_audits",
+__all__ = ["DEFAULT_TOLERANCE", "VERDICTS", "calibration_summary", "calibration_use", "calibration_files", "given", "summarize", "diff_audits",
            "figure_message", "pairing_keys", "regression_report", "regressions", "recorded_weights"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
@@ -36,7 +36,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     with_ref = [r for r in ok if r.get("reference_match")]
     # A confidence that is not a finite number (a hand-edited or foreign results file) is left out of
     # the confidence figures rather than turning them, and summary.json, into NaN.
-    scored = [(c, r["reference_match"] == "match") for r in with_ref if (c := _confidence(r)) is not None]
+    # An answer withheld (retrieval or the on_flagged policy abstained) has confidence 0 and no answer to be
+    # right: counted as a wrong answer it would flatter how confidence ranks wrong answers.
+    scored = [(c, r["reference_match"] == "match") for r in with_ref
+              if given(r) and (c := _confidence(r)) is not None]
     confidences = [c for r in ok if (c := _confidence(r)) is not None]
 
     def accuracy(rows: list[dict[str, Any]]) -> float | None:
@@ -102,6 +105,23 @@ def calibration_use(answered: list[dict[str, Any]]) -> dict[str, Any] | None:
             "other_language": sum(1 for i in infos if i.get("fitted_on_languages"))}
 
 
+def calibration_files(records: list[dict[str, Any]]) -> dict[str, str]:
+    """The calibration files the answered records used: sha256 (the file path where none is recorded) -> file name."""
+    out: dict[str, str] = {}
+    for r in records:
+        if r.get("status", "ok") == "ok" and r.get("calibrated") is True:
+            info = r.get("calibration") if isinstance(r.get("calibration"), dict) else {}
+            name = _calibration_file(r.get("calibration"))
+            out[str(info.get("sha256") or name)] = Path(name).name if name else "?"
+    return dict(sorted(out.items()))
+
+
+def _files_text(files: dict[str, str]) -> str:
+    if not files:
+        return "none"
+    return ", ".join(f"{name} (sha256 {key[:12]})" if len(key) == 64 else name for key, name in files.items())
+
+
 def _calibration_file(value: Any) -> str:
     # The record names its calibration file; accept a plain path or an object that carries one.
     if isinstance(value, dict):
@@ -113,22 +133,24 @@ def calibration_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     """How far ``confidence`` can be read as the probability that the answer is right.
 
     Over the answered records that have a reference label (``reference_match``
-    set: ``match`` counts as right, ``mismatch`` and ``contradicts`` as wrong)
-    and a finite confidence: the reliability table (10 equal-width bins, see
+    set: ``match`` counts as right, ``mismatch`` and ``contradicts`` as wrong),
+    an answer given (not withheld: :func:`given`) and a finite confidence: the reliability table (10 equal-width bins, see
     :func:`ragguard.core.metrics.reliability`), the expected calibration error
     and Brier score, and the accuracy of the most confident answers at 10%,
     20%, ..., 100% coverage (ties in record order). ``None`` when no record
     is labelled. Every figure is a plain number or ``None``, never NaN.
     """
-    labelled = [(conf, r["reference_match"] == "match") for r in records
-                if r.get("status", "ok") == "ok" and r.get("reference_match")
-                and (conf := _confidence(r)) is not None]
+    candidates = [r for r in records if r.get("status", "ok") == "ok" and r.get("reference_match")]
+    labelled = [(conf, r["reference_match"] == "match") for r in candidates
+                if given(r) and (conf := _confidence(r)) is not None]
     if not labelled:
         return None
     conf, right = [c for c, _ in labelled], [k for _, k in labelled]
     ece, brier = expected_calibration_error(conf, right), brier_score(conf, right)
     return {
         "labelled": len(labelled),
+        # withheld answers (answer ""): confidence 0 by rule, not a probability to check (see given)
+        "no_answer_left_out": sum(1 for r in candidates if not given(r)),
         "bins": [{k: _round(v) for k, v in b.items()} for b in reliability(conf, right)],
         "ece": _round(ece),
         # what a perfectly calibrated confidence would show on this many answers, by chance alone
@@ -136,6 +158,17 @@ def calibration_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         "brier": _round(brier),
         "coverage": [{k: _round(v) for k, v in p.items()} for p in accuracy_at_coverage(conf, right)],
     }
+
+
+def given(record: dict[str, Any]) -> bool:
+    """Whether the record gives an answer: not a retrieval abstain, nor one withheld under ``on_flagged: abstain``.
+
+    A withheld answer gets confidence 0 by rule (calibrated or not), so it says nothing of how far
+    ``confidence`` is a probability: the calibration figures and ``ragguard calibrate`` leave it out.
+    A record without an ``answer`` field at all (not one an audit writes) is not taken for a withheld one.
+    """
+    answer = record.get("answer")
+    return answer is None or bool(str(answer).strip())
 
 
 def accuracy_at(calibration: dict[str, Any] | None, coverage: float) -> float | None:
@@ -253,6 +286,11 @@ def diff_audits(old: str | Path, new: str | Path, *, tolerance: float = DEFAULT_
     weights = [recorded_weights(list(records.values())) for records in (before, after)]
     setup.update({key: {"old": weights[0][key], "new": weights[1][key]} for key in ("model_sha256", "adapter_sha256")
                   if weights[0][key] and weights[1][key] and weights[0][key] != weights[1][key]})
+    # The calibration is in neither hash (a calibration must recognise the setup it was fitted for), and it
+    # changes every confidence and the calibration figures: named from the records, which say which file they used.
+    files = [calibration_files(list(records.values())) for records in (before, after)]
+    if files[0] != files[1]:
+        setup["calibration"] = {"old": _files_text(files[0]), "new": _files_text(files[1])}
     # The settings themselves (audit.json's "settings", section.key: value) where both runs recorded them.
     settings = [r.get("settings") if isinstance(r.get("settings"), dict) else None for r in runs]
     settings_changed = {} if None in settings else {

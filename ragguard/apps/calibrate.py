@@ -29,12 +29,15 @@ import hashlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ragguard.apps.audit_io import read_results
+from ragguard.apps.audit_io import read_json, read_results
+from ragguard.apps.audit_summary import given
+from ragguard.apps.calibration_io import ANSWER_NEUTRAL
 from ragguard.core.calibration import FEATURES, METHODS, Calibration, features
 from ragguard.core.consistency import formula_confidence
 from ragguard.core.grounding import has_cjk
@@ -43,10 +46,15 @@ from ragguard.errors import UsageError
 
 log = logging.getLogger("ragguard.calibrate")
 
-__all__ = ["MIN_RECORDS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures", "ranking", "auroc_interval",
-           "threshold_for", "against_direction"]
+__all__ = ["MIN_RECORDS", "MIN_PER_CLASS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures",
+           "ranking", "auroc_interval", "threshold_for", "against_direction", "mixed_setups", "mixed_setups_refusal", "describe_mixed_setups"]
 
 MIN_RECORDS = 30
+# Right and wrong answers each: below it the folds (and the isotonic map's inner folds) cannot each hold both
+# classes, and the figures of a handful say nothing.
+MIN_PER_CLASS = 5
+# Where read_labelled puts the settings of the audit a record came from (audit.json's, less ANSWER_NEUTRAL).
+SETTINGS_KEY = "_audit_settings"
 # +1: a higher value means a wrong answer is more likely; -1: less likely. Fixed in advance, so a
 # single signal's AUROC is never flattered by flipping it on the data.
 RISK_DIRECTION: dict[str, int] = {
@@ -79,7 +87,10 @@ def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
     """The answered records with a reference label from audit folders (the last record per id wins).
 
     A record found again in another folder (a copied audit, the same folder named twice) counts once: a copy
-    is not more evidence, and counting it would pass the minimum of records with half the data.
+    is not more evidence, and counting it would pass the minimum of records with half the data. Each record
+    carries its audit's settings under :data:`SETTINGS_KEY` (for :func:`mixed_setups` and ``fitted_for``),
+    and the records come in one order whatever the order of the folders, so the same records give the same file.
+    Withheld answers are kept here: :func:`fit_calibration` leaves them out and counts them.
     """
     records: dict[tuple[str, str], dict[str, Any]] = {}
     folders = list(folders)
@@ -93,19 +104,83 @@ def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
             raise UsageError(f"audit folder {str(folder)!r} does not exist: pass folders written by `ragguard audit`")
         if not path.is_file():
             raise UsageError(f"{folder} holds no results.jsonl: pass folders written by `ragguard audit`")
+        info = read_json(Path(folder) / "audit.json") or {}
+        settings = info.get("settings") if isinstance(info.get("settings"), dict) else None
+        if settings is not None:
+            settings = {k: v for k, v in settings.items() if k not in ANSWER_NEUTRAL}
         for record in read_results(path, repair=False):  # a torn last line is left out; any other bad line named
             if record.get("status", "ok") == "ok" and record.get("reference_match"):
-                records[(str(Path(folder).resolve()), str(record.get("id")))] = record
+                records[(str(Path(folder).resolve()), str(record.get("id")))] = {**record, SETTINGS_KEY: settings}
     unique = {_content_key(r): r for r in records.values()}
     if len(unique) < len(records):
         log.warning("%d record(s) appear in more than one audit folder and count once", len(records) - len(unique))
-    return list(unique.values())
+    return [unique[key] for key in sorted(unique)]
 
 
 def _content_key(record: dict[str, Any]) -> str:
     """What makes a record the same evidence: everything but where and when it was written."""
-    return json.dumps({k: v for k, v in record.items() if k not in ("id", "line", "tags", "timings")},
+    return json.dumps({k: v for k, v in record.items() if k not in ("id", "line", "tags", "timings", SETTINGS_KEY)},
                       sort_keys=True, ensure_ascii=False)
+
+
+# From the fingerprint: the weights themselves (the settings name them by path or by a served name only).
+_WEIGHTS = ("model_sha256", "adapter_sha256")
+# Without the audit's settings (an audit.json from before they were recorded): all the fingerprint says.
+_FINGERPRINT = ("model", "adapter", "embedder", "setup_hash")
+
+
+def _setup_of(record: dict[str, Any], with_settings: bool) -> dict[str, Any]:
+    fingerprint = record.get("fingerprint") if isinstance(record.get("fingerprint"), dict) else {}
+    keys = _WEIGHTS if with_settings else _WEIGHTS + _FINGERPRINT
+    out = {f"fingerprint.{k}": fingerprint[k] for k in keys if fingerprint.get(k) is not None}
+    if with_settings:
+        out.update(record[SETTINGS_KEY])
+    return out
+
+
+def mixed_setups(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """The settings whose value differs among the records' audits: ``{key: {value (JSON): records}}``.
+
+    A setting is ``section.key`` of the audits' ``audit.json`` (the settings of how requests reach a server,
+    :data:`~ragguard.apps.calibration_io.ANSWER_NEUTRAL`, never count), or ``fingerprint.model_sha256`` and
+    ``fingerprint.adapter_sha256`` (other weights under one name); where an audit did not record its
+    settings, its fingerprint's model, adapter, embedder and setup hash stand for them.
+    """
+    if not records:
+        return {}
+    with_settings = all(isinstance(r.get(SETTINGS_KEY), dict) for r in records)
+    setups = [_setup_of(r, with_settings) for r in records]
+    out: dict[str, dict[str, int]] = {}
+    for key in sorted(set().union(*setups)):
+        counts = Counter(json.dumps(s.get(key), sort_keys=True, ensure_ascii=False) for s in setups)
+        if len(counts) > 1:
+            out[key] = dict(counts.most_common())
+    return out
+
+
+def _short(value: str, width: int = 32) -> str:
+    return value if len(value) <= width else value[: width - 3] + "..."
+
+
+def mixed_setups_refusal(records: Sequence[dict[str, Any]]) -> str | None:
+    """Why these records should not be fitted together (their audits ran different setups), or ``None``."""
+    mixed = describe_mixed_setups(records)
+    return None if mixed is None else (
+        f"{mixed}. A calibration holds for one setup: calibrate the folders of the setup you serve on their own, "
+        "or pass --mixed-setups to fit them together anyway")
+
+
+def describe_mixed_setups(records: Sequence[dict[str, Any]]) -> str | None:
+    """``the audits come from N setups (records per value): KEY VALUE (n), VALUE (n); ...``, or ``None``."""
+    mixed = mixed_setups(records)
+    if not mixed:
+        return None
+    setups = len({json.dumps([r.get(SETTINGS_KEY), (r.get("fingerprint") or {}).get("model_sha256")], sort_keys=True,
+                             default=str) for r in records})
+    parts = [f"{key} " + ", ".join(f"{_short(value)} ({n})" for value, n in counts.items())
+             for key, counts in list(mixed.items())[:4]]
+    more = f"; {len(mixed) - 4} more" if len(mixed) > 4 else ""
+    return f"the audits come from {max(setups, 2)} setups (records per value): {'; '.join(parts)}{more}"
 
 
 def _matrix(rows: Sequence[dict[str, float | None]], names: Sequence[str]):  # type: ignore[no-untyped-def]
@@ -258,6 +333,7 @@ def threshold_for(
 def fit_calibration(
     records: Sequence[dict[str, Any]], right: Sequence[bool] | None = None, *, method: str = "logistic",
     folds: int = 5, target_precision: float = 0.9, seed: int = 0, signals: Sequence[str] | None = None,
+    keep_withheld: bool = False, min_per_class: int = MIN_PER_CLASS,
 ) -> Calibration:
     """Fit a :class:`Calibration` on audit records and attach its cross-validated figures.
 
@@ -270,9 +346,17 @@ def fit_calibration(
         seed: seed of the folds and the solver.
         signals: the features to fit on (default: every one of
             :data:`~ragguard.core.calibration.FEATURES` that some record has).
+        keep_withheld: fit the records without an answer too (retrieval abstains and answers withheld
+            under ``on_flagged: abstain``, as wrong answers). By default they are left out, and counted
+            in ``figures.no_answer_left_out``: such an answer gets confidence 0 without the calibration,
+            and its label says nothing of the answer that was voted (``bench/`` keeps them, to reproduce
+            the shipped file's figures).
+        min_per_class: the fewest right, and wrong, answers fitted (``bench/`` passes 2, what it always
+            fitted on: its per-set figures of sets with a handful of right answers stay as documented).
 
     Raises:
-        UsageError: fewer than :data:`MIN_RECORDS` labelled records, or one class only.
+        UsageError: fewer than :data:`MIN_RECORDS` labelled records, or fewer than :data:`MIN_PER_CLASS`
+            right or wrong answers.
     """
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
@@ -280,15 +364,29 @@ def fit_calibration(
     if method not in METHODS:
         raise UsageError(f"--method {method!r} is not known: use one of {', '.join(METHODS)}")
     labels = [r.get("reference_match") == "match" for r in records] if right is None else list(right)
+    withheld = 0
+    if not keep_withheld:
+        kept = [(r, lab) for r, lab in zip(records, labels, strict=True) if given(r)]
+        withheld = len(records) - len(kept)
+        records, labels = [r for r, _ in kept], [lab for _, lab in kept]
+    left_out = f" ({withheld} without an answer left out: retrieval or on_flagged abstained)" if withheld else ""
     if len(records) < MIN_RECORDS:
         mix = f" ({sum(labels)} right, {len(labels) - sum(labels)} wrong)" if records else ""
-        raise UsageError(f"only {len(records)} labelled records{mix}: calibrating needs at least {MIN_RECORDS} audit "
-                         "results with a reference, both right and wrong ones")
+        raise UsageError(f"only {len(records)} labelled records{mix}{left_out}: calibrating needs at least "
+                         f"{MIN_RECORDS} audit results with a reference, both right and wrong ones")
     if len(set(labels)) < 2:
         only = "right" if labels[0] else "wrong"
-        raise UsageError(f"all {len(labels)} labelled answers are {only}: calibrating needs both right and wrong "
-                         "answers (" + ("audit more, or harder, questions)" if labels[0] else
-                                         "audit more, or easier, questions, or a model that answers some right)"))
+        raise UsageError(f"all {len(labels)} labelled answers are {only}{left_out}: calibrating needs both right and "
+                         "wrong answers (" + ("audit more, or harder, questions)" if labels[0] else
+                                              "audit more, or easier, questions, or a model that answers some right)"))
+    fewer = min(sum(labels), len(labels) - sum(labels))
+    if fewer < min_per_class:
+        which = "right" if sum(labels) == fewer else "wrong"
+        raise UsageError(
+            f"only {fewer} {which} answer{'s' if fewer != 1 else ''} among {len(labels)} labelled{left_out}: "
+            f"calibrating needs at least {min_per_class} right and {min_per_class} wrong answers, for the "
+            "cross-validation folds to hold both (audit more, or " + ("easier" if which == "right" else "harder")
+            + ", questions)")
     unknown = [n for n in signals or [] if n not in FEATURES]
     if unknown:
         raise UsageError(f"unknown signal(s) {', '.join(unknown)}: choose from {', '.join(FEATURES)}")
@@ -317,15 +415,20 @@ def fit_calibration(
     uncalibrated = figures([formula_confidence(r) for r in records], labels)
     data = "\n".join(sorted(f"{r.get('id')}\t{r.get('question')}\t{r.get('answer')}\t{int(lab)}"
                             for r, lab in zip(records, labels, strict=True)))
+    calibrated = {**figures(list(oof), labels), "auroc_95": auroc_interval([1.0 - c for c in oof], [not lab for lab in labels])}
     return replace(
         final, threshold=chosen["threshold"], target_precision=target_precision, fitted_for=fitted_for(records),
-        data={"records": len(records), "right": int(sum(labels)),
+        data={"records": len(records), "right": int(sum(labels)), "no_answer_left_out": withheld,
               "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest(),
               # the questions' languages: a confidence fitted on English questions says little of Chinese ones
               "languages": sorted({"zh" if has_cjk(str(r.get("question") or "")) else "en" for r in records})},
         figures={"method": method, "folds": k, "C": final_params["C"],
-                 "calibrated": {**figures(list(oof), labels),
-                                "auroc_95": auroc_interval([1.0 - c for c in oof], [not lab for lab in labels])},
+                 # records without an answer, left out of the fit (see keep_withheld)
+                 "no_answer_left_out": withheld,
+                 "calibrated": calibrated,
+                 # the calibrated confidence ranks wrong answers worse than the formula it replaces, beyond chance
+                 "worse_than_uncalibrated": bool(calibrated["auroc_95"] and uncalibrated["auroc"] is not None
+                                                 and calibrated["auroc_95"][1] < uncalibrated["auroc"]),
                  # the ECE a perfectly calibrated confidence would show on this many records: read the ECE against it
                  "ece_by_chance": ece_by_chance(list(oof)),
                  "uncalibrated": uncalibrated, "signals": signals, "target": chosen},
@@ -333,7 +436,13 @@ def fit_calibration(
 
 
 def fitted_for(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The setup the records came from: the most common fingerprint values, and the samples per question."""
+    """The setup the records came from: the most common fingerprint values, and the samples per question.
+
+    Records read by :func:`read_labelled` also give their audit's settings (``settings``: the most common,
+    less :data:`~ragguard.apps.calibration_io.ANSWER_NEUTRAL`), so that a use under another setup names the
+    setting that differs; records of several setups (``--mixed-setups``) give ``mixed``, the values of each
+    setting that differs with their counts (:func:`mixed_setups`).
+    """
     out: dict[str, Any] = {}
     prints = [r.get("fingerprint") or {} for r in records]
     for key in ("model", "model_sha256", "adapter", "embedder", "setup_hash", "config_hash"):
@@ -344,4 +453,10 @@ def fitted_for(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out.pop("config_hash", None)
     sizes = [len(r.get("samples") or []) for r in records]
     out["samples"] = max(sorted(set(sizes)), key=sizes.count) if sizes else None
+    if records and all(isinstance(r.get(SETTINGS_KEY), dict) for r in records):
+        settings = [json.dumps(r[SETTINGS_KEY], sort_keys=True, ensure_ascii=False) for r in records]
+        out["settings"] = json.loads(max(sorted(set(settings)), key=settings.count))
+    mixed = mixed_setups(records)
+    if mixed:
+        out["mixed"] = mixed
     return out

@@ -22,10 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from ragguard._text import counted
+from ragguard.config.schema import TRANSPORT, setting_values
 from ragguard.core.calibration import Calibration, CalibrationFileError
 from ragguard.errors import ConfigError
 
-__all__ = ["EMBEDDED_CALIBRATION", "load_calibration", "resolve_calibration", "mismatches", "annotate"]
+__all__ = ["ANSWER_NEUTRAL", "EMBEDDED_CALIBRATION", "load_calibration", "resolve_calibration", "mismatches", "annotate",
+           "is_off", "warn_unused_gate"]
+
+# Settings that change no signal of an answer given: how requests reach a server (the audit's resume list), and
+# how a flagged answer is delivered (withheld answers are left out of a fit, and get confidence 0 when used).
+# A calibration fitted under one value holds under another.
+ANSWER_NEUTRAL: frozenset[str] = TRANSPORT | {"consistency.on_flagged"}
 
 EMBEDDED_CALIBRATION = Path(__file__).resolve().parent.parent / "calibrations" / "embedded.json"
 _log = logging.getLogger("ragguard.calibration")
@@ -65,6 +72,11 @@ def load_calibration(path: str | Path) -> Calibration:
     return calibration
 
 
+def is_off(value: Any) -> bool:
+    """Whether a ``consistency.calibration`` value asks for no calibration."""
+    return value is None or str(value).strip().lower() in ("", "none", "null", "off")
+
+
 def resolve_calibration(config: Any, model_sha256: str | None = None) -> Calibration | None:
     """The calibration ``config.consistency.calibration`` asks for, or ``None``.
 
@@ -74,7 +86,7 @@ def resolve_calibration(config: Any, model_sha256: str | None = None) -> Calibra
     about, and so do those of a test's stand-in generator).
     """
     value = config.consistency.calibration
-    if value is None or str(value).strip().lower() in ("", "none", "null", "off"):
+    if is_off(value):
         return None
     if str(value).strip().lower() == "auto":
         if not model_sha256 or config.generator.adapter or not EMBEDDED_CALIBRATION.exists():
@@ -84,11 +96,16 @@ def resolve_calibration(config: Any, model_sha256: str | None = None) -> Calibra
     return load_calibration(value)
 
 
-def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, samples: int | None = None) -> list[str]:
+def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, samples: int | None = None,
+               config: Any = None) -> list[str]:
     """What differs between the setup ``calibration`` was fitted for and ``fingerprint``'s.
 
-    ``samples``: how many answers the record drew. The setup is known only by its hash, so when it
-    differs the number of samples, the usual cause (``--samples``), is named where it differs too.
+    ``config``: the config that produced the answer. A file that records its settings
+    (``fitted_for.settings``) is compared setting by setting, and each one that differs is named;
+    the settings of :data:`ANSWER_NEUTRAL` never count. An older file knows the setup only by its
+    hash: ``samples`` (how many answers the record drew) then names the usual cause (``--samples``)
+    where it differs too, and the hash of ``config`` with the neutral settings at their defaults
+    counts as the same setup.
     """
     if not fingerprint:
         return []
@@ -100,10 +117,16 @@ def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, sam
                        f"answered by {fingerprint.get('model')} ({str(fingerprint['model_sha256'])[:12]})")
     elif fitted.get("model") and fitted.get("model") != fingerprint.get("model"):
         out.append(f"model: fitted for {fitted.get('model')}, answered by {fingerprint.get('model')}")
+    by_settings = config is not None and isinstance(fitted.get("settings"), dict)
     setup = "setup_hash" if fitted.get("setup_hash") and fingerprint.get("setup_hash") else "config_hash"
     for key, what in (("adapter", "adapter"), ("embedder", "embedder"),
                       (setup, f"config (prompt, sampling or thresholds; fingerprint.{setup})")):
+        if key == setup and by_settings:
+            out += _setting_mismatches(fitted["settings"], config)
+            continue
         if key in fitted and fitted.get(key) != fingerprint.get(key):
+            if key == "setup_hash" and config is not None and fitted[key] == _neutral_hash(config):
+                continue  # only the neutral settings differ (a file that predates fitted_for.settings)
             out.append(f"{what}: fitted for {fitted.get(key)}, this answer used {fingerprint.get(key)}")
             if key == setup and samples is not None and fitted.get("samples") and samples != fitted["samples"]:
                 out[-1] += (f"; it drew {counted(samples, 'sample')} where the file was fitted "
@@ -112,12 +135,46 @@ def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, sam
     return out
 
 
-def annotate(report: Any, calibration: Calibration | None) -> None:
-    """Add the fitted-for check to a calibrated report's ``calibration`` field (and log it once)."""
+def _neutral_hash(config: Any) -> str:
+    """``config``'s setup hash with the settings of :data:`ANSWER_NEUTRAL` at their defaults."""
+    from ragguard.config.schema import Config
+
+    default = setting_values(Config())
+    for name in sorted(ANSWER_NEUTRAL):
+        section, key = name.split(".", 1)
+        config = config.replace(section, **{key: default[name]})
+    return str(config.setup_hash())
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _setting_mismatches(fitted: dict[str, Any], config: Any) -> list[str]:
+    """``config: KEY fitted for A, this answer used B`` for each answer-changing setting that differs."""
+    from ragguard.config.schema import Config
+
+    now, default = setting_values(config), setting_values(Config())
+    differ = [k for k in sorted(fitted.keys() | now.keys()) if k not in ANSWER_NEUTRAL
+              and fitted.get(k, default.get(k)) != now.get(k, default.get(k))]
+    out = [f"config: {k} fitted for {_show(fitted.get(k, default.get(k)))}, this answer used "
+           f"{_show(now.get(k, default.get(k)))}" for k in differ]
+    for i, k in enumerate(differ):
+        if k == "sampling.samples":
+            out[i] += f" (--samples {fitted[k]}, or sampling.samples, gives its setup)"
+    return out
+
+
+def annotate(report: Any, calibration: Calibration | None, config: Any = None) -> None:
+    """Add the fitted-for check to a calibrated report's ``calibration`` field (and log it once).
+
+    ``config``: the config that produced the answer (it names the setting that differs; see :func:`mismatches`).
+    """
     if calibration is None or not report.calibrated:
         return
     fingerprint = report.fingerprint.to_dict() if report.fingerprint is not None else None
-    found = mismatches(calibration, fingerprint, len(report.samples or []) or None)
+    found = mismatches(calibration, fingerprint, len(report.samples or []) or None, config)
     note = dict(report.calibration or {})
     note.update(file=calibration.source, sha256=calibration.data.get("file_sha256"),
                 fitted_for_this_setup=not found)
@@ -130,3 +187,25 @@ def annotate(report: Any, calibration: Calibration | None) -> None:
                          "refit it with `ragguard calibrate` on an audit of this setup", calibration.source,
                          "; ".join(found))
     report.calibration = note
+
+
+_gate_warned: set[float] = set()
+
+
+def warn_unused_gate(config: Any, calibration: Calibration | None) -> None:
+    """Log once per process that ``consistency.min_confidence`` gates nothing when no calibration applies.
+
+    The gate reads the calibrated probability; without a calibration (none set, or ``auto`` for a model
+    that is not the embedded default) the answers would pass it silently.
+    """
+    gate = config.consistency.min_confidence
+    if gate is None or calibration is not None or gate in _gate_warned:
+        return
+    _gate_warned.add(gate)
+    value = config.consistency.calibration
+    why = ("consistency.calibration is off" if is_off(value) else
+           "calibration: auto applies the shipped file to the embedded default model only" if str(value).lower() == "auto"
+           else "no calibration applies")
+    _log.warning("consistency.min_confidence %.2f has no effect: %s, and the gate reads a calibrated confidence. "
+                 "Set consistency.calibration to a file written by `ragguard calibrate` for this model, or remove "
+                 "min_confidence", gate, why)

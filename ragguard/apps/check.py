@@ -79,10 +79,12 @@ def checker_from_config(
     ``model_sha256``: the weights that wrote the answers, when known (see
     :func:`ragguard.apps.calibration_io.resolve_calibration`).
     """
-    from ragguard.apps.calibration_io import resolve_calibration
+    from ragguard.apps.calibration_io import resolve_calibration, warn_unused_gate
 
+    calibration = resolve_calibration(config, model_sha256)
+    warn_unused_gate(config, calibration)
     return ConsistencyChecker(embedder, settings_from_config(config), nli if nli is not None else nli_from_config(config),
-                              calibration=resolve_calibration(config, model_sha256))
+                              calibration=calibration)
 
 
 def report_from_result(question: str, result: ConsistencyResult) -> Report:

@@ -212,6 +212,7 @@ def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:
     at = [(f"{c:.0%}", _pct(accuracy_at(cal, c))) for c in (0.5, 0.8)]
     return {
         "labelled": cal["labelled"],
+        "no_answer": cal.get("no_answer_left_out") or 0,
         "ece": _num(cal.get("ece")),
         "ece_by_chance": _num((cal.get("ece_by_chance") or {}).get("median")),
         "brier": _num(cal.get("brier")),

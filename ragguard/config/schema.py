@@ -436,6 +436,22 @@ class Config:
 # Settings no hash counts: the calibration maps the answers' signals to a probability after the fact (Config.hash).
 UNHASHED: tuple[tuple[str, str], ...] = (("consistency", "calibration"), ("consistency", "min_confidence"))
 
+# Settings of how requests reach a model server, which change no answer: an audit may be resumed with other
+# values (its error messages advise raising max_retries or timeout), and a calibration fitted under one value
+# holds under another. Another base_url may serve other weights: it is not one of them.
+TRANSPORT: frozenset[str] = frozenset({"generator.max_retries", "generator.timeout", "generator.concurrency"})
+
+
+def setting_values(config: Config) -> dict[str, Any]:
+    """``section.key: value`` of every setting but the index folder and the unhashed ones (:data:`UNHASHED`).
+
+    What ``audit.json`` records as ``settings`` and a calibration file as ``fitted_for.settings``, so that a
+    difference can be named key by key rather than by two hashes.
+    """
+    skip = {("retrieval", "index"), *UNHASHED}
+    return {f"{section}.{key}": value for section, keys in config.to_dict().items() for key, value in keys.items()
+            if (section, key) not in skip}
+
 _SECTION_TYPES: dict[str, type] = {
     "generator": GeneratorConfig,
     "sampling": SamplingConfig,

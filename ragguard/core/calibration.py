@@ -256,6 +256,13 @@ class Calibration:
         threshold = data.get("threshold")
         if intercept is None or (threshold is not None and _float(threshold) is None):
             raise CalibrationFileError("'intercept' (and 'threshold' when set) must be finite numbers")
+        for key in ("threshold", "target_precision"):  # a probability: a gate above 1 would flag every answer
+            value = data.get(key)
+            if value is not None and not (_float(value) is not None and 0.0 <= float(value) <= 1.0):
+                raise CalibrationFileError(f"'{key}' must lie in 0..1 (got {value!r})")
+        for key in ("fitted_for", "data", "figures"):
+            if data.get(key) is not None and not isinstance(data[key], dict):
+                raise CalibrationFileError(f"'{key}' must be an object (got {type(data[key]).__name__})")
         return cls(
             method=method, feature_names=tuple(names), medians=_numbers(data, "medians", k),
             means=_numbers(data, "means", k), scales=scales, coef=_numbers(data, "coef", k), intercept=intercept,
@@ -298,7 +305,8 @@ def apply_calibration(
         question: the question (one of the signals is how much of the answer only repeats it).
     """
     result.calibrated = True
-    result.calibration = dict(note or {"file": calibration.source})
+    # The file and its sha256 (what `check` records carry; ask, audit and serve add the fitted-for check).
+    result.calibration = dict(note or {"file": calibration.source, "sha256": calibration.data.get("file_sha256")})
     if not result.answer:
         result.confidence = 0.0
         return

@@ -132,7 +132,8 @@ def audit_diff(
 
 def _print_diff(d: dict, show_all: bool = False) -> None:
     names = {"config_hash": "config", "index_id": "index", "input_sha256": "questions file",
-             "ragguard_version": "ragguard version", "model_sha256": "model weights", "adapter_sha256": "adapter weights"}
+             "ragguard_version": "ragguard version", "model_sha256": "model weights", "adapter_sha256": "adapter weights",
+             "calibration": "calibration file (consistency.calibration: confidence and the calibration figures)"}
     for key, v in d["setup_changed"].items():
         if key == "config_hash" and d["settings_changed"]:
             # name the settings (a config hash alone says only that something differs)

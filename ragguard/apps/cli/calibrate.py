@@ -27,32 +27,82 @@ def calibrate(
         help="Choose the confidence threshold at which the answers kept are right this often."),
     signals: str | None = typer.Option(
         None, "--signals", help="Comma-separated signals to fit on (default: every recorded one)."),
+    mixed: bool = typer.Option(
+        False, "--mixed-setups",
+        help="Fit audits of different setups (model, samples, prompt, ...) together; refused without it."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
 ) -> None:
     """Fit the probability that the voted answer is right, for the model the audits ran."""
-    from ragguard.apps.calibrate import against_direction, fit_calibration, read_labelled
+    from ragguard.apps.calibrate import (
+        against_direction,
+        describe_mixed_setups,
+        fit_calibration,
+        mixed_setups_refusal,
+        read_labelled,
+    )
+    from ragguard.errors import UsageError
 
+    _check_out(out)  # before the fit: a bad path is refused at once, not after a minute of fitting
     records = read_labelled(audit_dirs)
+    refusal = mixed_setups_refusal(records)
+    if refusal and not mixed:
+        raise UsageError(refusal)
     chosen = [n.strip() for n in signals.split(",") if n.strip()] if signals else None
     calibration = fit_calibration(records, method=method, folds=folds, target_precision=target_precision,
                                   signals=chosen)
     data = calibration.to_dict()
     against = against_direction(calibration)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write it ({exc.strerror or exc}): pass a writable file path") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     if as_json:
         typer.echo(json_line({"out": str(out), "figures": data["figures"], "threshold": data["threshold"],
                                "data": data["data"], "fitted_for": data["fitted_for"],
                                "against_direction": against}))
         return
     typer.echo(format_figures(data))
+    if refusal:
+        typer.echo(f"warning: {describe_mixed_setups(records)}: the file holds for the most common one "
+                   "(fitted_for; fitted_for.mixed lists the values), answers of the others are marked as "
+                   "calibrated for another setup", err=True)
     if against:
         typer.echo(f"warning: the fitted weight of {', '.join(against)} points against the signal's usual direction "
                    "(likely noise with this many right answers): try --method mean, or leave it out of --signals",
                    err=True)
-    typer.echo(f"wrote {out}: set consistency.calibration: {out} in your config", err=True)
+    if data["figures"].get("worse_than_uncalibrated"):
+        cal, unc = data["figures"]["calibrated"], data["figures"]["uncalibrated"]
+        typer.echo(f"warning: the calibrated confidence ranks wrong answers worse than the uncalibrated formula "
+                   f"(AUROC {cal['auroc']:.3f}, 95 % interval {cal['auroc_95'][0]:.3f}-{cal['auroc_95'][1]:.3f}, "
+                   f"against {unc['auroc']:.3f}): try another --method, or --signals with the signals that rank "
+                   "best above", err=True)
+    # A relative path in a config is read from the config file's folder: the absolute one works from anywhere.
+    typer.echo(f"wrote {out}: set consistency.calibration: {out.resolve()} in your config", err=True)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written (a folder, a read-only place) before anything is fitted."""
+    import tempfile
+
+    from ragguard.errors import UsageError
+
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder: pass a file, e.g. {out / 'calibration.json'}")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders missing are made when the file is written
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder")
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ragguard-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc}): pass a writable file path") from None
 
 
 def format_figures(data: dict[str, Any]) -> str:
@@ -62,8 +112,11 @@ def format_figures(data: dict[str, Any]) -> str:
     def f(x: float | None) -> str:
         return "    -" if x is None else f"{x:5.3f}"
 
+    withheld = fig.get("no_answer_left_out") or 0
     lines = [f"{data['data']['records']} labelled records, {data['data']['right']} right; "
-             f"{fig['folds']}-fold cross-validated; method {data['method']}",
+             f"{fig['folds']}-fold cross-validated; method {data['method']}"
+             + (f"; {withheld} without an answer left out (retrieval or on_flagged abstained: such an answer gets "
+                "confidence 0 without the calibration)" if withheld else ""),
              f"{'':28} {'AUROC':>6} {'AUPRC':>6} {'Brier':>6} {'ECE':>6}"]
     for name, row in (("calibrated confidence", fig["calibrated"]), ("uncalibrated confidence", fig["uncalibrated"])):
         if row:

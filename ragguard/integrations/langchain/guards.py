@@ -21,7 +21,7 @@ from langchain_core.runnables.utils import gather_with_concurrency
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from ragguard._text import question_problem
-from ragguard.apps.calibration_io import annotate, resolve_calibration
+from ragguard.apps.calibration_io import annotate, resolve_calibration, warn_unused_gate
 from ragguard.apps.check import check
 from ragguard.config import Config
 from ragguard.core.types import Fingerprint
@@ -298,7 +298,9 @@ class ConsistencyGuard(RunnableSerializable[Any, Any]):
             device="external",
             seeds=list(seeds) if seeded else [],
         )
-        annotate(report, resolve_calibration(self._config))
+        calibration = resolve_calibration(self._config)
+        warn_unused_gate(self._config, calibration)
+        annotate(report, calibration, self._config)
         if self.output == "dict":
             return {"answer": report.answer, "report": report.to_dict()}
         usages = [o.usage_metadata for o in outputs if isinstance(o, AIMessage) and o.usage_metadata]
