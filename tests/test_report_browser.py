@@ -147,6 +147,8 @@ def test_printing_shows_the_details_of_the_shown_questions(tmp_path: Path, brows
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     details = {d.get_attribute("id"): d.is_displayed() for d in browser.find_elements(By.CSS_SELECTOR, "tr.detail")}
     assert details == {"d-0": True, **{f"d-{i}": False for i in range(1, 6)}}
+    # built for printing by the script, though the question was never opened
+    assert "cluster 0 (2 samples, support 0.50)" in browser.find_element(By.ID, "d-0").text
     assert not browser.find_element(By.CSS_SELECTOR, ".controls").is_displayed()
     badge = browser.find_element(By.CSS_SELECTOR, "tr.q .badge")
     assert badge.value_of_css_property("background-color") == "rgba(0, 0, 0, 0)"
@@ -214,3 +216,97 @@ def test_the_filter_runs_once_typing_pauses(tmp_path: Path, browser) -> None:  #
     browser.find_element(By.ID, "filter").send_keys("certificate")
     settled(browser, "1")
     assert browser.execute_script("return runs") == 1
+
+
+def test_an_opened_row_shows_what_the_page_showed_when_details_were_markup(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    """The opened row is built by the script from the page's data, element for element what the template used
+    to write in every row; the hostile sample, explanation and passage stay text."""
+    from html import escape
+
+    from selenium.webdriver.common.by import By
+    from test_report_html import HOSTILE, hard_records
+
+    browser.get(write_hard_report(tmp_path).as_uri())
+    row = browser.find_element(By.CSS_SELECTOR, 'tr.q[data-id="url"]')
+    row.click()
+    record = hard_records()[1]
+
+    def t(text: str) -> str:
+        return escape(text, quote=False)
+    source = record["sources"][0]
+    expected = (
+        f'<p class="full"><b>answer</b>: <span dir="auto">{t(record["answer"])}</span></p>'
+        '<div class="cluster"><b>cluster 0</b> (2 samples, support 0.50)'
+        f'<div class="sample">#0 <small>(seed 1)</small> <span dir="auto">{t(HOSTILE)}</span></div>'
+        '<div class="sample conflict">#1 <small>(seed 2)</small> <span dir="auto">25 days</span></div></div>'
+        '<div class="cluster"><b>cluster 1</b> (1 sample)'
+        '<div class="sample conflict">#2 <small>(greedy)</small> <span dir="auto">30 days</span></div></div>'
+        f'<p class="warn">samples 1 and 2: quantity: {t(HOSTILE)}</p>'
+        f'<p class="warn">warning: {t(record["warnings"][0])}</p>'
+        '<p><b>reference</b> (mismatch): <span dir="auto">Five working days.</span></p>'
+        f'<div class="src">{t(source["doc_id"])} (0.500): {t(source["text"][:400])}</div>')  # cut, as ever
+    assert browser.find_element(By.CSS_SELECTOR, "#d-1 .detail-body").get_attribute("innerHTML") == expected
+    # opened again, it is not built twice; the Chinese row's answer and the error row say what they are
+    row.click()
+    row.click()
+    assert browser.execute_script("return document.querySelectorAll('#d-1 .cluster').length") == 2
+    browser.find_element(By.CSS_SELECTOR, 'tr.q[data-id="zh"]').click()
+    assert browser.find_element(By.CSS_SELECTOR, "#d-2 p.full span").get_attribute("lang") == "zh"
+    browser.find_element(By.CSS_SELECTOR, 'tr.q[data-id="err1"]').click()
+    assert browser.find_element(By.CSS_SELECTOR, "#d-4 .detail-body").get_attribute("innerHTML") == (
+        '<p class="warn">error: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB</p>')
+    assert browser.execute_script("return document.querySelectorAll('img, tr.detail script').length") == 0
+
+
+def test_a_page_of_rows_is_shown_and_show_more_brings_the_next_in_the_sorted_order(
+        tmp_path: Path, browser, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    from ragguard.apps import report_html
+
+    monkeypatch.setattr(report_html, "PAGE", 2)
+    browser.get(write_hard_report(tmp_path).as_uri())
+
+    def shown() -> list[str]:
+        return [r.get_attribute("data-id")[:4] for r in browser.find_elements(By.CSS_SELECTOR, "tr.q") if r.is_displayed()]
+
+    more = browser.find_element(By.ID, "more")
+    assert shown() == ["long", "url"] and browser.find_element(By.ID, "shown").text == "2"
+    assert more.is_displayed() and more.text.startswith("4 more not shown: show 2 more · show all")
+    # the least confident first: the two of them, whichever rows were shown before
+    browser.find_element(By.CSS_SELECTOR, 'th[data-col="confidence"] button').click()
+    assert shown() == ["url", "zh"]
+    browser.find_element(By.ID, "show-more").click()
+    assert shown() == ["url", "zh", "an-e", "long"]
+    assert browser.execute_script("return document.activeElement.closest('tr').dataset.id")[:4] == "an-e"
+    assert browser.find_element(By.ID, "more-count").text == "2"
+    browser.find_element(By.ID, "show-all").click()
+    assert shown() == ["url", "zh", "an-e", "long", "err1", "line"] and not more.is_displayed()
+    # the filter counts what it keeps; rows past the page wait behind "show more" again on a fresh page
+    browser.get(write_hard_report(tmp_path).as_uri())
+    browser.find_element(By.ID, "filter").send_keys("hard")
+    settled(browser, "2")
+    assert shown() == ["long", "url"] and browser.find_element(By.ID, "more-count").text == "2"
+    # an open row that the sort moves past the page is closed
+    browser.find_element(By.CSS_SELECTOR, 'tr.q[data-id="long"]').click()
+    assert browser.find_element(By.ID, "d-0").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, 'th[data-col="confidence"] button').click()
+    assert shown() == ["url", "zh"] and not browser.find_element(By.ID, "d-0").is_displayed()
+    assert browser.find_element(By.CSS_SELECTOR, 'tr.q[data-id="long"] button.open').get_attribute("aria-expanded") == "false"
+
+
+def test_chromium_print_to_pdf_prints_every_shown_questions_detail(tmp_path: Path) -> None:
+    """``chromium --print-to-pdf`` (and the print dialog) gets the details the script builds before printing."""
+    import subprocess
+
+    from browser import CHROMIUM
+
+    pypdf = pytest.importorskip("pypdf")
+    if not CHROMIUM:
+        pytest.skip("chromium is not installed")
+    path, pdf = write_hard_report(tmp_path), tmp_path / "report.pdf"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                    f"--print-to-pdf={pdf}", path.as_uri()], check=True, capture_output=True, timeout=120)
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages)
+    assert text.count("cluster 0") == 4 and text.count("samples 1 and 2: quantity") == 4
+    assert "error: RuntimeError: CUDA out of memory" in text and "invalid: line 99: unknown key" in text

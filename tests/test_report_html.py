@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from html.parser import HTMLParser
 
@@ -34,6 +35,15 @@ class Elements(HTMLParser):
         return [a for t, a in self.tags if t == tag and all(a.get(k.rstrip("_")) == v for k, v in attrs.items())]
 
 
+def report_data(page: str) -> dict:
+    """The JSON the page's script renders the opened rows from (its ``<script type="application/json">``)."""
+    import json
+
+    blocks = re.findall(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
+    assert len(blocks) == 1
+    return json.loads(blocks[0])
+
+
 def hostile_record() -> dict:
     return {
         "status": "ok", "id": HOSTILE, "line": 1, "question": HOSTILE, "answer": HOSTILE, "verdict": "contradiction",
@@ -55,29 +65,40 @@ def test_rows_carry_what_the_page_script_uses() -> None:
     assert [r["data-key"] for r in rows] == ["0", "1", "2"]
     assert [r["data-verdict"] for r in rows] == ["contradiction", "error", "invalid"]
     assert rows[0]["data-id"] == HOSTILE and rows[0]["data-confidence"] == "0.3" and rows[0]["data-line"] == "1"
-    assert rows[0]["data-search"] == f"{HOSTILE} {HOSTILE} {HOSTILE} {HOSTILE} {HOSTILE} contradicts".lower()
+    assert rows[0]["data-reference"] == "contradicts"
     for key in ("0", "1", "2"):
         assert page.find("tr", id=f"d-{key}", class_="detail hidden")
+    # what an opened row shows, and what the filter searches besides the cells, is data for the script
+    data = report_data(render_report(records, summarize(records), RUN))
+    assert data["rows"][0]["tags"] == [HOSTILE] and data["rows"][0]["reference"] == HOSTILE
+    assert data["rows"][0]["contradictions"] == [[1, 2, "quantity", HOSTILE]]
+    assert [c["support"] for c in data["rows"][0]["clusters"] if "support" in c] == ["0.50"]
+    assert data["rows"][1:] == [{"status": "error", "error": "out of memory"}, {"status": "invalid", "error": "not json"}]
     for element_id in ("filter", "verdict", "shown", "rows"):
         assert len([a for _, a in page.tags if a.get("id") == element_id]) == 1, element_id
     sortable = [a["data-col"] for a in page.find("th") if "data-col" in a]
     assert sortable == ["line", "severity", "agreement", "confidence"]
     assert [o["value"] for o in page.find("option")][1:] == ["consistent", "inconsistent", "contradiction", "abstain",
                                                               "invalid", "error", "", "wrong", "match"]
-    text = "".join(page.text)
-    assert "samples 1 and 2: quantity" in text and "out of memory" in text and "support 0.50" in text
+    assert "out of memory" in "".join(page.text)  # the error row's answer cell
 
 
 def test_every_value_is_escaped_and_nothing_is_fetched() -> None:
     records = [hostile_record()]
     page = render_report(records, summarize(records), {**RUN, "input": HOSTILE})
     assert "<img" not in page and "</script><img" not in page
-    assert page.count("<script") == 1 and "<script src" not in page
+    # one script runs; the other script element holds data (type="application/json"), which never runs
+    assert re.findall(r"<script[^>]*>", page) == ['<script type="application/json" id="report-data">', "<script>"]
+    assert "<script src" not in page
     assert "http://" not in page and "https://" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    # the hostile text shows up, decoded, in every place it was put
+    # the hostile text shows up, decoded, in every cell it was put and in every field of the opened row's data
     text = "".join(Elements(page).text)
-    assert text.count(HOSTILE) >= 9
+    assert text.count(HOSTILE) >= 4
+    data = report_data(page)
+    row = data["rows"][0]
+    assert [m[2] for c in row["clusters"] for m in c["members"]].count(HOSTILE) == 1
+    assert row["contradictions"][0][3] == HOSTILE and data["warnings"] == [HOSTILE] and data["passages"] == [[HOSTILE, HOSTILE]]
 
 
 def test_only_the_pages_own_script_may_run() -> None:
@@ -216,7 +237,8 @@ def test_a_cluster_of_one_says_one_sample() -> None:
               "clusters": [{"id": 0, "size": 1, "representative": "x", "members": [0]},
                            {"id": 1, "size": 2, "representative": "y", "members": [1, 2]}]}
     page = render_report([record], summarize([record]), {"input": "q.jsonl", "config_hash": "c"})
-    assert "(1 sample)" in page and "(2 samples)" in page and "(1 samples" not in page
+    # the page's script writes "(1 sample)" and "(2 samples)" from the sizes (test_report_browser checks the words)
+    assert [(c["id"], c["size"]) for c in report_data(page)["rows"][0]["clusters"]] == [(0, 1), (1, 2)]
 
 
 def test_table_cells_wrap_a_long_unbroken_answer_or_id() -> None:
@@ -364,16 +386,22 @@ def test_print_shows_every_shown_questions_detail_and_badges_without_background(
     page = render_report(hard_records(), summarize(hard_records()), RUN)
     css = re.search(r"@media print\{(.*)\}", re.search(r"<style>(.*?)</style>", page, re.S).group(1), re.S).group(1)
     assert "tr.q:not(.hidden)+tr.detail{display:table-row}" in css and ".controls{display:none}" in css
+    assert "#more{display:none}" in css  # the "show more" buttons
     assert ".badge{background:none!important;color:#000;border:1px solid #000}" in css
 
 
 def test_the_filter_searches_errors_reasons_and_references_and_can_show_wrong_answers() -> None:
+    """The script searches a row's id, question and answer cells (an error's message or an invalid row's reason
+    stands in the answer cell), its tags and reference from the data, and its reference match."""
     records = hard_records()
-    page = Elements(render_report(records, summarize(records), RUN))
-    search = {r["data-id"]: r["data-search"] for r in page.find("tr", class_="q")}
-    assert "cuda out of memory" in search["err1"]
-    assert "unknown key 'questoin'" in search["line-99"]
-    assert "five working days." in search["url"] and "mismatch" in search["url"]
+    html = render_report(records, summarize(records), RUN)
+    page = Elements(html)
+    cells = {m.group(1): html_lib.unescape(re.sub(r"<[^>]+>", "", m.group(2)))
+             for m in re.finditer(r'<tr class="q"[^>]*data-id="([^"]*)"[^>]*>(.*?)</tr>', html, re.S)}
+    assert "CUDA out of memory" in cells["err1"]
+    assert "unknown key 'questoin'" in cells["line-99"]
+    data = report_data(html)["rows"]
+    assert data[1]["reference"] == "Five working days." and data[1]["tags"] == ["hard"]
     assert [r["data-reference"] for r in page.find("tr", class_="q")] == ["match", "mismatch", "contradicts", "match",
                                                                           "", ""]
     assert [o["value"] for o in page.find("option")][-3:] == ["", "wrong", "match"]
@@ -389,8 +417,9 @@ def test_a_long_answer_is_clamped_in_its_row_and_whole_in_the_opened_row() -> No
     assert ".clamp{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3" in page
     row = re.search(r'<tr class="q" data-key="0".*?</tr>', page, re.S).group(0)
     assert re.search(r'<td class="wrap"><div class="clamp"[^>]*>The certificate', row)
-    detail = re.search(r'<tr class="detail hidden" id="d-0">.*?</tr>', page, re.S).group(0)
-    assert re.search(r'<p class="full"><b>answer</b>: (<span[^>]*>)?' + re.escape(records[0]["answer"]), detail)
+    # the opened row shows the answer whole, taken from this cell (which holds all of it) by the page's script
+    assert re.search(r'<div class="clamp"[^>]*>' + re.escape(records[0]["answer"]) + "</div>", row)
+    assert report_data(page)["rows"][0]["answer"] == 1
 
 
 def test_controls_have_labels_the_page_has_landmarks_and_the_count_is_announced() -> None:
@@ -440,5 +469,100 @@ def test_text_cells_take_their_direction_from_their_text_and_chinese_says_so() -
     assert '<div class="clamp" dir="auto">نعم' in rows["long"]
     assert '<td class="wrap" dir="auto" lang="zh">没有' in rows["zh"] and '<div class="clamp" dir="auto" lang="zh">需要' in rows["zh"]
     assert '<td class="wrap" dir="auto">How long' in rows["long"]
-    detail = re.search(r'id="d-2">.*?</tr>', page, re.S).group(0)  # the Chinese question's opened row
-    assert '<span dir="auto" lang="zh">需要' in detail and '<span dir="auto">Five working days.</span>' in detail
+    zh = report_data(page)["rows"][2]  # the Chinese question's opened row: its samples say lang="zh"
+    assert {m[2][:2]: m[4:] for c in zh["clusters"] for m in c["members"]} == {"</": [], "25": [], "30": []}
+    assert "reference_lang" not in zh  # "Five working days."
+    chinese = [{**records[2], "samples": [{"text": "需要。", "seed": 1}], "reference": "需要。"}]
+    data = report_data(render_report(chinese, summarize(chinese), RUN))["rows"][0]
+    assert data["clusters"][0]["members"][0][4:] == ["zh"] and data["reference_lang"] == "zh"
+
+
+def cited_records(n: int) -> list[dict]:
+    """``n`` answered questions that all cite the same two passages (a FAQ over one handbook)."""
+    passages = [{"doc_id": "handbook.html", "chunk_id": 7, "score": 0.61, "text": "PASSAGE-ONE " + "leave " * 100},
+                {"doc_id": "handbook.html", "chunk_id": 8, "score": 0.55, "text": "PASSAGE-TWO holidays"}]
+    rows = []
+    for i in range(n):
+        samples = [{"text": f"answer {i}", "greedy": True, "seed": None}, {"text": f"answer {i}", "seed": 11}]
+        rows.append({"status": "ok", "id": f"q{i}", "line": i + 1, "question": f"question {i}?", "answer": f"answer {i}",
+                     "verdict": "consistent", "agreement": 1.0, "confidence": 0.8, "tags": ["faq"], "samples": samples,
+                     "clusters": [{"id": 0, "size": 2, "representative": f"answer {i}", "members": [0, 1], "support": 0.6}],
+                     "contradictions": [], "warnings": ["the same warning on every row"],
+                     "sources": [dict(p, score=p["score"] - i / 1000) for p in passages]})
+    return rows
+
+
+def test_a_passage_cited_by_every_row_is_in_the_page_once() -> None:
+    """At 10,000 rows, 47 % of the page's 29 MB were source passages repeated in every row's detail."""
+    records = cited_records(50)
+    page = render_report(records, summarize(records), RUN)
+    assert page.count("PASSAGE-ONE") == 1 and page.count("PASSAGE-TWO") == 1
+    assert page.count("the same warning on every row") == 1
+    data = report_data(page)
+    assert data["passages"] == [["handbook.html", records[0]["sources"][0]["text"][:400]],
+                                ["handbook.html", "PASSAGE-TWO holidays"]]
+    # each row keeps its own scores
+    assert [row["sources"] for row in data["rows"][:2]] == [[[0, "0.610"], [1, "0.550"]], [[0, "0.609"], [1, "0.549"]]]
+    # the page grows by what differs between rows, not by the passages: about 1.5 KB a row here
+    longer = cited_records(100)
+    assert len(render_report(longer, summarize(longer), RUN)) - len(page) < 50 * 1500
+
+
+def test_the_detail_data_holds_each_rows_samples_clusters_and_sources() -> None:
+    records = hard_records() + labelled_records()
+    data = report_data(render_report(records, summarize(records), RUN))
+    assert len(data["rows"]) == len(records)
+    for record, row in zip(records, data["rows"], strict=True):
+        if record["status"] != "ok":
+            assert row["status"] == record["status"] and row["error"] == record["error"]
+            continue
+        members = sorted((m for c in row.get("clusters", []) for m in c["members"]), key=lambda m: m[0])
+        samples = record.get("samples", [])
+        assert [m[2] for m in members] == [samples[m[0]]["text"] for m in members]
+        assert [m[1] for m in members] == ["greedy" if samples[m[0]].get("greedy") else f"seed {samples[m[0]].get('seed')}"
+                                           for m in members]
+        assert [c["size"] for c in row.get("clusters", [])] == [c["size"] for c in record.get("clusters", [])]
+        cited = [(data["passages"][p][0], data["passages"][p][1], score) for p, score in row.get("sources", [])]
+        assert cited == [(s["doc_id"], s["text"][:400], f"{s['score']:.3f}") for s in record.get("sources", [])]
+        assert [data["warnings"][w] for w in row.get("warnings", [])] == record.get("warnings", [])
+
+
+@pytest.mark.parametrize("hostile", ["</script><script>alert(1)</script>", "<!--<script>", "</SCRIPT >x",
+                                     "a\u2028b\u2029c</scr" + "ipt", "]]></style>&amp;\\u003c"])
+def test_no_text_can_break_out_of_the_detail_data(hostile: str) -> None:
+    """Every ``<`` in the data is written ``\\u003c``: no answer, sample, warning or passage can close the data
+    element, open a comment, or start a script; the script reads the text back unchanged."""
+    record = {**hostile_record(), "samples": [{"text": hostile, "seed": 1}, {"text": hostile, "seed": 2},
+                                              {"text": "x", "greedy": True}],
+              "warnings": [hostile], "reference": hostile, "tags": [hostile],
+              "contradictions": [{"a": 1, "b": 2, "kind": "quantity", "explanation": hostile}],
+              "sources": [{"doc_id": hostile, "score": 0.5, "text": hostile}]}
+    page = render_report([record], summarize([record]), RUN)
+    block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S).group(1)
+    assert "<" not in block and ">" not in block
+    assert page.lower().count("</script") == 2 and page.count("<!--") == 0
+    data = report_data(page)
+    row = data["rows"][0]
+    assert [m[2] for m in row["clusters"][0]["members"]] == [hostile, hostile]
+    assert row["reference"] == row["tags"][0] == row["contradictions"][0][3] == data["warnings"][0] == hostile
+    assert data["passages"] == [[hostile, hostile]]
+
+
+def test_only_the_first_page_of_rows_is_shown_and_the_rest_wait_behind_show_more(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A browser lays out every shown row: 10,000 of them took minutes to load and to sort. The first PAGE rows
+    are shown, the others are in the page (hidden) behind "show more" and "show all"."""
+    from ragguard.apps import report_html
+
+    records = hard_records()
+    page = render_report(records, summarize(records), RUN)
+    assert [r["class"] for r in Elements(page).find("tr") if r.get("data-key")] == ["q"] * 6
+    assert Elements(page).find("p", class_="meta hidden", id="more")  # nothing waits
+    monkeypatch.setattr(report_html, "PAGE", 2)
+    page = render_report(records, summarize(records), RUN)
+    parsed = Elements(page)
+    assert [r["class"] for r in parsed.find("tr") if r.get("data-key")] == ["q", "q"] + ["q hidden"] * 4
+    assert parsed.find("tbody", id="rows", **{"data-page": "2"})
+    assert re.search(r'<span id="shown">2</span> of 6 shown', page)
+    more = re.search(r'<p class="meta" id="more">(.*?)</p>', page).group(1)
+    assert re.sub(r"<[^>]+>", "", more).startswith("4 more not shown: show 2 more · show all")
+    assert len(report_data(page)["rows"]) == 6  # every row's detail is there

@@ -4,8 +4,11 @@ The page is rendered from ``templates/report.html.j2`` (inline CSS, inline
 JavaScript, inline SVG charts; no external request of any kind) through the
 shared, autoescaping environment of :mod:`ragguard.apps.templating`, so every
 value from the results is HTML-escaped. This module prepares the template's
-context: formatted numbers, chart geometry, and one plain dict per row, so
-that the template only lays things out.
+context: formatted numbers, chart geometry, one plain dict per table row, and
+the data of the rows' details (samples, conflicts, reference, sources: see
+:func:`_details`), which the page's script builds into a row when it is opened
+or printed, so that the template only lays things out. The first :data:`PAGE`
+rows are shown; the rest wait behind "show more".
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ COLOURS = {"consistent": "#2e7d32", "inconsistent": "#a05e00", "contradiction": 
 # The verdicts from the most to the least worrying: sorting the table by verdict puts the first on top.
 # An error or invalid row has no verdict and sorts after them, whichever the direction.
 SEVERITY = {"contradiction": 0, "inconsistent": 1, "abstain": 2, "consistent": 3}
+
+# How many rows of the questions table are shown at first, and added by each "show more": the browser lays
+# out every shown row, and at 10,000 rows loading and each sort took minutes on a laptop-class CPU.
+PAGE = 1000
 
 # The square plot area of the calibration charts, in pixels, and its margins.
 PLOT, LEFT, TOP, BOTTOM = 220, 44, 26, 36
@@ -82,6 +89,8 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
         "verdict_options": list(COLOURS),
         "references": any(r.get("reference_match") for r in records),
         "rows": [_row(i, r) for i, r in enumerate(records)],
+        "details": _details(records),
+        "page": PAGE,
     }
 
 
@@ -244,10 +253,6 @@ def _px(value: float) -> float:
 
 def _row(i: int, r: dict[str, Any]) -> dict[str, Any]:
     verdict = r.get("verdict") or r.get("status")
-    # Everything the row and its detail say in words: an error's message, an invalid row's reason, the reference.
-    search = " ".join(str(x) for x in (r.get("id"), r.get("question"), r.get("answer"), r.get("error"),
-                                       " ".join(r.get("tags") or []), r.get("reference"), r.get("reference_match"))
-                      if x not in (None, ""))
     return {
         "key": i,
         "id": _text(r.get("id")),
@@ -258,7 +263,6 @@ def _row(i: int, r: dict[str, Any]) -> dict[str, Any]:
         "confidence_value": str(r.get("confidence", "")),
         "line": str(r.get("line", 0)),
         "severity": _text(SEVERITY.get(str(verdict))),
-        "search": search.lower(),
         "question": _text(r.get("question")),
         "question_lang": _lang(r.get("question")),
         "answer_lang": _lang(r.get("answer") or r.get("error")),
@@ -266,14 +270,48 @@ def _row(i: int, r: dict[str, Any]) -> dict[str, Any]:
         "confidence": _fmt(r.get("confidence")),
         "conflicts": sum(1 for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT),
         "reference_match": r.get("reference_match") or "",
+        # An answered question's answer, else an error's message or an invalid row's reason.
         "answer": r.get("answer") or r.get("error") or "",
-        "detail": _detail(r),
     }
 
 
-def _detail(r: dict[str, Any]) -> dict[str, Any]:
+def _details(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the opened rows show, for the page's script to render when a row is opened (or printed).
+
+    One JSON object in a ``<script type="application/json">`` element, not HTML per row: at 10,000 rows
+    the rows' details as markup made the page 35 MB and took minutes to load and sort. Its shape:
+
+    * ``passages``: ``[doc_id, text]`` of every source passage the records cite (its first 400
+      characters), each once however many rows cite it; ``warnings``: every warning text, each once;
+    * ``rows``: one entry per table row, in input order (a row's ``data-key`` is its index), holding only
+      what the row's cells do not already show: ``tags`` and ``reference`` (searched by the filter; a
+      reference is shown in the detail with ``reference_lang``), and for an answered question ``answer``
+      (1 when the answer cell holds its answer, shown whole in the detail), ``clusters`` (``id``,
+      ``size``, ``support``, ``win``, ``members`` as ``[sample index, "greedy" or "seed N", text,
+      conflicting (1/0)]``, with ``"zh"`` after them for a Chinese text), ``contradictions`` (``[a, b, kind,
+      explanation]``), ``warnings`` (indices into ``warnings``) and ``sources`` (``[passage index,
+      score]``); for an error or invalid row its ``status`` and ``error``.
+
+    Empty fields are left out. Every value is text for the script's ``textContent``, never markup.
+    """
+    passages: dict[tuple[str, str], int] = {}
+    warnings: dict[str, int] = {}
+    rows = [_detail(r, passages, warnings) for r in records]
+    return {"rows": rows, "passages": [list(key) for key in passages], "warnings": list(warnings)}
+
+
+def _detail(r: dict[str, Any], passages: dict[tuple[str, str], int], warnings: dict[str, int]) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    tags = [_text(t) for t in r.get("tags") or [] if t not in (None, "")]
+    if tags:
+        entry["tags"] = tags
+    if r.get("reference") not in (None, ""):
+        entry["reference"] = _text(r.get("reference"))
+        if lang := _lang(r.get("reference")):
+            entry["reference_lang"] = lang
     if r.get("status") != "ok":
-        return {"ok": False, "status": _text(r.get("status")), "error": _text(r.get("error"))}
+        entry.update(status=_text(r.get("status")), error=_text(r.get("error")))
+        return entry
     conflicted = {i for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT for i in (c["a"], c["b"])}
     samples = r.get("samples", [])
     clusters = []
@@ -281,25 +319,30 @@ def _detail(r: dict[str, Any]) -> dict[str, Any]:
         members = []
         for m in c.get("members", []):
             s = samples[m] if m < len(samples) else {}
-            members.append({"index": m, "conflict": m in conflicted, "text": _text(s.get("text")),
-                            "lang": _lang(s.get("text")),
-                            "tag": "greedy" if s.get("greedy") else f"seed {s.get('seed')}"})
-        clusters.append({"id": c["id"], "size": c["size"], "members": members,
-                         "win": bool(r.get("answer")) and c.get("representative") == r.get("answer"),
-                         "support": None if c.get("support") is None else f"{c['support']:.2f}"})
-    return {
-        "ok": True,
-        "answer": _text(r.get("answer")),  # whole here; its table cell shows three lines
-        "answer_lang": _lang(r.get("answer")),
-        "reference_lang": _lang(r.get("reference")),
+            lang = _lang(s.get("text"))
+            member = [m, "greedy" if s.get("greedy") else f"seed {s.get('seed')}", _text(s.get("text")),
+                      int(m in conflicted)]
+            members.append(member + [lang] if lang else member)
+        cluster = {"id": c["id"], "size": c["size"], "members": members}
+        if c.get("support") is not None:
+            cluster["support"] = f"{c['support']:.2f}"
+        if r.get("answer") and c.get("representative") == r.get("answer"):
+            cluster["win"] = 1
+        clusters.append(cluster)
+    sources = []
+    for s in r.get("sources", []):
+        key = (_text(s.get("doc_id")), (s.get("text") or "")[:400])
+        sources.append([passages.setdefault(key, len(passages)), f"{s.get('score') or 0:.3f}"])
+    fields = {
+        "answer": 1 if r.get("answer") else 0,  # whole in the detail; its table cell shows three lines
         "clusters": clusters,
-        "contradictions": [c for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT],
-        "warnings": r.get("warnings", []),
-        "reference": r.get("reference") or "",
-        "reference_match": _text(r.get("reference_match")),
-        "sources": [{"doc_id": _text(s.get("doc_id")), "score": f"{s.get('score') or 0:.3f}",
-                     "text": (s.get("text") or "")[:400]} for s in r.get("sources", [])],
+        "contradictions": [[c.get("a"), c.get("b"), _text(c.get("kind")), _text(c.get("explanation"))]
+                           for c in r.get("contradictions", []) if c.get("kind") != DIVERGENT],
+        "warnings": [warnings.setdefault(_text(w), len(warnings)) for w in r.get("warnings", [])],
+        "sources": sources,
     }
+    entry.update((k, v) for k, v in fields.items() if v)
+    return entry
 
 
 def _lang(text: Any) -> str:
