@@ -140,35 +140,24 @@ def _fail_fsync_of(name: str, monkeypatch: pytest.MonkeyPatch, error: BaseExcept
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads file names from /proc")
-def test_a_full_disk_while_finishing_says_what_to_do_and_leaves_the_last_runs_outputs_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("error", "raised", "message"), [
+    (OSError(errno.ENOSPC, "No space left on device"), OutputError,
+     r"cannot write .*report\.html \(No space left on device\): free space on that disk .* then rerun with --resume"),
+    (KeyboardInterrupt(), KeyboardInterrupt, None),  # a second Ctrl-C while the outputs are written
+])
+def test_a_full_disk_or_an_interrupt_while_finishing_leaves_the_last_runs_outputs_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException, raised: type, message: str | None
 ) -> None:
     q = write_rows(tmp_path / "q.jsonl", 3)
     out = tmp_path / "out"
     run_audit(q, out, make_guard())
     before = {name: (out / name).read_bytes() for name in ("summary.json", "results.csv", "report.html")}
-    _fail_fsync_of("report.html.tmp", monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
-    with pytest.raises(OutputError, match=r"cannot write .*report\.html \(No space left on device\): free space on "
-                                          r"that disk .* then rerun with --resume"):
+    _fail_fsync_of("report.html.tmp", monkeypatch, error)
+    with pytest.raises(raised, match=message):
         run_audit(q, out, make_guard(), only="id:q01")
     assert not list(out.glob("*.tmp"))  # no partial report.html.tmp filling the disk
     # summary.json and results.csv were written too, but are only renamed in with the report: the folder does
     # not mix two runs' outputs
-    assert {name: (out / name).read_bytes() for name in before} == before
-
-
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads file names from /proc")
-def test_an_interrupt_while_the_outputs_are_written_leaves_the_last_runs_outputs_whole(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    q = write_rows(tmp_path / "q.jsonl", 3)
-    out = tmp_path / "out"
-    run_audit(q, out, make_guard())
-    before = {name: (out / name).read_bytes() for name in ("summary.json", "results.csv", "report.html")}
-    _fail_fsync_of("report.html.tmp", monkeypatch, KeyboardInterrupt())
-    with pytest.raises(KeyboardInterrupt):
-        run_audit(q, out, make_guard(), only="id:q01")
-    assert not list(out.glob("*.tmp"))
     assert {name: (out / name).read_bytes() for name in before} == before
 
 

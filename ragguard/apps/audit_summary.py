@@ -18,8 +18,9 @@ from ragguard.core.metrics import (
 )
 from ragguard.errors import UsageError
 
-__all__ = ["DEFAULT_TOLERANCE", "VERDICTS", "calibration_summary", "calibration_use", "calibration_files", "given", "summarize", "diff_audits",
-           "figure_message", "pairing_keys", "regression_report", "regressions", "recorded_weights"]
+__all__ = ["DEFAULT_TOLERANCE", "VERDICTS", "aspect_change", "calibration_files", "calibration_summary", "calibration_use",
+           "diff_audits", "figure_message", "given", "pairing_keys", "regression_report", "regressions", "recorded_weights",
+           "summarize"]
 
 VERDICTS = ("consistent", "inconsistent", "contradiction", "abstain")
 
@@ -413,19 +414,20 @@ def figure_message(figure: dict[str, Any]) -> str:
     return f"{name} {figure['old']:.3f} -> {figure['new']:.3f} ({figure['change']:+.3f})"
 
 
+def aspect_change(aspect: str, old: dict[str, Any], new: dict[str, Any]) -> str:
+    """How a question got worse in one aspect of :func:`regression_report` (``consistent -> contradiction``)."""
+    if aspect == "status":
+        return f"{old['verdict']} -> {new['status']}"
+    if aspect == "verdict":
+        return f"consistent -> {new['verdict']}"
+    return f"reference match -> {new['reference_match']}"
+
+
 def _regression_messages(report: dict[str, Any]) -> list[str]:
     """The plain lines of ``regressions`` in ``audit diff --json``, as before: one per question and aspect, then the
     figures beyond the tolerance."""
-    found = []
-    for q in report["questions"]:
-        new = q["new"]
-        for aspect in q["aspects"]:
-            if aspect == "status":
-                found.append(f"{q['id']}: {q['old']['verdict']} -> {new['status']}")
-            elif aspect == "verdict":
-                found.append(f"{q['id']}: consistent -> {new['verdict']}")
-            else:
-                found.append(f"{q['id']}: reference match -> {new['reference_match']}")
+    found = [f"{q['id']}: {aspect_change(aspect, q['old'], q['new'])}" for q in report["questions"]
+             for aspect in q["aspects"]]
     found.extend(figure_message(f) for f in report["figures"] if not f["within_tolerance"])
     return found
 

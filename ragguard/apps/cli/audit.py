@@ -213,22 +213,13 @@ def _print_diff(d: dict, show_all: bool = False) -> None:
 
 def _print_regressions(report: dict) -> None:
     """One line per regressed question (all its aspects), then the figures; drops within the tolerance apart."""
-    from ragguard.apps.audit_summary import figure_message
+    from ragguard.apps.audit_summary import aspect_change, figure_message
 
     failing = [f for f in report["figures"] if not f["within_tolerance"]]
     if report["questions"] or failing:
         _say(f"regressions ({len(report['questions'])} question(s), {len(failing)} figure(s)):")
     for q in report["questions"]:
-        old, new = q["old"], q["new"]
-        parts = []
-        for aspect in q["aspects"]:
-            if aspect == "status":
-                parts.append(f"{old['verdict']} -> {new['status']}")
-            elif aspect == "verdict":
-                parts.append(f"consistent -> {new['verdict']}")
-            else:
-                parts.append(f"reference match -> {new['reference_match']}")
-        _say(f"  {q['id']}: {'; '.join(parts)}")
+        _say(f"  {q['id']}: {'; '.join(aspect_change(a, q['old'], q['new']) for a in q['aspects'])}")
     for f in failing:
         _say(f"  {figure_message(f)}")
     for f in report["figures"]:
