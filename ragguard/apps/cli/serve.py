@@ -56,8 +56,8 @@ def serve(
         help="A web origin whose pages may call the API from a browser, e.g. https://app.example.com (repeat it; "
              "'*' = any). Default: none.",
     ),
-    shutdown_timeout: float = typer.Option(
-        25.0, "--shutdown-timeout", min=0, max=3600,
+    shutdown_timeout: int = typer.Option(
+        25, "--shutdown-timeout", min=0, max=3600,
         help="On SIGTERM/Ctrl-C, seconds the requests being computed get to finish; waiting ones get 503 at once "
              "(0: wait for all of them).",
     ),
@@ -110,7 +110,7 @@ def serve(
     application = create_app(guard, settings)
     server = _server_class(uvicorn)(uvicorn.Config(
         application, host=host, port=port, log_level="warning", access_log=False, log_config=_log_config(),
-        root_path=root_path, timeout_graceful_shutdown=int(shutdown_timeout) if shutdown_timeout else None))
+        root_path=root_path, timeout_graceful_shutdown=shutdown_timeout or None))
     server.batcher, server.grace = application.state.batcher, shutdown_timeout
     server.run()
     if not server.started:
