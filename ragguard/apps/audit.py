@@ -275,15 +275,6 @@ def _same_invalid(previous: dict[str, Any] | None, record: dict[str, Any]) -> bo
             and previous.get("error") == record.get("error"))
 
 
-def _settings(config: Any) -> dict[str, Any]:
-    """``section.key: value`` of every setting but the index folder and the calibration (see ``Config.hash``)."""
-    return setting_values(config)
-
-
-# Settings of how requests reach a model server, which change no answer (one list, shared with the calibration check).
-_TRANSPORT = TRANSPORT
-
-
 def _setup_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any]) -> str | None:
     """Why ``out_dir``'s results cannot be resumed with this setup (``None``: they can)."""
     if previous.get("setup_hash") is not None:
@@ -293,7 +284,7 @@ def _setup_refusal(out_dir: Path, previous: dict[str, Any], now: dict[str, Any])
         return None
     before = previous.get("settings") if isinstance(previous.get("settings"), dict) else {}
     differ = [k for k in sorted(before) if before[k] != now["settings"].get(k)]
-    if before and differ and set(differ) <= _TRANSPORT:
+    if before and differ and set(differ) <= TRANSPORT:
         return None  # how requests reach the server, not what it answers: raising max_retries must not block --resume
     changed = [f"{k} {before[k]!r} then, {now['settings'].get(k)!r} now" for k in differ]
     what = f": {'; '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}" if changed else (
@@ -311,7 +302,7 @@ def _fingerprint_run(questions_file: Path, guard: Any) -> dict[str, Any]:
         "config_hash": guard.config.hash(),
         # What a resume must match: the settings without the index folder (index_id names the index itself).
         "setup_hash": guard.config.setup_hash(),
-        "settings": _settings(guard.config),
+        "settings": setting_values(guard.config),
         "index": guard.index_path,
         "index_id": index_id(guard.index_path),  # its manifest's hash: `index add` at the same path changes it
         "ragguard_version": __version__,

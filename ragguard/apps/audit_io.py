@@ -18,7 +18,7 @@ from ragguard._io import json_line
 from ragguard.core.types import DIVERGENT
 from ragguard.errors import OutputError, UsageError
 
-__all__ = ["RESULTS", "CSV_FIELDS", "read_results", "latest_per_id", "append_record", "write_csv", "write_json",
+__all__ = ["RESULTS", "CSV_FIELDS", "read_results", "latest_per_id", "append_record", "write_json",
            "read_json", "stage", "stage_csv", "stage_json", "publish", "discard", "output_error"]
 
 RESULTS = "results.jsonl"
@@ -186,11 +186,6 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 def _inert(value: Any) -> Any:
     """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)`` from a model's answer), quoted with ``'``."""
     return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA) else value
-
-
-def write_csv(path: Path, records: list[dict[str, Any]]) -> None:
-    """Replace ``path`` with the CSV of ``records`` (written beside it, then renamed)."""
-    publish([(stage_csv(path, records), path)])
 
 
 def stage_csv(path: Path, records: list[dict[str, Any]]) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -334,10 +335,7 @@ def _change_kind(fields: list[str]) -> str:
 def _transitions(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[dict[str, Any]]:
     """How many paired rows went from each verdict (or status) in OLD to each in NEW, the unchanged ones included:
     most frequent first, ties by name."""
-    counts: dict[tuple[str, str], int] = {}
-    for a, b in pairs:
-        key = (_label(a), _label(b))
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter((_label(a), _label(b)) for a, b in pairs)
     return [{"from": f, "to": t, "count": n} for (f, t), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 

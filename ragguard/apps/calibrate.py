@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ragguard._text import shorten
 from ragguard.apps.audit_io import read_json, read_results
 from ragguard.apps.audit_summary import given
 from ragguard.apps.calibration_io import ANSWER_NEUTRAL
@@ -158,10 +159,6 @@ def mixed_setups(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]
     return out
 
 
-def _short(value: str, width: int = 32) -> str:
-    return value if len(value) <= width else value[: width - 3] + "..."
-
-
 def mixed_setups_refusal(records: Sequence[dict[str, Any]]) -> str | None:
     """Why these records should not be fitted together (their audits ran different setups), or ``None``."""
     mixed = describe_mixed_setups(records)
@@ -177,7 +174,7 @@ def describe_mixed_setups(records: Sequence[dict[str, Any]]) -> str | None:
         return None
     setups = len({json.dumps([r.get(SETTINGS_KEY), (r.get("fingerprint") or {}).get("model_sha256")], sort_keys=True,
                              default=str) for r in records})
-    parts = [f"{key} " + ", ".join(f"{_short(value)} ({n})" for value, n in counts.items())
+    parts = [f"{key} " + ", ".join(f"{shorten(value, 32)} ({n})" for value, n in counts.items())
              for key, counts in list(mixed.items())[:4]]
     more = f"; {len(mixed) - 4} more" if len(mixed) > 4 else ""
     return f"the audits come from {max(setups, 2)} setups (records per value): {'; '.join(parts)}{more}"

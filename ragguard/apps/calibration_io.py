@@ -15,13 +15,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from ragguard._text import counted
+from ragguard._text import counted, shorten
 from ragguard.config.schema import TRANSPORT, setting_values
 from ragguard.core.calibration import Calibration, CalibrationFileError
 from ragguard.errors import ConfigError
@@ -135,31 +136,30 @@ def mismatches(calibration: Calibration, fingerprint: dict[str, Any] | None, sam
     return out
 
 
-def _neutral_hash(config: Any) -> str:
-    """``config``'s setup hash with the settings of :data:`ANSWER_NEUTRAL` at their defaults."""
+@functools.cache
+def _default_settings() -> dict[str, Any]:
+    """The default config's settings (read for every calibrated answer: built once)."""
     from ragguard.config.schema import Config
 
-    default = setting_values(Config())
+    return setting_values(Config())
+
+
+def _neutral_hash(config: Any) -> str:
+    """``config``'s setup hash with the settings of :data:`ANSWER_NEUTRAL` at their defaults."""
+    default = _default_settings()
     for name in sorted(ANSWER_NEUTRAL):
         section, key = name.split(".", 1)
         config = config.replace(section, **{key: default[name]})
     return str(config.setup_hash())
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _setting_mismatches(fitted: dict[str, Any], config: Any) -> list[str]:
     """``config: KEY fitted for A, this answer used B`` for each answer-changing setting that differs."""
-    from ragguard.config.schema import Config
-
-    now, default = setting_values(config), setting_values(Config())
+    now, default = setting_values(config), _default_settings()
     differ = [k for k in sorted(fitted.keys() | now.keys()) if k not in ANSWER_NEUTRAL
               and fitted.get(k, default.get(k)) != now.get(k, default.get(k))]
-    out = [f"config: {k} fitted for {_show(fitted.get(k, default.get(k)))}, this answer used "
-           f"{_show(now.get(k, default.get(k)))}" for k in differ]
+    out = [f"config: {k} fitted for {shorten(repr(fitted.get(k, default.get(k))), 40)}, this answer used "
+           f"{shorten(repr(now.get(k, default.get(k))), 40)}" for k in differ]
     for i, k in enumerate(differ):
         if k == "sampling.samples":
             out[i] += f" (--samples {fitted[k]}, or sampling.samples, gives its setup)"
