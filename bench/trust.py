@@ -210,7 +210,8 @@ def load_set(name: str, split: str, limit: int | None) -> list[dict[str, Any]]:
     return rows[:limit] if limit else rows
 
 
-def run_audit(rows: list[dict[str, Any]], index: Path | None, out: Path, samples: int | None, config: str | None) -> None:
+def write_questions(rows: list[dict[str, Any]], out: Path) -> Path:
+    """The audit's input file for ``rows`` (the same rows always give the same bytes: a resume checks its hash)."""
     out.mkdir(parents=True, exist_ok=True)
     questions = out / "questions.jsonl"
     questions.write_text(
@@ -219,6 +220,11 @@ def run_audit(rows: list[dict[str, Any]], index: Path | None, out: Path, samples
                            ensure_ascii=False) + "\n" for r in rows),
         encoding="utf-8",
     )
+    return questions
+
+
+def run_audit(rows: list[dict[str, Any]], index: Path | None, out: Path, samples: int | None, config: str | None) -> None:
+    questions = write_questions(rows, out)
     # --batch 8, as every cached audit was made: the signals read here do not use the last digit of a
     # log-probability, which is all that batching changes (bench/audit_throughput.py).
     cmd = [*ragguard_cmd(), "audit", str(questions), "--out", str(out / "audit"), "--batch", "8"]
