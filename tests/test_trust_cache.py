@@ -127,3 +127,23 @@ def test_a_file_that_is_not_a_trust_pack_is_refused_with_a_reason(cache_tool, tm
     path.write_bytes(content)
     with pytest.raises(ValueError, match="kernel-dev.jsonl.gz"):
         cache_tool.read_pack(path)
+
+
+def test_trust_reads_a_committed_pack_when_its_cache_lacks_the_split(cache_tool, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    trust = cache_tool.trust
+    cache, records = _cache(tmp_path)
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "kernel-dev.jsonl.gz").write_bytes(cache_tool.pack_run(cache / "kernel-dev", "kernel", "dev")[0])
+    target = tmp_path / "elsewhere"
+    index = _index(target, PASSAGES)
+    monkeypatch.setattr(trust, "PACKS", packs)
+    monkeypatch.setattr(trust, "ensure_docs", lambda spec: None)
+    monkeypatch.setattr(trust, "ensure_index", lambda name, spec, cache: index)
+    ns = argparse.Namespace(cache=target, audit_dir=None, set_name="kernel", split="dev", limit=None, samples=None,
+                            config=None, cached_only=True, rescore=False)
+    got, rows = trust.load_records("kernel", "dev", ns)
+    assert sorted(got) == ["kh-001", "kh-002"] and got["kh-001"] == records[0]  # the error record is not scored
+    assert len(rows) == len(trust.load_set("kernel", "dev", None))
