@@ -46,6 +46,14 @@ def _index(tmp: Path, passages: dict[str, str]) -> Path:
     return index
 
 
+def _packs(cache_tool, cache: Path, tmp: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A folder holding the pack of ``cache``'s kernel dev audit."""
+    packs = tmp / "packs"
+    packs.mkdir()
+    (packs / "kernel-dev.jsonl.gz").write_bytes(cache_tool.pack_run(cache / "kernel-dev", "kernel", "dev")[0])
+    return packs
+
+
 @pytest.mark.parametrize(("name", "parsed"), [("kernel-dev", ("kernel", "dev", "")),
                                               ("faq-test-n10", ("faq", "test", "-n10")),
                                               ("handbook2-all", ("handbook2", "all", "")),
@@ -72,9 +80,7 @@ def test_a_pack_holds_no_passage_text_and_the_same_records_give_the_same_bytes(c
 
 def test_unpack_puts_every_passage_back_and_a_resume_matches_the_rebuilt_index(cache_tool, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     cache, records = _cache(tmp_path)
-    packs = tmp_path / "packs"
-    packs.mkdir()
-    (packs / "kernel-dev.jsonl.gz").write_bytes(cache_tool.pack_run(cache / "kernel-dev", "kernel", "dev")[0])
+    packs = _packs(cache_tool, cache, tmp_path)
     target = tmp_path / "elsewhere"
     index = _index(target, PASSAGES)
     monkeypatch.setattr(cache_tool.trust, "ensure_docs", lambda spec: None)
@@ -98,9 +104,7 @@ def test_unpack_puts_every_passage_back_and_a_resume_matches_the_rebuilt_index(c
 @pytest.mark.parametrize("change", ["missing", "changed"])
 def test_unpack_refuses_a_split_whose_passages_the_index_here_lacks(cache_tool, tmp_path, monkeypatch, capsys, change) -> None:  # type: ignore[no-untyped-def]
     cache, _ = _cache(tmp_path)
-    packs = tmp_path / "packs"
-    packs.mkdir()
-    (packs / "kernel-dev.jsonl.gz").write_bytes(cache_tool.pack_run(cache / "kernel-dev", "kernel", "dev")[0])
+    packs = _packs(cache_tool, cache, tmp_path)
     passages = dict(PASSAGES)
     first = next(iter(passages))
     if change == "missing":
@@ -134,9 +138,7 @@ def test_trust_reads_a_committed_pack_when_its_cache_lacks_the_split(cache_tool,
 
     trust = cache_tool.trust
     cache, records = _cache(tmp_path)
-    packs = tmp_path / "packs"
-    packs.mkdir()
-    (packs / "kernel-dev.jsonl.gz").write_bytes(cache_tool.pack_run(cache / "kernel-dev", "kernel", "dev")[0])
+    packs = _packs(cache_tool, cache, tmp_path)
     target = tmp_path / "elsewhere"
     index = _index(target, PASSAGES)
     monkeypatch.setattr(trust, "PACKS", packs)
