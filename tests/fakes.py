@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,3 +31,12 @@ CONTRACT_KEYS = frozenset({
     "question", "answer", "verdict", "agreement", "semantic_entropy", "samples", "clusters",
     "contradictions", "sources", "fingerprint", "timings",
 })
+
+
+def finite_json(text: str) -> Any:
+    """``text`` parsed as strict JSON: NaN and Infinity (which Python's json writes and reads) are refused."""
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in ragguard's JSON: {text[:200]}")
+
+    return json.loads(text, parse_constant=refuse)
