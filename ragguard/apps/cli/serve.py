@@ -62,7 +62,8 @@ def serve(
              "(0: wait for all of them).",
     ),
 ) -> None:
-    """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /readyz, /metrics."""
+    """Serve ragguard over HTTP: OpenAI-compatible /v1/chat/completions, /ask, /healthz, /readyz, /metrics,
+    /openapi.json."""
     from ragguard.apps.serve import ServeSettings, create_app, load_guard_factory
     from ragguard.errors import UsageError
 

@@ -16,6 +16,8 @@ Routes:
 * ``POST /ask``: ``{"question": str, "samples"?: int, "seed"?: int}`` -> the ``ask --json`` record.
 * ``GET /v1/models``, ``GET /healthz`` (liveness, never needs the API key), ``GET /readyz`` (readiness:
   503 when the worker stopped or the model server's last answer failed; no key), ``GET /metrics`` (Prometheus).
+* ``GET /openapi.json``: the OpenAPI 3.1 document (:mod:`ragguard.apps.serve.openapi`; no key), whose
+  ``AskRecord`` is the shipped record schema (:mod:`ragguard.schemas`).
 * ``GET /``: a self-contained page to try questions (:mod:`ragguard.apps.serve.page`): it calls
   ``/ask`` and shows the verdict, the answers by cluster, the contradicting spans and the sources.
   The page itself never needs the API key; with one set it asks for it and keeps it for the tab.
@@ -34,7 +36,8 @@ waited past ``queue_timeout`` (503 ``queue_timeout``); at shutdown every request
 ``allowed_hosts`` refuses other ``Host`` headers (``ragguard serve`` on loopback: the loopback names),
 and POST bodies must be ``application/json`` (415), against DNS rebinding and cross-site posts.
 
-With ``RAGGUARD_API_KEY`` set, every route but ``/healthz``, ``/readyz`` and the page needs ``Authorization: Bearer KEY``.
+With ``RAGGUARD_API_KEY`` set, every route but ``/healthz``, ``/readyz``, ``/openapi.json`` and the page needs
+``Authorization: Bearer KEY``.
 Errors have OpenAI's JSON shape ``{"error": {"message", "type", "param", "code"}}``.
 
 When ragguard abstains, a chat completion's message says why in a short sentence (``ServeSettings.refusals``:
@@ -44,7 +47,8 @@ When ragguard abstains, a chat completion's message says why in a short sentence
 Modules: :mod:`.settings` (limits and the ``--guard`` factory), :mod:`.batching` (the micro-batching
 queue), :mod:`.http` (API key, body limits, OpenAI-shaped errors), :mod:`.params` (request fields to
 sampling settings), :mod:`.metrics` (Prometheus), :mod:`.completions` (chat-completion bodies and
-chunks), :mod:`.routes` (the handlers) and :mod:`.app` (the application and its state). FastAPI and
+chunks), :mod:`.openapi` (the OpenAPI document), :mod:`.routes` (the handlers) and :mod:`.app` (the
+application and its state). FastAPI and
 prometheus-client are imported only by :func:`create_app`.
 """
 

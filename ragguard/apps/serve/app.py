@@ -32,6 +32,7 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
         from starlette.exceptions import HTTPException as StarletteHTTPException
 
         from ragguard.apps.serve.metrics import Metrics
+        from ragguard.apps.serve.openapi import openapi_document
         from ragguard.apps.serve.routes import router
     except ImportError as exc:
         raise UsageError(f'ragguard serve needs fastapi, uvicorn and prometheus-client ({exc}): '
@@ -64,7 +65,8 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
             if not await asyncio.to_thread(batcher.stop, 2.0):
                 logger.warning("shutting down: a batch of %d question(s) was still running and was abandoned", running)
 
-    app = FastAPI(title="ragguard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # /openapi.json is open like /healthz (see openapi.py); the docs pages stay off: they load scripts from a CDN.
+    app = FastAPI(title="ragguard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.server = state
     app.state.batcher = batcher
     app.state.settings = settings
@@ -97,4 +99,11 @@ def create_app(guard: RagGuard, settings: ServeSettings | None = None) -> Any:
                            expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
     app.middleware("http")(access_log(settings))  # added last: runs first, so every response has an id
     app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # built once, on the first request for it
+            app.openapi_schema = openapi_document(app, settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

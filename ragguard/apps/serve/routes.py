@@ -1,4 +1,5 @@
-"""The routes: ``/`` (the page), ``/healthz``, ``/readyz``, ``/metrics``, ``/v1/models``, ``/ask`` and ``/v1/chat/completions``.
+"""The routes: ``/`` (the page), ``/healthz``, ``/readyz``, ``/metrics``, ``/v1/models``, ``/ask`` and ``/v1/chat/completions``
+(``/openapi.json`` is the application's own: :mod:`ragguard.apps.serve.openapi`).
 
 Every handler reads the app's :class:`~ragguard.apps.serve.state.ServerState` from ``app.state.server``.
 Imported by :func:`ragguard.apps.serve.create_app` only, after it checked that FastAPI is installed.
@@ -45,7 +46,10 @@ def _index_status(state: ServerState) -> dict[str, Any]:
     return {"name": Path(path).name if path else None, **status}
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"])
+# GET and HEAD as two routes of one handler: one route with both methods would give both operations one
+# operationId in /openapi.json, which OpenAPI requires to be unique.
+@router.get("/healthz", operation_id="healthz")
+@router.head("/healthz", operation_id="healthz_head")
 async def healthz(request: Request) -> Any:
     """Liveness and load (503 when the worker thread has stopped); never needs the API key."""
     state = _state(request)
@@ -56,7 +60,8 @@ async def healthz(request: Request) -> Any:
     return JSONResponse(body, status_code=200 if alive else 503)
 
 
-@router.api_route("/readyz", methods=["GET", "HEAD"])
+@router.get("/readyz", operation_id="readyz")
+@router.head("/readyz", operation_id="readyz_head")
 async def readyz(request: Request) -> Any:
     """Whether a question can be answered now: 503 with the reasons when the worker thread has stopped,
     or after the model server's last answer failed. A question that succeeds clears the failure; so do

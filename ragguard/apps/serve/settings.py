@@ -27,7 +27,8 @@ class ServeSettings:
         max_body_bytes: largest request body; a larger one gets 413.
         max_tokens: largest ``max_tokens`` a request may ask for (per answer).
         max_samples: largest ``samples`` a request may ask for.
-        api_key: bearer token every route but ``/healthz``, ``/readyz`` and the page requires (``None`` = open).
+        api_key: bearer token every route but ``/healthz``, ``/readyz``, ``/openapi.json`` and the page requires
+            (``None`` = open).
         model_name: the model name the server answers to and reports.
         refusals: the chat-completion message when ragguard abstains (never empty content).
         allowed_hosts: the names a request's ``Host`` header may carry (port aside); another gets 400
