@@ -16,13 +16,14 @@ import re
 import shutil
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from browser import headless_chromium
+from browser import colours, contrast, emulate, headless_chromium
 from serve_fakes import ListRetriever, SimulatedGenerator
 from servers import free_port
 
@@ -384,3 +385,213 @@ def test_answers_take_their_direction_from_their_text_and_chinese_says_so(tmp_pa
     assert [(t.get_attribute("dir"), t.get_attribute("lang")) for t in texts] == [("auto", ""), ("auto", ""),
                                                                                  ("auto", "zh")]
     assert browser.find_element(By.CSS_SELECTOR, "#asked span").get_attribute("dir") == "auto"
+
+
+CANCELLED = ("cancelled: a question still waiting in the server's queue is dropped; one the server had already "
+             "started is finished there, but its answer is not shown")
+
+
+def metric(url: str, name: str) -> float:
+    """One sample of the server's /metrics, e.g. ``ragguard_dropped_total{reason="disconnected"}``; a verdict's
+    counter appears with its first answer (0 before)."""
+    request = urllib.request.Request(url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    if name.startswith("ragguard_verdicts_total{"):
+        return 0.0
+    raise AssertionError(f"no {name} in /metrics")
+
+
+def until(check: Any, what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds} s for {what}")
+        time.sleep(0.05)
+
+
+def post_slow_question(url: str, out: list[int]) -> threading.Thread:
+    """Another client's slow question (it holds the server's only batch slot until RELEASE); its status goes to out."""
+    def run() -> None:
+        body = json.dumps({"question": f"{LEAVE} (slow, other client)"}).encode()
+        request = urllib.request.Request(url + "/ask", data=body, headers={
+            "Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            out.append(response.status)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def keep_shots(browser: Any, name: str) -> None:
+    """With RAGGUARD_SCREENSHOT_DIR set, keep a screenshot of the page as it is, in light and in dark."""
+    if SCREENSHOT_DIR:
+        for scheme in ("light", "dark"):
+            emulate(browser, scheme)
+            browser.save_screenshot(str(Path(SCREENSHOT_DIR) / f"{name}-{scheme}.png"))
+        emulate(browser, "light")
+
+
+def cancelled(browser: Any) -> None:
+    """The page says the question was cancelled and takes the next one; no result, no error."""
+    from selenium.webdriver.common.by import By
+
+    assert browser.find_element(By.ID, "status").text == CANCELLED
+    assert browser.find_element(By.ID, "ask").is_enabled()
+    assert not browser.find_element(By.ID, "cancel").is_displayed()
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    assert browser.find_element(By.ID, "ask-form").get_attribute("aria-busy") == "false"
+
+
+def test_cancel_drops_a_queued_question_and_the_form_takes_the_next(server: str, browser: Any) -> None:
+    """While another client's question is computed (max_batch 1), the page's question waits in the queue:
+    Cancel closes its request, so the server drops it (never computed) and counts it."""
+    from selenium.webdriver.common.by import By
+
+    RELEASE.clear()
+    other: list[int] = []
+    thread = post_slow_question(server, other)
+    try:
+        until(lambda: metric(server, "ragguard_in_flight") == 1, "the other client's question to be computed")
+        dropped = metric(server, 'ragguard_dropped_total{reason="disconnected"}')
+        computed = metric(server, 'ragguard_verdicts_total{verdict="contradiction"}')
+        ask(browser, server, LEAVE, wait=False)
+        until(lambda: metric(server, "ragguard_queue_depth") == 1, "the page's question to wait in the queue")
+        cancel = browser.find_element(By.ID, "cancel")
+        assert cancel.is_displayed() and cancel.get_attribute("aria-keyshortcuts") == "Escape"
+        assert browser.switch_to.active_element == cancel  # the clicked Ask is disabled: the focus moved here
+        cancel.click()
+        cancelled(browser)
+        assert browser.switch_to.active_element.get_attribute("id") == "question"
+        until(lambda: metric(server, 'ragguard_dropped_total{reason="disconnected"}') == dropped + 1,
+              "the server to drop the cancelled question")
+    finally:
+        RELEASE.set()
+    thread.join(30)
+    assert other == [200]
+    until(lambda: metric(server, "ragguard_queue_depth") == 0, "the worker to skip the dropped question")
+    # Only the other client's question was computed; the page shows nothing of the dropped one.
+    assert metric(server, 'ragguard_verdicts_total{verdict="contradiction"}') == computed + 1
+    assert browser.find_element(By.ID, "status").text == CANCELLED
+    # The next question is asked and answered as usual.
+    browser.find_element(By.ID, "question").send_keys(" (the next one)")
+    browser.find_element(By.ID, "ask").click()
+    finished(browser)
+    assert browser.find_element(By.ID, "asked").text == f"Q: {LEAVE} (the next one)"
+    assert browser.find_element(By.ID, "verdict").text == "contradiction"
+    assert browser.find_element(By.ID, "status").text == "answer ready: contradiction, agreement 60%"
+
+
+def test_escape_cancels_a_question_being_computed_which_the_server_finishes_unseen(server: str, browser: Any) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    RELEASE.clear()
+    try:
+        dropped = metric(server, 'ragguard_dropped_total{reason="disconnected"}')
+        computed = metric(server, 'ragguard_verdicts_total{verdict="contradiction"}')
+        ask(browser, server, f"{LEAVE} (slow)", wait=False)
+        until(lambda: metric(server, "ragguard_in_flight") == 1, "the page's question to be computed")
+        ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+        cancelled(browser)
+    finally:
+        RELEASE.set()
+    # The server finishes what it started (nothing is dropped) while the page shows none of it.
+    until(lambda: metric(server, 'ragguard_verdicts_total{verdict="contradiction"}') == computed + 1,
+          "the server to finish the question it had started")
+    assert metric(server, 'ragguard_dropped_total{reason="disconnected"}') == dropped
+    time.sleep(0.3)
+    cancelled(browser)
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()  # nothing in flight: Escape does nothing
+    assert browser.find_element(By.ID, "status").text == CANCELLED
+
+
+def test_a_late_answer_of_a_cancelled_question_is_never_shown(tmp_path: Path, browser: Any) -> None:
+    """A fetch that answers though it was aborted (the answer was on its way) still shows nothing; the question
+    asked next shows its own answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(canned_page(tmp_path).as_uri())
+    late = canned_record("the cancelled question's answer")
+    # This fake ignores the abort and answers anyway after 1.5 s; it keeps the signal it was given.
+    browser.execute_script(
+        "const body=arguments[0];window.fetch=(url,init)=>{window.signal=init.signal;"
+        "return new Promise(ok=>setTimeout(()=>ok(new Response(body,{status:200})),1500));};", json.dumps(late))
+    question = browser.find_element(By.ID, "question")
+    question.send_keys("Where is the form?")
+    question.send_keys(Keys.CONTROL, Keys.ENTER)
+    assert browser.find_element(By.ID, "cancel").is_displayed()
+    keep_shots(browser, "page-busy")
+    question.send_keys(Keys.ESCAPE)
+    cancelled(browser)
+    keep_shots(browser, "page-cancelled")
+    assert browser.execute_script("return window.signal.aborted") is True
+    assert browser.switch_to.active_element == question  # the focus stays where the user was typing
+    time.sleep(2)  # the late answer came and went
+    cancelled(browser)
+    answer_with(browser, canned_record("the next question's answer"))
+    browser.find_element(By.ID, "ask").click()
+    finished(browser)
+    assert browser.find_element(By.ID, "answer").text == "the next question's answer"
+    assert not browser.find_element(By.ID, "cancel").is_displayed()
+
+
+def dark_page(browser: Any, tmp_path: Path) -> None:
+    """The canned page with an answer: badge, warnings, highlighted spans, sources; and the error box shown."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(canned_page(tmp_path).as_uri())
+    record = canned_record("You get 25 days of annual leave per year.")
+    record["verdict"] = "contradiction"
+    record["samples"][1]["text"] = "You get 30 days of annual leave per year."
+    record["contradictions"][0].update(kind="quantity", explanation='different numbers: "25 days" vs "30 days"')
+    record["grounding"] = {"support": 0.9, "unsupported": ["an unsupported claim"], "absent": [], "claims": [
+        {"chunk_id": "c0", "text": "the form", "support": 0.9, "span": [0, 8]}]}
+    answer_with(browser, record)
+    browser.find_element(By.ID, "question").send_keys("How many days?")
+    browser.find_element(By.ID, "ask").click()
+    finished(browser)
+    browser.execute_script("document.getElementById('error').hidden=false;"
+                           "document.getElementById('error-message').textContent='an error message';")
+
+
+# What the page's colours were before dark mode: light mode must keep them.
+PAGE_LIGHT = {"body": ("rgb(29, 35, 43)", "rgb(246, 247, 249)"), "#verdict": ("rgb(255, 255, 255)", "rgb(179, 38, 30)"),
+              "#answer": ("rgb(29, 35, 43)", "rgb(255, 255, 255)"), ".warnings li": ("rgb(167, 98, 0)",
+                                                                                     "rgb(255, 255, 255)"),
+              ".side mark": ("rgb(0, 0, 0)", "rgb(255, 226, 138)"), "mark.support": ("rgb(0, 0, 0)",
+                                                                                     "rgb(213, 240, 220)"),
+              "#error-message": ("rgb(179, 38, 30)", "rgb(253, 242, 241)"), "#ask": ("rgb(255, 255, 255)",
+                                                                                     "rgb(34, 87, 122)")}
+
+
+def test_dark_mode_is_readable_and_light_mode_and_printing_are_unchanged(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    dark_page(browser, tmp_path)
+    try:
+        emulate(browser, "light")
+        light = {css: colours(browser.find_element(By.CSS_SELECTOR, css)) for css in PAGE_LIGHT}
+        assert light == PAGE_LIGHT
+        emulate(browser, "dark")
+        for css in [*PAGE_LIGHT, ".sample .text", ".tag.greedy", ".muted", ".source .text", "#question"]:
+            fg, bg = colours(browser.find_element(By.CSS_SELECTOR, css))
+            assert bg != "canvas" and contrast(fg, bg) >= 4.5, (css, fg, bg, contrast(fg, bg))
+        body = colours(browser.find_element(By.TAG_NAME, "body"))
+        assert contrast(*body) >= 12 and body[1] != PAGE_LIGHT["body"][1]
+        shot = tmp_path / "page-dark.png"
+        browser.save_screenshot(str(shot))
+        if SCREENSHOT_DIR:
+            shutil.copyfile(shot, Path(SCREENSHOT_DIR) / "page-dark.png")
+            emulate(browser, "light")
+            browser.save_screenshot(str(Path(SCREENSHOT_DIR) / "page-light.png"))
+        emulate(browser, "dark", media="print")  # a printout of a dark screen is light
+        assert colours(browser.find_element(By.TAG_NAME, "body")) == PAGE_LIGHT["body"]
+    finally:
+        emulate(browser, "light")
