@@ -6,15 +6,18 @@ skipped where they are missing.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
-from browser import headless_chromium
+from browser import colours, contrast, emulate, headless_chromium
 
 from ragguard.apps.audit import run_audit
 
 pytestmark = pytest.mark.slow
+# Set RAGGUARD_SCREENSHOT_DIR to keep screenshots of the report in light and dark (to look at them).
+SCREENSHOT_DIR = os.environ.get("RAGGUARD_SCREENSHOT_DIR")
 
 
 @pytest.fixture()
@@ -312,3 +315,70 @@ def test_chromium_print_to_pdf_prints_every_shown_questions_detail(tmp_path: Pat
     text = " ".join(page.extract_text() for page in pypdf.PdfReader(pdf).pages)
     assert text.count("cluster 0") == 4 and text.count("samples 1 and 2: quantity") == 4
     assert "error: RuntimeError: CUDA out of memory" in text and "invalid: line 99: unknown key" in text
+
+
+# The report's colours before dark mode: light mode must keep them ("canvas": the browser's own white).
+REPORT_LIGHT = {
+    "body": ("rgb(29, 29, 31)", "canvas"),
+    "th button": ("rgb(29, 29, 31)", "rgb(250, 250, 250)"),
+    "tr.q td.wrap": ("rgb(29, 29, 31)", "canvas"),
+    'tr.q[data-id="leave"] .badge': ("rgb(255, 255, 255)", "rgb(198, 40, 40)"),
+    'tr.q[data-id="branch"] .badge': ("rgb(255, 255, 255)", "rgb(46, 125, 50)"),
+    "#run": ("rgb(102, 102, 102)", "canvas"),
+    "#gate": ("rgb(198, 40, 40)", "canvas"),
+    'tr.q[data-id="cert"] button.open': ("rgb(26, 79, 156)", "canvas"),
+    "#d-2 .sample.conflict": ("rgb(29, 29, 31)", "rgb(255, 224, 224)"),
+    "#d-2 p.warn": ("rgb(160, 94, 0)", "rgb(251, 251, 251)"),
+    "#reliability-diagram text": ("rgb(0, 0, 0)", "canvas"),
+    ".chart-box text": ("rgb(0, 0, 0)", "canvas"),
+}
+
+
+def test_dark_mode_is_readable_and_light_mode_and_printing_are_unchanged(tmp_path: Path, browser) -> None:  # type: ignore[no-untyped-def]
+    """With prefers-color-scheme dark, every text colour has a contrast of 4.5 or more against what it is drawn on
+    (chart labels included); light mode keeps the colours it had, and a printout of a dark screen is light."""
+    from selenium.webdriver.common.by import By
+    from test_audit import make_guard, write_questions
+
+    out = tmp_path / "out"
+    run_audit(write_questions(tmp_path / "q.jsonl"), out, make_guard(), fail_under=0.99)
+    browser.get((out / "report.html").as_uri())
+    browser.find_element(By.CSS_SELECTOR, 'tr.q[data-id="leave"]').click()  # its detail: a conflict, a warning
+    try:
+        emulate(browser, "light")
+        light = {css: colours(browser.find_element(By.CSS_SELECTOR, css)) for css in REPORT_LIGHT}
+        assert light == REPORT_LIGHT
+        shots = {"light": tmp_path / "report-light.png", "dark": tmp_path / "report-dark.png"}
+        browser.save_screenshot(str(shots["light"]))
+        emulate(browser, "dark")
+        texts = [*REPORT_LIGHT, "td.short", "tr.detail td .src", ".card b", ".controls label", "#filter",
+                 "#coverage-curve text"]
+        for css in texts:
+            for element in browser.find_elements(By.CSS_SELECTOR, css):
+                fg, bg = colours(element)
+                assert bg != "canvas" and contrast(fg, bg) >= 4.5, (css, element.text[:30], fg, bg, contrast(fg, bg))
+        for badge in browser.find_elements(By.CSS_SELECTOR, "tr.q .badge"):
+            assert contrast(*colours(badge)) >= 4.5, badge.text
+        body = colours(browser.find_element(By.TAG_NAME, "body"))
+        assert contrast(*body) >= 12 and body[1] != "canvas"
+        browser.save_screenshot(str(shots["dark"]))
+        if SCREENSHOT_DIR:
+            for shot in shots.values():
+                shot.replace(Path(SCREENSHOT_DIR) / shot.name)
+        emulate(browser, "dark", media="print")  # printed from a dark screen: the light colours
+        printed = {css: colours(browser.find_element(By.CSS_SELECTOR, css)) for css in ("body", "#run", "#gate")}
+        assert printed == {css: REPORT_LIGHT[css] for css in printed}
+        # Errors, invalid rows, sources and long text, every shown row opened.
+        browser.get(write_hard_report(tmp_path).as_uri())
+        emulate(browser, "dark")
+        browser.execute_script("document.querySelectorAll('tr.q:not(.hidden) button.open').forEach(b => b.click())")
+        for css in ("td", "tr.detail td .src", "tr.detail .warn", ".sample", ".badge"):
+            found = browser.find_elements(By.CSS_SELECTOR, css)
+            assert found, css
+            for element in found:
+                fg, bg = colours(element)
+                assert bg != "canvas" and contrast(fg, bg) >= 4.5, (css, element.text[:30], fg, bg, contrast(fg, bg))
+        if SCREENSHOT_DIR:
+            browser.save_screenshot(str(Path(SCREENSHOT_DIR) / "report-hard-dark.png"))
+    finally:
+        emulate(browser, "light")
