@@ -47,7 +47,7 @@ from ragguard.errors import UsageError
 
 log = logging.getLogger("ragguard.calibrate")
 
-__all__ = ["MIN_RECORDS", "MIN_PER_CLASS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "figures",
+__all__ = ["MIN_RECORDS", "MIN_PER_CLASS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "fit_data", "figures",
            "ranking", "auroc_interval", "threshold_for", "against_direction", "mixed_setups", "mixed_setups_refusal", "describe_mixed_setups"]
 
 MIN_RECORDS = 30
@@ -267,6 +267,28 @@ def _calibration(params: dict[str, Any], names: Sequence[str], method: str) -> C
                        isotonic_y=floats(params["iso_y"]))
 
 
+def fit_data(x) -> dict[str, tuple[float, ...]]:  # type: ignore[no-untyped-def]
+    """Where each feature's values lay in the fit data (the ``fit_data`` of :class:`Calibration`).
+
+    Per column of ``x`` (``NaN`` where a record lacks the feature): the 5th and 95th percentiles of the
+    values present, the shares of those values below the one and above the other (about 5 % each, less
+    where values tie, as a count's zeros do), and the share of records missing the feature. What
+    ``ragguard calibrate --check`` and the audit's ``calibration_drift`` read answers against.
+    """
+    import numpy as np
+
+    out: dict[str, list[float]] = {key: [] for key in ("p05", "p95", "below", "above", "missing")}
+    for column in x.T:
+        present = column[~np.isnan(column)]  # never empty: a feature no record has is not fitted
+        low, high = (float(v) for v in np.percentile(present, [5, 95]))
+        out["p05"].append(low)
+        out["p95"].append(high)
+        out["below"].append(float(np.mean(present < low)))
+        out["above"].append(float(np.mean(present > high)))
+        out["missing"].append(float(np.mean(np.isnan(column))))
+    return {key: tuple(values) for key, values in out.items()}
+
+
 def figures(confidence: Sequence[float], right: Sequence[bool]) -> dict[str, float | None]:
     """AUROC and AUPRC of ``1 - confidence`` for a wrong answer, Brier score and ECE of ``confidence``."""
     return {
@@ -414,7 +436,7 @@ def fit_calibration(
                             for r, lab in zip(records, labels, strict=True)))
     calibrated = {**figures(list(oof), labels), "auroc_95": auroc_interval([1.0 - c for c in oof], [not lab for lab in labels])}
     return replace(
-        final, threshold=chosen["threshold"], target_precision=target_precision, fitted_for=fitted_for(records),
+        final, fit_data=fit_data(x), threshold=chosen["threshold"], target_precision=target_precision, fitted_for=fitted_for(records),
         data={"records": len(records), "right": int(sum(labels)), "no_answer_left_out": withheld,
               "sha256": hashlib.sha256(data.encode("utf-8")).hexdigest(),
               # the questions' languages: a confidence fitted on English questions says little of Chinese ones

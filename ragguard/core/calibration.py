@@ -160,12 +160,13 @@ def record_view(result: Any, sources: Sequence[Any], question: str = "") -> dict
     }
 
 
-def _numbers(data: Mapping[str, Any], key: str, length: int | None = None) -> tuple[float, ...]:
+def _numbers(data: Mapping[str, Any], key: str, length: int | None = None, within: str = "") -> tuple[float, ...]:
     values = data.get(key)
+    name = f"{within}.{key}" if within else key
     if not isinstance(values, list) or not all(_float(v) is not None for v in values):
-        raise CalibrationFileError(f"'{key}' must be a list of finite numbers")
+        raise CalibrationFileError(f"'{name}' must be a list of finite numbers")
     if length is not None and len(values) != length:
-        raise CalibrationFileError(f"'{key}' has {len(values)} values for {length} features")
+        raise CalibrationFileError(f"'{name}' has {len(values)} values for {length} features")
     return tuple(float(v) for v in values)
 
 
@@ -187,6 +188,10 @@ class Calibration:
     fitted_for: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
+    # Where the fit data lay, per feature (files written before it lack it: empty): ``p05`` and ``p95`` of the
+    # values the records had, the shares of those values ``below`` p05 and ``above`` p95, and the share of
+    # records ``missing`` the feature. ``ragguard.core.drift`` compares answers with it.
+    fit_data: dict[str, tuple[float, ...]] = field(default_factory=dict)
     source: str = ""  # the file it was read from (not written)
 
     def score(self, values: Mapping[str, float | None]) -> float:
@@ -224,6 +229,8 @@ class Calibration:
             "fitted_for": dict(self.fitted_for),
             "data": dict(self.data),
             "figures": dict(self.figures),
+            # Only when known: a file written before it is read back, and written again, as it was.
+            **({"fit_data": {k: list(v) for k, v in self.fit_data.items()}} if self.fit_data else {}),
         }
 
     @classmethod
@@ -265,12 +272,35 @@ class Calibration:
                 raise CalibrationFileError(f"'{key}' must be an object (got {type(data[key]).__name__})")
         return cls(
             method=method, feature_names=tuple(names), medians=_numbers(data, "medians", k),
+            fit_data=_fit_data(data.get("fit_data"), k),
             means=_numbers(data, "means", k), scales=scales, coef=_numbers(data, "coef", k), intercept=intercept,
             isotonic_x=iso_x, isotonic_y=iso_y, threshold=None if threshold is None else float(threshold),
             target_precision=_float(data.get("target_precision")),
             fitted_for=dict(data.get("fitted_for") or {}), data=dict(data.get("data") or {}),
             figures=dict(data.get("figures") or {}), source=source,
         )
+
+
+FIT_DATA_KEYS = ("p05", "p95", "below", "above", "missing")
+
+
+def _fit_data(value: Any, k: int) -> dict[str, tuple[float, ...]]:
+    """The validated ``fit_data`` object of a file (``{}`` when the file predates it)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CalibrationFileError(f"'fit_data' must be an object (got {type(value).__name__})")
+    absent = [key for key in FIT_DATA_KEYS if key not in value]
+    if absent:
+        raise CalibrationFileError(f"'fit_data' lacks {', '.join(absent)}: it needs {', '.join(FIT_DATA_KEYS)}, "
+                                   "or leave 'fit_data' out")
+    out = {key: _numbers(value, key, k, "fit_data") for key in FIT_DATA_KEYS}
+    if any(low > high for low, high in zip(out["p05"], out["p95"], strict=True)):
+        raise CalibrationFileError("'fit_data': each 'p05' must not exceed its 'p95'")
+    for key in ("below", "above", "missing"):
+        if any(not 0.0 <= share <= 1.0 for share in out[key]):
+            raise CalibrationFileError(f"'fit_data.{key}' holds shares: each must lie in 0..1")
+    return out
 
 
 def _interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
