@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,144 @@ def test_a_signal_without_weight_is_reported_never_flagged() -> None:
     drift = calibration_drift(cal, rows)
     assert drift.features[1].shift == pytest.approx(1.0) and not drift.features[1].weighted
     assert drift.flagged == ["agreement"]  # (0.8 - 0.5) / 0.2 = 1.5 scales
+
+
+class OneAnswer:
+    """Every question answered alike by every sample: agreement 1.0 throughout."""
+
+    name, device, adapter, model_sha256 = "one-answer", "cpu", None, None
+
+    def generate(self, messages, seeds):  # type: ignore[no-untyped-def]
+        return [Completion("Yes, ask HR for form HR-07.", s) for s in seeds]
+
+
+def agreement_file(path: Path, mean: float, low: float, high: float) -> Path:
+    """A calibration on agreement alone, fitted (by hand) on data of that mean, scale 0.2 and 5th-95th range."""
+    cal = Calibration("mean", ("agreement",), (mean,), (mean,), (0.2,), (1.0,), 0.0,
+                      fit_data={"p05": (low,), "p95": (high,), "below": (0.05,), "above": (0.05,), "missing": (0.0,)})
+    path.write_text(json.dumps(cal.to_dict()))
+    return path
+
+
+def questions(path: Path, n: int) -> Path:
+    path.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Do I need form {i}?"}) + "\n" for i in range(n)))
+    return path
+
+
+def guard(calibration: Path | None) -> RagGuard:
+    cfg = Config().replace("sampling", samples=3).replace(
+        "consistency", calibration=None if calibration is None else str(calibration))
+    return RagGuard(cfg, OneAnswer(), WordEmbedder(), None, None)
+
+
+def audit(tmp_path: Path, name: str, calibration: Path | None, n: int) -> Path:
+    run_audit(questions(tmp_path / f"{name}.jsonl", n), tmp_path / name, guard(calibration))
+    return tmp_path / name
+
+
+def test_the_audit_summary_and_report_say_when_the_answers_drift(tmp_path: Path) -> None:
+    low = agreement_file(tmp_path / "low.json", 0.5, 0.2, 0.8)  # fitted where answers agreed half the time
+    out = audit(tmp_path, "drift", low, MIN_RECORDS)
+    summary = json.loads((out / "summary.json").read_text())
+    drift = summary["calibration_drift"]
+    assert drift["file"] == str(low) and drift["answers"] == MIN_RECORDS and drift["enough"] is True
+    assert drift["flagged"] == ["agreement"]
+    assert drift["features"]["agreement"]["shift"] == pytest.approx(2.5)  # (1.0 - 0.5) / 0.2
+    assert drift["features"]["agreement"]["outside"] == 1.0 and drift["features"]["agreement"]["fit_outside"] == 0.1
+    sentence = ("calibration drift: the answers' agreement sits 2.5 scales above the data the calibration was fitted on "
+                "(100 % of its values lie outside the fit data's 5th-95th percentiles, mostly above, against 10 % of "
+                "the fit data): the calibrated probabilities are extrapolated here; refit with `ragguard calibrate` on "
+                "a labelled audit of your own questions")
+    assert drift["message"] == sentence
+    shown = re.search(r'<div class="meta warn" id="calibration-drift">(.*?)</div>', (out / "report.html").read_text())
+    assert shown and html.unescape(shown.group(1)) == sentence
+    # Fitted on answers like these: nothing flagged, nothing shown.
+    high = agreement_file(tmp_path / "high.json", 1.0, 0.6, 1.0)
+    alike = json.loads((audit(tmp_path, "alike", high, MIN_RECORDS) / "summary.json").read_text())["calibration_drift"]
+    assert alike["enough"] and alike["flagged"] == [] and alike["message"].startswith("no drift")
+    assert 'id="calibration-drift"' not in (tmp_path / "alike" / "report.html").read_text()
+    # Two answers say nothing; an audit without a calibration has nothing to check.
+    few = json.loads((audit(tmp_path, "few", low, 2) / "summary.json").read_text())["calibration_drift"]
+    assert few["enough"] is False and few["flagged"] == [] and few["message"].startswith("only 2 answers")
+    assert 'id="calibration-drift"' not in (tmp_path / "few" / "report.html").read_text()
+    assert json.loads((audit(tmp_path, "plain", None, 2) / "summary.json").read_text())["calibration_drift"] is None
+
+
+def test_the_audit_command_warns_of_drift_on_stderr_and_still_exits_0(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import ragguard.apps.cli.audit as cli_audit
+
+    low = agreement_file(tmp_path / "low.json", 0.5, 0.2, 0.8)
+    monkeypatch.setattr(cli_audit, "guard_for", lambda config, index: guard(low))
+    q = questions(tmp_path / "q.jsonl", MIN_RECORDS)
+    result = CliRunner().invoke(app, ["audit", str(q), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "ragguard: warning: calibration drift: the answers' agreement sits 2.5 scales above" in result.stderr
+    high = agreement_file(tmp_path / "high.json", 1.0, 0.6, 1.0)
+    monkeypatch.setattr(cli_audit, "guard_for", lambda config, index: guard(high))
+    quiet = CliRunner().invoke(app, ["audit", str(q), "--out", str(tmp_path / "quiet")])
+    assert quiet.exit_code == 0 and "drift" not in quiet.stderr
+
+
+def check(*args: str) -> object:
+    return CliRunner().invoke(app, ["calibrate", *args])
+
+
+def test_calibrate_check_prints_the_drift_and_the_figures_and_gates_on_drift(tmp_path: Path, fitted: Calibration) -> None:
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps(fitted.to_dict()))
+    alike = write_audit(tmp_path / "alike", draw(40, 1))
+    shifted = write_audit(tmp_path / "shifted", draw(40, 2, overlap=0.15, labelled=False))
+    ok = check("--check", str(alike), "--calibration", str(cal), "--fail-on-drift")
+    assert ok.exit_code == 0, ok.output
+    lines = ok.stdout.splitlines()
+    assert lines[0] == f"40 answers from 1 audit(s) against {cal} (fitted on 120 records)"
+    assert lines[1].split() == ["signal", "shift", "mean", "fit", "mean", "missing", "outside", "flag"]
+    assert lines[2].startswith("passage_overlap") and "no drift: the 40 answers' signals" in ok.stdout
+    assert "on the 40 answers with a reference (" in ok.stdout and "AUROC for a wrong answer" in ok.stdout
+    drifted = check("--check", str(shifted), "--calibration", str(cal))
+    assert drifted.exit_code == 0 and "calibration drift: the answers' passage_overlap sits" in drifted.stdout
+    row = next(line for line in drifted.stdout.splitlines() if line.startswith("passage_overlap"))
+    assert row.endswith("shift, outside") and "with a reference" not in drifted.stdout  # no references: no figures
+    gated = check("--check", str(shifted), "--calibration", str(cal), "--fail-on-drift", "--json")
+    assert gated.exit_code == 1
+    data = json.loads(gated.stdout)
+    assert data["flagged"] == ["passage_overlap"] and data["performance"] is None and data["answers"] == 40
+    assert data["features"]["passage_overlap"]["shift"] < -1 and data["calibration"] == str(cal)
+    labelled = json.loads(check("--check", str(alike), "--calibration", str(cal), "--json").stdout)["performance"]
+    assert labelled["labelled"] == 40 and 0.5 < labelled["auroc_confidence_wrong"] <= 1.0
+    assert labelled["fitted"]["auroc"] == round(fitted.figures["calibrated"]["auroc"], 6)
+    # A handful says nothing, and fails no gate.
+    few = check("--check", str(write_audit(tmp_path / "few", draw(5, 2, overlap=0.1))), "--calibration", str(cal),
+                "--fail-on-drift")
+    assert few.exit_code == 0 and "only 5 answers: a drift check needs at least 20" in few.stdout
+    # A file from before fit_data: shift only, and the table says so.
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({k: v for k, v in fitted.to_dict().items() if k != "fit_data"}))
+    legacy = check("--check", str(shifted), "--calibration", str(old), "--fail-on-drift")
+    assert legacy.exit_code == 1 and "this file predates the fit data's ranges: shift only" in legacy.stdout
+
+
+def test_calibrate_check_usage_errors_are_one_line_with_exit_2(tmp_path: Path, fitted: Calibration) -> None:
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps(fitted.to_dict()))
+    folder = str(write_audit(tmp_path / "a", draw(30, 1)))
+    for args, said in (
+        ([folder, "--check"], "--check needs --calibration FILE"),
+        ([folder, "--check", "--calibration", str(tmp_path / "none.json")], "is not a file: pass a calibration.json"),
+        ([folder, "--check", "--calibration", str(cal), "--out", "x.json"], "--check fits nothing, so --out does not"),
+        ([folder, "--check", "--calibration", str(cal), "--method", "mean"], "so --method does not apply"),
+        ([folder, "--calibration", str(cal)], "--calibration goes with --check"),
+        ([folder, "--fail-on-drift", "--out", "x.json"], "--fail-on-drift goes with --check"),
+        ([folder], "--out is missing: pass --out calibration.json to fit one, or --check --calibration FILE"),
+        ([str(tmp_path / "nowhere"), "--check", "--calibration", str(cal)], "audit folder"),
+    ):
+        result = check(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"format": "ragguard-calibration/1", "method": "forest"}')
+    refused = check(folder, "--check", "--calibration", str(broken))
+    assert refused.exit_code == 2 and refused.stderr.startswith(f"ragguard: error: --calibration {broken} is refused")
+    shipped = check(folder, "--check", "--calibration", "auto", "--json")  # the file the embedded default ships
+    assert shipped.exit_code == 0 and json.loads(shipped.stdout)["calibration"].endswith("embedded.json")

@@ -49,6 +49,7 @@ from ragguard.apps.audit_io import (
     write_json,
 )
 from ragguard.apps.audit_summary import VERDICTS, diff_audits, recorded_weights, summarize
+from ragguard.apps.calibration_drift import audit_drift
 from ragguard.apps.records import (
     ID_CONTROL,
     BadRecord,
@@ -574,6 +575,8 @@ def _run_audit_unlocked(
     all_records = _ordered(written, questions, invalid)
     compact_results(results_path, written, all_records)
     summary = summarize(all_records)
+    # Whether the calibration's fit data looks like these answers (None: no answer is calibrated).
+    summary["calibration_drift"] = audit_drift(all_records)
     partial = None
     if stopped is not None:
         partial = {"reason": "interrupted" if isinstance(stopped, KeyboardInterrupt) else "error",

@@ -82,6 +82,7 @@ def report_context(records: list[dict[str, Any]], summary: dict[str, Any], run: 
         "gate": _gate(summary.get("gates")),
         "partial": _partial(summary.get("partial")),
         "calibrated": summary.get("calibrated"),
+        "drift": _drift(summary.get("calibration_drift")),
         "cards": _cards(summary),
         "charts": [_bar_chart("verdicts", verdict_counts, COLOURS, ("verdict", "questions")),
                    _bar_chart("agreement", summary.get("agreement_histogram", {}), None, ("agreement", "questions"))],
@@ -192,6 +193,13 @@ def _bar_chart(title: str, data: dict[str, int], colours: dict[str, str] | None 
     count_w = 8 * max((len(str(count)) for count in data.values()), default=1) + 4
     return {"title": title, "width": 104 + width + count_w, "height": len(data) * (bar_h + gap) + 24, "bars": bars,
             "columns": columns, "rows": [(b["label"], b["count"]) for b in bars]}
+
+
+def _drift(drift: Any) -> str | None:
+    """The sentence of ``summary.json``'s ``calibration_drift`` when it flags a signal (else nothing is shown)."""
+    if not isinstance(drift, dict) or not drift.get("flagged") or not isinstance(drift.get("message"), str):
+        return None
+    return drift["message"]
 
 
 def _calibration(cal: dict[str, Any] | None) -> dict[str, Any] | None:

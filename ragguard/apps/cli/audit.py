@@ -77,6 +77,9 @@ def audit(
     if s["reference"]["accuracy"] is not None:
         typer.echo(f"reference accuracy {s['reference']['accuracy']:.0%} over {s['reference']['with_reference']} questions")
     typer.echo(f"report: {result.out / 'report.html'}")
+    drift = s.get("calibration_drift") or {}
+    if drift.get("flagged"):  # the calibrated confidence is extrapolated for these questions: said, not an exit status
+        typer.echo(f"ragguard: warning: {drift['message']}", err=True)
     if result.gate_inherited:  # the folder's gate from an earlier run, checked again: said, not an exit status
         gate = s["gates"]
         typer.echo(f"gate --fail-under {gate['fail_under']} of an earlier run into {out}: "

@@ -16,8 +16,10 @@ from ragguard.apps.cli.common import app, handle_errors
 @app.command()
 @handle_errors
 def calibrate(
-    audit_dirs: list[Path] = typer.Argument(..., help="Folders written by `ragguard audit` with references."),
-    out: Path = typer.Option(..., "--out", help="Where to write calibration.json."),
+    ctx: typer.Context,
+    audit_dirs: list[Path] = typer.Argument(
+        ..., help="Folders written by `ragguard audit`: with references to fit; with or without them for --check."),
+    out: Path | None = typer.Option(None, "--out", help="Where to write calibration.json (needed to fit)."),
     method: str = typer.Option(
         "logistic", "--method",
         help="'logistic' (default), 'isotonic', or 'mean' (equal weights: for a few dozen right answers)."),
@@ -31,8 +33,16 @@ def calibrate(
         False, "--mixed-setups",
         help="Fit audits of different setups (model, samples, prompt, ...) together; refused without it."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object."),
+    check: bool = typer.Option(
+        False, "--check",
+        help="Fit nothing: compare the audits' answers with the data --calibration was fitted on (drift), and "
+             "show what it achieves on those with a reference."),
+    calibration_file: str | None = typer.Option(
+        None, "--calibration",
+        help="With --check: the calibration.json to check ('auto': the file the embedded default ships)."),
+    fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="With --check: exit 1 when drift is flagged."),
 ) -> None:
-    """Fit the probability that the voted answer is right, for the model the audits ran."""
+    """Fit the probability that the voted answer is right, for the model the audits ran (or --check a fitted one)."""
     from ragguard.apps.calibrate import (
         against_direction,
         describe_mixed_setups,
@@ -42,6 +52,15 @@ def calibrate(
     )
     from ragguard.errors import UsageError
 
+    if check:
+        _check_drift(ctx, audit_dirs, calibration_file, fail_on_drift, as_json)
+        return
+    for name, flag in (("calibration_file", "--calibration"), ("fail_on_drift", "--fail-on-drift")):
+        if _given(ctx, name):
+            raise UsageError(f"{flag} goes with --check: add --check to check a calibration, or drop {flag} to fit one")
+    if out is None:
+        raise UsageError("--out is missing: pass --out calibration.json to fit one, or --check --calibration FILE to "
+                         "check a fitted one")
     _check_out(out)  # before the fit: a bad path is refused at once, not after a minute of fitting
     records = read_labelled(audit_dirs)
     refusal = mixed_setups_refusal(records)
@@ -83,6 +102,46 @@ def calibrate(
                    "best above", err=True)
     # A relative path in a config is read from the config file's folder: the absolute one works from anywhere.
     typer.echo(f"wrote {out}: set consistency.calibration: {out.resolve()} in your config", err=True)
+
+
+# The options that shape a fit: --check fits nothing, so it refuses them rather than ignore them.
+_FIT_OPTIONS = {"out": "--out", "method": "--method", "folds": "--folds", "target_precision": "--target-precision",
+                "signals": "--signals", "mixed": "--mixed-setups"}
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)  # by name: typer may bring its own copy of click's enum
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _check_drift(ctx: typer.Context, audit_dirs: list[Path], calibration_file: str | None, fail_on_drift: bool,
+                 as_json: bool) -> None:
+    """``ragguard calibrate --check``: print the drift table (and the figures on answers with a reference)."""
+    from ragguard.apps.calibration_drift import check_calibration, format_check
+    from ragguard.apps.calibration_io import EMBEDDED_CALIBRATION, load_calibration
+    from ragguard.errors import ConfigError, UsageError
+
+    given = [flag for name, flag in _FIT_OPTIONS.items() if _given(ctx, name)]
+    if given:
+        raise UsageError(f"--check fits nothing, so {', '.join(given)} does not apply: drop it, or drop --check to fit")
+    if not calibration_file:
+        raise UsageError("--check needs --calibration FILE: the calibration.json to check (auto: the shipped one)")
+    path = EMBEDDED_CALIBRATION if calibration_file.strip().lower() == "auto" else Path(calibration_file).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--calibration {path} is not a file: pass a calibration.json written by `ragguard calibrate` "
+                         "(or auto for the shipped one)")
+    try:
+        calibration = load_calibration(path)
+    except ConfigError as exc:  # its message names the config key: here it is the option
+        raise UsageError(str(exc).replace("consistency.calibration: ", "--calibration ", 1)) from None
+    result = check_calibration(audit_dirs, calibration)
+    if as_json:
+        typer.echo(json_line(result))
+    else:
+        typer.echo(format_check(result))
+    if fail_on_drift and result["flagged"]:
+        raise typer.Exit(1)
 
 
 def _check_out(out: Path) -> None:
