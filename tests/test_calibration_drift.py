@@ -8,6 +8,7 @@ import json
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import WordEmbedder
@@ -203,7 +204,7 @@ def test_the_audit_command_warns_of_drift_on_stderr_and_still_exits_0(tmp_path: 
     assert quiet.exit_code == 0 and "drift" not in quiet.stderr
 
 
-def check(*args: str) -> object:
+def check(*args: str) -> Any:
     return CliRunner().invoke(app, ["calibrate", *args])
 
 
@@ -265,3 +266,24 @@ def test_calibrate_check_usage_errors_are_one_line_with_exit_2(tmp_path: Path, f
     assert refused.exit_code == 2 and refused.stderr.startswith(f"ragguard: error: --calibration {broken} is refused")
     shipped = check(folder, "--check", "--calibration", "auto", "--json")  # the file the embedded default ships
     assert shipped.exit_code == 0 and json.loads(shipped.stdout)["calibration"].endswith("embedded.json")
+
+
+def test_the_thresholds_at_their_edges() -> None:
+    def cal(scale: float, missing: float = 0.0) -> Calibration:
+        return Calibration("mean", ("agreement",), (0.6,), (0.6,), (scale,), (1.0,), 0.0, fit_data={
+            "p05": (0.2,), "p95": (0.8,), "below": (0.05,), "above": (0.05,), "missing": (missing,)})
+
+    def answers(high: int, n: int = 20) -> list[dict]:
+        return [record(1.0 if i < high else 0.6, True, i) for i in range(n)]
+
+    wide = cal(10.0)  # a scale so wide that no shift counts: the range alone
+    assert calibration_drift(wide, answers(5)).flagged == []  # 25 % outside, 10 % in the fit: 15 points, not more
+    assert calibration_drift(wide, answers(6)).features[0].reasons == ("outside",)
+    # A shift of exactly one scale is not beyond it.
+    assert calibration_drift(cal(0.4), answers(20)).features[0].shift == pytest.approx(1.0)
+    assert calibration_drift(cal(0.4), answers(20)).features[0].reasons == ("outside",)
+    assert calibration_drift(cal(0.39), answers(20)).features[0].reasons == ("shift", "outside")
+    # Missing: 20 points above the fit's share is not more than 20.
+    bare = [{**r, "agreement": None} for r in answers(0)]
+    assert calibration_drift(cal(10.0, missing=0.8), bare).flagged == []
+    assert calibration_drift(cal(10.0, missing=0.75), bare).features[0].reasons == ("missing",)

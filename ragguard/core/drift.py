@@ -10,8 +10,8 @@ signal by signal, from what the file records:
 * **shift**: the answers' mean minus the fit data's mean, in units of the fit
   data's standard deviation (``means`` and ``scales`` of the file; missing
   values count as the fit's median in both, as the calibration reads them).
-  Flagged beyond :data:`MAX_SHIFT` (1 scale): the answers' average sits where
-  about a sixth of the fit data lay, or fewer, for a bell-shaped signal.
+  Flagged beyond :data:`MAX_SHIFT` (1 scale): for a bell-shaped signal, no more
+  than about a sixth of the fit data lay beyond the answers' average.
 * **outside** (files that record ``fit_data``; older files are checked by
   shift alone): the share of the answers' values below the fit data's 5th
   percentile or above its 95th, against the share of the fit data itself there
@@ -49,6 +49,8 @@ OUTSIDE_EXCESS = 0.15
 MISSING_EXCESS = 0.2
 # A fitted weight below this moves no probability (a constant signal gets about 1e-17 of either sign).
 _WEIGHTLESS = 1e-6
+# Shares are ratios of counts: 5 of 20 less 0.1 must not pass a 0.15 limit by a rounding error.
+_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -137,22 +139,21 @@ class Drift:
     def flagged(self) -> list[str]:
         return [f.name for f in self.features if f.flagged] if self.enough else []
 
-    def message(self, source: str = "") -> str:
+    def message(self) -> str:
         """One line: too few answers, drift and what to do, or none found."""
-        named = f" ({source})" if source else ""
         if not self.enough:
             return (f"only {self.answers} answer{'s' if self.answers != 1 else ''}: a drift check needs at least "
                     f"{self.min_records} (the mean of a handful moves by a scale by chance), so it says nothing here")
         if not self.flagged:
             scope = "shift" if not self.ranges_known else "shift, range or missing signals"
-            return (f"no drift: the {self.answers} answers' signals lie near the data the calibration{named} was "
-                    f"fitted on ({scope} checked)")
+            return (f"no drift: the {self.answers} answers' signals lie near the data the calibration was fitted on "
+                    f"({scope} checked)")
         flagged = [f for f in self.features if f.flagged]
         said = "; ".join(f.sentence() for f in flagged)
         beyond = any({"shift", "outside"} & set(f.reasons) for f in flagged)
         why = ("the calibrated probabilities are extrapolated here" if beyond else
                "an answer without a signal gets the fit's median for it, so its probability ignores that signal")
-        return (f"calibration drift: {said}{named}: {why}; refit with `ragguard calibrate` on a labelled audit of your "
+        return (f"calibration drift: {said}: {why}; refit with `ragguard calibrate` on a labelled audit of your "
                 "own questions")
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,12 +203,12 @@ def calibration_drift(calibration: Calibration, records: Iterable[Mapping[str, A
         weighted = abs(calibration.coef[i]) > _WEIGHTLESS
         reasons: list[str] = []
         if weighted:
-            if abs(shift) > MAX_SHIFT:
+            if abs(shift) > MAX_SHIFT + _EPS:
                 reasons.append("shift")
             if below is not None and above is not None and fit_below is not None and fit_above is not None \
-                    and (below + above) - (fit_below + fit_above) > OUTSIDE_EXCESS:
+                    and (below + above) - (fit_below + fit_above) > OUTSIDE_EXCESS + _EPS:
                 reasons.append("outside")
-            if fit_missing is not None and missing - fit_missing > MISSING_EXCESS:
+            if fit_missing is not None and missing - fit_missing > MISSING_EXCESS + _EPS:
                 reasons.append("missing")
         out.append(FeatureDrift(
             name=name, shift=shift, mean=answers_mean, fit_mean=mean, scale=scale,
