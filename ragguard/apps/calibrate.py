@@ -47,7 +47,7 @@ from ragguard.errors import UsageError
 
 log = logging.getLogger("ragguard.calibrate")
 
-__all__ = ["MIN_RECORDS", "MIN_PER_CLASS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "fit_data", "figures",
+__all__ = ["MIN_RECORDS", "MIN_PER_CLASS", "METHODS", "RISK_DIRECTION", "read_labelled", "fit_calibration", "fit_data", "results_file", "content_key", "figures",
            "ranking", "auroc_interval", "threshold_for", "against_direction", "mixed_setups", "mixed_setups_refusal", "describe_mixed_setups"]
 
 MIN_RECORDS = 30
@@ -100,11 +100,7 @@ def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
     if twice:
         log.warning("%s is named more than once: its records count once", ", ".join(twice))
     for folder in folders:
-        path = Path(folder) / "results.jsonl"
-        if not Path(folder).is_dir():
-            raise UsageError(f"audit folder {str(folder)!r} does not exist: pass folders written by `ragguard audit`")
-        if not path.is_file():
-            raise UsageError(f"{folder} holds no results.jsonl: pass folders written by `ragguard audit`")
+        path = results_file(folder)
         info = read_json(Path(folder) / "audit.json") or {}
         settings = info.get("settings") if isinstance(info.get("settings"), dict) else None
         if settings is not None:
@@ -112,13 +108,23 @@ def read_labelled(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
         for record in read_results(path, repair=False):  # a torn last line is left out; any other bad line named
             if record.get("status", "ok") == "ok" and record.get("reference_match"):
                 records[(str(Path(folder).resolve()), str(record.get("id")))] = {**record, SETTINGS_KEY: settings}
-    unique = {_content_key(r): r for r in records.values()}
+    unique = {content_key(r): r for r in records.values()}
     if len(unique) < len(records):
         log.warning("%d record(s) appear in more than one audit folder and count once", len(records) - len(unique))
     return [unique[key] for key in sorted(unique)]
 
 
-def _content_key(record: dict[str, Any]) -> str:
+def results_file(folder: str | Path) -> Path:
+    """An audit folder's ``results.jsonl``; a folder that is not an audit is refused (:class:`UsageError`)."""
+    path = Path(folder) / "results.jsonl"
+    if not Path(folder).is_dir():
+        raise UsageError(f"audit folder {str(folder)!r} does not exist: pass folders written by `ragguard audit`")
+    if not path.is_file():
+        raise UsageError(f"{folder} holds no results.jsonl: pass folders written by `ragguard audit`")
+    return path
+
+
+def content_key(record: dict[str, Any]) -> str:
     """What makes a record the same evidence: everything but where and when it was written."""
     return json.dumps({k: v for k, v in record.items() if k not in ("id", "line", "tags", "timings", SETTINGS_KEY)},
                       sort_keys=True, ensure_ascii=False)

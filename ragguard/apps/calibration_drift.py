@@ -16,10 +16,11 @@ from typing import Any
 
 from ragguard.apps.audit_io import latest_per_id, read_results
 from ragguard.apps.audit_summary import given
+from ragguard.apps.calibrate import content_key, results_file
 from ragguard.core.calibration import Calibration
 from ragguard.core.drift import MAX_SHIFT, MISSING_EXCESS, OUTSIDE_EXCESS, calibrated_probability, calibration_drift
 from ragguard.core.metrics import auroc, brier_score, ece_by_chance, expected_calibration_error
-from ragguard.errors import ConfigError, UsageError
+from ragguard.errors import ConfigError
 
 __all__ = ["audit_drift", "check_calibration", "format_check", "read_answers"]
 
@@ -63,16 +64,9 @@ def read_answers(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
     """
     seen: dict[str, dict[str, Any]] = {}
     for folder in folders:
-        path = Path(folder) / "results.jsonl"
-        if not Path(folder).is_dir():
-            raise UsageError(f"audit folder {str(folder)!r} does not exist: pass folders written by `ragguard audit`")
-        if not path.is_file():
-            raise UsageError(f"{folder} holds no results.jsonl: pass folders written by `ragguard audit`")
-        for record in latest_per_id(read_results(path, repair=False)).values():
+        for record in latest_per_id(read_results(results_file(folder), repair=False)).values():
             if record.get("status", "ok") == "ok":
-                key = json.dumps({k: v for k, v in record.items() if k not in ("id", "line", "tags", "timings")},
-                                 sort_keys=True, ensure_ascii=False)
-                seen[key] = record
+                seen[content_key(record)] = record
     return [seen[key] for key in sorted(seen)]
 
 
